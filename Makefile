@@ -1,0 +1,50 @@
+# The two commands of the README:
+#   make demo   install what is missing, build, train the example Fashion-MNIST job
+#   make test   install what is missing, build, run every test
+#
+# Everything comes from Debian 12 packages; nothing is downloaded at build time.
+
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc)
+
+# Build and test dependencies (see README "Dependencies" for what each is for).
+DEB_PACKAGES := cmake ninja-build ccache g++ pkg-config \
+  libtorch-dev libopenblas0-openmp libgloo-dev \
+  libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc \
+  libabsl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev zlib1g-dev \
+  libgtest-dev libgmock-dev dataset-fashion-mnist
+
+.PHONY: all deps build demo test clean bench
+
+all: build
+
+# Installs only the packages that are missing (dpkg-query is fast; apt-get is not).
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing missing packages:" $$missing; \
+	  if [ "$$(id -u)" != 0 ]; then echo "run as root, or install them: apt-get install" $$missing; exit 1; fi; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(BUILD_DIR)/build.ninja:
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+demo: build
+	./$(BUILD_DIR)/worker/trainer-worker --spec examples/fashion-mnist-cnn.yaml
+	@echo
+	@echo "Evaluation (runs/fashion-mnist-cnn/all_results.json):"
+	@cat runs/fashion-mnist-cnn/all_results.json
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	./$(BUILD_DIR)/bench/trainer_bench
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,22 @@
+// Crash-safe file writes: write a temporary file beside the target, fsync it, rename it
+// over the target, fsync the folder. A reader sees the old file or the new one, never a
+// torn mix, even after a power cut or kill -9.
+#ifndef TRAINERD_COMMON_ATOMIC_FILE_H_
+#define TRAINERD_COMMON_ATOMIC_FILE_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace trainerd {
+
+// Replaces `path` with `contents` atomically and durably.
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents);
+
+// fsyncs a file or folder.
+absl::Status SyncPath(const std::string& path);
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_COMMON_ATOMIC_FILE_H_

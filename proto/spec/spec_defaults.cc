@@ -1,0 +1,97 @@
+#include "proto/spec/spec_defaults.h"
+
+#include <cstdlib>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace trainerd {
+
+void ApplyDefaults(trainer::v1::JobSpec* spec) {
+  auto* a = spec->mutable_training_args();
+  if (!a->has_output_dir()) a->set_output_dir("trainer_output");
+  if (!a->has_overwrite_output_dir()) a->set_overwrite_output_dir(false);
+  if (!a->has_do_train()) a->set_do_train(true);
+  if (!a->has_do_predict()) a->set_do_predict(false);
+  if (!a->has_run_name()) a->set_run_name(a->output_dir());
+  if (!a->has_num_train_epochs()) a->set_num_train_epochs(3.0);
+  if (!a->has_max_steps()) a->set_max_steps(-1);
+  if (!a->has_per_device_train_batch_size()) a->set_per_device_train_batch_size(8);
+  if (!a->has_per_device_eval_batch_size()) a->set_per_device_eval_batch_size(8);
+  if (!a->has_gradient_accumulation_steps()) a->set_gradient_accumulation_steps(1);
+  if (!a->has_learning_rate()) a->set_learning_rate(5e-5);
+  if (!a->has_weight_decay()) a->set_weight_decay(0.0);
+  if (!a->has_adam_beta1()) a->set_adam_beta1(0.9);
+  if (!a->has_adam_beta2()) a->set_adam_beta2(0.999);
+  if (!a->has_adam_epsilon()) a->set_adam_epsilon(1e-8);
+  if (!a->has_max_grad_norm()) a->set_max_grad_norm(1.0);
+  if (!a->has_optim()) a->set_optim("adamw_torch");
+  if (!a->has_optim_args()) a->set_optim_args("");
+  if (!a->has_lr_scheduler_type()) a->set_lr_scheduler_type("linear");
+  if (!a->has_warmup_steps()) a->set_warmup_steps(0);
+  if (!a->has_warmup_ratio()) a->set_warmup_ratio(0.0);
+  if (!a->has_eval_strategy()) a->set_eval_strategy("no");
+  if (!a->has_logging_strategy()) a->set_logging_strategy("steps");
+  if (!a->has_logging_steps()) a->set_logging_steps(500);
+  // As in HF: eval_steps defaults to logging_steps.
+  if (!a->has_eval_steps()) a->set_eval_steps(a->logging_steps());
+  if (!a->has_eval_on_start()) a->set_eval_on_start(false);
+  if (!a->has_logging_first_step()) a->set_logging_first_step(false);
+  if (!a->has_log_level()) a->set_log_level("info");
+  if (!a->has_seed()) a->set_seed(42);
+  if (!a->has_data_seed()) a->set_data_seed(a->seed());
+  if (!a->has_dataloader_drop_last()) a->set_dataloader_drop_last(false);
+  if (!a->has_dataloader_num_workers()) a->set_dataloader_num_workers(0);
+  if (!a->has_label_smoothing_factor()) a->set_label_smoothing_factor(0.0);
+  if (!a->has_bf16()) a->set_bf16(false);
+  if (!a->has_torch_num_threads()) a->set_torch_num_threads(0);
+
+  auto* data = spec->mutable_data();
+  if (data->task().empty()) data->set_task("classification");
+  const bool has_eval_data = !data->eval().path().empty() || data->eval_split() > 0;
+  // HF: do_eval is true when an evaluation strategy is set; here also when eval data exists.
+  if (!a->has_do_eval()) a->set_do_eval(a->eval_strategy() != "no" || has_eval_data);
+
+  auto* model = spec->mutable_model();
+  if (model->activation().empty()) model->set_activation("relu");
+  if (model->type() == "mlp" && model->hidden_sizes().empty()) model->add_hidden_sizes(256);
+  if (model->type() == "cnn") {
+    if (model->conv_channels().empty()) {
+      model->add_conv_channels(32);
+      model->add_conv_channels(64);
+    }
+    if (model->hidden_sizes().empty()) model->add_hidden_sizes(128);
+  }
+
+  auto* loss = spec->mutable_loss();
+  if (loss->type().empty()) {
+    loss->set_type(data->task() == "regression" ? "mse" : "cross_entropy");
+  }
+}
+
+absl::StatusOr<std::map<std::string, double>> ParseOptimArgs(const std::string& text) {
+  std::map<std::string, double> out;
+  for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    std::vector<std::string> kv = absl::StrSplit(item, absl::MaxSplits('=', 1));
+    std::string key(absl::StripAsciiWhitespace(kv[0]));
+    if (kv.size() != 2 || key.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("\"", absl::StripAsciiWhitespace(item), "\" is not key=value"));
+    }
+    std::string value = absl::AsciiStrToLower(absl::StripAsciiWhitespace(kv[1]));
+    double v;
+    if (value == "true") {
+      v = 1;
+    } else if (value == "false") {
+      v = 0;
+    } else if (!absl::SimpleAtod(value, &v)) {
+      return absl::InvalidArgumentError(absl::StrCat(key, "=", value, " is not a number"));
+    }
+    out[key] = v;
+  }
+  return out;
+}
+
+}  // namespace trainerd

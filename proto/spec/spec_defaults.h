@@ -1,0 +1,24 @@
+// Hugging Face's TrainingArguments defaults, applied to a parsed spec.
+#ifndef TRAINERD_PROTO_SPEC_SPEC_DEFAULTS_H_
+#define TRAINERD_PROTO_SPEC_SPEC_DEFAULTS_H_
+
+#include <map>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "trainer/v1/job_spec.pb.h"
+
+namespace trainerd {
+
+// Fills every field the user left unset with HF's default (learning_rate 5e-5,
+// num_train_epochs 3, max_grad_norm 1.0, ...), so that the stored spec says exactly what
+// ran. Fields the user set are never changed. Idempotent.
+void ApplyDefaults(trainer::v1::JobSpec* spec);
+
+// Parses HF's `optim_args` string, "key=value, key=value", into numbers; true/false are
+// read as 1/0. Returns INVALID_ARGUMENT naming the bad entry.
+absl::StatusOr<std::map<std::string, double>> ParseOptimArgs(const std::string& text);
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_PROTO_SPEC_SPEC_DEFAULTS_H_

@@ -1,0 +1,188 @@
+// Spec parsing, defaults and validation: every problem reported, each naming its field.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/match.h"
+#include "proto/spec/spec_defaults.h"
+#include "proto/spec/spec_loader.h"
+#include "proto/spec/spec_validator.h"
+
+namespace trainerd {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A valid spec (model and training data filled in) plus `extra_yaml`, with defaults.
+trainer::v1::JobSpec Valid(const std::string& extra_yaml = "") {
+  auto spec = ParseJobSpec(extra_yaml);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  spec->mutable_model()->set_type("mlp");
+  spec->mutable_data()->mutable_train()->set_path("/etc/hostname");
+  spec->mutable_data()->mutable_train()->set_format("csv");
+  ApplyDefaults(&*spec);
+  return *spec;
+}
+
+TEST(SpecLoader, ParsesYamlWithHfNames) {
+  auto spec = ParseJobSpec(R"(
+training_args:
+  learning_rate: 1e-3
+  num_train_epochs: 0.5
+  per_device_train_batch_size: 64
+  bf16: yes
+  lr_scheduler_type: cosine
+  lr_scheduler_kwargs: {num_cycles: 0.25}
+model: {type: cnn, conv_channels: [8, 16]}
+metrics: [accuracy, f1]
+)");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_DOUBLE_EQ(spec->training_args().learning_rate(), 1e-3);
+  EXPECT_DOUBLE_EQ(spec->training_args().num_train_epochs(), 0.5);
+  EXPECT_EQ(spec->training_args().per_device_train_batch_size(), 64);
+  EXPECT_TRUE(spec->training_args().bf16());
+  EXPECT_DOUBLE_EQ(
+      spec->training_args().lr_scheduler_kwargs().fields().at("num_cycles").number_value(), 0.25);
+  EXPECT_EQ(spec->model().conv_channels_size(), 2);
+  EXPECT_EQ(spec->metrics(1), "f1");
+}
+
+TEST(SpecLoader, ParsesJson) {
+  auto spec = ParseJobSpec(R"({"training_args": {"max_steps": 10}, "model": {"type": "mlp"}})");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->training_args().max_steps(), 10);
+}
+
+TEST(SpecLoader, ReportsEveryUnknownFieldAndBadTypeWithItsPath) {
+  auto spec = ParseJobSpec(R"(
+training_args:
+  learning_rat: 1e-3
+  max_steps: ten
+  bf16: maybe
+  seed: 1
+  seed: 2
+model: {type: mlp, hidden_sizes: 12}
+colour: blue
+)");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string msg(spec.status().message());
+  EXPECT_THAT(msg, HasSubstr("training_args.learning_rat: unknown field"));
+  EXPECT_THAT(msg, HasSubstr("training_args.max_steps: expected an integer, got \"ten\""));
+  EXPECT_THAT(msg, HasSubstr("training_args.bf16: expected true or false"));
+  EXPECT_THAT(msg, HasSubstr("model.hidden_sizes: expected a list"));
+  EXPECT_THAT(msg, HasSubstr("colour: unknown field"));
+  EXPECT_THAT(msg, HasSubstr("training_args.seed: given more than once"));
+}
+
+TEST(SpecLoader, OverridesApplyBeforeConversion) {
+  auto spec = ParseJobSpec("training_args: {learning_rate: 0.1}\n",
+                           {"training_args.learning_rate=0.5", "model.hidden_sizes=[64, 32]",
+                            "training_args.optim=sgd"});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_DOUBLE_EQ(spec->training_args().learning_rate(), 0.5);
+  EXPECT_EQ(spec->model().hidden_sizes_size(), 2);
+  EXPECT_EQ(spec->training_args().optim(), "sgd");
+  auto bad = ParseJobSpec("", {"training_args.learning_rate"});
+  EXPECT_FALSE(bad.ok());
+  auto typo = ParseJobSpec("", {"training_args.lr=1"});
+  ASSERT_FALSE(typo.ok());
+  EXPECT_THAT(std::string(typo.status().message()), HasSubstr("training_args.lr: unknown field"));
+}
+
+TEST(SpecLoader, RejectsMalformedYaml) {
+  auto spec = ParseJobSpec("training_args: [unclosed\n");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(std::string(spec.status().message()), HasSubstr("not valid YAML"));
+}
+
+TEST(SpecDefaults, HuggingFaceDefaults) {
+  trainer::v1::JobSpec spec = Valid();
+  const auto& a = spec.training_args();
+  EXPECT_DOUBLE_EQ(a.learning_rate(), 5e-5);
+  EXPECT_DOUBLE_EQ(a.num_train_epochs(), 3.0);
+  EXPECT_EQ(a.max_steps(), -1);
+  EXPECT_EQ(a.per_device_train_batch_size(), 8);
+  EXPECT_DOUBLE_EQ(a.max_grad_norm(), 1.0);
+  EXPECT_DOUBLE_EQ(a.adam_beta2(), 0.999);
+  EXPECT_EQ(a.optim(), "adamw_torch");
+  EXPECT_EQ(a.lr_scheduler_type(), "linear");
+  EXPECT_EQ(a.logging_steps(), 500);
+  EXPECT_EQ(a.eval_steps(), a.logging_steps());
+  EXPECT_EQ(a.seed(), 42);
+  EXPECT_EQ(a.data_seed(), 42);
+  EXPECT_EQ(spec.loss().type(), "cross_entropy");
+  // Values the user set are kept, including zero.
+  auto set = ParseJobSpec("training_args: {max_grad_norm: 0, seed: 7}");
+  ApplyDefaults(&*set);
+  EXPECT_DOUBLE_EQ(set->training_args().max_grad_norm(), 0.0);
+  EXPECT_EQ(set->training_args().data_seed(), 7);
+}
+
+TEST(SpecValidator, ValidSpecHasNoProblems) {
+  EXPECT_TRUE(FindSpecProblems(Valid()).empty()) << ValidateJobSpec(Valid());
+}
+
+TEST(SpecValidator, ListsEveryProblemByField) {
+  trainer::v1::JobSpec spec = Valid(R"(
+training_args:
+  learning_rate: -1
+  per_device_train_batch_size: 0
+  optim: adam_typo
+  lr_scheduler_type: cosine
+  lr_scheduler_kwargs: {power: 2}
+  eval_strategy: steps
+  label_smoothing_factor: 1.5
+)");
+  spec.mutable_data()->mutable_train()->set_path("/no/such/file.csv");
+  spec.mutable_model()->set_dropout(2);
+  spec.add_metrics("bleu");
+  const absl::Status s = ValidateJobSpec(spec);
+  ASSERT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  const std::string msg(s.message());
+  EXPECT_THAT(msg, HasSubstr("training_args.learning_rate: must be > 0"));
+  EXPECT_THAT(msg, HasSubstr("training_args.per_device_train_batch_size: must be >= 1"));
+  EXPECT_THAT(msg, HasSubstr("training_args.optim: \"adam_typo\" is not supported"));
+  EXPECT_THAT(msg, HasSubstr("training_args.lr_scheduler_kwargs.power: not an argument of cosine"));
+  EXPECT_THAT(msg, HasSubstr("training_args.eval_strategy: evaluation needs data.eval"));
+  EXPECT_THAT(msg, HasSubstr("training_args.label_smoothing_factor: must be in [0, 1)"));
+  EXPECT_THAT(msg, HasSubstr("data.train.path: no such file"));
+  EXPECT_THAT(msg, HasSubstr("model.dropout: must be in [0, 1)"));
+  EXPECT_THAT(msg, HasSubstr("metrics[0]: \"bleu\" is not supported"));
+  EXPECT_GE(FindSpecProblems(spec).size(), 9u);
+}
+
+TEST(SpecValidator, ChecksOptimArgsAndScheduleRequirements) {
+  auto problems = FindSpecProblems(Valid(R"(
+training_args:
+  optim: sgd
+  optim_args: "momentum=0.9, betas=3"
+  lr_scheduler_type: warmup_stable_decay
+)"));
+  std::string all;
+  for (const auto& p : problems) all += p + "\n";
+  EXPECT_THAT(all, HasSubstr("training_args.optim_args: \"betas\" is not an argument of sgd"));
+  EXPECT_THAT(all, HasSubstr("training_args.lr_scheduler_kwargs.num_decay_steps: required"));
+  auto plateau = FindSpecProblems(Valid("training_args: {lr_scheduler_type: reduce_lr_on_plateau}"));
+  ASSERT_FALSE(plateau.empty());
+  EXPECT_THAT(plateau[0], HasSubstr("reduce_lr_on_plateau needs an evaluation strategy"));
+}
+
+TEST(SpecValidator, EvalStepsRatio) {
+  auto ok = Valid("training_args: {eval_strategy: steps, eval_steps: 0.25}\ndata: {eval_split: 0.1}");
+  EXPECT_TRUE(FindSpecProblems(ok).empty()) << ValidateJobSpec(ok);
+  auto bad = Valid("training_args: {eval_strategy: steps, eval_steps: 2.5}\ndata: {eval_split: 0.1}");
+  EXPECT_THAT(std::string(ValidateJobSpec(bad).message()),
+              HasSubstr("training_args.eval_steps: must be an integer, or a ratio < 1"));
+}
+
+TEST(OptimArgs, Parses) {
+  auto args = ParseOptimArgs("momentum=0.9, nesterov=true");
+  ASSERT_TRUE(args.ok());
+  EXPECT_DOUBLE_EQ(args->at("momentum"), 0.9);
+  EXPECT_DOUBLE_EQ(args->at("nesterov"), 1.0);
+  EXPECT_FALSE(ParseOptimArgs("momentum").ok());
+  EXPECT_FALSE(ParseOptimArgs("momentum=fast").ok());
+}
+
+}  // namespace
+}  // namespace trainerd

@@ -1,0 +1,56 @@
+// Helpers shared by the tests: temporary folders, locating built binaries and data.
+#ifndef TRAINERD_TESTS_TEST_UTIL_H_
+#define TRAINERD_TESTS_TEST_UTIL_H_
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace trainerd::testing {
+
+// A fresh folder under the system temp dir, removed when the object goes away.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "trainerd-test-XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline std::string BuildDir() {
+  const char* d = std::getenv("TRAINERD_BUILD_DIR");
+  return d ? d : "build";
+}
+
+inline std::string SourceDir() {
+  const char* d = std::getenv("TRAINERD_SOURCE_DIR");
+  return d ? d : ".";
+}
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+inline void WriteFile(const std::string& path, const std::string& contents) {
+  std::ofstream(path) << contents;
+}
+
+constexpr char kFashionDir[] = "/usr/share/datasets/fashion-mnist";
+
+}  // namespace trainerd::testing
+
+#endif  // TRAINERD_TESTS_TEST_UTIL_H_

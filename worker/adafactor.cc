@@ -1,0 +1,89 @@
+#include "worker/adafactor.h"
+
+#include <cmath>
+
+#include <torch/torch.h>
+
+namespace trainerd {
+namespace {
+
+torch::Tensor Rms(const torch::Tensor& t) {
+  return t.norm(2) / std::sqrt(static_cast<double>(t.numel()));
+}
+
+// Rank-1 reconstruction of 1/sqrt(E[g^2]) from row and column averages.
+torch::Tensor ApproxSqGrad(const torch::Tensor& row, const torch::Tensor& col) {
+  torch::Tensor r = (row / row.mean(-1, /*keepdim=*/true)).rsqrt_().unsqueeze(-1);
+  torch::Tensor c = col.unsqueeze(-2).rsqrt();
+  return r * c;
+}
+
+}  // namespace
+
+torch::Tensor Adafactor::step(LossClosure closure) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor loss;
+  if (closure) {
+    at::AutoGradMode enable_grad(true);
+    loss = closure();
+  }
+  for (auto& group : param_groups()) {
+    auto& o = static_cast<AdafactorOptions&>(group.options());
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      torch::Tensor grad = p.grad().to(torch::kFloat);
+      const bool factored = grad.dim() >= 2;
+      auto key = c10::guts::to_string(p.unsafeGetTensorImpl());
+      auto it = state_.find(key);
+      if (it == state_.end()) {
+        auto s = std::make_unique<AdafactorParamState>();
+        if (o.beta1() > 0) s->exp_avg(torch::zeros_like(grad));
+        if (factored) {
+          auto sizes = grad.sizes().vec();
+          auto row = sizes;
+          row.pop_back();
+          auto col = sizes;
+          col.erase(col.end() - 2);
+          s->exp_avg_sq_row(torch::zeros(row, grad.options()));
+          s->exp_avg_sq_col(torch::zeros(col, grad.options()));
+        } else {
+          s->exp_avg_sq(torch::zeros_like(grad));
+        }
+        it = state_.emplace(key, std::move(s)).first;
+      }
+      auto& s = static_cast<AdafactorParamState&>(*it->second);
+      s.step(s.step() + 1);
+      torch::Tensor param = p.to(torch::kFloat);
+
+      double lr = o.lr();
+      if (o.relative_step()) {
+        const double min_step = o.warmup_init() ? 1e-6 * s.step() : 1e-2;
+        lr = std::min(min_step, 1.0 / std::sqrt(static_cast<double>(s.step())));
+      }
+      if (o.scale_parameter()) lr *= std::max(o.eps2(), Rms(param).item<double>());
+
+      const double beta2t = 1.0 - std::pow(static_cast<double>(s.step()), o.decay_rate());
+      torch::Tensor update = grad.square() + o.eps1();
+      if (factored) {
+        s.exp_avg_sq_row().mul_(beta2t).add_(update.mean(-1), 1.0 - beta2t);
+        s.exp_avg_sq_col().mul_(beta2t).add_(update.mean(-2), 1.0 - beta2t);
+        update = ApproxSqGrad(s.exp_avg_sq_row(), s.exp_avg_sq_col()).mul_(grad);
+      } else {
+        s.exp_avg_sq().mul_(beta2t).add_(update, 1.0 - beta2t);
+        update = s.exp_avg_sq().rsqrt().mul_(grad);
+      }
+      update.div_((Rms(update) / o.clip_threshold()).clamp_(1.0));
+      update.mul_(lr);
+      if (o.beta1() > 0) {
+        s.exp_avg().mul_(o.beta1()).add_(update, 1.0 - o.beta1());
+        update = s.exp_avg();
+      }
+      if (o.weight_decay() != 0) param.add_(param, -o.weight_decay() * lr);
+      param.add_(-update);
+      if (p.scalar_type() != torch::kFloat) p.copy_(param);
+    }
+  }
+  return loss;
+}
+
+}  // namespace trainerd

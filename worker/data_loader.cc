@@ -1,0 +1,90 @@
+#include "worker/data_loader.h"
+
+#include <torch/torch.h>
+
+namespace trainerd {
+
+DataLoader::DataLoader(const Dataset* dataset, const Normalization* normalization,
+                       DataLoaderOptions options)
+    : dataset_(dataset), normalization_(normalization), options_(options) {}
+
+DataLoader::~DataLoader() { StopWorkers(); }
+
+int64_t DataLoader::num_batches() const {
+  const int64_t n = dataset_->size(), b = options_.batch_size;
+  return options_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+void DataLoader::StartEpoch(int64_t epoch, int64_t first_batch) {
+  StopWorkers();
+  if (options_.shuffle) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(options_.seed + static_cast<uint64_t>(epoch));
+    order_ = torch::randperm(dataset_->size(), gen, torch::kLong);
+  } else {
+    order_ = torch::Tensor();
+  }
+  first_batch_ = next_batch_ = first_batch;
+  if (options_.num_workers <= 0) return;
+  stop_ = false;
+  slots_.clear();
+  for (int64_t w = 0; w < options_.num_workers; ++w) slots_.push_back(std::make_unique<Slot>());
+  for (int64_t w = 0; w < options_.num_workers; ++w) {
+    workers_.emplace_back([this, w] { WorkerLoop(w); });
+  }
+}
+
+Batch DataLoader::Collate(int64_t position) const {
+  const int64_t start = position * options_.batch_size;
+  const int64_t end = std::min(start + options_.batch_size, dataset_->size());
+  torch::Tensor indices = order_.defined()
+                              ? order_.slice(0, start, end)
+                              : torch::arange(start, end, torch::kLong);
+  return Batch{normalization_->Apply(dataset_->inputs.index_select(0, indices)),
+               dataset_->labels.index_select(0, indices)};
+}
+
+// Worker w prepares batches first_batch_ + w, + w + N, ... into its own slot, at most
+// prefetch_factor ahead; the consumer reads slot (batch - first_batch_) % N, so the
+// order is kept without a shared queue.
+void DataLoader::WorkerLoop(int64_t worker) {
+  Slot& slot = *slots_[worker];
+  const int64_t n = options_.num_workers;
+  for (int64_t b = first_batch_ + worker; b < num_batches(); b += n) {
+    {
+      std::unique_lock<std::mutex> lock(slot.mu);
+      slot.cv.wait(lock, [&] {
+        return stop_ || static_cast<int64_t>(slot.ready.size()) < options_.prefetch_factor;
+      });
+      if (stop_) return;
+    }
+    Batch batch = Collate(b);
+    std::lock_guard<std::mutex> lock(slot.mu);
+    slot.ready.push_back(std::move(batch));
+    slot.cv.notify_all();
+  }
+}
+
+std::optional<Batch> DataLoader::Next() {
+  if (next_batch_ >= num_batches()) return std::nullopt;
+  const int64_t b = next_batch_++;
+  if (options_.num_workers <= 0) return Collate(b);
+  Slot& slot = *slots_[(b - first_batch_) % options_.num_workers];
+  std::unique_lock<std::mutex> lock(slot.mu);
+  slot.cv.wait(lock, [&] { return !slot.ready.empty(); });
+  Batch batch = std::move(slot.ready.front());
+  slot.ready.pop_front();
+  slot.cv.notify_all();
+  return batch;
+}
+
+void DataLoader::StopWorkers() {
+  stop_ = true;
+  for (auto& slot : slots_) {
+    std::lock_guard<std::mutex> lock(slot->mu);
+    slot->cv.notify_all();
+  }
+  for (auto& t : workers_) t.join();
+  workers_.clear();
+}
+
+}  // namespace trainerd

@@ -1,0 +1,59 @@
+// In-memory labelled datasets and the normalisation applied when batches are collated.
+#ifndef TRAINERD_WORKER_DATASET_H_
+#define TRAINERD_WORKER_DATASET_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace trainerd {
+
+// A whole split held in memory. `inputs` is [N, ...]: uint8 images [N, C, H, W] (as
+// stored on disk, normalised per batch) or float features [N, F]. `labels` is [N] int64
+// class indices (classification) or [N] float targets (regression).
+struct Dataset {
+  torch::Tensor inputs;
+  torch::Tensor labels;
+
+  int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
+  // The examples at `indices` (int64 [K]), in that order.
+  Dataset Subset(const torch::Tensor& indices) const {
+    return Dataset{inputs.index_select(0, indices), labels.index_select(0, indices)};
+  }
+};
+
+// x = (x / scale - mean) / std, with mean and std broadcast over the feature dims.
+struct Normalization {
+  double scale = 1.0;
+  torch::Tensor mean;  // undefined = 0
+  torch::Tensor std;   // undefined = 1
+
+  // Converts a batch of raw inputs to normalised float32.
+  torch::Tensor Apply(const torch::Tensor& raw) const;
+};
+
+// One collated batch.
+struct Batch {
+  torch::Tensor inputs;
+  torch::Tensor labels;
+  int64_t size() const { return labels.size(0); }
+};
+
+// Everything a job trains, evaluates and predicts on.
+struct DatasetBundle {
+  Dataset train;
+  std::optional<Dataset> eval;
+  std::optional<Dataset> test;
+  Normalization normalization;
+  bool regression = false;
+  int64_t num_classes = 0;              // classification only
+  std::vector<std::string> class_names;  // CSV string labels, index = class id
+  std::vector<int64_t> input_shape;      // one example, e.g. {1, 28, 28} or {F}
+};
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_WORKER_DATASET_H_

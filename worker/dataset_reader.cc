@@ -1,0 +1,279 @@
+#include "worker/dataset_reader.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+
+#include <torch/torch.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace trainerd {
+namespace {
+
+// Reads a whole file, transparently gunzipping it (zlib reads plain files as they are).
+absl::StatusOr<std::string> ReadMaybeGzipped(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (f == nullptr) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::string out;
+  char buf[1 << 16];
+  int n;
+  while ((n = gzread(f, buf, sizeof(buf))) > 0) out.append(buf, n);
+  int err = 0;
+  const char* msg = gzerror(f, &err);
+  gzclose(f);
+  if (n < 0 || (err != Z_OK && err != Z_STREAM_END)) {
+    return absl::DataLossError(absl::StrCat(path, ": ", msg));
+  }
+  return out;
+}
+
+uint32_t BigEndian32(const std::string& s, size_t offset) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data() + offset);
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+
+std::vector<std::string> SplitRow(const std::string& line, char delimiter) {
+  std::vector<std::string> cells;
+  std::string cell;
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        cell += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        cell += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == delimiter) {
+      cells.push_back(std::string(absl::StripAsciiWhitespace(cell)));
+      cell.clear();
+    } else if (c != '\r') {
+      cell += c;
+    }
+  }
+  cells.push_back(std::string(absl::StripAsciiWhitespace(cell)));
+  return cells;
+}
+
+std::string FormatOf(const trainer::v1::DatasetSource& s) {
+  if (!s.format().empty()) return s.format();
+  if (absl::StrContains(s.path(), ".tsv")) return "tsv";
+  if (absl::StrContains(s.path(), ".csv")) return "csv";
+  return "idx";
+}
+
+absl::StatusOr<Dataset> ReadSource(const trainer::v1::DatasetSource& s, bool regression,
+                                   std::map<std::string, int64_t>* label_to_id) {
+  const std::string format = FormatOf(s);
+  if (format == "idx") return ReadIdxDataset(s.path(), s.labels_path(), s.limit());
+  return ReadTableDataset(s, format == "tsv" ? '\t' : ',', regression, label_to_id);
+}
+
+}  // namespace
+
+absl::StatusOr<Dataset> ReadIdxDataset(const std::string& images_path,
+                                       const std::string& labels_path, int64_t limit) {
+  auto images = ReadMaybeGzipped(images_path);
+  if (!images.ok()) return images.status();
+  auto labels = ReadMaybeGzipped(labels_path);
+  if (!labels.ok()) return labels.status();
+  if (images->size() < 16 || BigEndian32(*images, 0) != 2051) {
+    return absl::InvalidArgumentError(absl::StrCat(images_path, ": not an IDX images file"));
+  }
+  if (labels->size() < 8 || BigEndian32(*labels, 0) != 2049) {
+    return absl::InvalidArgumentError(absl::StrCat(labels_path, ": not an IDX labels file"));
+  }
+  int64_t n = BigEndian32(*images, 4);
+  const int64_t rows = BigEndian32(*images, 8), cols = BigEndian32(*images, 12);
+  if (static_cast<int64_t>(BigEndian32(*labels, 4)) != n) {
+    return absl::InvalidArgumentError(absl::StrCat(labels_path, ": has ", BigEndian32(*labels, 4),
+                                                   " labels for ", n, " images"));
+  }
+  if (images->size() != 16 + static_cast<size_t>(n * rows * cols) ||
+      labels->size() != 8 + static_cast<size_t>(n)) {
+    return absl::DataLossError(absl::StrCat(images_path, ": truncated"));
+  }
+  if (limit > 0) n = std::min(n, limit);
+  Dataset d;
+  d.inputs = torch::from_blob(images->data() + 16, {n, 1, rows, cols}, torch::kUInt8).clone();
+  d.labels = torch::from_blob(labels->data() + 8, {n}, torch::kUInt8).to(torch::kLong);
+  return d;
+}
+
+absl::StatusOr<Dataset> ReadTableDataset(const trainer::v1::DatasetSource& s, char delimiter,
+                                         bool regression,
+                                         std::map<std::string, int64_t>* label_to_id) {
+  std::ifstream in(s.path());
+  if (!in) return absl::NotFoundError(absl::StrCat(s.path(), ": cannot open"));
+  std::string line;
+  if (!std::getline(in, line)) return absl::InvalidArgumentError(absl::StrCat(s.path(), ": empty"));
+  const std::vector<std::string> header = SplitRow(line, delimiter);
+  const std::string label_column = s.label_column().empty() ? "label" : s.label_column();
+  auto column = [&](const std::string& name) -> int64_t {
+    auto it = std::find(header.begin(), header.end(), name);
+    return it == header.end() ? -1 : it - header.begin();
+  };
+  const int64_t label_index = column(label_column);
+  if (label_index < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(s.path(), ": no column \"", label_column, "\" (the label_column)"));
+  }
+  std::vector<int64_t> features;
+  if (s.feature_columns_size() == 0) {
+    for (int64_t i = 0; i < static_cast<int64_t>(header.size()); ++i) {
+      if (i != label_index) features.push_back(i);
+    }
+  } else {
+    for (const std::string& name : s.feature_columns()) {
+      const int64_t i = column(name);
+      if (i < 0) return absl::InvalidArgumentError(absl::StrCat(s.path(), ": no column \"", name, "\""));
+      features.push_back(i);
+    }
+  }
+
+  std::vector<float> values;
+  std::vector<std::string> raw_labels;
+  int64_t row = 1;
+  while (std::getline(in, line) && (s.limit() == 0 || static_cast<int64_t>(raw_labels.size()) < s.limit())) {
+    ++row;
+    if (absl::StripAsciiWhitespace(line).empty()) continue;
+    const std::vector<std::string> cells = SplitRow(line, delimiter);
+    if (cells.size() != header.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(s.path(), ":", row, ": has ", cells.size(),
+                                                     " columns, the header has ", header.size()));
+    }
+    for (int64_t i : features) {
+      float v;
+      if (!absl::SimpleAtof(cells[i], &v)) {
+        return absl::InvalidArgumentError(absl::StrCat(s.path(), ":", row, ": column \"",
+                                                       header[i], "\" is not a number: \"",
+                                                       cells[i], "\""));
+      }
+      values.push_back(v);
+    }
+    raw_labels.push_back(cells[label_index]);
+  }
+  const int64_t n = raw_labels.size();
+  if (n == 0) return absl::InvalidArgumentError(absl::StrCat(s.path(), ": has no data rows"));
+
+  Dataset d;
+  d.inputs = torch::from_blob(values.data(), {n, static_cast<int64_t>(features.size())},
+                              torch::kFloat).clone();
+  if (regression) {
+    std::vector<float> targets(n);
+    for (int64_t i = 0; i < n; ++i) {
+      if (!absl::SimpleAtof(raw_labels[i], &targets[i])) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            s.path(), ": label \"", raw_labels[i], "\" is not a number (task is regression)"));
+      }
+    }
+    d.labels = torch::from_blob(targets.data(), {n}, torch::kFloat).clone();
+    return d;
+  }
+  // Classification: integer labels are class ids; otherwise string labels get ids in
+  // sorted order, fixed by the training split.
+  const bool all_ints = std::all_of(raw_labels.begin(), raw_labels.end(), [](const std::string& l) {
+    int64_t v;
+    return absl::SimpleAtoi(l, &v) && v >= 0;
+  });
+  std::vector<int64_t> ids(n);
+  if (all_ints && label_to_id->empty()) {
+    for (int64_t i = 0; i < n; ++i) (void)absl::SimpleAtoi(raw_labels[i], &ids[i]);
+  } else {
+    if (label_to_id->empty()) {
+      std::set<std::string> names(raw_labels.begin(), raw_labels.end());
+      for (const auto& name : names) label_to_id->emplace(name, label_to_id->size());
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      auto it = label_to_id->find(raw_labels[i]);
+      if (it == label_to_id->end()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(s.path(), ": label \"", raw_labels[i], "\" does not occur in the training data"));
+      }
+      ids[i] = it->second;
+    }
+  }
+  d.labels = torch::from_blob(ids.data(), {n}, torch::kLong).clone();
+  return d;
+}
+
+absl::StatusOr<DatasetBundle> LoadDatasets(const trainer::v1::DataSpec& data, int64_t data_seed) {
+  DatasetBundle b;
+  b.regression = data.task() == "regression";
+  std::map<std::string, int64_t> label_to_id;
+  if (data.train().path().empty()) {
+    return absl::InvalidArgumentError("data.train.path: required");
+  }
+  auto train = ReadSource(data.train(), b.regression, &label_to_id);
+  if (!train.ok()) return train.status();
+  b.train = std::move(*train);
+  if (!data.eval().path().empty()) {
+    auto eval = ReadSource(data.eval(), b.regression, &label_to_id);
+    if (!eval.ok()) return eval.status();
+    b.eval = std::move(*eval);
+  } else if (data.eval_split() > 0) {
+    const int64_t n = b.train.size();
+    const int64_t n_eval = static_cast<int64_t>(n * data.eval_split());
+    if (n_eval < 1 || n_eval >= n) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "data.eval_split: ", data.eval_split(), " of ", n, " examples leaves an empty split"));
+    }
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(data_seed));
+    torch::Tensor perm = torch::randperm(n, gen, torch::kLong);
+    b.eval = b.train.Subset(perm.slice(0, n - n_eval));
+    b.train = b.train.Subset(perm.slice(0, 0, n - n_eval));
+  }
+  if (!data.test().path().empty()) {
+    auto test = ReadSource(data.test(), b.regression, &label_to_id);
+    if (!test.ok()) return test.status();
+    b.test = std::move(*test);
+  }
+  for (const auto& [name, id] : label_to_id) {
+    if (b.class_names.size() <= static_cast<size_t>(id)) b.class_names.resize(id + 1);
+    b.class_names[id] = name;
+  }
+  if (!b.regression) {
+    int64_t max_label = b.train.labels.max().item<int64_t>();
+    for (const auto* split : {&b.eval, &b.test}) {
+      if (*split) max_label = std::max(max_label, (*split)->labels.max().item<int64_t>());
+    }
+    b.num_classes = max_label + 1;
+  }
+  b.input_shape = b.train.inputs.sizes().slice(1).vec();
+
+  Normalization& norm = b.normalization;
+  const bool images = b.train.inputs.scalar_type() == torch::kUInt8;
+  norm.scale = data.scale() > 0 ? data.scale() : (images ? 255.0 : 1.0);
+  if (data.standardize()) {
+    torch::Tensor x = b.train.inputs.to(torch::kFloat) / norm.scale;
+    norm.mean = x.mean(0);
+    norm.std = x.std(0).clamp_min(1e-8);
+  } else {
+    if (data.mean() != 0) norm.mean = torch::tensor(static_cast<float>(data.mean()));
+    if (data.std() > 0) norm.std = torch::tensor(static_cast<float>(data.std()));
+  }
+  return b;
+}
+
+torch::Tensor Normalization::Apply(const torch::Tensor& raw) const {
+  // Batches of float features are gathered copies already, but the contract is not to
+  // touch the caller's tensor, so copy when `to` would return it unchanged.
+  torch::Tensor x = raw.scalar_type() == torch::kFloat ? raw.clone() : raw.to(torch::kFloat);
+  if (scale != 1.0) x.div_(scale);
+  if (mean.defined()) x.sub_(mean);
+  if (std.defined()) x.div_(std);
+  return x;
+}
+
+}  // namespace trainerd

@@ -1,0 +1,85 @@
+#include "worker/model.h"
+
+#include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/script.h>
+
+#include "absl/strings/str_cat.h"
+#include "worker/builtin_net.h"
+
+namespace trainerd {
+namespace {
+
+// A user's TorchScript module, trained as-is.
+class ScriptModel : public Model {
+ public:
+  explicit ScriptModel(torch::jit::Module module) : module_(std::move(module)) {}
+
+  torch::Tensor Forward(const torch::Tensor& inputs) override {
+    return module_.forward({inputs}).toTensor();
+  }
+  NamedTensors NamedParameters() const override {
+    NamedTensors out;
+    for (const auto& p : module_.named_parameters(/*recurse=*/true)) out.emplace_back(p.name, p.value);
+    return out;
+  }
+  NamedTensors NamedBuffers() const override {
+    NamedTensors out;
+    for (const auto& b : module_.named_buffers(/*recurse=*/true)) out.emplace_back(b.name, b.value);
+    return out;
+  }
+  void SetTraining(bool training) override { module_.train(training); }
+  void SaveTorchScript(std::ostream& out) const override { module_.save(out); }
+
+ private:
+  mutable torch::jit::Module module_;
+};
+
+}  // namespace
+
+std::vector<torch::Tensor> Model::Parameters() const {
+  std::vector<torch::Tensor> out;
+  for (auto& [name, p] : NamedParameters()) out.push_back(p);
+  return out;
+}
+
+int64_t Model::NumParameters() const {
+  int64_t n = 0;
+  for (auto& [name, p] : NamedParameters()) n += p.numel();
+  return n;
+}
+
+absl::StatusOr<std::unique_ptr<Model>> CreateModel(const trainer::v1::ModelSpec& spec,
+                                                   const DatasetBundle& data) {
+  if (spec.type() == "torchscript") {
+    try {
+      return std::unique_ptr<Model>(new ScriptModel(torch::jit::load(spec.path())));
+    } catch (const c10::Error& e) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model.path: ", spec.path(), " is not a TorchScript module: ", e.what_without_backtrace()));
+    }
+  }
+  if (spec.type() != "mlp" && spec.type() != "cnn") {
+    return absl::InvalidArgumentError(absl::StrCat("model.type: \"", spec.type(), "\" is not supported"));
+  }
+  if (spec.type() == "cnn" && data.input_shape.size() != 3) {
+    return absl::InvalidArgumentError(
+        "model.type: cnn needs image inputs [channels, height, width]; use mlp for tables");
+  }
+  int64_t outputs = spec.num_outputs();
+  if (outputs == 0) outputs = data.regression ? 1 : data.num_classes;
+  if (!data.regression && outputs < data.num_classes) {
+    return absl::InvalidArgumentError(absl::StrCat("model.num_outputs: ", outputs,
+                                                   " is fewer than the ", data.num_classes,
+                                                   " classes in the data"));
+  }
+  return CreateBuiltinNet(spec, data.input_shape, outputs);
+}
+
+std::vector<char> SerializeStateDict(const Model& model) {
+  c10::Dict<std::string, torch::Tensor> dict;
+  for (const auto& [name, t] : model.NamedParameters()) dict.insert(name, t.detach());
+  for (const auto& [name, t] : model.NamedBuffers()) dict.insert(name, t.detach());
+  return torch::jit::pickle_save(dict);
+}
+
+}  // namespace trainerd

@@ -1,0 +1,52 @@
+// The model a Trainer trains: a built-in network (mlp, cnn) or a user's TorchScript
+// module, behind one interface.
+#ifndef TRAINERD_WORKER_MODEL_H_
+#define TRAINERD_WORKER_MODEL_H_
+
+#include <memory>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "trainer/v1/job_spec.pb.h"
+#include "worker/dataset.h"
+
+namespace trainerd {
+
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  // Maps a batch of normalised inputs to logits [B, classes] or predictions [B, outputs].
+  virtual torch::Tensor Forward(const torch::Tensor& inputs) = 0;
+  // Parameters and buffers by dotted name ("layers.0.weight"), as in a PyTorch state dict.
+  virtual NamedTensors NamedParameters() const = 0;
+  virtual NamedTensors NamedBuffers() const = 0;
+  // Training mode turns dropout on.
+  virtual void SetTraining(bool training) = 0;
+  // Writes a TorchScript module that Python loads with torch.jit.load. May throw.
+  virtual void SaveTorchScript(std::ostream& out) const = 0;
+
+  std::vector<torch::Tensor> Parameters() const;
+  int64_t NumParameters() const;
+};
+
+// Builds the model described by `spec`, sized for `data` (input shape, class count).
+// Parameters are initialised from LibTorch's global generator: seed it first.
+absl::StatusOr<std::unique_ptr<Model>> CreateModel(const trainer::v1::ModelSpec& spec,
+                                                   const DatasetBundle& data);
+
+// {name: tensor} for every parameter and buffer, in torch.save's format: Python's
+// torch.load of these bytes returns a state dict.
+std::vector<char> SerializeStateDict(const Model& model);
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_WORKER_MODEL_H_

@@ -1,0 +1,121 @@
+#include "worker/optimizer_factory.h"
+
+#include <torch/optim.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "proto/spec/spec_defaults.h"
+#include "worker/adafactor.h"
+
+namespace trainerd {
+namespace {
+
+using torch::optim::OptimizerParamGroup;
+
+double Arg(const std::map<std::string, double>& args, const std::string& key, double fallback) {
+  auto it = args.find(key);
+  return it == args.end() ? fallback : it->second;
+}
+
+// Two groups: with and without weight decay. `make` builds the options of a group.
+template <typename Options, typename Make>
+std::vector<OptimizerParamGroup> Groups(const NamedTensors& params, Make make) {
+  std::vector<torch::Tensor> decay, no_decay;
+  for (const auto& [name, p] : params) {
+    if (!p.requires_grad()) continue;
+    (UsesWeightDecay(name, p) ? decay : no_decay).push_back(p);
+  }
+  std::vector<OptimizerParamGroup> groups;
+  if (!decay.empty()) groups.emplace_back(decay, std::make_unique<Options>(make(true)));
+  if (!no_decay.empty()) groups.emplace_back(no_decay, std::make_unique<Options>(make(false)));
+  return groups;
+}
+
+}  // namespace
+
+bool UsesWeightDecay(const std::string& name, const torch::Tensor& param) {
+  return param.dim() >= 2 && !absl::EndsWith(name, "bias");
+}
+
+absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> CreateOptimizer(
+    const trainer::v1::TrainingArguments& a, const NamedTensors& named_parameters) {
+  auto parsed = ParseOptimArgs(a.optim_args());
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("training_args.optim_args: ", parsed.status().message()));
+  }
+  const std::map<std::string, double>& x = *parsed;
+  const double lr = a.learning_rate();
+  const double wd = a.weight_decay();
+  const std::string& name = a.optim();
+
+  if (name == "adamw_torch") {
+    using O = torch::optim::AdamWOptions;
+    auto groups = Groups<O>(named_parameters, [&](bool decay) {
+      return O(lr)
+          .betas({a.adam_beta1(), a.adam_beta2()})
+          .eps(a.adam_epsilon())
+          .weight_decay(decay ? wd : 0.0)
+          .amsgrad(Arg(x, "amsgrad", 0) != 0);
+    });
+    return std::make_unique<torch::optim::AdamW>(groups, O(lr));
+  }
+  if (name == "sgd") {
+    using O = torch::optim::SGDOptions;
+    auto groups = Groups<O>(named_parameters, [&](bool decay) {
+      return O(lr)
+          .momentum(Arg(x, "momentum", 0))
+          .dampening(Arg(x, "dampening", 0))
+          .nesterov(Arg(x, "nesterov", 0) != 0)
+          .weight_decay(decay ? wd : 0.0);
+    });
+    return std::make_unique<torch::optim::SGD>(groups, O(lr));
+  }
+  if (name == "adagrad") {
+    using O = torch::optim::AdagradOptions;
+    auto groups = Groups<O>(named_parameters, [&](bool decay) {
+      return O(lr)
+          .lr_decay(Arg(x, "lr_decay", 0))
+          .initial_accumulator_value(Arg(x, "initial_accumulator_value", 0))
+          .eps(Arg(x, "eps", 1e-10))
+          .weight_decay(decay ? wd : 0.0);
+    });
+    return std::make_unique<torch::optim::Adagrad>(groups, O(lr));
+  }
+  if (name == "rmsprop") {
+    using O = torch::optim::RMSpropOptions;
+    auto groups = Groups<O>(named_parameters, [&](bool decay) {
+      return O(lr)
+          .alpha(Arg(x, "alpha", 0.99))
+          .eps(Arg(x, "eps", 1e-8))
+          .momentum(Arg(x, "momentum", 0))
+          .centered(Arg(x, "centered", 0) != 0)
+          .weight_decay(decay ? wd : 0.0);
+    });
+    return std::make_unique<torch::optim::RMSprop>(groups, O(lr));
+  }
+  if (name == "adafactor") {
+    using O = AdafactorOptions;
+    auto groups = Groups<O>(named_parameters, [&](bool decay) {
+      return O(lr)
+          .eps1(Arg(x, "eps1", 1e-30))
+          .eps2(Arg(x, "eps2", 1e-3))
+          .clip_threshold(Arg(x, "clip_threshold", 1.0))
+          .decay_rate(Arg(x, "decay_rate", -0.8))
+          .beta1(Arg(x, "beta1", 0.0))
+          .scale_parameter(Arg(x, "scale_parameter", 0) != 0)
+          .relative_step(Arg(x, "relative_step", 0) != 0)
+          .warmup_init(Arg(x, "warmup_init", 0) != 0)
+          .weight_decay(decay ? wd : 0.0);
+    });
+    return std::make_unique<Adafactor>(groups, O(lr));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("training_args.optim: \"", name, "\" is not supported"));
+}
+
+void SetLearningRate(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
+}  // namespace trainerd

@@ -1,0 +1,42 @@
+// The worker's edge between LibTorch's exceptions and absl::Status.
+#ifndef TRAINERD_WORKER_TORCH_STATUS_H_
+#define TRAINERD_WORKER_TORCH_STATUS_H_
+
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include <c10/util/Exception.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+
+namespace trainerd {
+
+// Runs `fn`, returning its result, or a Status naming `context` for any exception:
+// std::invalid_argument (bad input) becomes INVALID_ARGUMENT; LibTorch errors and
+// everything else INTERNAL. `fn` may itself return T, absl::StatusOr<T> or (for
+// RunGuardedStatus) absl::Status.
+template <typename T, typename Fn>
+absl::StatusOr<T> RunGuarded(const std::string& context, Fn&& fn) {
+  try {
+    return fn();
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat(context, ": ", e.what_without_backtrace()));
+  } catch (const std::invalid_argument& e) {
+    return absl::InvalidArgumentError(absl::StrCat(context, ": ", e.what()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat(context, ": ", e.what()));
+  }
+}
+
+template <typename Fn>
+absl::Status RunGuardedStatus(const std::string& context, Fn&& fn) {
+  absl::StatusOr<absl::Status> result = RunGuarded<absl::Status>(context, std::forward<Fn>(fn));
+  return result.ok() ? *result : result.status();
+}
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_WORKER_TORCH_STATUS_H_

@@ -1,0 +1,248 @@
+#include "worker/trainer.h"
+
+#include <sched.h>
+
+#include <chrono>
+#include <filesystem>
+#include <sstream>
+
+#include <ATen/autocast_mode.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/atomic_file.h"
+#include "worker/metrics.h"
+#include "worker/optimizer_factory.h"
+#include "worker/torch_status.h"
+
+namespace trainerd {
+namespace {
+
+namespace F = torch::nn::functional;
+
+int64_t AllowedCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return 1;
+}
+
+// Turns CPU bf16 autocast on for its scope (training_args.bf16).
+class AutocastScope {
+ public:
+  explicit AutocastScope(bool enabled) : enabled_(enabled) {
+    if (!enabled_) return;
+    previous_ = at::autocast::is_cpu_enabled();
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  }
+  ~AutocastScope() {
+    if (!enabled_) return;
+    at::autocast::set_cpu_enabled(previous_);
+    if (!previous_) at::autocast::clear_cache();
+  }
+
+ private:
+  bool enabled_;
+  bool previous_ = false;
+};
+
+using Clock = std::chrono::steady_clock;
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+Trainer::Trainer(trainer::v1::JobSpec spec, std::unique_ptr<Model> model, DatasetBundle data)
+    : spec_(std::move(spec)), model_(std::move(model)), data_(std::move(data)) {
+  const int64_t threads = args().torch_num_threads() > 0 ? args().torch_num_threads() : AllowedCpus();
+  torch::set_num_threads(static_cast<int>(threads));
+  if (spec_.loss().class_weights_size() > 0) {
+    std::vector<float> w(spec_.loss().class_weights().begin(), spec_.loss().class_weights().end());
+    class_weights_ = torch::tensor(w);
+  }
+  training_log_ = *TrainingLog::Open("", -1);
+  state_.train_batch_size = args().per_device_train_batch_size();
+}
+
+Trainer::~Trainer() = default;
+
+std::unique_ptr<DataLoader> Trainer::get_train_dataloader() {
+  DataLoaderOptions o;
+  o.batch_size = args().per_device_train_batch_size();
+  o.shuffle = true;
+  o.drop_last = args().dataloader_drop_last();
+  o.seed = static_cast<uint64_t>(args().data_seed());
+  o.num_workers = args().dataloader_num_workers();
+  return std::make_unique<DataLoader>(&data_.train, &data_.normalization, o);
+}
+
+std::unique_ptr<DataLoader> Trainer::get_eval_dataloader(const Dataset* dataset) {
+  if (dataset == nullptr) {
+    if (!data_.eval) throw std::invalid_argument("evaluation needs an eval dataset (data.eval or data.eval_split)");
+    dataset = &*data_.eval;
+  }
+  DataLoaderOptions o;
+  o.batch_size = args().per_device_eval_batch_size();
+  o.drop_last = false;  // HF evaluates every example
+  o.num_workers = args().dataloader_num_workers();
+  return std::make_unique<DataLoader>(dataset, &data_.normalization, o);
+}
+
+std::unique_ptr<DataLoader> Trainer::get_test_dataloader(const Dataset& dataset) {
+  return get_eval_dataloader(&dataset);
+}
+
+void Trainer::create_optimizer() {
+  if (optimizer_) return;
+  auto created = CreateOptimizer(args(), model_->NamedParameters());
+  if (!created.ok()) throw std::invalid_argument(std::string(created.status().message()));
+  optimizer_ = std::move(*created);
+}
+
+void Trainer::create_scheduler(int64_t num_training_steps) {
+  if (lr_schedule_) return;
+  auto created = LrSchedule::Create(args(), num_training_steps);
+  if (!created.ok()) throw std::invalid_argument(std::string(created.status().message()));
+  lr_schedule_ = std::move(*created);
+}
+
+void Trainer::create_optimizer_and_scheduler(int64_t num_training_steps) {
+  create_optimizer();
+  create_scheduler(num_training_steps);
+}
+
+torch::Tensor Trainer::Forward(Model& model, const torch::Tensor& inputs) {
+  AutocastScope autocast(args().bf16());
+  torch::Tensor out = model.Forward(inputs);
+  return args().bf16() ? out.to(torch::kFloat) : out;
+}
+
+double Trainer::CountItems(const std::vector<Batch>& batches) const {
+  double n = 0;
+  for (const Batch& b : batches) {
+    n += class_weights_.defined() ? class_weights_.index_select(0, b.labels).sum().item<double>()
+                                  : static_cast<double>(b.size());
+  }
+  return n;
+}
+
+torch::Tensor Trainer::compute_loss(Model& model, const Batch& inputs,
+                                    std::optional<double> num_items_in_batch, torch::Tensor* outputs) {
+  torch::Tensor out = Forward(model, inputs.inputs);
+  if (outputs != nullptr) *outputs = out;
+  torch::Tensor sum;
+  if (spec_.loss().type() == "mse") {
+    torch::Tensor predicted = out.reshape({inputs.size(), -1}).select(1, 0);
+    sum = (predicted - inputs.labels.to(predicted.dtype())).square().sum();
+  } else {
+    auto options = F::CrossEntropyFuncOptions()
+                       .reduction(torch::kSum)
+                       .label_smoothing(args().label_smoothing_factor());
+    if (class_weights_.defined()) options.weight(class_weights_);
+    sum = F::cross_entropy(out, inputs.labels, options);
+  }
+  const double items = num_items_in_batch ? *num_items_in_batch : CountItems({inputs});
+  return sum / items;
+}
+
+torch::Tensor Trainer::training_step(Model& model, const Batch& inputs,
+                                     std::optional<double> num_items_in_batch) {
+  model.SetTraining(true);
+  torch::Tensor loss = compute_loss(model, inputs, num_items_in_batch);
+  loss.backward();
+  return loss.detach();
+}
+
+PredictionStepOutput Trainer::prediction_step(Model& model, const Batch& inputs,
+                                              bool prediction_loss_only) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor outputs;
+  torch::Tensor loss = compute_loss(model, inputs, std::nullopt, &outputs);
+  return {loss.detach(), prediction_loss_only ? torch::Tensor() : outputs.detach(), inputs.labels};
+}
+
+PredictionOutput Trainer::EvaluationLoop(DataLoader& loader, const std::string& prefix,
+                                         bool prediction_loss_only) {
+  const auto start = Clock::now();
+  model_->SetTraining(false);
+  loader.StartEpoch(0);
+  double loss_sum = 0;
+  int64_t n = 0, steps = 0;
+  std::vector<torch::Tensor> outputs, labels;
+  while (std::optional<Batch> batch = loader.Next()) {
+    PredictionStepOutput o = prediction_step(*model_, *batch, prediction_loss_only);
+    loss_sum += o.loss.item<double>() * batch->size();
+    n += batch->size();
+    ++steps;
+    if (o.logits.defined()) outputs.push_back(o.logits);
+    labels.push_back(o.labels);
+  }
+  model_->SetTraining(true);
+  PredictionOutput result;
+  if (n == 0) throw std::invalid_argument(absl::StrCat("the ", prefix, " dataset is empty"));
+  result.label_ids = torch::cat(labels);
+  const double mean_loss = loss_sum / static_cast<double>(n);
+  result.metrics[prefix + "_loss"] = mean_loss;
+  if (!outputs.empty()) {
+    result.predictions = torch::cat(outputs);
+    std::vector<std::string> names(spec_.metrics().begin(), spec_.metrics().end());
+    for (const auto& [key, value] :
+         ComputeMetrics(names, result.predictions, result.label_ids, mean_loss, data_.regression)) {
+      result.metrics[prefix + "_" + key] = value;
+    }
+  }
+  const double seconds = SecondsSince(start);
+  result.metrics[prefix + "_runtime"] = seconds;
+  result.metrics[prefix + "_samples_per_second"] = n / seconds;
+  result.metrics[prefix + "_steps_per_second"] = steps / seconds;
+  return result;
+}
+
+absl::StatusOr<Metrics> Trainer::evaluate(const Dataset* dataset, const std::string& prefix) {
+  return RunGuarded<Metrics>(absl::StrCat("evaluate (", prefix, ")"), [&] {
+    std::unique_ptr<DataLoader> loader = get_eval_dataloader(dataset);
+    PredictionOutput out = EvaluationLoop(*loader, prefix, /*prediction_loss_only=*/false);
+    log(out.metrics, prefix);
+    if (lr_schedule_ && prefix == "eval") lr_schedule_->OnEvaluate(out.metrics["eval_loss"]);
+    return out.metrics;
+  });
+}
+
+absl::StatusOr<PredictionOutput> Trainer::predict(const Dataset& dataset, const std::string& prefix) {
+  return RunGuarded<PredictionOutput>(absl::StrCat("predict (", prefix, ")"), [&] {
+    std::unique_ptr<DataLoader> loader = get_test_dataloader(dataset);
+    PredictionOutput out = EvaluationLoop(*loader, prefix, /*prediction_loss_only=*/false);
+    log(out.metrics, prefix);
+    return out;
+  });
+}
+
+Progress Trainer::CurrentProgress() const {
+  return Progress{state_.global_step, state_.max_steps, state_.epoch};
+}
+
+void Trainer::log(const Metrics& logs, const std::string& kind) {
+  Metrics record = logs;
+  record["epoch"] = state_.epoch;
+  record["step"] = static_cast<double>(state_.global_step);
+  state_.log_history.push_back(record);
+  training_log_->Record(kind, CurrentProgress(), logs);
+}
+
+absl::Status Trainer::save_model(const std::string& output_dir) {
+  return RunGuardedStatus("save_model", [&] {
+    std::filesystem::create_directories(output_dir);
+    std::ostringstream script;
+    model_->SaveTorchScript(script);
+    absl::Status s = WriteFileAtomically(output_dir + "/model.pt", script.str());
+    if (!s.ok()) return s;
+    std::vector<char> state_dict = SerializeStateDict(*model_);
+    return WriteFileAtomically(output_dir + "/model_state_dict.pt",
+                               std::string_view(state_dict.data(), state_dict.size()));
+  });
+}
+
+}  // namespace trainerd

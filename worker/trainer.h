@@ -1,0 +1,144 @@
+// Trainer: the training and evaluation loop, after Hugging Face's transformers.Trainer.
+//
+// Usage:
+//   Trainer trainer(spec, std::move(model), std::move(data));
+//   absl::StatusOr<TrainOutput> out = trainer.train();
+//   absl::StatusOr<Metrics> eval = trainer.evaluate();
+//
+// Customisation works as in HF: subclass and override the virtual methods below. They
+// keep HF's names (compute_loss, training_step, ...) so that HF users find them; they
+// may throw (LibTorch does), and train()/evaluate()/predict() turn any exception into
+// a Status with context, so nothing escapes the worker's edge.
+//
+// Threading: a Trainer is used from one thread. Data loading may use helper threads
+// (dataloader_num_workers), owned and joined by the DataLoader.
+#ifndef TRAINERD_WORKER_TRAINER_H_
+#define TRAINERD_WORKER_TRAINER_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/optim/optimizer.h>
+
+#include "absl/status/statusor.h"
+#include "trainer/v1/job_spec.pb.h"
+#include "worker/data_loader.h"
+#include "worker/dataset.h"
+#include "worker/lr_schedule.h"
+#include "worker/metrics_map.h"
+#include "worker/model.h"
+#include "worker/training_log.h"
+
+namespace trainerd {
+
+// Mirrors HF's TrainerState.
+struct TrainerState {
+  int64_t global_step = 0;
+  double epoch = 0;
+  int64_t max_steps = 0;
+  int64_t num_train_epochs = 0;
+  int64_t logging_steps = 0;
+  int64_t eval_steps = 0;
+  int64_t train_batch_size = 0;
+  std::vector<Metrics> log_history;
+};
+
+struct TrainOutput {
+  int64_t global_step = 0;
+  double training_loss = 0;
+  Metrics metrics;  // train_runtime, train_samples_per_second, train_loss, ...
+};
+
+struct PredictionStepOutput {
+  torch::Tensor loss;    // mean loss over the batch (undefined without labels)
+  torch::Tensor logits;  // undefined when prediction_loss_only
+  torch::Tensor labels;
+};
+
+struct PredictionOutput {
+  torch::Tensor predictions;  // model outputs for every example, in dataset order
+  torch::Tensor label_ids;
+  Metrics metrics;            // prefixed: eval_loss, test_accuracy, ...
+};
+
+class Trainer {
+ public:
+  // `spec` must have defaults applied and be valid (see proto/spec). Sets LibTorch's
+  // intra-op thread count from training_args.torch_num_threads.
+  Trainer(trainer::v1::JobSpec spec, std::unique_ptr<Model> model, DatasetBundle data);
+  virtual ~Trainer();
+
+  // Trains for max_steps or num_train_epochs, evaluating and logging as configured.
+  virtual absl::StatusOr<TrainOutput> train();
+  // Evaluates on `dataset` (default: the eval split); metrics get `prefix`_ names.
+  virtual absl::StatusOr<Metrics> evaluate(const Dataset* dataset = nullptr,
+                                           const std::string& prefix = "eval");
+  // Runs the model over `dataset`, returning outputs and (with labels) metrics.
+  virtual absl::StatusOr<PredictionOutput> predict(const Dataset& dataset,
+                                                   const std::string& prefix = "test");
+
+  // Sends the final model to output_dir: model.pt (TorchScript) and
+  // model_state_dict.pt (torch.load-able), both written atomically.
+  absl::Status save_model(const std::string& output_dir);
+
+  Model& model() { return *model_; }
+  const TrainerState& state() const { return state_; }
+  const trainer::v1::TrainingArguments& args() const { return spec_.training_args(); }
+  const DatasetBundle& data() const { return data_; }
+  // Where JSON log records go; default: only the human lines. Set before train().
+  void set_training_log(std::unique_ptr<TrainingLog> log) { training_log_ = std::move(log); }
+
+  // ---- Customisation points (HF names) ----
+  virtual std::unique_ptr<DataLoader> get_train_dataloader();
+  virtual std::unique_ptr<DataLoader> get_eval_dataloader(const Dataset* dataset = nullptr);
+  virtual std::unique_ptr<DataLoader> get_test_dataloader(const Dataset& dataset);
+  // Records `logs` (adds epoch and step) in log_history and the log streams.
+  virtual void log(const Metrics& logs, const std::string& kind = "train");
+  virtual void create_optimizer();
+  virtual void create_scheduler(int64_t num_training_steps);
+  virtual void create_optimizer_and_scheduler(int64_t num_training_steps);
+  // The loss of one (micro-)batch. With num_items_in_batch (the examples in the whole
+  // accumulated batch, or their total class weight) the loss is sum / num_items_in_batch,
+  // so the gradients of gradient_accumulation_steps micro-batches add up to exactly those
+  // of one large batch (HF's 2024 fix); without it, the batch mean. `outputs`, when
+  // given, receives the model's outputs.
+  virtual torch::Tensor compute_loss(Model& model, const Batch& inputs,
+                                     std::optional<double> num_items_in_batch = std::nullopt,
+                                     torch::Tensor* outputs = nullptr);
+  // Forward + backward of one micro-batch; returns the detached loss.
+  virtual torch::Tensor training_step(Model& model, const Batch& inputs,
+                                      std::optional<double> num_items_in_batch);
+  virtual PredictionStepOutput prediction_step(Model& model, const Batch& inputs,
+                                               bool prediction_loss_only);
+
+ protected:
+  // The number of items that normalise the loss of `batches` (see compute_loss).
+  virtual double CountItems(const std::vector<Batch>& batches) const;
+  torch::Tensor Forward(Model& model, const torch::Tensor& inputs);
+  torch::optim::Optimizer* optimizer() { return optimizer_.get(); }
+  LrSchedule* lr_scheduler() { return lr_schedule_.get(); }
+
+ private:
+  absl::StatusOr<TrainOutput> TrainLoop();
+  PredictionOutput EvaluationLoop(DataLoader& loader, const std::string& prefix,
+                                  bool prediction_loss_only);
+  // Calls the (overridable) evaluate() from inside the loop, rethrowing its error.
+  void EvaluateDuringTraining();
+  Progress CurrentProgress() const;
+  int64_t StepsFromArg(double value) const;
+
+  trainer::v1::JobSpec spec_;
+  std::unique_ptr<Model> model_;
+  DatasetBundle data_;
+  TrainerState state_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<LrSchedule> lr_schedule_;
+  std::unique_ptr<TrainingLog> training_log_;
+  torch::Tensor class_weights_;
+};
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_WORKER_TRAINER_H_

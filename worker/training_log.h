@@ -1,0 +1,53 @@
+// The worker's two log streams for training progress:
+//  - one human line per record on stderr (step/total, epoch, loss, lr, grad_norm,
+//    samples/s), via spdlog;
+//  - one JSON object per line (JSONL) for machines: a file in output_dir and/or an
+//    inherited file descriptor that trainerd reads.
+// JSON record fields: "kind" (train | eval | test | train_end), "time" (Unix seconds),
+// "step", "max_steps", "epoch", then every metric by name (NaN/inf written as null).
+#ifndef TRAINERD_WORKER_TRAINING_LOG_H_
+#define TRAINERD_WORKER_TRAINING_LOG_H_
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "worker/metrics_map.h"
+
+namespace trainerd {
+
+struct Progress {
+  int64_t step = 0;
+  int64_t max_steps = 0;
+  double epoch = 0;
+};
+
+class TrainingLog {
+ public:
+  // Opens the JSONL sinks: `jsonl_path` (appended to; empty for none) and `fd` (an open,
+  // writable descriptor the log takes over; -1 for none).
+  static absl::StatusOr<std::unique_ptr<TrainingLog>> Open(const std::string& jsonl_path, int fd);
+  ~TrainingLog();
+
+  // Writes one record to every sink.
+  void Record(const std::string& kind, const Progress& progress, const Metrics& metrics);
+
+  // One JSON line for a record; exposed for tests.
+  static std::string ToJson(const std::string& kind, const Progress& progress,
+                            const Metrics& metrics, double unix_time);
+  // The human-readable line for a record.
+  static std::string ToHumanLine(const std::string& kind, const Progress& progress,
+                                 const Metrics& metrics);
+
+ private:
+  TrainingLog() = default;
+  std::FILE* file_ = nullptr;
+  std::FILE* fd_stream_ = nullptr;
+};
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_WORKER_TRAINING_LOG_H_

@@ -1,0 +1,31 @@
+// trainer-worker: trains, evaluates and predicts as a job spec says.
+//
+// Exit status: 0 success; 1 the run failed; 2 bad command line or invalid spec.
+#include <CLI/CLI.hpp>
+
+#include "worker/worker_run.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "trainer-worker: trains a model as a job spec (YAML or JSON) says, with Hugging Face\n"
+      "TrainingArguments names and meanings. Writes logs, metrics and the final model\n"
+      "(model.pt for torch.jit.load, model_state_dict.pt for torch.load) to output_dir.\n\n"
+      "Example:\n"
+      "  trainer-worker --spec examples/fashion-mnist-cnn.yaml \\\n"
+      "      --set training_args.learning_rate=1e-3 --set training_args.num_train_epochs=2\n",
+      "trainer-worker"};
+  trainerd::WorkerOptions options;
+  app.add_option("--spec", options.spec_path, "Job spec file (YAML or JSON)")->required();
+  app.add_option("--set", options.overrides,
+                 "Override a spec field, e.g. --set training_args.max_steps=100 (repeatable)");
+  app.add_option("--metrics-fd", options.metrics_fd,
+                 "Also write the JSON log records to this open file descriptor");
+  app.add_flag("--validate-only", options.validate_only,
+               "Check the spec, print every problem, and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  return trainerd::RunWorker(options);
+}

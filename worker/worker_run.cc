@@ -1,0 +1,155 @@
+#include "worker/worker_run.h"
+
+#include <malloc.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/atomic_file.h"
+#include "proto/spec/spec_defaults.h"
+#include "proto/spec/spec_loader.h"
+#include "proto/spec/spec_validator.h"
+#include "worker/dataset_reader.h"
+#include "worker/model.h"
+#include "worker/trainer.h"
+
+namespace trainerd {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Process-wide settings measured to matter (../shared/STACK-NOTES.md): large activation
+// tensors page-fault with glibc's default mmap threshold; denormals slow late training.
+void TuneProcess() {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  at::globalContext().setFlushDenormal(true);
+}
+
+void SetLogLevel(const std::string& level) {
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+  if (level == "debug") spdlog::set_level(spdlog::level::debug);
+  else if (level == "warning") spdlog::set_level(spdlog::level::warn);
+  else if (level == "error") spdlog::set_level(spdlog::level::err);
+  else if (level == "critical") spdlog::set_level(spdlog::level::critical);
+  else spdlog::set_level(spdlog::level::info);
+}
+
+bool HoldsResults(const fs::path& dir) {
+  if (!fs::is_directory(dir)) return false;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name == "model.pt" || name.rfind("checkpoint-", 0) == 0) return true;
+  }
+  return false;
+}
+
+std::string MetricsJson(const Metrics& m) {
+  std::string out = "{\n";
+  size_t i = 0;
+  for (const auto& [k, v] : m) {
+    absl::StrAppend(&out, "  \"", k, "\": ", std::isfinite(v) ? absl::StrFormat("%.10g", v) : "null",
+                    ++i < m.size() ? ",\n" : "\n");
+  }
+  return out + "}\n";
+}
+
+absl::Status WritePredictions(const std::string& path, const PredictionOutput& out, bool regression) {
+  std::string csv = regression ? "index,prediction,label\n" : "index,predicted_class,label\n";
+  torch::Tensor predicted = regression ? out.predictions.reshape({out.label_ids.size(0), -1}).select(1, 0)
+                                       : out.predictions.argmax(-1);
+  predicted = predicted.to(torch::kDouble).contiguous();
+  torch::Tensor labels = out.label_ids.to(torch::kDouble).contiguous();
+  const double* p = predicted.data_ptr<double>();
+  const double* l = labels.data_ptr<double>();
+  for (int64_t i = 0; i < labels.size(0); ++i) absl::StrAppend(&csv, i, ",", p[i], ",", l[i], "\n");
+  return WriteFileAtomically(path, csv);
+}
+
+int Fail(const absl::Status& status) {
+  spdlog::error("{}", std::string(status.message()));
+  return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+}  // namespace
+
+int RunWorker(const WorkerOptions& options) {
+  TuneProcess();
+  SetLogLevel("info");
+  absl::StatusOr<trainer::v1::JobSpec> spec = LoadJobSpecFile(options.spec_path, options.overrides);
+  if (!spec.ok()) {
+    std::cerr << "invalid job spec " << options.spec_path << ":\n" << spec.status().message() << "\n";
+    return 2;
+  }
+  ApplyDefaults(&*spec);
+  if (absl::Status s = ValidateJobSpec(*spec); !s.ok()) {
+    std::cerr << "invalid job spec " << options.spec_path << ":\n" << s.message() << "\n";
+    return 2;
+  }
+  if (options.validate_only) {
+    std::cout << options.spec_path << ": valid\n";
+    return 0;
+  }
+  const auto& args = spec->training_args();
+  SetLogLevel(args.log_level());
+  const fs::path output_dir = args.output_dir();
+  if (args.do_train() && HoldsResults(output_dir) && !args.overwrite_output_dir()) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "training_args.output_dir: ", output_dir.string(),
+        " already holds a trained model or checkpoints; set overwrite_output_dir: true or pick another folder")));
+  }
+  std::error_code ec;
+  fs::create_directories(output_dir, ec);
+  if (ec) return Fail(absl::InvalidArgumentError(absl::StrCat("training_args.output_dir: ", ec.message())));
+  if (absl::Status s = WriteFileAtomically((output_dir / "job_spec.json").string(), JobSpecToJson(*spec)); !s.ok()) {
+    return Fail(s);
+  }
+
+  torch::manual_seed(static_cast<uint64_t>(args.seed()));  // HF's set_seed, before the model exists
+  absl::StatusOr<DatasetBundle> data = LoadDatasets(spec->data(), args.data_seed());
+  if (!data.ok()) return Fail(data.status());
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(spec->model(), *data);
+  if (!model.ok()) return Fail(model.status());
+  const bool regression = data->regression;
+  const std::optional<Dataset> test = data->test;
+
+  Trainer trainer(*spec, std::move(*model), std::move(*data));
+  auto log = TrainingLog::Open((output_dir / "trainer_log.jsonl").string(), options.metrics_fd);
+  if (!log.ok()) return Fail(log.status());
+  trainer.set_training_log(std::move(*log));
+
+  Metrics all_results;
+  if (args.do_train()) {
+    absl::StatusOr<TrainOutput> out = trainer.train();
+    if (!out.ok()) return Fail(out.status());
+    all_results.insert(out->metrics.begin(), out->metrics.end());
+    if (absl::Status s = trainer.save_model(output_dir.string()); !s.ok()) return Fail(s);
+    spdlog::info("Saved the final model to {}/model.pt and model_state_dict.pt", output_dir.string());
+  }
+  if (args.do_eval()) {
+    absl::StatusOr<Metrics> eval = trainer.evaluate();
+    if (!eval.ok()) return Fail(eval.status());
+    all_results.insert(eval->begin(), eval->end());
+  }
+  if (args.do_predict() && test) {
+    absl::StatusOr<PredictionOutput> out = trainer.predict(*test, "test");
+    if (!out.ok()) return Fail(out.status());
+    all_results.insert(out->metrics.begin(), out->metrics.end());
+    if (absl::Status s = WritePredictions((output_dir / "predictions.csv").string(), *out, regression); !s.ok()) {
+      return Fail(s);
+    }
+  }
+  all_results["epoch"] = trainer.state().epoch;
+  if (absl::Status s = WriteFileAtomically((output_dir / "all_results.json").string(), MetricsJson(all_results)); !s.ok()) {
+    return Fail(s);
+  }
+  return 0;
+}
+
+}  // namespace trainerd

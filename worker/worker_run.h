@@ -1,0 +1,23 @@
+// The body of trainer-worker: from a spec file to a trained, evaluated, saved model.
+#ifndef TRAINERD_WORKER_WORKER_RUN_H_
+#define TRAINERD_WORKER_WORKER_RUN_H_
+
+#include <string>
+#include <vector>
+
+namespace trainerd {
+
+struct WorkerOptions {
+  std::string spec_path;
+  std::vector<std::string> overrides;
+  int metrics_fd = -1;
+  bool validate_only = false;
+};
+
+// Runs the job. Returns the process exit status: 0 success, 1 the run failed, 2 the
+// spec is invalid (every problem is printed, one per line, naming its field).
+int RunWorker(const WorkerOptions& options);
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_WORKER_WORKER_RUN_H_
