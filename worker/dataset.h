@@ -25,14 +25,18 @@ struct Dataset {
   }
 };
 
-// x = (x / scale - mean) / std, with mean and std broadcast over the feature dims.
+// x = (x / scale - mean) / std, with mean and std broadcast over the feature dims,
+// stored as one multiply-add so that a batch is normalised in a single pass.
 struct Normalization {
-  double scale = 1.0;
-  torch::Tensor mean;  // undefined = 0
-  torch::Tensor std;   // undefined = 1
+  // `mean` undefined means 0, `std` undefined means 1.
+  static Normalization Create(double scale, const torch::Tensor& mean, const torch::Tensor& std);
 
-  // Converts a batch of raw inputs to normalised float32.
+  // Converts a batch of raw inputs (uint8 or float) to normalised float32; never
+  // modifies `raw`. A default-constructed Normalization only converts.
   torch::Tensor Apply(const torch::Tensor& raw) const;
+
+  torch::Tensor multiplier;  // 1 / (scale * std)
+  torch::Tensor offset;      // -mean / std
 };
 
 // One collated batch.

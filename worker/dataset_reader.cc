@@ -252,28 +252,34 @@ absl::StatusOr<DatasetBundle> LoadDatasets(const trainer::v1::DataSpec& data, in
   }
   b.input_shape = b.train.inputs.sizes().slice(1).vec();
 
-  Normalization& norm = b.normalization;
   const bool images = b.train.inputs.scalar_type() == torch::kUInt8;
-  norm.scale = data.scale() > 0 ? data.scale() : (images ? 255.0 : 1.0);
+  const double scale = data.scale() > 0 ? data.scale() : (images ? 255.0 : 1.0);
+  torch::Tensor mean, std;
   if (data.standardize()) {
-    torch::Tensor x = b.train.inputs.to(torch::kFloat) / norm.scale;
-    norm.mean = x.mean(0);
-    norm.std = x.std(0).clamp_min(1e-8);
+    torch::Tensor x = b.train.inputs.to(torch::kFloat) / scale;
+    mean = x.mean(0);
+    std = x.std(0).clamp_min(1e-8);
   } else {
-    if (data.mean() != 0) norm.mean = torch::tensor(static_cast<float>(data.mean()));
-    if (data.std() > 0) norm.std = torch::tensor(static_cast<float>(data.std()));
+    if (data.mean() != 0) mean = torch::tensor(static_cast<float>(data.mean()));
+    if (data.std() > 0) std = torch::tensor(static_cast<float>(data.std()));
   }
+  b.normalization = Normalization::Create(scale, mean, std);
   return b;
 }
 
+Normalization Normalization::Create(double scale, const torch::Tensor& mean, const torch::Tensor& std) {
+  Normalization n;
+  n.multiplier = torch::scalar_tensor(1.0 / scale, torch::kFloat);
+  n.offset = torch::scalar_tensor(0.0, torch::kFloat);
+  if (std.defined()) n.multiplier = n.multiplier / std;
+  if (mean.defined()) n.offset = std.defined() ? -mean / std : -mean;
+  return n;
+}
+
 torch::Tensor Normalization::Apply(const torch::Tensor& raw) const {
-  // Batches of float features are gathered copies already, but the contract is not to
-  // touch the caller's tensor, so copy when `to` would return it unchanged.
-  torch::Tensor x = raw.scalar_type() == torch::kFloat ? raw.clone() : raw.to(torch::kFloat);
-  if (scale != 1.0) x.div_(scale);
-  if (mean.defined()) x.sub_(mean);
-  if (std.defined()) x.div_(std);
-  return x;
+  if (!multiplier.defined()) return raw.to(torch::kFloat, /*non_blocking=*/false, /*copy=*/true);
+  // offset + raw * multiplier, promoted to float in the same kernel.
+  return torch::addcmul(offset, raw, multiplier);
 }
 
 }  // namespace trainerd

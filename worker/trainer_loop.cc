@@ -19,9 +19,8 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// The L2 norm of all gradients together, clipped to max_norm when max_norm > 0.
-double ClipGradients(const std::vector<torch::Tensor>& params, double max_norm) {
-  if (max_norm > 0) return torch::nn::utils::clip_grad_norm_(params, max_norm);
+// The L2 norm of all gradients together (before clipping).
+double GradientNorm(const std::vector<torch::Tensor>& params) {
   std::vector<torch::Tensor> norms;
   for (const auto& p : params) {
     if (p.grad().defined()) norms.push_back(p.grad().norm());
@@ -77,7 +76,13 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
   state_.logging_steps = StepsFromArg(a.logging_steps());
   state_.eval_steps = StepsFromArg(a.eval_steps());
   create_optimizer_and_scheduler(state_.max_steps);
-  const std::vector<torch::Tensor> params = model_->Parameters();
+  std::vector<torch::Tensor> params;
+  for (const torch::Tensor& p : model_->Parameters()) {
+    if (p.requires_grad()) params.push_back(p);
+  }
+  if (params.empty()) {
+    return absl::InvalidArgumentError("model: has no trainable parameters (none requires grad)");
+  }
 
   spdlog::info("***** Running training *****");
   spdlog::info("  Num examples = {}, num epochs = {}, batch size = {}, accumulation steps = {}",
@@ -93,6 +98,18 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
   int64_t last_logged_step = 0, samples_since_log = 0, total_samples = 0;
   auto last_log_time = Clock::now();
   bool stop = false;
+  // Logs the mean loss since the last log, as HF's _maybe_log_save_evaluate does.
+  auto log_training = [&](double grad_norm) {
+    Metrics logs = {{"loss", loss_since_log / (state_.global_step - last_logged_step)},
+                    {"learning_rate", lr_schedule_->LearningRate(state_.global_step)},
+                    {"samples_per_second", samples_since_log / SecondsSince(last_log_time)}};
+    if (!std::isnan(grad_norm)) logs["grad_norm"] = grad_norm;
+    log(logs);
+    loss_since_log = 0;
+    samples_since_log = 0;
+    last_logged_step = state_.global_step;
+    last_log_time = Clock::now();
+  };
 
   for (int64_t epoch = 0; epoch < state_.num_train_epochs && !stop; ++epoch) {
     loader->StartEpoch(epoch);
@@ -116,48 +133,35 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
         samples_since_log += batch.size();
         total_samples += batch.size();
       }
-      const double grad_norm = ClipGradients(params, a.max_grad_norm());
+      // HF's DefaultFlowCallback.on_step_end decides, for the step about to complete.
+      const int64_t step = state_.global_step + 1;
+      const bool should_log =
+          (step == 1 && a.logging_first_step()) ||
+          (a.logging_strategy() == "steps" && step % state_.logging_steps == 0);
+      const bool should_evaluate = a.eval_strategy() == "steps" && step % state_.eval_steps == 0;
+      // Clipping needs the norm every step; without clipping it is computed only to log.
+      double grad_norm = std::nan("");
+      if (a.max_grad_norm() > 0) {
+        grad_norm = torch::nn::utils::clip_grad_norm_(params, a.max_grad_norm());
+      } else if (should_log) {
+        grad_norm = GradientNorm(params);
+      }
       SetLearningRate(*optimizer_, lr_schedule_->LearningRate(state_.global_step));
       optimizer_->step();
       optimizer_->zero_grad();
 
-      state_.global_step += 1;
+      state_.global_step = step;
       batches_done += static_cast<int64_t>(group.size());
       state_.epoch = epoch + static_cast<double>(batches_done) / batches_per_epoch;
       total_loss += step_loss;
       loss_since_log += step_loss;
-
-      // HF's DefaultFlowCallback.on_step_end.
-      const bool at_end = state_.global_step >= state_.max_steps;
-      const bool should_log =
-          (state_.global_step == 1 && a.logging_first_step()) ||
-          (a.logging_strategy() == "steps" && state_.global_step % state_.logging_steps == 0);
-      const bool should_evaluate =
-          a.eval_strategy() == "steps" && state_.global_step % state_.eval_steps == 0;
-      if (should_log) {
-        const int64_t steps = state_.global_step - last_logged_step;
-        log({{"loss", loss_since_log / steps},
-             {"grad_norm", grad_norm},
-             {"learning_rate", lr_schedule_->LearningRate(state_.global_step)},
-             {"samples_per_second", samples_since_log / SecondsSince(last_log_time)}});
-        loss_since_log = 0;
-        samples_since_log = 0;
-        last_logged_step = state_.global_step;
-        last_log_time = Clock::now();
-      }
+      if (should_log) log_training(grad_norm);
       if (should_evaluate) EvaluateDuringTraining();
-      stop = at_end;
+      stop = state_.global_step >= state_.max_steps;
     }
     // HF's DefaultFlowCallback.on_epoch_end.
     if (a.logging_strategy() == "epoch" && state_.global_step > last_logged_step) {
-      const int64_t steps = state_.global_step - last_logged_step;
-      log({{"loss", loss_since_log / steps},
-           {"learning_rate", lr_schedule_->LearningRate(state_.global_step)},
-           {"samples_per_second", samples_since_log / SecondsSince(last_log_time)}});
-      loss_since_log = 0;
-      samples_since_log = 0;
-      last_logged_step = state_.global_step;
-      last_log_time = Clock::now();
+      log_training(std::nan(""));
     }
     if (a.eval_strategy() == "epoch") EvaluateDuringTraining();
   }

@@ -1,0 +1,131 @@
+// End to end: the trainer-worker binary on a spec file, as a user runs it.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "tests/test_util.h"
+
+namespace trainerd {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::RunCommand;
+using testing::TempDir;
+
+std::string Worker() { return testing::BuildDir() + "/worker/trainer-worker"; }
+
+std::string TinySpec(const std::string& output_dir) {
+  const std::string d = testing::kFashionDir;
+  return absl::StrCat(R"(
+training_args:
+  output_dir: )", output_dir, R"(
+  num_train_epochs: 2
+  per_device_train_batch_size: 32
+  per_device_eval_batch_size: 100
+  learning_rate: 2.0e-3
+  logging_steps: 5
+  eval_strategy: epoch
+  do_predict: true
+model: {type: mlp, hidden_sizes: [64], dropout: 0.1}
+data:
+  train: {path: )", d, "/train-images-idx3-ubyte.gz, labels_path: ", d, R"(/train-labels-idx1-ubyte.gz, limit: 600}
+  test: {path: )", d, "/t10k-images-idx3-ubyte.gz, labels_path: ", d, R"(/t10k-labels-idx1-ubyte.gz, limit: 300}
+  eval_split: 0.2
+  mean: 0.286
+  std: 0.353
+metrics: [accuracy, f1]
+)");
+}
+
+TEST(WorkerCli, TrainsEvaluatesPredictsAndSaves) {
+  TempDir dir;
+  testing::WriteFile(dir / "job.yaml", TinySpec(dir / "out"));
+  auto r = RunCommand(absl::StrCat(Worker(), " --spec ", dir / "job.yaml",
+                                   " --set training_args.seed=7 --metrics-fd 3 3>", dir / "fd.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // One human line per log step: step/total, epoch, loss, lr, grad_norm, samples/s.
+  EXPECT_THAT(r.output, HasSubstr("train step 5/30"));
+  EXPECT_THAT(r.output, HasSubstr("learning_rate"));
+  EXPECT_THAT(r.output, HasSubstr("grad_norm"));
+  EXPECT_THAT(r.output, HasSubstr("samples_per_second"));
+
+  const std::string jsonl = testing::ReadFile(dir / "out/trainer_log.jsonl");
+  EXPECT_EQ(jsonl, testing::ReadFile(dir / "fd.jsonl"));
+  std::vector<std::string> lines = absl::StrSplit(jsonl, '\n', absl::SkipEmpty());
+  int train = 0, eval = 0, test = 0;
+  for (const auto& line : lines) {
+    train += line.find("\"kind\":\"train\"") != std::string::npos;
+    eval += line.find("\"kind\":\"eval\"") != std::string::npos;
+    test += line.find("\"kind\":\"test\"") != std::string::npos;
+  }
+  EXPECT_EQ(train, 6);  // 30 steps, every 5
+  EXPECT_EQ(eval, 3);   // two epochs + the final evaluate
+  EXPECT_EQ(test, 1);
+
+  const std::string results = testing::ReadFile(dir / "out/all_results.json");
+  EXPECT_THAT(results, HasSubstr("\"eval_accuracy\""));
+  EXPECT_THAT(results, HasSubstr("\"test_accuracy\""));
+  const size_t at = results.find("\"test_accuracy\": ");
+  EXPECT_GT(std::stod(results.substr(at + 17)), 0.55);  // chance is 0.1
+
+  EXPECT_TRUE(std::filesystem::exists(dir / "out/model.pt"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "out/model_state_dict.pt"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "out/job_spec.json"));
+  const std::string predictions = testing::ReadFile(dir / "out/predictions.csv");
+  EXPECT_EQ(std::count(predictions.begin(), predictions.end(), '\n'), 301);  // header + 300
+
+  // Python's torch loads both forms of the final model, where Debian's python3-torch is.
+  if (RunCommand("/usr/bin/python3 -c 'import torch'").exit_code == 0) {
+    auto py = RunCommand(absl::StrCat(
+        "/usr/bin/python3 -c \"import torch; m = torch.jit.load('", dir / "out/model.pt",
+        "'); sd = torch.load('", dir / "out/model_state_dict.pt",
+        "'); print(tuple(m(torch.zeros(2, 1, 28, 28)).shape), sorted(sd)[0])\""));
+    EXPECT_EQ(py.exit_code, 0) << py.output;
+    EXPECT_THAT(py.output, HasSubstr("(2, 10) head.bias"));
+  }
+
+  // A second run into the same folder refuses to overwrite without overwrite_output_dir.
+  auto again = RunCommand(absl::StrCat(Worker(), " --spec ", dir / "job.yaml"));
+  EXPECT_EQ(again.exit_code, 2);
+  EXPECT_THAT(again.output, HasSubstr("training_args.output_dir"));
+}
+
+TEST(WorkerCli, InvalidSpecListsEveryBadField) {
+  TempDir dir;
+  testing::WriteFile(dir / "bad.yaml", R"(
+training_args: {learning_rate: -1, optim: adam, per_device_train_batch_size: 0}
+model: {type: transformer}
+data: {train: {path: /no/such/file.gz, labels_path: /no/labels.gz}}
+)");
+  auto r = RunCommand(absl::StrCat(Worker(), " --spec ", dir / "bad.yaml"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr("training_args.learning_rate: must be > 0"));
+  EXPECT_THAT(r.output, HasSubstr("training_args.optim: \"adam\" is not supported"));
+  EXPECT_THAT(r.output, HasSubstr("training_args.per_device_train_batch_size: must be >= 1"));
+  EXPECT_THAT(r.output, HasSubstr("model.type: \"transformer\" is not supported"));
+  EXPECT_THAT(r.output, HasSubstr("data.train.path: no such file"));
+
+  testing::WriteFile(dir / "typo.yaml", "training_args: {learning_rat: 0.1}\n");
+  auto typo = RunCommand(absl::StrCat(Worker(), " --spec ", dir / "typo.yaml"));
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_THAT(typo.output, HasSubstr("training_args.learning_rat: unknown field"));
+
+  auto missing = RunCommand(absl::StrCat(Worker(), " --spec ", dir / "none.yaml"));
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_THAT(missing.output, HasSubstr("cannot be read"));
+}
+
+TEST(WorkerCli, HelpAndValidateOnly) {
+  auto help = RunCommand(Worker() + " --help");
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_THAT(help.output, HasSubstr("--spec"));
+  EXPECT_THAT(help.output, HasSubstr("--set"));
+  auto example = RunCommand(absl::StrCat(Worker(), " --validate-only --spec ", testing::SourceDir(),
+                                         "/examples/fashion-mnist-cnn.yaml"));
+  EXPECT_EQ(example.exit_code, 0) << example.output;
+  EXPECT_THAT(example.output, HasSubstr("valid"));
+}
+
+}  // namespace
+}  // namespace trainerd

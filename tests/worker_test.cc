@@ -1,0 +1,372 @@
+// Worker library tests on real (small) data: optimizers, metrics, data loading, the
+// training loop's arithmetic (gradient accumulation), customisation by subclassing,
+// TorchScript models, bf16.
+#include <cmath>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "proto/spec/spec_defaults.h"
+#include "proto/spec/spec_loader.h"
+#include "proto/spec/spec_validator.h"
+#include "tests/test_util.h"
+#include "worker/adafactor.h"
+#include "worker/data_loader.h"
+#include "worker/dataset_reader.h"
+#include "worker/metrics.h"
+#include "worker/optimizer_factory.h"
+#include "worker/trainer.h"
+
+namespace trainerd {
+namespace {
+
+using testing::TempDir;
+
+std::string FashionYaml(int64_t limit) {
+  const std::string d = testing::kFashionDir;
+  return absl::StrCat("data: {train: {path: ", d, "/train-images-idx3-ubyte.gz, labels_path: ", d,
+                      "/train-labels-idx1-ubyte.gz, limit: ", limit, "}, mean: 0.286, std: 0.353",
+                      ", eval_split: 0.2}\n");
+}
+
+trainer::v1::JobSpec Spec(const std::string& yaml, const std::vector<std::string>& sets = {}) {
+  auto spec = ParseJobSpec(yaml, sets);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  ApplyDefaults(&*spec);
+  EXPECT_TRUE(ValidateJobSpec(*spec).ok()) << ValidateJobSpec(*spec);
+  return *spec;
+}
+
+// Just the training arguments of `yaml`, with defaults (no data or model needed).
+trainer::v1::TrainingArguments Args(const std::string& yaml) {
+  auto spec = ParseJobSpec(yaml);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  ApplyDefaults(&*spec);
+  return spec->training_args();
+}
+
+std::unique_ptr<Trainer> MakeTrainer(const trainer::v1::JobSpec& spec) {
+  torch::manual_seed(static_cast<uint64_t>(spec.training_args().seed()));
+  auto data = LoadDatasets(spec.data(), spec.training_args().data_seed());
+  EXPECT_TRUE(data.ok()) << data.status();
+  auto model = CreateModel(spec.model(), *data);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return std::make_unique<Trainer>(spec, std::move(*model), std::move(*data));
+}
+
+// ---------------------------------------------------------------- optimizers
+
+TEST(Optimizers, WeightDecaySkipsBiasesAndNorms) {
+  EXPECT_TRUE(UsesWeightDecay("layers.0.weight", torch::zeros({4, 4})));
+  EXPECT_FALSE(UsesWeightDecay("layers.0.bias", torch::zeros({4})));
+  EXPECT_FALSE(UsesWeightDecay("norm.weight", torch::zeros({4})));
+}
+
+TEST(Optimizers, EachOptimIsWiredWithItsArguments) {
+  NamedTensors params = {{"w", torch::randn({3, 3}, torch::requires_grad())},
+                         {"b", torch::zeros({3}, torch::requires_grad())}};
+  auto args = Args("training_args: {optim: adamw_torch, learning_rate: 0.01, weight_decay: 0.1, "
+                   "adam_beta1: 0.8, adam_beta2: 0.95, adam_epsilon: 1e-6}");
+  auto adamw = CreateOptimizer(args, params);
+  ASSERT_TRUE(adamw.ok()) << adamw.status();
+  auto* a = dynamic_cast<torch::optim::AdamW*>(adamw->get());
+  ASSERT_NE(a, nullptr);
+  ASSERT_EQ(a->param_groups().size(), 2u);
+  auto& decay = static_cast<torch::optim::AdamWOptions&>(a->param_groups()[0].options());
+  auto& no_decay = static_cast<torch::optim::AdamWOptions&>(a->param_groups()[1].options());
+  EXPECT_DOUBLE_EQ(decay.weight_decay(), 0.1);
+  EXPECT_DOUBLE_EQ(no_decay.weight_decay(), 0.0);
+  EXPECT_DOUBLE_EQ(std::get<0>(decay.betas()), 0.8);
+  EXPECT_DOUBLE_EQ(std::get<1>(decay.betas()), 0.95);
+  EXPECT_DOUBLE_EQ(decay.eps(), 1e-6);
+  SetLearningRate(**adamw, 0.5);
+  EXPECT_DOUBLE_EQ(no_decay.lr(), 0.5);
+
+  auto sgd = CreateOptimizer(Args("training_args: {optim: sgd, optim_args: 'momentum=0.9, nesterov=true'}"), params);
+  auto* s = dynamic_cast<torch::optim::SGD*>(sgd->get());
+  ASSERT_NE(s, nullptr);
+  auto& so = static_cast<torch::optim::SGDOptions&>(s->param_groups()[0].options());
+  EXPECT_DOUBLE_EQ(so.momentum(), 0.9);
+  EXPECT_TRUE(so.nesterov());
+  EXPECT_NE(dynamic_cast<torch::optim::Adagrad*>(
+                CreateOptimizer(Args("training_args: {optim: adagrad}"), params)->get()),
+            nullptr);
+  EXPECT_NE(dynamic_cast<torch::optim::RMSprop*>(
+                CreateOptimizer(Args("training_args: {optim: rmsprop}"), params)->get()),
+            nullptr);
+  EXPECT_NE(dynamic_cast<Adafactor*>(
+                CreateOptimizer(Args("training_args: {optim: adafactor}"), params)->get()),
+            nullptr);
+}
+
+// Adafactor's first step from HF's update rule, worked by hand for a 1-D parameter:
+// beta2_1 = 1 - 1^-0.8 = 0, so v = g^2 + eps1 and the update is g / sqrt(v) ~ sign(g),
+// clipped to RMS 1, times lr.
+TEST(Optimizers, AdafactorFirstStepMatchesHfRule) {
+  torch::Tensor p = torch::tensor({1.0f, -2.0f, 3.0f}).requires_grad_();
+  p.mutable_grad() = torch::tensor({0.5f, -0.25f, 2.0f});
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{p});
+  Adafactor opt(groups, AdafactorOptions(0.1));
+  opt.step();
+  EXPECT_TRUE(torch::allclose(p.detach(), torch::tensor({0.9f, -1.9f, 2.9f}), 1e-5, 1e-6)) << p;
+}
+
+TEST(Optimizers, AdafactorFactoredReducesLoss) {
+  torch::manual_seed(0);
+  torch::Tensor w = torch::randn({8, 6}, torch::requires_grad());
+  torch::Tensor target = torch::randn({8, 6});
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{w});
+  Adafactor opt(groups, AdafactorOptions(0.05));
+  const double before = (w - target).square().sum().item<double>();
+  for (int i = 0; i < 50; ++i) {
+    opt.zero_grad();
+    (w - target).square().sum().backward();
+    opt.step();
+  }
+  EXPECT_LT((w - target).square().sum().item<double>(), before * 0.2);
+}
+
+// ---------------------------------------------------------------- metrics
+
+TEST(Metrics, ClassificationMacroScores) {
+  // Predictions: class 0 for examples 0,1,2; class 1 for 3; labels 0,0,1,1.
+  torch::Tensor logits = torch::tensor({{2.f, 0.f}, {2.f, 0.f}, {2.f, 0.f}, {0.f, 2.f}});
+  torch::Tensor labels = torch::tensor({0, 0, 1, 1}, torch::kLong);
+  Metrics m = ComputeMetrics({"accuracy", "precision", "recall", "f1", "perplexity"}, logits, labels,
+                             std::log(3.0), /*regression=*/false);
+  EXPECT_DOUBLE_EQ(m["accuracy"], 0.75);
+  // class 0: p = 2/3, r = 1, f1 = 0.8; class 1: p = 1, r = 0.5, f1 = 2/3.
+  EXPECT_NEAR(m["precision"], (2.0 / 3 + 1) / 2, 1e-12);
+  EXPECT_NEAR(m["recall"], 0.75, 1e-12);
+  EXPECT_NEAR(m["f1"], (0.8 + 2.0 / 3) / 2, 1e-12);
+  EXPECT_NEAR(m["perplexity"], 3.0, 1e-12);
+}
+
+TEST(Metrics, Regression) {
+  Metrics m = ComputeMetrics({"mse", "mae"}, torch::tensor({{1.f}, {2.f}, {4.f}}),
+                             torch::tensor({1.f, 3.f, 2.f}), 0, /*regression=*/true);
+  EXPECT_NEAR(m["mse"], 5.0 / 3, 1e-6);
+  EXPECT_NEAR(m["mae"], 1.0, 1e-6);
+}
+
+// ---------------------------------------------------------------- data
+
+TEST(Data, ReadsFashionMnistIdx) {
+  const std::string d = testing::kFashionDir;
+  auto ds = ReadIdxDataset(d + "/t10k-images-idx3-ubyte.gz", d + "/t10k-labels-idx1-ubyte.gz", 0);
+  ASSERT_TRUE(ds.ok()) << ds.status();
+  EXPECT_EQ(ds->inputs.sizes(), (std::vector<int64_t>{10000, 1, 28, 28}));
+  EXPECT_EQ(ds->labels.max().item<int64_t>(), 9);
+  // Every class has 1000 test images.
+  EXPECT_TRUE(torch::bincount(ds->labels).eq(1000).all().item<bool>());
+  auto bad = ReadIdxDataset(d + "/t10k-labels-idx1-ubyte.gz", d + "/t10k-labels-idx1-ubyte.gz", 0);
+  EXPECT_FALSE(bad.ok());
+}
+
+TEST(Data, ReadsCsvWithStringLabelsAndCarvesEvalSplit) {
+  TempDir dir;
+  std::string csv = "x1,x2,species\n";
+  for (int i = 0; i < 20; ++i) absl::StrAppend(&csv, i, ",", i * 2, ",", i % 2 ? "b" : "a", "\n");
+  testing::WriteFile(dir / "t.csv", csv);
+  auto spec = Spec(absl::StrCat("data: {train: {path: ", dir / "t.csv",
+                                ", label_column: species}, eval_split: 0.25, standardize: true}\nmodel: {type: mlp}"));
+  auto b = LoadDatasets(spec.data(), 1);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->train.size(), 15);
+  EXPECT_EQ(b->eval->size(), 5);
+  EXPECT_EQ(b->num_classes, 2);
+  EXPECT_EQ(b->class_names, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(b->input_shape, (std::vector<int64_t>{2}));
+  torch::Tensor x = b->normalization.Apply(b->train.inputs);
+  EXPECT_NEAR(x.mean(0).abs().max().item<double>(), 0, 1e-5);
+
+  testing::WriteFile(dir / "bad.csv", "x1,label\n1,0\nfast,1\n");
+  trainer::v1::DatasetSource bad;
+  bad.set_path(dir / "bad.csv");
+  std::map<std::string, int64_t> ids;
+  auto r = ReadTableDataset(bad, ',', false, &ids);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("bad.csv:3: column \"x1\""));
+}
+
+TEST(Data, LoaderOrderIsPerEpochAndPrefetchKeepsIt) {
+  Dataset ds{torch::arange(100, torch::kFloat).unsqueeze(1), torch::arange(100, torch::kLong)};
+  Normalization norm;
+  DataLoaderOptions o;
+  o.batch_size = 8;
+  o.shuffle = true;
+  o.seed = 5;
+  DataLoader plain(&ds, &norm, o);
+  o.num_workers = 3;
+  DataLoader prefetching(&ds, &norm, o);
+  EXPECT_EQ(plain.num_batches(), 13);
+  for (int64_t epoch : {0, 1}) {
+    plain.StartEpoch(epoch);
+    prefetching.StartEpoch(epoch);
+    std::vector<int64_t> seen;
+    while (auto b = plain.Next()) {
+      auto p = prefetching.Next();
+      ASSERT_TRUE(p.has_value());
+      EXPECT_TRUE(torch::equal(b->labels, p->labels));
+      for (int64_t i = 0; i < b->size(); ++i) seen.push_back(b->labels[i].item<int64_t>());
+    }
+    EXPECT_FALSE(prefetching.Next().has_value());
+    std::sort(seen.begin(), seen.end());
+    EXPECT_EQ(seen.size(), 100u);
+    EXPECT_EQ(seen.front(), 0);
+    EXPECT_EQ(seen.back(), 99);
+  }
+  // Starting mid-epoch yields exactly the rest of that epoch's batches.
+  plain.StartEpoch(1);
+  for (int i = 0; i < 5; ++i) plain.Next();
+  auto sixth = plain.Next();
+  prefetching.StartEpoch(1, /*first_batch=*/5);
+  EXPECT_TRUE(torch::equal(prefetching.Next()->labels, sixth->labels));
+  // A different epoch has a different order.
+  plain.StartEpoch(0);
+  auto e0 = plain.Next();
+  plain.StartEpoch(1);
+  EXPECT_FALSE(torch::equal(e0->labels, plain.Next()->labels));
+}
+
+// ---------------------------------------------------------------- training
+
+// HF's 2024 fix: accumulating 4 micro-batches of 8 gives the gradients of one batch of 32.
+TEST(Training, GradientAccumulationMatchesBigBatch) {
+  const std::string base =
+      "training_args: {optim: sgd, learning_rate: 0.1, max_steps: 3, logging_steps: 1,"
+      " lr_scheduler_type: constant}\nmodel: {type: mlp, hidden_sizes: [32]}\n" + FashionYaml(400);
+  auto big = MakeTrainer(Spec(base, {"training_args.per_device_train_batch_size=32"}));
+  auto small = MakeTrainer(Spec(base, {"training_args.per_device_train_batch_size=8",
+                                       "training_args.gradient_accumulation_steps=4"}));
+  ASSERT_TRUE(big->train().ok());
+  ASSERT_TRUE(small->train().ok());
+  auto bp = big->model().NamedParameters(), sp = small->model().NamedParameters();
+  ASSERT_EQ(bp.size(), sp.size());
+  for (size_t i = 0; i < bp.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(bp[i].second, sp[i].second, 1e-5, 1e-6)) << bp[i].first;
+  }
+  for (int step = 0; step < 3; ++step) {
+    EXPECT_NEAR(big->state().log_history[step].at("loss"), small->state().log_history[step].at("loss"), 1e-5);
+    EXPECT_NEAR(big->state().log_history[step].at("grad_norm"),
+                small->state().log_history[step].at("grad_norm"), 1e-4);
+  }
+}
+
+TEST(Training, LoopFollowsStepsEpochsLoggingAndSchedule) {
+  // 320 train examples / batch 32 = 10 batches; accumulation 3 -> 4 updates per epoch.
+  auto t = MakeTrainer(Spec(
+      "training_args: {num_train_epochs: 1.5, per_device_train_batch_size: 32, "
+      "gradient_accumulation_steps: 3, logging_steps: 2, eval_strategy: epoch, "
+      "learning_rate: 0.01, warmup_steps: 2}\nmodel: {type: mlp, hidden_sizes: [16]}\n" +
+      FashionYaml(400)));
+  auto out = t->train();
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(t->state().max_steps, 6);  // ceil(1.5 * 4)
+  EXPECT_EQ(out->global_step, 6);
+  std::vector<int64_t> logged_steps;
+  int evals = 0;
+  for (const Metrics& m : t->state().log_history) {
+    if (m.count("loss")) {
+      logged_steps.push_back(static_cast<int64_t>(m.at("step")));
+      // Linear schedule with 2 warmup steps over 6: lr after k updates.
+      const double k = m.at("step");
+      const double expected = k < 2 ? 0.01 * k / 2 : 0.01 * (6 - k) / 4;
+      EXPECT_NEAR(m.at("learning_rate"), expected, 1e-12) << "step " << k;
+    }
+    if (m.count("eval_loss")) ++evals;
+  }
+  EXPECT_EQ(logged_steps, (std::vector<int64_t>{2, 4, 6}));
+  EXPECT_EQ(evals, 2);  // after epoch 1 and after the half epoch
+  EXPECT_NEAR(t->state().epoch, 1.0 + 6.0 / 10.0, 1e-9);
+}
+
+// The seed's CustomTrainer: a subclass that changes compute_loss, and sees the change.
+class AlwaysClassZeroTrainer : public Trainer {
+ public:
+  using Trainer::Trainer;
+  int calls = 0;
+  torch::Tensor compute_loss(Model& model, const Batch& inputs, std::optional<double> num_items,
+                             torch::Tensor* outputs) override {
+    ++calls;
+    torch::Tensor logits = model.Forward(inputs.inputs);
+    if (outputs) *outputs = logits;
+    return torch::nn::functional::cross_entropy(logits, torch::zeros_like(inputs.labels));
+  }
+};
+
+TEST(Training, SubclassChangesTheLoss) {
+  auto spec = Spec("training_args: {max_steps: 30, learning_rate: 0.01, per_device_train_batch_size: 32}\n"
+                   "model: {type: mlp, hidden_sizes: [16]}\nmetrics: [accuracy]\n" + FashionYaml(500));
+  torch::manual_seed(1);
+  auto data = *LoadDatasets(spec.data(), 42);
+  auto model = *CreateModel(spec.model(), data);
+  AlwaysClassZeroTrainer trainer(spec, std::move(model), std::move(data));
+  ASSERT_TRUE(trainer.train().ok());
+  auto eval = trainer.evaluate();
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  EXPECT_GT(trainer.calls, 30);
+  // Everything is predicted as class 0, so accuracy is that class's share (~10%).
+  EXPECT_LT(eval->at("eval_accuracy"), 0.2);
+}
+
+TEST(Training, LearnsFashionMnistWellAboveChance) {
+  auto t = MakeTrainer(Spec("training_args: {num_train_epochs: 3, learning_rate: 2e-3, "
+                            "per_device_train_batch_size: 32}\nmodel: {type: mlp, hidden_sizes: [64]}\n"
+                            "metrics: [accuracy, f1]\n" + FashionYaml(600)));
+  ASSERT_TRUE(t->train().ok());
+  auto eval = t->evaluate();
+  ASSERT_TRUE(eval.ok());
+  EXPECT_GT(eval->at("eval_accuracy"), 0.6);  // chance is 0.1
+  EXPECT_GT(eval->at("eval_f1"), 0.5);
+}
+
+TEST(Training, TrainsAUserTorchScriptModule) {
+  TempDir dir;
+  torch::jit::Module m("UserNet");
+  torch::manual_seed(3);
+  m.register_parameter("w", (torch::randn({784, 10}) * 0.01).requires_grad_(), false);
+  m.register_parameter("b", torch::zeros({10}).requires_grad_(), false);
+  m.define("def forward(self, x):\n    return torch.matmul(torch.flatten(x, 1), self.w) + self.b\n");
+  m.save(dir / "user.pt");
+  auto t = MakeTrainer(Spec(absl::StrCat("training_args: {max_steps: 40, learning_rate: 0.01, "
+                                         "per_device_train_batch_size: 32}\nmodel: {type: torchscript, path: ",
+                                         dir / "user.pt", "}\nmetrics: [accuracy]\n", FashionYaml(600))));
+  auto trained = t->train();
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  auto eval = t->evaluate();
+  ASSERT_TRUE(eval.ok());
+  EXPECT_GT(eval->at("eval_accuracy"), 0.5);
+  ASSERT_TRUE(t->save_model(dir / "out").ok());
+  torch::jit::Module reloaded = torch::jit::load(dir / "out/model.pt");
+  EXPECT_EQ(reloaded.forward({torch::zeros({2, 1, 28, 28})}).toTensor().sizes(),
+            (std::vector<int64_t>{2, 10}));
+}
+
+TEST(Training, Bf16AutocastTrains) {
+  auto t = MakeTrainer(Spec("training_args: {max_steps: 20, bf16: true, learning_rate: 0.01, "
+                            "per_device_train_batch_size: 32, logging_steps: 10}\n"
+                            "model: {type: cnn, conv_channels: [4], hidden_sizes: [16]}\n" + FashionYaml(300)));
+  auto out = t->train();
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(std::isfinite(out->training_loss));
+  EXPECT_LT(t->state().log_history[1].at("loss"), 2.3);
+}
+
+TEST(Training, BadModelFileIsAStatusNotACrash) {
+  TempDir dir;
+  testing::WriteFile(dir / "junk.pt", "not a model");
+  trainer::v1::ModelSpec spec;
+  spec.set_type("torchscript");
+  spec.set_path(dir / "junk.pt");
+  auto model = CreateModel(spec, DatasetBundle{});
+  ASSERT_FALSE(model.ok());
+  EXPECT_THAT(std::string(model.status().message()), ::testing::HasSubstr("model.path"));
+}
+
+}  // namespace
+}  // namespace trainerd
