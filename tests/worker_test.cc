@@ -357,6 +357,45 @@ TEST(Training, Bf16AutocastTrains) {
   EXPECT_LT(t->state().log_history[1].at("loss"), 2.3);
 }
 
+TEST(Training, RegressionOnACsvTable) {
+  TempDir dir;
+  std::string csv = "a,b,target\n";
+  torch::manual_seed(0);
+  torch::Tensor x = torch::rand({300, 2});
+  for (int64_t i = 0; i < 300; ++i) {
+    const double a = x[i][0].item<double>(), b = x[i][1].item<double>();
+    absl::StrAppend(&csv, a, ",", b, ",", 3 * a - 2 * b + 1, "\n");
+  }
+  testing::WriteFile(dir / "r.csv", csv);
+  auto t = MakeTrainer(Spec(absl::StrCat(
+      "training_args: {num_train_epochs: 30, learning_rate: 0.01, per_device_train_batch_size: 16}\n"
+      "model: {type: mlp, hidden_sizes: [16]}\nmetrics: [mse, mae]\n"
+      "data: {train: {path: ", dir / "r.csv", ", label_column: target}, task: regression, eval_split: 0.2}\n")));
+  auto before = t->evaluate();
+  ASSERT_TRUE(before.ok()) << before.status();
+  ASSERT_TRUE(t->train().ok());
+  auto after = t->evaluate();
+  ASSERT_TRUE(after.ok());
+  EXPECT_LT(after->at("eval_mse"), before->at("eval_mse") * 0.05);
+  EXPECT_LT(after->at("eval_mae"), 0.1);
+}
+
+TEST(Training, ClassWeightsGiveTheWeightedMeanLoss) {
+  auto spec = Spec("model: {type: mlp, hidden_sizes: [8]}\n"
+                   "loss: {class_weights: [1, 2, 3, 1, 1, 1, 1, 1, 1, 5]}\n" + FashionYaml(100));
+  auto t = MakeTrainer(spec);
+  Batch batch{t->data().normalization.Apply(t->data().train.inputs.slice(0, 0, 16)),
+              t->data().train.labels.slice(0, 0, 16)};
+  torch::Tensor logits;
+  torch::Tensor loss = t->compute_loss(t->model(), batch, std::nullopt, &logits);
+  torch::Tensor w = torch::tensor({1.f, 2.f, 3.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 5.f});
+  torch::Tensor expected = torch::nn::functional::cross_entropy(
+      logits, batch.labels, torch::nn::functional::CrossEntropyFuncOptions().weight(w));
+  EXPECT_NEAR(loss.item<double>(), expected.item<double>(), 1e-5);
+  torch::Tensor unweighted = torch::nn::functional::cross_entropy(logits, batch.labels);
+  EXPECT_GT(std::abs(loss.item<double>() - unweighted.item<double>()), 1e-4);
+}
+
 TEST(Training, BadModelFileIsAStatusNotACrash) {
   TempDir dir;
   testing::WriteFile(dir / "junk.pt", "not a model");

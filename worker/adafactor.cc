@@ -86,4 +86,54 @@ torch::Tensor Adafactor::step(LossClosure closure) {
   return loss;
 }
 
+void AdafactorOptions::serialize(torch::serialize::OutputArchive& archive) const {
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lr);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(eps1);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(eps2);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(clip_threshold);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(decay_rate);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(beta1);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(weight_decay);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(scale_parameter);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(relative_step);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(warmup_init);
+}
+
+void AdafactorOptions::serialize(torch::serialize::InputArchive& archive) {
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, lr);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, eps1);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, eps2);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, clip_threshold);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, decay_rate);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, beta1);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, weight_decay);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(bool, scale_parameter);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(bool, relative_step);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(bool, warmup_init);
+}
+
+void AdafactorParamState::serialize(torch::serialize::OutputArchive& archive) const {
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(step);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(exp_avg);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(exp_avg_sq_row);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(exp_avg_sq_col);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(exp_avg_sq);
+}
+
+void AdafactorParamState::serialize(torch::serialize::InputArchive& archive) {
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(int64_t, step);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, exp_avg);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, exp_avg_sq_row);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, exp_avg_sq_col);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, exp_avg_sq);
+}
+
+void Adafactor::save(torch::serialize::OutputArchive& archive) const {
+  torch::optim::serialize<AdafactorParamState, AdafactorOptions>(archive, *this);
+}
+
+void Adafactor::load(torch::serialize::InputArchive& archive) {
+  torch::optim::serialize<AdafactorParamState, AdafactorOptions>(archive, *this);
+}
+
 }  // namespace trainerd

@@ -7,6 +7,7 @@
 #define TRAINERD_WORKER_ADAFACTOR_H_
 
 #include <torch/optim/optimizer.h>
+#include <torch/optim/serialize.h>
 
 namespace trainerd {
 
@@ -23,8 +24,11 @@ struct AdafactorOptions : public torch::optim::OptimizerCloneableOptions<Adafact
   TORCH_ARG(bool, relative_step) = false;
   TORCH_ARG(bool, warmup_init) = false;
 
+ public:  // TORCH_ARG leaves the access private
   double get_lr() const override { return lr(); }
   void set_lr(const double lr) override { this->lr(lr); }
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
 };
 
 struct AdafactorParamState
@@ -34,6 +38,10 @@ struct AdafactorParamState
   TORCH_ARG(torch::Tensor, exp_avg_sq_row);
   TORCH_ARG(torch::Tensor, exp_avg_sq_col);
   TORCH_ARG(torch::Tensor, exp_avg_sq);
+
+ public:
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
 };
 
 class Adafactor : public torch::optim::Optimizer {
@@ -42,6 +50,8 @@ class Adafactor : public torch::optim::Optimizer {
       : Optimizer(std::move(groups), std::make_unique<AdafactorOptions>(defaults)) {}
 
   torch::Tensor step(LossClosure closure = nullptr) override;
+  void save(torch::serialize::OutputArchive& archive) const override;
+  void load(torch::serialize::InputArchive& archive) override;
 };
 
 }  // namespace trainerd

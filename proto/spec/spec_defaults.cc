@@ -47,6 +47,32 @@ void ApplyDefaults(trainer::v1::JobSpec* spec) {
   if (!a->has_label_smoothing_factor()) a->set_label_smoothing_factor(0.0);
   if (!a->has_bf16()) a->set_bf16(false);
   if (!a->has_torch_num_threads()) a->set_torch_num_threads(0);
+  if (!a->has_save_strategy()) a->set_save_strategy("steps");
+  if (!a->has_save_steps()) a->set_save_steps(500);
+  if (!a->has_save_total_limit()) a->set_save_total_limit(0);
+  if (!a->has_save_only_model()) a->set_save_only_model(false);
+  if (!a->has_save_on_each_node()) a->set_save_on_each_node(false);
+  if (!a->has_resume_from_checkpoint()) a->set_resume_from_checkpoint("");
+  if (!a->has_load_best_model_at_end()) a->set_load_best_model_at_end(false);
+  // HF: metric_for_best_model defaults to "loss" when the best model matters.
+  if (!a->has_metric_for_best_model()) {
+    const bool needs_metric = a->load_best_model_at_end() || a->save_strategy() == "best";
+    for (const auto& cb : spec->callbacks()) {
+      if (cb.name() == "early_stopping") a->set_metric_for_best_model("loss");
+    }
+    if (needs_metric) a->set_metric_for_best_model("loss");
+  }
+  if (!a->has_greater_is_better() && a->has_metric_for_best_model()) {
+    const std::string& m = a->metric_for_best_model();
+    a->set_greater_is_better(!(m.size() >= 4 && m.compare(m.size() - 4, 4, "loss") == 0));
+  }
+  if (!a->has_hub_dir()) a->set_hub_dir("");
+  if (!a->has_hub_strategy()) a->set_hub_strategy("every_save");
+  if (!a->has_hub_model_id()) {
+    std::string dir = a->output_dir();
+    while (!dir.empty() && dir.back() == '/') dir.pop_back();
+    a->set_hub_model_id(dir.substr(dir.find_last_of('/') + 1));
+  }
 
   auto* data = spec->mutable_data();
   if (data->task().empty()) data->set_task("classification");
@@ -63,6 +89,12 @@ void ApplyDefaults(trainer::v1::JobSpec* spec) {
       model->add_conv_channels(64);
     }
     if (model->hidden_sizes().empty()) model->add_hidden_sizes(128);
+  }
+
+  for (auto& cb : *spec->mutable_callbacks()) {
+    if (cb.name() == "early_stopping" && cb.early_stopping_patience() == 0) {
+      cb.set_early_stopping_patience(1);
+    }
   }
 
   auto* loss = spec->mutable_loss();

@@ -71,6 +71,51 @@ class Checker {
   SpecCheckOptions options_;
 };
 
+void CheckCheckpointArgs(const JobSpec& spec, Checker* c) {
+  const auto& a = spec.training_args();
+  const std::string p = "training_args.";
+  c->Choice(p + "save_strategy", a.save_strategy(), {"no", "steps", "epoch", "best"});
+  if (a.save_strategy() == "steps") c->StepsOrRatio(p + "save_steps", a.save_steps());
+  if (a.save_total_limit() < 0) c->Add(p + "save_total_limit", "must be >= 0 (0 keeps every checkpoint)");
+  const std::string& resume = a.resume_from_checkpoint();
+  if (!resume.empty() && resume != "true" && resume != "false") c->File(p + "resume_from_checkpoint", resume);
+  c->Choice(p + "hub_strategy", a.hub_strategy(), {"end", "every_save", "checkpoint", "all_checkpoints"});
+
+  const bool wants_best = a.load_best_model_at_end() || a.save_strategy() == "best";
+  if (wants_best && a.eval_strategy() == "no") {
+    c->Add(p + "eval_strategy", "load_best_model_at_end and save_strategy: best need evaluations (steps or epoch)");
+  }
+  if (a.load_best_model_at_end() && a.save_strategy() != "best" && a.eval_strategy() != "no") {
+    if (a.save_strategy() != a.eval_strategy()) {
+      c->Add(p + "save_strategy", "must match eval_strategy when load_best_model_at_end is set (as in HF)");
+    } else if (a.save_strategy() == "steps" && a.save_steps() >= 1 && a.eval_steps() >= 1 &&
+               static_cast<int64_t>(a.save_steps()) % static_cast<int64_t>(a.eval_steps()) != 0) {
+      c->Add(p + "save_steps", "must be a multiple of eval_steps when load_best_model_at_end is set");
+    }
+  }
+  if (a.has_metric_for_best_model()) {
+    std::string m = a.metric_for_best_model();
+    if (m.rfind("eval_", 0) == 0) m = m.substr(5);
+    const bool known = m == "loss" ||
+                       std::find(spec.metrics().begin(), spec.metrics().end(), m) != spec.metrics().end();
+    if (!known) {
+      c->Add(p + "metric_for_best_model",
+             absl::StrCat("\"", a.metric_for_best_model(), "\" is not computed; use loss or one of metrics"));
+    }
+  }
+  for (int i = 0; i < spec.callbacks_size(); ++i) {
+    const auto& cb = spec.callbacks(i);
+    const std::string f = absl::StrCat("callbacks[", i, "]");
+    c->Choice(f + ".name", cb.name(), {"early_stopping", "stop_after_steps"});
+    if (cb.name() == "early_stopping") {
+      if (a.eval_strategy() == "no") c->Add(f, "early_stopping needs an eval_strategy (steps or epoch)");
+      if (cb.early_stopping_patience() < 1) c->Add(f + ".early_stopping_patience", "must be >= 1");
+      c->NonNegative(f + ".early_stopping_threshold", cb.early_stopping_threshold());
+    }
+    if (cb.name() == "stop_after_steps" && cb.steps() < 1) c->Add(f + ".steps", "must be >= 1");
+  }
+}
+
 void CheckTrainingArgs(const JobSpec& spec, Checker* c) {
   const auto& a = spec.training_args();
   const std::string p = "training_args.";
@@ -146,6 +191,8 @@ void CheckTrainingArgs(const JobSpec& spec, Checker* c) {
     c->Add(p + "label_smoothing_factor", "must be in [0, 1)");
   }
   c->NonNegative(p + "torch_num_threads", static_cast<double>(a.torch_num_threads()));
+
+  CheckCheckpointArgs(spec, c);
 
   const bool has_eval_data = !spec.data().eval().path().empty() || spec.data().eval_split() > 0;
   if ((a.eval_strategy() != "no" || a.eval_on_start()) && !has_eval_data) {
