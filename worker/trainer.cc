@@ -55,7 +55,8 @@ double SecondsSince(Clock::time_point start) {
 
 }  // namespace
 
-Trainer::Trainer(trainer::v1::JobSpec spec, std::unique_ptr<Model> model, DatasetBundle data)
+Trainer::Trainer(trainer::v1::JobSpec spec, std::unique_ptr<Model> model, DatasetBundle data,
+                 std::vector<std::shared_ptr<TrainerCallback>> callbacks)
     : spec_(std::move(spec)), model_(std::move(model)), data_(std::move(data)) {
   const int64_t threads = args().torch_num_threads() > 0 ? args().torch_num_threads() : AllowedCpus();
   torch::set_num_threads(static_cast<int>(threads));
@@ -65,6 +66,10 @@ Trainer::Trainer(trainer::v1::JobSpec spec, std::unique_ptr<Model> model, Datase
   }
   training_log_ = *TrainingLog::Open("", -1);
   state_.train_batch_size = args().per_device_train_batch_size();
+  callbacks_.Add(std::make_shared<DefaultFlowCallback>());
+  for (auto& cb : CreateCallbacks(spec_)) callbacks_.Add(std::move(cb));
+  for (auto& cb : callbacks) callbacks_.Add(std::move(cb));
+  callbacks_.on_init_end(args(), state_, control_);
 }
 
 Trainer::~Trainer() = default;
@@ -174,6 +179,7 @@ PredictionOutput Trainer::EvaluationLoop(DataLoader& loader, const std::string& 
   std::vector<torch::Tensor> outputs, labels;
   while (std::optional<Batch> batch = loader.Next()) {
     PredictionStepOutput o = prediction_step(*model_, *batch, prediction_loss_only);
+    callbacks_.on_prediction_step(args(), state_, control_);
     loss_sum += o.loss.item<double>() * batch->size();
     n += batch->size();
     ++steps;
@@ -206,7 +212,7 @@ absl::StatusOr<Metrics> Trainer::evaluate(const Dataset* dataset, const std::str
     std::unique_ptr<DataLoader> loader = get_eval_dataloader(dataset);
     PredictionOutput out = EvaluationLoop(*loader, prefix, /*prediction_loss_only=*/false);
     log(out.metrics, prefix);
-    if (lr_schedule_ && prefix == "eval") lr_schedule_->OnEvaluate(out.metrics["eval_loss"]);
+    callbacks_.on_evaluate(args(), state_, control_, out.metrics);
     return out.metrics;
   });
 }
@@ -215,7 +221,10 @@ absl::StatusOr<PredictionOutput> Trainer::predict(const Dataset& dataset, const 
   return RunGuarded<PredictionOutput>(absl::StrCat("predict (", prefix, ")"), [&] {
     std::unique_ptr<DataLoader> loader = get_test_dataloader(dataset);
     PredictionOutput out = EvaluationLoop(*loader, prefix, /*prediction_loss_only=*/false);
-    log(out.metrics, prefix);
+    // As in HF, predict() does not go through log(): its metrics are returned and
+    // given to on_predict; they still go to the log streams.
+    training_log_->Record(prefix, CurrentProgress(), out.metrics);
+    callbacks_.on_predict(args(), state_, control_, out.metrics);
     return out;
   });
 }
@@ -230,18 +239,17 @@ void Trainer::log(const Metrics& logs, const std::string& kind) {
   record["step"] = static_cast<double>(state_.global_step);
   state_.log_history.push_back(record);
   training_log_->Record(kind, CurrentProgress(), logs);
+  callbacks_.on_log(args(), state_, control_, logs);
 }
 
 absl::Status Trainer::save_model(const std::string& output_dir) {
   return RunGuardedStatus("save_model", [&] {
     std::filesystem::create_directories(output_dir);
-    std::ostringstream script;
-    model_->SaveTorchScript(script);
-    absl::Status s = WriteFileAtomically(output_dir + "/model.pt", script.str());
-    if (!s.ok()) return s;
-    std::vector<char> state_dict = SerializeStateDict(*model_);
-    return WriteFileAtomically(output_dir + "/model_state_dict.pt",
-                               std::string_view(state_dict.data(), state_dict.size()));
+    for (const auto& [name, bytes] : ModelFiles()) {
+      if (absl::Status s = WriteFileAtomically(output_dir + "/" + name, bytes); !s.ok()) return s;
+    }
+    if (!args().hub_dir().empty()) ExportToHub("model", ModelFiles());
+    return absl::OkStatus();
   });
 }
 

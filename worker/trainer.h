@@ -29,21 +29,12 @@
 #include "worker/lr_schedule.h"
 #include "worker/metrics_map.h"
 #include "worker/model.h"
+#include "worker/checkpoint_store.h"
+#include "worker/trainer_callback.h"
+#include "worker/trainer_state.h"
 #include "worker/training_log.h"
 
 namespace trainerd {
-
-// Mirrors HF's TrainerState.
-struct TrainerState {
-  int64_t global_step = 0;
-  double epoch = 0;
-  int64_t max_steps = 0;
-  int64_t num_train_epochs = 0;
-  int64_t logging_steps = 0;
-  int64_t eval_steps = 0;
-  int64_t train_batch_size = 0;
-  std::vector<Metrics> log_history;
-};
 
 struct TrainOutput {
   int64_t global_step = 0;
@@ -67,10 +58,14 @@ class Trainer {
  public:
   // `spec` must have defaults applied and be valid (see proto/spec). Sets LibTorch's
   // intra-op thread count from training_args.torch_num_threads.
-  Trainer(trainer::v1::JobSpec spec, std::unique_ptr<Model> model, DatasetBundle data);
+  // `callbacks` run after the built-in DefaultFlowCallback and those the spec names.
+  Trainer(trainer::v1::JobSpec spec, std::unique_ptr<Model> model, DatasetBundle data,
+          std::vector<std::shared_ptr<TrainerCallback>> callbacks = {});
   virtual ~Trainer();
 
-  // Trains for max_steps or num_train_epochs, evaluating and logging as configured.
+  // Trains for max_steps or num_train_epochs, evaluating, logging and saving
+  // checkpoints as configured. Resumes from training_args.resume_from_checkpoint when
+  // set: "true" for the newest valid checkpoint in output_dir, else a checkpoint folder.
   virtual absl::StatusOr<TrainOutput> train();
   // Evaluates on `dataset` (default: the eval split); metrics get `prefix`_ names.
   virtual absl::StatusOr<Metrics> evaluate(const Dataset* dataset = nullptr,
@@ -79,12 +74,17 @@ class Trainer {
   virtual absl::StatusOr<PredictionOutput> predict(const Dataset& dataset,
                                                    const std::string& prefix = "test");
 
-  // Sends the final model to output_dir: model.pt (TorchScript) and
-  // model_state_dict.pt (torch.load-able), both written atomically.
+  // Writes the model to `output_dir` (created if needed), each file atomically:
+  // model.pt (TorchScript), model_state_dict.pt (torch.load-able), model.safetensors.
+  // With hub_dir set, also exports the model there (every hub_strategy exports at end).
   absl::Status save_model(const std::string& output_dir);
+
+  // Adds a callback after those given to the constructor (it misses on_init_end).
+  void add_callback(std::shared_ptr<TrainerCallback> callback) { callbacks_.Add(std::move(callback)); }
 
   Model& model() { return *model_; }
   const TrainerState& state() const { return state_; }
+  const TrainerControl& control() const { return control_; }
   const trainer::v1::TrainingArguments& args() const { return spec_.training_args(); }
   const DatasetBundle& data() const { return data_; }
   // Where JSON log records go; default: only the human lines. Set before train().
@@ -121,18 +121,46 @@ class Trainer {
   LrSchedule* lr_scheduler() { return lr_schedule_.get(); }
 
  private:
+  // Where the loop is, and its running sums: saved in checkpoints so that a resumed run
+  // continues exactly (same data position, same logged losses).
+  struct LoopState {
+    int64_t epoch = 0;          // epoch to continue
+    int64_t batches_done = 0;   // batches of that epoch already used
+    double loss_since_log = 0;
+    int64_t last_logged_step = 0;
+    double total_loss = 0;
+    int64_t total_samples = 0;
+  };
+
   absl::StatusOr<TrainOutput> TrainLoop();
   PredictionOutput EvaluationLoop(DataLoader& loader, const std::string& prefix,
                                   bool prediction_loss_only);
-  // Calls the (overridable) evaluate() from inside the loop, rethrowing its error.
-  void EvaluateDuringTraining();
+  // HF's _maybe_log_save_evaluate.
+  void MaybeLogSaveEvaluate(double grad_norm, double seconds_since_log);
+  // Evaluates inside the loop: steps reduce_lr_on_plateau and tracks the best metric.
+  // Returns true when the metric is a new best.
+  bool EvaluateDuringTraining();
   Progress CurrentProgress() const;
   int64_t StepsFromArg(double value) const;
+
+  // Checkpoints (trainer_checkpoint.cc).
+  std::string ResolveResumeCheckpoint() const;
+  CheckpointFiles SerializeCheckpoint();
+  void LoadCheckpoint(const std::string& dir);
+  void LoadModelWeights(const std::string& safetensors_bytes);
+  void SaveCheckpoint();
+  CheckpointFiles ModelFiles();
+  void ExportToHub(const std::string& name, const CheckpointFiles& files) const;
 
   trainer::v1::JobSpec spec_;
   std::unique_ptr<Model> model_;
   DatasetBundle data_;
   TrainerState state_;
+  TrainerControl control_;
+  CallbackHandler callbacks_;
+  LoopState loop_;
+  std::string resumed_from_;
+  std::unique_ptr<CheckpointStore> checkpoint_store_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::unique_ptr<LrSchedule> lr_schedule_;
   std::unique_ptr<TrainingLog> training_log_;

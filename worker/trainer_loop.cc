@@ -1,4 +1,4 @@
-// Trainer::train(): the training loop, top to bottom.
+// Trainer::train(): the training loop, top to bottom, in HF's order of events.
 #include <chrono>
 #include <cmath>
 
@@ -17,15 +17,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// The L2 norm of all gradients together (before clipping).
-double GradientNorm(const std::vector<torch::Tensor>& params) {
-  std::vector<torch::Tensor> norms;
-  for (const auto& p : params) {
-    if (p.grad().defined()) norms.push_back(p.grad().norm());
-  }
-  return norms.empty() ? 0.0 : torch::stack(norms).norm().item<double>();
 }
 
 // Fails early, with the field name, where this LibTorch cannot autocast to bf16 on CPU.
@@ -50,7 +41,13 @@ int64_t Trainer::StepsFromArg(double value) const {
 }
 
 absl::StatusOr<TrainOutput> Trainer::train() {
-  return RunGuarded<TrainOutput>("train", [&] { return TrainLoop(); });
+  absl::StatusOr<TrainOutput> out = RunGuarded<TrainOutput>("train", [&] { return TrainLoop(); });
+  // Whatever happened, the last checkpoint must be on disk (or its error reported).
+  if (checkpoint_store_) {
+    absl::Status flushed = checkpoint_store_->Flush();
+    if (out.ok() && !flushed.ok()) return flushed;
+  }
+  return out;
 }
 
 absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
@@ -75,6 +72,7 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
   }
   state_.logging_steps = StepsFromArg(a.logging_steps());
   state_.eval_steps = StepsFromArg(a.eval_steps());
+  state_.save_steps = a.save_strategy() == "steps" ? StepsFromArg(a.save_steps()) : 0;
   create_optimizer_and_scheduler(state_.max_steps);
   std::vector<torch::Tensor> params;
   for (const torch::Tensor& p : model_->Parameters()) {
@@ -84,6 +82,13 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
     return absl::InvalidArgumentError("model: has no trainable parameters (none requires grad)");
   }
 
+  resumed_from_ = ResolveResumeCheckpoint();
+  if (!resumed_from_.empty()) {
+    LoadCheckpoint(resumed_from_);
+    spdlog::info("Resuming from {} at step {} (epoch {}, batch {}): earlier batches are skipped, not replayed",
+                 resumed_from_, state_.global_step, loop_.epoch, loop_.batches_done);
+  }
+
   spdlog::info("***** Running training *****");
   spdlog::info("  Num examples = {}, num epochs = {}, batch size = {}, accumulation steps = {}",
                loader->num_examples(), state_.num_train_epochs, a.per_device_train_batch_size(),
@@ -91,30 +96,21 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
   spdlog::info("  Total optimization steps = {}, trainable parameters = {}, threads = {}",
                state_.max_steps, model_->NumParameters(), torch::get_num_threads());
 
-  if (a.eval_on_start()) EvaluateDuringTraining();
+  callbacks_.on_train_begin(a, state_, control_);
+  if (a.eval_on_start() && resumed_from_.empty()) EvaluateDuringTraining();
   model_->SetTraining(true);
   const auto train_start = Clock::now();
-  double total_loss = 0, loss_since_log = 0, data_wait_seconds = 0;
-  int64_t last_logged_step = 0, samples_since_log = 0, total_samples = 0;
+  const int64_t resumed_samples = loop_.total_samples;
+  const int64_t resumed_step = state_.global_step;
+  double data_wait_seconds = 0;
+  int64_t samples_since_log = 0;
   auto last_log_time = Clock::now();
-  bool stop = false;
-  // Logs the mean loss since the last log, as HF's _maybe_log_save_evaluate does.
-  auto log_training = [&](double grad_norm) {
-    Metrics logs = {{"loss", loss_since_log / (state_.global_step - last_logged_step)},
-                    {"learning_rate", lr_schedule_->LearningRate(state_.global_step)},
-                    {"samples_per_second", samples_since_log / SecondsSince(last_log_time)}};
-    if (!std::isnan(grad_norm)) logs["grad_norm"] = grad_norm;
-    log(logs);
-    loss_since_log = 0;
-    samples_since_log = 0;
-    last_logged_step = state_.global_step;
-    last_log_time = Clock::now();
-  };
 
-  for (int64_t epoch = 0; epoch < state_.num_train_epochs && !stop; ++epoch) {
-    loader->StartEpoch(epoch);
-    int64_t batches_done = 0;
-    while (!stop) {
+  for (int64_t epoch = loop_.epoch; epoch < state_.num_train_epochs; ++epoch) {
+    // loop_.epoch == epoch here; batches_done > 0 only when resuming mid-epoch.
+    loader->StartEpoch(epoch, loop_.batches_done);
+    callbacks_.on_epoch_begin(a, state_, control_);
+    while (true) {
       // One optimizer update = gradient_accumulation_steps micro-batches.
       std::vector<Batch> group;
       const auto wait_start = Clock::now();
@@ -126,63 +122,116 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
       data_wait_seconds += SecondsSince(wait_start);
       if (group.empty()) break;
 
+      callbacks_.on_step_begin(a, state_, control_);
       const double num_items = CountItems(group);
       double step_loss = 0;
-      for (const Batch& batch : group) {
-        step_loss += training_step(*model_, batch, num_items).item<double>();
-        samples_since_log += batch.size();
-        total_samples += batch.size();
+      for (size_t i = 0; i < group.size(); ++i) {
+        step_loss += training_step(*model_, group[i], num_items).item<double>();
+        samples_since_log += group[i].size();
+        loop_.total_samples += group[i].size();
+        if (i + 1 < group.size()) callbacks_.on_substep_end(a, state_, control_);
       }
-      // HF's DefaultFlowCallback.on_step_end decides, for the step about to complete.
-      const int64_t step = state_.global_step + 1;
-      const bool should_log =
-          (step == 1 && a.logging_first_step()) ||
-          (a.logging_strategy() == "steps" && step % state_.logging_steps == 0);
-      const bool should_evaluate = a.eval_strategy() == "steps" && step % state_.eval_steps == 0;
-      // Clipping needs the norm every step; without clipping it is computed only to log.
-      double grad_norm = std::nan("");
-      if (a.max_grad_norm() > 0) {
-        grad_norm = torch::nn::utils::clip_grad_norm_(params, a.max_grad_norm());
-      } else if (should_log) {
-        grad_norm = GradientNorm(params);
-      }
+      // HF reports grad_norm only when it clips (max_grad_norm > 0).
+      const double grad_norm = a.max_grad_norm() > 0
+                                   ? torch::nn::utils::clip_grad_norm_(params, a.max_grad_norm())
+                                   : std::nan("");
+      callbacks_.on_pre_optimizer_step(a, state_, control_);
       SetLearningRate(*optimizer_, lr_schedule_->LearningRate(state_.global_step));
       optimizer_->step();
+      callbacks_.on_optimizer_step(a, state_, control_);
       optimizer_->zero_grad();
 
-      state_.global_step = step;
-      batches_done += static_cast<int64_t>(group.size());
-      state_.epoch = epoch + static_cast<double>(batches_done) / batches_per_epoch;
-      total_loss += step_loss;
-      loss_since_log += step_loss;
-      if (should_log) log_training(grad_norm);
-      if (should_evaluate) EvaluateDuringTraining();
-      stop = state_.global_step >= state_.max_steps;
+      state_.global_step += 1;
+      loop_.batches_done += static_cast<int64_t>(group.size());
+      state_.epoch = epoch + static_cast<double>(loop_.batches_done) / batches_per_epoch;
+      loop_.total_loss += step_loss;
+      loop_.loss_since_log += step_loss;
+      callbacks_.on_step_end(a, state_, control_);
+      if (control_.should_log) {
+        const double seconds = SecondsSince(last_log_time);
+        MaybeLogSaveEvaluate(grad_norm, samples_since_log / seconds);
+        samples_since_log = 0;
+        last_log_time = Clock::now();
+      } else {
+        MaybeLogSaveEvaluate(grad_norm, 0);
+      }
+      if (control_.should_epoch_stop || control_.should_training_stop) break;
     }
-    // HF's DefaultFlowCallback.on_epoch_end.
-    if (a.logging_strategy() == "epoch" && state_.global_step > last_logged_step) {
-      log_training(std::nan(""));
+    // The epoch is over: a checkpoint saved from here continues with the next one.
+    loop_.epoch = epoch + 1;
+    loop_.batches_done = 0;
+    callbacks_.on_epoch_end(a, state_, control_);
+    const double seconds = SecondsSince(last_log_time);
+    MaybeLogSaveEvaluate(std::nan(""), samples_since_log / seconds);
+    if (control_.should_log) {
+      samples_since_log = 0;
+      last_log_time = Clock::now();
     }
-    if (a.eval_strategy() == "epoch") EvaluateDuringTraining();
+    if (control_.should_training_stop) break;
+  }
+  if (checkpoint_store_) {
+    if (absl::Status s = checkpoint_store_->Flush(); !s.ok()) return s;
+  }
+  if (a.load_best_model_at_end() && state_.best_model_checkpoint) {
+    spdlog::info("Loading best model from {} (step {}, {} = {})", *state_.best_model_checkpoint,
+                 state_.best_global_step.value_or(-1), a.metric_for_best_model(), state_.best_metric.value_or(0));
+    auto files = CheckpointStore::Read(*state_.best_model_checkpoint);
+    if (!files.ok()) return files.status();
+    LoadModelWeights(files->at("model.safetensors"));
   }
 
   const double runtime = SecondsSince(train_start);
+  const int64_t samples = loop_.total_samples - resumed_samples;
   TrainOutput out;
   out.global_step = state_.global_step;
-  out.training_loss = state_.global_step > 0 ? total_loss / state_.global_step : 0;
+  out.training_loss = state_.global_step > 0 ? loop_.total_loss / state_.global_step : 0;
   out.metrics = {{"train_runtime", runtime},
-                 {"train_samples_per_second", total_samples / runtime},
-                 {"train_steps_per_second", state_.global_step / runtime},
+                 {"train_samples_per_second", samples / runtime},
+                 {"train_steps_per_second", (state_.global_step - resumed_step) / runtime},
                  {"train_loss", out.training_loss},
                  {"train_data_wait_fraction", data_wait_seconds / runtime}};
   log(out.metrics, "train_end");
+  callbacks_.on_train_end(a, state_, control_);
   return out;
 }
 
-void Trainer::EvaluateDuringTraining() {
+void Trainer::MaybeLogSaveEvaluate(double grad_norm, double samples_per_second) {
+  if (control_.should_log && state_.global_step > loop_.last_logged_step) {
+    Metrics logs = {{"loss", loop_.loss_since_log / (state_.global_step - loop_.last_logged_step)},
+                    {"learning_rate", lr_schedule_->LearningRate(state_.global_step)},
+                    {"samples_per_second", samples_per_second}};
+    if (!std::isnan(grad_norm)) logs["grad_norm"] = grad_norm;
+    loop_.loss_since_log = 0;
+    loop_.last_logged_step = state_.global_step;
+    log(logs);
+  }
+  if (control_.should_evaluate) {
+    const bool new_best = EvaluateDuringTraining();
+    if (args().save_strategy() == "best") control_.should_save = new_best;
+  }
+  if (control_.should_save) {
+    SaveCheckpoint();
+    callbacks_.on_save(args(), state_, control_);
+  }
+}
+
+bool Trainer::EvaluateDuringTraining() {
   absl::StatusOr<Metrics> metrics = evaluate();
   if (!metrics.ok()) throw std::runtime_error(std::string(metrics.status().message()));
   model_->SetTraining(true);
+  std::string key = args().has_metric_for_best_model() ? args().metric_for_best_model() : "loss";
+  if (key.rfind("eval_", 0) != 0) key = "eval_" + key;
+  auto it = metrics->find(key);
+  if (lr_schedule_ && metrics->count(key)) lr_schedule_->OnEvaluate(it->second);
+  if (!args().has_metric_for_best_model() || it == metrics->end()) return false;
+  const double value = it->second;
+  const bool better = !state_.best_metric ||
+                      (args().greater_is_better() ? value > *state_.best_metric : value < *state_.best_metric);
+  if (better) {
+    state_.best_metric = value;
+    state_.best_global_step = state_.global_step;
+  }
+  return better;
 }
 
 }  // namespace trainerd

@@ -99,10 +99,12 @@ int RunWorker(const WorkerOptions& options) {
   const auto& args = spec->training_args();
   SetLogLevel(args.log_level());
   const fs::path output_dir = args.output_dir();
-  if (args.do_train() && HoldsResults(output_dir) && !args.overwrite_output_dir()) {
+  const bool resuming = !args.resume_from_checkpoint().empty() && args.resume_from_checkpoint() != "false";
+  if (args.do_train() && !resuming && HoldsResults(output_dir) && !args.overwrite_output_dir()) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
         "training_args.output_dir: ", output_dir.string(),
-        " already holds a trained model or checkpoints; set overwrite_output_dir: true or pick another folder")));
+        " already holds a trained model or checkpoints; set resume_from_checkpoint: true to continue,"
+        " overwrite_output_dir: true to start over, or pick another folder")));
   }
   std::error_code ec;
   fs::create_directories(output_dir, ec);
@@ -130,7 +132,8 @@ int RunWorker(const WorkerOptions& options) {
     if (!out.ok()) return Fail(out.status());
     all_results.insert(out->metrics.begin(), out->metrics.end());
     if (absl::Status s = trainer.save_model(output_dir.string()); !s.ok()) return Fail(s);
-    spdlog::info("Saved the final model to {}/model.pt and model_state_dict.pt", output_dir.string());
+    spdlog::info("Saved the final model to {} (model.pt, model_state_dict.pt, model.safetensors)",
+                 output_dir.string());
   }
   if (args.do_eval()) {
     absl::StatusOr<Metrics> eval = trainer.evaluate();

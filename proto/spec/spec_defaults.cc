@@ -56,7 +56,8 @@ void ApplyDefaults(trainer::v1::JobSpec* spec) {
   if (!a->has_load_best_model_at_end()) a->set_load_best_model_at_end(false);
   // HF: metric_for_best_model defaults to "loss" when the best model matters.
   if (!a->has_metric_for_best_model()) {
-    const bool needs_metric = a->load_best_model_at_end() || a->save_strategy() == "best";
+    const bool needs_metric = a->load_best_model_at_end() || a->save_strategy() == "best" ||
+                              a->lr_scheduler_type() == "reduce_lr_on_plateau";
     for (const auto& cb : spec->callbacks()) {
       if (cb.name() == "early_stopping") a->set_metric_for_best_model("loss");
     }

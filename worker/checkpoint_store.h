@@ -1,0 +1,102 @@
+// CheckpointStore: crash-safe checkpoint folders, written in the background.
+//
+// A checkpoint is output_dir/checkpoint-<global_step>/ holding named files. Writing one:
+//   1. the files go into output_dir/.checkpoint-<step>.tmp-<pid>/, each fsynced;
+//   2. MANIFEST.json (every file's size and CRC-32) is written last and fsynced;
+//   3. the folder is renamed to checkpoint-<step> and output_dir is fsynced.
+// A folder without a manifest, or whose files disagree with it, is never loaded.
+//
+// Save() takes the files already serialised in memory and returns at once; a single
+// writer thread puts them on disk, so training is blocked only for the in-memory copy.
+// A Save() waits for the previous one to finish first. After each write, old
+// checkpoints are rotated: the newest save_total_limit are kept, and never the best
+// one nor the one training resumed from.
+//
+// This file has no LibTorch dependency: checkpoints are bytes here.
+#ifndef TRAINERD_WORKER_CHECKPOINT_STORE_H_
+#define TRAINERD_WORKER_CHECKPOINT_STORE_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace trainerd {
+
+// File name -> contents.
+using CheckpointFiles = std::map<std::string, std::string>;
+
+inline constexpr char kCheckpointPrefix[] = "checkpoint-";
+inline constexpr char kManifestName[] = "MANIFEST.json";
+
+class CheckpointStore {
+ public:
+  // `save_total_limit` 0 keeps every checkpoint.
+  CheckpointStore(std::string output_dir, int64_t save_total_limit);
+  // Waits for the pending write.
+  ~CheckpointStore();
+  CheckpointStore(const CheckpointStore&) = delete;
+  CheckpointStore& operator=(const CheckpointStore&) = delete;
+
+  // Queues checkpoint-<step>. `keep` names checkpoint folders rotation must not delete
+  // (the best one, the one resumed from). `on_done` runs on the writer thread after the
+  // folder is committed (or failed), before rotation. Returns the folder's final path.
+  // If the previous write failed, returns that error and queues nothing.
+  absl::StatusOr<std::string> Save(int64_t step, CheckpointFiles files,
+                                   std::set<std::string> keep,
+                                   std::function<void(const absl::Status&)> on_done = nullptr);
+
+  // Waits until every queued write is on disk; returns the first error, if any.
+  absl::Status Flush();
+
+  // Checks a checkpoint folder against its manifest.
+  static absl::Status Verify(const std::string& dir);
+  // Verifies and reads every file of a checkpoint.
+  static absl::StatusOr<CheckpointFiles> Read(const std::string& dir);
+  // checkpoint-* folders of output_dir, oldest (lowest step) first.
+  static std::vector<std::string> List(const std::string& output_dir);
+  // The newest checkpoint that passes Verify, skipping (and reporting through `warn`)
+  // any that fail. NOT_FOUND when none is valid.
+  static absl::StatusOr<std::string> LatestValid(
+      const std::string& output_dir, const std::function<void(const std::string&)>& warn);
+  // The step of a checkpoint folder name, or -1.
+  static int64_t StepOf(const std::string& dir);
+
+  // Writes `files` into `dest` crash-safely (temporary sibling, fsync, rename),
+  // replacing any existing `dest`. Used for checkpoints and model exports.
+  static absl::Status WriteFolder(const std::string& dest, const CheckpointFiles& files);
+
+ private:
+  struct Job {
+    int64_t step;
+    CheckpointFiles files;
+    std::set<std::string> keep;
+    std::function<void(const absl::Status&)> on_done;
+  };
+  void WriterLoop();
+  void Rotate(const std::set<std::string>& keep);
+
+  const std::string output_dir_;
+  const int64_t save_total_limit_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<Job> pending_ ABSL_GUARDED_BY(mu_);
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+  std::thread writer_;
+};
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_WORKER_CHECKPOINT_STORE_H_

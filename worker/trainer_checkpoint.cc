@@ -1,0 +1,225 @@
+// Trainer: saving, resuming and exporting checkpoints.
+//
+// A checkpoint folder holds (HF's names where HF has one):
+//   model.safetensors   parameters and buffers
+//   optimizer.pt        optimizer state (LibTorch archive)        [not with save_only_model]
+//   scheduler.json      reduce_lr_on_plateau state                [not with save_only_model]
+//   rng_state.pth       the CPU RNG state (torch.load-able dict)  [not with save_only_model]
+//   loop_state.json     data position and running sums            [not with save_only_model]
+//   trainer_state.json  HF's TrainerState schema
+//   training_args.json  the job spec as it ran
+//   MANIFEST.json       sizes and checksums (CheckpointStore)
+#include <filesystem>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "proto/spec/spec_loader.h"
+#include "worker/safetensors.h"
+#include "worker/trainer.h"
+
+namespace trainerd {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// Errors found in a checkpoint's contents are bad input, not bugs.
+[[noreturn]] void Corrupt(const std::string& dir, const std::string& what) {
+  throw std::invalid_argument(absl::StrCat("checkpoint ", dir, ": ", what));
+}
+
+const std::string& Need(const CheckpointFiles& files, const std::string& dir, const std::string& name) {
+  auto it = files.find(name);
+  if (it == files.end()) Corrupt(dir, name + " is missing");
+  return it->second;
+}
+
+}  // namespace
+
+std::string Trainer::ResolveResumeCheckpoint() const {
+  const std::string& r = args().resume_from_checkpoint();
+  if (r.empty() || r == "false") return "";
+  if (r != "true") {
+    if (absl::Status s = CheckpointStore::Verify(r); !s.ok()) {
+      throw std::invalid_argument(absl::StrCat("training_args.resume_from_checkpoint: ", s.message()));
+    }
+    return r;
+  }
+  auto latest = CheckpointStore::LatestValid(args().output_dir(), [](const std::string& warning) {
+    spdlog::warn("{}; falling back to an older checkpoint", warning);
+  });
+  if (!latest.ok()) {
+    throw std::invalid_argument(absl::StrCat("training_args.resume_from_checkpoint: ", latest.status().message()));
+  }
+  return *latest;
+}
+
+CheckpointFiles Trainer::ModelFiles() {
+  NamedTensors tensors = model_->NamedParameters();
+  for (auto& b : model_->NamedBuffers()) tensors.push_back(b);
+  CheckpointFiles files;
+  files["model.safetensors"] = EncodeSafetensors(tensors, {{"format", "pt"}});
+  std::ostringstream script;
+  model_->SaveTorchScript(script);
+  files["model.pt"] = script.str();
+  std::vector<char> state_dict = SerializeStateDict(*model_);
+  files["model_state_dict.pt"] = std::string(state_dict.data(), state_dict.size());
+  files["training_args.json"] = JobSpecToJson(spec_);
+  return files;
+}
+
+CheckpointFiles Trainer::SerializeCheckpoint() {
+  CheckpointFiles files;
+  NamedTensors tensors = model_->NamedParameters();
+  for (auto& b : model_->NamedBuffers()) tensors.push_back(b);
+  files["model.safetensors"] = EncodeSafetensors(tensors, {{"format", "pt"}});
+  files["training_args.json"] = JobSpecToJson(spec_);
+  state_.stateful_callbacks.clear();
+  for (const auto& cb : callbacks_.callbacks()) {
+    if (!cb->stateful_name().empty()) state_.stateful_callbacks[cb->stateful_name()] = cb->SaveState();
+  }
+  files["trainer_state.json"] = TrainerStateToJson(state_);
+  if (args().save_only_model()) return files;
+
+  torch::serialize::OutputArchive archive;
+  optimizer_->save(archive);
+  std::ostringstream optimizer_bytes;
+  archive.save_to(optimizer_bytes);
+  files["optimizer.pt"] = optimizer_bytes.str();
+
+  const PlateauState& p = lr_schedule_->plateau_state();
+  files["scheduler.json"] = json{{"lr", p.lr}, {"best", p.best}, {"num_bad_epochs", p.num_bad_epochs},
+                                 {"cooldown_counter", p.cooldown_counter}, {"last_epoch", p.last_epoch}}
+                                .dump(2);
+  c10::Dict<std::string, torch::Tensor> rng;
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    rng.insert("cpu_rng_state", gen.get_state());
+  }
+  std::vector<char> rng_bytes = torch::jit::pickle_save(rng);
+  files["rng_state.pth"] = std::string(rng_bytes.data(), rng_bytes.size());
+  files["loop_state.json"] = json{{"epoch", loop_.epoch},
+                                  {"batches_done", loop_.batches_done},
+                                  {"loss_since_log", loop_.loss_since_log},
+                                  {"last_logged_step", loop_.last_logged_step},
+                                  {"total_loss", loop_.total_loss},
+                                  {"total_samples", loop_.total_samples}}
+                                 .dump(2);
+  return files;
+}
+
+void Trainer::LoadModelWeights(const std::string& safetensors_bytes) {
+  auto decoded = DecodeSafetensors(safetensors_bytes);
+  if (!decoded.ok()) throw std::invalid_argument(std::string(decoded.status().message()));
+  std::map<std::string, torch::Tensor> by_name(decoded->begin(), decoded->end());
+  NamedTensors targets = model_->NamedParameters();
+  for (auto& b : model_->NamedBuffers()) targets.push_back(b);
+  torch::NoGradGuard no_grad;
+  for (auto& [name, target] : targets) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) throw std::invalid_argument(absl::StrCat("weights: no tensor named ", name));
+    if (it->second.sizes() != target.sizes()) {
+      throw std::invalid_argument(absl::StrCat("weights: ", name, " has shape ", c10::str(it->second.sizes()),
+                                               ", the model has ", c10::str(target.sizes())));
+    }
+    target.copy_(it->second);
+  }
+}
+
+void Trainer::LoadCheckpoint(const std::string& dir) {
+  auto files = CheckpointStore::Read(dir);
+  if (!files.ok()) throw std::invalid_argument(std::string(files.status().message()));
+  LoadModelWeights(Need(*files, dir, "model.safetensors"));
+  auto saved = TrainerStateFromJson(Need(*files, dir, "trainer_state.json"));
+  if (!saved.ok()) Corrupt(dir, std::string(saved.status().message()));
+  state_.global_step = saved->global_step;
+  state_.epoch = saved->epoch;
+  state_.log_history = saved->log_history;
+  state_.best_metric = saved->best_metric;
+  state_.best_global_step = saved->best_global_step;
+  state_.best_model_checkpoint = saved->best_model_checkpoint;
+  for (const auto& cb : callbacks_.callbacks()) {
+    auto it = saved->stateful_callbacks.find(cb->stateful_name());
+    if (!cb->stateful_name().empty() && it != saved->stateful_callbacks.end()) cb->LoadState(it->second);
+  }
+  if (!files->count("optimizer.pt")) {
+    spdlog::warn("{} was saved with save_only_model: optimizer, scheduler and RNG state start fresh", dir);
+    loop_ = LoopState{};
+    return;
+  }
+  torch::serialize::InputArchive archive;
+  std::istringstream optimizer_bytes(Need(*files, dir, "optimizer.pt"));
+  archive.load_from(optimizer_bytes);
+  optimizer_->load(archive);
+
+  json scheduler = json::parse(Need(*files, dir, "scheduler.json"));
+  lr_schedule_->set_plateau_state({scheduler.at("lr").get<double>(), scheduler.at("best").get<double>(),
+                                   scheduler.at("num_bad_epochs").get<int64_t>(),
+                                   scheduler.at("cooldown_counter").get<int64_t>(),
+                                   scheduler.at("last_epoch").get<int64_t>()});
+  const std::string& rng_bytes = Need(*files, dir, "rng_state.pth");
+  c10::IValue rng = torch::jit::pickle_load(std::vector<char>(rng_bytes.begin(), rng_bytes.end()));
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(rng.toGenericDict().at("cpu_rng_state").toTensor());
+  }
+  json loop = json::parse(Need(*files, dir, "loop_state.json"));
+  loop_.epoch = loop.at("epoch").get<int64_t>();
+  loop_.batches_done = loop.at("batches_done").get<int64_t>();
+  loop_.loss_since_log = loop.at("loss_since_log").get<double>();
+  loop_.last_logged_step = loop.at("last_logged_step").get<int64_t>();
+  loop_.total_loss = loop.at("total_loss").get<double>();
+  loop_.total_samples = loop.at("total_samples").get<int64_t>();
+}
+
+void Trainer::SaveCheckpoint() {
+  const std::string output_dir = args().output_dir();
+  if (!checkpoint_store_) {
+    checkpoint_store_ = std::make_unique<CheckpointStore>(output_dir, args().save_total_limit());
+  }
+  const std::string dir = (fs::path(output_dir) / absl::StrCat(kCheckpointPrefix, state_.global_step)).string();
+  if (state_.best_global_step && *state_.best_global_step == state_.global_step) {
+    state_.best_model_checkpoint = dir;
+  }
+  CheckpointFiles files = SerializeCheckpoint();
+  std::set<std::string> keep;
+  if (state_.best_model_checkpoint) keep.insert(*state_.best_model_checkpoint);
+  if (!resumed_from_.empty()) keep.insert(resumed_from_);
+
+  // Exports run on the writer thread, from the in-memory copies.
+  const std::string strategy = args().hub_strategy();
+  CheckpointFiles model_files;
+  if (!args().hub_dir().empty()) model_files = ModelFiles();
+  const int64_t step = state_.global_step;
+  auto on_done = [this, step, strategy, files, model_files = std::move(model_files)](const absl::Status& s) {
+    if (!s.ok() || args().hub_dir().empty() || strategy == "end") return;
+    ExportToHub("model", model_files);
+    if (strategy == "checkpoint") ExportToHub("last-checkpoint", files);
+    if (strategy == "all_checkpoints") ExportToHub(absl::StrCat(kCheckpointPrefix, step), files);
+  };
+  auto saved = checkpoint_store_->Save(state_.global_step, std::move(files), keep,
+                                       args().hub_dir().empty() ? nullptr : std::function<void(const absl::Status&)>(on_done));
+  if (!saved.ok()) throw std::runtime_error(std::string(saved.status().message()));
+  spdlog::info("Saving checkpoint {} (written in the background)", *saved);
+}
+
+void Trainer::ExportToHub(const std::string& name, const CheckpointFiles& files) const {
+  const fs::path dest = fs::path(args().hub_dir()) / args().hub_model_id() / name;
+  std::error_code ec;
+  fs::create_directories(dest.parent_path(), ec);
+  absl::Status s = CheckpointStore::WriteFolder(dest.string(), files);
+  if (!s.ok()) {
+    spdlog::error("export to {} failed: {}", dest.string(), std::string(s.message()));
+  } else {
+    spdlog::info("Exported {} to {}", name, dest.string());
+  }
+}
+
+}  // namespace trainerd
