@@ -129,3 +129,69 @@ TEST(WorkerCli, HelpAndValidateOnly) {
 
 }  // namespace
 }  // namespace trainerd
+
+namespace trainerd {
+namespace {
+
+// The "loss" values of a trainer_state.json's log_history, in order.
+std::vector<std::string> LoggedLosses(const std::string& trainer_state) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while ((at = trainer_state.find("\"loss\": ", at)) != std::string::npos) {
+    at += 8;
+    out.push_back(trainer_state.substr(at, trainer_state.find_first_of(",\n", at) - at));
+  }
+  return out;
+}
+
+// kill -9 in the middle of training, then resume: the result is bit-identical to a run
+// that was never interrupted.
+TEST(WorkerCli, ResumeAfterKillMinus9IsExact) {
+  TempDir dir;
+  const std::string d = testing::kFashionDir;
+  testing::WriteFile(dir / "job.yaml", absl::StrCat(R"(
+training_args:
+  max_steps: 600
+  per_device_train_batch_size: 32
+  learning_rate: 1.0e-3
+  logging_steps: 7
+  save_steps: 20
+  save_total_limit: 3
+model: {type: cnn, conv_channels: [8], hidden_sizes: [16], dropout: 0.1}
+data:
+  train: {path: )", d, "/train-images-idx3-ubyte.gz, labels_path: ", d, R"(/train-labels-idx1-ubyte.gz, limit: 2000}
+  mean: 0.286
+  std: 0.353
+)"));
+  const std::string job = absl::StrCat(Worker(), " --spec ", dir / "job.yaml");
+  auto full = RunCommand(job + " --set training_args.output_dir=" + dir / "full");
+  ASSERT_EQ(full.exit_code, 0) << full.output;
+
+  // Start the same job, wait for its second checkpoint, and kill it hard.
+  const std::string out = dir / "killed";
+  auto killed = RunCommand(absl::StrCat(
+      job, " --set training_args.output_dir=", out, " > ", dir / "killed.log", " 2>&1 & pid=$!; ",
+      "for i in $(seq 1 3000); do [ -e ", out, "/checkpoint-40/MANIFEST.json ] && break; sleep 0.01; done; ",
+      "if kill -0 $pid 2>/dev/null; then kill -9 $pid; wait $pid; echo killed $?; else echo finished; fi"));
+  ASSERT_THAT(killed.output, HasSubstr("killed 137")) << "the job ended before it could be killed";
+  EXPECT_FALSE(std::filesystem::exists(out + "/model.safetensors"));
+
+  auto resumed = RunCommand(job + " --set training_args.output_dir=" + out +
+                            " --set training_args.resume_from_checkpoint=true");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_THAT(resumed.output, HasSubstr("Resuming from"));
+  EXPECT_THAT(resumed.output, HasSubstr("not replayed"));
+  EXPECT_EQ(testing::ReadFile(dir / "full/model.safetensors"), testing::ReadFile(out + "/model.safetensors"));
+  const auto losses = LoggedLosses(testing::ReadFile(dir / "full/trainer_state.json"));
+  EXPECT_EQ(losses.size(), 600u / 7);
+  EXPECT_EQ(losses, LoggedLosses(testing::ReadFile(out + "/trainer_state.json")));
+  // Rotation kept save_total_limit checkpoints.
+  int checkpoints = 0;
+  for (const auto& e : std::filesystem::directory_iterator(out)) {
+    checkpoints += e.path().filename().string().rfind("checkpoint-", 0) == 0;
+  }
+  EXPECT_EQ(checkpoints, 3);
+}
+
+}  // namespace
+}  // namespace trainerd

@@ -91,7 +91,8 @@ absl::StatusOr<TrainerState> TrainerStateFromJson(const std::string& text) {
     }
     s.is_world_process_zero = j.value("is_world_process_zero", true);
     s.is_local_process_zero = j.value("is_local_process_zero", true);
-    for (const auto& [name, cb] : j.value("stateful_callbacks", json::object()).items()) {
+    const json callbacks = j.value("stateful_callbacks", json::object());
+    for (const auto& [name, cb] : callbacks.items()) {
       s.stateful_callbacks[name] = {MetricsFrom(cb.value("args", json::object())),
                                     MetricsFrom(cb.value("attributes", json::object()))};
     }

@@ -132,6 +132,12 @@ int RunWorker(const WorkerOptions& options) {
     if (!out.ok()) return Fail(out.status());
     all_results.insert(out->metrics.begin(), out->metrics.end());
     if (absl::Status s = trainer.save_model(output_dir.string()); !s.ok()) return Fail(s);
+    // HF's trainer.save_state(): the final TrainerState beside the model.
+    if (absl::Status s = WriteFileAtomically((output_dir / "trainer_state.json").string(),
+                                             TrainerStateToJson(trainer.state()));
+        !s.ok()) {
+      return Fail(s);
+    }
     spdlog::info("Saved the final model to {} (model.pt, model_state_dict.pt, model.safetensors)",
                  output_dir.string());
   }

@@ -1,0 +1,128 @@
+// CheckpointStore (no LibTorch): crash-safe folders, manifest checks, fallback to the
+// newest valid checkpoint, rotation that keeps the best one; TrainerState JSON.
+#include "worker/checkpoint_store.h"
+
+#include <filesystem>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/test_util.h"
+#include "worker/trainer_state.h"
+
+namespace trainerd {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+CheckpointFiles Files(const std::string& tag) {
+  return {{"model.safetensors", "weights-" + tag}, {"trainer_state.json", "{}"}};
+}
+
+TEST(CheckpointStore, WritesVerifiesAndReadsBack) {
+  TempDir dir;
+  {
+    CheckpointStore store(dir.path().string(), 0);
+    auto path = store.Save(10, Files("a"), {});
+    ASSERT_TRUE(path.ok());
+    EXPECT_EQ(*path, dir / "checkpoint-10");
+    ASSERT_TRUE(store.Flush().ok());
+  }
+  EXPECT_TRUE(CheckpointStore::Verify(dir / "checkpoint-10").ok());
+  auto files = CheckpointStore::Read(dir / "checkpoint-10");
+  ASSERT_TRUE(files.ok());
+  EXPECT_EQ(files->at("model.safetensors"), "weights-a");
+  EXPECT_FALSE(files->count(kManifestName));
+  // No temporary folders are left behind.
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    EXPECT_EQ(e.path().filename().string().rfind(".", 0), std::string::npos) << e.path();
+  }
+}
+
+TEST(CheckpointStore, CorruptOrIncompleteCheckpointsAreSkipped) {
+  TempDir dir;
+  {
+    CheckpointStore store(dir.path().string(), 0);
+    for (int step : {5, 10, 15}) ASSERT_TRUE(store.Save(step, Files(std::to_string(step)), {}).ok());
+  }
+  // checkpoint-15: a flipped byte; checkpoint-10: its manifest never got written.
+  testing::WriteFile(dir / "checkpoint-15/model.safetensors", "weights-X5");
+  fs::remove(dir / "checkpoint-10/MANIFEST.json");
+  EXPECT_THAT(std::string(CheckpointStore::Verify(dir / "checkpoint-15").message()),
+              ::testing::HasSubstr("fails its checksum"));
+  std::vector<std::string> warnings;
+  auto latest = CheckpointStore::LatestValid(dir.path().string(),
+                                             [&](const std::string& w) { warnings.push_back(w); });
+  ASSERT_TRUE(latest.ok());
+  EXPECT_EQ(*latest, dir / "checkpoint-5");
+  EXPECT_EQ(warnings.size(), 2u);
+  testing::WriteFile(dir / "checkpoint-5/model.safetensors", "short");
+  EXPECT_FALSE(CheckpointStore::LatestValid(dir.path().string(), nullptr).ok());
+  EXPECT_FALSE(CheckpointStore::Read(dir / "checkpoint-5").ok());
+}
+
+TEST(CheckpointStore, RotationKeepsNewestAndProtected) {
+  TempDir dir;
+  {
+    CheckpointStore store(dir.path().string(), 2);
+    ASSERT_TRUE(store.Save(1, Files("1"), {}).ok());
+    ASSERT_TRUE(store.Save(2, Files("2"), {}).ok());
+    // checkpoint-2 is the best: it survives although it is old.
+    for (int step : {3, 4, 5}) ASSERT_TRUE(store.Save(step, Files("x"), {dir / "checkpoint-2"}).ok());
+    ASSERT_TRUE(store.Flush().ok());
+  }
+  std::vector<std::string> names;
+  for (const auto& p : CheckpointStore::List(dir.path().string())) names.push_back(fs::path(p).filename());
+  EXPECT_EQ(names, (std::vector<std::string>{"checkpoint-2", "checkpoint-5"}));
+}
+
+TEST(CheckpointStore, ReplacingAStepKeepsOneValidCopy) {
+  TempDir dir;
+  CheckpointStore store(dir.path().string(), 0);
+  ASSERT_TRUE(store.Save(7, Files("old"), {}).ok());
+  ASSERT_TRUE(store.Save(7, Files("new"), {}).ok());
+  ASSERT_TRUE(store.Flush().ok());
+  EXPECT_EQ(CheckpointStore::Read(dir / "checkpoint-7")->at("model.safetensors"), "weights-new");
+  EXPECT_EQ(CheckpointStore::List(dir.path().string()).size(), 1u);
+}
+
+TEST(CheckpointStore, WriteErrorsAreReported) {
+  TempDir dir;
+  testing::WriteFile(dir / "file", "x");
+  CheckpointStore store(dir / "file", 0);  // output_dir is a file: every write fails
+  ASSERT_TRUE(store.Save(1, Files("a"), {}).ok());
+  EXPECT_FALSE(store.Flush().ok());
+  EXPECT_FALSE(store.Save(2, Files("b"), {}).ok());
+}
+
+TEST(TrainerStateJson, RoundTripsInHfSchema) {
+  TrainerState s;
+  s.global_step = 40;
+  s.epoch = 1.25;
+  s.max_steps = 100;
+  s.log_history = {{{"loss", 0.5}, {"step", 10}, {"epoch", 0.3}}, {{"eval_loss", 0.25}, {"step", 20}}};
+  s.best_metric = 0.25;
+  s.best_global_step = 20;
+  s.best_model_checkpoint = "out/checkpoint-20";
+  s.stateful_callbacks["EarlyStoppingCallback"] = {{{"early_stopping_patience", 3}},
+                                                   {{"early_stopping_patience_counter", 1}}};
+  const std::string text = TrainerStateToJson(s);
+  EXPECT_THAT(text, ::testing::HasSubstr("\"global_step\": 40"));
+  EXPECT_THAT(text, ::testing::HasSubstr("\"step\": 10\n"));  // an integer, as in HF
+  EXPECT_THAT(text, ::testing::HasSubstr("\"is_world_process_zero\": true"));
+  auto back = TrainerStateFromJson(text);
+  ASSERT_TRUE(back.ok()) << back.status() << text;
+  EXPECT_EQ(back->global_step, 40);
+  EXPECT_DOUBLE_EQ(back->epoch, 1.25);
+  EXPECT_EQ(back->log_history.size(), 2u);
+  EXPECT_DOUBLE_EQ(back->log_history[0].at("loss"), 0.5);
+  EXPECT_EQ(*back->best_global_step, 20);
+  EXPECT_EQ(*back->best_model_checkpoint, "out/checkpoint-20");
+  EXPECT_DOUBLE_EQ(back->stateful_callbacks["EarlyStoppingCallback"].attributes["early_stopping_patience_counter"], 1);
+  EXPECT_FALSE(TrainerStateFromJson("[1, 2]").ok());
+  EXPECT_FALSE(TrainerStateFromJson("{\"epoch\": 1}").ok());
+}
+
+}  // namespace
+}  // namespace trainerd
