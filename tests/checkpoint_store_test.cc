@@ -16,8 +16,10 @@ namespace {
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-CheckpointFiles Files(const std::string& tag) {
-  return {{"model.safetensors", "weights-" + tag}, {"trainer_state.json", "{}"}};
+CheckpointProducer Files(const std::string& tag) {
+  return [tag]() -> absl::StatusOr<CheckpointFiles> {
+    return CheckpointFiles{{"model.safetensors", "weights-" + tag}, {"trainer_state.json", "{}"}};
+  };
 }
 
 TEST(CheckpointStore, WritesVerifiesAndReadsBack) {
@@ -85,6 +87,14 @@ TEST(CheckpointStore, ReplacingAStepKeepsOneValidCopy) {
   ASSERT_TRUE(store.Flush().ok());
   EXPECT_EQ(CheckpointStore::Read(dir / "checkpoint-7")->at("model.safetensors"), "weights-new");
   EXPECT_EQ(CheckpointStore::List(dir.path().string()).size(), 1u);
+}
+
+TEST(CheckpointStore, ProducerErrorsAreReported) {
+  TempDir dir;
+  CheckpointStore store(dir.path().string(), 0);
+  ASSERT_TRUE(store.Save(1, [] { return absl::StatusOr<CheckpointFiles>(absl::InternalError("boom")); }, {}).ok());
+  EXPECT_EQ(store.Flush().message(), "boom");
+  EXPECT_TRUE(CheckpointStore::List(dir.path().string()).empty());
 }
 
 TEST(CheckpointStore, WriteErrorsAreReported) {

@@ -65,13 +65,12 @@ CheckpointStore::~CheckpointStore() {
   writer_.join();
 }
 
-absl::StatusOr<std::string> CheckpointStore::Save(int64_t step, CheckpointFiles files,
-                                                  std::set<std::string> keep,
-                                                  std::function<void(const absl::Status&)> on_done) {
+absl::StatusOr<std::string> CheckpointStore::Save(int64_t step, CheckpointProducer produce,
+                                                  std::set<std::string> keep, CheckpointDone on_done) {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return !pending_ && !busy_; });
   if (!error_.ok()) return error_;
-  pending_ = Job{step, std::move(files), std::move(keep), std::move(on_done)};
+  pending_ = Job{step, std::move(produce), std::move(keep), std::move(on_done)};
   cv_.notify_all();
   return (fs::path(output_dir_) / absl::StrCat(kCheckpointPrefix, step)).string();
 }
@@ -94,8 +93,9 @@ void CheckpointStore::WriterLoop() {
       busy_ = true;
     }
     const std::string dest = (fs::path(output_dir_) / absl::StrCat(kCheckpointPrefix, job.step)).string();
-    absl::Status status = WriteFolder(dest, job.files);
-    if (job.on_done) job.on_done(status);
+    absl::StatusOr<CheckpointFiles> files = job.produce();
+    absl::Status status = files.ok() ? WriteFolder(dest, *files) : files.status();
+    if (job.on_done) job.on_done(status, files.ok() ? *files : CheckpointFiles{});
     if (status.ok()) {
       Rotate(job.keep);
     } else {

@@ -6,8 +6,9 @@
 //   3. the folder is renamed to checkpoint-<step> and output_dir is fsynced.
 // A folder without a manifest, or whose files disagree with it, is never loaded.
 //
-// Save() takes the files already serialised in memory and returns at once; a single
-// writer thread puts them on disk, so training is blocked only for the in-memory copy.
+// Save() takes a function that produces the files and returns at once; a single writer
+// thread calls it and puts the files on disk. The caller captures a snapshot of its
+// state in that function (an in-memory copy), so training is blocked only for the copy.
 // A Save() waits for the previous one to finish first. After each write, old
 // checkpoints are rotated: the newest save_total_limit are kept, and never the best
 // one nor the one training resumed from.
@@ -35,6 +36,10 @@ namespace trainerd {
 
 // File name -> contents.
 using CheckpointFiles = std::map<std::string, std::string>;
+// Produces a checkpoint's files; runs on the writer thread.
+using CheckpointProducer = std::function<absl::StatusOr<CheckpointFiles>()>;
+// Runs on the writer thread once the folder is committed (or failed).
+using CheckpointDone = std::function<void(const absl::Status&, const CheckpointFiles&)>;
 
 inline constexpr char kCheckpointPrefix[] = "checkpoint-";
 inline constexpr char kManifestName[] = "MANIFEST.json";
@@ -48,13 +53,13 @@ class CheckpointStore {
   CheckpointStore(const CheckpointStore&) = delete;
   CheckpointStore& operator=(const CheckpointStore&) = delete;
 
-  // Queues checkpoint-<step>. `keep` names checkpoint folders rotation must not delete
-  // (the best one, the one resumed from). `on_done` runs on the writer thread after the
-  // folder is committed (or failed), before rotation. Returns the folder's final path.
-  // If the previous write failed, returns that error and queues nothing.
-  absl::StatusOr<std::string> Save(int64_t step, CheckpointFiles files,
-                                   std::set<std::string> keep,
-                                   std::function<void(const absl::Status&)> on_done = nullptr);
+  // Queues checkpoint-<step>, whose files `produce` makes. `keep` names checkpoint
+  // folders rotation must not delete (the best one, the one resumed from). `on_done`
+  // runs after the folder is committed (or failed), before rotation. Returns the
+  // folder's final path. If the previous write failed, returns that error and queues
+  // nothing.
+  absl::StatusOr<std::string> Save(int64_t step, CheckpointProducer produce,
+                                   std::set<std::string> keep, CheckpointDone on_done = nullptr);
 
   // Waits until every queued write is on disk; returns the first error, if any.
   absl::Status Flush();
@@ -79,9 +84,9 @@ class CheckpointStore {
  private:
   struct Job {
     int64_t step;
-    CheckpointFiles files;
+    CheckpointProducer produce;
     std::set<std::string> keep;
-    std::function<void(const absl::Status&)> on_done;
+    CheckpointDone on_done;
   };
   void WriterLoop();
   void Rotate(const std::set<std::string>& keep);

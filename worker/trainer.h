@@ -145,7 +145,14 @@ class Trainer {
 
   // Checkpoints (trainer_checkpoint.cc).
   std::string ResolveResumeCheckpoint() const;
-  CheckpointFiles SerializeCheckpoint();
+  // A checkpoint's state copied in memory, to be encoded on the writer thread.
+  struct CheckpointSnapshot {
+    NamedTensors weights;                                  // deep copies
+    std::unique_ptr<torch::optim::Optimizer> optimizer;   // deep copy, or null
+    CheckpointFiles small_files;                           // already encoded
+  };
+  std::shared_ptr<CheckpointSnapshot> TakeSnapshot();
+  static CheckpointFiles EncodeSnapshot(const CheckpointSnapshot& snapshot);
   void LoadCheckpoint(const std::string& dir);
   void LoadModelWeights(const std::string& safetensors_bytes);
   void SaveCheckpoint();

@@ -19,7 +19,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "proto/spec/spec_loader.h"
+#include "worker/optimizer_snapshot.h"
 #include "worker/safetensors.h"
+#include "worker/torch_status.h"
 #include "worker/trainer.h"
 
 namespace trainerd {
@@ -73,25 +75,22 @@ CheckpointFiles Trainer::ModelFiles() {
   return files;
 }
 
-CheckpointFiles Trainer::SerializeCheckpoint() {
-  CheckpointFiles files;
-  NamedTensors tensors = model_->NamedParameters();
-  for (auto& b : model_->NamedBuffers()) tensors.push_back(b);
-  files["model.safetensors"] = EncodeSafetensors(tensors, {{"format", "pt"}});
+std::shared_ptr<Trainer::CheckpointSnapshot> Trainer::TakeSnapshot() {
+  auto snap = std::make_shared<CheckpointSnapshot>();
+  torch::NoGradGuard no_grad;
+  for (auto& [name, t] : model_->NamedParameters()) snap->weights.emplace_back(name, t.detach().clone());
+  for (auto& [name, t] : model_->NamedBuffers()) snap->weights.emplace_back(name, t.detach().clone());
+  CheckpointFiles& files = snap->small_files;
   files["training_args.json"] = JobSpecToJson(spec_);
   state_.stateful_callbacks.clear();
   for (const auto& cb : callbacks_.callbacks()) {
     if (!cb->stateful_name().empty()) state_.stateful_callbacks[cb->stateful_name()] = cb->SaveState();
   }
   files["trainer_state.json"] = TrainerStateToJson(state_);
-  if (args().save_only_model()) return files;
+  if (args().save_only_model()) return snap;
 
-  torch::serialize::OutputArchive archive;
-  optimizer_->save(archive);
-  std::ostringstream optimizer_bytes;
-  archive.save_to(optimizer_bytes);
-  files["optimizer.pt"] = optimizer_bytes.str();
-
+  snap->optimizer = SnapshotOptimizer(args(), model_->NamedParameters(), *optimizer_);
+  if (!snap->optimizer) files["optimizer.pt"] = SerializeOptimizer(*optimizer_);  // unknown kind: now
   const PlateauState& p = lr_schedule_->plateau_state();
   files["scheduler.json"] = json{{"lr", p.lr}, {"best", p.best}, {"num_bad_epochs", p.num_bad_epochs},
                                  {"cooldown_counter", p.cooldown_counter}, {"last_epoch", p.last_epoch}}
@@ -111,6 +110,13 @@ CheckpointFiles Trainer::SerializeCheckpoint() {
                                   {"total_loss", loop_.total_loss},
                                   {"total_samples", loop_.total_samples}}
                                  .dump(2);
+  return snap;
+}
+
+CheckpointFiles Trainer::EncodeSnapshot(const CheckpointSnapshot& snap) {
+  CheckpointFiles files = snap.small_files;
+  files["model.safetensors"] = EncodeSafetensors(snap.weights, {{"format", "pt"}});
+  if (snap.optimizer) files["optimizer.pt"] = SerializeOptimizer(*snap.optimizer);
   return files;
 }
 
@@ -188,24 +194,32 @@ void Trainer::SaveCheckpoint() {
   if (state_.best_global_step && *state_.best_global_step == state_.global_step) {
     state_.best_model_checkpoint = dir;
   }
-  CheckpointFiles files = SerializeCheckpoint();
   std::set<std::string> keep;
   if (state_.best_model_checkpoint) keep.insert(*state_.best_model_checkpoint);
   if (!resumed_from_.empty()) keep.insert(resumed_from_);
 
-  // Exports run on the writer thread, from the in-memory copies.
-  const std::string strategy = args().hub_strategy();
-  CheckpointFiles model_files;
-  if (!args().hub_dir().empty()) model_files = ModelFiles();
-  const int64_t step = state_.global_step;
-  auto on_done = [this, step, strategy, files, model_files = std::move(model_files)](const absl::Status& s) {
-    if (!s.ok() || args().hub_dir().empty() || strategy == "end") return;
-    ExportToHub("model", model_files);
-    if (strategy == "checkpoint") ExportToHub("last-checkpoint", files);
-    if (strategy == "all_checkpoints") ExportToHub(absl::StrCat(kCheckpointPrefix, step), files);
+  // The loop is blocked only for TakeSnapshot (in-memory copies); encoding, writing,
+  // fsync and exports run on the store's writer thread.
+  std::shared_ptr<CheckpointSnapshot> snap = TakeSnapshot();
+  auto produce = [snap]() -> absl::StatusOr<CheckpointFiles> {
+    return RunGuarded<CheckpointFiles>("encoding a checkpoint", [&] { return EncodeSnapshot(*snap); });
   };
-  auto saved = checkpoint_store_->Save(state_.global_step, std::move(files), keep,
-                                       args().hub_dir().empty() ? nullptr : std::function<void(const absl::Status&)>(on_done));
+  CheckpointDone on_done;
+  const std::string strategy = args().hub_strategy();
+  if (!args().hub_dir().empty() && strategy != "end") {
+    const int64_t step = state_.global_step;
+    on_done = [this, step, strategy](const absl::Status& s, const CheckpointFiles& files) {
+      if (!s.ok()) return;
+      // Between saves the registry gets the weights as model.safetensors; model.pt and
+      // model_state_dict.pt join them in the export at the end (save_model).
+      CheckpointFiles model_files = {{"model.safetensors", files.at("model.safetensors")},
+                                     {"training_args.json", files.at("training_args.json")}};
+      ExportToHub("model", model_files);
+      if (strategy == "checkpoint") ExportToHub("last-checkpoint", files);
+      if (strategy == "all_checkpoints") ExportToHub(absl::StrCat(kCheckpointPrefix, step), files);
+    };
+  }
+  auto saved = checkpoint_store_->Save(state_.global_step, produce, keep, on_done);
   if (!saved.ok()) throw std::runtime_error(std::string(saved.status().message()));
   spdlog::info("Saving checkpoint {} (written in the background)", *saved);
 }
