@@ -45,6 +45,7 @@ test: build
 
 bench: build
 	./$(BUILD_DIR)/bench/trainer_bench
+	./$(BUILD_DIR)/bench/checkpoint_bench
 
 clean:
 	rm -rf $(BUILD_DIR)

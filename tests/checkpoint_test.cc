@@ -135,6 +135,27 @@ TEST(Checkpoint, RotationKeepsBestAndLoadsItAtEnd) {
   for (auto& [name, p] : t->model().NamedParameters()) EXPECT_TRUE(torch::equal(p, by_name.at(name))) << name;
 }
 
+TEST(Checkpoint, SaveStrategyBestSavesOnlyImprovements) {
+  TempDir dir;
+  auto t = MakeTrainer(Spec(dir / "out", "max_steps: 24, eval_strategy: steps, eval_steps: 3, save_strategy: best, "
+                                         "metric_for_best_model: accuracy"));
+  ASSERT_TRUE(t->train().ok());
+  // Exactly the evaluations that beat every earlier one have a checkpoint.
+  std::vector<std::string> expected;
+  double best = -1;
+  for (const Metrics& m : t->state().log_history) {
+    if (m.count("eval_accuracy") && m.at("eval_accuracy") > best) {
+      best = m.at("eval_accuracy");
+      expected.push_back(absl::StrCat("checkpoint-", static_cast<int64_t>(m.at("step"))));
+    }
+  }
+  std::vector<std::string> saved;
+  for (const auto& p : CheckpointStore::List(dir / "out")) saved.push_back(fs::path(p).filename());
+  EXPECT_EQ(saved, expected);
+  EXPECT_GE(saved.size(), 2u);
+  EXPECT_DOUBLE_EQ(*t->state().best_metric, best);
+}
+
 TEST(Checkpoint, EarlyStoppingStopsAndItsCounterIsSaved) {
   TempDir dir;
   // threshold 100: no evaluation can improve enough, so patience runs out after 2.
