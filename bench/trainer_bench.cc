@@ -37,7 +37,7 @@ trainer::v1::JobSpec SpecFor(const Case& c, int64_t threads, int64_t workers) {
       "training_args: {output_dir: /tmp/trainerd-bench, max_steps: ", c.steps,
       ", per_device_train_batch_size: ", c.batch_size,
       ", learning_rate: 1.0e-3, lr_scheduler_type: constant, max_grad_norm: 0,"
-      " logging_strategy: 'no', torch_num_threads: ", threads,
+      " logging_strategy: 'no', save_strategy: 'no', torch_num_threads: ", threads,
       ", dataloader_num_workers: ", workers, "}\n",
       "model: ", c.model_yaml, "\n",
       "data: {train: {path: ", dir, "train-images-idx3-ubyte.gz, labels_path: ", dir,

@@ -176,8 +176,7 @@ data:
   ASSERT_THAT(killed.output, HasSubstr("killed 137")) << "the job ended before it could be killed";
   EXPECT_FALSE(std::filesystem::exists(out + "/model.safetensors"));
 
-  auto resumed = RunCommand(job + " --set training_args.output_dir=" + out +
-                            " --set training_args.resume_from_checkpoint=true");
+  auto resumed = RunCommand(job + " --set training_args.output_dir=" + out + " --resume-from-checkpoint true");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_THAT(resumed.output, HasSubstr("Resuming from"));
   EXPECT_THAT(resumed.output, HasSubstr("not replayed"));

@@ -4,7 +4,7 @@
 //   model.safetensors   parameters and buffers
 //   optimizer.pt        optimizer state (LibTorch archive)        [not with save_only_model]
 //   scheduler.json      reduce_lr_on_plateau state                [not with save_only_model]
-//   rng_state.pth       the CPU RNG state (torch.load-able dict)  [not with save_only_model]
+//   rng_state.pth       CPU (and CUDA) RNG states, a torch.load-able dict [not with save_only_model]
 //   loop_state.json     data position and running sums            [not with save_only_model]
 //   trainer_state.json  HF's TrainerState schema
 //   training_args.json  the job spec as it ran
@@ -101,6 +101,11 @@ std::shared_ptr<Trainer::CheckpointSnapshot> Trainer::TakeSnapshot() {
     std::lock_guard<std::mutex> lock(gen.mutex());
     rng.insert("cpu_rng_state", gen.get_state());
   }
+  for (int64_t d = 0; d < static_cast<int64_t>(torch::cuda::device_count()); ++d) {
+    auto gen = at::globalContext().defaultGenerator(torch::Device(torch::kCUDA, d));
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    rng.insert(absl::StrCat("cuda_rng_state_", d), gen.get_state());
+  }
   std::vector<char> rng_bytes = torch::jit::pickle_save(rng);
   files["rng_state.pth"] = std::string(rng_bytes.data(), rng_bytes.size());
   files["loop_state.json"] = json{{"epoch", loop_.epoch},
@@ -175,6 +180,13 @@ void Trainer::LoadCheckpoint(const std::string& dir) {
     auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_state(rng.toGenericDict().at("cpu_rng_state").toTensor());
+  }
+  for (int64_t d = 0; d < static_cast<int64_t>(torch::cuda::device_count()); ++d) {
+    const std::string key = absl::StrCat("cuda_rng_state_", d);
+    if (!rng.toGenericDict().contains(key)) continue;
+    auto gen = at::globalContext().defaultGenerator(torch::Device(torch::kCUDA, d));
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(rng.toGenericDict().at(key).toTensor());
   }
   json loop = json::parse(Need(*files, dir, "loop_state.json"));
   loop_.epoch = loop.at("epoch").get<int64_t>();

@@ -20,6 +20,10 @@ int main(int argc, char** argv) {
                  "Override a spec field, e.g. --set training_args.max_steps=100 (repeatable)");
   app.add_option("--metrics-fd", options.metrics_fd,
                  "Also write the JSON log records to this open file descriptor");
+  std::string resume;
+  app.add_option("--resume-from-checkpoint", resume,
+                 "Resume: \"true\" for the newest valid checkpoint in output_dir, or a checkpoint "
+                 "folder (same as --set training_args.resume_from_checkpoint=...)");
   app.add_flag("--validate-only", options.validate_only,
                "Check the spec, print every problem, and exit");
   try {
@@ -27,5 +31,6 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  if (!resume.empty()) options.overrides.push_back("training_args.resume_from_checkpoint=" + resume);
   return trainerd::RunWorker(options);
 }

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
@@ -33,6 +34,10 @@ void TuneProcess() {
 }
 
 void SetLogLevel(const std::string& level) {
+  // Human-readable logs go to stderr; stdout stays free for results.
+  if (spdlog::get("trainer-worker") == nullptr) {
+    spdlog::set_default_logger(spdlog::stderr_logger_mt("trainer-worker"));
+  }
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
   if (level == "debug") spdlog::set_level(spdlog::level::debug);
   else if (level == "warning") spdlog::set_level(spdlog::level::warn);
