@@ -1,0 +1,325 @@
+#include "storage/job_store.h"
+
+#include <sqlite3.h>
+
+#include "absl/strings/str_join.h"
+#include "storage/sqlite_statement.h"
+
+namespace trainerd {
+namespace {
+
+using trainer::v1::Job;
+
+// Migrations, applied in order; entry i moves the schema from version i to i + 1.
+// Never edit a released migration: append a new one.
+const std::vector<std::string>& Migrations() {
+  static const auto* m = new std::vector<std::string>{
+      R"sql(
+      CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        state INTEGER NOT NULL,
+        priority INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        job BLOB NOT NULL);
+      CREATE INDEX jobs_by_created ON jobs (created_ms DESC, id DESC);
+      CREATE INDEX jobs_by_state ON jobs (state);
+      CREATE TABLE checkpoints (
+        job_id TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        checkpoint BLOB NOT NULL,
+        PRIMARY KEY (job_id, step));
+      CREATE TABLE logs (
+        job_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        time_ms INTEGER NOT NULL,
+        rank INTEGER NOT NULL,
+        level INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        PRIMARY KEY (job_id, seq)) WITHOUT ROWID;
+      CREATE TABLE metrics (
+        job_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        split TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        epoch REAL NOT NULL,
+        value REAL NOT NULL,
+        time_ms INTEGER NOT NULL);
+      CREATE INDEX metrics_by_job ON metrics (job_id, name, step);
+      CREATE TABLE tails (
+        key TEXT PRIMARY KEY,
+        offset INTEGER NOT NULL);
+      )sql",
+  };
+  return *m;
+}
+
+const char* kLevels[] = {"debug", "info", "warning", "error"};
+
+}  // namespace
+
+int LogLevelRank(const std::string& level) {
+  for (int i = 0; i < 4; ++i) {
+    if (level == kLevels[i]) return i;
+  }
+  if (level == "critical" || level == "fatal") return 3;
+  if (level == "warn") return 2;
+  return 1;
+}
+
+absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return absl::UnavailableError(absl::StrCat("cannot open database ", path, ": ", msg));
+  }
+  std::unique_ptr<JobStore> store(new JobStore(db));
+  {
+    std::lock_guard<std::mutex> lock(store->mu_);
+    sqlite3_busy_timeout(db, 5000);
+    // WAL: readers never block the writer; NORMAL sync is durable at checkpoints and
+    // safe against corruption (a power cut may lose the last transactions only).
+    for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
+      if (absl::Status s = store->Exec(pragma); !s.ok()) return s;
+    }
+  }
+  if (absl::Status s = store->Migrate(); !s.ok()) return s;
+  return store;
+}
+
+JobStore::~JobStore() {
+  std::lock_guard<std::mutex> lock(mu_);
+  sqlite3_close(db_);
+}
+
+absl::Status JobStore::Exec(const std::string& sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    return absl::InternalError(absl::StrCat("sqlite: ", msg));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status JobStore::Migrate() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement version(db_, "PRAGMA user_version");
+  if (!version.Step()) return version.Done();
+  schema_version_ = static_cast<int>(version.Int(0));
+  const auto& migrations = Migrations();
+  if (schema_version_ > static_cast<int>(migrations.size())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "database schema version ", schema_version_, " is newer than this trainerd (", migrations.size(), ")"));
+  }
+  for (int v = schema_version_; v < static_cast<int>(migrations.size()); ++v) {
+    if (absl::Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    absl::Status s = Exec(migrations[v]);
+    if (s.ok()) s = Exec(absl::StrCat("PRAGMA user_version = ", v + 1));
+    if (!s.ok()) {
+      (void)Exec("ROLLBACK");
+      return absl::InternalError(absl::StrCat("migration to schema ", v + 1, " failed: ", s.message()));
+    }
+    if (absl::Status c = Exec("COMMIT"); !c.ok()) return c;
+    schema_version_ = v + 1;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status JobStore::PutJob(const Job& job) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st(db_, "INSERT OR REPLACE INTO jobs (id, state, priority, created_ms, job) VALUES (?, ?, ?, ?, ?)");
+  st.Bind(1, job.id()).Bind(2, int64_t{job.state()}).Bind(3, int64_t{job.priority()})
+      .Bind(4, job.created_unix_ms()).BindBlob(5, job.SerializeAsString());
+  return st.Run();
+}
+
+absl::StatusOr<Job> JobStore::GetJob(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st(db_, "SELECT job FROM jobs WHERE id = ?");
+  st.Bind(1, id);
+  if (!st.Step()) {
+    if (absl::Status s = st.Done(); !s.ok()) return s;
+    return absl::NotFoundError(absl::StrCat("job ", id, " not found"));
+  }
+  Job job;
+  if (!job.ParseFromString(st.Blob(0))) return absl::DataLossError(absl::StrCat("job ", id, ": unreadable record"));
+  return job;
+}
+
+absl::StatusOr<std::vector<Job>> JobStore::ListJobs(const std::vector<trainer::v1::JobState>& states, int limit,
+                                                    int64_t before_created_ms, const std::string& before_id) {
+  std::string sql = "SELECT job FROM jobs WHERE 1";
+  if (!states.empty()) {
+    std::vector<std::string> values;
+    for (auto s : states) values.push_back(std::to_string(static_cast<int>(s)));
+    sql += absl::StrCat(" AND state IN (", absl::StrJoin(values, ","), ")");
+  }
+  if (before_created_ms > 0) sql += " AND (created_ms < ?1 OR (created_ms = ?1 AND id < ?2))";
+  sql += absl::StrCat(" ORDER BY created_ms DESC, id DESC LIMIT ", limit);
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st(db_, sql);
+  if (before_created_ms > 0) st.Bind(1, before_created_ms).Bind(2, before_id);
+  std::vector<Job> out;
+  while (st.Step()) {
+    Job job;
+    if (job.ParseFromString(st.Blob(0))) out.push_back(std::move(job));
+  }
+  if (absl::Status s = st.Done(); !s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<std::vector<Job>> JobStore::JobsInStates(const std::vector<trainer::v1::JobState>& states) {
+  std::vector<std::string> values;
+  for (auto s : states) values.push_back(std::to_string(static_cast<int>(s)));
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st(db_, absl::StrCat("SELECT job FROM jobs WHERE state IN (", absl::StrJoin(values, ","),
+                                 ") ORDER BY created_ms, id"));
+  std::vector<Job> out;
+  while (st.Step()) {
+    Job job;
+    if (job.ParseFromString(st.Blob(0))) out.push_back(std::move(job));
+  }
+  if (absl::Status s = st.Done(); !s.ok()) return s;
+  return out;
+}
+
+absl::Status JobStore::DeleteJob(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  for (const char* sql : {"DELETE FROM jobs WHERE id = ?", "DELETE FROM checkpoints WHERE job_id = ?",
+                          "DELETE FROM logs WHERE job_id = ?", "DELETE FROM metrics WHERE job_id = ?",
+                          "DELETE FROM tails WHERE key LIKE ? || '/%'"}) {
+    Statement st(db_, sql);
+    st.Bind(1, id);
+    if (absl::Status s = st.Run(); !s.ok()) {
+      (void)Exec("ROLLBACK");
+      return s;
+    }
+  }
+  return Exec("COMMIT");
+}
+
+absl::Status JobStore::PutCheckpoint(const std::string& job_id, const trainer::v1::Checkpoint& checkpoint) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st(db_, "INSERT OR REPLACE INTO checkpoints (job_id, step, checkpoint) VALUES (?, ?, ?)");
+  st.Bind(1, job_id).Bind(2, checkpoint.step()).BindBlob(3, checkpoint.SerializeAsString());
+  return st.Run();
+}
+
+absl::StatusOr<std::vector<trainer::v1::Checkpoint>> JobStore::ListCheckpoints(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st(db_, "SELECT checkpoint FROM checkpoints WHERE job_id = ? ORDER BY step");
+  st.Bind(1, job_id);
+  std::vector<trainer::v1::Checkpoint> out;
+  while (st.Step()) {
+    trainer::v1::Checkpoint c;
+    if (c.ParseFromString(st.Blob(0))) out.push_back(std::move(c));
+  }
+  if (absl::Status s = st.Done(); !s.ok()) return s;
+  return out;
+}
+
+absl::Status JobStore::AppendOutput(OutputBatch* batch) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  auto fail = [&](absl::Status s) {
+    (void)Exec("ROLLBACK");
+    return s;
+  };
+  int64_t seq = 0;
+  {
+    Statement last(db_, "SELECT COALESCE(MAX(seq), 0) FROM logs WHERE job_id = ?");
+    last.Bind(1, batch->job_id);
+    if (!last.Step()) return fail(last.Done());
+    seq = last.Int(0);
+  }
+  Statement line(db_, "INSERT INTO logs (job_id, seq, time_ms, rank, level, attempt, text) VALUES (?, ?, ?, ?, ?, ?, ?)");
+  for (auto& l : batch->lines) {
+    l.set_seq(++seq);
+    line.Bind(1, batch->job_id).Bind(2, seq).Bind(3, l.time_unix_ms()).Bind(4, int64_t{l.rank()})
+        .Bind(5, int64_t{LogLevelRank(l.level())}).Bind(6, int64_t{l.attempt()}).Bind(7, l.text());
+    if (absl::Status s = line.Run(); !s.ok()) return fail(s);
+    line.Reset();
+  }
+  Statement metric(db_, "INSERT INTO metrics (job_id, name, split, step, epoch, value, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?)");
+  for (const auto& m : batch->metrics) {
+    metric.Bind(1, batch->job_id).Bind(2, m.name()).Bind(3, m.split()).Bind(4, m.step()).Bind(5, m.epoch())
+        .Bind(6, m.value()).Bind(7, m.time_unix_ms());
+    if (absl::Status s = metric.Run(); !s.ok()) return fail(s);
+    metric.Reset();
+  }
+  if (!batch->tail_key.empty()) {
+    Statement tail(db_, "INSERT OR REPLACE INTO tails (key, offset) VALUES (?, ?)");
+    tail.Bind(1, batch->tail_key).Bind(2, batch->new_offset);
+    if (absl::Status s = tail.Run(); !s.ok()) return fail(s);
+  }
+  return Exec("COMMIT");
+}
+
+absl::StatusOr<int64_t> JobStore::TailOffset(const std::string& tail_key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st(db_, "SELECT offset FROM tails WHERE key = ?");
+  st.Bind(1, tail_key);
+  if (st.Step()) return st.Int(0);
+  if (absl::Status s = st.Done(); !s.ok()) return s;
+  return 0;
+}
+
+absl::StatusOr<std::vector<trainer::v1::LogLine>> JobStore::ReadLogs(const std::string& job_id, int64_t from_seq,
+                                                                     int limit, std::optional<int32_t> rank,
+                                                                     const std::string& min_level) {
+  std::string sql = "SELECT seq, time_ms, rank, level, attempt, text FROM logs WHERE job_id = ?1 AND seq >= ?2 AND level >= ?3";
+  if (rank) sql += " AND rank = ?4";
+  sql += absl::StrCat(" ORDER BY seq LIMIT ", limit);
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st(db_, sql);
+  st.Bind(1, job_id).Bind(2, from_seq).Bind(3, int64_t{min_level.empty() ? 0 : LogLevelRank(min_level)});
+  if (rank) st.Bind(4, int64_t{*rank});
+  std::vector<trainer::v1::LogLine> out;
+  while (st.Step()) {
+    trainer::v1::LogLine l;
+    l.set_seq(st.Int(0));
+    l.set_time_unix_ms(st.Int(1));
+    l.set_rank(static_cast<int32_t>(st.Int(2)));
+    l.set_level(kLevels[std::clamp<int64_t>(st.Int(3), 0, 3)]);
+    l.set_attempt(static_cast<int32_t>(st.Int(4)));
+    l.set_text(st.Text(5));
+    out.push_back(std::move(l));
+  }
+  if (absl::Status s = st.Done(); !s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<int64_t> JobStore::LastLogSeq(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st(db_, "SELECT COALESCE(MAX(seq), 0) FROM logs WHERE job_id = ?");
+  st.Bind(1, job_id);
+  if (!st.Step()) return st.Done();
+  return st.Int(0);
+}
+
+absl::StatusOr<std::vector<trainer::v1::MetricPoint>> JobStore::ReadMetrics(const std::string& job_id,
+                                                                            const std::string& name,
+                                                                            const std::string& split) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st(db_, "SELECT name, split, step, epoch, value, time_ms FROM metrics WHERE job_id = ?1 "
+                    "AND (?2 = '' OR name = ?2) AND (?3 = '' OR split = ?3) ORDER BY rowid");
+  st.Bind(1, job_id).Bind(2, name).Bind(3, split);
+  std::vector<trainer::v1::MetricPoint> out;
+  while (st.Step()) {
+    trainer::v1::MetricPoint m;
+    m.set_name(st.Text(0));
+    m.set_split(st.Text(1));
+    m.set_step(st.Int(2));
+    m.set_epoch(st.Double(3));
+    m.set_value(st.Double(4));
+    m.set_time_unix_ms(st.Int(5));
+    out.push_back(std::move(m));
+  }
+  if (absl::Status s = st.Done(); !s.ok()) return s;
+  return out;
+}
+
+}  // namespace trainerd

@@ -1,0 +1,96 @@
+// JobStore: trainerd's durable state in one SQLite file (WAL mode, busy timeout).
+//
+// Tables: jobs (the Job message plus indexed columns), checkpoints, metrics, logs, and
+// tails (how far each worker output file has been read, saved in the same transaction
+// as the lines read from it, so a restarted daemon continues without gaps or
+// duplicates). The schema is versioned; migrations run in Open().
+//
+// Thread-safe: one connection guarded by a mutex. Callers batch high-volume writes
+// (AppendOutput takes many lines and metric points in one transaction).
+#ifndef TRAINERD_STORAGE_JOB_STORE_H_
+#define TRAINERD_STORAGE_JOB_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "trainer/v1/job_service.pb.h"
+
+struct sqlite3;
+
+namespace trainerd {
+
+// New output read from one worker file: its lines and metric points, and the file
+// offset reached. Written atomically.
+struct OutputBatch {
+  std::string job_id;
+  std::string tail_key;       // identifies the file, e.g. "<job>/attempt-2/rank0.log"
+  int64_t new_offset = 0;
+  std::vector<trainer::v1::LogLine> lines;        // seq assigned by the store
+  std::vector<trainer::v1::MetricPoint> metrics;
+};
+
+class JobStore {
+ public:
+  // Opens (creating if needed) the database at `path` and migrates it to the current
+  // schema version.
+  static absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& path);
+  ~JobStore();
+
+  static constexpr int kSchemaVersion = 1;
+  int schema_version() const { return schema_version_; }
+
+  // Inserts or replaces a job.
+  absl::Status PutJob(const trainer::v1::Job& job);
+  absl::StatusOr<trainer::v1::Job> GetJob(const std::string& id);
+  // Newest first. `states` empty = all. `before_created_ms`/`before_id` page from a
+  // previous page's last job (0/"" = from the newest).
+  absl::StatusOr<std::vector<trainer::v1::Job>> ListJobs(const std::vector<trainer::v1::JobState>& states,
+                                                         int limit, int64_t before_created_ms,
+                                                         const std::string& before_id);
+  // Jobs in any of `states`, oldest first (the daemon's recovery and queue).
+  absl::StatusOr<std::vector<trainer::v1::Job>> JobsInStates(const std::vector<trainer::v1::JobState>& states);
+  // Removes a job and everything recorded about it.
+  absl::Status DeleteJob(const std::string& id);
+
+  absl::Status PutCheckpoint(const std::string& job_id, const trainer::v1::Checkpoint& checkpoint);
+  absl::StatusOr<std::vector<trainer::v1::Checkpoint>> ListCheckpoints(const std::string& job_id);
+
+  // Appends a batch of output and moves the file's tail offset, atomically. Lines get
+  // the job's next sequence numbers (returned in `batch->lines`).
+  absl::Status AppendOutput(OutputBatch* batch);
+  // The saved offset of a tailed file (0 if never read).
+  absl::StatusOr<int64_t> TailOffset(const std::string& tail_key);
+
+  // Log lines with seq >= from_seq, at most `limit`, filtered by rank (if set) and
+  // minimum level.
+  absl::StatusOr<std::vector<trainer::v1::LogLine>> ReadLogs(const std::string& job_id, int64_t from_seq,
+                                                             int limit, std::optional<int32_t> rank,
+                                                             const std::string& min_level);
+  absl::StatusOr<int64_t> LastLogSeq(const std::string& job_id);
+  absl::StatusOr<std::vector<trainer::v1::MetricPoint>> ReadMetrics(const std::string& job_id,
+                                                                     const std::string& name,
+                                                                     const std::string& split);
+
+ private:
+  explicit JobStore(sqlite3* db) : db_(db) {}
+  absl::Status Migrate();
+  absl::Status Exec(const std::string& sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  std::mutex mu_;
+  sqlite3* db_ ABSL_GUARDED_BY(mu_);
+  int schema_version_ = 0;
+};
+
+// Numeric rank of a log level name (debug 0 ... error 3); unknown names rank as info.
+int LogLevelRank(const std::string& level);
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_STORAGE_JOB_STORE_H_

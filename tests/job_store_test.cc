@@ -1,0 +1,125 @@
+// JobStore on a real SQLite file: migrations, jobs and paging, output batches with
+// gap-free sequence numbers and tail offsets, reopening, deletion.
+#include "storage/job_store.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/test_util.h"
+
+namespace trainerd {
+namespace {
+
+using testing::TempDir;
+using trainer::v1::Job;
+
+Job MakeJob(const std::string& id, int64_t created, trainer::v1::JobState state) {
+  Job j;
+  j.set_id(id);
+  j.set_name("name-" + id);
+  j.set_created_unix_ms(created);
+  j.set_state(state);
+  return j;
+}
+
+OutputBatch Lines(const std::string& job, const std::string& key, int64_t offset, int n, const std::string& level) {
+  OutputBatch b;
+  b.job_id = job;
+  b.tail_key = key;
+  b.new_offset = offset;
+  for (int i = 0; i < n; ++i) {
+    trainer::v1::LogLine l;
+    l.set_text("line " + std::to_string(i));
+    l.set_level(level);
+    l.set_rank(i % 2);
+    b.lines.push_back(l);
+  }
+  trainer::v1::MetricPoint m;
+  m.set_name("loss");
+  m.set_split("train");
+  m.set_step(offset);
+  m.set_value(1.0 / (offset + 1));
+  b.metrics.push_back(m);
+  return b;
+}
+
+TEST(JobStore, MigratesAndKeepsDataAcrossReopen) {
+  TempDir dir;
+  {
+    auto store = JobStore::Open(dir / "trainerd.db");
+    ASSERT_TRUE(store.ok()) << store.status();
+    EXPECT_EQ((*store)->schema_version(), JobStore::kSchemaVersion);
+    ASSERT_TRUE((*store)->PutJob(MakeJob("a", 1, trainer::v1::RUNNING)).ok());
+    OutputBatch b = Lines("a", "a/attempt-1/rank0.log", 100, 3, "info");
+    ASSERT_TRUE((*store)->AppendOutput(&b).ok());
+  }
+  auto store = JobStore::Open(dir / "trainerd.db");
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ((*store)->GetJob("a")->name(), "name-a");
+  EXPECT_EQ(*(*store)->TailOffset("a/attempt-1/rank0.log"), 100);
+  EXPECT_EQ(*(*store)->LastLogSeq("a"), 3);
+  EXPECT_EQ((*store)->GetJob("zzz").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(JobStore, ListsNewestFirstWithPagesAndStateFilter) {
+  TempDir dir;
+  auto store = *JobStore::Open(dir / "db");
+  for (int i = 1; i <= 5; ++i) {
+    ASSERT_TRUE(store->PutJob(MakeJob("j" + std::to_string(i), i * 10,
+                                      i % 2 ? trainer::v1::QUEUED : trainer::v1::SUCCEEDED)).ok());
+  }
+  auto page1 = *store->ListJobs({}, 2, 0, "");
+  ASSERT_EQ(page1.size(), 2u);
+  EXPECT_EQ(page1[0].id(), "j5");
+  EXPECT_EQ(page1[1].id(), "j4");
+  auto page2 = *store->ListJobs({}, 2, page1.back().created_unix_ms(), page1.back().id());
+  EXPECT_EQ(page2[0].id(), "j3");
+  auto queued = *store->ListJobs({trainer::v1::QUEUED}, 10, 0, "");
+  EXPECT_EQ(queued.size(), 3u);
+  auto oldest_first = *store->JobsInStates({trainer::v1::QUEUED});
+  EXPECT_EQ(oldest_first.front().id(), "j1");
+}
+
+TEST(JobStore, OutputGetsGapFreeSequenceNumbers) {
+  TempDir dir;
+  auto store = *JobStore::Open(dir / "db");
+  OutputBatch a = Lines("j", "j/r0", 10, 4, "info");
+  OutputBatch b = Lines("j", "j/r0", 20, 3, "warning");
+  ASSERT_TRUE(store->AppendOutput(&a).ok());
+  ASSERT_TRUE(store->AppendOutput(&b).ok());
+  EXPECT_EQ(b.lines.front().seq(), 5);
+  auto all = *store->ReadLogs("j", 1, 100, std::nullopt, "");
+  ASSERT_EQ(all.size(), 7u);
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].seq(), static_cast<int64_t>(i + 1));
+  EXPECT_EQ(store->ReadLogs("j", 6, 100, std::nullopt, "")->size(), 2u);
+  EXPECT_EQ(store->ReadLogs("j", 1, 100, std::nullopt, "warning")->size(), 3u);
+  EXPECT_EQ(store->ReadLogs("j", 1, 100, 1, "")->size(), 3u);  // ranks 1 of each batch
+  EXPECT_EQ(store->ReadLogs("j", 1, 2, std::nullopt, "")->size(), 2u);
+  EXPECT_EQ(*store->TailOffset("j/r0"), 20);
+  EXPECT_EQ(store->ReadMetrics("j", "loss", "train")->size(), 2u);
+  EXPECT_EQ(store->ReadMetrics("j", "", "eval")->size(), 0u);
+}
+
+TEST(JobStore, CheckpointsAndDelete) {
+  TempDir dir;
+  auto store = *JobStore::Open(dir / "db");
+  ASSERT_TRUE(store->PutJob(MakeJob("j", 1, trainer::v1::SUCCEEDED)).ok());
+  trainer::v1::Checkpoint c;
+  c.set_step(20);
+  c.set_path("/x/checkpoint-20");
+  ASSERT_TRUE(store->PutCheckpoint("j", c).ok());
+  c.set_step(10);
+  ASSERT_TRUE(store->PutCheckpoint("j", c).ok());
+  auto list = *store->ListCheckpoints("j");
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].step(), 10);
+  OutputBatch b = Lines("j", "j/r0", 5, 2, "info");
+  ASSERT_TRUE(store->AppendOutput(&b).ok());
+  ASSERT_TRUE(store->DeleteJob("j").ok());
+  EXPECT_FALSE(store->GetJob("j").ok());
+  EXPECT_TRUE(store->ListCheckpoints("j")->empty());
+  EXPECT_TRUE(store->ReadLogs("j", 1, 10, std::nullopt, "")->empty());
+  EXPECT_EQ(*store->TailOffset("j/r0"), 0);
+}
+
+}  // namespace
+}  // namespace trainerd
