@@ -72,7 +72,10 @@ Trainer::Trainer(trainer::v1::JobSpec spec, std::unique_ptr<Model> model, Datase
   callbacks_.on_init_end(args(), state_, control_);
 }
 
-Trainer::~Trainer() = default;
+Trainer::~Trainer() {
+  // Pending checkpoint writes report to training_log_: finish them while it exists.
+  checkpoint_store_.reset();
+}
 
 std::unique_ptr<DataLoader> Trainer::get_train_dataloader() {
   DataLoaderOptions o;

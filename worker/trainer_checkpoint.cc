@@ -216,12 +216,18 @@ void Trainer::SaveCheckpoint() {
   auto produce = [snap]() -> absl::StatusOr<CheckpointFiles> {
     return RunGuarded<CheckpointFiles>("encoding a checkpoint", [&] { return EncodeSnapshot(*snap); });
   };
-  CheckpointDone on_done;
   const std::string strategy = args().hub_strategy();
-  if (!args().hub_dir().empty() && strategy != "end") {
-    const int64_t step = state_.global_step;
-    on_done = [this, step, strategy](const absl::Status& s, const CheckpointFiles& files) {
+  const bool export_to_hub = !args().hub_dir().empty() && strategy != "end";
+  const Progress progress = CurrentProgress();
+  CheckpointDone on_done = [this, progress, dir, strategy, export_to_hub](const absl::Status& s,
+                                                                         const CheckpointFiles& files) {
       if (!s.ok()) return;
+      // Tells whoever reads the JSON log (trainerd) that this checkpoint is on disk.
+      double bytes = 0;
+      for (const auto& [name, contents] : files) bytes += static_cast<double>(contents.size());
+      training_log_->Record("checkpoint", progress, {{"size_bytes", bytes}}, {{"path", dir}});
+      if (!export_to_hub) return;
+      const int64_t step = progress.step;
       // Between saves the registry gets the weights as model.safetensors; model.pt and
       // model_state_dict.pt join them in the export at the end (save_model).
       CheckpointFiles model_files = {{"model.safetensors", files.at("model.safetensors")},
@@ -230,7 +236,6 @@ void Trainer::SaveCheckpoint() {
       if (strategy == "checkpoint") ExportToHub("last-checkpoint", files);
       if (strategy == "all_checkpoints") ExportToHub(absl::StrCat(kCheckpointPrefix, step), files);
     };
-  }
   auto saved = checkpoint_store_->Save(state_.global_step, produce, keep, on_done);
   if (!saved.ok()) throw std::runtime_error(std::string(saved.status().message()));
   spdlog::info("Saving checkpoint {} (written in the background)", *saved);

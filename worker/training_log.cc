@@ -24,6 +24,21 @@ std::string HumanValue(const std::string& key, double v) {
   return absl::StrFormat("%.4f", v);
 }
 
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      out += absl::StrFormat("\\u%04x", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<TrainingLog>> TrainingLog::Open(const std::string& jsonl_path, int fd) {
@@ -49,7 +64,7 @@ TrainingLog::~TrainingLog() {
 }
 
 std::string TrainingLog::ToJson(const std::string& kind, const Progress& p, const Metrics& metrics,
-                                double unix_time) {
+                                double unix_time, const std::map<std::string, std::string>& text) {
   std::string out = absl::StrCat("{\"kind\":\"", kind, "\",\"time\":", absl::StrFormat("%.3f", unix_time),
                                  ",\"step\":", p.step, ",\"max_steps\":", p.max_steps,
                                  ",\"epoch\":", JsonNumber(p.epoch));
@@ -57,6 +72,7 @@ std::string TrainingLog::ToJson(const std::string& kind, const Progress& p, cons
     // Metric names come from this program (letters, digits, '_'): no escaping needed.
     absl::StrAppend(&out, ",\"", key, "\":", JsonNumber(value));
   }
+  for (const auto& [key, value] : text) absl::StrAppend(&out, ",\"", key, "\":", JsonString(value));
   return out + "}";
 }
 
@@ -70,11 +86,13 @@ std::string TrainingLog::ToHumanLine(const std::string& kind, const Progress& p,
   return line;
 }
 
-void TrainingLog::Record(const std::string& kind, const Progress& progress, const Metrics& metrics) {
-  spdlog::info("{}", ToHumanLine(kind, progress, metrics));
+void TrainingLog::Record(const std::string& kind, const Progress& progress, const Metrics& metrics,
+                         const std::map<std::string, std::string>& text) {
+  if (kind != "checkpoint") spdlog::info("{}", ToHumanLine(kind, progress, metrics));
   const double now =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  const std::string json = ToJson(kind, progress, metrics, now);
+  const std::string json = ToJson(kind, progress, metrics, now, text);
+  std::lock_guard<std::mutex> lock(mu_);
   for (std::FILE* f : {file_, fd_stream_}) {
     if (f == nullptr) continue;
     std::fputs(json.c_str(), f);

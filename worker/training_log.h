@@ -3,14 +3,16 @@
 //    samples/s), via spdlog;
 //  - one JSON object per line (JSONL) for machines: a file in output_dir and/or an
 //    inherited file descriptor that trainerd reads.
-// JSON record fields: "kind" (train | eval | test | train_end), "time" (Unix seconds),
+// JSON record fields: "kind" (train | eval | test | train_end | checkpoint), "time" (Unix seconds),
 // "step", "max_steps", "epoch", then every metric by name (NaN/inf written as null).
 #ifndef TRAINERD_WORKER_TRAINING_LOG_H_
 #define TRAINERD_WORKER_TRAINING_LOG_H_
 
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -32,18 +34,22 @@ class TrainingLog {
   static absl::StatusOr<std::unique_ptr<TrainingLog>> Open(const std::string& jsonl_path, int fd);
   ~TrainingLog();
 
-  // Writes one record to every sink.
-  void Record(const std::string& kind, const Progress& progress, const Metrics& metrics);
+  // Writes one record to every sink. `text` adds string fields (e.g. a checkpoint's
+  // "path"). Thread-safe.
+  void Record(const std::string& kind, const Progress& progress, const Metrics& metrics,
+              const std::map<std::string, std::string>& text = {});
 
   // One JSON line for a record; exposed for tests.
   static std::string ToJson(const std::string& kind, const Progress& progress,
-                            const Metrics& metrics, double unix_time);
+                            const Metrics& metrics, double unix_time,
+                            const std::map<std::string, std::string>& text = {});
   // The human-readable line for a record.
   static std::string ToHumanLine(const std::string& kind, const Progress& progress,
                                  const Metrics& metrics);
 
  private:
   TrainingLog() = default;
+  std::mutex mu_;
   std::FILE* file_ = nullptr;
   std::FILE* fd_stream_ = nullptr;
 };

@@ -1,6 +1,7 @@
 // trainer-worker: trains, evaluates and predicts as a job spec says.
 //
-// Exit status: 0 success; 1 the run failed; 2 bad command line or invalid spec.
+// Exit status: 0 success; 1 the run failed; 2 bad command line or invalid spec; 3 stopped
+// by SIGTERM after saving a checkpoint.
 #include <CLI/CLI.hpp>
 
 #include "worker/worker_run.h"
@@ -24,6 +25,8 @@ int main(int argc, char** argv) {
   app.add_option("--resume-from-checkpoint", resume,
                  "Resume: \"true\" for the newest valid checkpoint in output_dir, or a checkpoint "
                  "folder (same as --set training_args.resume_from_checkpoint=...)");
+  app.add_option("--heartbeat-file", options.heartbeat_file,
+                 "Touch this file as training makes progress (used by trainerd to find hung workers)");
   app.add_flag("--validate-only", options.validate_only,
                "Check the spec, print every problem, and exit");
   try {

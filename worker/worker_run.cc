@@ -2,6 +2,10 @@
 
 #include <malloc.h>
 
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -77,6 +81,42 @@ absl::Status WritePredictions(const std::string& path, const PredictionOutput& o
   return WriteFileAtomically(path, csv);
 }
 
+std::atomic<bool> g_stop_requested{false};
+
+extern "C" void OnSigterm(int) { g_stop_requested.store(true); }
+
+// SIGTERM (trainerd's cancel and shutdown): save a checkpoint at the end of the current
+// step and stop, so that the job can resume exactly where it stopped.
+class StopOnSignalCallback : public TrainerCallback {
+ public:
+  void on_step_end(const TrainingArguments& args, TrainerState&, TrainerControl& control) override {
+    if (!g_stop_requested.load()) return;
+    control.should_training_stop = true;
+    if (args.save_strategy() != "no") control.should_save = true;
+  }
+};
+
+// Touches a file (at most once a second) whenever the loop makes progress.
+class HeartbeatCallback : public TrainerCallback {
+ public:
+  explicit HeartbeatCallback(std::string path) : path_(std::move(path)) { Beat(/*force=*/true); }
+  void on_step_end(const TrainingArguments&, TrainerState&, TrainerControl&) override { Beat(); }
+  void on_substep_end(const TrainingArguments&, TrainerState&, TrainerControl&) override { Beat(); }
+  void on_prediction_step(const TrainingArguments&, TrainerState&, TrainerControl&) override { Beat(); }
+  void on_save(const TrainingArguments&, TrainerState&, TrainerControl&) override { Beat(); }
+  void Beat(bool force = false) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!force && now - last_ < std::chrono::seconds(1)) return;
+    last_ = now;
+    std::FILE* f = std::fopen(path_.c_str(), "w");
+    if (f != nullptr) std::fclose(f);  // truncating open updates the mtime
+  }
+
+ private:
+  std::string path_;
+  std::chrono::steady_clock::time_point last_;
+};
+
 int Fail(const absl::Status& status) {
   spdlog::error("{}", std::string(status.message()));
   return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
@@ -118,6 +158,8 @@ int RunWorker(const WorkerOptions& options) {
     return Fail(s);
   }
 
+  std::shared_ptr<HeartbeatCallback> heartbeat;
+  if (!options.heartbeat_file.empty()) heartbeat = std::make_shared<HeartbeatCallback>(options.heartbeat_file);
   torch::manual_seed(static_cast<uint64_t>(args.seed()));  // HF's set_seed, before the model exists
   absl::StatusOr<DatasetBundle> data = LoadDatasets(spec->data(), args.data_seed());
   if (!data.ok()) return Fail(data.status());
@@ -126,7 +168,11 @@ int RunWorker(const WorkerOptions& options) {
   const bool regression = data->regression;
   const std::optional<Dataset> test = data->test;
 
-  Trainer trainer(*spec, std::move(*model), std::move(*data));
+  if (heartbeat) heartbeat->Beat(/*force=*/true);  // loading data can take a while
+  std::vector<std::shared_ptr<TrainerCallback>> callbacks = {std::make_shared<StopOnSignalCallback>()};
+  if (heartbeat) callbacks.push_back(heartbeat);
+  std::signal(SIGTERM, OnSigterm);
+  Trainer trainer(*spec, std::move(*model), std::move(*data), callbacks);
   auto log = TrainingLog::Open((output_dir / "trainer_log.jsonl").string(), options.metrics_fd);
   if (!log.ok()) return Fail(log.status());
   trainer.set_training_log(std::move(*log));
@@ -136,6 +182,10 @@ int RunWorker(const WorkerOptions& options) {
     absl::StatusOr<TrainOutput> out = trainer.train();
     if (!out.ok()) return Fail(out.status());
     all_results.insert(out->metrics.begin(), out->metrics.end());
+    if (g_stop_requested.load()) {
+      spdlog::warn("Stopped by SIGTERM at step {}; the latest checkpoint resumes it", trainer.state().global_step);
+      return kExitStopped;
+    }
     if (absl::Status s = trainer.save_model(output_dir.string()); !s.ok()) return Fail(s);
     // HF's trainer.save_state(): the final TrainerState beside the model.
     if (absl::Status s = WriteFileAtomically((output_dir / "trainer_state.json").string(),

@@ -12,10 +12,17 @@ struct WorkerOptions {
   std::vector<std::string> overrides;
   int metrics_fd = -1;
   bool validate_only = false;
+  // Touched at least every few seconds while the job makes progress (steps,
+  // evaluation batches); trainerd kills a worker whose file goes stale.
+  std::string heartbeat_file;
 };
 
+// Exit status when SIGTERM stopped training (after saving a checkpoint).
+inline constexpr int kExitStopped = 3;
+
 // Runs the job. Returns the process exit status: 0 success, 1 the run failed, 2 the
-// spec is invalid (every problem is printed, one per line, naming its field).
+// spec is invalid (every problem is printed, one per line, naming its field),
+// kExitStopped when SIGTERM stopped it.
 int RunWorker(const WorkerOptions& options);
 
 }  // namespace trainerd
