@@ -1,0 +1,112 @@
+#include "server/daemon_metrics.h"
+
+#include "server/job_state.h"
+
+namespace trainerd {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+using trainer::v1::JobState;
+
+namespace {
+
+const char* CodeName(grpc::StatusCode code) {
+  static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+                                 "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+                                 "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
+                                 "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  const int i = static_cast<int>(code);
+  return i >= 0 && i < 17 ? kNames[i] : "UNKNOWN";
+}
+
+}  // namespace
+
+DaemonMetrics::DaemonMetrics(int32_t cpu_slots, int32_t gpus)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      jobs_(BuildGauge().Name("trainerd_jobs").Help("Jobs by state").Register(*registry_)),
+      queue_length_(BuildGauge().Name("trainerd_queue_length").Help("Jobs waiting for slots (queued or restarting)")
+                        .Register(*registry_).Add({})),
+      submitted_(BuildCounter().Name("trainerd_jobs_submitted_total").Help("Jobs submitted")
+                     .Register(*registry_).Add({})),
+      finished_(BuildCounter().Name("trainerd_jobs_finished_total").Help("Jobs finished, by outcome")
+                    .Register(*registry_)),
+      restarts_(BuildCounter().Name("trainerd_attempt_restarts_total")
+                    .Help("Failed attempts restarted from a checkpoint").Register(*registry_).Add({})),
+      slots_(BuildGauge().Name("trainerd_slots").Help("Slots this trainerd schedules, by kind").Register(*registry_)),
+      slots_in_use_(BuildGauge().Name("trainerd_slots_in_use").Help("Slots in use, by kind").Register(*registry_)),
+      requests_(BuildCounter().Name("trainerd_grpc_requests_total").Help("gRPC requests by method and status code")
+                    .Register(*registry_)),
+      latency_(BuildHistogram().Name("trainerd_grpc_request_duration_seconds")
+                   .Help("gRPC request latency by method").Register(*registry_)),
+      job_loss_(BuildGauge().Name("trainerd_job_training_loss").Help("Latest training loss of a running job")
+                    .Register(*registry_)),
+      job_lr_(BuildGauge().Name("trainerd_job_learning_rate").Help("Latest learning rate of a running job")
+                  .Register(*registry_)),
+      job_samples_(BuildGauge().Name("trainerd_job_samples_per_second")
+                       .Help("Latest training throughput of a running job").Register(*registry_)),
+      job_step_(BuildGauge().Name("trainerd_job_step").Help("Latest optimizer step of a running job")
+                    .Register(*registry_)) {
+  slots_.Add({{"kind", "cpu"}}).Set(cpu_slots);
+  slots_.Add({{"kind", "gpu"}}).Set(gpus);
+  slots_in_use_.Add({{"kind", "cpu"}}).Set(0);
+  slots_in_use_.Add({{"kind", "gpu"}}).Set(0);
+  for (int s = trainer::v1::QUEUED; s <= trainer::v1::CANCELLED; ++s) {
+    jobs_.Add({{"state", StateName(static_cast<JobState>(s))}}).Set(0);
+  }
+}
+
+void DaemonMetrics::OnRpc(const std::string& method, grpc::StatusCode code, double seconds) {
+  requests_.Add({{"method", method}, {"code", CodeName(code)}}).Increment();
+  latency_.Add({{"method", method}},
+               prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                       0.25, 0.5, 1, 5})
+      .Observe(seconds);
+}
+
+void DaemonMetrics::OnJobChanged(const trainer::v1::Job& job) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_seen_.find(job.id());
+  if (it == jobs_seen_.end()) {
+    if (job.state() == trainer::v1::QUEUED && job.attempts_size() == 0) submitted_.Increment();
+  } else {
+    jobs_.Add({{"state", StateName(it->second.state)}}).Decrement();
+  }
+  const int32_t ranks = std::max(1, job.resources().ranks());
+  jobs_seen_[job.id()] = {job.state(), ranks, ranks * job.resources().gpus_per_rank()};
+  jobs_.Add({{"state", StateName(job.state())}}).Increment();
+  int waiting = 0, cpu = 0, gpus = 0;
+  for (const auto& [id, t] : jobs_seen_) {
+    waiting += t.state == trainer::v1::QUEUED || t.state == trainer::v1::RESTARTING;
+    if (HasWorkers(t.state)) {
+      cpu += t.cpu_slots;
+      gpus += t.gpus;
+    }
+  }
+  queue_length_.Set(waiting);
+  slots_in_use_.Add({{"kind", "cpu"}}).Set(cpu);
+  slots_in_use_.Add({{"kind", "gpu"}}).Set(gpus);
+  if (job.state() == trainer::v1::RUNNING && job.progress().step() > 0) {
+    const std::map<std::string, std::string> labels = {{"job", job.id()}};
+    job_loss_.Add(labels).Set(job.progress().loss());
+    job_lr_.Add(labels).Set(job.progress().learning_rate());
+    job_samples_.Add(labels).Set(job.progress().samples_per_second());
+    job_step_.Add(labels).Set(static_cast<double>(job.progress().step()));
+  }
+}
+
+void DaemonMetrics::OnJobFinished(const trainer::v1::Job& job) {
+  std::string outcome = StateName(job.state());
+  for (auto& c : outcome) c = static_cast<char>(std::tolower(c));
+  finished_.Add({{"outcome", outcome}}).Increment();
+  // Per-job series end with the job, so their number stays bounded.
+  const std::map<std::string, std::string> labels = {{"job", job.id()}};
+  for (auto* family : {&job_loss_, &job_lr_, &job_samples_, &job_step_}) {
+    if (family->Has(labels)) family->Remove(&family->Add(labels));
+  }
+}
+
+void DaemonMetrics::OnRestart() { restarts_.Increment(); }
+
+
+}  // namespace trainerd

@@ -1,0 +1,61 @@
+// trainerd's Prometheus metrics (one registry, every family registered once here).
+#ifndef TRAINERD_SERVER_DAEMON_METRICS_H_
+#define TRAINERD_SERVER_DAEMON_METRICS_H_
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <grpcpp/support/status_code_enum.h>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "absl/base/thread_annotations.h"
+#include "trainer/v1/job_service.pb.h"
+
+namespace trainerd {
+
+class DaemonMetrics {
+ public:
+  DaemonMetrics(int32_t cpu_slots, int32_t gpus);
+
+  std::shared_ptr<prometheus::Registry> registry() { return registry_; }
+
+  void OnRpc(const std::string& method, grpc::StatusCode code, double seconds);
+  // A job was stored with a new state or progress.
+  void OnJobChanged(const trainer::v1::Job& job);
+  void OnJobFinished(const trainer::v1::Job& job);
+  void OnRestart();
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Gauge>& jobs_;
+  prometheus::Gauge& queue_length_;
+  prometheus::Counter& submitted_;
+  prometheus::Family<prometheus::Counter>& finished_;
+  prometheus::Counter& restarts_;
+  prometheus::Family<prometheus::Gauge>& slots_;
+  prometheus::Family<prometheus::Gauge>& slots_in_use_;
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Histogram>& latency_;
+  prometheus::Family<prometheus::Gauge>& job_loss_;
+  prometheus::Family<prometheus::Gauge>& job_lr_;
+  prometheus::Family<prometheus::Gauge>& job_samples_;
+  prometheus::Family<prometheus::Gauge>& job_step_;
+
+  std::mutex mu_;
+  struct Tracked {
+    trainer::v1::JobState state;
+    int32_t cpu_slots;
+    int32_t gpus;
+  };
+  std::map<std::string, Tracked> jobs_seen_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_SERVER_DAEMON_METRICS_H_

@@ -1,0 +1,261 @@
+#include "server/job_manager.h"
+
+#include <signal.h>
+
+#include <filesystem>
+#include <random>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/atomic_file.h"
+#include "proto/spec/spec_defaults.h"
+#include "proto/spec/spec_loader.h"
+#include "proto/spec/spec_validator.h"
+#include "server/job_state.h"
+
+namespace trainerd {
+namespace {
+
+namespace fs = std::filesystem;
+using trainer::v1::Job;
+
+std::string NewJobId() {
+  static std::mutex mu;
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::lock_guard<std::mutex> lock(mu);
+  static const char kHex[] = "0123456789abcdef";
+  std::string id = "j";
+  uint64_t v = rng();
+  for (int i = 0; i < 11; ++i, v >>= 4) id += kHex[v & 15];
+  return id;
+}
+
+// A custom worker program must resolve (symlinks followed) into an allowed folder.
+absl::Status CheckWorkerProgram(const std::string& program, const std::vector<std::string>& allowed) {
+  std::error_code ec;
+  const fs::path real = fs::canonical(program, ec);
+  if (ec) return absl::InvalidArgumentError(absl::StrCat("worker_program: ", program, ": ", ec.message()));
+  for (const std::string& dir : allowed) {
+    const fs::path root = fs::canonical(dir, ec);
+    if (ec) continue;
+    auto rel = real.lexically_relative(root);
+    if (!rel.empty() && *rel.begin() != "..") return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "worker_program: ", program, " is not in a folder the operator allows (trainerd --allow-worker-dir)"));
+}
+
+}  // namespace
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+JobManager::JobManager(JobManagerOptions options, JobStore* store, JobManagerHooks hooks)
+    : options_(std::move(options)), store_(store), hooks_(std::move(hooks)) {}
+
+absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(JobManagerOptions options, JobStore* store,
+                                                               JobManagerHooks hooks) {
+  std::error_code ec;
+  fs::create_directories(fs::path(options.data_root) / "jobs", ec);
+  if (ec) return absl::InvalidArgumentError(absl::StrCat("--data-root ", options.data_root, ": ", ec.message()));
+  std::unique_ptr<JobManager> m(new JobManager(std::move(options), store, std::move(hooks)));
+  if (absl::Status s = m->Recover(); !s.ok()) return s;
+  m->supervisor_ = std::thread([raw = m.get()] { raw->SupervisorLoop(); });
+  return m;
+}
+
+JobManager::~JobManager() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_supervisor_ = true;
+  }
+  changed_.notify_all();
+  if (supervisor_.joinable()) supervisor_.join();
+}
+
+std::string JobManager::JobDir(const std::string& id) const {
+  return (fs::path(options_.data_root) / "jobs" / id).string();
+}
+
+absl::Status JobManager::PutJob(Job& job) {
+  job.set_updated_unix_ms(NowMs());
+  absl::Status s = store_->PutJob(job);
+  ++change_counter_;
+  changed_.notify_all();
+  if (hooks_.on_job_changed) hooks_.on_job_changed(job);
+  return s;
+}
+
+absl::Status JobManager::Transition(Job& job, trainer::v1::JobState to) {
+  if (!CanTransition(job.state(), to)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job.id(), " is ", StateName(job.state()), "; it cannot become ", StateName(to)));
+  }
+  spdlog::info("job={} state {} -> {}", job.id(), StateName(job.state()), StateName(to));
+  job.set_state(to);
+  absl::Status s = PutJob(job);
+  if (IsTerminal(to) && hooks_.on_job_finished) hooks_.on_job_finished(job);
+  return s;
+}
+
+absl::StatusOr<Job> JobManager::Submit(const trainer::v1::SubmitJobRequest& request) {
+  trainer::v1::JobSpec spec = request.spec();
+  ApplyDefaults(&spec);
+  std::vector<std::string> problems = FindSpecProblems(spec);
+  const auto& r = request.resources();
+  if (r.ranks() < 0) problems.push_back("resources.ranks: must be >= 1");
+  if (r.ranks() > 1) {
+    problems.push_back("resources.ranks: training on more than one rank is not available yet; use 1");
+  }
+  if (r.gpus_per_rank() < 0) problems.push_back("resources.gpus_per_rank: must be >= 0");
+  if (r.gpus_per_rank() > options_.gpus) {
+    problems.push_back(absl::StrCat("resources.gpus_per_rank: this trainerd has ", options_.gpus, " GPUs"));
+  }
+  if (request.has_max_restarts() && request.max_restarts() < 0) problems.push_back("max_restarts: must be >= 0");
+  if (!problems.empty()) return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
+  if (!request.worker_program().empty()) {
+    if (absl::Status s = CheckWorkerProgram(request.worker_program(), options_.allowed_worker_dirs); !s.ok()) return s;
+  }
+
+  Job job;
+  job.set_id(NewJobId());
+  job.set_name(request.name().empty() ? job.id() : request.name());
+  job.set_priority(request.priority());
+  job.mutable_resources()->set_ranks(std::max(1, r.ranks()));
+  job.mutable_resources()->set_gpus_per_rank(r.gpus_per_rank());
+  job.set_max_restarts(request.has_max_restarts() ? request.max_restarts() : options_.default_max_restarts);
+  job.set_worker_program(request.worker_program());
+  job.set_created_unix_ms(NowMs());
+  const std::string dir = JobDir(job.id());
+  job.set_output_dir((fs::path(dir) / "output").string());
+  // trainerd owns where a job writes: its output goes under the job's folder.
+  spec.mutable_training_args()->set_output_dir(job.output_dir());
+  spec.mutable_training_args()->set_run_name(job.name());
+  *job.mutable_spec() = spec;
+  job.set_state(trainer::v1::QUEUED);
+  std::error_code ec;
+  fs::create_directories(job.output_dir(), ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", job.output_dir(), ": ", ec.message()));
+  if (absl::Status s = WriteFileAtomically(dir + "/spec.json", JobSpecToJson(spec)); !s.ok()) return s;
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (shutting_down_) return absl::UnavailableError("trainerd is shutting down; not accepting jobs");
+  if (absl::Status s = PutJob(job); !s.ok()) return s;
+  spdlog::info("job={} submitted name={} priority={}", job.id(), job.name(), job.priority());
+  return job;
+}
+
+absl::StatusOr<Job> JobManager::Get(const std::string& id) { return store_->GetJob(id); }
+
+absl::StatusOr<trainer::v1::ListJobsResponse> JobManager::List(const trainer::v1::ListJobsRequest& request) {
+  const int limit = request.page_size() <= 0 ? 50 : std::min(request.page_size(), 1000);
+  int64_t before_ms = 0;
+  std::string before_id;
+  if (!request.page_token().empty()) {
+    const size_t colon = request.page_token().find(':');
+    if (colon == std::string::npos) return absl::InvalidArgumentError("page_token: not a token ListJobs returned");
+    before_ms = std::atoll(request.page_token().substr(0, colon).c_str());
+    before_id = request.page_token().substr(colon + 1);
+  }
+  std::vector<trainer::v1::JobState> states;
+  for (int s : request.states()) states.push_back(static_cast<trainer::v1::JobState>(s));
+  auto jobs = store_->ListJobs(states, limit + 1, before_ms, before_id);
+  if (!jobs.ok()) return jobs.status();
+  trainer::v1::ListJobsResponse out;
+  for (int i = 0; i < std::min<int>(limit, jobs->size()); ++i) *out.add_jobs() = (*jobs)[i];
+  if (static_cast<int>(jobs->size()) > limit) {
+    const Job& last = out.jobs(out.jobs_size() - 1);
+    out.set_next_page_token(absl::StrCat(last.created_unix_ms(), ":", last.id()));
+  }
+  return out;
+}
+
+absl::StatusOr<Job> JobManager::Cancel(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto job = store_->GetJob(id);
+  if (!job.ok()) return job.status();
+  if (IsTerminal(job->state())) return *job;
+  if (job->state() == trainer::v1::CANCELLING) return *job;
+  auto it = running_.find(id);
+  if (it == running_.end()) {
+    if (absl::Status s = Transition(*job, trainer::v1::CANCELLED); !s.ok()) return s;
+    return *job;
+  }
+  it->second.stop_reason = "cancelled";
+  it->second.term_sent = std::chrono::steady_clock::now();
+  SignalWorker(it->second.pid, SIGTERM);
+  if (absl::Status s = Transition(*job, trainer::v1::CANCELLING); !s.ok()) return s;
+  return *job;
+}
+
+absl::StatusOr<Job> JobManager::Resume(const std::string& id, int64_t checkpoint_step) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (shutting_down_) return absl::UnavailableError("trainerd is shutting down");
+  auto job = store_->GetJob(id);
+  if (!job.ok()) return job.status();
+  if (!IsTerminal(job->state())) {
+    return absl::FailedPreconditionError(absl::StrCat("job ", id, " is ", StateName(job->state()),
+                                                      "; only a finished job can be resumed"));
+  }
+  if (checkpoint_step > 0) {
+    const std::string dir = (fs::path(job->output_dir()) / absl::StrCat("checkpoint-", checkpoint_step)).string();
+    if (!fs::exists(fs::path(dir) / "MANIFEST.json")) {
+      return absl::NotFoundError(absl::StrCat("job ", id, " has no checkpoint at step ", checkpoint_step));
+    }
+    resume_requests_[id] = dir;
+  }
+  job->set_restarts(0);
+  job->clear_error();
+  if (absl::Status s = Transition(*job, trainer::v1::QUEUED); !s.ok()) return s;
+  return *job;
+}
+
+absl::Status JobManager::Delete(const std::string& id, bool delete_files) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto job = store_->GetJob(id);
+  if (!job.ok()) return job.status();
+  if (!IsTerminal(job->state())) {
+    return absl::FailedPreconditionError(absl::StrCat("job ", id, " is ", StateName(job->state()),
+                                                      "; cancel it first"));
+  }
+  if (absl::Status s = store_->DeleteJob(id); !s.ok()) return s;
+  if (delete_files) {
+    std::error_code ec;
+    fs::remove_all(JobDir(id), ec);
+  }
+  ++change_counter_;
+  changed_.notify_all();
+  return absl::OkStatus();
+}
+
+uint64_t JobManager::WaitForChange(uint64_t seen, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  changed_.wait_for(lock, timeout, [&] { return change_counter_ != seen || stop_supervisor_; });
+  return change_counter_;
+}
+
+uint64_t JobManager::change_counter() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return change_counter_;
+}
+
+bool JobManager::shutting_down() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return shutting_down_;
+}
+
+std::pair<int32_t, int32_t> JobManager::SlotsInUse() {
+  std::lock_guard<std::mutex> lock(mu_);
+  int32_t cpu = 0, gpus = 0;
+  for (const auto& [id, r] : running_) {
+    cpu += r.cpu_slots;
+    gpus += r.gpus;
+  }
+  return {cpu, gpus};
+}
+
+}  // namespace trainerd

@@ -1,0 +1,130 @@
+// JobManager: trainerd's core. It owns the jobs' life cycle: accepts submissions,
+// queues them, starts worker processes when slots are free, follows their output into
+// the store, restarts failed attempts from their latest checkpoint, cancels, and
+// recovers after a trainerd restart.
+//
+// Threads: RPC handlers call the public methods; one supervisor thread does all
+// process work (start, reap, tail output, heartbeats, escalate signals, schedule)
+// every poll interval. Job mutations are serialised by mu_; reads go to the store.
+#ifndef TRAINERD_SERVER_JOB_MANAGER_H_
+#define TRAINERD_SERVER_JOB_MANAGER_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "server/worker_process.h"
+#include "storage/job_store.h"
+#include "trainer/v1/job_service.pb.h"
+
+namespace trainerd {
+
+struct JobManagerOptions {
+  std::string data_root;                      // holds jobs/<id>/
+  std::string worker_program;                 // trainer-worker
+  std::vector<std::string> allowed_worker_dirs;  // where custom worker programs may live
+  int32_t cpu_slots = 1;
+  int32_t gpus = 0;
+  int32_t default_max_restarts = 3;
+  double heartbeat_timeout_s = 300;
+  double grace_period_s = 30;
+  double poll_interval_s = 0.1;
+};
+
+// Observers for the daemon's metrics (called with mu_ held; must be quick).
+struct JobManagerHooks {
+  std::function<void(const trainer::v1::Job&)> on_job_changed;
+  std::function<void(const trainer::v1::Job&)> on_job_finished;
+  std::function<void()> on_restart;
+};
+
+class JobManager {
+ public:
+  // Recovers the jobs found in `store` (re-attaching to workers that survived) and
+  // starts the supervisor thread. `store` must outlive the manager.
+  static absl::StatusOr<std::unique_ptr<JobManager>> Create(JobManagerOptions options, JobStore* store,
+                                                            JobManagerHooks hooks = {});
+  ~JobManager();
+
+  // Validates and queues a job. INVALID_ARGUMENT lists every bad field.
+  absl::StatusOr<trainer::v1::Job> Submit(const trainer::v1::SubmitJobRequest& request);
+  absl::StatusOr<trainer::v1::Job> Get(const std::string& id);
+  absl::StatusOr<trainer::v1::ListJobsResponse> List(const trainer::v1::ListJobsRequest& request);
+  absl::StatusOr<trainer::v1::Job> Cancel(const std::string& id);
+  // Queues a new attempt of a finished job from checkpoint `step` (0: the latest).
+  absl::StatusOr<trainer::v1::Job> Resume(const std::string& id, int64_t checkpoint_step);
+  // Deletes a finished job's records (and its folder when `delete_files`).
+  absl::Status Delete(const std::string& id, bool delete_files);
+
+  // Blocks until something changed after `seen` (a value this returned before), the
+  // timeout passes, or shutdown; returns the current change counter.
+  uint64_t WaitForChange(uint64_t seen, std::chrono::milliseconds timeout);
+  uint64_t change_counter();
+
+  // Stops accepting jobs and stops every worker gracefully (SIGTERM: they save a
+  // checkpoint; SIGKILL after the grace period). Their jobs resume at the next start.
+  void Shutdown();
+  bool shutting_down();
+
+  JobStore* store() { return store_; }
+  // Slots in use: {cpu, gpus}.
+  std::pair<int32_t, int32_t> SlotsInUse();
+
+ private:
+  struct Running {
+    pid_t pid = 0;
+    int32_t attempt = 0;
+    bool child = true;  // false: re-attached after a restart (cannot be waited for)
+    std::string log_path, log_key, heartbeat_path;
+    int64_t log_offset = 0;
+    int64_t started_ms = 0;
+    int32_t cpu_slots = 1, gpus = 0;
+    std::string stop_reason;  // "cancelled", "shutdown", "heartbeat lost ..."
+    std::optional<std::chrono::steady_clock::time_point> term_sent;
+  };
+
+  JobManager(JobManagerOptions options, JobStore* store, JobManagerHooks hooks);
+  std::string JobDir(const std::string& id) const;
+  absl::Status PutJob(trainer::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Transition(trainer::v1::Job& job, trainer::v1::JobState to) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Supervisor (job_supervisor.cc).
+  absl::Status Recover();
+  void SupervisorLoop();
+  void PollOnce() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Schedule() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartAttempt(trainer::v1::Job& job, const std::string& resume_from) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void TailOutput(const std::string& job_id, Running& running) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CheckWorker(const std::string& job_id, Running& running) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FinishAttempt(const std::string& job_id, const ExitInfo& exit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const JobManagerOptions options_;
+  JobStore* const store_;
+  const JobManagerHooks hooks_;
+  std::mutex mu_;
+  std::condition_variable changed_;
+  uint64_t change_counter_ ABSL_GUARDED_BY(mu_) = 0;
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_supervisor_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<std::string, Running> running_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int64_t> jsonl_offsets_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> resume_requests_ ABSL_GUARDED_BY(mu_);  // job -> checkpoint dir
+  std::thread supervisor_;
+};
+
+int64_t NowMs();
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_SERVER_JOB_MANAGER_H_

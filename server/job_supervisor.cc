@@ -1,0 +1,356 @@
+// JobManager's supervisor: starting, following, stopping and recovering workers.
+#include <signal.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "server/job_manager.h"
+#include "server/job_state.h"
+#include "server/scheduler.h"
+#include "server/worker_output.h"
+
+namespace trainerd {
+namespace {
+
+namespace fs = std::filesystem;
+using trainer::v1::Job;
+using Clock = std::chrono::steady_clock;
+
+// Exit status trainer-worker uses for an invalid spec: retrying cannot help.
+constexpr int kExitInvalidSpec = 2;
+
+bool HasCheckpoint(const std::string& output_dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(output_dir, ec)) {
+    if (e.path().filename().string().rfind("checkpoint-", 0) == 0 && fs::exists(e.path() / "MANIFEST.json")) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string DescribeExit(const ExitInfo& exit) {
+  if (exit.signal == SIGKILL) return "killed by SIGKILL (out of memory?)";
+  if (exit.signal != 0) return absl::StrCat("killed by signal ", exit.signal, " (", strsignal(exit.signal), ")");
+  if (exit.exit_code == kExitInvalidSpec) return "exited 2: the worker rejected the spec";
+  return absl::StrCat("exited ", exit.exit_code);
+}
+
+// Whether a worker we could not wait for (re-attached after a restart) finished its job:
+// trainer-worker writes all_results.json last, on success only.
+bool FinishedSuccessfully(const Job& job, int64_t attempt_started_ms) {
+  std::error_code ec;
+  auto t = fs::last_write_time(fs::path(job.output_dir()) / "all_results.json", ec);
+  if (ec) return false;
+  const auto written = std::chrono::duration_cast<std::chrono::milliseconds>(
+      (t - fs::file_time_type::clock::now()) + std::chrono::system_clock::now().time_since_epoch());
+  return written.count() >= attempt_started_ms;
+}
+
+}  // namespace
+
+absl::Status JobManager::Recover() {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto active = store_->JobsInStates({trainer::v1::STARTING, trainer::v1::RUNNING, trainer::v1::CANCELLING});
+  if (!active.ok()) return active.status();
+  for (Job& job : *active) {
+    if (job.attempts_size() == 0) {
+      job.set_state(trainer::v1::QUEUED);
+      (void)PutJob(job);
+      continue;
+    }
+    auto* attempt = job.mutable_attempts(job.attempts_size() - 1);
+    const std::string dir = JobDir(job.id());
+    if (WorkerAlive(attempt->pid(), dir)) {
+      Running r;
+      r.pid = attempt->pid();
+      r.attempt = attempt->number();
+      r.child = false;
+      r.log_path = absl::StrCat(dir, "/attempt-", r.attempt, "/rank0.log");
+      r.log_key = absl::StrCat(job.id(), "/attempt-", r.attempt, "/rank0.log");
+      r.heartbeat_path = absl::StrCat(dir, "/attempt-", r.attempt, "/heartbeat");
+      r.log_offset = store_->TailOffset(r.log_key).value_or(0);
+      r.started_ms = attempt->started_unix_ms();
+      r.cpu_slots = job.resources().ranks();
+      r.gpus = job.resources().ranks() * job.resources().gpus_per_rank();
+      if (job.state() == trainer::v1::CANCELLING) r.stop_reason = "cancelled";
+      running_[job.id()] = r;
+      spdlog::info("job={} re-attached to worker pid {} (attempt {})", job.id(), r.pid, r.attempt);
+      continue;
+    }
+    // Its worker is gone too: judge the attempt, then restart or finish the job.
+    attempt->set_ended_unix_ms(NowMs());
+    if (FinishedSuccessfully(job, attempt->started_unix_ms())) {
+      attempt->set_reason("finished while trainerd was down");
+      job.set_state(trainer::v1::SUCCEEDED);
+    } else if (job.state() == trainer::v1::CANCELLING) {
+      attempt->set_reason("cancelled");
+      job.set_state(trainer::v1::CANCELLED);
+    } else {
+      attempt->set_reason("worker lost while trainerd was down");
+      job.set_state(trainer::v1::RESTARTING);  // not counted against max_restarts
+    }
+    spdlog::info("job={} worker of attempt {} is gone: {}", job.id(), attempt->number(), attempt->reason());
+    (void)PutJob(job);
+  }
+  return absl::OkStatus();
+}
+
+void JobManager::SupervisorLoop() {
+  const auto interval = std::chrono::milliseconds(static_cast<int64_t>(options_.poll_interval_s * 1000));
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_supervisor_) {
+    PollOnce();
+    if (shutting_down_ && running_.empty()) {
+      changed_.notify_all();
+    }
+    changed_.wait_for(lock, interval, [&] { return stop_supervisor_; });
+  }
+}
+
+void JobManager::PollOnce() {
+  ExitInfo exit;
+  while (pid_t pid = ReapChild(&exit)) {
+    for (auto& [id, r] : running_) {
+      if (r.pid == pid && r.child) {
+        TailOutput(id, r);
+        FinishAttempt(id, exit);
+        break;
+      }
+    }
+  }
+  for (auto it = running_.begin(); it != running_.end();) {
+    const std::string id = it->first;
+    ++it;  // CheckWorker may finish (erase) this entry
+    TailOutput(id, running_[id]);
+    CheckWorker(id, running_[id]);
+  }
+  if (!shutting_down_) Schedule();
+}
+
+void JobManager::CheckWorker(const std::string& job_id, Running& r) {
+  const auto now = Clock::now();
+  if (!r.child && !WorkerAlive(r.pid, JobDir(job_id))) {
+    auto job = store_->GetJob(job_id);
+    ExitInfo unknown;  // not our child: no exit status, judge by its results
+    unknown.exit_code = job.ok() && FinishedSuccessfully(*job, r.started_ms) ? 0 : -1;
+    if (unknown.exit_code != 0 && r.stop_reason.empty()) r.stop_reason = "worker ended (exit status unknown)";
+    FinishAttempt(job_id, unknown);
+    return;
+  }
+  if (r.term_sent && now - *r.term_sent > std::chrono::milliseconds(static_cast<int64_t>(options_.grace_period_s * 1000))) {
+    spdlog::warn("job={} worker pid {} ignored SIGTERM for {}s: SIGKILL", job_id, r.pid, options_.grace_period_s);
+    SignalWorker(r.pid, SIGKILL);
+    r.term_sent.reset();
+  }
+  struct stat st;
+  if (r.stop_reason.empty() && ::stat(r.heartbeat_path.c_str(), &st) == 0) {
+    const double age = std::difftime(std::time(nullptr), st.st_mtime);
+    if (age > options_.heartbeat_timeout_s) {
+      spdlog::warn("job={} worker pid {} sent no heartbeat for {:.0f}s: killing it", job_id, r.pid, age);
+      r.stop_reason = absl::StrCat("heartbeat lost (no progress for ", static_cast<int>(age), "s)");
+      SignalWorker(r.pid, SIGKILL);
+    }
+  }
+}
+
+void JobManager::TailOutput(const std::string& job_id, Running& r) {
+  const int64_t now = NowMs();
+  OutputBatch logs;
+  logs.job_id = job_id;
+  logs.tail_key = r.log_key;
+  for (const std::string& line : ReadNewLines(r.log_path, &r.log_offset)) {
+    logs.lines.push_back(ParseLogLine(line, /*rank=*/0, r.attempt, now));
+  }
+  logs.new_offset = r.log_offset;
+  if (!logs.lines.empty()) {
+    if (absl::Status s = store_->AppendOutput(&logs); !s.ok()) spdlog::error("job={} logs: {}", job_id, std::string(s.message()));
+    ++change_counter_;
+  }
+
+  const std::string jsonl_key = job_id + "/trainer_log.jsonl";
+  auto offset_it = jsonl_offsets_.find(jsonl_key);
+  if (offset_it == jsonl_offsets_.end()) {
+    offset_it = jsonl_offsets_.emplace(jsonl_key, store_->TailOffset(jsonl_key).value_or(0)).first;
+  }
+  auto job = store_->GetJob(job_id);
+  if (!job.ok()) return;
+  OutputBatch metrics;
+  metrics.job_id = job_id;
+  metrics.tail_key = jsonl_key;
+  for (const std::string& line : ReadNewLines(job->output_dir() + "/trainer_log.jsonl", &offset_it->second)) {
+    std::optional<TrainingRecord> record = ParseTrainingRecord(line);
+    if (!record) continue;
+    UpdateProgress(*record, job->mutable_progress());
+    metrics.metrics.insert(metrics.metrics.end(), record->metrics.begin(), record->metrics.end());
+    if (record->kind == "checkpoint") {
+      trainer::v1::Checkpoint c;
+      c.set_step(record->step);
+      c.set_path(record->checkpoint_path);
+      c.set_size_bytes(record->checkpoint_bytes);
+      c.set_created_unix_ms(now);
+      for (const auto& [name, value] : job->progress().eval_metrics()) (*c.mutable_metrics())[name] = value;
+      std::ifstream state(record->checkpoint_path + "/trainer_state.json");
+      nlohmann::json j = nlohmann::json::parse(state, nullptr, /*allow_exceptions=*/false);
+      if (j.is_object() && j.contains("best_model_checkpoint") && j["best_model_checkpoint"].is_string()) {
+        job->set_best_checkpoint(j["best_model_checkpoint"].get<std::string>());
+      }
+      c.set_is_best(job->best_checkpoint() == record->checkpoint_path);
+      // The manifest lists every file's CRC-32: its own CRC-32 identifies the checkpoint.
+      std::ifstream manifest(record->checkpoint_path + "/MANIFEST.json", std::ios::binary);
+      std::stringstream text;
+      text << manifest.rdbuf();
+      const std::string bytes = text.str();
+      if (!bytes.empty()) {
+        const uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size()));
+        c.set_checksum(absl::StrCat("crc32:", absl::Hex(crc, absl::kZeroPad8)));
+      }
+      if (absl::Status s = store_->PutCheckpoint(job_id, c); !s.ok()) spdlog::error("job={} checkpoint: {}", job_id, std::string(s.message()));
+    }
+  }
+  metrics.new_offset = offset_it->second;
+  if (metrics.new_offset != store_->TailOffset(jsonl_key).value_or(-1)) {
+    if (absl::Status s = store_->AppendOutput(&metrics); !s.ok()) spdlog::error("job={} metrics: {}", job_id, std::string(s.message()));
+    (void)PutJob(*job);
+  }
+}
+
+void JobManager::Schedule() {
+  auto queued = store_->JobsInStates({trainer::v1::QUEUED, trainer::v1::RESTARTING});
+  if (!queued.ok() || queued->empty()) return;
+  auto [used_cpu, used_gpus] = std::pair<int32_t, int32_t>{0, 0};
+  for (const auto& [id, r] : running_) {
+    used_cpu += r.cpu_slots;
+    used_gpus += r.gpus;
+  }
+  std::vector<QueuedJob> queue;
+  std::map<std::string, Job> by_id;
+  for (Job& job : *queued) {
+    if (running_.count(job.id())) continue;
+    queue.push_back({job.id(), job.priority(), job.created_unix_ms(), job.resources().ranks(),
+                     job.resources().ranks() * job.resources().gpus_per_rank()});
+    by_id[job.id()] = std::move(job);
+  }
+  for (const std::string& id : PickJobsToStart(queue, {options_.cpu_slots - used_cpu, options_.gpus - used_gpus})) {
+    Job& job = by_id[id];
+    std::string resume;
+    auto it = resume_requests_.find(id);
+    if (it != resume_requests_.end()) {
+      resume = it->second;
+      resume_requests_.erase(it);
+    } else if (HasCheckpoint(job.output_dir())) {
+      resume = "true";
+    }
+    StartAttempt(job, resume);
+  }
+}
+
+void JobManager::StartAttempt(Job& job, const std::string& resume_from) {
+  if (absl::Status s = Transition(job, trainer::v1::STARTING); !s.ok()) {
+    spdlog::error("{}", std::string(s.message()));
+    return;
+  }
+  const std::string dir = JobDir(job.id());
+  Running r;
+  r.attempt = job.attempts_size() + 1;
+  const std::string attempt_dir = absl::StrCat(dir, "/attempt-", r.attempt);
+  std::error_code ec;
+  fs::create_directories(attempt_dir, ec);
+  r.log_path = attempt_dir + "/rank0.log";
+  r.log_key = absl::StrCat(job.id(), "/attempt-", r.attempt, "/rank0.log");
+  r.heartbeat_path = attempt_dir + "/heartbeat";
+  r.started_ms = NowMs();
+  r.cpu_slots = job.resources().ranks();
+  r.gpus = job.resources().ranks() * job.resources().gpus_per_rank();
+
+  WorkerLaunch launch;
+  launch.program = job.worker_program().empty() ? options_.worker_program : job.worker_program();
+  launch.args = {"--spec", dir + "/spec.json", "--heartbeat-file", r.heartbeat_path};
+  if (!resume_from.empty()) {
+    launch.args.push_back("--resume-from-checkpoint");
+    launch.args.push_back(resume_from);
+  }
+  launch.working_dir = attempt_dir;
+  launch.log_path = r.log_path;
+  launch.env = {{"TRAINERD_JOB_ID", job.id()}, {"TRAINERD_ATTEMPT", std::to_string(r.attempt)},
+                {"RANK", "0"}, {"LOCAL_RANK", "0"}, {"WORLD_SIZE", "1"}};
+  auto* attempt = job.add_attempts();
+  attempt->set_number(r.attempt);
+  attempt->set_started_unix_ms(r.started_ms);
+  attempt->set_resumed_from(resume_from == "true" ? "latest checkpoint" : resume_from);
+  absl::StatusOr<pid_t> pid = SpawnWorker(launch);
+  if (!pid.ok()) {
+    attempt->set_ended_unix_ms(NowMs());
+    attempt->set_reason(absl::StrCat("cannot start the worker: ", pid.status().message()));
+    job.set_error(attempt->reason());
+    (void)Transition(job, trainer::v1::FAILED);
+    return;
+  }
+  r.pid = *pid;
+  attempt->set_pid(*pid);
+  running_[job.id()] = r;
+  spdlog::info("job={} attempt {} started: pid {} {}", job.id(), r.attempt, *pid,
+               resume_from.empty() ? "" : "resuming from " + attempt->resumed_from());
+  (void)Transition(job, trainer::v1::RUNNING);
+}
+
+void JobManager::FinishAttempt(const std::string& job_id, const ExitInfo& exit) {
+  auto node = running_.extract(job_id);
+  if (node.empty()) return;
+  Running& r = node.mapped();
+  auto job = store_->GetJob(job_id);
+  if (!job.ok()) return;
+  auto* attempt = job->mutable_attempts(job->attempts_size() - 1);
+  attempt->set_ended_unix_ms(NowMs());
+  attempt->set_exit_code(exit.exit_code);
+  attempt->set_signal(exit.signal);
+  attempt->set_pid(0);
+  const bool succeeded = exit.exit_code == 0 && exit.signal == 0;
+  if (r.stop_reason == "cancelled") {
+    attempt->set_reason(succeeded ? "finished while cancelling" : "cancelled");
+    (void)Transition(*job, succeeded ? trainer::v1::SUCCEEDED : trainer::v1::CANCELLED);
+  } else if (r.stop_reason == "shutdown") {
+    attempt->set_reason("stopped by trainerd shutdown; resumes at the next start");
+    (void)Transition(*job, succeeded ? trainer::v1::SUCCEEDED : trainer::v1::RESTARTING);
+  } else if (succeeded) {
+    attempt->set_reason("exited 0");
+    (void)Transition(*job, trainer::v1::SUCCEEDED);
+  } else {
+    attempt->set_reason(r.stop_reason.empty() ? DescribeExit(exit) : r.stop_reason);
+    job->set_error(absl::StrCat("attempt ", r.attempt, ": ", attempt->reason()));
+    const bool retry = exit.exit_code != kExitInvalidSpec && job->restarts() < job->max_restarts();
+    if (retry) {
+      job->set_restarts(job->restarts() + 1);
+      spdlog::warn("job={} attempt {} failed ({}); restart {}/{} from its latest checkpoint", job_id, r.attempt,
+                   attempt->reason(), job->restarts(), job->max_restarts());
+      if (hooks_.on_restart) hooks_.on_restart();
+      (void)Transition(*job, trainer::v1::RESTARTING);
+    } else {
+      spdlog::error("job={} failed: {}", job_id, job->error());
+      (void)Transition(*job, trainer::v1::FAILED);
+    }
+  }
+}
+
+void JobManager::Shutdown() {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  spdlog::info("shutting down: stopping {} worker(s) gracefully", running_.size());
+  for (auto& [id, r] : running_) {
+    if (r.stop_reason.empty()) r.stop_reason = "shutdown";
+    r.term_sent = Clock::now();
+    SignalWorker(r.pid, SIGTERM);
+  }
+  // The supervisor keeps reaping and tailing; wait until every worker is gone.
+  changed_.wait(lock, [&] { return running_.empty() || stop_supervisor_; });
+}
+
+}  // namespace trainerd

@@ -1,0 +1,96 @@
+#include "server/worker_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+
+extern char** environ;
+
+namespace trainerd {
+
+absl::StatusOr<pid_t> SpawnWorker(const WorkerLaunch& launch) {
+  // Everything the child needs is prepared before fork: between fork and exec only
+  // async-signal-safe calls are allowed (trainerd has many threads).
+  std::vector<std::string> argv_storage = {launch.program};
+  argv_storage.insert(argv_storage.end(), launch.args.begin(), launch.args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_storage;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry(*e);
+    const std::string key = entry.substr(0, entry.find('='));
+    if (!launch.env.count(key)) env_storage.push_back(entry);
+  }
+  for (const auto& [k, v] : launch.env) env_storage.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  const int log_fd = ::open(launch.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) return absl::InternalError(absl::StrCat("open ", launch.log_path, ": ", std::strerror(errno)));
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(log_fd);
+    return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
+  }
+  if (pid == 0) {
+    ::setsid();
+    const int null_fd = ::open("/dev/null", O_RDONLY);
+    if (null_fd >= 0) ::dup2(null_fd, 0);
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+    if (!launch.working_dir.empty() && ::chdir(launch.working_dir.c_str()) != 0) ::_exit(126);
+    // Default signal dispositions for the worker.
+    ::signal(SIGPIPE, SIG_DFL);
+    ::signal(SIGTERM, SIG_DFL);
+    ::signal(SIGINT, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve(launch.program.c_str(), argv.data(), envp.data());
+    const char msg[] = "trainerd: cannot execute the worker program\n";
+    (void)!::write(2, msg, sizeof(msg) - 1);
+    ::_exit(127);
+  }
+  ::close(log_fd);
+  return pid;
+}
+
+void SignalWorker(pid_t pid, int signal) {
+  if (pid > 0) ::kill(-pid, signal);
+}
+
+bool WorkerAlive(pid_t pid, const std::string& marker) {
+  if (pid <= 0 || ::kill(pid, 0) != 0) return false;
+  std::ifstream in(absl::StrCat("/proc/", pid, "/cmdline"), std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  std::string cmdline = s.str();
+  // A zombie (exited, not yet reaped) has an empty command line.
+  return !cmdline.empty() && cmdline.find(marker) != std::string::npos;
+}
+
+pid_t ReapChild(ExitInfo* info) {
+  int status = 0;
+  const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+  if (pid <= 0) return 0;
+  if (WIFEXITED(status)) {
+    info->exit_code = WEXITSTATUS(status);
+    info->signal = 0;
+  } else if (WIFSIGNALED(status)) {
+    info->exit_code = -1;
+    info->signal = WTERMSIG(status);
+  }
+  return pid;
+}
+
+}  // namespace trainerd

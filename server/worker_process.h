@@ -1,0 +1,49 @@
+// Starting and signalling worker processes (POSIX).
+//
+// A worker runs in its own session and process group (so that signals reach all of
+// its threads and children), with stdout and stderr appended to a log file that
+// trainerd tails: the output survives a restart of trainerd, and a worker never dies
+// of a broken pipe because trainerd went away.
+#ifndef TRAINERD_SERVER_WORKER_PROCESS_H_
+#define TRAINERD_SERVER_WORKER_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace trainerd {
+
+struct WorkerLaunch {
+  std::string program;
+  std::vector<std::string> args;       // without argv[0]
+  std::string working_dir;
+  std::string log_path;                // stdout + stderr, appended
+  std::map<std::string, std::string> env;  // added to trainerd's environment
+};
+
+// Forks and execs the worker. Returns its pid (= its process group id).
+absl::StatusOr<pid_t> SpawnWorker(const WorkerLaunch& launch);
+
+// Sends `signal` to the worker's whole process group.
+void SignalWorker(pid_t pid, int signal);
+
+// True while a process with this pid exists and its command line mentions `marker`
+// (guards against pid reuse when re-attaching after a trainerd restart).
+bool WorkerAlive(pid_t pid, const std::string& marker);
+
+// How a child that trainerd started ended.
+struct ExitInfo {
+  int exit_code = -1;  // when it exited
+  int signal = 0;      // when a signal killed it
+};
+
+// Reaps one finished child without blocking; returns its pid, or 0 when none.
+pid_t ReapChild(ExitInfo* info);
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_SERVER_WORKER_PROCESS_H_

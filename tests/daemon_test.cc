@@ -1,0 +1,271 @@
+// End to end: a real trainerd on a loopback port, real trainer-worker processes, a real
+// SQLite file, real (tiny) training.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "proto/spec/spec_loader.h"
+#include "tests/daemon_test_util.h"
+
+namespace trainerd {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::Daemon;
+using testing::TempDir;
+using trainer::v1::Job;
+using trainer::v1::JobState;
+
+trainer::v1::JobSpec Spec(const std::string& training_args, const std::string& model = "{type: mlp, hidden_sizes: [32]}") {
+  const std::string d = testing::kFashionDir;
+  auto spec = ParseJobSpec(absl::StrCat(
+      "training_args: {per_device_train_batch_size: 32, logging_steps: 5, ",
+      training_args.find("learning_rate") == std::string::npos ? "learning_rate: 0.002, " : "", training_args, "}\n",
+      "model: ", model, "\n",
+      "data: {train: {path: ", d, "/train-images-idx3-ubyte.gz, labels_path: ", d,
+      "/train-labels-idx1-ubyte.gz, limit: 1000}, mean: 0.286, std: 0.353, eval_split: 0.2}\n",
+      "metrics: [accuracy]\n"));
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  return *spec;
+}
+
+std::string Submit(Daemon& d, const trainer::v1::JobSpec& spec, int priority = 0, const std::string& name = "") {
+  grpc::ClientContext ctx;
+  trainer::v1::SubmitJobRequest req;
+  *req.mutable_spec() = spec;
+  req.set_priority(priority);
+  req.set_name(name);
+  trainer::v1::SubmitJobResponse resp;
+  grpc::Status s = d.stub().SubmitJob(&ctx, req, &resp);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return resp.job_id();
+}
+
+Job Get(Daemon& d, const std::string& id) {
+  grpc::ClientContext ctx;
+  trainer::v1::GetJobRequest req;
+  req.set_job_id(id);
+  Job job;
+  grpc::Status s = d.stub().GetJob(&ctx, req, &job);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return job;
+}
+
+// Polls until `done(job)` or the timeout; returns the last job seen.
+template <typename Pred>
+Job WaitFor(Daemon& d, const std::string& id, Pred done, int seconds = 90) {
+  Job job;
+  for (int i = 0; i < seconds * 20; ++i) {
+    job = Get(d, id);
+    if (done(job)) return job;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ADD_FAILURE() << "timed out; job is " << trainer::v1::JobState_Name(job.state()) << " " << job.error();
+  return job;
+}
+
+bool Finished(const Job& j) {
+  return j.state() == trainer::v1::SUCCEEDED || j.state() == trainer::v1::FAILED || j.state() == trainer::v1::CANCELLED;
+}
+
+std::vector<trainer::v1::LogLine> Logs(Daemon& d, const std::string& id, bool follow, int64_t from = 1) {
+  grpc::ClientContext ctx;
+  trainer::v1::StreamLogsRequest req;
+  req.set_job_id(id);
+  req.set_follow(follow);
+  req.set_from_seq(from);
+  auto reader = d.stub().StreamLogs(&ctx, req);
+  std::vector<trainer::v1::LogLine> out;
+  trainer::v1::LogLine line;
+  while (reader->Read(&line)) out.push_back(line);
+  EXPECT_TRUE(reader->Finish().ok());
+  return out;
+}
+
+void ExpectContiguous(const std::vector<trainer::v1::LogLine>& lines) {
+  for (size_t i = 0; i < lines.size(); ++i) ASSERT_EQ(lines[i].seq(), static_cast<int64_t>(i + 1));
+}
+
+std::vector<trainer::v1::Checkpoint> Checkpoints(Daemon& d, const std::string& id) {
+  grpc::ClientContext ctx;
+  trainer::v1::ListCheckpointsRequest req;
+  req.set_job_id(id);
+  trainer::v1::ListCheckpointsResponse resp;
+  EXPECT_TRUE(d.stub().ListCheckpoints(&ctx, req, &resp).ok());
+  return {resp.checkpoints().begin(), resp.checkpoints().end()};
+}
+
+TEST(Daemon, JobRunsToSuccessWithLogsMetricsAndCheckpoints) {
+  TempDir dir;
+  Daemon d(dir.path().string());
+  const std::string id = Submit(d, Spec("max_steps: 40, save_steps: 10, eval_strategy: steps, eval_steps: 20"),
+                                0, "tiny");
+  // Following the logs ends when the job ends.
+  const auto followed = Logs(d, id, /*follow=*/true);
+  Job job = WaitFor(d, id, Finished);
+  ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+  EXPECT_EQ(job.name(), "tiny");
+  ASSERT_EQ(job.attempts_size(), 1);
+  EXPECT_EQ(job.attempts(0).reason(), "exited 0");
+  EXPECT_EQ(job.progress().step(), 40);
+  EXPECT_GT(job.progress().eval_metrics().at("eval_accuracy"), 0.3);
+
+  ExpectContiguous(followed);
+  const auto all = Logs(d, id, /*follow=*/false);
+  EXPECT_EQ(all.size(), followed.size());
+  bool saw_step_line = false;
+  for (const auto& l : all) saw_step_line |= l.text().find("train step 40/40") != std::string::npos;
+  EXPECT_TRUE(saw_step_line);
+  EXPECT_EQ(Logs(d, id, false, 5).front().seq(), 5);
+
+  grpc::ClientContext ctx;
+  trainer::v1::GetMetricsRequest mreq;
+  mreq.set_job_id(id);
+  mreq.set_name("loss");
+  mreq.set_split("train");
+  trainer::v1::GetMetricsResponse metrics;
+  ASSERT_TRUE(d.stub().GetMetrics(&ctx, mreq, &metrics).ok());
+  EXPECT_EQ(metrics.points_size(), 8);  // every 5 of 40 steps
+
+  const auto checkpoints = Checkpoints(d, id);
+  ASSERT_EQ(checkpoints.size(), 4u);
+  EXPECT_EQ(checkpoints.back().step(), 40);
+  EXPECT_GT(checkpoints.back().size_bytes(), 0);
+  EXPECT_THAT(checkpoints.back().checksum(), HasSubstr("crc32:"));
+}
+
+TEST(Daemon, BadSpecsAreRejectedWithFieldErrors) {
+  TempDir dir;
+  Daemon d(dir.path().string());
+  grpc::ClientContext ctx;
+  trainer::v1::SubmitJobRequest req;
+  *req.mutable_spec() = Spec("learning_rate: -1, optim: adam");
+  req.mutable_spec()->mutable_data()->mutable_train()->set_path("/no/such/file");
+  trainer::v1::SubmitJobResponse resp;
+  grpc::Status s = d.stub().SubmitJob(&ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("training_args.learning_rate: must be > 0"));
+  EXPECT_THAT(s.error_message(), HasSubstr("training_args.optim: \"adam\" is not supported"));
+  EXPECT_THAT(s.error_message(), HasSubstr("data.train.path: no such file"));
+
+  grpc::ClientContext ctx2;
+  trainer::v1::SubmitJobRequest custom;
+  *custom.mutable_spec() = Spec("max_steps: 1");
+  custom.set_worker_program("/bin/true");
+  s = d.stub().SubmitJob(&ctx2, custom, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("worker_program"));
+
+  grpc::ClientContext ctx3;
+  trainer::v1::GetJobRequest get;
+  get.set_job_id("nope");
+  Job job;
+  EXPECT_EQ(d.stub().GetJob(&ctx3, get, &job).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST(Daemon, CancelStopsTheWorkerAfterACheckpoint) {
+  TempDir dir;
+  Daemon d(dir.path().string());
+  const std::string id = Submit(d, Spec("max_steps: 100000, save_steps: 100000"));
+  WaitFor(d, id, [](const Job& j) { return j.progress().step() >= 10; });
+  grpc::ClientContext ctx;
+  trainer::v1::CancelJobRequest req;
+  req.set_job_id(id);
+  Job cancelling;
+  ASSERT_TRUE(d.stub().CancelJob(&ctx, req, &cancelling).ok());
+  EXPECT_EQ(cancelling.state(), trainer::v1::CANCELLING);
+  Job job = WaitFor(d, id, Finished, 30);
+  EXPECT_EQ(job.state(), trainer::v1::CANCELLED);
+  EXPECT_EQ(job.attempts(0).reason(), "cancelled");
+  EXPECT_EQ(job.attempts(0).exit_code(), 3);  // the worker saved a checkpoint and stopped
+  EXPECT_FALSE(Checkpoints(d, id).empty());
+}
+
+TEST(Daemon, KilledWorkerRestartsFromItsCheckpointAndSucceeds) {
+  TempDir dir;
+  Daemon d(dir.path().string());
+  const std::string id = Submit(d, Spec("max_steps: 400, save_steps: 20"));
+  Job job = WaitFor(d, id, [&](const Job& j) { return !Checkpoints(d, id).empty() && j.attempts_size() == 1; });
+  ASSERT_GT(job.attempts(0).pid(), 0);
+  ::kill(job.attempts(0).pid(), SIGKILL);
+  job = WaitFor(d, id, Finished);
+  ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+  ASSERT_EQ(job.attempts_size(), 2);
+  EXPECT_EQ(job.restarts(), 1);
+  EXPECT_THAT(job.attempts(0).reason(), HasSubstr("SIGKILL"));
+  EXPECT_EQ(job.attempts(1).resumed_from(), "latest checkpoint");
+  bool resumed = false;
+  for (const auto& l : Logs(d, id, false)) resumed |= l.text().find("Resuming from") != std::string::npos;
+  EXPECT_TRUE(resumed);
+  ExpectContiguous(Logs(d, id, false));
+}
+
+TEST(Daemon, SurvivesItsOwnKillMinus9) {
+  TempDir dir;
+  auto d = std::make_unique<Daemon>(dir.path().string());
+  const std::string id = Submit(*d, Spec("max_steps: 600, save_steps: 50", "{type: cnn, conv_channels: [4], hidden_sizes: [16]}"));
+  WaitFor(*d, id, [](const Job& j) { return j.progress().step() >= 20; });
+  const auto before = Logs(*d, id, false);
+  EXPECT_EQ(d->Stop(SIGKILL), 128 + SIGKILL);
+  // The worker keeps training while trainerd is down; a new trainerd re-attaches.
+  d->Start();
+  Job job = WaitFor(*d, id, Finished);
+  ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+  EXPECT_EQ(job.attempts_size(), 1);
+  const auto after = Logs(*d, id, false);
+  ExpectContiguous(after);
+  ASSERT_GE(after.size(), before.size());
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(after[i].text(), before[i].text());
+  // Resuming a stream from the client's last sequence number continues without gaps.
+  const auto tail = Logs(*d, id, false, before.size() + 1);
+  ASSERT_FALSE(tail.empty());
+  EXPECT_EQ(tail.front().seq(), static_cast<int64_t>(before.size() + 1));
+}
+
+TEST(Daemon, JobWhoseWorkerDiedWithTheDaemonRestartsFromCheckpoint) {
+  TempDir dir;
+  auto d = std::make_unique<Daemon>(dir.path().string());
+  const std::string id = Submit(*d, Spec("max_steps: 400, save_steps: 20"));
+  Job job = WaitFor(*d, id, [&](const Job& j) { return !Checkpoints(*d, id).empty(); });
+  d->Stop(SIGKILL);
+  d->KillWorkers();
+  d->Start();
+  job = WaitFor(*d, id, Finished);
+  ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+  ASSERT_EQ(job.attempts_size(), 2);
+  EXPECT_EQ(job.attempts(0).reason(), "worker lost while trainerd was down");
+  EXPECT_EQ(job.restarts(), 0);  // not the job's fault
+  EXPECT_EQ(job.attempts(1).resumed_from(), "latest checkpoint");
+}
+
+TEST(Daemon, OneSlotRunsJobsOneAfterTheOtherByPriority) {
+  TempDir dir;
+  Daemon d(dir.path().string(), {"--cpu-slots", "1"});
+  const std::string first = Submit(d, Spec("max_steps: 60"));
+  WaitFor(d, first, [](const Job& j) { return j.state() == trainer::v1::RUNNING; });
+  const std::string low = Submit(d, Spec("max_steps: 10"), /*priority=*/0);
+  const std::string high = Submit(d, Spec("max_steps: 10"), /*priority=*/10);
+  EXPECT_EQ(Get(d, low).state(), trainer::v1::QUEUED);
+  Job a = WaitFor(d, first, Finished), b = WaitFor(d, low, Finished), c = WaitFor(d, high, Finished);
+  ASSERT_EQ(b.state(), trainer::v1::SUCCEEDED);
+  ASSERT_EQ(c.state(), trainer::v1::SUCCEEDED);
+  // Never two at once, and the higher priority went first.
+  EXPECT_GE(c.attempts(0).started_unix_ms(), a.attempts(0).ended_unix_ms());
+  EXPECT_GE(b.attempts(0).started_unix_ms(), c.attempts(0).ended_unix_ms());
+}
+
+TEST(Daemon, SigtermStopsGracefullyAndTheJobResumesAtNextStart) {
+  TempDir dir;
+  auto d = std::make_unique<Daemon>(dir.path().string());
+  const std::string id = Submit(*d, Spec("max_steps: 300, save_steps: 1000"));
+  WaitFor(*d, id, [](const Job& j) { return j.progress().step() >= 10; });
+  EXPECT_EQ(d->Stop(SIGTERM), 0);
+  d->Start();
+  Job job = WaitFor(*d, id, Finished);
+  ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+  ASSERT_EQ(job.attempts_size(), 2);
+  EXPECT_EQ(job.attempts(0).exit_code(), 3);
+  EXPECT_EQ(job.attempts(1).resumed_from(), "latest checkpoint");
+}
+
+}  // namespace
+}  // namespace trainerd

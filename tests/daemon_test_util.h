@@ -1,0 +1,122 @@
+// Runs a real trainerd on a free loopback port with a temporary data root.
+#ifndef TRAINERD_TESTS_DAEMON_TEST_UTIL_H_
+#define TRAINERD_TESTS_DAEMON_TEST_UTIL_H_
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "tests/test_util.h"
+#include "trainer/v1/job_service.grpc.pb.h"
+
+namespace trainerd::testing {
+
+inline int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+class Daemon {
+ public:
+  explicit Daemon(std::string data_root, std::vector<std::string> extra_args = {})
+      : data_root_(std::move(data_root)), extra_args_(std::move(extra_args)), port_(FreePort()),
+        metrics_port_(FreePort()) {
+    Start();
+  }
+  ~Daemon() {
+    Stop(SIGKILL);
+    KillWorkers();
+    if (::testing::Test::HasFailure()) {
+      std::fprintf(stderr, "---- trainerd.log ----\n%s", ReadFile(data_root_ + "/trainerd.log").c_str());
+    }
+  }
+
+  // Workers run in their own sessions and outlive a killed daemon: end them.
+  void KillWorkers() {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+      const std::string cmdline = ReadFile(e.path().string() + "/cmdline");
+      if (cmdline.find("trainer-worker") != std::string::npos && cmdline.find(data_root_) != std::string::npos) {
+        ::kill(std::atoi(e.path().filename().c_str()), SIGKILL);
+      }
+    }
+  }
+
+  void Start() {
+    std::vector<std::string> args = {BuildDir() + "/server/trainerd", "--listen",
+                                     absl::StrCat("127.0.0.1:", port_), "--metrics-port",
+                                     std::to_string(metrics_port_), "--data-root", data_root_,
+                                     "--grace-period", "10"};
+    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const int fd = ::open((data_root_ + "/trainerd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    // A fresh connection per start: the global subchannel pool would hand back the
+    // connection to the daemon that was just killed.
+    grpc::ChannelArguments channel_args;
+    channel_args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    channel_ = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials(),
+                                         channel_args);
+    channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    stub_ = trainer::v1::JobService::NewStub(channel_);
+  }
+
+  // Stops the daemon with `signal` and reaps it; returns its exit status (or 128+signal).
+  int Stop(int signal) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, signal);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+  trainer::v1::JobService::Stub& stub() { return *stub_; }
+  std::shared_ptr<grpc::Channel> channel() { return channel_; }
+  int port() const { return port_; }
+  int metrics_port() const { return metrics_port_; }
+  const std::string& data_root() const { return data_root_; }
+
+ private:
+  std::string data_root_;
+  std::vector<std::string> extra_args_;
+  int port_, metrics_port_;
+  pid_t pid_ = 0;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<trainer::v1::JobService::Stub> stub_;
+};
+
+}  // namespace trainerd::testing
+
+#endif  // TRAINERD_TESTS_DAEMON_TEST_UTIL_H_
