@@ -15,16 +15,19 @@ using testing::TempDir;
 using trainer::v1::Job;
 using trainer::v1::JobState;
 
+// A small Fashion-MNIST job; `training_args` (YAML flow-map entries) override the defaults.
 trainer::v1::JobSpec Spec(const std::string& training_args, const std::string& model = "{type: mlp, hidden_sizes: [32]}") {
   const std::string d = testing::kFashionDir;
   auto spec = ParseJobSpec(absl::StrCat(
-      "training_args: {per_device_train_batch_size: 32, logging_steps: 5, ",
-      training_args.find("learning_rate") == std::string::npos ? "learning_rate: 0.002, " : "", training_args, "}\n",
+      "training_args: {per_device_train_batch_size: 32, logging_steps: 5, learning_rate: 0.002}\n",
       "model: ", model, "\n",
       "data: {train: {path: ", d, "/train-images-idx3-ubyte.gz, labels_path: ", d,
       "/train-labels-idx1-ubyte.gz, limit: 1000}, mean: 0.286, std: 0.353, eval_split: 0.2}\n",
       "metrics: [accuracy]\n"));
+  auto overrides = ParseJobSpec("training_args: {" + training_args + "}");
   EXPECT_TRUE(spec.ok()) << spec.status();
+  EXPECT_TRUE(overrides.ok()) << overrides.status();
+  spec->MergeFrom(*overrides);  // set (optional) fields of the overrides win
   return *spec;
 }
 
@@ -256,8 +259,8 @@ TEST(Daemon, OneSlotRunsJobsOneAfterTheOtherByPriority) {
 TEST(Daemon, SigtermStopsGracefullyAndTheJobResumesAtNextStart) {
   TempDir dir;
   auto d = std::make_unique<Daemon>(dir.path().string());
-  const std::string id = Submit(*d, Spec("max_steps: 300, save_steps: 1000"));
-  WaitFor(*d, id, [](const Job& j) { return j.progress().step() >= 10; });
+  const std::string id = Submit(*d, Spec("max_steps: 3000, save_steps: 100000, logging_steps: 50"));
+  WaitFor(*d, id, [](const Job& j) { return j.progress().step() >= 50; });
   EXPECT_EQ(d->Stop(SIGTERM), 0);
   d->Start();
   Job job = WaitFor(*d, id, Finished);
