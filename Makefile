@@ -35,10 +35,7 @@ build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 demo: build
-	./$(BUILD_DIR)/worker/trainer-worker --spec examples/fashion-mnist-cnn.yaml
-	@echo
-	@echo "Evaluation (runs/fashion-mnist-cnn/all_results.json):"
-	@cat runs/fashion-mnist-cnn/all_results.json
+	BUILD_DIR=$(BUILD_DIR) scripts/demo.sh
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)

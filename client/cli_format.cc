@@ -1,0 +1,103 @@
+#include "client/cli_format.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace trainerd {
+
+std::string ToJson(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  return out;
+}
+
+std::string Table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& row : rows) {
+    width.resize(std::max(width.size(), row.size()));
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string Age(int64_t since, int64_t now) {
+  const int64_t s = std::max<int64_t>(0, (now - since) / 1000);
+  if (s < 60) return absl::StrCat(s, "s");
+  if (s < 3600) return absl::StrCat(s / 60, "m");
+  if (s < 86400) return absl::StrCat(s / 3600, "h");
+  return absl::StrCat(s / 86400, "d");
+}
+
+std::string ShortState(trainer::v1::JobState state) { return trainer::v1::JobState_Name(state); }
+
+std::string StepProgress(const trainer::v1::Progress& p) {
+  if (p.max_steps() <= 0) return "-";
+  return absl::StrFormat("%d/%d (%d%%)", p.step(), p.max_steps(), 100 * p.step() / p.max_steps());
+}
+
+std::string HeadlineEval(const trainer::v1::Progress& p) {
+  for (const char* key : {"eval_accuracy", "eval_f1", "eval_mse", "eval_loss"}) {
+    auto it = p.eval_metrics().find(key);
+    if (it != p.eval_metrics().end()) return absl::StrFormat("%s %.4f", key, it->second);
+  }
+  return "-";
+}
+
+std::string ProgressLine(const trainer::v1::Job& job, int width) {
+  const auto& p = job.progress();
+  std::string bar;
+  if (width > 0 && p.max_steps() > 0) {
+    const int filled = static_cast<int>(width * std::min<double>(1.0, static_cast<double>(p.step()) / p.max_steps()));
+    bar = "[" + std::string(filled, '#') + std::string(width - filled, '.') + "] ";
+  }
+  std::string eta = "-";
+  if (p.samples_per_second() > 0 && p.max_steps() > 0 && job.spec().training_args().per_device_train_batch_size() > 0) {
+    const auto& a = job.spec().training_args();
+    const double samples_left = static_cast<double>(p.max_steps() - p.step()) * a.per_device_train_batch_size() *
+                                std::max<int64_t>(1, a.gradient_accumulation_steps());
+    const int64_t seconds = static_cast<int64_t>(samples_left / p.samples_per_second());
+    eta = absl::StrFormat("%d:%02d", seconds / 60, seconds % 60);
+  }
+  return absl::StrFormat("%s%s step %s  epoch %.2f  loss %.4f  lr %.2e  %.0f samples/s  ETA %s", bar,
+                         ShortState(job.state()), StepProgress(p), p.epoch(), p.loss(), p.learning_rate(),
+                         p.samples_per_second(), eta);
+}
+
+std::string Plot(const std::vector<double>& steps, const std::vector<double>& values, int width, int height) {
+  if (values.empty()) return "(no points)\n";
+  const auto [lo_it, hi_it] = std::minmax_element(values.begin(), values.end());
+  const double lo = *lo_it, hi = *hi_it == *lo_it ? *lo_it + 1 : *hi_it;
+  std::vector<std::string> grid(height, std::string(width, ' '));
+  for (size_t i = 0; i < values.size(); ++i) {
+    const int x = values.size() == 1 ? 0 : static_cast<int>(std::lround(i * (width - 1.0) / (values.size() - 1)));
+    const int y = static_cast<int>(std::lround((values[i] - lo) / (hi - lo) * (height - 1)));
+    grid[height - 1 - y][x] = '*';
+  }
+  std::string out;
+  for (int r = 0; r < height; ++r) {
+    const double label = hi - (hi - lo) * r / (height - 1);
+    out += absl::StrFormat("%10.4f |%s\n", label, grid[r]);
+  }
+  out += absl::StrFormat("%10s +%s\n", "", std::string(width, '-'));
+  out += absl::StrFormat("%10s  step %.0f .. %.0f\n", "", steps.front(), steps.back());
+  return out;
+}
+
+}  // namespace trainerd

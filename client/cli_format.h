@@ -1,0 +1,35 @@
+// How trainer-cli shows things: tables and lines for people, JSON for scripts.
+#ifndef TRAINERD_CLIENT_CLI_FORMAT_H_
+#define TRAINERD_CLIENT_CLI_FORMAT_H_
+
+#include <string>
+#include <vector>
+
+#include <google/protobuf/message.h>
+
+#include "trainer/v1/job_service.pb.h"
+
+namespace trainerd {
+
+// protobuf's JSON mapping with the .proto field names: the stable --json format.
+std::string ToJson(const google::protobuf::Message& message);
+
+// Aligned columns; the first row is the header.
+std::string Table(const std::vector<std::vector<std::string>>& rows);
+
+std::string Age(int64_t since_unix_ms, int64_t now_ms);
+std::string ShortState(trainer::v1::JobState state);
+// "120/844 (14%)" or "-".
+std::string StepProgress(const trainer::v1::Progress& p);
+// The job's headline evaluation metric ("eval_accuracy 0.8874"), or "-".
+std::string HeadlineEval(const trainer::v1::Progress& p);
+
+// One progress line: step/total, epoch, loss, lr, samples/s, ETA; `width` > 0 adds a bar.
+std::string ProgressLine(const trainer::v1::Job& job, int width);
+
+// A terminal chart of `values` (height rows, width columns).
+std::string Plot(const std::vector<double>& steps, const std::vector<double>& values, int width, int height);
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_CLIENT_CLI_FORMAT_H_

@@ -1,0 +1,170 @@
+#include "client/trainer_client.h"
+
+#include <cstdlib>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace trainerd {
+
+TrainerClient::TrainerClient(ClientOptions options) : options_(std::move(options)) {
+  server_ = options_.server;
+  if (server_.empty()) {
+    const char* env = std::getenv("TRAINER_SERVER");
+    server_ = env != nullptr && *env != '\0' ? env : kDefaultServer;
+  }
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  channel_ = grpc::CreateCustomChannel(server_, grpc::InsecureChannelCredentials(), args);
+  stub_ = trainer::v1::JobService::NewStub(channel_);
+}
+
+std::unique_ptr<grpc::ClientContext> TrainerClient::Context(bool streaming) const {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  if (!streaming) ctx->set_deadline(std::chrono::system_clock::now() + options_.deadline);
+  return ctx;
+}
+
+absl::Status TrainerClient::Explain(const grpc::Status& s) const {
+  if (s.ok()) return absl::OkStatus();
+  const auto code = static_cast<absl::StatusCode>(s.error_code());
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    std::string why = s.error_message();
+    if (absl::StrContains(why, "onnection refused") || absl::StrContains(why, "failed to connect")) {
+      why = "connection refused";
+    }
+    return absl::UnavailableError(absl::StrCat("cannot reach trainerd at ", server_, ": ", why,
+                                               " - is it running? (set --server or TRAINER_SERVER)"));
+  }
+  if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    return absl::DeadlineExceededError(absl::StrCat("trainerd at ", server_, " did not answer within ",
+                                                    options_.deadline.count(), " ms"));
+  }
+  return absl::Status(code, s.error_message());
+}
+
+template <typename Call>
+absl::Status TrainerClient::Unary(bool idempotent, Call&& call) {
+  std::chrono::milliseconds backoff(100);
+  grpc::Status s;
+  for (int attempt = 1; attempt <= (idempotent ? options_.max_attempts : 1); ++attempt) {
+    auto ctx = Context();
+    s = call(ctx.get());
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+    if (attempt < options_.max_attempts) {
+      std::this_thread::sleep_for(backoff);
+      backoff *= 2;
+    }
+  }
+  return Explain(s);
+}
+
+absl::StatusOr<trainer::v1::SubmitJobResponse> TrainerClient::SubmitJob(const trainer::v1::SubmitJobRequest& request) {
+  trainer::v1::SubmitJobResponse resp;
+  // Not idempotent: a retried submit could queue the job twice.
+  absl::Status s = Unary(false, [&](grpc::ClientContext* c) { return stub_->SubmitJob(c, request, &resp); });
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<trainer::v1::Job> TrainerClient::GetJob(const std::string& id) {
+  trainer::v1::GetJobRequest req;
+  req.set_job_id(id);
+  trainer::v1::Job job;
+  absl::Status s = Unary(true, [&](grpc::ClientContext* c) { return stub_->GetJob(c, req, &job); });
+  if (!s.ok()) return s;
+  return job;
+}
+
+absl::StatusOr<trainer::v1::ListJobsResponse> TrainerClient::ListJobs(const trainer::v1::ListJobsRequest& request) {
+  trainer::v1::ListJobsResponse resp;
+  absl::Status s = Unary(true, [&](grpc::ClientContext* c) { return stub_->ListJobs(c, request, &resp); });
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<trainer::v1::Job> TrainerClient::CancelJob(const std::string& id) {
+  trainer::v1::CancelJobRequest req;
+  req.set_job_id(id);
+  trainer::v1::Job job;
+  absl::Status s = Unary(true, [&](grpc::ClientContext* c) { return stub_->CancelJob(c, req, &job); });
+  if (!s.ok()) return s;
+  return job;
+}
+
+absl::StatusOr<trainer::v1::Job> TrainerClient::ResumeJob(const std::string& id, int64_t checkpoint_step) {
+  trainer::v1::ResumeJobRequest req;
+  req.set_job_id(id);
+  req.set_checkpoint_step(checkpoint_step);
+  trainer::v1::Job job;
+  absl::Status s = Unary(false, [&](grpc::ClientContext* c) { return stub_->ResumeJob(c, req, &job); });
+  if (!s.ok()) return s;
+  return job;
+}
+
+absl::Status TrainerClient::DeleteJob(const std::string& id, bool delete_files) {
+  trainer::v1::DeleteJobRequest req;
+  req.set_job_id(id);
+  req.set_delete_files(delete_files);
+  trainer::v1::DeleteJobResponse resp;
+  return Unary(false, [&](grpc::ClientContext* c) { return stub_->DeleteJob(c, req, &resp); });
+}
+
+absl::StatusOr<std::vector<trainer::v1::Checkpoint>> TrainerClient::ListCheckpoints(const std::string& id) {
+  trainer::v1::ListCheckpointsRequest req;
+  req.set_job_id(id);
+  trainer::v1::ListCheckpointsResponse resp;
+  absl::Status s = Unary(true, [&](grpc::ClientContext* c) { return stub_->ListCheckpoints(c, req, &resp); });
+  if (!s.ok()) return s;
+  return std::vector<trainer::v1::Checkpoint>(resp.checkpoints().begin(), resp.checkpoints().end());
+}
+
+absl::StatusOr<std::vector<trainer::v1::MetricPoint>> TrainerClient::GetMetrics(const std::string& id,
+                                                                                 const std::string& name,
+                                                                                 const std::string& split) {
+  trainer::v1::GetMetricsRequest req;
+  req.set_job_id(id);
+  req.set_name(name);
+  req.set_split(split);
+  trainer::v1::GetMetricsResponse resp;
+  absl::Status s = Unary(true, [&](grpc::ClientContext* c) { return stub_->GetMetrics(c, req, &resp); });
+  if (!s.ok()) return s;
+  return std::vector<trainer::v1::MetricPoint>(resp.points().begin(), resp.points().end());
+}
+
+absl::Status TrainerClient::StreamLogs(trainer::v1::StreamLogsRequest request,
+                                       const std::function<void(const trainer::v1::LogLine&)>& on_line) {
+  std::chrono::milliseconds backoff(200);
+  for (int reconnects = 0;; ++reconnects) {
+    auto ctx = Context(/*streaming=*/true);
+    auto reader = stub_->StreamLogs(ctx.get(), request);
+    trainer::v1::LogLine line;
+    bool progressed = false;
+    while (reader->Read(&line)) {
+      on_line(line);
+      request.set_from_seq(line.seq() + 1);
+      progressed = true;
+    }
+    grpc::Status s = reader->Finish();
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE || reconnects >= 30) return Explain(s);
+    if (progressed) backoff = std::chrono::milliseconds(200);
+    std::this_thread::sleep_for(backoff);  // trainerd restarting: continue where we were
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+  }
+}
+
+absl::Status TrainerClient::WatchJob(const std::string& id,
+                                     const std::function<void(const trainer::v1::JobEvent&)>& on_event) {
+  trainer::v1::WatchJobRequest req;
+  req.set_job_id(id);
+  auto ctx = Context(/*streaming=*/true);
+  auto reader = stub_->WatchJob(ctx.get(), req);
+  trainer::v1::JobEvent event;
+  while (reader->Read(&event)) on_event(event);
+  return Explain(reader->Finish());
+}
+
+}  // namespace trainerd

@@ -1,0 +1,70 @@
+// TrainerClient: the C++ client of trainerd's JobService, used by trainer-cli and tests.
+//
+// Every call has a deadline; idempotent calls (reads, cancel) are retried with
+// exponential backoff while trainerd is UNAVAILABLE. Errors come back as absl::Status
+// with a message a person understands, e.g.
+//   "cannot reach trainerd at 127.0.0.1:50051: connection refused - is it running?"
+#ifndef TRAINERD_CLIENT_TRAINER_CLIENT_H_
+#define TRAINERD_CLIENT_TRAINER_CLIENT_H_
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "trainer/v1/job_service.grpc.pb.h"
+
+namespace trainerd {
+
+inline constexpr char kDefaultServer[] = "127.0.0.1:50051";
+
+struct ClientOptions {
+  std::string server;  // empty: $TRAINER_SERVER, else kDefaultServer
+  std::chrono::milliseconds deadline{10000};
+  int max_attempts = 4;  // for idempotent calls while UNAVAILABLE
+};
+
+class TrainerClient {
+ public:
+  explicit TrainerClient(ClientOptions options = {});
+
+  const std::string& server() const { return server_; }
+
+  absl::StatusOr<trainer::v1::SubmitJobResponse> SubmitJob(const trainer::v1::SubmitJobRequest& request);
+  absl::StatusOr<trainer::v1::Job> GetJob(const std::string& id);
+  absl::StatusOr<trainer::v1::ListJobsResponse> ListJobs(const trainer::v1::ListJobsRequest& request);
+  absl::StatusOr<trainer::v1::Job> CancelJob(const std::string& id);
+  absl::StatusOr<trainer::v1::Job> ResumeJob(const std::string& id, int64_t checkpoint_step);
+  absl::Status DeleteJob(const std::string& id, bool delete_files);
+  absl::StatusOr<std::vector<trainer::v1::Checkpoint>> ListCheckpoints(const std::string& id);
+  absl::StatusOr<std::vector<trainer::v1::MetricPoint>> GetMetrics(const std::string& id, const std::string& name,
+                                                                    const std::string& split);
+  // Streams log lines to `on_line` until the stream ends (with follow: the job ends).
+  // Reconnects after a dropped connection, continuing from the last sequence number.
+  absl::Status StreamLogs(trainer::v1::StreamLogsRequest request,
+                          const std::function<void(const trainer::v1::LogLine&)>& on_line);
+  // Streams job events until the job ends.
+  absl::Status WatchJob(const std::string& id, const std::function<void(const trainer::v1::JobEvent&)>& on_event);
+
+  // Turns a gRPC status into one a person understands (names the server for
+  // connection problems).
+  absl::Status Explain(const grpc::Status& status) const;
+
+ private:
+  template <typename Call>
+  absl::Status Unary(bool idempotent, Call&& call);
+  std::unique_ptr<grpc::ClientContext> Context(bool streaming = false) const;
+
+  ClientOptions options_;
+  std::string server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<trainer::v1::JobService::Stub> stub_;
+};
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_CLIENT_TRAINER_CLIENT_H_
