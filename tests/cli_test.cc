@@ -1,0 +1,152 @@
+// trainer-cli end to end against a real trainerd: every command, --json parsed back,
+// logs -f ending with the job, exit codes, and the messages people see.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_replace.h"
+#include "tests/daemon_test_util.h"
+
+namespace trainerd {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::Daemon;
+using testing::RunCommand;
+using testing::TempDir;
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    daemon_ = std::make_unique<Daemon>(dir_.path().string());
+    const std::string d = testing::kFashionDir;
+    testing::WriteFile(dir_ / "job.yaml", absl::StrCat(
+        "training_args: {max_steps: 30, per_device_train_batch_size: 32, learning_rate: 0.002, logging_steps: 5,"
+        " save_steps: 10, eval_strategy: steps, eval_steps: 15}\n"
+        "model: {type: mlp, hidden_sizes: [32]}\n"
+        "data: {train: {path: ", d, "/train-images-idx3-ubyte.gz, labels_path: ", d,
+        "/train-labels-idx1-ubyte.gz, limit: 600}, mean: 0.286, std: 0.353, eval_split: 0.2}\n"
+        "metrics: [accuracy]\n"));
+  }
+  testing::CommandResult Cli(const std::string& args) {
+    return RunCommand(absl::StrCat(testing::BuildDir(), "/client/trainer-cli --server 127.0.0.1:", daemon_->port(),
+                                   " ", args));
+  }
+  std::string Submit(const std::string& extra = "") {
+    auto r = Cli("submit " + dir_ / "job.yaml" + " " + extra);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return std::string(absl::StripAsciiWhitespace(r.output));
+  }
+  TempDir dir_;
+  std::unique_ptr<Daemon> daemon_;
+};
+
+template <typename M>
+M Parse(const std::string& json) {
+  M m;
+  auto s = google::protobuf::util::JsonStringToMessage(json, &m);
+  EXPECT_TRUE(s.ok()) << s.ToString() << "\n" << json;
+  return m;
+}
+
+TEST_F(CliTest, SubmitFollowPrintsLogsAndTheEvaluation) {
+  auto r = Cli("submit " + dir_ / "job.yaml" + " --name followed --follow");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("train step 30/30"));
+  EXPECT_THAT(r.output, HasSubstr("SUCCEEDED"));
+  EXPECT_THAT(r.output, HasSubstr("eval_accuracy"));
+}
+
+TEST_F(CliTest, EveryCommandWithJsonParsedBack) {
+  const std::string id = Submit("--name json-job --priority 3");
+  ASSERT_EQ(id.size(), 12u) << id;
+  auto waited = Cli("wait " + id);
+  EXPECT_EQ(waited.exit_code, 0) << waited.output;
+
+  auto status = Parse<trainer::v1::Job>(Cli("status --json " + id).output);
+  EXPECT_EQ(status.id(), id);
+  EXPECT_EQ(status.name(), "json-job");
+  EXPECT_EQ(status.priority(), 3);
+  EXPECT_EQ(status.state(), trainer::v1::SUCCEEDED);
+  auto human = Cli("status " + id);
+  EXPECT_THAT(human.output, HasSubstr("exited 0"));
+  EXPECT_THAT(human.output, HasSubstr("30/30 (100%)"));
+
+  auto list = Parse<trainer::v1::ListJobsResponse>(Cli("list --json --state SUCCEEDED").output);
+  ASSERT_EQ(list.jobs_size(), 1);
+  EXPECT_EQ(list.jobs(0).id(), id);
+  EXPECT_THAT(Cli("list").output, HasSubstr("json-job"));
+  EXPECT_EQ(Cli("list --state BOGUS").exit_code, 2);
+
+  auto metrics = Parse<trainer::v1::GetMetricsResponse>(Cli("metrics --json --name loss " + id).output);
+  EXPECT_EQ(metrics.points_size(), 6);
+  EXPECT_THAT(Cli("metrics --csv --name loss " + id).output, HasSubstr("name,split,step,epoch,value\nloss,train,5,"));
+  EXPECT_THAT(Cli("metrics --plot --name loss " + id).output, HasSubstr("*"));
+
+  auto checkpoints = Parse<trainer::v1::ListCheckpointsResponse>(Cli("checkpoints --json " + id).output);
+  EXPECT_EQ(checkpoints.checkpoints_size(), 3);
+  EXPECT_THAT(Cli("checkpoints " + id).output, HasSubstr("checkpoint-30"));
+
+  auto logs = Cli("logs " + id + " --since 3");
+  EXPECT_EQ(logs.exit_code, 0);
+  EXPECT_THAT(logs.output, HasSubstr("train step 30/30"));
+  EXPECT_THAT(Cli("logs " + id + " --level warning").output, ::testing::Not(HasSubstr("train step")));
+
+  // Resume from checkpoint 10 runs it again; then it can be deleted.
+  auto resumed = Cli("resume " + id + " --checkpoint 10");
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_THAT(resumed.output, HasSubstr("QUEUED"));
+  EXPECT_EQ(Cli("wait " + id).exit_code, 0);
+  EXPECT_EQ(Parse<trainer::v1::Job>(Cli("status --json " + id).output).attempts_size(), 2);
+  EXPECT_EQ(Cli("delete " + id + " --files").exit_code, 0);
+  EXPECT_EQ(Cli("status " + id).exit_code, 3);
+}
+
+TEST_F(CliTest, CancelAndExitCodes) {
+  testing::WriteFile(dir_ / "long.yaml", absl::StrReplaceAll(testing::ReadFile(dir_ / "job.yaml"),
+                                                             {{"max_steps: 30", "max_steps: 100000"}}));
+  auto r = Cli("submit " + dir_ / "long.yaml");
+  const std::string id(absl::StripAsciiWhitespace(r.output));
+  for (int i = 0; i < 200 && Parse<trainer::v1::Job>(Cli("status --json " + id).output).progress().step() < 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_THAT(Cli("cancel " + id).output, HasSubstr("CANCELLING"));
+  auto waited = Cli("wait " + id);
+  EXPECT_EQ(waited.exit_code, 7) << waited.output;  // cancelled
+  EXPECT_EQ(Cli("status nosuchjob").exit_code, 3);
+  EXPECT_EQ(Cli("frobnicate").exit_code, 2);
+  EXPECT_EQ(Cli("--version").exit_code, 0);
+  EXPECT_THAT(Cli("submit --help").output, HasSubstr("Example"));
+}
+
+TEST_F(CliTest, InvalidSpecAndUnreachableServerMessages) {
+  testing::WriteFile(dir_ / "bad.yaml", "training_args: {learning_rate: 0, optim: adam}\nmodel: {type: mlp}\n");
+  auto bad = Cli("submit " + dir_ / "bad.yaml");
+  EXPECT_EQ(bad.exit_code, 4);
+  EXPECT_THAT(bad.output, HasSubstr("training_args.learning_rate: must be > 0"));
+  EXPECT_THAT(bad.output, HasSubstr("training_args.optim: \"adam\" is not supported"));
+  auto validated = Cli("validate " + dir_ / "bad.yaml");
+  EXPECT_EQ(validated.exit_code, 4);
+  EXPECT_THAT(validated.output, HasSubstr("data.train.path: required"));
+  EXPECT_EQ(Cli("validate " + dir_ / "job.yaml").exit_code, 0);
+
+  auto down = RunCommand(absl::StrCat(testing::BuildDir(), "/client/trainer-cli --timeout 2 --server 127.0.0.1:",
+                                      testing::FreePort(), " list"));
+  EXPECT_EQ(down.exit_code, 5);
+  EXPECT_THAT(down.output, HasSubstr("cannot reach trainerd at 127.0.0.1:"));
+  EXPECT_THAT(down.output, HasSubstr("is it running?"));
+}
+
+TEST_F(CliTest, WatchPrintsPlainLinesWhenPiped) {
+  const std::string id = Submit();
+  auto r = Cli("watch " + id + " | cat");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("\r")));
+  EXPECT_THAT(r.output, HasSubstr("SUCCEEDED step 30/30 (100%)"));
+  EXPECT_THAT(r.output, HasSubstr("samples/s"));
+}
+
+}  // namespace
+}  // namespace trainerd
