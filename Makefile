@@ -12,7 +12,7 @@ DEB_PACKAGES := cmake ninja-build ccache g++ pkg-config \
   libtorch-dev libopenblas0-openmp libgloo-dev \
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc \
   libabsl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev nlohmann-json3-dev zlib1g-dev \
-  libgtest-dev libgmock-dev libsqlite3-dev prometheus-cpp-dev dataset-fashion-mnist
+  libgtest-dev libgmock-dev libsqlite3-dev prometheus-cpp-dev prometheus dataset-fashion-mnist
 
 .PHONY: all deps build demo test clean bench
 

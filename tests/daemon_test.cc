@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <grpcpp/generic/generic_stub.h>
+
 #include "proto/spec/spec_loader.h"
 #include "tests/daemon_test_util.h"
 
@@ -268,6 +270,71 @@ TEST(Daemon, SigtermStopsGracefullyAndTheJobResumesAtNextStart) {
   ASSERT_EQ(job.attempts_size(), 2);
   EXPECT_EQ(job.attempts(0).exit_code(), 3);
   EXPECT_EQ(job.attempts(1).resumed_from(), "latest checkpoint");
+}
+
+// GET http://127.0.0.1:port/path over a plain socket; returns the body.
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return "";
+  }
+  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  (void)!::write(fd, request.data(), request.size());
+  std::string response;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0) response.append(buf, n);
+  ::close(fd);
+  const size_t body = response.find("\r\n\r\n");
+  return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+TEST(Daemon, PrometheusMetricsAndHealth) {
+  TempDir dir;
+  Daemon d(dir.path().string());
+  const std::string id = Submit(d, Spec("max_steps: 20"));
+  WaitFor(d, id, Finished);
+  Get(d, id);
+  const std::string metrics = HttpGet(d.metrics_port(), "/metrics");
+  EXPECT_THAT(metrics, HasSubstr("trainerd_jobs{state=\"SUCCEEDED\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("trainerd_jobs_submitted_total 1"));
+  EXPECT_THAT(metrics, HasSubstr("trainerd_jobs_finished_total{outcome=\"succeeded\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("trainerd_queue_length 0"));
+  EXPECT_THAT(metrics, HasSubstr("trainerd_slots_in_use{kind=\"cpu\"} 0"));
+  EXPECT_THAT(metrics, HasSubstr("trainerd_grpc_requests_total{code=\"OK\",method=\"GetJob\"}"));
+  EXPECT_THAT(metrics, HasSubstr("trainerd_grpc_request_duration_seconds_bucket{method=\"SubmitJob\""));
+  // Per-job series are gone once the job has ended.
+  EXPECT_THAT(metrics, ::testing::Not(HasSubstr("job=\"" + id + "\"")));
+  if (testing::RunCommand("command -v promtool").exit_code == 0) {
+    testing::WriteFile(dir / "metrics.txt", metrics);
+    auto check = testing::RunCommand("promtool check metrics < " + dir / "metrics.txt");
+    EXPECT_EQ(check.exit_code, 0) << check.output;
+  }
+  // The standard grpc.health.v1 service answers SERVING (HealthCheckResponse{status: 1},
+  // encoded by hand: field 1, varint 1).
+  grpc::GenericStub generic(d.channel());
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  grpc::Slice empty_message(std::string(""));  // HealthCheckRequest{service: ""}
+  grpc::ByteBuffer request(&empty_message, 1), response;
+  grpc::Status status;
+  auto call = generic.PrepareUnaryCall(&ctx, "/grpc.health.v1.Health/Check", request, &cq);
+  call->StartCall();
+  call->Finish(&response, &status, reinterpret_cast<void*>(1));
+  void* tag = nullptr;
+  bool ok = false;
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const auto& slice : slices) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2));
 }
 
 }  // namespace
