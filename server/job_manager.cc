@@ -84,6 +84,10 @@ std::string JobManager::JobDir(const std::string& id) const {
 absl::Status JobManager::PutJob(Job& job) {
   job.set_updated_unix_ms(NowMs());
   absl::Status s = store_->PutJob(job);
+  if (s.ok()) {
+    std::unique_lock<std::shared_mutex> lock(cache_mu_);
+    cache_[job.id()] = job;
+  }
   ++change_counter_;
   changed_.notify_all();
   if (hooks_.on_job_changed) hooks_.on_job_changed(job);
@@ -145,11 +149,24 @@ absl::StatusOr<Job> JobManager::Submit(const trainer::v1::SubmitJobRequest& requ
   std::lock_guard<std::mutex> lock(mu_);
   if (shutting_down_) return absl::UnavailableError("trainerd is shutting down; not accepting jobs");
   if (absl::Status s = PutJob(job); !s.ok()) return s;
+  schedule_needed_ = true;
   spdlog::info("job={} submitted name={} priority={}", job.id(), job.name(), job.priority());
   return job;
 }
 
-absl::StatusOr<Job> JobManager::Get(const std::string& id) { return store_->GetJob(id); }
+absl::StatusOr<Job> JobManager::Get(const std::string& id) {
+  {
+    std::shared_lock<std::shared_mutex> lock(cache_mu_);
+    auto it = cache_.find(id);
+    if (it != cache_.end()) return it->second;
+  }
+  absl::StatusOr<Job> job = store_->GetJob(id);
+  if (job.ok()) {
+    std::unique_lock<std::shared_mutex> lock(cache_mu_);
+    cache_.emplace(id, *job);
+  }
+  return job;
+}
 
 absl::StatusOr<trainer::v1::ListJobsResponse> JobManager::List(const trainer::v1::ListJobsRequest& request) {
   const int limit = request.page_size() <= 0 ? 50 : std::min(request.page_size(), 1000);
@@ -210,6 +227,7 @@ absl::StatusOr<Job> JobManager::Resume(const std::string& id, int64_t checkpoint
   }
   job->set_restarts(0);
   job->clear_error();
+  schedule_needed_ = true;
   if (absl::Status s = Transition(*job, trainer::v1::QUEUED); !s.ok()) return s;
   return *job;
 }
@@ -223,6 +241,10 @@ absl::Status JobManager::Delete(const std::string& id, bool delete_files) {
                                                       "; cancel it first"));
   }
   if (absl::Status s = store_->DeleteJob(id); !s.ok()) return s;
+  {
+    std::unique_lock<std::shared_mutex> lock(cache_mu_);
+    cache_.erase(id);
+  }
   if (delete_files) {
     std::error_code ec;
     fs::remove_all(JobDir(id), ec);

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -120,7 +121,15 @@ class JobManager {
   std::map<std::string, Running> running_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> jsonl_offsets_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> resume_requests_ ABSL_GUARDED_BY(mu_);  // job -> checkpoint dir
+  // Set when the queue or the free slots may have changed: Schedule() reads the queue
+  // from the store only then, so thousands of queued jobs cost nothing per poll.
+  bool schedule_needed_ ABSL_GUARDED_BY(mu_) = true;
   std::thread supervisor_;
+
+  // Reads (GetJob, the streams) are served from this copy of the stored jobs, so they
+  // never wait for the supervisor or the database. Written wherever a job is stored.
+  std::shared_mutex cache_mu_;
+  std::map<std::string, trainer::v1::Job> cache_ ABSL_GUARDED_BY(cache_mu_);
 };
 
 int64_t NowMs();

@@ -223,13 +223,16 @@ void JobManager::TailOutput(const std::string& job_id, Running& r) {
 }
 
 void JobManager::Schedule() {
-  auto queued = store_->JobsInStates({trainer::v1::QUEUED, trainer::v1::RESTARTING});
-  if (!queued.ok() || queued->empty()) return;
-  auto [used_cpu, used_gpus] = std::pair<int32_t, int32_t>{0, 0};
+  if (!schedule_needed_) return;
+  int32_t used_cpu = 0, used_gpus = 0;
   for (const auto& [id, r] : running_) {
     used_cpu += r.cpu_slots;
     used_gpus += r.gpus;
   }
+  if (used_cpu >= options_.cpu_slots) return;  // nothing can start until a slot frees
+  schedule_needed_ = false;
+  auto queued = store_->JobsInStates({trainer::v1::QUEUED, trainer::v1::RESTARTING});
+  if (!queued.ok() || queued->empty()) return;
   std::vector<QueuedJob> queue;
   std::map<std::string, Job> by_id;
   for (Job& job : *queued) {
@@ -304,6 +307,7 @@ void JobManager::StartAttempt(Job& job, const std::string& resume_from) {
 void JobManager::FinishAttempt(const std::string& job_id, const ExitInfo& exit) {
   auto node = running_.extract(job_id);
   if (node.empty()) return;
+  schedule_needed_ = true;  // a slot is free, and the job may be queued again
   Running& r = node.mapped();
   auto job = store_->GetJob(job_id);
   if (!job.ok()) return;

@@ -50,6 +50,10 @@ const std::vector<std::string>& Migrations() {
         key TEXT PRIMARY KEY,
         offset INTEGER NOT NULL);
       )sql",
+      // 2: listing by state pages through an index instead of sorting the state's rows.
+      R"sql(
+      CREATE INDEX jobs_by_state_created ON jobs (state, created_ms DESC, id DESC);
+      )sql",
   };
   return *m;
 }
