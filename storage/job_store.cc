@@ -60,6 +60,17 @@ const std::vector<std::string>& Migrations() {
 
 const char* kLevels[] = {"debug", "info", "warning", "error"};
 
+// Reads every row of a statement whose first column is a serialized Job.
+absl::StatusOr<std::vector<Job>> ReadJobs(Statement& st) {
+  std::vector<Job> out;
+  while (st.Step()) {
+    Job job;
+    if (job.ParseFromString(st.Blob(0))) out.push_back(std::move(job));
+  }
+  if (absl::Status s = st.Done(); !s.ok()) return s;
+  return out;
+}
+
 }  // namespace
 
 int LogLevelRank(const std::string& level) {
@@ -165,13 +176,7 @@ absl::StatusOr<std::vector<Job>> JobStore::ListJobs(const std::vector<trainer::v
   std::lock_guard<std::mutex> lock(mu_);
   Statement st(db_, sql);
   if (before_created_ms > 0) st.Bind(1, before_created_ms).Bind(2, before_id);
-  std::vector<Job> out;
-  while (st.Step()) {
-    Job job;
-    if (job.ParseFromString(st.Blob(0))) out.push_back(std::move(job));
-  }
-  if (absl::Status s = st.Done(); !s.ok()) return s;
-  return out;
+  return ReadJobs(st);
 }
 
 absl::StatusOr<std::vector<Job>> JobStore::JobsInStates(const std::vector<trainer::v1::JobState>& states) {
@@ -180,13 +185,7 @@ absl::StatusOr<std::vector<Job>> JobStore::JobsInStates(const std::vector<traine
   std::lock_guard<std::mutex> lock(mu_);
   Statement st(db_, absl::StrCat("SELECT job FROM jobs WHERE state IN (", absl::StrJoin(values, ","),
                                  ") ORDER BY created_ms, id"));
-  std::vector<Job> out;
-  while (st.Step()) {
-    Job job;
-    if (job.ParseFromString(st.Blob(0))) out.push_back(std::move(job));
-  }
-  if (absl::Status s = st.Done(); !s.ok()) return s;
-  return out;
+  return ReadJobs(st);
 }
 
 absl::Status JobStore::DeleteJob(const std::string& id) {
