@@ -64,8 +64,12 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(JobManagerOptions
   if (ec) return absl::InvalidArgumentError(absl::StrCat("--data-root ", options.data_root, ": ", ec.message()));
   std::unique_ptr<JobManager> m(new JobManager(std::move(options), store, std::move(hooks)));
   if (absl::Status s = m->Recover(); !s.ok()) return s;
-  m->supervisor_ = std::thread([raw = m.get()] { raw->SupervisorLoop(); });
   return m;
+}
+
+void JobManager::Start(const std::string& worker_address) {
+  worker_address_ = worker_address;
+  supervisor_ = std::thread([this] { SupervisorLoop(); });
 }
 
 JobManager::~JobManager() {

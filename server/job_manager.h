@@ -52,11 +52,14 @@ struct JobManagerHooks {
 
 class JobManager {
  public:
-  // Recovers the jobs found in `store` (re-attaching to workers that survived) and
-  // starts the supervisor thread. `store` must outlive the manager.
+  // Recovers the jobs found in `store` (re-attaching to workers that survived).
+  // `store` must outlive the manager. Call Start() once the gRPC server is up.
   static absl::StatusOr<std::unique_ptr<JobManager>> Create(JobManagerOptions options, JobStore* store,
                                                             JobManagerHooks hooks = {});
   ~JobManager();
+
+  // Starts the supervisor thread. Workers reach the WorkerService at `worker_address`.
+  void Start(const std::string& worker_address);
 
   // Validates and queues a job. INVALID_ARGUMENT lists every bad field.
   absl::StatusOr<trainer::v1::Job> Submit(const trainer::v1::SubmitJobRequest& request);
@@ -78,6 +81,12 @@ class JobManager {
   void Shutdown();
   bool shutting_down();
 
+  // WorkerService: calls from workers, authenticated by their attempt's secret.
+  absl::StatusOr<trainer::v1::HeartbeatResponse> WorkerHeartbeat(const std::string& secret,
+                                                                 const trainer::v1::HeartbeatRequest& request);
+  absl::Status WorkerCheckpoint(const std::string& secret, const trainer::v1::CheckpointReport& report);
+  absl::Status WorkerOutput(const std::string& secret, const trainer::v1::OutputReport& report);
+
   JobStore* store() { return store_; }
   // Slots in use: {cpu, gpus}.
   std::pair<int32_t, int32_t> SlotsInUse();
@@ -91,6 +100,8 @@ class JobManager {
     int64_t log_offset = 0;
     int64_t started_ms = 0;
     int32_t cpu_slots = 1, gpus = 0;
+    std::string secret;       // the attempt's WorkerService credential
+    std::optional<std::chrono::steady_clock::time_point> last_rpc_heartbeat;
     std::string stop_reason;  // "cancelled", "shutdown", "heartbeat lost ..."
     std::optional<std::chrono::steady_clock::time_point> term_sent;
   };
@@ -109,6 +120,9 @@ class JobManager {
   void TailOutput(const std::string& job_id, Running& running) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CheckWorker(const std::string& job_id, Running& running) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishAttempt(const std::string& job_id, const ExitInfo& exit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The running attempt a worker call is for, if `secret` is its credential.
+  absl::StatusOr<Running*> Authenticate(const std::string& secret, const std::string& job_id, int32_t attempt)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const JobManagerOptions options_;
   JobStore* const store_;
@@ -125,6 +139,7 @@ class JobManager {
   // from the store only then, so thousands of queued jobs cost nothing per poll.
   bool schedule_needed_ ABSL_GUARDED_BY(mu_) = true;
   std::thread supervisor_;
+  std::string worker_address_;  // set once, before the supervisor starts
 
   // Reads (GetJob, the streams) are served from this copy of the stored jobs, so they
   // never wait for the supervisor or the database. Written wherever a job is stored.

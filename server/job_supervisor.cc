@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -54,6 +55,14 @@ bool FinishedSuccessfully(const Job& job, int64_t attempt_started_ms) {
   return written.count() >= attempt_started_ms;
 }
 
+// 128 random bits, hex.
+std::string NewSecret() {
+  std::random_device rd;
+  std::string out;
+  for (int i = 0; i < 4; ++i) out += absl::StrCat(absl::Hex(rd(), absl::kZeroPad8));
+  return out;
+}
+
 }  // namespace
 
 absl::Status JobManager::Recover() {
@@ -76,6 +85,8 @@ absl::Status JobManager::Recover() {
       r.log_path = absl::StrCat(dir, "/attempt-", r.attempt, "/rank0.log");
       r.log_key = absl::StrCat(job.id(), "/attempt-", r.attempt, "/rank0.log");
       r.heartbeat_path = absl::StrCat(dir, "/attempt-", r.attempt, "/heartbeat");
+      std::ifstream secret(absl::StrCat(dir, "/attempt-", r.attempt, "/.secret"));
+      std::getline(secret, r.secret);
       r.log_offset = store_->TailOffset(r.log_key).value_or(0);
       r.started_ms = attempt->started_unix_ms();
       r.cpu_slots = job.resources().ranks();
@@ -152,7 +163,11 @@ void JobManager::CheckWorker(const std::string& job_id, Running& r) {
   }
   struct stat st;
   if (r.stop_reason.empty() && ::stat(r.heartbeat_path.c_str(), &st) == 0) {
-    const double age = std::difftime(std::time(nullptr), st.st_mtime);
+    // The newer of the two heartbeats: the file the worker touches, and its RPCs.
+    double age = std::difftime(std::time(nullptr), st.st_mtime);
+    if (r.last_rpc_heartbeat) {
+      age = std::min(age, std::chrono::duration<double>(now - *r.last_rpc_heartbeat).count());
+    }
     if (age > options_.heartbeat_timeout_s) {
       spdlog::warn("job={} worker pid {} sent no heartbeat for {:.0f}s: killing it", job_id, r.pid, age);
       r.stop_reason = absl::StrCat("heartbeat lost (no progress for ", static_cast<int>(age), "s)");
@@ -282,7 +297,17 @@ void JobManager::StartAttempt(Job& job, const std::string& resume_from) {
   }
   launch.working_dir = attempt_dir;
   launch.log_path = r.log_path;
+  r.secret = NewSecret();
+  {
+    // Kept beside the attempt (owner-only) so that a restarted trainerd still knows it.
+    const std::string secret_path = attempt_dir + "/.secret";
+    std::ofstream out(secret_path, std::ios::trunc);
+    out << r.secret << "\n";
+    out.close();
+    fs::permissions(secret_path, fs::perms::owner_read | fs::perms::owner_write, ec);
+  }
   launch.env = {{"TRAINERD_JOB_ID", job.id()}, {"TRAINERD_ATTEMPT", std::to_string(r.attempt)},
+                {"TRAINERD_ADDRESS", worker_address_}, {"TRAINERD_WORKER_SECRET", r.secret},
                 {"RANK", "0"}, {"LOCAL_RANK", "0"}, {"WORLD_SIZE", "1"}};
   auto* attempt = job.add_attempts();
   attempt->set_number(r.attempt);

@@ -23,6 +23,7 @@
 #include "server/daemon_metrics.h"
 #include "server/job_manager.h"
 #include "server/job_service_impl.h"
+#include "server/worker_service_impl.h"
 #include "storage/job_store.h"
 
 namespace {
@@ -140,11 +141,14 @@ int main(int argc, char** argv) {
   int bound_port = 0;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &bound_port);
   builder.RegisterService(&service);
+  trainerd::WorkerServiceImpl worker_service(manager->get());
+  builder.RegisterService(&worker_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || bound_port == 0) {
     spdlog::critical("--listen {}: cannot listen there", listen);
     return 1;
   }
+  (*manager)->Start("127.0.0.1:" + std::to_string(bound_port));
   spdlog::info("trainerd listening on {} (port {}), metrics on {}, data in {}, {} CPU slots, {} GPUs, worker {}",
                listen, bound_port, metrics_port > 0 ? "127.0.0.1:" + std::to_string(metrics_port) : "off",
                options.data_root, options.cpu_slots, options.gpus, options.worker_program);

@@ -5,6 +5,7 @@
 
 #include <grpcpp/generic/generic_stub.h>
 
+#include "absl/strings/ascii.h"
 #include "proto/spec/spec_loader.h"
 #include "tests/daemon_test_util.h"
 
@@ -270,6 +271,102 @@ TEST(Daemon, SigtermStopsGracefullyAndTheJobResumesAtNextStart) {
   ASSERT_EQ(job.attempts_size(), 2);
   EXPECT_EQ(job.attempts(0).exit_code(), 3);
   EXPECT_EQ(job.attempts(1).resumed_from(), "latest checkpoint");
+}
+
+// The WorkerService, driven by hand for a custom worker program (from an allowed folder)
+// that ignores SIGTERM: authentication, output reports (idempotent), checkpoint
+// reports, and "stop" in the heartbeat answer once the job is cancelled.
+TEST(Daemon, WorkerServiceAuthenticatesReportsAndAsksToStop) {
+  TempDir dir;
+  const std::string workers = dir / "workers";
+  std::filesystem::create_directories(workers);
+  testing::WriteFile(workers + "/stubborn", "#!/bin/sh\ntrap '' TERM\nwhile true; do sleep 1; done\n");
+  std::filesystem::permissions(workers + "/stubborn", std::filesystem::perms::owner_all);
+  Daemon d(dir / "root", {"--allow-worker-dir", workers, "--grace-period", "2"});
+  grpc::ClientContext submit_ctx;
+  trainer::v1::SubmitJobRequest req;
+  *req.mutable_spec() = Spec("max_steps: 10");
+  req.set_worker_program(workers + "/stubborn");
+  trainer::v1::SubmitJobResponse submitted;
+  ASSERT_TRUE(d.stub().SubmitJob(&submit_ctx, req, &submitted).ok());
+  const std::string id = submitted.job_id();
+  WaitFor(d, id, [](const Job& j) { return j.state() == trainer::v1::RUNNING; });
+  const std::string secret(absl::StripAsciiWhitespace(
+      testing::ReadFile(absl::StrCat(d.data_root(), "/jobs/", id, "/attempt-1/.secret"))));
+  ASSERT_EQ(secret.size(), 32u);
+
+  auto worker = trainer::v1::WorkerService::NewStub(d.channel());
+  auto call = [&](const std::string& with_secret, trainer::v1::HeartbeatResponse* resp) {
+    grpc::ClientContext ctx;
+    if (!with_secret.empty()) ctx.AddMetadata("x-trainerd-worker-secret", with_secret);
+    trainer::v1::HeartbeatRequest hb;
+    hb.set_job_id(id);
+    hb.set_attempt(1);
+    hb.set_step(7);
+    return worker->Heartbeat(&ctx, hb, resp);
+  };
+  trainer::v1::HeartbeatResponse resp;
+  EXPECT_EQ(call("", &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(call(std::string(32, '0'), &resp).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(call(secret, &resp).ok());
+  EXPECT_FALSE(resp.stop());
+  EXPECT_GT(Get(d, id).attempts(0).last_heartbeat_unix_ms(), 0);
+
+  trainer::v1::OutputReport out;
+  out.set_job_id(id);
+  out.set_attempt(1);
+  out.add_lines()->set_text("hello from a remote rank");
+  auto* m = out.add_metrics();
+  m->set_name("loss");
+  m->set_split("train");
+  m->set_step(7);
+  m->set_value(0.5);
+  for (int i = 0; i < 2; ++i) {  // the second report is a retry: stored once
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-trainerd-worker-secret", secret);
+    trainer::v1::ReportResponse r;
+    ASSERT_TRUE(worker->ReportOutput(&ctx, out, &r).ok());
+  }
+  const auto lines = Logs(d, id, false);
+  ASSERT_EQ(std::count_if(lines.begin(), lines.end(), [](const auto& l) { return l.text() == "hello from a remote rank"; }), 1);
+  grpc::ClientContext mctx;
+  trainer::v1::GetMetricsRequest mreq;
+  mreq.set_job_id(id);
+  trainer::v1::GetMetricsResponse metrics;
+  ASSERT_TRUE(d.stub().GetMetrics(&mctx, mreq, &metrics).ok());
+  EXPECT_EQ(metrics.points_size(), 1);
+
+  grpc::ClientContext cctx;
+  trainer::v1::CheckpointReport ck;
+  ck.set_job_id(id);
+  ck.set_attempt(1);
+  ck.set_step(7);
+  ck.set_path("/somewhere/checkpoint-7");
+  cctx.AddMetadata("x-trainerd-worker-secret", secret);
+  trainer::v1::ReportResponse r;
+  ASSERT_TRUE(worker->ReportCheckpoint(&cctx, ck, &r).ok());
+  ASSERT_EQ(Checkpoints(d, id).size(), 1u);
+
+  grpc::ClientContext cancel_ctx;
+  trainer::v1::CancelJobRequest cancel;
+  cancel.set_job_id(id);
+  Job cancelling;
+  ASSERT_TRUE(d.stub().CancelJob(&cancel_ctx, cancel, &cancelling).ok());
+  ASSERT_TRUE(call(secret, &resp).ok());  // the script ignores SIGTERM: still running
+  EXPECT_TRUE(resp.stop());
+  EXPECT_EQ(resp.reason(), "cancelled");
+  Job job = WaitFor(d, id, Finished, 20);  // SIGKILL after the 2 s grace period
+  EXPECT_EQ(job.state(), trainer::v1::CANCELLED);
+}
+
+TEST(Daemon, RealWorkersHeartbeatOverTheWorkerService) {
+  TempDir dir;
+  Daemon d(dir.path().string());
+  const std::string id = Submit(d, Spec("max_steps: 2000, logging_steps: 100"));
+  Job job = WaitFor(d, id, [](const Job& j) { return j.attempts_size() > 0 && j.attempts(0).last_heartbeat_unix_ms() > 0; });
+  EXPECT_GT(job.attempts(0).last_heartbeat_unix_ms(), 0);
+  job = WaitFor(d, id, Finished);
+  EXPECT_EQ(job.state(), trainer::v1::SUCCEEDED);
 }
 
 // GET http://127.0.0.1:port/path over a plain socket; returns the body.

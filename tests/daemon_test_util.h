@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -66,8 +67,10 @@ class Daemon {
   void Start() {
     std::vector<std::string> args = {BuildDir() + "/server/trainerd", "--listen",
                                      absl::StrCat("127.0.0.1:", port_), "--metrics-port",
-                                     std::to_string(metrics_port_), "--data-root", data_root_,
-                                     "--grace-period", "10"};
+                                     std::to_string(metrics_port_), "--data-root", data_root_};
+    if (std::find(extra_args_.begin(), extra_args_.end(), "--grace-period") == extra_args_.end()) {
+      args.insert(args.end(), {"--grace-period", "10"});
+    }
     args.insert(args.end(), extra_args_.begin(), extra_args_.end());
     pid_ = ::fork();
     if (pid_ == 0) {

@@ -92,13 +92,16 @@ void TrainingLog::Record(const std::string& kind, const Progress& progress, cons
   const double now =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   const std::string json = ToJson(kind, progress, metrics, now, text);
-  std::lock_guard<std::mutex> lock(mu_);
-  for (std::FILE* f : {file_, fd_stream_}) {
-    if (f == nullptr) continue;
-    std::fputs(json.c_str(), f);
-    std::fputc('\n', f);
-    std::fflush(f);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (std::FILE* f : {file_, fd_stream_}) {
+      if (f == nullptr) continue;
+      std::fputs(json.c_str(), f);
+      std::fputc('\n', f);
+      std::fflush(f);
+    }
   }
+  if (observer_) observer_(kind, progress, metrics, text);
 }
 
 }  // namespace trainerd

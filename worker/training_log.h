@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -39,6 +40,11 @@ class TrainingLog {
   void Record(const std::string& kind, const Progress& progress, const Metrics& metrics,
               const std::map<std::string, std::string>& text = {});
 
+  // Called after each record is written (on the writing thread).
+  using Observer = std::function<void(const std::string& kind, const Progress& progress, const Metrics& metrics,
+                                      const std::map<std::string, std::string>& text)>;
+  void set_observer(Observer observer) { observer_ = std::move(observer); }
+
   // One JSON line for a record; exposed for tests.
   static std::string ToJson(const std::string& kind, const Progress& progress,
                             const Metrics& metrics, double unix_time,
@@ -52,6 +58,7 @@ class TrainingLog {
   std::mutex mu_;
   std::FILE* file_ = nullptr;
   std::FILE* fd_stream_ = nullptr;
+  Observer observer_;
 };
 
 }  // namespace trainerd

@@ -23,6 +23,7 @@
 #include "worker/dataset_reader.h"
 #include "worker/model.h"
 #include "worker/trainer.h"
+#include "worker/worker_reporter.h"
 
 namespace trainerd {
 namespace {
@@ -171,10 +172,24 @@ int RunWorker(const WorkerOptions& options) {
   if (heartbeat) heartbeat->Beat(/*force=*/true);  // loading data can take a while
   std::vector<std::shared_ptr<TrainerCallback>> callbacks = {std::make_shared<StopOnSignalCallback>()};
   if (heartbeat) callbacks.push_back(heartbeat);
+  // Under trainerd: heartbeats and checkpoint reports over its WorkerService, whose
+  // "stop" answer works like SIGTERM.
+  std::shared_ptr<WorkerReporter> reporter =
+      WorkerReporter::FromEnvironment([](const std::string&) { g_stop_requested.store(true); });
+  if (reporter) callbacks.push_back(reporter);
   std::signal(SIGTERM, OnSigterm);
   Trainer trainer(*spec, std::move(*model), std::move(*data), callbacks);
   auto log = TrainingLog::Open((output_dir / "trainer_log.jsonl").string(), options.metrics_fd);
   if (!log.ok()) return Fail(log.status());
+  if (reporter) {
+    (*log)->set_observer([reporter](const std::string& kind, const Progress& p, const Metrics& m,
+                                    const std::map<std::string, std::string>& text) {
+      if (kind == "checkpoint") {
+        auto size = m.find("size_bytes");
+        reporter->ReportCheckpoint(p.step, text.at("path"), size == m.end() ? 0 : static_cast<int64_t>(size->second));
+      }
+    });
+  }
   trainer.set_training_log(std::move(*log));
 
   Metrics all_results;

@@ -1,0 +1,29 @@
+// The gRPC WorkerService: reads the worker's secret from the call's metadata and hands
+// the call to JobManager.
+#ifndef TRAINERD_SERVER_WORKER_SERVICE_IMPL_H_
+#define TRAINERD_SERVER_WORKER_SERVICE_IMPL_H_
+
+#include "server/job_manager.h"
+#include "trainer/v1/job_service.grpc.pb.h"
+
+namespace trainerd {
+
+inline constexpr char kWorkerSecretMetadata[] = "x-trainerd-worker-secret";
+
+class WorkerServiceImpl final : public trainer::v1::WorkerService::Service {
+ public:
+  explicit WorkerServiceImpl(JobManager* manager) : manager_(manager) {}
+  grpc::Status Heartbeat(grpc::ServerContext*, const trainer::v1::HeartbeatRequest*,
+                         trainer::v1::HeartbeatResponse*) override;
+  grpc::Status ReportCheckpoint(grpc::ServerContext*, const trainer::v1::CheckpointReport*,
+                                trainer::v1::ReportResponse*) override;
+  grpc::Status ReportOutput(grpc::ServerContext*, const trainer::v1::OutputReport*,
+                            trainer::v1::ReportResponse*) override;
+
+ private:
+  JobManager* manager_;
+};
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_SERVER_WORKER_SERVICE_IMPL_H_

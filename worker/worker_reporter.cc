@@ -1,0 +1,95 @@
+#include "worker/worker_reporter.h"
+
+#include <cstdlib>
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include "trainer/v1/job_service.grpc.pb.h"
+
+namespace trainerd {
+
+struct WorkerReporter::Rpc {
+  std::string secret;
+  std::unique_ptr<trainer::v1::WorkerService::Stub> stub;
+
+  std::unique_ptr<grpc::ClientContext> Context() const {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->AddMetadata("x-trainerd-worker-secret", secret);
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    return ctx;
+  }
+};
+
+std::shared_ptr<WorkerReporter> WorkerReporter::FromEnvironment(StopHandler on_stop) {
+  const char* address = std::getenv("TRAINERD_ADDRESS");
+  const char* secret = std::getenv("TRAINERD_WORKER_SECRET");
+  const char* job = std::getenv("TRAINERD_JOB_ID");
+  const char* attempt = std::getenv("TRAINERD_ATTEMPT");
+  const char* rank = std::getenv("RANK");
+  if (!address || !*address || !secret || !job || !attempt) return nullptr;
+  return std::shared_ptr<WorkerReporter>(new WorkerReporter(address, secret, job, std::atoi(attempt),
+                                                            rank ? std::atoi(rank) : 0, std::move(on_stop)));
+}
+
+WorkerReporter::WorkerReporter(std::string address, std::string secret, std::string job_id, int32_t attempt,
+                               int32_t rank, StopHandler on_stop)
+    : job_id_(std::move(job_id)), attempt_(attempt), rank_(rank), on_stop_(std::move(on_stop)),
+      rpc_(std::make_unique<Rpc>()) {
+  rpc_->secret = std::move(secret);
+  rpc_->stub = trainer::v1::WorkerService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  thread_ = std::thread([this] { Loop(); });
+}
+
+WorkerReporter::~WorkerReporter() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void WorkerReporter::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    lock.unlock();
+    trainer::v1::HeartbeatRequest req;
+    req.set_job_id(job_id_);
+    req.set_attempt(attempt_);
+    req.set_rank(rank_);
+    req.set_step(step_.load());
+    trainer::v1::HeartbeatResponse resp;
+    auto ctx = rpc_->Context();
+    grpc::Status s = rpc_->stub->Heartbeat(ctx.get(), req, &resp);
+    if (s.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+        s.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+      spdlog::warn("trainerd refused this worker's heartbeat: {}", s.error_message());
+    }
+    lock.lock();
+    if (s.ok() && resp.stop() && !stop_signalled_) {
+      stop_signalled_ = true;
+      lock.unlock();
+      spdlog::warn("trainerd asks this worker to stop ({}): saving a checkpoint", resp.reason());
+      if (on_stop_) on_stop_(resp.reason());
+      lock.lock();
+    }
+    cv_.wait_for(lock, std::chrono::seconds(2), [&] { return stopping_; });
+  }
+}
+
+void WorkerReporter::ReportCheckpoint(int64_t step, const std::string& path, int64_t size_bytes) {
+  trainer::v1::CheckpointReport report;
+  report.set_job_id(job_id_);
+  report.set_attempt(attempt_);
+  report.set_rank(rank_);
+  report.set_step(step);
+  report.set_path(path);
+  report.set_size_bytes(size_bytes);
+  trainer::v1::ReportResponse resp;
+  auto ctx = rpc_->Context();
+  grpc::Status s = rpc_->stub->ReportCheckpoint(ctx.get(), report, &resp);
+  if (!s.ok()) spdlog::debug("checkpoint report not delivered ({}); trainerd reads it from the log", s.error_message());
+}
+
+}  // namespace trainerd
