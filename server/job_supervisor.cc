@@ -161,10 +161,12 @@ void JobManager::CheckWorker(const std::string& job_id, Running& r) {
     SignalWorker(r.pid, SIGKILL);
     r.term_sent.reset();
   }
-  struct stat st;
-  if (r.stop_reason.empty() && ::stat(r.heartbeat_path.c_str(), &st) == 0) {
-    // The newer of the two heartbeats: the file the worker touches, and its RPCs.
-    double age = std::difftime(std::time(nullptr), st.st_mtime);
+  if (r.stop_reason.empty()) {
+    // Seconds since the newest sign of life: the attempt's start, the heartbeat file the
+    // worker touches, or its last WorkerService heartbeat.
+    double age = (NowMs() - r.started_ms) / 1000.0;
+    struct stat st;
+    if (::stat(r.heartbeat_path.c_str(), &st) == 0) age = std::min(age, std::difftime(std::time(nullptr), st.st_mtime));
     if (r.last_rpc_heartbeat) {
       age = std::min(age, std::chrono::duration<double>(now - *r.last_rpc_heartbeat).count());
     }

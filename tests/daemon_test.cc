@@ -359,6 +359,44 @@ TEST(Daemon, WorkerServiceAuthenticatesReportsAndAsksToStop) {
   EXPECT_EQ(job.state(), trainer::v1::CANCELLED);
 }
 
+// A worker that hangs (no heartbeat of any kind) is killed; a job that keeps failing
+// stops after max_restarts with the last error.
+TEST(Daemon, HungWorkersAreKilledAndRestartsAreLimited) {
+  TempDir dir;
+  const std::string workers = dir / "workers";
+  std::filesystem::create_directories(workers);
+  testing::WriteFile(workers + "/hang", "#!/bin/sh\nexec sleep 600\n");
+  testing::WriteFile(workers + "/crash", "#!/bin/sh\necho 'something broke' >&2\nexit 1\n");
+  for (const char* name : {"/hang", "/crash"}) {
+    std::filesystem::permissions(workers + name, std::filesystem::perms::owner_all);
+  }
+  Daemon d(dir / "root", {"--allow-worker-dir", workers, "--heartbeat-timeout", "2"});
+  auto submit = [&](const std::string& program, int max_restarts) {
+    grpc::ClientContext ctx;
+    trainer::v1::SubmitJobRequest req;
+    *req.mutable_spec() = Spec("max_steps: 10");
+    req.set_worker_program(workers + program);
+    req.set_max_restarts(max_restarts);
+    trainer::v1::SubmitJobResponse resp;
+    EXPECT_TRUE(d.stub().SubmitJob(&ctx, req, &resp).ok());
+    return resp.job_id();
+  };
+  const std::string hung = submit("/hang", 0);
+  Job job = WaitFor(d, hung, Finished, 30);
+  EXPECT_EQ(job.state(), trainer::v1::FAILED);
+  EXPECT_THAT(job.error(), HasSubstr("heartbeat lost"));
+
+  const std::string crashing = submit("/crash", 2);
+  job = WaitFor(d, crashing, Finished, 30);
+  EXPECT_EQ(job.state(), trainer::v1::FAILED);
+  EXPECT_EQ(job.attempts_size(), 3);
+  EXPECT_EQ(job.restarts(), 2);
+  EXPECT_EQ(job.error(), "attempt 3: exited 1");
+  bool saw = false;
+  for (const auto& l : Logs(d, crashing, false)) saw |= l.text() == "something broke";
+  EXPECT_TRUE(saw);
+}
+
 TEST(Daemon, RealWorkersHeartbeatOverTheWorkerService) {
   TempDir dir;
   Daemon d(dir.path().string());
