@@ -470,6 +470,42 @@ TEST(Daemon, PrometheusMetricsAndHealth) {
   std::string bytes;
   for (const auto& slice : slices) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
   EXPECT_EQ(bytes, std::string("\x08\x01", 2));
+
+  // Server reflection lists the API (ServerReflectionRequest{list_services: ""}: field 7,
+  // an empty string), so that generic tools such as grpcurl work.
+  grpc::ClientContext rctx;
+  grpc::CompletionQueue rcq;
+  auto stream = generic.PrepareCall(&rctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &rcq);
+  auto next = [&] {
+    void* t;
+    bool good = false;
+    rcq.Next(&t, &good);
+    return good;
+  };
+  stream->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(next());
+  grpc::Slice list_services(std::string("\x3a\x00", 2));
+  stream->Write(grpc::ByteBuffer(&list_services, 1), reinterpret_cast<void*>(2));
+  ASSERT_TRUE(next());
+  grpc::ByteBuffer reflection;
+  stream->Read(&reflection, reinterpret_cast<void*>(3));
+  ASSERT_TRUE(next());
+  std::vector<grpc::Slice> parts;
+  ASSERT_TRUE(reflection.Dump(&parts).ok());
+  std::string listed;
+  for (const auto& slice : parts) listed.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  EXPECT_THAT(listed, HasSubstr("trainer.v1.JobService"));
+  EXPECT_THAT(listed, HasSubstr("grpc.health.v1.Health"));
+  stream->WritesDone(reinterpret_cast<void*>(4));
+  next();
+  grpc::Status finished;
+  stream->Finish(&finished, reinterpret_cast<void*>(5));
+  next();
+  rcq.Shutdown();
+  void* tag_left;
+  bool ok_left;
+  while (rcq.Next(&tag_left, &ok_left)) {
+  }
 }
 
 }  // namespace
