@@ -53,18 +53,26 @@ class Daemon {
     }
   }
 
-  // Workers run in their own sessions and outlive a killed daemon: end them.
+  // Workers run in their own sessions and outlive a killed daemon: end them, and wait
+  // until they are gone (a zombie has an empty command line and counts as gone).
   void KillWorkers() {
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
-      const std::string cmdline = ReadFile(e.path().string() + "/cmdline");
-      if (cmdline.find("trainer-worker") != std::string::npos && cmdline.find(data_root_) != std::string::npos) {
-        ::kill(std::atoi(e.path().filename().c_str()), SIGKILL);
+    for (int round = 0; round < 500; ++round) {
+      bool any = false;
+      std::error_code ec;
+      for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+        const std::string cmdline = ReadFile(e.path().string() + "/cmdline");
+        if (cmdline.find("trainer-worker") != std::string::npos && cmdline.find(data_root_) != std::string::npos) {
+          ::kill(std::atoi(e.path().filename().c_str()), SIGKILL);
+          any = true;
+        }
       }
+      if (!any) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
 
   void Start() {
+    std::filesystem::create_directories(data_root_);
     std::vector<std::string> args = {BuildDir() + "/server/trainerd", "--listen",
                                      absl::StrCat("127.0.0.1:", port_), "--metrics-port",
                                      std::to_string(metrics_port_), "--data-root", data_root_};

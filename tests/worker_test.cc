@@ -233,6 +233,35 @@ TEST(Data, LoaderOrderIsPerEpochAndPrefetchKeepsIt) {
   EXPECT_FALSE(torch::equal(e0->labels, plain.Next()->labels));
 }
 
+TEST(Data, ShardsAreDisjointPaddedAndEqual) {
+  // 10 examples on 3 ranks: padded to 12 (two repeated), 4 each, no example on two
+  // ranks except the padding.
+  Dataset ds{torch::arange(10, torch::kFloat).unsqueeze(1), torch::arange(10, torch::kLong)};
+  Normalization norm;
+  std::vector<int64_t> seen;
+  for (int64_t rank = 0; rank < 3; ++rank) {
+    DataLoaderOptions o;
+    o.batch_size = 3;
+    o.shuffle = true;
+    o.seed = 7;
+    o.num_replicas = 3;
+    o.rank = rank;
+    DataLoader loader(&ds, &norm, o);
+    EXPECT_EQ(loader.num_examples(), 4);
+    EXPECT_EQ(loader.num_batches(), 2);
+    loader.StartEpoch(2);
+    int64_t count = 0;
+    while (auto b = loader.Next()) {
+      for (int64_t i = 0; i < b->size(); ++i) seen.push_back(b->labels[i].item<int64_t>());
+      count += b->size();
+    }
+    EXPECT_EQ(count, 4);
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen.size(), 12u);
+  EXPECT_EQ(std::unique(seen.begin(), seen.end()) - seen.begin(), 10);  // every example, 2 twice
+}
+
 // ---------------------------------------------------------------- training
 
 // HF's 2024 fix: accumulating 4 micro-batches of 8 gives the gradients of one batch of 32.

@@ -10,18 +10,32 @@ DataLoader::DataLoader(const Dataset* dataset, const Normalization* normalizatio
 
 DataLoader::~DataLoader() { StopWorkers(); }
 
+int64_t DataLoader::num_examples() const {
+  const int64_t replicas = std::max<int64_t>(1, options_.num_replicas);
+  return (dataset_->size() + replicas - 1) / replicas;
+}
+
 int64_t DataLoader::num_batches() const {
-  const int64_t n = dataset_->size(), b = options_.batch_size;
+  const int64_t n = num_examples(), b = options_.batch_size;
   return options_.drop_last ? n / b : (n + b - 1) / b;
 }
 
 void DataLoader::StartEpoch(int64_t epoch, int64_t first_batch) {
   StopWorkers();
+  const int64_t n = dataset_->size();
   if (options_.shuffle) {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(options_.seed + static_cast<uint64_t>(epoch));
-    order_ = torch::randperm(dataset_->size(), gen, torch::kLong);
+    order_ = torch::randperm(n, gen, torch::kLong);
   } else {
-    order_ = torch::Tensor();
+    order_ = torch::arange(n, torch::kLong);
+  }
+  const int64_t replicas = std::max<int64_t>(1, options_.num_replicas);
+  if (replicas > 1 && n > 0) {
+    const int64_t total = num_examples() * replicas;
+    while (order_.size(0) < total) {
+      order_ = torch::cat({order_, order_.slice(0, 0, total - order_.size(0))});
+    }
+    order_ = order_.slice(0, options_.rank, total, replicas);
   }
   first_batch_ = next_batch_ = first_batch;
   if (options_.num_workers <= 0) return;
@@ -35,10 +49,8 @@ void DataLoader::StartEpoch(int64_t epoch, int64_t first_batch) {
 
 Batch DataLoader::Collate(int64_t position) const {
   const int64_t start = position * options_.batch_size;
-  const int64_t end = std::min(start + options_.batch_size, dataset_->size());
-  torch::Tensor indices = order_.defined()
-                              ? order_.slice(0, start, end)
-                              : torch::arange(start, end, torch::kLong);
+  const int64_t end = std::min(start + options_.batch_size, order_.size(0));
+  torch::Tensor indices = order_.slice(0, start, end);
   return Batch{normalization_->Apply(dataset_->inputs.index_select(0, indices)),
                dataset_->labels.index_select(0, indices)};
 }

@@ -2,6 +2,10 @@
 //
 // The order of epoch e is a permutation drawn from a generator seeded with seed + e, so
 // any (epoch, batch) position can be reproduced without replaying earlier batches.
+// With num_replicas > 1 each rank reads a disjoint shard of that order, as PyTorch's
+// DistributedSampler does: the order is padded (by repeating its start) to a multiple
+// of num_replicas, and rank r takes positions r, r + num_replicas, ... so that every
+// rank has the same number of examples and steps.
 // Batches are collated whole (one gather + one normalisation per batch, never per
 // example). With num_workers > 0, that many threads prepare the next batches while the
 // training step runs; batches still come out in order.
@@ -29,6 +33,9 @@ struct DataLoaderOptions {
   int64_t num_workers = 0;
   // Batches each worker may prepare ahead of the consumer.
   int64_t prefetch_factor = 2;
+  // Data parallelism: this loader's rank among num_replicas.
+  int64_t num_replicas = 1;
+  int64_t rank = 0;
 };
 
 class DataLoader {
@@ -41,7 +48,8 @@ class DataLoader {
 
   // Batches per epoch.
   int64_t num_batches() const;
-  int64_t num_examples() const { return dataset_->size(); }
+  // Examples this rank reads per epoch (its shard, padding included).
+  int64_t num_examples() const;
   const DataLoaderOptions& options() const { return options_; }
 
   // Starts producing epoch `epoch`, beginning at batch `first_batch` (resume: earlier
@@ -65,7 +73,7 @@ class DataLoader {
   const Dataset* dataset_;
   const Normalization* normalization_;
   DataLoaderOptions options_;
-  torch::Tensor order_;  // example indices of the current epoch; undefined = identity
+  torch::Tensor order_;  // example indices this rank reads in the current epoch
   int64_t next_batch_ = 0;
   int64_t first_batch_ = 0;
 
