@@ -77,25 +77,29 @@ absl::Status JobManager::Recover() {
     }
     auto* attempt = job.mutable_attempts(job.attempts_size() - 1);
     const std::string dir = JobDir(job.id());
-    if (WorkerAlive(attempt->pid(), dir)) {
-      Running r;
-      r.pid = attempt->pid();
-      r.attempt = attempt->number();
-      r.child = false;
-      r.log_path = absl::StrCat(dir, "/attempt-", r.attempt, "/rank0.log");
-      r.log_key = absl::StrCat(job.id(), "/attempt-", r.attempt, "/rank0.log");
-      r.heartbeat_path = absl::StrCat(dir, "/attempt-", r.attempt, "/heartbeat");
-      std::ifstream secret(absl::StrCat(dir, "/attempt-", r.attempt, "/.secret"));
-      std::getline(secret, r.secret);
-      r.log_offset = store_->TailOffset(r.log_key).value_or(0);
-      r.started_ms = attempt->started_unix_ms();
-      r.cpu_slots = job.resources().ranks();
-      r.gpus = job.resources().ranks() * job.resources().gpus_per_rank();
+    Running r;
+    r.pid = attempt->pid();
+    r.attempt = attempt->number();
+    r.child = false;
+    r.log_path = absl::StrCat(dir, "/attempt-", r.attempt, "/rank0.log");
+    r.log_key = absl::StrCat(job.id(), "/attempt-", r.attempt, "/rank0.log");
+    r.heartbeat_path = absl::StrCat(dir, "/attempt-", r.attempt, "/heartbeat");
+    std::ifstream secret(absl::StrCat(dir, "/attempt-", r.attempt, "/.secret"));
+    std::getline(secret, r.secret);
+    r.log_offset = store_->TailOffset(r.log_key).value_or(0);
+    r.started_ms = attempt->started_unix_ms();
+    r.cpu_slots = job.resources().ranks();
+    r.gpus = job.resources().ranks() * job.resources().gpus_per_rank();
+    if (WorkerAlive(r.pid, dir)) {
       if (job.state() == trainer::v1::CANCELLING) r.stop_reason = "cancelled";
       running_[job.id()] = r;
       spdlog::info("job={} re-attached to worker pid {} (attempt {})", job.id(), r.pid, r.attempt);
       continue;
     }
+    // Whatever the worker wrote before it ended is still in its files: read it first.
+    TailOutput(job.id(), r);
+    if (auto updated = store_->GetJob(job.id()); updated.ok()) job = *updated;
+    attempt = job.mutable_attempts(job.attempts_size() - 1);
     // Its worker is gone too: judge the attempt, then restart or finish the job.
     attempt->set_ended_unix_ms(NowMs());
     if (FinishedSuccessfully(job, attempt->started_unix_ms())) {

@@ -189,7 +189,7 @@ TEST(Daemon, CancelStopsTheWorkerAfterACheckpoint) {
 TEST(Daemon, KilledWorkerRestartsFromItsCheckpointAndSucceeds) {
   TempDir dir;
   Daemon d(dir.path().string());
-  const std::string id = Submit(d, Spec("max_steps: 400, save_steps: 20"));
+  const std::string id = Submit(d, Spec("max_steps: 1500, save_steps: 50, logging_steps: 50"));
   Job job = WaitFor(d, id, [&](const Job& j) { return !Checkpoints(d, id).empty() && j.attempts_size() == 1; });
   ASSERT_GT(job.attempts(0).pid(), 0);
   ::kill(job.attempts(0).pid(), SIGKILL);
@@ -230,7 +230,7 @@ TEST(Daemon, SurvivesItsOwnKillMinus9) {
 TEST(Daemon, JobWhoseWorkerDiedWithTheDaemonRestartsFromCheckpoint) {
   TempDir dir;
   auto d = std::make_unique<Daemon>(dir.path().string());
-  const std::string id = Submit(*d, Spec("max_steps: 400, save_steps: 20"));
+  const std::string id = Submit(*d, Spec("max_steps: 1500, save_steps: 50, logging_steps: 50"));
   Job job = WaitFor(*d, id, [&](const Job& j) { return !Checkpoints(*d, id).empty(); });
   d->Stop(SIGKILL);
   d->KillWorkers();
