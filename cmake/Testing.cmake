@@ -1,5 +1,9 @@
 # add_trainerd_test(NAME SOURCES... LIBS... [CASES case1 case2 ...])
 #
+# Tests run in parallel (ctest -j) and start training processes of their own, so the
+# CPUs are oversubscribed: OMP_WAIT_POLICY=PASSIVE keeps OpenMP's idle threads from
+# spinning on cores that other processes need.
+#
 # Builds one GoogleTest binary. Without CASES it is registered as a single ctest test.
 # With CASES, one ctest test per listed gtest filter: binaries that link LibTorch pay
 # ~0.7 s of start-up per process, so they are split into a few coarse groups rather
@@ -18,11 +22,11 @@ function(add_trainerd_test name)
       string(REPLACE ":" "_" label "${label}")
       add_test(NAME ${name}.${label} COMMAND ${name} --gtest_filter=${filter})
       set_tests_properties(${name}.${label} PROPERTIES TIMEOUT ${T_TIMEOUT}
-        ENVIRONMENT "TRAINERD_BUILD_DIR=${PROJECT_BINARY_DIR};TRAINERD_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+        ENVIRONMENT "TRAINERD_BUILD_DIR=${PROJECT_BINARY_DIR};TRAINERD_SOURCE_DIR=${PROJECT_SOURCE_DIR};OMP_WAIT_POLICY=PASSIVE")
     endforeach()
   else()
     add_test(NAME ${name} COMMAND ${name})
     set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT}
-      ENVIRONMENT "TRAINERD_BUILD_DIR=${PROJECT_BINARY_DIR};TRAINERD_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+      ENVIRONMENT "TRAINERD_BUILD_DIR=${PROJECT_BINARY_DIR};TRAINERD_SOURCE_DIR=${PROJECT_SOURCE_DIR};OMP_WAIT_POLICY=PASSIVE")
   endif()
 endfunction()

@@ -36,6 +36,7 @@ struct JobManagerOptions {
   std::string worker_program;                 // trainer-worker
   std::vector<std::string> allowed_worker_dirs;  // where custom worker programs may live
   int32_t cpu_slots = 1;
+  int32_t threads_per_slot = 1;  // LibTorch threads of a rank whose spec leaves them at 0
   int32_t gpus = 0;
   int32_t default_max_restarts = 3;
   double heartbeat_timeout_s = 300;

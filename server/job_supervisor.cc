@@ -297,6 +297,11 @@ void JobManager::StartAttempt(Job& job, const std::string& resume_from) {
   WorkerLaunch launch;
   launch.program = job.worker_program().empty() ? options_.worker_program : job.worker_program();
   launch.args = {"--spec", dir + "/spec.json", "--heartbeat-file", r.heartbeat_path};
+  if (job.spec().training_args().torch_num_threads() == 0) {
+    // A rank uses its slot's share of the CPUs, not all of them.
+    launch.args.push_back("--set");
+    launch.args.push_back(absl::StrCat("training_args.torch_num_threads=", options_.threads_per_slot));
+  }
   if (!resume_from.empty()) {
     launch.args.push_back("--resume-from-checkpoint");
     launch.args.push_back(resume_from);

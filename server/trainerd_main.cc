@@ -91,6 +91,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "debug, info, warning or error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   options.gpus = gpus >= 0 ? gpus : DetectGpus();
+  options.threads_per_slot = std::max(1, cpus / std::max(1, options.cpu_slots));
 
   spdlog::set_default_logger(spdlog::stderr_logger_mt("trainerd"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
