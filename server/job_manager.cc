@@ -111,6 +111,7 @@ absl::Status JobManager::Transition(Job& job, trainer::v1::JobState to) {
 }
 
 absl::StatusOr<Job> JobManager::Submit(const trainer::v1::SubmitJobRequest& request) {
+  if (shutting_down()) return absl::UnavailableError("trainerd is shutting down; not accepting jobs");
   trainer::v1::JobSpec spec = request.spec();
   ApplyDefaults(&spec);
   std::vector<std::string> problems = FindSpecProblems(spec);
@@ -197,7 +198,7 @@ absl::StatusOr<trainer::v1::ListJobsResponse> JobManager::List(const trainer::v1
 
 absl::StatusOr<Job> JobManager::Cancel(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto job = store_->GetJob(id);
+  auto job = Get(id);
   if (!job.ok()) return job.status();
   if (IsTerminal(job->state())) return *job;
   if (job->state() == trainer::v1::CANCELLING) return *job;
@@ -216,7 +217,7 @@ absl::StatusOr<Job> JobManager::Cancel(const std::string& id) {
 absl::StatusOr<Job> JobManager::Resume(const std::string& id, int64_t checkpoint_step) {
   std::lock_guard<std::mutex> lock(mu_);
   if (shutting_down_) return absl::UnavailableError("trainerd is shutting down");
-  auto job = store_->GetJob(id);
+  auto job = Get(id);
   if (!job.ok()) return job.status();
   if (!IsTerminal(job->state())) {
     return absl::FailedPreconditionError(absl::StrCat("job ", id, " is ", StateName(job->state()),
@@ -238,7 +239,7 @@ absl::StatusOr<Job> JobManager::Resume(const std::string& id, int64_t checkpoint
 
 absl::Status JobManager::Delete(const std::string& id, bool delete_files) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto job = store_->GetJob(id);
+  auto job = Get(id);
   if (!job.ok()) return job.status();
   if (!IsTerminal(job->state())) {
     return absl::FailedPreconditionError(absl::StrCat("job ", id, " is ", StateName(job->state()),

@@ -113,6 +113,8 @@ class JobManager {
   absl::Status Transition(trainer::v1::Job& job, trainer::v1::JobState to) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Supervisor (job_supervisor.cc).
+  // The file paths, tail key and slots of attempt `attempt` of `job`.
+  Running AttemptFiles(const trainer::v1::Job& job, int32_t attempt) const;
   absl::Status Recover();
   void SupervisorLoop();
   void PollOnce() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

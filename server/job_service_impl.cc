@@ -128,12 +128,13 @@ grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context, const WatchJ
     while (!context->IsCancelled()) {
       auto job = manager_->Get(req->job_id());
       if (!job.ok()) return ToGrpcStatus(job.status());
-      auto points = manager_->store()->ReadMetrics(req->job_id(), "", "");
+      auto points = manager_->store()->ReadMetrics(req->job_id(), "", "", static_cast<int64_t>(metrics_sent));
       if (points.ok()) {
-        for (; metrics_sent < points->size(); ++metrics_sent) {
+        for (const MetricPoint& point : *points) {
           JobEvent e;
-          *e.mutable_metric() = (*points)[metrics_sent];
+          *e.mutable_metric() = point;
           if (!writer->Write(e)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+          ++metrics_sent;
         }
       }
       if (job->updated_unix_ms() != last_update) {

@@ -65,6 +65,18 @@ std::string NewSecret() {
 
 }  // namespace
 
+JobManager::Running JobManager::AttemptFiles(const Job& job, int32_t attempt) const {
+  Running r;
+  r.attempt = attempt;
+  const std::string attempt_dir = absl::StrCat(JobDir(job.id()), "/attempt-", attempt);
+  r.log_path = attempt_dir + "/rank0.log";
+  r.log_key = absl::StrCat(job.id(), "/attempt-", attempt, "/rank0.log");
+  r.heartbeat_path = attempt_dir + "/heartbeat";
+  r.cpu_slots = job.resources().ranks();
+  r.gpus = job.resources().ranks() * job.resources().gpus_per_rank();
+  return r;
+}
+
 absl::Status JobManager::Recover() {
   std::lock_guard<std::mutex> lock(mu_);
   auto active = store_->JobsInStates({trainer::v1::STARTING, trainer::v1::RUNNING, trainer::v1::CANCELLING});
@@ -77,19 +89,13 @@ absl::Status JobManager::Recover() {
     }
     auto* attempt = job.mutable_attempts(job.attempts_size() - 1);
     const std::string dir = JobDir(job.id());
-    Running r;
+    Running r = AttemptFiles(job, attempt->number());
     r.pid = attempt->pid();
-    r.attempt = attempt->number();
     r.child = false;
-    r.log_path = absl::StrCat(dir, "/attempt-", r.attempt, "/rank0.log");
-    r.log_key = absl::StrCat(job.id(), "/attempt-", r.attempt, "/rank0.log");
-    r.heartbeat_path = absl::StrCat(dir, "/attempt-", r.attempt, "/heartbeat");
     std::ifstream secret(absl::StrCat(dir, "/attempt-", r.attempt, "/.secret"));
     std::getline(secret, r.secret);
     r.log_offset = store_->TailOffset(r.log_key).value_or(0);
     r.started_ms = attempt->started_unix_ms();
-    r.cpu_slots = job.resources().ranks();
-    r.gpus = job.resources().ranks() * job.resources().gpus_per_rank();
     if (WorkerAlive(r.pid, dir)) {
       if (job.state() == trainer::v1::CANCELLING) r.stop_reason = "cancelled";
       running_[job.id()] = r;
@@ -98,7 +104,7 @@ absl::Status JobManager::Recover() {
     }
     // Whatever the worker wrote before it ended is still in its files: read it first.
     TailOutput(job.id(), r);
-    if (auto updated = store_->GetJob(job.id()); updated.ok()) job = *updated;
+    if (auto updated = Get(job.id()); updated.ok()) job = *updated;
     attempt = job.mutable_attempts(job.attempts_size() - 1);
     // Its worker is gone too: judge the attempt, then restart or finish the job.
     attempt->set_ended_unix_ms(NowMs());
@@ -153,7 +159,7 @@ void JobManager::PollOnce() {
 void JobManager::CheckWorker(const std::string& job_id, Running& r) {
   const auto now = Clock::now();
   if (!r.child && !WorkerAlive(r.pid, JobDir(job_id))) {
-    auto job = store_->GetJob(job_id);
+    auto job = Get(job_id);
     ExitInfo unknown;  // not our child: no exit status, judge by its results
     unknown.exit_code = job.ok() && FinishedSuccessfully(*job, r.started_ms) ? 0 : -1;
     if (unknown.exit_code != 0 && r.stop_reason.empty()) r.stop_reason = "worker ended (exit status unknown)";
@@ -201,8 +207,9 @@ void JobManager::TailOutput(const std::string& job_id, Running& r) {
   if (offset_it == jsonl_offsets_.end()) {
     offset_it = jsonl_offsets_.emplace(jsonl_key, store_->TailOffset(jsonl_key).value_or(0)).first;
   }
-  auto job = store_->GetJob(job_id);
+  auto job = Get(job_id);  // the in-memory copy: this runs every poll
   if (!job.ok()) return;
+  const int64_t offset_before = offset_it->second;
   OutputBatch metrics;
   metrics.job_id = job_id;
   metrics.tail_key = jsonl_key;
@@ -237,7 +244,7 @@ void JobManager::TailOutput(const std::string& job_id, Running& r) {
     }
   }
   metrics.new_offset = offset_it->second;
-  if (metrics.new_offset != store_->TailOffset(jsonl_key).value_or(-1)) {
+  if (metrics.new_offset != offset_before) {
     if (absl::Status s = store_->AppendOutput(&metrics); !s.ok()) spdlog::error("job={} metrics: {}", job_id, std::string(s.message()));
     (void)PutJob(*job);
   }
@@ -282,17 +289,11 @@ void JobManager::StartAttempt(Job& job, const std::string& resume_from) {
     return;
   }
   const std::string dir = JobDir(job.id());
-  Running r;
-  r.attempt = job.attempts_size() + 1;
+  Running r = AttemptFiles(job, job.attempts_size() + 1);
   const std::string attempt_dir = absl::StrCat(dir, "/attempt-", r.attempt);
   std::error_code ec;
   fs::create_directories(attempt_dir, ec);
-  r.log_path = attempt_dir + "/rank0.log";
-  r.log_key = absl::StrCat(job.id(), "/attempt-", r.attempt, "/rank0.log");
-  r.heartbeat_path = attempt_dir + "/heartbeat";
   r.started_ms = NowMs();
-  r.cpu_slots = job.resources().ranks();
-  r.gpus = job.resources().ranks() * job.resources().gpus_per_rank();
 
   WorkerLaunch launch;
   launch.program = job.worker_program().empty() ? options_.worker_program : job.worker_program();
@@ -345,7 +346,7 @@ void JobManager::FinishAttempt(const std::string& job_id, const ExitInfo& exit) 
   if (node.empty()) return;
   schedule_needed_ = true;  // a slot is free, and the job may be queued again
   Running& r = node.mapped();
-  auto job = store_->GetJob(job_id);
+  auto job = Get(job_id);
   if (!job.ok()) return;
   auto* attempt = job->mutable_attempts(job->attempts_size() - 1);
   attempt->set_ended_unix_ms(NowMs());

@@ -27,7 +27,7 @@ absl::StatusOr<trainer::v1::HeartbeatResponse> JobManager::WorkerHeartbeat(
   auto running = Authenticate(secret, request.job_id(), request.attempt());
   if (!running.ok()) return running.status();
   (*running)->last_rpc_heartbeat = std::chrono::steady_clock::now();
-  auto job = store_->GetJob(request.job_id());
+  auto job = Get(request.job_id());
   if (job.ok() && job->attempts_size() > 0) {
     job->mutable_attempts(job->attempts_size() - 1)->set_last_heartbeat_unix_ms(NowMs());
     if (request.step() > job->progress().step()) job->mutable_progress()->set_step(request.step());

@@ -305,11 +305,12 @@ absl::StatusOr<int64_t> JobStore::LastLogSeq(const std::string& job_id) {
 
 absl::StatusOr<std::vector<trainer::v1::MetricPoint>> JobStore::ReadMetrics(const std::string& job_id,
                                                                             const std::string& name,
-                                                                            const std::string& split) {
+                                                                            const std::string& split,
+                                                                            int64_t skip) {
   std::lock_guard<std::mutex> lock(mu_);
   Statement st(db_, "SELECT name, split, step, epoch, value, time_ms FROM metrics WHERE job_id = ?1 "
-                    "AND (?2 = '' OR name = ?2) AND (?3 = '' OR split = ?3) ORDER BY rowid");
-  st.Bind(1, job_id).Bind(2, name).Bind(3, split);
+                    "AND (?2 = '' OR name = ?2) AND (?3 = '' OR split = ?3) ORDER BY rowid LIMIT -1 OFFSET ?4");
+  st.Bind(1, job_id).Bind(2, name).Bind(3, split).Bind(4, skip);
   std::vector<trainer::v1::MetricPoint> out;
   while (st.Step()) {
     trainer::v1::MetricPoint m;

@@ -74,9 +74,11 @@ class JobStore {
                                                              int limit, std::optional<int32_t> rank,
                                                              const std::string& min_level);
   absl::StatusOr<int64_t> LastLogSeq(const std::string& job_id);
+  // Metric points in the order they were recorded, after skipping the first `skip`
+  // (a follower passes how many it has already seen).
   absl::StatusOr<std::vector<trainer::v1::MetricPoint>> ReadMetrics(const std::string& job_id,
                                                                      const std::string& name,
-                                                                     const std::string& split);
+                                                                     const std::string& split, int64_t skip = 0);
 
  private:
   explicit JobStore(sqlite3* db) : db_(db) {}

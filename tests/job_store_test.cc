@@ -97,6 +97,9 @@ TEST(JobStore, OutputGetsGapFreeSequenceNumbers) {
   EXPECT_EQ(*store->TailOffset("j/r0"), 20);
   EXPECT_EQ(store->ReadMetrics("j", "loss", "train")->size(), 2u);
   EXPECT_EQ(store->ReadMetrics("j", "", "eval")->size(), 0u);
+  auto rest = *store->ReadMetrics("j", "", "", /*skip=*/1);
+  ASSERT_EQ(rest.size(), 1u);
+  EXPECT_EQ(rest[0].step(), 20);
 }
 
 TEST(JobStore, CheckpointsAndDelete) {

@@ -42,6 +42,12 @@ std::vector<torch::Tensor> Model::Parameters() const {
   return out;
 }
 
+NamedTensors Model::NamedState() const {
+  NamedTensors out = NamedParameters();
+  for (auto& b : NamedBuffers()) out.push_back(std::move(b));
+  return out;
+}
+
 int64_t Model::NumParameters() const {
   int64_t n = 0;
   for (auto& [name, p] : NamedParameters()) n += p.numel();
@@ -77,8 +83,7 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const trainer::v1::ModelSpec&
 
 std::vector<char> SerializeStateDict(const Model& model) {
   c10::Dict<std::string, torch::Tensor> dict;
-  for (const auto& [name, t] : model.NamedParameters()) dict.insert(name, t.detach());
-  for (const auto& [name, t] : model.NamedBuffers()) dict.insert(name, t.detach());
+  for (const auto& [name, t] : model.NamedState()) dict.insert(name, t.detach());
   return torch::jit::pickle_save(dict);
 }
 

@@ -35,6 +35,8 @@ class Model {
   virtual void SaveTorchScript(std::ostream& out) const = 0;
 
   std::vector<torch::Tensor> Parameters() const;
+  // Parameters then buffers: everything a state dict or a checkpoint holds.
+  NamedTensors NamedState() const;
   int64_t NumParameters() const;
 };
 

@@ -6,6 +6,11 @@
 
 namespace trainerd {
 
+std::string BestMetricKey(const TrainingArguments& args) {
+  std::string key = args.has_metric_for_best_model() ? args.metric_for_best_model() : "loss";
+  return key.rfind("eval_", 0) == 0 ? key : "eval_" + key;
+}
+
 void DefaultFlowCallback::on_step_end(const TrainingArguments& args, TrainerState& state,
                                       TrainerControl& control) {
   if (state.global_step == 1 && args.logging_first_step()) control.should_log = true;
@@ -34,8 +39,7 @@ void DefaultFlowCallback::on_epoch_end(const TrainingArguments& args, TrainerSta
 
 void EarlyStoppingCallback::on_evaluate(const TrainingArguments& args, TrainerState& state,
                                         TrainerControl& control, const Metrics& metrics) {
-  std::string key = args.metric_for_best_model();
-  if (key.rfind("eval_", 0) != 0) key = "eval_" + key;
+  const std::string key = BestMetricKey(args);
   auto it = metrics.find(key);
   if (it == metrics.end()) {
     spdlog::warn("early stopping: metric {} is not among the evaluation metrics; not stopping", key);

@@ -21,6 +21,10 @@ namespace trainerd {
 
 using TrainingArguments = trainer::v1::TrainingArguments;
 
+// The evaluation metric that decides the best model: metric_for_best_model (default
+// "loss") with HF's "eval_" prefix added when missing.
+std::string BestMetricKey(const TrainingArguments& args);
+
 class TrainerCallback {
  public:
   virtual ~TrainerCallback() = default;

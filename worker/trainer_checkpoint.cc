@@ -62,10 +62,8 @@ std::string Trainer::ResolveResumeCheckpoint() const {
 }
 
 CheckpointFiles Trainer::ModelFiles() {
-  NamedTensors tensors = model_->NamedParameters();
-  for (auto& b : model_->NamedBuffers()) tensors.push_back(b);
   CheckpointFiles files;
-  files["model.safetensors"] = EncodeSafetensors(tensors, {{"format", "pt"}});
+  files["model.safetensors"] = EncodeSafetensors(model_->NamedState(), {{"format", "pt"}});
   std::ostringstream script;
   model_->SaveTorchScript(script);
   files["model.pt"] = script.str();
@@ -78,8 +76,7 @@ CheckpointFiles Trainer::ModelFiles() {
 std::shared_ptr<Trainer::CheckpointSnapshot> Trainer::TakeSnapshot() {
   auto snap = std::make_shared<CheckpointSnapshot>();
   torch::NoGradGuard no_grad;
-  for (auto& [name, t] : model_->NamedParameters()) snap->weights.emplace_back(name, t.detach().clone());
-  for (auto& [name, t] : model_->NamedBuffers()) snap->weights.emplace_back(name, t.detach().clone());
+  for (auto& [name, t] : model_->NamedState()) snap->weights.emplace_back(name, t.detach().clone());
   CheckpointFiles& files = snap->small_files;
   files["training_args.json"] = JobSpecToJson(spec_);
   state_.stateful_callbacks.clear();
@@ -129,8 +126,7 @@ void Trainer::LoadModelWeights(const std::string& safetensors_bytes) {
   auto decoded = DecodeSafetensors(safetensors_bytes);
   if (!decoded.ok()) throw std::invalid_argument(std::string(decoded.status().message()));
   std::map<std::string, torch::Tensor> by_name(decoded->begin(), decoded->end());
-  NamedTensors targets = model_->NamedParameters();
-  for (auto& b : model_->NamedBuffers()) targets.push_back(b);
+  NamedTensors targets = model_->NamedState();
   torch::NoGradGuard no_grad;
   for (auto& [name, target] : targets) {
     auto it = by_name.find(name);

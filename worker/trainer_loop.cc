@@ -219,10 +219,8 @@ bool Trainer::EvaluateDuringTraining() {
   absl::StatusOr<Metrics> metrics = evaluate();
   if (!metrics.ok()) throw std::runtime_error(std::string(metrics.status().message()));
   model_->SetTraining(true);
-  std::string key = args().has_metric_for_best_model() ? args().metric_for_best_model() : "loss";
-  if (key.rfind("eval_", 0) != 0) key = "eval_" + key;
-  auto it = metrics->find(key);
-  if (lr_schedule_ && metrics->count(key)) lr_schedule_->OnEvaluate(it->second);
+  auto it = metrics->find(BestMetricKey(args()));
+  if (lr_schedule_ && it != metrics->end()) lr_schedule_->OnEvaluate(it->second);
   if (!args().has_metric_for_best_model() || it == metrics->end()) return false;
   const double value = it->second;
   const bool better = !state_.best_metric ||
