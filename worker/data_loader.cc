@@ -1,5 +1,7 @@
 #include "worker/data_loader.h"
 
+#include <algorithm>
+
 #include <torch/torch.h>
 
 namespace trainerd {
@@ -18,6 +20,16 @@ int64_t DataLoader::num_examples() const {
 int64_t DataLoader::num_batches() const {
   const int64_t n = num_examples(), b = options_.batch_size;
   return options_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+int64_t DataLoader::RealExamplesInBatch(int64_t batch) const {
+  const int64_t n = dataset_->size();
+  const int64_t replicas = std::max<int64_t>(1, options_.num_replicas);
+  // This rank reads padded positions rank, rank + replicas, ...; those below n are real.
+  const int64_t real = options_.rank < n ? (n - options_.rank + replicas - 1) / replicas : 0;
+  const int64_t start = batch * options_.batch_size;
+  const int64_t size = std::min(options_.batch_size, num_examples() - start);
+  return std::clamp<int64_t>(real - start, 0, std::max<int64_t>(size, 0));
 }
 
 void DataLoader::StartEpoch(int64_t epoch, int64_t first_batch) {

@@ -58,6 +58,10 @@ class DataLoader {
   // The next batch of the current epoch, or nullopt at its end.
   std::optional<Batch> Next();
 
+  // How many examples of batch `batch` are real, not the padding that evens out the
+  // ranks' shards (evaluation counts each example once).
+  int64_t RealExamplesInBatch(int64_t batch) const;
+
   // Collates the batch at `position` of the current order. Thread-safe.
   Batch Collate(int64_t position) const;
 

@@ -12,6 +12,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
+#include "worker/distributed.h"
+#include "worker/gradient_reducer.h"
 #include "worker/metrics.h"
 #include "worker/optimizer_factory.h"
 #include "worker/torch_status.h"
@@ -75,6 +77,34 @@ Trainer::Trainer(trainer::v1::JobSpec spec, std::unique_ptr<Model> model, Datase
 Trainer::~Trainer() {
   // Pending checkpoint writes report to training_log_: finish them while it exists.
   checkpoint_store_.reset();
+  reducer_.reset();
+}
+
+void Trainer::set_distributed(Distributed* distributed) {
+  distributed_ = distributed;
+  if (distributed_ == nullptr || distributed_->world_size() == 1) return;
+  // As DDP does at construction: every rank starts from rank 0's weights.
+  std::vector<torch::Tensor> state;
+  for (auto& [name, t] : model_->NamedState()) state.push_back(t);
+  distributed_->Broadcast(state, /*root=*/0);
+}
+
+bool Trainer::is_world_process_zero() const { return distributed_ == nullptr || distributed_->is_main(); }
+
+int Trainer::world_size() const { return distributed_ == nullptr ? 1 : distributed_->world_size(); }
+
+double Trainer::MeanAcrossRanks(double value) {
+  if (world_size() == 1) return value;
+  torch::Tensor t = torch::tensor({value}, torch::kDouble);
+  distributed_->AllReduceSum(t);
+  return t.item<double>() / world_size();
+}
+
+torch::Tensor Trainer::GatherInDatasetOrder(const torch::Tensor& local, int64_t n) {
+  if (world_size() == 1) return local;
+  // Every shard has the same length; stacking on dim 1 puts rank r's k-th example at
+  // k * W + r, its position in the padded order.
+  return torch::stack(distributed_->AllGather(local), 1).flatten(0, 1).narrow(0, 0, n);
 }
 
 std::unique_ptr<DataLoader> Trainer::get_train_dataloader() {
@@ -84,6 +114,8 @@ std::unique_ptr<DataLoader> Trainer::get_train_dataloader() {
   o.drop_last = args().dataloader_drop_last();
   o.seed = static_cast<uint64_t>(args().data_seed());
   o.num_workers = args().dataloader_num_workers();
+  o.num_replicas = world_size();
+  o.rank = distributed_ == nullptr ? 0 : distributed_->rank();
   return std::make_unique<DataLoader>(&data_.train, &data_.normalization, o);
 }
 
@@ -96,6 +128,8 @@ std::unique_ptr<DataLoader> Trainer::get_eval_dataloader(const Dataset* dataset)
   o.batch_size = args().per_device_eval_batch_size();
   o.drop_last = false;  // HF evaluates every example
   o.num_workers = args().dataloader_num_workers();
+  o.num_replicas = world_size();
+  o.rank = distributed_ == nullptr ? 0 : distributed_->rank();
   return std::make_unique<DataLoader>(dataset, &data_.normalization, o);
 }
 
@@ -135,6 +169,13 @@ double Trainer::CountItems(const std::vector<Batch>& batches) const {
                                   : static_cast<double>(b.size());
   }
   return n;
+}
+
+double Trainer::ItemsPerRank(const std::vector<Batch>& batches) {
+  const double local = CountItems(batches);
+  // Without class weights every rank's micro-batches hold the same number of examples.
+  if (world_size() == 1 || !class_weights_.defined()) return local;
+  return MeanAcrossRanks(local);
 }
 
 torch::Tensor Trainer::compute_loss(Model& model, const Batch& inputs,
@@ -177,26 +218,30 @@ PredictionOutput Trainer::EvaluationLoop(DataLoader& loader, const std::string& 
   const auto start = Clock::now();
   model_->SetTraining(false);
   loader.StartEpoch(0);
-  double loss_sum = 0;
-  int64_t n = 0, steps = 0;
+  // Sums of the real examples only: shards are padded to equal length across ranks.
+  torch::Tensor sums = torch::zeros({2}, torch::kDouble);  // {loss * examples, examples}
+  int64_t steps = 0;
   std::vector<torch::Tensor> outputs, labels;
   while (std::optional<Batch> batch = loader.Next()) {
     PredictionStepOutput o = prediction_step(*model_, *batch, prediction_loss_only);
     callbacks_.on_prediction_step(args(), state_, control_);
-    loss_sum += o.loss.item<double>() * batch->size();
-    n += batch->size();
+    const int64_t real = loader.RealExamplesInBatch(steps);
+    sums[0] += o.loss.item<double>() * real;
+    sums[1] += real;
     ++steps;
     if (o.logits.defined()) outputs.push_back(o.logits);
     labels.push_back(o.labels);
   }
   model_->SetTraining(true);
+  if (world_size() > 1) distributed_->AllReduceSum(sums);
+  const int64_t n = static_cast<int64_t>(sums[1].item<double>());
   PredictionOutput result;
   if (n == 0) throw std::invalid_argument(absl::StrCat("the ", prefix, " dataset is empty"));
-  result.label_ids = torch::cat(labels);
-  const double mean_loss = loss_sum / static_cast<double>(n);
+  result.label_ids = GatherInDatasetOrder(torch::cat(labels), n);
+  const double mean_loss = sums[0].item<double>() / static_cast<double>(n);
   result.metrics[prefix + "_loss"] = mean_loss;
   if (!outputs.empty()) {
-    result.predictions = torch::cat(outputs);
+    result.predictions = GatherInDatasetOrder(torch::cat(outputs), n);
     std::vector<std::string> names(spec_.metrics().begin(), spec_.metrics().end());
     for (const auto& [key, value] :
          ComputeMetrics(names, result.predictions, result.label_ids, mean_loss, data_.regression)) {

@@ -36,6 +36,9 @@
 
 namespace trainerd {
 
+class Distributed;
+class GradientReducer;
+
 struct TrainOutput {
   int64_t global_step = 0;
   double training_loss = 0;
@@ -87,6 +90,15 @@ class Trainer {
   const TrainerControl& control() const { return control_; }
   const trainer::v1::TrainingArguments& args() const { return spec_.training_args(); }
   const DatasetBundle& data() const { return data_; }
+  // Data parallelism: makes this Trainer one rank of `distributed` (which must outlive
+  // it) and copies rank 0's parameters and buffers to every rank. Call before train(),
+  // on every rank. Data is sharded, gradients averaged, metrics reduced; rank 0 writes
+  // the logs and checkpoints.
+  void set_distributed(Distributed* distributed);
+  // HF's names: whether this process is rank 0, and the number of ranks.
+  bool is_world_process_zero() const;
+  int world_size() const;
+
   // Where JSON log records go; default: only the human lines. Set before train().
   void set_training_log(std::unique_ptr<TrainingLog> log) { training_log_ = std::move(log); }
 
@@ -116,6 +128,10 @@ class Trainer {
  protected:
   // The number of items that normalise the loss of `batches` (see compute_loss).
   virtual double CountItems(const std::vector<Batch>& batches) const;
+  // The num_items_in_batch each rank divides its loss sum by, so that averaging the
+  // ranks' gradients gives the gradient of the whole global batch: the global count
+  // over world_size (all-reduced only where ranks' counts can differ: class weights).
+  double ItemsPerRank(const std::vector<Batch>& batches);
   torch::Tensor Forward(Model& model, const torch::Tensor& inputs);
   torch::optim::Optimizer* optimizer() { return optimizer_.get(); }
   LrSchedule* lr_scheduler() { return lr_schedule_.get(); }
@@ -135,6 +151,8 @@ class Trainer {
   absl::StatusOr<TrainOutput> TrainLoop();
   PredictionOutput EvaluationLoop(DataLoader& loader, const std::string& prefix,
                                   bool prediction_loss_only);
+  // Makes the stop and save flags the same on every rank (any rank's request wins).
+  void SyncControlAcrossRanks();
   // HF's _maybe_log_save_evaluate.
   void MaybeLogSaveEvaluate(double grad_norm, double seconds_since_log);
   // Evaluates inside the loop: steps reduce_lr_on_plateau and tracks the best metric.
@@ -142,6 +160,15 @@ class Trainer {
   bool EvaluateDuringTraining();
   Progress CurrentProgress() const;
   int64_t StepsFromArg(double value) const;
+  // The mean of `value` over the ranks (the value itself on one rank). Every rank
+  // must call it at the same point.
+  double MeanAcrossRanks(double value);
+  // Joins per-rank evaluation outputs (rank r holds examples r, r + W, ...) into dataset
+  // order, dropping the shards' padding: the first `n` examples.
+  torch::Tensor GatherInDatasetOrder(const torch::Tensor& local, int64_t n);
+  // This rank's RNG states as a torch.load-able dict (rng_state.pth), and back.
+  std::string RngStateBytes() const;
+  void LoadRngState(const std::string& bytes);
 
   // Checkpoints (trainer_checkpoint.cc).
   std::string ResolveResumeCheckpoint() const;
@@ -172,6 +199,8 @@ class Trainer {
   std::unique_ptr<LrSchedule> lr_schedule_;
   std::unique_ptr<TrainingLog> training_log_;
   torch::Tensor class_weights_;
+  Distributed* distributed_ = nullptr;
+  std::unique_ptr<GradientReducer> reducer_;
 };
 
 }  // namespace trainerd

@@ -5,6 +5,7 @@
 //   optimizer.pt        optimizer state (LibTorch archive)        [not with save_only_model]
 //   scheduler.json      reduce_lr_on_plateau state                [not with save_only_model]
 //   rng_state.pth       CPU (and CUDA) RNG states, a torch.load-able dict [not with save_only_model]
+//                       (rng_state_<rank>.pth, one per rank, when several ranks train)
 //   loop_state.json     data position and running sums            [not with save_only_model]
 //   trainer_state.json  HF's TrainerState schema
 //   training_args.json  the job spec as it ran
@@ -19,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "proto/spec/spec_loader.h"
+#include "worker/distributed.h"
 #include "worker/optimizer_snapshot.h"
 #include "worker/safetensors.h"
 #include "worker/torch_status.h"
@@ -73,25 +75,7 @@ CheckpointFiles Trainer::ModelFiles() {
   return files;
 }
 
-std::shared_ptr<Trainer::CheckpointSnapshot> Trainer::TakeSnapshot() {
-  auto snap = std::make_shared<CheckpointSnapshot>();
-  torch::NoGradGuard no_grad;
-  for (auto& [name, t] : model_->NamedState()) snap->weights.emplace_back(name, t.detach().clone());
-  CheckpointFiles& files = snap->small_files;
-  files["training_args.json"] = JobSpecToJson(spec_);
-  state_.stateful_callbacks.clear();
-  for (const auto& cb : callbacks_.callbacks()) {
-    if (!cb->stateful_name().empty()) state_.stateful_callbacks[cb->stateful_name()] = cb->SaveState();
-  }
-  files["trainer_state.json"] = TrainerStateToJson(state_);
-  if (args().save_only_model()) return snap;
-
-  snap->optimizer = SnapshotOptimizer(args(), model_->NamedParameters(), *optimizer_);
-  if (!snap->optimizer) files["optimizer.pt"] = SerializeOptimizer(*optimizer_);  // unknown kind: now
-  const PlateauState& p = lr_schedule_->plateau_state();
-  files["scheduler.json"] = json{{"lr", p.lr}, {"best", p.best}, {"num_bad_epochs", p.num_bad_epochs},
-                                 {"cooldown_counter", p.cooldown_counter}, {"last_epoch", p.last_epoch}}
-                                .dump(2);
+std::string Trainer::RngStateBytes() const {
   c10::Dict<std::string, torch::Tensor> rng;
   {
     auto gen = at::detail::getDefaultCPUGenerator();
@@ -103,9 +87,62 @@ std::shared_ptr<Trainer::CheckpointSnapshot> Trainer::TakeSnapshot() {
     std::lock_guard<std::mutex> lock(gen.mutex());
     rng.insert(absl::StrCat("cuda_rng_state_", d), gen.get_state());
   }
-  std::vector<char> rng_bytes = torch::jit::pickle_save(rng);
-  files["rng_state.pth"] = std::string(rng_bytes.data(), rng_bytes.size());
-  files["loop_state.json"] = json{{"epoch", loop_.epoch},
+  std::vector<char> bytes = torch::jit::pickle_save(rng);
+  return std::string(bytes.data(), bytes.size());
+}
+
+void Trainer::LoadRngState(const std::string& bytes) {
+  c10::IValue rng = torch::jit::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(rng.toGenericDict().at("cpu_rng_state").toTensor());
+  }
+  for (int64_t d = 0; d < static_cast<int64_t>(torch::cuda::device_count()); ++d) {
+    const std::string key = absl::StrCat("cuda_rng_state_", d);
+    if (!rng.toGenericDict().contains(key)) continue;
+    auto gen = at::globalContext().defaultGenerator(torch::Device(torch::kCUDA, d));
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(rng.toGenericDict().at(key).toTensor());
+  }
+}
+
+std::shared_ptr<Trainer::CheckpointSnapshot> Trainer::TakeSnapshot() {
+  // Every rank runs this (it holds collectives); only rank 0's snapshot is written.
+  const bool main = is_world_process_zero();
+  auto snap = std::make_shared<CheckpointSnapshot>();
+  torch::NoGradGuard no_grad;
+  if (main) {
+    for (auto& [name, t] : model_->NamedState()) snap->weights.emplace_back(name, t.detach().clone());
+  }
+  CheckpointFiles& files = snap->small_files;
+  files["training_args.json"] = JobSpecToJson(spec_);
+  state_.stateful_callbacks.clear();
+  for (const auto& cb : callbacks_.callbacks()) {
+    if (!cb->stateful_name().empty()) state_.stateful_callbacks[cb->stateful_name()] = cb->SaveState();
+  }
+  files["trainer_state.json"] = TrainerStateToJson(state_);
+  if (args().save_only_model()) return snap;
+
+  // The running loss sums become the ranks' means, so that rank 0's loop_state.json
+  // holds the job's; later sums stay right because the mean is linear.
+  loop_.loss_since_log = MeanAcrossRanks(loop_.loss_since_log);
+  loop_.total_loss = MeanAcrossRanks(loop_.total_loss);
+  if (world_size() > 1) {
+    std::vector<std::string> rng_states = distributed_->AllGatherBytes(RngStateBytes());
+    for (size_t r = 0; r < rng_states.size(); ++r) files[absl::StrCat("rng_state_", r, ".pth")] = rng_states[r];
+  } else {
+    files["rng_state.pth"] = RngStateBytes();
+  }
+  if (!main) return snap;
+  snap->optimizer = SnapshotOptimizer(args(), model_->NamedParameters(), *optimizer_);
+  if (!snap->optimizer) files["optimizer.pt"] = SerializeOptimizer(*optimizer_);  // unknown kind: now
+  const PlateauState& p = lr_schedule_->plateau_state();
+  files["scheduler.json"] = json{{"lr", p.lr}, {"best", p.best}, {"num_bad_epochs", p.num_bad_epochs},
+                                 {"cooldown_counter", p.cooldown_counter}, {"last_epoch", p.last_epoch}}
+                                .dump(2);
+  files["loop_state.json"] = json{{"world_size", world_size()},
+                                  {"epoch", loop_.epoch},
                                   {"batches_done", loop_.batches_done},
                                   {"loss_since_log", loop_.loss_since_log},
                                   {"last_logged_step", loop_.last_logged_step},
@@ -160,6 +197,16 @@ void Trainer::LoadCheckpoint(const std::string& dir) {
     loop_ = LoopState{};
     return;
   }
+  json loop = json::parse(Need(*files, dir, "loop_state.json"));
+  const int64_t saved_world = loop.value("world_size", int64_t{1});
+  if (saved_world != world_size()) {
+    // Each rank's data position and RNG state belong to the sharding they were saved
+    // with; carrying them to another world size would silently change the data order.
+    throw std::invalid_argument(absl::StrCat(
+        "training_args.resume_from_checkpoint: ", dir, " was saved by ", saved_world, " rank(s) and this run has ",
+        world_size(), "; resume it with ", saved_world, " rank(s) (resources.ranks), or start over from its weights"
+        " with a new output_dir"));
+  }
   torch::serialize::InputArchive archive;
   std::istringstream optimizer_bytes(Need(*files, dir, "optimizer.pt"));
   archive.load_from(optimizer_bytes);
@@ -170,21 +217,8 @@ void Trainer::LoadCheckpoint(const std::string& dir) {
                                    scheduler.at("num_bad_epochs").get<int64_t>(),
                                    scheduler.at("cooldown_counter").get<int64_t>(),
                                    scheduler.at("last_epoch").get<int64_t>()});
-  const std::string& rng_bytes = Need(*files, dir, "rng_state.pth");
-  c10::IValue rng = torch::jit::pickle_load(std::vector<char>(rng_bytes.begin(), rng_bytes.end()));
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(rng.toGenericDict().at("cpu_rng_state").toTensor());
-  }
-  for (int64_t d = 0; d < static_cast<int64_t>(torch::cuda::device_count()); ++d) {
-    const std::string key = absl::StrCat("cuda_rng_state_", d);
-    if (!rng.toGenericDict().contains(key)) continue;
-    auto gen = at::globalContext().defaultGenerator(torch::Device(torch::kCUDA, d));
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(rng.toGenericDict().at(key).toTensor());
-  }
-  json loop = json::parse(Need(*files, dir, "loop_state.json"));
+  const int rank = distributed_ == nullptr ? 0 : distributed_->rank();
+  LoadRngState(Need(*files, dir, world_size() > 1 ? absl::StrCat("rng_state_", rank, ".pth") : "rng_state.pth"));
   loop_.epoch = loop.at("epoch").get<int64_t>();
   loop_.batches_done = loop.at("batches_done").get<int64_t>();
   loop_.loss_since_log = loop.at("loss_since_log").get<double>();
@@ -195,9 +229,6 @@ void Trainer::LoadCheckpoint(const std::string& dir) {
 
 void Trainer::SaveCheckpoint() {
   const std::string output_dir = args().output_dir();
-  if (!checkpoint_store_) {
-    checkpoint_store_ = std::make_unique<CheckpointStore>(output_dir, args().save_total_limit());
-  }
   const std::string dir = (fs::path(output_dir) / absl::StrCat(kCheckpointPrefix, state_.global_step)).string();
   if (state_.best_global_step && *state_.best_global_step == state_.global_step) {
     state_.best_model_checkpoint = dir;
@@ -209,6 +240,12 @@ void Trainer::SaveCheckpoint() {
   // The loop is blocked only for TakeSnapshot (in-memory copies); encoding, writing,
   // fsync and exports run on the store's writer thread.
   std::shared_ptr<CheckpointSnapshot> snap = TakeSnapshot();
+  // Rank 0 writes every rank's part in one folder, which appears (renamed) only once
+  // all parts are on disk: a checkpoint is complete for all ranks or not there at all.
+  if (!is_world_process_zero()) return;
+  if (!checkpoint_store_) {
+    checkpoint_store_ = std::make_unique<CheckpointStore>(output_dir, args().save_total_limit());
+  }
   auto produce = [snap]() -> absl::StatusOr<CheckpointFiles> {
     return RunGuarded<CheckpointFiles>("encoding a checkpoint", [&] { return EncodeSnapshot(*snap); });
   };

@@ -7,6 +7,8 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
+#include "worker/distributed.h"
+#include "worker/gradient_reducer.h"
 #include "worker/optimizer_factory.h"
 #include "worker/torch_status.h"
 #include "worker/trainer.h"
@@ -82,6 +84,11 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
     return absl::InvalidArgumentError("model: has no trainable parameters (none requires grad)");
   }
 
+  if (world_size() > 1 && !reducer_) {
+    const auto cap = static_cast<int64_t>(a.ddp_bucket_cap_mb() * 1024 * 1024);
+    reducer_ = std::make_unique<GradientReducer>(params, distributed_, cap);
+  }
+
   resumed_from_ = ResolveResumeCheckpoint();
   if (!resumed_from_.empty()) {
     LoadCheckpoint(resumed_from_);
@@ -95,6 +102,11 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
                accumulation);
   spdlog::info("  Total optimization steps = {}, trainable parameters = {}, threads = {}",
                state_.max_steps, model_->NumParameters(), torch::get_num_threads());
+  if (reducer_) {
+    spdlog::info("  Data parallel: {} ranks over {}, total batch size = {}, {} gradient bucket(s)", world_size(),
+                 distributed_->backend(), a.per_device_train_batch_size() * accumulation * world_size(),
+                 reducer_->num_buckets());
+  }
 
   callbacks_.on_train_begin(a, state_, control_);
   if (a.eval_on_start() && resumed_from_.empty()) EvaluateDuringTraining();
@@ -123,14 +135,17 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
       if (group.empty()) break;
 
       callbacks_.on_step_begin(a, state_, control_);
-      const double num_items = CountItems(group);
+      const double num_items = ItemsPerRank(group);
       double step_loss = 0;
       for (size_t i = 0; i < group.size(); ++i) {
+        // Gradients are all-reduced only in the backward of the last micro-batch.
+        if (reducer_) reducer_->set_sync(i + 1 == group.size());
         step_loss += training_step(*model_, group[i], num_items).item<double>();
         samples_since_log += group[i].size();
         loop_.total_samples += group[i].size();
         if (i + 1 < group.size()) callbacks_.on_substep_end(a, state_, control_);
       }
+      if (reducer_) reducer_->Finish();
       // HF reports grad_norm only when it clips (max_grad_norm > 0).
       const double grad_norm = a.max_grad_norm() > 0
                                    ? torch::nn::utils::clip_grad_norm_(params, a.max_grad_norm())
@@ -147,9 +162,10 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
       loop_.total_loss += step_loss;
       loop_.loss_since_log += step_loss;
       callbacks_.on_step_end(a, state_, control_);
+      SyncControlAcrossRanks();
       if (control_.should_log) {
         const double seconds = SecondsSince(last_log_time);
-        MaybeLogSaveEvaluate(grad_norm, samples_since_log / seconds);
+        MaybeLogSaveEvaluate(grad_norm, samples_since_log * world_size() / seconds);
         samples_since_log = 0;
         last_log_time = Clock::now();
       } else {
@@ -162,7 +178,7 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
     loop_.batches_done = 0;
     callbacks_.on_epoch_end(a, state_, control_);
     const double seconds = SecondsSince(last_log_time);
-    MaybeLogSaveEvaluate(std::nan(""), samples_since_log / seconds);
+    MaybeLogSaveEvaluate(std::nan(""), samples_since_log * world_size() / seconds);
     if (control_.should_log) {
       samples_since_log = 0;
       last_log_time = Clock::now();
@@ -172,6 +188,8 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
   if (checkpoint_store_) {
     if (absl::Status s = checkpoint_store_->Flush(); !s.ok()) return s;
   }
+  // Rank 0 writes the checkpoints: the others wait until they are on disk.
+  if (world_size() > 1) distributed_->Barrier();
   if (a.load_best_model_at_end() && state_.best_model_checkpoint) {
     spdlog::info("Loading best model from {} (step {}, {} = {})", *state_.best_model_checkpoint,
                  state_.best_global_step.value_or(-1), a.metric_for_best_model(), state_.best_metric.value_or(0));
@@ -181,23 +199,40 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
   }
 
   const double runtime = SecondsSince(train_start);
-  const int64_t samples = loop_.total_samples - resumed_samples;
+  // Every rank reads as many samples (shards are padded): the job's throughput is W times.
+  const int64_t samples = (loop_.total_samples - resumed_samples) * world_size();
   TrainOutput out;
   out.global_step = state_.global_step;
-  out.training_loss = state_.global_step > 0 ? loop_.total_loss / state_.global_step : 0;
+  out.training_loss = state_.global_step > 0 ? MeanAcrossRanks(loop_.total_loss) / state_.global_step : 0;
   out.metrics = {{"train_runtime", runtime},
                  {"train_samples_per_second", samples / runtime},
                  {"train_steps_per_second", (state_.global_step - resumed_step) / runtime},
                  {"train_loss", out.training_loss},
                  {"train_data_wait_fraction", data_wait_seconds / runtime}};
+  if (reducer_) out.metrics["train_allreduce_wait_fraction"] = reducer_->wait_seconds() / runtime;
   log(out.metrics, "train_end");
   callbacks_.on_train_end(a, state_, control_);
   return out;
 }
 
+void Trainer::SyncControlAcrossRanks() {
+  if (world_size() == 1) return;
+  // A stop request (SIGTERM, trainerd's "stop") reaches ranks at different steps; every
+  // rank must stop and save at the same one, or the others would wait in a collective.
+  torch::Tensor flags = torch::tensor({control_.should_training_stop ? 1.0 : 0.0, control_.should_save ? 1.0 : 0.0,
+                                       control_.should_epoch_stop ? 1.0 : 0.0},
+                                      torch::kDouble);
+  distributed_->AllReduceSum(flags);
+  control_.should_training_stop = flags[0].item<double>() > 0;
+  control_.should_save = flags[1].item<double>() > 0;
+  control_.should_epoch_stop = flags[2].item<double>() > 0;
+}
+
 void Trainer::MaybeLogSaveEvaluate(double grad_norm, double samples_per_second) {
   if (control_.should_log && state_.global_step > loop_.last_logged_step) {
-    Metrics logs = {{"loss", loop_.loss_since_log / (state_.global_step - loop_.last_logged_step)},
+    // HF logs the loss averaged over the ranks.
+    const double loss = MeanAcrossRanks(loop_.loss_since_log);
+    Metrics logs = {{"loss", loss / (state_.global_step - loop_.last_logged_step)},
                     {"learning_rate", lr_schedule_->LearningRate(state_.global_step)},
                     {"samples_per_second", samples_per_second}};
     if (!std::isnan(grad_norm)) logs["grad_norm"] = grad_norm;

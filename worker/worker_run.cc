@@ -21,7 +21,9 @@
 #include "proto/spec/spec_loader.h"
 #include "proto/spec/spec_validator.h"
 #include "worker/dataset_reader.h"
+#include "worker/distributed.h"
 #include "worker/model.h"
+#include "worker/torch_status.h"
 #include "worker/trainer.h"
 #include "worker/worker_reporter.h"
 
@@ -38,12 +40,14 @@ void TuneProcess() {
   at::globalContext().setFlushDenormal(true);
 }
 
-void SetLogLevel(const std::string& level) {
+// `rank_tag` ("rank 1") prefixes every message when several ranks share a terminal.
+void SetLogLevel(const std::string& level, const std::string& rank_tag = "") {
   // Human-readable logs go to stderr; stdout stays free for results.
   if (spdlog::get("trainer-worker") == nullptr) {
     spdlog::set_default_logger(spdlog::stderr_logger_mt("trainer-worker"));
   }
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+  spdlog::set_pattern(rank_tag.empty() ? "%Y-%m-%dT%H:%M:%S.%e %l %v"
+                                       : "%Y-%m-%dT%H:%M:%S.%e %l [" + rank_tag + "] %v");
   if (level == "debug") spdlog::set_level(spdlog::level::debug);
   else if (level == "warning") spdlog::set_level(spdlog::level::warn);
   else if (level == "error") spdlog::set_level(spdlog::level::err);
@@ -143,7 +147,15 @@ int RunWorker(const WorkerOptions& options) {
     return 0;
   }
   const auto& args = spec->training_args();
-  SetLogLevel(args.log_level());
+  absl::StatusOr<DistributedConfig> dist_config = DistributedConfigFromEnvironment();
+  if (!dist_config.ok()) return Fail(dist_config.status());
+  dist_config->timeout = std::chrono::seconds(args.ddp_timeout());
+  const bool main_rank = dist_config->rank == 0;
+  // HF: rank 0 logs at log_level, the others at log_level_replica; with
+  // log_on_each_node every node's local rank 0 counts as a main process for logging.
+  const bool logs_as_main = main_rank || (args.log_on_each_node() && dist_config->local_rank == 0);
+  SetLogLevel(logs_as_main ? args.log_level() : args.log_level_replica(),
+              dist_config->world_size > 1 ? absl::StrCat("rank ", dist_config->rank) : "");
   const fs::path output_dir = args.output_dir();
   const bool resuming = !args.resume_from_checkpoint().empty() && args.resume_from_checkpoint() != "false";
   if (args.do_train() && !resuming && HoldsResults(output_dir) && !args.overwrite_output_dir()) {
@@ -155,8 +167,10 @@ int RunWorker(const WorkerOptions& options) {
   std::error_code ec;
   fs::create_directories(output_dir, ec);
   if (ec) return Fail(absl::InvalidArgumentError(absl::StrCat("training_args.output_dir: ", ec.message())));
-  if (absl::Status s = WriteFileAtomically((output_dir / "job_spec.json").string(), JobSpecToJson(*spec)); !s.ok()) {
-    return Fail(s);
+  if (main_rank) {
+    if (absl::Status s = WriteFileAtomically((output_dir / "job_spec.json").string(), JobSpecToJson(*spec)); !s.ok()) {
+      return Fail(s);
+    }
   }
 
   std::shared_ptr<HeartbeatCallback> heartbeat;
@@ -178,10 +192,27 @@ int RunWorker(const WorkerOptions& options) {
       WorkerReporter::FromEnvironment([](const std::string&) { g_stop_requested.store(true); });
   if (reporter) callbacks.push_back(reporter);
   std::signal(SIGTERM, OnSigterm);
+  std::unique_ptr<Distributed> distributed;
+  if (dist_config->world_size > 1) {
+    spdlog::info("Joining {} ranks through the store at {}:{}", dist_config->world_size, dist_config->store_host,
+                 dist_config->store_port);
+    absl::StatusOr<std::unique_ptr<Distributed>> joined = Distributed::Connect(*dist_config, /*use_cuda=*/false);
+    if (!joined.ok()) return Fail(joined.status());
+    distributed = std::move(*joined);
+  }
   Trainer trainer(*spec, std::move(*model), std::move(*data), callbacks);
-  auto log = TrainingLog::Open((output_dir / "trainer_log.jsonl").string(), options.metrics_fd);
+  if (absl::Status s = RunGuardedStatus("joining the ranks", [&] {
+        trainer.set_distributed(distributed.get());
+        return absl::OkStatus();
+      });
+      !s.ok()) {
+    return Fail(s);
+  }
+  // Rank 0 writes the job's log and results; the other ranks compute the same numbers.
+  auto log = main_rank ? TrainingLog::Open((output_dir / "trainer_log.jsonl").string(), options.metrics_fd)
+                       : TrainingLog::Open("", -1);
   if (!log.ok()) return Fail(log.status());
-  if (reporter) {
+  if (reporter && main_rank) {
     (*log)->set_observer([reporter](const std::string& kind, const Progress& p, const Metrics& m,
                                     const std::map<std::string, std::string>& text) {
       if (kind == "checkpoint") {
@@ -201,6 +232,8 @@ int RunWorker(const WorkerOptions& options) {
       spdlog::warn("Stopped by SIGTERM at step {}; the latest checkpoint resumes it", trainer.state().global_step);
       return kExitStopped;
     }
+  }
+  if (args.do_train() && main_rank) {
     if (absl::Status s = trainer.save_model(output_dir.string()); !s.ok()) return Fail(s);
     // HF's trainer.save_state(): the final TrainerState beside the model.
     if (absl::Status s = WriteFileAtomically((output_dir / "trainer_state.json").string(),
@@ -220,10 +253,13 @@ int RunWorker(const WorkerOptions& options) {
     absl::StatusOr<PredictionOutput> out = trainer.predict(*test, "test");
     if (!out.ok()) return Fail(out.status());
     all_results.insert(out->metrics.begin(), out->metrics.end());
-    if (absl::Status s = WritePredictions((output_dir / "predictions.csv").string(), *out, regression); !s.ok()) {
-      return Fail(s);
+    if (main_rank) {
+      if (absl::Status s = WritePredictions((output_dir / "predictions.csv").string(), *out, regression); !s.ok()) {
+        return Fail(s);
+      }
     }
   }
+  if (!main_rank) return 0;
   all_results["epoch"] = trainer.state().epoch;
   if (absl::Status s = WriteFileAtomically((output_dir / "all_results.json").string(), MetricsJson(all_results)); !s.ok()) {
     return Fail(s);

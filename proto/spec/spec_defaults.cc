@@ -47,6 +47,11 @@ void ApplyDefaults(trainer::v1::JobSpec* spec) {
   if (!a->has_label_smoothing_factor()) a->set_label_smoothing_factor(0.0);
   if (!a->has_bf16()) a->set_bf16(false);
   if (!a->has_torch_num_threads()) a->set_torch_num_threads(0);
+  if (!a->has_log_level_replica()) a->set_log_level_replica("warning");
+  if (!a->has_log_on_each_node()) a->set_log_on_each_node(true);
+  if (!a->has_ddp_timeout()) a->set_ddp_timeout(300);
+  if (!a->has_ddp_bucket_cap_mb()) a->set_ddp_bucket_cap_mb(25);
+  if (!a->has_optimizer_sharding()) a->set_optimizer_sharding(false);
   if (!a->has_save_strategy()) a->set_save_strategy("steps");
   if (!a->has_save_steps()) a->set_save_steps(500);
   if (!a->has_save_total_limit()) a->set_save_total_limit(0);

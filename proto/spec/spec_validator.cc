@@ -191,6 +191,9 @@ void CheckTrainingArgs(const JobSpec& spec, Checker* c) {
     c->Add(p + "label_smoothing_factor", "must be in [0, 1)");
   }
   c->NonNegative(p + "torch_num_threads", static_cast<double>(a.torch_num_threads()));
+  c->Choice(p + "log_level_replica", a.log_level_replica(), {"debug", "info", "warning", "error", "critical"});
+  if (a.ddp_timeout() <= 0) c->Add(p + "ddp_timeout", "must be > 0 (seconds)");
+  if (!(a.ddp_bucket_cap_mb() > 0)) c->Add(p + "ddp_bucket_cap_mb", "must be > 0");
 
   CheckCheckpointArgs(spec, c);
 

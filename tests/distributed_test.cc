@@ -1,0 +1,242 @@
+// Data parallelism end to end: real trainer-worker processes joined over c10d (Gloo on
+// loopback), launched the way trainerd or a person with torchrun-style variables does.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <optional>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "tests/test_util.h"
+
+namespace trainerd {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using testing::TempDir;
+using Clock = std::chrono::steady_clock;
+
+std::string Worker() { return testing::BuildDir() + "/worker/trainer-worker"; }
+
+// One trainer-worker process with RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT set.
+class RankProcess {
+ public:
+  RankProcess(int rank, int world, int port, const std::vector<std::string>& args, const std::string& log_path) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      setenv("RANK", std::to_string(rank).c_str(), 1);
+      setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
+      setenv("WORLD_SIZE", std::to_string(world).c_str(), 1);
+      setenv("MASTER_ADDR", "127.0.0.1", 1);
+      setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      std::FILE* log = std::freopen(log_path.c_str(), "w", stderr);
+      if (log == nullptr) _exit(127);
+      dup2(fileno(stderr), fileno(stdout));
+      std::vector<char*> argv = {const_cast<char*>(Worker().c_str())};
+      std::string program = Worker();
+      argv[0] = program.data();
+      std::vector<std::string> copy = args;
+      for (std::string& a : copy) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(program.c_str(), argv.data());
+      _exit(127);
+    }
+  }
+  ~RankProcess() {
+    if (!exit_code_) {
+      kill(pid_, SIGKILL);
+      Wait(std::chrono::seconds(10));
+    }
+  }
+  pid_t pid() const { return pid_; }
+
+  // The exit code (128 + signal when killed), or nullopt if it runs past `timeout`.
+  std::optional<int> Wait(std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (!exit_code_) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        break;
+      }
+      if (Clock::now() > deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return exit_code_;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+};
+
+// Starts `world` ranks on `spec` with extra --set overrides; logs go to dir/rank<r>.log.
+std::vector<std::unique_ptr<RankProcess>> StartRanks(const TempDir& dir, int world, const std::string& spec,
+                                                     const std::vector<std::string>& sets) {
+  const int port = testing::FreePort();
+  std::vector<std::string> args = {"--spec", spec};
+  for (const std::string& s : sets) {
+    args.push_back("--set");
+    args.push_back(s);
+  }
+  std::vector<std::unique_ptr<RankProcess>> ranks;
+  for (int r = 0; r < world; ++r) {
+    ranks.push_back(std::make_unique<RankProcess>(r, world, port, args, dir / absl::StrCat("rank", r, ".log")));
+  }
+  return ranks;
+}
+
+// Runs `world` ranks to the end; every rank must exit 0.
+void RunRanks(const TempDir& dir, int world, const std::string& spec, const std::vector<std::string>& sets) {
+  auto ranks = StartRanks(dir, world, spec, sets);
+  for (int r = 0; r < world; ++r) {
+    std::optional<int> code = ranks[r]->Wait(std::chrono::seconds(240));
+    ASSERT_EQ(code, std::optional<int>(0)) << "rank " << r << ":\n"
+                                           << testing::ReadFile(dir / absl::StrCat("rank", r, ".log"));
+  }
+}
+
+// SGD and no dropout: the only differences between runs are summation orders.
+std::string Spec(const TempDir& dir) {
+  const std::string d = testing::kFashionDir;
+  const std::string spec = absl::StrCat(R"(
+training_args:
+  max_steps: 24
+  per_device_train_batch_size: 16
+  gradient_accumulation_steps: 2
+  per_device_eval_batch_size: 64
+  learning_rate: 0.05
+  optim: sgd
+  logging_steps: 1
+  save_steps: 10
+  torch_num_threads: 1
+  do_eval: true
+model: {type: mlp, hidden_sizes: [32]}
+data:
+  train: {path: )", d, "/train-images-idx3-ubyte.gz, labels_path: ", d, R"(/train-labels-idx1-ubyte.gz, limit: 3000}
+  eval_split: 0.1
+  mean: 0.286
+  std: 0.353
+metrics: [accuracy]
+)");
+  testing::WriteFile(dir / "job.yaml", spec);
+  return dir / "job.yaml";
+}
+
+// {step: loss} of every train record, and the last eval record.
+struct RunLog {
+  std::map<int64_t, double> loss;
+  nlohmann::json eval;
+};
+
+RunLog ReadRunLog(const std::string& output_dir) {
+  RunLog out;
+  for (const auto& line : absl::StrSplit(testing::ReadFile(output_dir + "/trainer_log.jsonl"), '\n', absl::SkipEmpty())) {
+    nlohmann::json j = nlohmann::json::parse(std::string(line));
+    if (j["kind"] == "train") out.loss[j["step"].get<int64_t>()] = j["loss"].get<double>();
+    if (j["kind"] == "eval") out.eval = j;
+  }
+  return out;
+}
+
+void ExpectSameLosses(const RunLog& expected, const RunLog& actual, int64_t from_step = 1) {
+  for (const auto& [step, loss] : expected.loss) {
+    if (step < from_step) continue;
+    ASSERT_TRUE(actual.loss.count(step)) << "no loss logged at step " << step;
+    EXPECT_NEAR(actual.loss.at(step), loss, 1e-5) << "step " << step;
+  }
+}
+
+TEST(Distributed, TwoRanksWithBatchBMatchOneRankWithBatch2B) {
+  TempDir dir;
+  const std::string spec = Spec(dir);
+  RunRanks(dir, 1, spec, {"training_args.output_dir=" + dir / "one", "training_args.per_device_train_batch_size=32"});
+  RunRanks(dir, 2, spec, {"training_args.output_dir=" + dir / "two"});
+  RunLog one = ReadRunLog(dir / "one"), two = ReadRunLog(dir / "two");
+  ASSERT_EQ(one.loss.size(), 24u);
+  ExpectSameLosses(one, two);
+  EXPECT_NEAR(two.eval["eval_loss"].get<double>(), one.eval["eval_loss"].get<double>(), 1e-5);
+  EXPECT_EQ(two.eval["eval_accuracy"], one.eval["eval_accuracy"]);
+
+  // Rank 0 logs; rank 1 logs warnings only (log_level_replica) and writes no results.
+  const std::string rank0 = testing::ReadFile(dir / "rank0.log");
+  EXPECT_THAT(rank0, HasSubstr("[rank 0]"));
+  EXPECT_THAT(rank0, HasSubstr("2 ranks over gloo, total batch size = 64"));
+  EXPECT_THAT(testing::ReadFile(dir / "rank1.log"), Not(HasSubstr(" info ")));
+  // Every rank's RNG state is in the checkpoint, beside the shared parts.
+  for (const char* name : {"rng_state_0.pth", "rng_state_1.pth", "model.safetensors", "optimizer.pt"}) {
+    EXPECT_TRUE(fs::exists(fs::path(dir / "two") / "checkpoint-20" / name)) << name;
+  }
+  EXPECT_TRUE(fs::exists(dir / "two/all_results.json"));
+}
+
+TEST(Distributed, ResumesWithTheSameWorldSizeAndExplainsAnother) {
+  TempDir dir;
+  const std::string spec = Spec(dir);
+  RunRanks(dir, 2, spec, {"training_args.output_dir=" + dir / "full", "training_args.log_level_replica=info"});
+  EXPECT_THAT(testing::ReadFile(dir / "rank1.log"), HasSubstr("info [rank 1]"));
+
+  // Stopped after step 13; resumes from checkpoint-10 and logs what the full run logged.
+  testing::WriteFile(dir / "stop.yaml", testing::ReadFile(spec) + "callbacks: [{name: stop_after_steps, steps: 13}]\n");
+  RunRanks(dir, 2, dir / "stop.yaml", {"training_args.output_dir=" + dir / "resumed"});
+  RunRanks(dir, 2, spec, {"training_args.output_dir=" + dir / "resumed", "training_args.resume_from_checkpoint=true"});
+  ExpectSameLosses(ReadRunLog(dir / "full"), ReadRunLog(dir / "resumed"), /*from_step=*/11);
+
+  // One rank cannot continue two ranks' data order: a clear refusal, exit status 2.
+  auto ranks = StartRanks(dir, 1, spec, {"training_args.output_dir=" + dir / "resumed",
+                                         "training_args.resume_from_checkpoint=" + dir / "resumed/checkpoint-10"});
+  EXPECT_EQ(ranks[0]->Wait(std::chrono::seconds(120)), std::optional<int>(2));
+  EXPECT_THAT(testing::ReadFile(dir / "rank0.log"), HasSubstr("was saved by 2 rank(s) and this run has 1"));
+}
+
+// Starts a long 2-rank run and waits until it trains (rank 0 has logged a step).
+std::vector<std::unique_ptr<RankProcess>> StartLongRun(const TempDir& dir, int timeout_s) {
+  auto ranks = StartRanks(dir, 2, Spec(dir),
+                          {"training_args.output_dir=" + dir / "out", "training_args.max_steps=1000000",
+                           "training_args.save_steps=1000000", absl::StrCat("training_args.ddp_timeout=", timeout_s)});
+  const auto deadline = Clock::now() + std::chrono::seconds(120);
+  while (Clock::now() < deadline && testing::ReadFile(dir / "out/trainer_log.jsonl").find("\"train\"") == std::string::npos) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return ranks;
+}
+
+TEST(Distributed, AKilledRankMakesTheOtherFailFast) {
+  TempDir dir;
+  auto ranks = StartLongRun(dir, /*timeout_s=*/60);
+  ASSERT_FALSE(ranks[0]->Wait(std::chrono::milliseconds(0))) << testing::ReadFile(dir / "rank0.log");
+  kill(ranks[1]->pid(), SIGKILL);
+  const auto killed = Clock::now();
+  std::optional<int> code = ranks[0]->Wait(std::chrono::seconds(90));
+  ASSERT_TRUE(code.has_value()) << "rank 0 still waits for its dead peer";
+  EXPECT_NE(*code, 0);
+  // Gloo sees the closed connection long before the 60 s timeout.
+  EXPECT_LT(Clock::now() - killed, std::chrono::seconds(30));
+  EXPECT_THAT(testing::ReadFile(dir / "rank0.log"), HasSubstr("across 2 ranks failed on rank 0"));
+}
+
+TEST(Distributed, AHungRankMakesTheOtherFailWithinTheTimeout) {
+  TempDir dir;
+  auto ranks = StartLongRun(dir, /*timeout_s=*/3);
+  ASSERT_FALSE(ranks[0]->Wait(std::chrono::milliseconds(0))) << testing::ReadFile(dir / "rank0.log");
+  kill(ranks[1]->pid(), SIGSTOP);  // alive, connected, silent
+  const auto stopped = Clock::now();
+  std::optional<int> code = ranks[0]->Wait(std::chrono::seconds(60));
+  kill(ranks[1]->pid(), SIGKILL);
+  ASSERT_TRUE(code.has_value()) << "rank 0 waited past ddp_timeout";
+  EXPECT_NE(*code, 0);
+  EXPECT_LT(Clock::now() - stopped, std::chrono::seconds(30));
+  EXPECT_THAT(testing::ReadFile(dir / "rank0.log"), HasSubstr("hung past ddp_timeout"));
+}
+
+}  // namespace
+}  // namespace trainerd
