@@ -36,16 +36,6 @@ trainer::v1::JobSpec TinySpec(int64_t steps, int64_t logging_steps) {
       "/train-labels-idx1-ubyte.gz, limit: 500}}\n"));
 }
 
-std::string Submit(testing::Daemon& d, const trainer::v1::JobSpec& spec) {
-  grpc::ClientContext ctx;
-  trainer::v1::SubmitJobRequest req;
-  *req.mutable_spec() = spec;
-  trainer::v1::SubmitJobResponse resp;
-  grpc::Status s = d.stub().SubmitJob(&ctx, req, &resp);
-  if (!s.ok()) std::fprintf(stderr, "submit: %s\n", s.error_message().c_str());
-  return resp.job_id();
-}
-
 void QueueAndList(int jobs) {
   testing::TempDir dir;
   testing::Daemon d(dir.path().string(), {"--cpu-slots", "0"});
@@ -55,7 +45,7 @@ void QueueAndList(int jobs) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&] {
-      while (next.fetch_add(1) < jobs) Submit(d, spec);
+      while (next.fetch_add(1) < jobs) testing::Submit(d, spec);
     });
   }
   for (auto& t : threads) t.join();
@@ -157,7 +147,7 @@ void FirstStepAndFollowers() {
   std::vector<double> total_ms, worker_ms;
   for (int i = 0; i < 3; ++i) {
     const auto t0 = Clock::now();
-    const std::string id = Submit(d, TinySpec(20, 1));
+    const std::string id = testing::Submit(d, TinySpec(20, 1));
     trainer::v1::Job job;
     while (true) {
       grpc::ClientContext ctx;
@@ -183,7 +173,7 @@ void FirstStepAndFollowers() {
               Percentile(total_ms, 0.5), Percentile(total_ms, 0.5) - Percentile(worker_ms, 0.5));
 
   // 50 followers of one chatty job (a log line per step).
-  const std::string id = Submit(d, TinySpec(3000, 1));
+  const std::string id = testing::Submit(d, TinySpec(3000, 1));
   std::atomic<int64_t> lines{0};
   std::vector<int64_t> last_seq(50, 0);
   std::vector<std::thread> followers;

@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
 
   std::string spec_path, name, job_id, level, state_filter_text, metric_name, split;
   std::vector<std::string> sets, states;
-  int priority = 0, max_restarts = -1, limit = 20, rank = -1;
+  int priority = 0, max_restarts = -1, limit = 20, rank = -1, ranks = 1, gpus_per_rank = 0;
   int64_t since = 1, checkpoint = 0;
   bool follow = false, plot = false, csv = false, delete_files = false;
 
@@ -126,6 +126,9 @@ int main(int argc, char** argv) {
   submit->add_option("--priority", priority, "Higher runs first");
   submit->add_option("--set", sets, "Override a spec field: dotted.path=value (repeatable)");
   submit->add_option("--max-restarts", max_restarts, "Restarts from checkpoint on failure (default: trainerd's)");
+  submit->add_option("--ranks", ranks, "Data-parallel ranks, started together (one CPU slot each)")
+      ->capture_default_str();
+  submit->add_option("--gpus-per-rank", gpus_per_rank, "GPUs each rank needs")->capture_default_str();
   submit->add_flag("--follow,-f", follow, "Follow the logs and exit with the job's outcome");
   submit->add_flag("--json", json, "Print the submitted job as JSON");
 
@@ -203,6 +206,8 @@ int main(int argc, char** argv) {
     req.set_name(name);
     req.set_priority(priority);
     if (max_restarts >= 0) req.set_max_restarts(max_restarts);
+    req.mutable_resources()->set_ranks(ranks);
+    req.mutable_resources()->set_gpus_per_rank(gpus_per_rank);
     auto resp = client.SubmitJob(req);
     if (!resp.ok()) return Report(resp.status());
     if (json) std::cout << ToJson(resp->job()) << "\n";
@@ -257,6 +262,9 @@ int main(int argc, char** argv) {
     for (const auto& [k, v] : std::map<std::string, double>(p.eval_metrics().begin(), p.eval_metrics().end())) {
       std::cout << absl::StrFormat("%-11s %.4f\n", k, v);
     }
+    std::cout << "ranks       " << job->resources().ranks();
+    if (job->resources().gpus_per_rank() > 0) std::cout << " x " << job->resources().gpus_per_rank() << " GPU(s)";
+    std::cout << "\n";
     std::cout << "restarts    " << job->restarts() << "/" << job->max_restarts() << "\n";
     std::cout << "output      " << job->output_dir() << "\n";
     if (!job->best_checkpoint().empty()) std::cout << "best        " << job->best_checkpoint() << "\n";

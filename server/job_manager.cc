@@ -117,8 +117,9 @@ absl::StatusOr<Job> JobManager::Submit(const trainer::v1::SubmitJobRequest& requ
   std::vector<std::string> problems = FindSpecProblems(spec);
   const auto& r = request.resources();
   if (r.ranks() < 0) problems.push_back("resources.ranks: must be >= 1");
-  if (r.ranks() > 1) {
-    problems.push_back("resources.ranks: training on more than one rank is not available yet; use 1");
+  if (r.ranks() > MaxRanks()) {
+    problems.push_back(absl::StrCat("resources.ranks: ", r.ranks(), " ranks need as many CPU slots; this trainerd has ",
+                                    MaxRanks(), " (--cpu-slots, plus its agents')"));
   }
   if (r.gpus_per_rank() < 0) problems.push_back("resources.gpus_per_rank: must be >= 0");
   if (r.gpus_per_rank() > options_.gpus) {
@@ -209,7 +210,7 @@ absl::StatusOr<Job> JobManager::Cancel(const std::string& id) {
   }
   it->second.stop_reason = "cancelled";
   it->second.term_sent = std::chrono::steady_clock::now();
-  SignalWorker(it->second.pid, SIGTERM);
+  SignalRanks(it->second, SIGTERM);
   if (absl::Status s = Transition(*job, trainer::v1::CANCELLING); !s.ok()) return s;
   return *job;
 }

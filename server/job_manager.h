@@ -25,6 +25,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "server/scheduler.h"
 #include "server/worker_process.h"
 #include "storage/job_store.h"
 #include "trainer/v1/job_service.pb.h"
@@ -42,6 +43,12 @@ struct JobManagerOptions {
   double heartbeat_timeout_s = 300;
   double grace_period_s = 30;
   double poll_interval_s = 0.1;
+  // Multi-node: the address other machines reach this one at (rank 0's store when it
+  // runs here), how often agents poll, and how long a silent agent counts as alive.
+  std::string advertise_host = "127.0.0.1";
+  double agent_poll_interval_s = 0.5;
+  double agent_timeout_s = 10;
+  std::string agent_token;  // when set, agents must present it
 };
 
 // Observers for the daemon's metrics (called with mu_ held; must be quick).
@@ -88,23 +95,46 @@ class JobManager {
   absl::Status WorkerCheckpoint(const std::string& secret, const trainer::v1::CheckpointReport& report);
   absl::Status WorkerOutput(const std::string& secret, const trainer::v1::OutputReport& report);
 
+  // AgentService: calls from trainerd agents on other machines (job_agents.cc).
+  absl::StatusOr<trainer::v1::RegisterAgentResponse> AgentRegister(const std::string& token,
+                                                                   const trainer::v1::RegisterAgentRequest& request);
+  absl::StatusOr<trainer::v1::AgentPollResponse> AgentPoll(const std::string& token,
+                                                           const trainer::v1::AgentPollRequest& request);
+  // The live agents: {id: "name (host), N slots"}.
+  std::map<std::string, std::string> Agents();
+
   JobStore* store() { return store_; }
   // Slots in use: {cpu, gpus}.
   std::pair<int32_t, int32_t> SlotsInUse();
 
  private:
-  struct Running {
-    pid_t pid = 0;
-    int32_t attempt = 0;
-    bool child = true;  // false: re-attached after a restart (cannot be waited for)
+  using Clock = std::chrono::steady_clock;
+
+  // One rank of a running attempt.
+  struct RankProc {
+    int32_t rank = 0;
+    std::string node;  // "" = this machine; else the id of the agent that runs it
+    pid_t pid = 0;     // on its node; 0 until an agent reports it
     std::string log_path, log_key, heartbeat_path;
     int64_t log_offset = 0;
+    std::optional<ExitInfo> exit;  // set once it ended
+    std::optional<Clock::time_point> last_rpc_heartbeat;
+  };
+
+  // A running attempt: its ranks start together and stop together.
+  struct Running {
+    std::string job_id;
+    int32_t attempt = 0;
+    bool child = true;  // false: re-attached after a restart (cannot be waited for)
+    std::vector<RankProc> ranks;
     int64_t started_ms = 0;
     int32_t cpu_slots = 1, gpus = 0;
     std::string secret;       // the attempt's WorkerService credential
-    std::optional<std::chrono::steady_clock::time_point> last_rpc_heartbeat;
-    std::string stop_reason;  // "cancelled", "shutdown", "heartbeat lost ..."
-    std::optional<std::chrono::steady_clock::time_point> term_sent;
+    std::string stop_reason;  // "cancelled", "shutdown", "heartbeat lost ...", "rank 1 ..."
+    bool node_lost = false;   // an agent vanished: the restart is not the job's fault
+    int32_t failed_rank = -1;
+    std::optional<ExitInfo> failure;  // the first failing rank's exit
+    std::optional<Clock::time_point> term_sent;
   };
 
   JobManager(JobManagerOptions options, JobStore* store, JobManagerHooks hooks);
@@ -119,10 +149,41 @@ class JobManager {
   void SupervisorLoop();
   void PollOnce() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Schedule() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void StartAttempt(trainer::v1::Job& job, const std::string& resume_from) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts every rank of a new attempt; `nodes` says where each rank runs.
+  void StartAttempt(trainer::v1::Job& job, const std::string& resume_from, const std::vector<std::string>& nodes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TailOutput(const std::string& job_id, Running& running) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CheckWorker(const std::string& job_id, Running& running) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records that rank `rank` ended. A failure stops the attempt's other ranks; when the
+  // last rank has ended the attempt is finished. May erase `running`.
+  void OnRankExit(const std::string& job_id, Running& running, size_t rank, const ExitInfo& exit)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends `signal` to every rank of `running` that still runs, wherever it runs.
+  void SignalRanks(Running& running, int signal) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishAttempt(const std::string& job_id, const ExitInfo& exit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status LaunchRank(const std::string& job_id, Running& running, RankProc& rank, const WorkerLaunch& launch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Nodes (job_agents.cc).
+  struct Agent {
+    std::string name, host;
+    int32_t cpu_slots = 0, gpus = 0;
+    Clock::time_point last_poll;
+    std::vector<trainer::v1::StartRank> to_start;
+    std::vector<trainer::v1::SignalRank> to_signal;
+  };
+  // Free slots on this machine and on every live agent.
+  std::vector<NodeSlots> FreeSlotsByNode() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The most ranks one job can have: all slots of all nodes.
+  int32_t MaxRanks() ABSL_LOCKS_EXCLUDED(mu_);
+  std::string NodeAddress(const std::string& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status StartRemoteRank(const std::string& job_id, Running& running, RankProc& rank,
+                               const WorkerLaunch& launch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SignalRemoteRank(Running& running, RankProc& rank, int signal)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Declares agents that stopped polling lost and fails the attempts that had ranks there.
+  void CheckAgents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckAgentToken(const std::string& token) const;
   // The running attempt a worker call is for, if `secret` is its credential.
   absl::StatusOr<Running*> Authenticate(const std::string& secret, const std::string& job_id, int32_t attempt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -136,6 +197,7 @@ class JobManager {
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_supervisor_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, Running> running_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Agent> agents_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> jsonl_offsets_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> resume_requests_ ABSL_GUARDED_BY(mu_);  // job -> checkpoint dir
   // Set when the queue or the free slots may have changed: Schedule() reads the queue

@@ -22,7 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using trainer::v1::Job;
-using Clock = std::chrono::steady_clock;
 
 // Exit status trainer-worker uses for an invalid spec: retrying cannot help.
 constexpr int kExitInvalidSpec = 2;
@@ -67,13 +66,20 @@ std::string NewSecret() {
 
 JobManager::Running JobManager::AttemptFiles(const Job& job, int32_t attempt) const {
   Running r;
+  r.job_id = job.id();
   r.attempt = attempt;
   const std::string attempt_dir = absl::StrCat(JobDir(job.id()), "/attempt-", attempt);
-  r.log_path = attempt_dir + "/rank0.log";
-  r.log_key = absl::StrCat(job.id(), "/attempt-", attempt, "/rank0.log");
-  r.heartbeat_path = attempt_dir + "/heartbeat";
-  r.cpu_slots = job.resources().ranks();
-  r.gpus = job.resources().ranks() * job.resources().gpus_per_rank();
+  const int32_t ranks = std::max(1, job.resources().ranks());
+  for (int32_t k = 0; k < ranks; ++k) {
+    RankProc p;
+    p.rank = k;
+    p.log_path = absl::StrCat(attempt_dir, "/rank", k, ".log");
+    p.log_key = absl::StrCat(job.id(), "/attempt-", attempt, "/rank", k, ".log");
+    p.heartbeat_path = k == 0 ? attempt_dir + "/heartbeat" : absl::StrCat(attempt_dir, "/heartbeat-", k);
+    r.ranks.push_back(std::move(p));
+  }
+  r.cpu_slots = ranks;
+  r.gpus = ranks * job.resources().gpus_per_rank();
   return r;
 }
 
@@ -90,23 +96,36 @@ absl::Status JobManager::Recover() {
     auto* attempt = job.mutable_attempts(job.attempts_size() - 1);
     const std::string dir = JobDir(job.id());
     Running r = AttemptFiles(job, attempt->number());
-    r.pid = attempt->pid();
     r.child = false;
+    bool any_alive = false, remote = false;
+    for (RankProc& p : r.ranks) {
+      p.pid = p.rank < attempt->rank_pids_size() ? attempt->rank_pids(p.rank) : (p.rank == 0 ? attempt->pid() : 0);
+      if (p.rank < attempt->rank_nodes_size()) p.node = attempt->rank_nodes(p.rank);
+      remote = remote || !p.node.empty();
+      p.log_offset = store_->TailOffset(p.log_key).value_or(0);
+      if (p.node.empty() && WorkerAlive(p.pid, dir)) any_alive = true;
+    }
     std::ifstream secret(absl::StrCat(dir, "/attempt-", r.attempt, "/.secret"));
     std::getline(secret, r.secret);
-    r.log_offset = store_->TailOffset(r.log_key).value_or(0);
     r.started_ms = attempt->started_unix_ms();
-    if (WorkerAlive(r.pid, dir)) {
+    // Ranks on agents die with their agent's connection to the old trainerd: an
+    // attempt with remote ranks restarts.
+    if (any_alive && !remote) {
       if (job.state() == trainer::v1::CANCELLING) r.stop_reason = "cancelled";
       running_[job.id()] = r;
-      spdlog::info("job={} re-attached to worker pid {} (attempt {})", job.id(), r.pid, r.attempt);
+      spdlog::info("job={} re-attached to {} rank(s) of attempt {}", job.id(), r.ranks.size(), r.attempt);
       continue;
     }
-    // Whatever the worker wrote before it ended is still in its files: read it first.
+    if (any_alive) {
+      for (RankProc& p : r.ranks) {
+        if (p.node.empty()) SignalWorker(p.pid, SIGKILL);
+      }
+    }
+    // Whatever the workers wrote before they ended is still in their files: read it first.
     TailOutput(job.id(), r);
     if (auto updated = Get(job.id()); updated.ok()) job = *updated;
     attempt = job.mutable_attempts(job.attempts_size() - 1);
-    // Its worker is gone too: judge the attempt, then restart or finish the job.
+    // Its workers are gone too: judge the attempt, then restart or finish the job.
     attempt->set_ended_unix_ms(NowMs());
     if (FinishedSuccessfully(job, attempt->started_unix_ms())) {
       attempt->set_reason("finished while trainerd was down");
@@ -118,7 +137,7 @@ absl::Status JobManager::Recover() {
       attempt->set_reason("worker lost while trainerd was down");
       job.set_state(trainer::v1::RESTARTING);  // not counted against max_restarts
     }
-    spdlog::info("job={} worker of attempt {} is gone: {}", job.id(), attempt->number(), attempt->reason());
+    spdlog::info("job={} workers of attempt {} are gone: {}", job.id(), attempt->number(), attempt->reason());
     (void)PutJob(job);
   }
   return absl::OkStatus();
@@ -140,13 +159,16 @@ void JobManager::PollOnce() {
   ExitInfo exit;
   while (pid_t pid = ReapChild(&exit)) {
     for (auto& [id, r] : running_) {
-      if (r.pid == pid && r.child) {
-        TailOutput(id, r);
-        FinishAttempt(id, exit);
+      auto rank = std::find_if(r.ranks.begin(), r.ranks.end(),
+                               [&](const RankProc& p) { return p.pid == pid && p.node.empty(); });
+      if (r.child && rank != r.ranks.end()) {
+        const std::string job_id = id;  // OnRankExit may erase the entry
+        OnRankExit(job_id, r, static_cast<size_t>(rank - r.ranks.begin()), exit);
         break;
       }
     }
   }
+  CheckAgents();
   for (auto it = running_.begin(); it != running_.end();) {
     const std::string id = it->first;
     ++it;  // CheckWorker may finish (erase) this entry
@@ -156,50 +178,102 @@ void JobManager::PollOnce() {
   if (!shutting_down_) Schedule();
 }
 
+void JobManager::SignalRanks(Running& r, int signal) {
+  for (RankProc& p : r.ranks) {
+    if (p.exit) continue;
+    if (p.node.empty()) {
+      SignalWorker(p.pid, signal);
+    } else {
+      SignalRemoteRank(r, p, signal);
+    }
+  }
+}
+
+void JobManager::OnRankExit(const std::string& job_id, Running& r, size_t rank, const ExitInfo& exit) {
+  RankProc& p = r.ranks[rank];
+  if (p.exit) return;
+  p.exit = exit;
+  TailOutput(job_id, r);
+  const bool failed = exit.exit_code != 0 || exit.signal != 0;
+  if (failed && !r.failure) {
+    r.failure = exit;
+    r.failed_rank = p.rank;
+    // A rank that fails on its own takes the attempt down: the others cannot go on
+    // without it (they would only wait in a collective until ddp_timeout).
+    if (r.stop_reason.empty()) {
+      r.stop_reason = r.ranks.size() > 1 ? absl::StrCat("rank ", p.rank, " ", DescribeExit(exit)) : "";
+      if (r.ranks.size() > 1) {
+        spdlog::warn("job={} rank {} {}: stopping the attempt's other ranks", job_id, p.rank, DescribeExit(exit));
+        SignalRanks(r, SIGKILL);
+      }
+    }
+  }
+  for (const RankProc& other : r.ranks) {
+    if (!other.exit) return;
+  }
+  FinishAttempt(job_id, r.failure ? *r.failure : exit);
+}
+
 void JobManager::CheckWorker(const std::string& job_id, Running& r) {
   const auto now = Clock::now();
-  if (!r.child && !WorkerAlive(r.pid, JobDir(job_id))) {
-    auto job = Get(job_id);
-    ExitInfo unknown;  // not our child: no exit status, judge by its results
-    unknown.exit_code = job.ok() && FinishedSuccessfully(*job, r.started_ms) ? 0 : -1;
-    if (unknown.exit_code != 0 && r.stop_reason.empty()) r.stop_reason = "worker ended (exit status unknown)";
-    FinishAttempt(job_id, unknown);
-    return;
+  if (!r.child) {
+    bool all_gone = true;
+    for (const RankProc& p : r.ranks) all_gone = all_gone && !WorkerAlive(p.pid, JobDir(job_id));
+    if (!all_gone) {
+      // Re-attached ranks cannot be waited for: one that vanished ends the attempt.
+      for (RankProc& p : r.ranks) {
+        if (!p.exit && !WorkerAlive(p.pid, JobDir(job_id)) && r.stop_reason.empty() && r.ranks.size() > 1) {
+          r.stop_reason = absl::StrCat("rank ", p.rank, " ended (exit status unknown)");
+          SignalRanks(r, SIGKILL);
+        }
+      }
+    } else {
+      auto job = Get(job_id);
+      ExitInfo unknown;  // not our child: no exit status, judge by its results
+      unknown.exit_code = job.ok() && FinishedSuccessfully(*job, r.started_ms) ? 0 : -1;
+      if (unknown.exit_code != 0 && r.stop_reason.empty()) r.stop_reason = "worker ended (exit status unknown)";
+      FinishAttempt(job_id, unknown);
+      return;
+    }
   }
   if (r.term_sent && now - *r.term_sent > std::chrono::milliseconds(static_cast<int64_t>(options_.grace_period_s * 1000))) {
-    spdlog::warn("job={} worker pid {} ignored SIGTERM for {}s: SIGKILL", job_id, r.pid, options_.grace_period_s);
-    SignalWorker(r.pid, SIGKILL);
+    spdlog::warn("job={} attempt {} ignored SIGTERM for {}s: SIGKILL", job_id, r.attempt, options_.grace_period_s);
+    SignalRanks(r, SIGKILL);
     r.term_sent.reset();
   }
-  if (r.stop_reason.empty()) {
+  if (!r.stop_reason.empty()) return;
+  for (RankProc& p : r.ranks) {
+    if (p.exit) continue;
     // Seconds since the newest sign of life: the attempt's start, the heartbeat file the
-    // worker touches, or its last WorkerService heartbeat.
+    // rank touches, or its last WorkerService heartbeat.
     double age = (NowMs() - r.started_ms) / 1000.0;
     struct stat st;
-    if (::stat(r.heartbeat_path.c_str(), &st) == 0) age = std::min(age, std::difftime(std::time(nullptr), st.st_mtime));
-    if (r.last_rpc_heartbeat) {
-      age = std::min(age, std::chrono::duration<double>(now - *r.last_rpc_heartbeat).count());
-    }
+    if (::stat(p.heartbeat_path.c_str(), &st) == 0) age = std::min(age, std::difftime(std::time(nullptr), st.st_mtime));
+    if (p.last_rpc_heartbeat) age = std::min(age, std::chrono::duration<double>(now - *p.last_rpc_heartbeat).count());
     if (age > options_.heartbeat_timeout_s) {
-      spdlog::warn("job={} worker pid {} sent no heartbeat for {:.0f}s: killing it", job_id, r.pid, age);
-      r.stop_reason = absl::StrCat("heartbeat lost (no progress for ", static_cast<int>(age), "s)");
-      SignalWorker(r.pid, SIGKILL);
+      spdlog::warn("job={} rank {} sent no heartbeat for {:.0f}s: killing the attempt", job_id, p.rank, age);
+      r.stop_reason = absl::StrCat(r.ranks.size() > 1 ? absl::StrCat("rank ", p.rank, ": ") : "",
+                                   "heartbeat lost (no progress for ", static_cast<int>(age), "s)");
+      SignalRanks(r, SIGKILL);
+      return;
     }
   }
 }
 
 void JobManager::TailOutput(const std::string& job_id, Running& r) {
   const int64_t now = NowMs();
-  OutputBatch logs;
-  logs.job_id = job_id;
-  logs.tail_key = r.log_key;
-  for (const std::string& line : ReadNewLines(r.log_path, &r.log_offset)) {
-    logs.lines.push_back(ParseLogLine(line, /*rank=*/0, r.attempt, now));
-  }
-  logs.new_offset = r.log_offset;
-  if (!logs.lines.empty()) {
-    if (absl::Status s = store_->AppendOutput(&logs); !s.ok()) spdlog::error("job={} logs: {}", job_id, std::string(s.message()));
-    ++change_counter_;
+  for (RankProc& p : r.ranks) {
+    OutputBatch logs;
+    logs.job_id = job_id;
+    logs.tail_key = p.log_key;
+    for (const std::string& line : ReadNewLines(p.log_path, &p.log_offset)) {
+      logs.lines.push_back(ParseLogLine(line, p.rank, r.attempt, now));
+    }
+    logs.new_offset = p.log_offset;
+    if (!logs.lines.empty()) {
+      if (absl::Status s = store_->AppendOutput(&logs); !s.ok()) spdlog::error("job={} logs: {}", job_id, std::string(s.message()));
+      ++change_counter_;
+    }
   }
 
   const std::string jsonl_key = job_id + "/trainer_log.jsonl";
@@ -252,12 +326,13 @@ void JobManager::TailOutput(const std::string& job_id, Running& r) {
 
 void JobManager::Schedule() {
   if (!schedule_needed_) return;
-  int32_t used_cpu = 0, used_gpus = 0;
-  for (const auto& [id, r] : running_) {
-    used_cpu += r.cpu_slots;
-    used_gpus += r.gpus;
+  std::vector<NodeSlots> nodes = FreeSlotsByNode();
+  NodeSlots total;
+  for (const NodeSlots& n : nodes) {
+    total.cpu_slots += n.cpu_slots;
+    total.gpus += n.gpus;
   }
-  if (used_cpu >= options_.cpu_slots) return;  // nothing can start until a slot frees
+  if (total.cpu_slots <= 0) return;  // nothing can start until a slot frees
   schedule_needed_ = false;
   auto queued = store_->JobsInStates({trainer::v1::QUEUED, trainer::v1::RESTARTING});
   if (!queued.ok() || queued->empty()) return;
@@ -269,8 +344,15 @@ void JobManager::Schedule() {
                      job.resources().ranks() * job.resources().gpus_per_rank()});
     by_id[job.id()] = std::move(job);
   }
-  for (const std::string& id : PickJobsToStart(queue, {options_.cpu_slots - used_cpu, options_.gpus - used_gpus})) {
+  for (const std::string& id : PickJobsToStart(queue, {total.cpu_slots, total.gpus})) {
     Job& job = by_id[id];
+    std::optional<std::vector<std::string>> placement =
+        PlaceRanks(std::max(1, job.resources().ranks()), job.resources().gpus_per_rank(), &nodes);
+    if (!placement) {
+      // Enough slots in all, but not where the GPUs are: try again when something frees.
+      schedule_needed_ = true;
+      continue;
+    }
     std::string resume;
     auto it = resume_requests_.find(id);
     if (it != resume_requests_.end()) {
@@ -279,11 +361,11 @@ void JobManager::Schedule() {
     } else if (HasCheckpoint(job.output_dir())) {
       resume = "true";
     }
-    StartAttempt(job, resume);
+    StartAttempt(job, resume, *placement);
   }
 }
 
-void JobManager::StartAttempt(Job& job, const std::string& resume_from) {
+void JobManager::StartAttempt(Job& job, const std::string& resume_from, const std::vector<std::string>& nodes) {
   if (absl::Status s = Transition(job, trainer::v1::STARTING); !s.ok()) {
     spdlog::error("{}", std::string(s.message()));
     return;
@@ -297,7 +379,7 @@ void JobManager::StartAttempt(Job& job, const std::string& resume_from) {
 
   WorkerLaunch launch;
   launch.program = job.worker_program().empty() ? options_.worker_program : job.worker_program();
-  launch.args = {"--spec", dir + "/spec.json", "--heartbeat-file", r.heartbeat_path};
+  launch.args = {"--spec", dir + "/spec.json"};
   if (job.spec().training_args().torch_num_threads() == 0) {
     // A rank uses its slot's share of the CPUs, not all of them.
     launch.args.push_back("--set");
@@ -308,7 +390,6 @@ void JobManager::StartAttempt(Job& job, const std::string& resume_from) {
     launch.args.push_back(resume_from);
   }
   launch.working_dir = attempt_dir;
-  launch.log_path = r.log_path;
   r.secret = NewSecret();
   {
     // Kept beside the attempt (owner-only) so that a restarted trainerd still knows it.
@@ -318,27 +399,59 @@ void JobManager::StartAttempt(Job& job, const std::string& resume_from) {
     out.close();
     fs::permissions(secret_path, fs::perms::owner_read | fs::perms::owner_write, ec);
   }
-  launch.env = {{"TRAINERD_JOB_ID", job.id()}, {"TRAINERD_ATTEMPT", std::to_string(r.attempt)},
-                {"TRAINERD_ADDRESS", worker_address_}, {"TRAINERD_WORKER_SECRET", r.secret},
-                {"RANK", "0"}, {"LOCAL_RANK", "0"}, {"WORLD_SIZE", "1"}};
   auto* attempt = job.add_attempts();
   attempt->set_number(r.attempt);
   attempt->set_started_unix_ms(r.started_ms);
   attempt->set_resumed_from(resume_from == "true" ? "latest checkpoint" : resume_from);
-  absl::StatusOr<pid_t> pid = SpawnWorker(launch);
-  if (!pid.ok()) {
+  attempt->set_failed_rank(-1);
+
+  // The torchrun variables: rank 0 hosts the rendezvous store on a port picked here.
+  absl::StatusOr<int> port = PickFreePort();
+  const std::string store_host = NodeAddress(nodes[0]);
+  std::map<std::string, int32_t> ranks_on_node;
+  for (const std::string& node : nodes) ++ranks_on_node[node];
+  std::map<std::string, int32_t> next_local_rank;
+  absl::Status launched = port.status();
+  for (size_t k = 0; k < r.ranks.size() && launched.ok(); ++k) {
+    RankProc& p = r.ranks[k];
+    p.node = nodes[k];
+    WorkerLaunch rank_launch = launch;
+    rank_launch.args.push_back("--heartbeat-file");
+    rank_launch.args.push_back(p.heartbeat_path);
+    rank_launch.log_path = p.log_path;
+    rank_launch.env = {{"TRAINERD_JOB_ID", job.id()}, {"TRAINERD_ATTEMPT", std::to_string(r.attempt)},
+                       {"TRAINERD_ADDRESS", worker_address_}, {"TRAINERD_WORKER_SECRET", r.secret},
+                       {"RANK", std::to_string(k)}, {"LOCAL_RANK", std::to_string(next_local_rank[p.node]++)},
+                       {"WORLD_SIZE", std::to_string(r.ranks.size())},
+                       {"LOCAL_WORLD_SIZE", std::to_string(ranks_on_node[p.node])},
+                       {"MASTER_ADDR", store_host}, {"MASTER_PORT", std::to_string(*port)}};
+    launched = LaunchRank(job.id(), r, p, rank_launch);
+  }
+  for (const RankProc& p : r.ranks) {
+    attempt->add_rank_pids(p.pid);
+    attempt->add_rank_nodes(p.node);
+  }
+  attempt->set_pid(r.ranks[0].pid);
+  if (!launched.ok()) {
+    SignalRanks(r, SIGKILL);  // a gang starts whole or not at all
     attempt->set_ended_unix_ms(NowMs());
-    attempt->set_reason(absl::StrCat("cannot start the worker: ", pid.status().message()));
+    attempt->set_reason(absl::StrCat("cannot start the workers: ", launched.message()));
     job.set_error(attempt->reason());
     (void)Transition(job, trainer::v1::FAILED);
     return;
   }
-  r.pid = *pid;
-  attempt->set_pid(*pid);
-  running_[job.id()] = r;
-  spdlog::info("job={} attempt {} started: pid {} {}", job.id(), r.attempt, *pid,
-               resume_from.empty() ? "" : "resuming from " + attempt->resumed_from());
+  spdlog::info("job={} attempt {} started: {} rank(s), rank 0 pid {} {}", job.id(), r.attempt, r.ranks.size(),
+               r.ranks[0].pid, resume_from.empty() ? "" : "resuming from " + attempt->resumed_from());
+  running_[job.id()] = std::move(r);
   (void)Transition(job, trainer::v1::RUNNING);
+}
+
+absl::Status JobManager::LaunchRank(const std::string& job_id, Running& r, RankProc& p, const WorkerLaunch& launch) {
+  if (!p.node.empty()) return StartRemoteRank(job_id, r, p, launch);
+  absl::StatusOr<pid_t> pid = SpawnWorker(launch);
+  if (!pid.ok()) return pid.status();
+  p.pid = *pid;
+  return absl::OkStatus();
 }
 
 void JobManager::FinishAttempt(const std::string& job_id, const ExitInfo& exit) {
@@ -353,6 +466,8 @@ void JobManager::FinishAttempt(const std::string& job_id, const ExitInfo& exit) 
   attempt->set_exit_code(exit.exit_code);
   attempt->set_signal(exit.signal);
   attempt->set_pid(0);
+  attempt->clear_rank_pids();
+  attempt->set_failed_rank(r.failed_rank);
   const bool succeeded = exit.exit_code == 0 && exit.signal == 0;
   if (r.stop_reason == "cancelled") {
     attempt->set_reason(succeeded ? "finished while cancelling" : "cancelled");
@@ -367,7 +482,13 @@ void JobManager::FinishAttempt(const std::string& job_id, const ExitInfo& exit) 
     attempt->set_reason(r.stop_reason.empty() ? DescribeExit(exit) : r.stop_reason);
     job->set_error(absl::StrCat("attempt ", r.attempt, ": ", attempt->reason()));
     const bool retry = exit.exit_code != kExitInvalidSpec && job->restarts() < job->max_restarts();
-    if (retry) {
+    if (r.node_lost) {
+      // The machine went away, not the job's fault: restart elsewhere, uncounted.
+      spdlog::warn("job={} attempt {} lost its node ({}); restarting on the remaining nodes", job_id, r.attempt,
+                   attempt->reason());
+      if (hooks_.on_restart) hooks_.on_restart();
+      (void)Transition(*job, trainer::v1::RESTARTING);
+    } else if (retry) {
       job->set_restarts(job->restarts() + 1);
       spdlog::warn("job={} attempt {} failed ({}); restart {}/{} from its latest checkpoint", job_id, r.attempt,
                    attempt->reason(), job->restarts(), job->max_restarts());
@@ -388,7 +509,7 @@ void JobManager::Shutdown() {
   for (auto& [id, r] : running_) {
     if (r.stop_reason.empty()) r.stop_reason = "shutdown";
     r.term_sent = Clock::now();
-    SignalWorker(r.pid, SIGTERM);
+    SignalRanks(r, SIGTERM);
   }
   // The supervisor keeps reaping and tailing; wait until every worker is gone.
   changed_.wait(lock, [&] { return running_.empty() || stop_supervisor_; });

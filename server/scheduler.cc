@@ -20,4 +20,30 @@ std::vector<std::string> PickJobsToStart(std::vector<QueuedJob> queue, FreeSlots
   return start;
 }
 
+std::optional<std::vector<std::string>> PlaceRanks(int32_t ranks, int32_t gpus_per_rank,
+                                                   std::vector<NodeSlots>* nodes) {
+  auto capacity = [gpus_per_rank](const NodeSlots& n) {
+    return gpus_per_rank > 0 ? std::min(n.cpu_slots, n.gpus / gpus_per_rank) : n.cpu_slots;
+  };
+  std::vector<size_t> order(nodes->size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  // The machine that takes the most ranks first; ties keep trainerd's own machine first.
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return capacity((*nodes)[a]) > capacity((*nodes)[b]); });
+  std::vector<std::string> placement;
+  std::vector<int32_t> taken(nodes->size(), 0);
+  for (size_t i : order) {
+    const int32_t take = std::min(capacity((*nodes)[i]), ranks - static_cast<int32_t>(placement.size()));
+    for (int32_t k = 0; k < take; ++k) placement.push_back((*nodes)[i].node);
+    taken[i] = std::max(take, 0);
+    if (static_cast<int32_t>(placement.size()) == ranks) break;
+  }
+  if (static_cast<int32_t>(placement.size()) < ranks) return std::nullopt;
+  for (size_t i = 0; i < nodes->size(); ++i) {
+    (*nodes)[i].cpu_slots -= taken[i];
+    (*nodes)[i].gpus -= taken[i] * gpus_per_rank;
+  }
+  return placement;
+}
+
 }  // namespace trainerd

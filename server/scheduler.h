@@ -7,6 +7,7 @@
 #define TRAINERD_SERVER_SCHEDULER_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,20 @@ struct FreeSlots {
 
 // Returns the ids of the jobs to start now, in start order.
 std::vector<std::string> PickJobsToStart(std::vector<QueuedJob> queue, FreeSlots free);
+
+// The free slots of one machine: "" is trainerd's own, others are agents' ids.
+struct NodeSlots {
+  std::string node;
+  int32_t cpu_slots = 0;
+  int32_t gpus = 0;
+};
+
+// Places a gang of `ranks` ranks, each needing one CPU slot and `gpus_per_rank` GPUs on
+// its machine, on as few machines as possible (the fullest-free first: collectives
+// within a machine are cheapest). Returns each rank's node and takes the slots from
+// `nodes`; nullopt (and `nodes` unchanged) when the gang does not fit.
+std::optional<std::vector<std::string>> PlaceRanks(int32_t ranks, int32_t gpus_per_rank,
+                                                   std::vector<NodeSlots>* nodes);
 
 }  // namespace trainerd
 

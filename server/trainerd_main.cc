@@ -20,6 +20,8 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "server/agent.h"
+#include "server/agent_service_impl.h"
 #include "server/daemon_metrics.h"
 #include "server/job_manager.h"
 #include "server/job_service_impl.h"
@@ -89,7 +91,36 @@ int main(int argc, char** argv) {
   app.add_option("--grace-period", options.grace_period_s,
                  "Seconds a worker has after SIGTERM (to save a checkpoint) before SIGKILL")->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warning or error")->capture_default_str();
+  app.add_option("--advertise-host", options.advertise_host,
+                 "The address agents' ranks reach this machine at (multi-node; also bind --listen there)")
+      ->capture_default_str();
+  app.add_option("--agent-timeout", options.agent_timeout_s,
+                 "Seconds without a poll before an agent counts as lost and its jobs restart elsewhere")
+      ->capture_default_str();
+  app.add_option("--agent-token", options.agent_token, "A secret agents must present (default: $TRAINERD_AGENT_TOKEN)");
+  if (const char* token = std::getenv("TRAINERD_AGENT_TOKEN")) options.agent_token = token;
+
+  trainerd::AgentOptions agent_options;
+  agent_options.host = "127.0.0.1";
+  agent_options.cpu_slots = options.cpu_slots;
+  int agent_gpus = -1;
+  CLI::App* agent_cmd = app.add_subcommand(
+      "agent",
+      "Run on an extra machine: register its slots with a coordinator trainerd and run the ranks it places here.\n"
+      "The data root must be on a file system shared by every machine, at the same path.\n"
+      "Example:\n  trainerd agent --coordinator 10.0.0.1:50051 --host 10.0.0.2 --cpu-slots 4");
+  agent_cmd->add_option("--coordinator", agent_options.coordinator, "The coordinator's gRPC address")->required();
+  agent_cmd->add_option("--host", agent_options.host, "The address other machines reach this one at")
+      ->capture_default_str();
+  agent_cmd->add_option("--name", agent_options.name, "A name for this machine (default: --host)");
+  agent_cmd->add_option("--cpu-slots", agent_options.cpu_slots, "CPU slots here (one per rank)")->capture_default_str();
+  agent_cmd->add_option("--gpus", agent_gpus, "GPUs here (-1: count /dev/nvidiaN)")->capture_default_str();
+  agent_cmd->add_option("--agent-token", agent_options.token, "The coordinator's --agent-token");
+  agent_cmd->add_option("--grace-period", agent_options.grace_period_s,
+                        "Seconds ranks have after SIGTERM when the agent stops")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (agent_options.token.empty()) agent_options.token = options.agent_token;
+  agent_options.gpus = agent_gpus >= 0 ? agent_gpus : DetectGpus();
   options.gpus = gpus >= 0 ? gpus : DetectGpus();
   options.threads_per_slot = std::max(1, cpus / std::max(1, options.cpu_slots));
 
@@ -104,6 +135,20 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+
+  if (*agent_cmd) {
+    trainerd::Agent agent(agent_options);
+    std::thread waiter([&] {
+      int sig = 0;
+      sigwait(&signals, &sig);
+      spdlog::info("received {}: stopping the ranks and leaving", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      agent.Stop();
+    });
+    waiter.detach();  // blocked in sigwait until a signal comes; the process ends with Run()
+    absl::Status s = agent.Run();
+    spdlog::info("trainerd agent stopped");
+    return s.ok() ? 0 : 1;
+  }
 
   std::error_code ec;
   fs::create_directories(options.data_root, ec);
@@ -144,12 +189,14 @@ int main(int argc, char** argv) {
   builder.RegisterService(&service);
   trainerd::WorkerServiceImpl worker_service(manager->get());
   builder.RegisterService(&worker_service);
+  trainerd::AgentServiceImpl agent_service(manager->get());
+  builder.RegisterService(&agent_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || bound_port == 0) {
     spdlog::critical("--listen {}: cannot listen there", listen);
     return 1;
   }
-  (*manager)->Start("127.0.0.1:" + std::to_string(bound_port));
+  (*manager)->Start(options.advertise_host + ":" + std::to_string(bound_port));
   spdlog::info("trainerd listening on {} (port {}), metrics on {}, data in {}, {} CPU slots, {} GPUs, worker {}",
                listen, bound_port, metrics_port > 0 ? "127.0.0.1:" + std::to_string(metrics_port) : "off",
                options.data_root, options.cpu_slots, options.gpus, options.worker_program);

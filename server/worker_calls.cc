@@ -26,7 +26,10 @@ absl::StatusOr<trainer::v1::HeartbeatResponse> JobManager::WorkerHeartbeat(
   std::lock_guard<std::mutex> lock(mu_);
   auto running = Authenticate(secret, request.job_id(), request.attempt());
   if (!running.ok()) return running.status();
-  (*running)->last_rpc_heartbeat = std::chrono::steady_clock::now();
+  if (request.rank() < 0 || request.rank() >= static_cast<int32_t>((*running)->ranks.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("rank: ", request.rank(), " is not a rank of this attempt"));
+  }
+  (*running)->ranks[request.rank()].last_rpc_heartbeat = std::chrono::steady_clock::now();
   auto job = Get(request.job_id());
   if (job.ok() && job->attempts_size() > 0) {
     job->mutable_attempts(job->attempts_size() - 1)->set_last_heartbeat_unix_ms(NowMs());

@@ -1,7 +1,10 @@
 #include "server/worker_process.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,6 +47,7 @@ absl::StatusOr<pid_t> SpawnWorker(const WorkerLaunch& launch) {
   }
   if (pid == 0) {
     ::setsid();
+    if (launch.die_with_parent) ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     const int null_fd = ::open("/dev/null", O_RDONLY);
     if (null_fd >= 0) ::dup2(null_fd, 0);
     ::dup2(log_fd, 1);
@@ -77,6 +81,21 @@ bool WorkerAlive(pid_t pid, const std::string& marker) {
   std::string cmdline = s.str();
   // A zombie (exited, not yet reaped) has an empty command line.
   return !cmdline.empty() && cmdline.find(marker) != std::string::npos;
+}
+
+absl::StatusOr<int> PickFreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  socklen_t len = sizeof(addr);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  const int error = errno;
+  ::close(fd);
+  if (!ok) return absl::InternalError(absl::StrCat("no free port: ", std::strerror(error)));
+  return static_cast<int>(ntohs(addr.sin_port));
 }
 
 pid_t ReapChild(ExitInfo* info) {

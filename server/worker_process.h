@@ -23,6 +23,9 @@ struct WorkerLaunch {
   std::string working_dir;
   std::string log_path;                // stdout + stderr, appended
   std::map<std::string, std::string> env;  // added to trainerd's environment
+  // SIGKILL the worker when the process that started it dies (trainerd agents: ranks
+  // must not outlive the agent that answers for them).
+  bool die_with_parent = false;
 };
 
 // Forks and execs the worker. Returns its pid (= its process group id).
@@ -34,6 +37,9 @@ void SignalWorker(pid_t pid, int signal);
 // True while a process with this pid exists and its command line mentions `marker`
 // (guards against pid reuse when re-attaching after a trainerd restart).
 bool WorkerAlive(pid_t pid, const std::string& marker);
+
+// A TCP port on this machine that is free now (for a job's rendezvous store).
+absl::StatusOr<int> PickFreePort();
 
 // How a child that trainerd started ended.
 struct ExitInfo {

@@ -6,7 +6,6 @@
 #include <grpcpp/generic/generic_stub.h>
 
 #include "absl/strings/ascii.h"
-#include "proto/spec/spec_loader.h"
 #include "tests/daemon_test_util.h"
 
 namespace trainerd {
@@ -18,87 +17,14 @@ using testing::TempDir;
 using trainer::v1::Job;
 using trainer::v1::JobState;
 
-// A small Fashion-MNIST job; `training_args` (YAML flow-map entries) override the defaults.
-trainer::v1::JobSpec Spec(const std::string& training_args, const std::string& model = "{type: mlp, hidden_sizes: [32]}") {
-  const std::string d = testing::kFashionDir;
-  auto spec = ParseJobSpec(absl::StrCat(
-      "training_args: {per_device_train_batch_size: 32, logging_steps: 5, learning_rate: 0.002}\n",
-      "model: ", model, "\n",
-      "data: {train: {path: ", d, "/train-images-idx3-ubyte.gz, labels_path: ", d,
-      "/train-labels-idx1-ubyte.gz, limit: 1000}, mean: 0.286, std: 0.353, eval_split: 0.2}\n",
-      "metrics: [accuracy]\n"));
-  auto overrides = ParseJobSpec("training_args: {" + training_args + "}");
-  EXPECT_TRUE(spec.ok()) << spec.status();
-  EXPECT_TRUE(overrides.ok()) << overrides.status();
-  spec->MergeFrom(*overrides);  // set (optional) fields of the overrides win
-  return *spec;
-}
-
-std::string Submit(Daemon& d, const trainer::v1::JobSpec& spec, int priority = 0, const std::string& name = "") {
-  grpc::ClientContext ctx;
-  trainer::v1::SubmitJobRequest req;
-  *req.mutable_spec() = spec;
-  req.set_priority(priority);
-  req.set_name(name);
-  trainer::v1::SubmitJobResponse resp;
-  grpc::Status s = d.stub().SubmitJob(&ctx, req, &resp);
-  EXPECT_TRUE(s.ok()) << s.error_message();
-  return resp.job_id();
-}
-
-Job Get(Daemon& d, const std::string& id) {
-  grpc::ClientContext ctx;
-  trainer::v1::GetJobRequest req;
-  req.set_job_id(id);
-  Job job;
-  grpc::Status s = d.stub().GetJob(&ctx, req, &job);
-  EXPECT_TRUE(s.ok()) << s.error_message();
-  return job;
-}
-
-// Polls until `done(job)` or the timeout; returns the last job seen.
-template <typename Pred>
-Job WaitFor(Daemon& d, const std::string& id, Pred done, int seconds = 90) {
-  Job job;
-  for (int i = 0; i < seconds * 20; ++i) {
-    job = Get(d, id);
-    if (done(job)) return job;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ADD_FAILURE() << "timed out; job is " << trainer::v1::JobState_Name(job.state()) << " " << job.error();
-  return job;
-}
-
-bool Finished(const Job& j) {
-  return j.state() == trainer::v1::SUCCEEDED || j.state() == trainer::v1::FAILED || j.state() == trainer::v1::CANCELLED;
-}
-
-std::vector<trainer::v1::LogLine> Logs(Daemon& d, const std::string& id, bool follow, int64_t from = 1) {
-  grpc::ClientContext ctx;
-  trainer::v1::StreamLogsRequest req;
-  req.set_job_id(id);
-  req.set_follow(follow);
-  req.set_from_seq(from);
-  auto reader = d.stub().StreamLogs(&ctx, req);
-  std::vector<trainer::v1::LogLine> out;
-  trainer::v1::LogLine line;
-  while (reader->Read(&line)) out.push_back(line);
-  EXPECT_TRUE(reader->Finish().ok());
-  return out;
-}
-
-void ExpectContiguous(const std::vector<trainer::v1::LogLine>& lines) {
-  for (size_t i = 0; i < lines.size(); ++i) ASSERT_EQ(lines[i].seq(), static_cast<int64_t>(i + 1));
-}
-
-std::vector<trainer::v1::Checkpoint> Checkpoints(Daemon& d, const std::string& id) {
-  grpc::ClientContext ctx;
-  trainer::v1::ListCheckpointsRequest req;
-  req.set_job_id(id);
-  trainer::v1::ListCheckpointsResponse resp;
-  EXPECT_TRUE(d.stub().ListCheckpoints(&ctx, req, &resp).ok());
-  return {resp.checkpoints().begin(), resp.checkpoints().end()};
-}
+using testing::Checkpoints;
+using testing::ExpectContiguous;
+using testing::Finished;
+using testing::Get;
+using testing::Logs;
+using testing::Spec;
+using testing::Submit;
+using testing::WaitFor;
 
 TEST(Daemon, JobRunsToSuccessWithLogsMetricsAndCheckpoints) {
   TempDir dir;

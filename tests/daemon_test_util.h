@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "proto/spec/spec_loader.h"
 #include "tests/test_util.h"
 #include "trainer/v1/job_service.grpc.pb.h"
 
@@ -115,6 +116,90 @@ class Daemon {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<trainer::v1::JobService::Stub> stub_;
 };
+
+// A small Fashion-MNIST job; `training_args` (YAML flow-map entries) override the defaults.
+inline trainer::v1::JobSpec Spec(const std::string& training_args, const std::string& model = "{type: mlp, hidden_sizes: [32]}") {
+  const std::string d = testing::kFashionDir;
+  auto spec = ParseJobSpec(absl::StrCat(
+      "training_args: {per_device_train_batch_size: 32, logging_steps: 5, learning_rate: 0.002}\n",
+      "model: ", model, "\n",
+      "data: {train: {path: ", d, "/train-images-idx3-ubyte.gz, labels_path: ", d,
+      "/train-labels-idx1-ubyte.gz, limit: 1000}, mean: 0.286, std: 0.353, eval_split: 0.2}\n",
+      "metrics: [accuracy]\n"));
+  auto overrides = ParseJobSpec("training_args: {" + training_args + "}");
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  EXPECT_TRUE(overrides.ok()) << overrides.status();
+  spec->MergeFrom(*overrides);  // set (optional) fields of the overrides win
+  return *spec;
+}
+
+inline std::string Submit(Daemon& d, const trainer::v1::JobSpec& spec, int priority = 0, const std::string& name = "",
+                          int ranks = 1) {
+  grpc::ClientContext ctx;
+  trainer::v1::SubmitJobRequest req;
+  *req.mutable_spec() = spec;
+  req.set_priority(priority);
+  req.set_name(name);
+  req.mutable_resources()->set_ranks(ranks);
+  trainer::v1::SubmitJobResponse resp;
+  grpc::Status s = d.stub().SubmitJob(&ctx, req, &resp);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return resp.job_id();
+}
+
+inline trainer::v1::Job Get(Daemon& d, const std::string& id) {
+  grpc::ClientContext ctx;
+  trainer::v1::GetJobRequest req;
+  req.set_job_id(id);
+  trainer::v1::Job job;
+  grpc::Status s = d.stub().GetJob(&ctx, req, &job);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return job;
+}
+
+// Polls until `done(job)` or the timeout; returns the last job seen.
+template <typename Pred>
+inline trainer::v1::Job WaitFor(Daemon& d, const std::string& id, Pred done, int seconds = 90) {
+  trainer::v1::Job job;
+  for (int i = 0; i < seconds * 20; ++i) {
+    job = Get(d, id);
+    if (done(job)) return job;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ADD_FAILURE() << "timed out; job is " << trainer::v1::JobState_Name(job.state()) << " " << job.error();
+  return job;
+}
+
+inline bool Finished(const trainer::v1::Job& j) {
+  return j.state() == trainer::v1::SUCCEEDED || j.state() == trainer::v1::FAILED || j.state() == trainer::v1::CANCELLED;
+}
+
+inline std::vector<trainer::v1::LogLine> Logs(Daemon& d, const std::string& id, bool follow, int64_t from = 1) {
+  grpc::ClientContext ctx;
+  trainer::v1::StreamLogsRequest req;
+  req.set_job_id(id);
+  req.set_follow(follow);
+  req.set_from_seq(from);
+  auto reader = d.stub().StreamLogs(&ctx, req);
+  std::vector<trainer::v1::LogLine> out;
+  trainer::v1::LogLine line;
+  while (reader->Read(&line)) out.push_back(line);
+  EXPECT_TRUE(reader->Finish().ok());
+  return out;
+}
+
+inline void ExpectContiguous(const std::vector<trainer::v1::LogLine>& lines) {
+  for (size_t i = 0; i < lines.size(); ++i) ASSERT_EQ(lines[i].seq(), static_cast<int64_t>(i + 1));
+}
+
+inline std::vector<trainer::v1::Checkpoint> Checkpoints(Daemon& d, const std::string& id) {
+  grpc::ClientContext ctx;
+  trainer::v1::ListCheckpointsRequest req;
+  req.set_job_id(id);
+  trainer::v1::ListCheckpointsResponse resp;
+  EXPECT_TRUE(d.stub().ListCheckpoints(&ctx, req, &resp).ok());
+  return {resp.checkpoints().begin(), resp.checkpoints().end()};
+}
 
 }  // namespace trainerd::testing
 

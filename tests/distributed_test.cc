@@ -198,6 +198,39 @@ TEST(Distributed, ResumesWithTheSameWorldSizeAndExplainsAnother) {
   EXPECT_THAT(testing::ReadFile(dir / "rank0.log"), HasSubstr("was saved by 2 rank(s) and this run has 1"));
 }
 
+TEST(Distributed, OptimizerShardingTrainsTheSameAndSavesMemory) {
+  TempDir dir;
+  const std::string spec = Spec(dir);
+  const std::vector<std::string> adam = {"training_args.optim=adamw_torch", "training_args.learning_rate=0.001",
+                                         "training_args.weight_decay=0.01"};
+  auto with = [&](std::vector<std::string> sets, const std::vector<std::string>& more) {
+    sets.insert(sets.end(), more.begin(), more.end());
+    return sets;
+  };
+  RunRanks(dir, 2, spec, with(adam, {"training_args.output_dir=" + dir / "plain"}));
+  RunRanks(dir, 2, spec, with(adam, {"training_args.output_dir=" + dir / "zero", "training_args.optimizer_sharding=true"}));
+  ExpectSameLosses(ReadRunLog(dir / "plain"), ReadRunLog(dir / "zero"));
+  const std::string rank0 = testing::ReadFile(dir / "rank0.log");
+  EXPECT_THAT(rank0, HasSubstr("ZeRO-1: this rank holds"));
+  const std::string results = testing::ReadFile(dir / "zero/all_results.json");
+  nlohmann::json r = nlohmann::json::parse(results);
+  // Whole parameters are shared out (as PyTorch's ZeroRedundancyOptimizer does): rank 0
+  // holds the moments of its parameters only.
+  EXPECT_LT(r["train_optimizer_state_mb"].get<double>(), 0.99 * r["train_optimizer_state_unsharded_mb"].get<double>());
+  for (const char* name : {"optimizer_0.pt", "optimizer_1.pt"}) {
+    EXPECT_TRUE(fs::exists(fs::path(dir / "zero") / "checkpoint-20" / name)) << name;
+  }
+
+  // A sharded run resumes exactly from its sharded checkpoint.
+  testing::WriteFile(dir / "stop.yaml", testing::ReadFile(spec) + "callbacks: [{name: stop_after_steps, steps: 13}]\n");
+  RunRanks(dir, 2, dir / "stop.yaml",
+           with(adam, {"training_args.output_dir=" + dir / "resumed", "training_args.optimizer_sharding=true"}));
+  RunRanks(dir, 2, spec,
+           with(adam, {"training_args.output_dir=" + dir / "resumed", "training_args.optimizer_sharding=true",
+                       "training_args.resume_from_checkpoint=true"}));
+  ExpectSameLosses(ReadRunLog(dir / "zero"), ReadRunLog(dir / "resumed"), /*from_step=*/11);
+}
+
 // Starts a long 2-rank run and waits until it trains (rank 0 has logged a step).
 std::vector<std::unique_ptr<RankProcess>> StartLongRun(const TempDir& dir, int timeout_s) {
   auto ranks = StartRanks(dir, 2, Spec(dir),

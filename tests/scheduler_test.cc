@@ -23,6 +23,28 @@ TEST(Scheduler, TheHeadReservesSoSmallJobsCannotStarveIt) {
   EXPECT_TRUE(PickJobsToStart({{"gpu", 0, 1, 1, 2}}, {8, 1}).empty());
 }
 
+TEST(Placement, PacksRanksOnTheFewestMachines) {
+  std::vector<NodeSlots> nodes = {{"", 1, 0}, {"a", 3, 0}, {"b", 2, 0}};
+  auto placed = PlaceRanks(4, 0, &nodes);
+  ASSERT_TRUE(placed.has_value());
+  EXPECT_EQ(*placed, (std::vector<std::string>{"a", "a", "a", "b"}));
+  EXPECT_EQ(nodes[1].cpu_slots, 0);
+  EXPECT_EQ(nodes[2].cpu_slots, 1);
+  // 2 slots are left: a 3-rank gang does not fit and takes nothing.
+  EXPECT_FALSE(PlaceRanks(3, 0, &nodes).has_value());
+  EXPECT_EQ(nodes[0].cpu_slots + nodes[2].cpu_slots, 2);
+}
+
+TEST(Placement, RanksGoWhereTheirGpusAre) {
+  // 4 CPU slots on "" but no GPUs: GPU ranks go to the agents that have them.
+  std::vector<NodeSlots> nodes = {{"", 4, 0}, {"a", 2, 1}, {"b", 2, 2}};
+  auto placed = PlaceRanks(3, 1, &nodes);
+  ASSERT_TRUE(placed.has_value());
+  EXPECT_EQ(*placed, (std::vector<std::string>{"b", "b", "a"}));
+  EXPECT_FALSE(PlaceRanks(1, 1, &nodes).has_value());
+  EXPECT_EQ(PlaceRanks(2, 0, &nodes), (std::vector<std::string>{"", ""}));
+}
+
 TEST(JobState, TransitionTable) {
   using namespace trainer::v1;
   EXPECT_TRUE(CanTransition(QUEUED, STARTING));

@@ -139,7 +139,7 @@ std::unique_ptr<DataLoader> Trainer::get_test_dataloader(const Dataset& dataset)
 
 void Trainer::create_optimizer() {
   if (optimizer_) return;
-  auto created = CreateOptimizer(args(), model_->NamedParameters());
+  auto created = CreateOptimizer(args(), OptimizedParameters());
   if (!created.ok()) throw std::invalid_argument(std::string(created.status().message()));
   optimizer_ = std::move(*created);
 }

@@ -201,6 +201,17 @@ class Trainer {
   torch::Tensor class_weights_;
   Distributed* distributed_ = nullptr;
   std::unique_ptr<GradientReducer> reducer_;
+
+  // ZeRO stage 1 (optimizer_sharding, trainer_sharding.cc): each rank's optimizer holds
+  // only the parameters it owns; after each step the owners broadcast them.
+  bool ShardsOptimizer() const;
+  // The parameters this rank's optimizer updates: all of them, or its shard.
+  NamedTensors OptimizedParameters();
+  void BroadcastUpdatedParameters();
+  // Logs this rank's optimizer state size against the unsharded one (all ranks call it).
+  Metrics MeasureOptimizerMemory();
+  std::vector<int> param_owner_;  // rank owning each of model_->NamedParameters()
+  Metrics optimizer_memory_;
 };
 
 }  // namespace trainerd

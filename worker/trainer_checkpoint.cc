@@ -3,6 +3,7 @@
 // A checkpoint folder holds (HF's names where HF has one):
 //   model.safetensors   parameters and buffers
 //   optimizer.pt        optimizer state (LibTorch archive)        [not with save_only_model]
+//                       (optimizer_<rank>.pt, each rank's shard, with optimizer_sharding)
 //   scheduler.json      reduce_lr_on_plateau state                [not with save_only_model]
 //   rng_state.pth       CPU (and CUDA) RNG states, a torch.load-able dict [not with save_only_model]
 //                       (rng_state_<rank>.pth, one per rank, when several ranks train)
@@ -134,14 +135,22 @@ std::shared_ptr<Trainer::CheckpointSnapshot> Trainer::TakeSnapshot() {
   } else {
     files["rng_state.pth"] = RngStateBytes();
   }
+  if (ShardsOptimizer()) {
+    // Each rank's shard of the optimizer state, in its own file.
+    std::vector<std::string> shards = distributed_->AllGatherBytes(SerializeOptimizer(*optimizer_));
+    for (size_t r = 0; r < shards.size(); ++r) files[absl::StrCat("optimizer_", r, ".pt")] = shards[r];
+  }
   if (!main) return snap;
-  snap->optimizer = SnapshotOptimizer(args(), model_->NamedParameters(), *optimizer_);
-  if (!snap->optimizer) files["optimizer.pt"] = SerializeOptimizer(*optimizer_);  // unknown kind: now
+  if (!ShardsOptimizer()) {
+    snap->optimizer = SnapshotOptimizer(args(), model_->NamedParameters(), *optimizer_);
+    if (!snap->optimizer) files["optimizer.pt"] = SerializeOptimizer(*optimizer_);  // unknown kind: now
+  }
   const PlateauState& p = lr_schedule_->plateau_state();
   files["scheduler.json"] = json{{"lr", p.lr}, {"best", p.best}, {"num_bad_epochs", p.num_bad_epochs},
                                  {"cooldown_counter", p.cooldown_counter}, {"last_epoch", p.last_epoch}}
                                 .dump(2);
   files["loop_state.json"] = json{{"world_size", world_size()},
+                                  {"optimizer_sharding", ShardsOptimizer()},
                                   {"epoch", loop_.epoch},
                                   {"batches_done", loop_.batches_done},
                                   {"loss_since_log", loop_.loss_since_log},
@@ -192,7 +201,7 @@ void Trainer::LoadCheckpoint(const std::string& dir) {
     auto it = saved->stateful_callbacks.find(cb->stateful_name());
     if (!cb->stateful_name().empty() && it != saved->stateful_callbacks.end()) cb->LoadState(it->second);
   }
-  if (!files->count("optimizer.pt")) {
+  if (!files->count("loop_state.json")) {
     spdlog::warn("{} was saved with save_only_model: optimizer, scheduler and RNG state start fresh", dir);
     loop_ = LoopState{};
     return;
@@ -207,8 +216,15 @@ void Trainer::LoadCheckpoint(const std::string& dir) {
         world_size(), "; resume it with ", saved_world, " rank(s) (resources.ranks), or start over from its weights"
         " with a new output_dir"));
   }
+  if (loop.value("optimizer_sharding", false) != ShardsOptimizer()) {
+    throw std::invalid_argument(absl::StrCat("training_args.optimizer_sharding: ", dir, " was saved ",
+                                             ShardsOptimizer() ? "without" : "with",
+                                             " it; resume with the same setting"));
+  }
+  const int rank = distributed_ == nullptr ? 0 : distributed_->rank();
   torch::serialize::InputArchive archive;
-  std::istringstream optimizer_bytes(Need(*files, dir, "optimizer.pt"));
+  std::istringstream optimizer_bytes(
+      Need(*files, dir, ShardsOptimizer() ? absl::StrCat("optimizer_", rank, ".pt") : "optimizer.pt"));
   archive.load_from(optimizer_bytes);
   optimizer_->load(archive);
 
@@ -217,7 +233,6 @@ void Trainer::LoadCheckpoint(const std::string& dir) {
                                    scheduler.at("num_bad_epochs").get<int64_t>(),
                                    scheduler.at("cooldown_counter").get<int64_t>(),
                                    scheduler.at("last_epoch").get<int64_t>()});
-  const int rank = distributed_ == nullptr ? 0 : distributed_->rank();
   LoadRngState(Need(*files, dir, world_size() > 1 ? absl::StrCat("rng_state_", rank, ".pth") : "rng_state.pth"));
   loop_.epoch = loop.at("epoch").get<int64_t>();
   loop_.batches_done = loop.at("batches_done").get<int64_t>();

@@ -153,6 +153,12 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
       callbacks_.on_pre_optimizer_step(a, state_, control_);
       SetLearningRate(*optimizer_, lr_schedule_->LearningRate(state_.global_step));
       optimizer_->step();
+      if (ShardsOptimizer()) {
+        BroadcastUpdatedParameters();
+        // The optimizer zeroes only its shard's gradients.
+        for (torch::Tensor& p : params) p.mutable_grad().reset();
+        if (optimizer_memory_.empty()) optimizer_memory_ = MeasureOptimizerMemory();
+      }
       callbacks_.on_optimizer_step(a, state_, control_);
       optimizer_->zero_grad();
 
@@ -210,6 +216,7 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
                  {"train_loss", out.training_loss},
                  {"train_data_wait_fraction", data_wait_seconds / runtime}};
   if (reducer_) out.metrics["train_allreduce_wait_fraction"] = reducer_->wait_seconds() / runtime;
+  out.metrics.insert(optimizer_memory_.begin(), optimizer_memory_.end());
   log(out.metrics, "train_end");
   callbacks_.on_train_end(a, state_, control_);
   return out;

@@ -1,0 +1,27 @@
+// The gRPC AgentService: reads the agent token from the call's metadata and hands the
+// call to JobManager.
+#ifndef TRAINERD_SERVER_AGENT_SERVICE_IMPL_H_
+#define TRAINERD_SERVER_AGENT_SERVICE_IMPL_H_
+
+#include "server/job_manager.h"
+#include "trainer/v1/job_service.grpc.pb.h"
+
+namespace trainerd {
+
+inline constexpr char kAgentTokenMetadata[] = "x-trainerd-agent-token";
+
+class AgentServiceImpl final : public trainer::v1::AgentService::Service {
+ public:
+  explicit AgentServiceImpl(JobManager* manager) : manager_(manager) {}
+  grpc::Status Register(grpc::ServerContext*, const trainer::v1::RegisterAgentRequest*,
+                        trainer::v1::RegisterAgentResponse*) override;
+  grpc::Status Poll(grpc::ServerContext*, const trainer::v1::AgentPollRequest*,
+                    trainer::v1::AgentPollResponse*) override;
+
+ private:
+  JobManager* manager_;
+};
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_SERVER_AGENT_SERVICE_IMPL_H_

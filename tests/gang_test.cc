@@ -1,0 +1,164 @@
+// End to end: multi-rank jobs under a real trainerd. Ranks start as a gang, a failing
+// rank takes its attempt down and the job restarts from its latest checkpoint; with
+// `trainerd agent`s (on loopback here) ranks run on other "machines", and a lost agent's
+// job moves to the remaining ones.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/daemon_test_util.h"
+
+namespace trainerd {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::Checkpoints;
+using testing::Daemon;
+using testing::Finished;
+using testing::Get;
+using testing::Logs;
+using testing::Spec;
+using testing::Submit;
+using testing::TempDir;
+using testing::WaitFor;
+using trainer::v1::Job;
+
+// Long enough to be interrupted after its first checkpoints.
+trainer::v1::JobSpec LongSpec() {
+  return Spec("max_steps: 2500, save_steps: 100, logging_steps: 100, log_level_replica: info");
+}
+
+bool RanksRunning(const Job& j, int ranks) {
+  if (j.attempts_size() == 0 || j.state() != trainer::v1::RUNNING) return false;
+  const auto& a = j.attempts(j.attempts_size() - 1);
+  if (a.rank_pids_size() != ranks) return false;
+  for (int pid : a.rank_pids()) {
+    if (pid <= 0) return false;
+  }
+  return true;
+}
+
+TEST(Gang, AKilledRankStopsItsAttemptAndTheJobResumesFromItsCheckpoint) {
+  TempDir dir;
+  Daemon d(dir.path().string(), {"--cpu-slots", "2"});
+  const std::string id = Submit(d, LongSpec(), 0, "gang", /*ranks=*/2);
+  Job job = WaitFor(d, id, [&](const Job& j) { return RanksRunning(j, 2) && !Checkpoints(d, id).empty(); });
+  ASSERT_TRUE(RanksRunning(job, 2)) << job.DebugString();
+  const int rank0 = job.attempts(0).rank_pids(0), rank1 = job.attempts(0).rank_pids(1);
+  ::kill(rank1, SIGKILL);
+
+  job = WaitFor(d, id, [](const Job& j) { return j.attempts_size() >= 1 && j.attempts(0).ended_unix_ms() > 0; });
+  // trainerd stopped rank 0 too: it would only have waited for rank 1 in a collective.
+  EXPECT_THAT(job.attempts(0).reason(), HasSubstr("rank 1 killed by SIGKILL"));
+  EXPECT_EQ(job.attempts(0).failed_rank(), 1);
+  EXPECT_FALSE(testing::ReadFile(absl::StrCat("/proc/", rank0, "/cmdline")).find("trainer-worker") !=
+               std::string::npos);
+
+  job = WaitFor(d, id, Finished, 180);
+  ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+  ASSERT_EQ(job.attempts_size(), 2);
+  EXPECT_EQ(job.restarts(), 1);
+  EXPECT_EQ(job.attempts(1).resumed_from(), "latest checkpoint");
+  // Both ranks' logs reach the job's log stream, each line tagged with its rank.
+  bool rank1_logged = false, resumed = false;
+  for (const auto& l : Logs(d, id, false)) {
+    rank1_logged |= l.rank() == 1 && l.text().find("[rank 1]") != std::string::npos;
+    resumed |= l.rank() == 1 && l.attempt() == 2 && l.text().find("Resuming from") != std::string::npos;
+  }
+  EXPECT_TRUE(rank1_logged);
+  EXPECT_TRUE(resumed);
+}
+
+TEST(Gang, JobsNeedingMoreRanksThanSlotsAreRejected) {
+  TempDir dir;
+  Daemon d(dir.path().string(), {"--cpu-slots", "2"});
+  grpc::ClientContext ctx;
+  trainer::v1::SubmitJobRequest req;
+  *req.mutable_spec() = Spec("max_steps: 10");
+  req.mutable_resources()->set_ranks(3);
+  trainer::v1::SubmitJobResponse resp;
+  grpc::Status s = d.stub().SubmitJob(&ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("resources.ranks: 3 ranks need as many CPU slots; this trainerd has 2"));
+}
+
+// A `trainerd agent` process on loopback.
+class AgentProcess {
+ public:
+  AgentProcess(int coordinator_port, const std::string& name, const std::string& log_path) : log_path_(log_path) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      std::vector<std::string> args = {testing::BuildDir() + "/server/trainerd", "agent", "--coordinator",
+                                       absl::StrCat("127.0.0.1:", coordinator_port), "--cpu-slots", "1",
+                                       "--name", name, "--host", "127.0.0.1", "--grace-period", "2"};
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+  }
+  ~AgentProcess() { Kill(); }
+  void Kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = 0;
+  }
+  // The id the coordinator gave this agent ("" until it registered).
+  std::string Id() const {
+    const std::string log = testing::ReadFile(log_path_);
+    const size_t at = log.find(" as agent-");
+    return at == std::string::npos ? "" : log.substr(at + 4, log.find(':', at) - at - 4);
+  }
+
+ private:
+  std::string log_path_;
+  pid_t pid_ = 0;
+};
+
+TEST(Gang, AgentsRunRanksAndALostAgentsJobRestartsOnTheOthers) {
+  TempDir dir;
+  // The coordinator has no slots of its own: every rank runs on an agent.
+  Daemon d(dir / "root", {"--cpu-slots", "0", "--agent-timeout", "2"});
+  std::vector<std::unique_ptr<AgentProcess>> agents;
+  for (int k = 0; k < 3; ++k) {
+    agents.push_back(std::make_unique<AgentProcess>(d.port(), absl::StrCat("machine", k), dir / absl::StrCat("agent", k, ".log")));
+  }
+  for (int i = 0; i < 400; ++i) {
+    bool all = true;
+    for (const auto& a : agents) all = all && !a->Id().empty();
+    if (all) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  for (const auto& a : agents) ASSERT_FALSE(a->Id().empty()) << "an agent did not register";
+
+  const std::string id = Submit(d, LongSpec(), 0, "multi-node", /*ranks=*/2);
+  Job job = WaitFor(d, id, [&](const Job& j) { return RanksRunning(j, 2) && !Checkpoints(d, id).empty(); });
+  ASSERT_TRUE(RanksRunning(job, 2)) << job.DebugString();
+  const auto& first = job.attempts(0);
+  ASSERT_EQ(first.rank_nodes_size(), 2);
+  EXPECT_NE(first.rank_nodes(0), first.rank_nodes(1));  // one slot per agent
+  EXPECT_FALSE(first.rank_nodes(0).empty());
+
+  // The machine of rank 1 dies: its agent, and the rank with it.
+  const std::string lost = first.rank_nodes(1);
+  for (auto& a : agents) {
+    if (a->Id() == lost) a->Kill();
+  }
+  job = WaitFor(d, id, Finished, 240);
+  ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+  ASSERT_GE(job.attempts_size(), 2);
+  EXPECT_THAT(job.attempts(0).reason(), HasSubstr("lost"));
+  EXPECT_EQ(job.restarts(), 0);  // a lost machine is not the job's fault
+  const auto& last = job.attempts(job.attempts_size() - 1);
+  for (const std::string& node : last.rank_nodes()) EXPECT_NE(node, lost);
+  EXPECT_EQ(last.resumed_from(), "latest checkpoint");
+}
+
+}  // namespace
+}  // namespace trainerd
