@@ -7,6 +7,11 @@
 #include <torch/csrc/autograd/variable.h>
 
 namespace trainerd {
+namespace {
+
+constexpr int64_t kFirstBucketBytes = 1 << 20;
+
+}  // namespace
 
 GradientReducer::GradientReducer(std::vector<torch::Tensor> params, Distributed* distributed,
                                  int64_t bucket_cap_bytes)
@@ -14,19 +19,26 @@ GradientReducer::GradientReducer(std::vector<torch::Tensor> params, Distributed*
   std::lock_guard<std::mutex> lock(mu_);
   bucket_of_.resize(params_.size());
   ready_.assign(params_.size(), false);
-  // Reverse registration order approximates the order gradients become ready. A bucket
-  // holds one dtype, so that it flattens into one message.
+  // Reverse registration order approximates the order gradients become ready. As in
+  // DDP, a bucket closes once it reaches its cap, and the first one is capped at 1 MB
+  // so that communication starts early in backward. A bucket holds one dtype and
+  // device, so that it flattens into one message.
+  int64_t bucket_bytes = 0;
+  bool open = false;
   for (size_t k = params_.size(); k-- > 0;) {
     const torch::Tensor& p = params_[k];
-    const int64_t bytes = p.numel() * static_cast<int64_t>(p.element_size());
-    const bool fits = !buckets_.empty() &&
-                      params_[buckets_.back().params.front()].scalar_type() == p.scalar_type() &&
-                      params_[buckets_.back().params.front()].device() == p.device() &&
-                      (buckets_.back().numel * static_cast<int64_t>(p.element_size()) + bytes <= bucket_cap_bytes);
-    if (!fits) buckets_.emplace_back();
+    const bool same_kind = open && params_[buckets_.back().params.front()].scalar_type() == p.scalar_type() &&
+                           params_[buckets_.back().params.front()].device() == p.device();
+    if (!same_kind) {
+      buckets_.emplace_back();
+      bucket_bytes = 0;
+    }
     buckets_.back().params.push_back(k);
     buckets_.back().numel += p.numel();
     bucket_of_[k] = buckets_.size() - 1;
+    bucket_bytes += p.numel() * static_cast<int64_t>(p.element_size());
+    const int64_t cap = buckets_.size() == 1 ? std::min<int64_t>(kFirstBucketBytes, bucket_cap_bytes) : bucket_cap_bytes;
+    open = bucket_bytes < cap;
   }
   Reset();
   for (size_t k = 0; k < params_.size(); ++k) {

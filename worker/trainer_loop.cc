@@ -215,7 +215,12 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
                  {"train_steps_per_second", (state_.global_step - resumed_step) / runtime},
                  {"train_loss", out.training_loss},
                  {"train_data_wait_fraction", data_wait_seconds / runtime}};
-  if (reducer_) out.metrics["train_allreduce_wait_fraction"] = reducer_->wait_seconds() / runtime;
+  if (reducer_) {
+    // The all-reduce time that backward did not hide (the loop waited for it).
+    out.metrics["train_allreduce_wait_fraction"] = reducer_->wait_seconds() / runtime;
+    out.metrics["train_allreduce_wait_ms_per_step"] =
+        1000 * reducer_->wait_seconds() / std::max<int64_t>(1, state_.global_step - resumed_step);
+  }
   out.metrics.insert(optimizer_memory_.begin(), optimizer_memory_.end());
   log(out.metrics, "train_end");
   callbacks_.on_train_end(a, state_, control_);
