@@ -81,13 +81,16 @@ class BuiltinNet : public Model {
     return out;
   }
   void SetTraining(bool training) override { net_->train(training); }
+  void To(const torch::Device& device) override { net_->to(device); }
 
   // Exports the inference graph (dropout is the identity there) as TorchScript source
   // over the same weights, flattening dotted names into attribute names.
   void SaveTorchScript(std::ostream& out) const override {
     torch::jit::Module m("trainerd.BuiltinNet");
     for (const auto& [name, p] : NamedParameters()) {
-      m.register_parameter(ScriptName(name), p.detach().clone(), /*is_buffer=*/false);
+      // CPU copies: the exported model loads anywhere.
+      m.register_parameter(ScriptName(name), p.detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true),
+                           /*is_buffer=*/false);
     }
     const std::string act = net_->activation == "gelu"   ? "torch.gelu"
                             : net_->activation == "tanh" ? "torch.tanh"

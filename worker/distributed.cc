@@ -8,6 +8,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef USE_C10D_NCCL
+#include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -53,7 +54,9 @@ absl::StatusOr<DistributedConfig> DistributedConfigFromEnvironment() {
   return c;
 }
 
-absl::StatusOr<std::unique_ptr<Distributed>> Distributed::Connect(const DistributedConfig& config, bool use_cuda) {
+absl::StatusOr<std::unique_ptr<Distributed>> Distributed::Connect(const DistributedConfig& config,
+                                                                  const torch::Device& device) {
+  const bool use_cuda = device.is_cuda();
   try {
     c10d::TCPStoreOptions store_options;
     store_options.port = static_cast<uint16_t>(config.store_port);
@@ -69,6 +72,10 @@ absl::StatusOr<std::unique_ptr<Distributed>> Distributed::Connect(const Distribu
     std::string backend;
     if (use_cuda) {
 #ifdef USE_C10D_NCCL
+      // Without async error handling a failed or hung NCCL collective never returns;
+      // with it the timeout below aborts the communicator and the rank fails.
+      setenv("NCCL_ASYNC_ERROR_HANDLING", "1", /*overwrite=*/0);
+      c10::cuda::set_device(device.index());
       auto options = c10d::ProcessGroupNCCL::Options::create();
       options->timeout = config.timeout;
       group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, config.rank, config.world_size, options);
@@ -88,7 +95,7 @@ absl::StatusOr<std::unique_ptr<Distributed>> Distributed::Connect(const Distribu
       group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, config.rank, config.world_size, options);
       backend = "gloo";
     }
-    return std::unique_ptr<Distributed>(new Distributed(config, backend, tcp_store, group));
+    return std::unique_ptr<Distributed>(new Distributed(config, backend, device, tcp_store, group));
   } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat("rank ", config.rank, " of ", config.world_size,
                                                ": cannot join the job's store at ", config.store_host, ":",
@@ -97,9 +104,13 @@ absl::StatusOr<std::unique_ptr<Distributed>> Distributed::Connect(const Distribu
   }
 }
 
-Distributed::Distributed(DistributedConfig config, std::string backend, c10::intrusive_ptr<c10d::Store> store,
-                         c10::intrusive_ptr<c10d::ProcessGroup> group)
-    : config_(std::move(config)), backend_(std::move(backend)), store_(std::move(store)), group_(std::move(group)) {}
+Distributed::Distributed(DistributedConfig config, std::string backend, torch::Device device,
+                         c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<c10d::ProcessGroup> group)
+    : config_(std::move(config)),
+      backend_(std::move(backend)),
+      device_(device),
+      store_(std::move(store)),
+      group_(std::move(group)) {}
 
 Distributed::~Distributed() = default;
 
@@ -121,7 +132,7 @@ void Distributed::Broadcast(const std::vector<torch::Tensor>& tensors, int root)
   for (auto& [dtype, group] : by_dtype) {
     std::vector<torch::Tensor> flat_parts;
     for (const torch::Tensor& t : group) flat_parts.push_back(t.reshape({-1}));
-    std::vector<torch::Tensor> message = {torch::cat(flat_parts)};
+    std::vector<torch::Tensor> message = {torch::cat(flat_parts).to(device_)};
     c10d::BroadcastOptions options;
     options.rootRank = root;
     Wait(group_->broadcast(message, options), "broadcast");
@@ -138,13 +149,22 @@ c10::intrusive_ptr<c10d::Work> Distributed::AllReduceSumAsync(torch::Tensor& ten
   return group_->allreduce(tensors);
 }
 
-void Distributed::AllReduceSum(torch::Tensor& tensor) { Wait(AllReduceSumAsync(tensor), "all-reduce"); }
+void Distributed::AllReduceSum(torch::Tensor& tensor) {
+  if (tensor.device() == device_) {
+    Wait(AllReduceSumAsync(tensor), "all-reduce");
+    return;
+  }
+  torch::Tensor on_device = tensor.to(device_);
+  Wait(AllReduceSumAsync(on_device), "all-reduce");
+  tensor.copy_(on_device);
+}
 
 std::vector<torch::Tensor> Distributed::AllGather(const torch::Tensor& tensor) {
-  std::vector<torch::Tensor> input = {tensor.contiguous()};
+  std::vector<torch::Tensor> input = {tensor.to(device_).contiguous()};
   std::vector<std::vector<torch::Tensor>> output(1);
   for (int r = 0; r < config_.world_size; ++r) output[0].push_back(torch::empty_like(input[0]));
   Wait(group_->allgather(output, input), "all-gather");
+  for (torch::Tensor& t : output[0]) t = t.to(tensor.device());
   return output[0];
 }
 

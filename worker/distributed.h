@@ -42,8 +42,10 @@ absl::StatusOr<DistributedConfig> DistributedConfigFromEnvironment();
 class Distributed {
  public:
   // Joins the job's store and builds the process group; waits at most config.timeout
-  // for the other ranks. `use_cuda` selects NCCL (an error where LibTorch lacks it).
-  static absl::StatusOr<std::unique_ptr<Distributed>> Connect(const DistributedConfig& config, bool use_cuda);
+  // for the other ranks. A CUDA `device` (the rank's GPU) selects NCCL, an error where
+  // LibTorch was built without it; the CPU selects Gloo.
+  static absl::StatusOr<std::unique_ptr<Distributed>> Connect(const DistributedConfig& config,
+                                                              const torch::Device& device);
   ~Distributed();
 
   int rank() const { return config_.rank; }
@@ -53,7 +55,8 @@ class Distributed {
   const std::string& backend() const { return backend_; }
 
   // The blocking collectives below throw std::runtime_error naming the collective when
-  // another rank fails or the timeout passes.
+  // another rank fails or the timeout passes. They take tensors on any device (NCCL
+  // needs them on the GPU: they are copied there and back).
 
   // Copies `root`'s tensors into every rank's, in place (one flat message per dtype).
   void Broadcast(const std::vector<torch::Tensor>& tensors, int root);
@@ -72,10 +75,11 @@ class Distributed {
   void Wait(const c10::intrusive_ptr<c10d::Work>& work, const char* what);
 
  private:
-  Distributed(DistributedConfig config, std::string backend, c10::intrusive_ptr<c10d::Store> store,
-              c10::intrusive_ptr<c10d::ProcessGroup> group);
+  Distributed(DistributedConfig config, std::string backend, torch::Device device,
+              c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<c10d::ProcessGroup> group);
 
   DistributedConfig config_;
+  torch::Device device_;  // where the backend wants tensors
   std::string backend_;
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::ProcessGroup> group_;

@@ -28,6 +28,7 @@ class ScriptModel : public Model {
     return out;
   }
   void SetTraining(bool training) override { module_.train(training); }
+  void To(const torch::Device& device) override { module_.to(device); }
   void SaveTorchScript(std::ostream& out) const override { module_.save(out); }
 
  private:
@@ -83,7 +84,7 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const trainer::v1::ModelSpec&
 
 std::vector<char> SerializeStateDict(const Model& model) {
   c10::Dict<std::string, torch::Tensor> dict;
-  for (const auto& [name, t] : model.NamedState()) dict.insert(name, t.detach());
+  for (const auto& [name, t] : model.NamedState()) dict.insert(name, t.detach().cpu());
   return torch::jit::pickle_save(dict);
 }
 

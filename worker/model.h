@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include <c10/core/Device.h>
 #include <torch/types.h>
 
 #include "absl/status/status.h"
@@ -31,6 +32,8 @@ class Model {
   virtual NamedTensors NamedBuffers() const = 0;
   // Training mode turns dropout on.
   virtual void SetTraining(bool training) = 0;
+  // Moves parameters and buffers to `device` (before the optimizer is built).
+  virtual void To(const torch::Device& device) = 0;
   // Writes a TorchScript module that Python loads with torch.jit.load. May throw.
   virtual void SaveTorchScript(std::ostream& out) const = 0;
 

@@ -3,6 +3,7 @@
 #include <sched.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 
@@ -66,6 +67,15 @@ Trainer::Trainer(trainer::v1::JobSpec spec, std::unique_ptr<Model> model, Datase
     std::vector<float> w(spec_.loss().class_weights().begin(), spec_.loss().class_weights().end());
     class_weights_ = torch::tensor(w);
   }
+  // As HF (through Accelerate): GPU LOCAL_RANK when this LibTorch has CUDA and one is
+  // visible, unless use_cpu. trainerd makes a rank's own GPUs the visible ones.
+  if (!args().use_cpu() && torch::cuda::is_available()) {
+    const char* local_rank = std::getenv("LOCAL_RANK");
+    const int64_t index = (local_rank ? std::atoi(local_rank) : 0) % static_cast<int64_t>(torch::cuda::device_count());
+    device_ = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+    model_->To(device_);
+  }
+  if (class_weights_.defined()) class_weights_on_device_ = class_weights_.to(device_);
   training_log_ = *TrainingLog::Open("", -1);
   state_.train_batch_size = args().per_device_train_batch_size();
   callbacks_.Add(std::make_shared<DefaultFlowCallback>());
@@ -165,7 +175,7 @@ torch::Tensor Trainer::Forward(Model& model, const torch::Tensor& inputs) {
 double Trainer::CountItems(const std::vector<Batch>& batches) const {
   double n = 0;
   for (const Batch& b : batches) {
-    n += class_weights_.defined() ? class_weights_.index_select(0, b.labels).sum().item<double>()
+    n += class_weights_.defined() ? class_weights_.index_select(0, b.labels.cpu()).sum().item<double>()
                                   : static_cast<double>(b.size());
   }
   return n;
@@ -190,17 +200,22 @@ torch::Tensor Trainer::compute_loss(Model& model, const Batch& inputs,
     auto options = F::CrossEntropyFuncOptions()
                        .reduction(torch::kSum)
                        .label_smoothing(args().label_smoothing_factor());
-    if (class_weights_.defined()) options.weight(class_weights_);
+    if (class_weights_.defined()) options.weight(class_weights_on_device_);
     sum = F::cross_entropy(out, inputs.labels, options);
   }
   const double items = num_items_in_batch ? *num_items_in_batch : CountItems({inputs});
   return sum / items;
 }
 
+Batch Trainer::PrepareInputs(const Batch& batch) const {
+  if (device_.is_cpu()) return batch;
+  return Batch{batch.inputs.to(device_, /*non_blocking=*/true), batch.labels.to(device_, /*non_blocking=*/true)};
+}
+
 torch::Tensor Trainer::training_step(Model& model, const Batch& inputs,
                                      std::optional<double> num_items_in_batch) {
   model.SetTraining(true);
-  torch::Tensor loss = compute_loss(model, inputs, num_items_in_batch);
+  torch::Tensor loss = compute_loss(model, PrepareInputs(inputs), num_items_in_batch);
   loss.backward();
   return loss.detach();
 }
@@ -209,7 +224,7 @@ PredictionStepOutput Trainer::prediction_step(Model& model, const Batch& inputs,
                                               bool prediction_loss_only) {
   torch::NoGradGuard no_grad;
   torch::Tensor outputs;
-  torch::Tensor loss = compute_loss(model, inputs, std::nullopt, &outputs);
+  torch::Tensor loss = compute_loss(model, PrepareInputs(inputs), std::nullopt, &outputs);
   return {loss.detach(), prediction_loss_only ? torch::Tensor() : outputs.detach(), inputs.labels};
 }
 
@@ -229,8 +244,10 @@ PredictionOutput Trainer::EvaluationLoop(DataLoader& loader, const std::string& 
     sums[0] += o.loss.item<double>() * real;
     sums[1] += real;
     ++steps;
-    if (o.logits.defined()) outputs.push_back(o.logits);
-    labels.push_back(o.labels);
+    // Metrics are computed on the CPU; gathering across ranks happens on the
+    // collectives' device.
+    if (o.logits.defined()) outputs.push_back(o.logits.cpu());
+    labels.push_back(o.labels.cpu());
   }
   model_->SetTraining(true);
   if (world_size() > 1) distributed_->AllReduceSum(sums);

@@ -86,6 +86,8 @@ class Trainer {
   void add_callback(std::shared_ptr<TrainerCallback> callback) { callbacks_.Add(std::move(callback)); }
 
   Model& model() { return *model_; }
+  // Where the model trains: the CPU, or this rank's GPU (see use_cpu).
+  const torch::Device& device() const { return device_; }
   const TrainerState& state() const { return state_; }
   const TrainerControl& control() const { return control_; }
   const trainer::v1::TrainingArguments& args() const { return spec_.training_args(); }
@@ -133,6 +135,8 @@ class Trainer {
   // over world_size (all-reduced only where ranks' counts can differ: class weights).
   double ItemsPerRank(const std::vector<Batch>& batches);
   torch::Tensor Forward(Model& model, const torch::Tensor& inputs);
+  // HF's _prepare_inputs: the batch on the training device.
+  Batch PrepareInputs(const Batch& batch) const;
   torch::optim::Optimizer* optimizer() { return optimizer_.get(); }
   LrSchedule* lr_scheduler() { return lr_schedule_.get(); }
 
@@ -198,7 +202,9 @@ class Trainer {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::unique_ptr<LrSchedule> lr_schedule_;
   std::unique_ptr<TrainingLog> training_log_;
-  torch::Tensor class_weights_;
+  torch::Tensor class_weights_;            // on the CPU, for counting
+  torch::Tensor class_weights_on_device_;  // for the loss
+  torch::Device device_ = torch::kCPU;
   Distributed* distributed_ = nullptr;
   std::unique_ptr<GradientReducer> reducer_;
 

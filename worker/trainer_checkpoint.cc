@@ -225,7 +225,7 @@ void Trainer::LoadCheckpoint(const std::string& dir) {
   torch::serialize::InputArchive archive;
   std::istringstream optimizer_bytes(
       Need(*files, dir, ShardsOptimizer() ? absl::StrCat("optimizer_", rank, ".pt") : "optimizer.pt"));
-  archive.load_from(optimizer_bytes);
+  archive.load_from(optimizer_bytes, device_);
   optimizer_->load(archive);
 
   json scheduler = json::parse(Need(*files, dir, "scheduler.json"));

@@ -192,15 +192,15 @@ int RunWorker(const WorkerOptions& options) {
       WorkerReporter::FromEnvironment([](const std::string&) { g_stop_requested.store(true); });
   if (reporter) callbacks.push_back(reporter);
   std::signal(SIGTERM, OnSigterm);
+  Trainer trainer(*spec, std::move(*model), std::move(*data), callbacks);
   std::unique_ptr<Distributed> distributed;
   if (dist_config->world_size > 1) {
     spdlog::info("Joining {} ranks through the store at {}:{}", dist_config->world_size, dist_config->store_host,
                  dist_config->store_port);
-    absl::StatusOr<std::unique_ptr<Distributed>> joined = Distributed::Connect(*dist_config, /*use_cuda=*/false);
+    absl::StatusOr<std::unique_ptr<Distributed>> joined = Distributed::Connect(*dist_config, trainer.device());
     if (!joined.ok()) return Fail(joined.status());
     distributed = std::move(*joined);
   }
-  Trainer trainer(*spec, std::move(*model), std::move(*data), callbacks);
   if (absl::Status s = RunGuardedStatus("joining the ranks", [&] {
         trainer.set_distributed(distributed.get());
         return absl::OkStatus();

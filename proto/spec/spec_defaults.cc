@@ -52,6 +52,7 @@ void ApplyDefaults(trainer::v1::JobSpec* spec) {
   if (!a->has_ddp_timeout()) a->set_ddp_timeout(300);
   if (!a->has_ddp_bucket_cap_mb()) a->set_ddp_bucket_cap_mb(25);
   if (!a->has_optimizer_sharding()) a->set_optimizer_sharding(false);
+  if (!a->has_use_cpu()) a->set_use_cpu(false);
   if (!a->has_save_strategy()) a->set_save_strategy("steps");
   if (!a->has_save_steps()) a->set_save_steps(500);
   if (!a->has_save_total_limit()) a->set_save_total_limit(0);
