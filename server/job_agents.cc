@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include <random>
+#include <set>
 
 #include <spdlog/spdlog.h>
 
@@ -55,16 +56,37 @@ std::vector<NodeSlots> JobManager::FreeSlotsByNode() {
   return out;
 }
 
-int32_t JobManager::MaxRanks() {
+NodeSlots JobManager::Capacity() {
   std::lock_guard<std::mutex> lock(mu_);
-  int32_t slots = options_.cpu_slots;
-  for (const auto& [id, agent] : agents_) slots += agent.cpu_slots;
-  return slots;
+  NodeSlots capacity{"", options_.cpu_slots, options_.gpus};
+  for (const auto& [id, agent] : agents_) {
+    capacity.cpu_slots += agent.cpu_slots;
+    capacity.gpus = std::max(capacity.gpus, agent.gpus);
+  }
+  return capacity;
 }
 
 std::string JobManager::NodeAddress(const std::string& node) {
   auto it = agents_.find(node);
   return it == agents_.end() ? options_.advertise_host : it->second.host;
+}
+
+std::vector<int32_t> JobManager::FreeGpus(const std::string& node, int32_t count, const Running& starting) {
+  auto agent = agents_.find(node);
+  const int32_t total = node.empty() ? options_.gpus : (agent == agents_.end() ? 0 : agent->second.gpus);
+  std::set<int32_t> used;
+  auto add_used = [&](const Running& r) {
+    for (const RankProc& p : r.ranks) {
+      if (p.node == node && !p.exit) used.insert(p.gpus.begin(), p.gpus.end());
+    }
+  };
+  for (const auto& [job_id, r] : running_) add_used(r);
+  add_used(starting);
+  std::vector<int32_t> out;
+  for (int32_t g = 0; g < total && static_cast<int32_t>(out.size()) < count; ++g) {
+    if (!used.count(g)) out.push_back(g);
+  }
+  return out;
 }
 
 absl::Status JobManager::StartRemoteRank(const std::string& job_id, Running& r, RankProc& p,

@@ -117,13 +117,15 @@ absl::StatusOr<Job> JobManager::Submit(const trainer::v1::SubmitJobRequest& requ
   std::vector<std::string> problems = FindSpecProblems(spec);
   const auto& r = request.resources();
   if (r.ranks() < 0) problems.push_back("resources.ranks: must be >= 1");
-  if (r.ranks() > MaxRanks()) {
+  const NodeSlots capacity = Capacity();
+  if (r.ranks() > capacity.cpu_slots) {
     problems.push_back(absl::StrCat("resources.ranks: ", r.ranks(), " ranks need as many CPU slots; this trainerd has ",
-                                    MaxRanks(), " (--cpu-slots, plus its agents')"));
+                                    capacity.cpu_slots, " (--cpu-slots, plus its agents')"));
   }
   if (r.gpus_per_rank() < 0) problems.push_back("resources.gpus_per_rank: must be >= 0");
-  if (r.gpus_per_rank() > options_.gpus) {
-    problems.push_back(absl::StrCat("resources.gpus_per_rank: this trainerd has ", options_.gpus, " GPUs"));
+  if (r.gpus_per_rank() > capacity.gpus) {
+    problems.push_back(absl::StrCat("resources.gpus_per_rank: no machine of this trainerd has more than ",
+                                    capacity.gpus, " GPUs"));
   }
   if (request.has_max_restarts() && request.max_restarts() < 0) problems.push_back("max_restarts: must be >= 0");
   if (!problems.empty()) return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));

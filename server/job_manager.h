@@ -117,6 +117,7 @@ class JobManager {
     pid_t pid = 0;     // on its node; 0 until an agent reports it
     std::string log_path, log_key, heartbeat_path;
     int64_t log_offset = 0;
+    std::vector<int32_t> gpus;     // GPU indices on its node (its CUDA_VISIBLE_DEVICES)
     std::optional<ExitInfo> exit;  // set once it ended
     std::optional<Clock::time_point> last_rpc_heartbeat;
   };
@@ -174,9 +175,14 @@ class JobManager {
   };
   // Free slots on this machine and on every live agent.
   std::vector<NodeSlots> FreeSlotsByNode() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The most ranks one job can have: all slots of all nodes.
-  int32_t MaxRanks() ABSL_LOCKS_EXCLUDED(mu_);
+  // The most one job can ask for: every node's CPU slots together, and the GPUs of the
+  // node that has most (a rank's GPUs are on its own machine).
+  NodeSlots Capacity() ABSL_LOCKS_EXCLUDED(mu_);
   std::string NodeAddress(const std::string& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `count` GPU indices on `node` that no running rank holds, nor a rank of `starting`
+  // (the attempt being started); fewer if there are not.
+  std::vector<int32_t> FreeGpus(const std::string& node, int32_t count, const Running& starting)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status StartRemoteRank(const std::string& job_id, Running& running, RankProc& rank,
                                const WorkerLaunch& launch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SignalRemoteRank(Running& running, RankProc& rank, int signal)

@@ -11,7 +11,10 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "server/job_manager.h"
 #include "server/job_state.h"
 #include "server/scheduler.h"
@@ -101,6 +104,12 @@ absl::Status JobManager::Recover() {
     for (RankProc& p : r.ranks) {
       p.pid = p.rank < attempt->rank_pids_size() ? attempt->rank_pids(p.rank) : (p.rank == 0 ? attempt->pid() : 0);
       if (p.rank < attempt->rank_nodes_size()) p.node = attempt->rank_nodes(p.rank);
+      if (p.rank < attempt->rank_gpus_size()) {
+        for (absl::string_view g : absl::StrSplit(attempt->rank_gpus(p.rank), ',', absl::SkipEmpty())) {
+          int32_t index = 0;
+          if (absl::SimpleAtoi(g, &index)) p.gpus.push_back(index);
+        }
+      }
       remote = remote || !p.node.empty();
       p.log_offset = store_->TailOffset(p.log_key).value_or(0);
       if (p.node.empty() && WorkerAlive(p.pid, dir)) any_alive = true;
@@ -425,11 +434,15 @@ void JobManager::StartAttempt(Job& job, const std::string& resume_from, const st
                        {"WORLD_SIZE", std::to_string(r.ranks.size())},
                        {"LOCAL_WORLD_SIZE", std::to_string(ranks_on_node[p.node])},
                        {"MASTER_ADDR", store_host}, {"MASTER_PORT", std::to_string(*port)}};
+    // A rank sees only its own GPUs (none for a CPU rank, which then trains on the CPU).
+    p.gpus = FreeGpus(p.node, job.resources().gpus_per_rank(), r);
+    rank_launch.env["CUDA_VISIBLE_DEVICES"] = absl::StrJoin(p.gpus, ",");
     launched = LaunchRank(job.id(), r, p, rank_launch);
   }
   for (const RankProc& p : r.ranks) {
     attempt->add_rank_pids(p.pid);
     attempt->add_rank_nodes(p.node);
+    attempt->add_rank_gpus(absl::StrJoin(p.gpus, ","));
   }
   attempt->set_pid(r.ranks[0].pid);
   if (!launched.ok()) {

@@ -81,6 +81,23 @@ TEST(Gang, JobsNeedingMoreRanksThanSlotsAreRejected) {
   EXPECT_THAT(s.error_message(), HasSubstr("resources.ranks: 3 ranks need as many CPU slots; this trainerd has 2"));
 }
 
+TEST(Gang, EachGpuRankSeesItsOwnGpus) {
+  TempDir dir;
+  // GPUs are counted, not probed, when given: on a machine without any the ranks see
+  // their CUDA_VISIBLE_DEVICES but LibTorch finds no CUDA and trains on the CPU.
+  Daemon d(dir.path().string(), {"--cpu-slots", "3", "--gpus", "2"});
+  grpc::ClientContext ctx;
+  trainer::v1::SubmitJobRequest req;
+  *req.mutable_spec() = Spec("max_steps: 20, save_strategy: 'no'");
+  req.mutable_resources()->set_ranks(2);
+  req.mutable_resources()->set_gpus_per_rank(1);
+  trainer::v1::SubmitJobResponse resp;
+  ASSERT_TRUE(d.stub().SubmitJob(&ctx, req, &resp).ok());
+  Job job = WaitFor(d, resp.job_id(), Finished);
+  ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+  EXPECT_THAT(job.attempts(0).rank_gpus(), ::testing::ElementsAre("0", "1"));
+}
+
 // A `trainerd agent` process on loopback.
 class AgentProcess {
  public:
