@@ -143,7 +143,8 @@ class JobManager {
   absl::Status PutJob(trainer::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Transition(trainer::v1::Job& job, trainer::v1::JobState to) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  // Supervisor (job_supervisor.cc).
+  // Supervisor (job_supervisor.cc; placing and starting in job_launch.cc, following
+  // output in job_output.cc).
   // The file paths, tail key and slots of attempt `attempt` of `job`.
   Running AttemptFiles(const trainer::v1::Job& job, int32_t attempt) const;
   absl::Status Recover();

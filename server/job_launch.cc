@@ -1,0 +1,174 @@
+// JobManager: placing queued jobs and starting their attempts' ranks.
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/job_manager.h"
+#include "server/scheduler.h"
+
+namespace trainerd {
+namespace {
+
+namespace fs = std::filesystem;
+using trainer::v1::Job;
+
+bool HasCheckpoint(const std::string& output_dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(output_dir, ec)) {
+    if (e.path().filename().string().rfind("checkpoint-", 0) == 0 && fs::exists(e.path() / "MANIFEST.json")) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string NewSecret() {
+  std::random_device rd;
+  std::string out;
+  for (int i = 0; i < 4; ++i) out += absl::StrCat(absl::Hex(rd(), absl::kZeroPad8));
+  return out;
+}
+
+}  // namespace
+
+void JobManager::Schedule() {
+  if (!schedule_needed_) return;
+  std::vector<NodeSlots> nodes = FreeSlotsByNode();
+  NodeSlots total;
+  for (const NodeSlots& n : nodes) {
+    total.cpu_slots += n.cpu_slots;
+    total.gpus += n.gpus;
+  }
+  if (total.cpu_slots <= 0) return;  // nothing can start until a slot frees
+  schedule_needed_ = false;
+  auto queued = store_->JobsInStates({trainer::v1::QUEUED, trainer::v1::RESTARTING});
+  if (!queued.ok() || queued->empty()) return;
+  std::vector<QueuedJob> queue;
+  std::map<std::string, Job> by_id;
+  for (Job& job : *queued) {
+    if (running_.count(job.id())) continue;
+    queue.push_back({job.id(), job.priority(), job.created_unix_ms(), job.resources().ranks(),
+                     job.resources().ranks() * job.resources().gpus_per_rank()});
+    by_id[job.id()] = std::move(job);
+  }
+  for (const std::string& id : PickJobsToStart(queue, {total.cpu_slots, total.gpus})) {
+    Job& job = by_id[id];
+    std::optional<std::vector<std::string>> placement =
+        PlaceRanks(std::max(1, job.resources().ranks()), job.resources().gpus_per_rank(), &nodes);
+    if (!placement) {
+      // Enough slots in all, but not where the GPUs are: try again when something frees.
+      schedule_needed_ = true;
+      continue;
+    }
+    std::string resume;
+    auto it = resume_requests_.find(id);
+    if (it != resume_requests_.end()) {
+      resume = it->second;
+      resume_requests_.erase(it);
+    } else if (HasCheckpoint(job.output_dir())) {
+      resume = "true";
+    }
+    StartAttempt(job, resume, *placement);
+  }
+}
+
+void JobManager::StartAttempt(Job& job, const std::string& resume_from, const std::vector<std::string>& nodes) {
+  if (absl::Status s = Transition(job, trainer::v1::STARTING); !s.ok()) {
+    spdlog::error("{}", std::string(s.message()));
+    return;
+  }
+  const std::string dir = JobDir(job.id());
+  Running r = AttemptFiles(job, job.attempts_size() + 1);
+  const std::string attempt_dir = absl::StrCat(dir, "/attempt-", r.attempt);
+  std::error_code ec;
+  fs::create_directories(attempt_dir, ec);
+  r.started_ms = NowMs();
+
+  WorkerLaunch launch;
+  launch.program = job.worker_program().empty() ? options_.worker_program : job.worker_program();
+  launch.args = {"--spec", dir + "/spec.json"};
+  if (job.spec().training_args().torch_num_threads() == 0) {
+    // A rank uses its slot's share of the CPUs, not all of them.
+    launch.args.push_back("--set");
+    launch.args.push_back(absl::StrCat("training_args.torch_num_threads=", options_.threads_per_slot));
+  }
+  if (!resume_from.empty()) {
+    launch.args.push_back("--resume-from-checkpoint");
+    launch.args.push_back(resume_from);
+  }
+  launch.working_dir = attempt_dir;
+  r.secret = NewSecret();
+  {
+    // Kept beside the attempt (owner-only) so that a restarted trainerd still knows it.
+    const std::string secret_path = attempt_dir + "/.secret";
+    std::ofstream out(secret_path, std::ios::trunc);
+    out << r.secret << "\n";
+    out.close();
+    fs::permissions(secret_path, fs::perms::owner_read | fs::perms::owner_write, ec);
+  }
+  auto* attempt = job.add_attempts();
+  attempt->set_number(r.attempt);
+  attempt->set_started_unix_ms(r.started_ms);
+  attempt->set_resumed_from(resume_from == "true" ? "latest checkpoint" : resume_from);
+  attempt->set_failed_rank(-1);
+
+  // The torchrun variables: rank 0 hosts the rendezvous store on a port picked here.
+  absl::StatusOr<int> port = PickFreePort();
+  const std::string store_host = NodeAddress(nodes[0]);
+  std::map<std::string, int32_t> ranks_on_node;
+  for (const std::string& node : nodes) ++ranks_on_node[node];
+  std::map<std::string, int32_t> next_local_rank;
+  absl::Status launched = port.status();
+  for (size_t k = 0; k < r.ranks.size() && launched.ok(); ++k) {
+    RankProc& p = r.ranks[k];
+    p.node = nodes[k];
+    WorkerLaunch rank_launch = launch;
+    rank_launch.args.push_back("--heartbeat-file");
+    rank_launch.args.push_back(p.heartbeat_path);
+    rank_launch.log_path = p.log_path;
+    rank_launch.env = {{"TRAINERD_JOB_ID", job.id()}, {"TRAINERD_ATTEMPT", std::to_string(r.attempt)},
+                       {"TRAINERD_ADDRESS", worker_address_}, {"TRAINERD_WORKER_SECRET", r.secret},
+                       {"RANK", std::to_string(k)}, {"LOCAL_RANK", std::to_string(next_local_rank[p.node]++)},
+                       {"WORLD_SIZE", std::to_string(r.ranks.size())},
+                       {"LOCAL_WORLD_SIZE", std::to_string(ranks_on_node[p.node])},
+                       {"MASTER_ADDR", store_host}, {"MASTER_PORT", std::to_string(*port)}};
+    // A rank sees only its own GPUs (none for a CPU rank, which then trains on the CPU).
+    p.gpus = FreeGpus(p.node, job.resources().gpus_per_rank(), r);
+    rank_launch.env["CUDA_VISIBLE_DEVICES"] = absl::StrJoin(p.gpus, ",");
+    launched = LaunchRank(job.id(), r, p, rank_launch);
+  }
+  for (const RankProc& p : r.ranks) {
+    attempt->add_rank_pids(p.pid);
+    attempt->add_rank_nodes(p.node);
+    attempt->add_rank_gpus(absl::StrJoin(p.gpus, ","));
+  }
+  attempt->set_pid(r.ranks[0].pid);
+  if (!launched.ok()) {
+    SignalRanks(r, SIGKILL);  // a gang starts whole or not at all
+    attempt->set_ended_unix_ms(NowMs());
+    attempt->set_reason(absl::StrCat("cannot start the workers: ", launched.message()));
+    job.set_error(attempt->reason());
+    (void)Transition(job, trainer::v1::FAILED);
+    return;
+  }
+  spdlog::info("job={} attempt {} started: {} rank(s), rank 0 pid {} {}", job.id(), r.attempt, r.ranks.size(),
+               r.ranks[0].pid, resume_from.empty() ? "" : "resuming from " + attempt->resumed_from());
+  running_[job.id()] = std::move(r);
+  (void)Transition(job, trainer::v1::RUNNING);
+}
+
+absl::Status JobManager::LaunchRank(const std::string& job_id, Running& r, RankProc& p, const WorkerLaunch& launch) {
+  if (!p.node.empty()) return StartRemoteRank(job_id, r, p, launch);
+  absl::StatusOr<pid_t> pid = SpawnWorker(launch);
+  if (!pid.ok()) return pid.status();
+  p.pid = *pid;
+  return absl::OkStatus();
+}
+
+}  // namespace trainerd

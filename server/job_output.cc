@@ -1,0 +1,80 @@
+// JobManager: following the ranks' logs and rank 0's JSON training log into the store.
+#include <zlib.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "server/job_manager.h"
+#include "server/worker_output.h"
+
+namespace trainerd {
+
+void JobManager::TailOutput(const std::string& job_id, Running& r) {
+  const int64_t now = NowMs();
+  for (RankProc& p : r.ranks) {
+    OutputBatch logs;
+    logs.job_id = job_id;
+    logs.tail_key = p.log_key;
+    for (const std::string& line : ReadNewLines(p.log_path, &p.log_offset)) {
+      logs.lines.push_back(ParseLogLine(line, p.rank, r.attempt, now));
+    }
+    logs.new_offset = p.log_offset;
+    if (!logs.lines.empty()) {
+      if (absl::Status s = store_->AppendOutput(&logs); !s.ok()) spdlog::error("job={} logs: {}", job_id, std::string(s.message()));
+      ++change_counter_;
+    }
+  }
+
+  const std::string jsonl_key = job_id + "/trainer_log.jsonl";
+  auto offset_it = jsonl_offsets_.find(jsonl_key);
+  if (offset_it == jsonl_offsets_.end()) {
+    offset_it = jsonl_offsets_.emplace(jsonl_key, store_->TailOffset(jsonl_key).value_or(0)).first;
+  }
+  auto job = Get(job_id);  // the in-memory copy: this runs every poll
+  if (!job.ok()) return;
+  const int64_t offset_before = offset_it->second;
+  OutputBatch metrics;
+  metrics.job_id = job_id;
+  metrics.tail_key = jsonl_key;
+  for (const std::string& line : ReadNewLines(job->output_dir() + "/trainer_log.jsonl", &offset_it->second)) {
+    std::optional<TrainingRecord> record = ParseTrainingRecord(line);
+    if (!record) continue;
+    UpdateProgress(*record, job->mutable_progress());
+    metrics.metrics.insert(metrics.metrics.end(), record->metrics.begin(), record->metrics.end());
+    if (record->kind == "checkpoint") {
+      trainer::v1::Checkpoint c;
+      c.set_step(record->step);
+      c.set_path(record->checkpoint_path);
+      c.set_size_bytes(record->checkpoint_bytes);
+      c.set_created_unix_ms(now);
+      for (const auto& [name, value] : job->progress().eval_metrics()) (*c.mutable_metrics())[name] = value;
+      std::ifstream state(record->checkpoint_path + "/trainer_state.json");
+      nlohmann::json j = nlohmann::json::parse(state, nullptr, /*allow_exceptions=*/false);
+      if (j.is_object() && j.contains("best_model_checkpoint") && j["best_model_checkpoint"].is_string()) {
+        job->set_best_checkpoint(j["best_model_checkpoint"].get<std::string>());
+      }
+      c.set_is_best(job->best_checkpoint() == record->checkpoint_path);
+      // The manifest lists every file's CRC-32: its own CRC-32 identifies the checkpoint.
+      std::ifstream manifest(record->checkpoint_path + "/MANIFEST.json", std::ios::binary);
+      std::stringstream text;
+      text << manifest.rdbuf();
+      const std::string bytes = text.str();
+      if (!bytes.empty()) {
+        const uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size()));
+        c.set_checksum(absl::StrCat("crc32:", absl::Hex(crc, absl::kZeroPad8)));
+      }
+      if (absl::Status s = store_->PutCheckpoint(job_id, c); !s.ok()) spdlog::error("job={} checkpoint: {}", job_id, std::string(s.message()));
+    }
+  }
+  metrics.new_offset = offset_it->second;
+  if (metrics.new_offset != offset_before) {
+    if (absl::Status s = store_->AppendOutput(&metrics); !s.ok()) spdlog::error("job={} metrics: {}", job_id, std::string(s.message()));
+    (void)PutJob(*job);
+  }
+}
+
+}  // namespace trainerd
