@@ -68,6 +68,19 @@ TEST(Gang, AKilledRankStopsItsAttemptAndTheJobResumesFromItsCheckpoint) {
   EXPECT_TRUE(resumed);
 }
 
+TEST(Gang, RanksKeepTrainingWhileTrainerdRestartsAndAreReattached) {
+  TempDir dir;
+  auto d = std::make_unique<Daemon>(dir.path().string(), std::vector<std::string>{"--cpu-slots", "2"});
+  const std::string id = Submit(*d, LongSpec(), 0, "gang", /*ranks=*/2);
+  WaitFor(*d, id, [](const Job& j) { return RanksRunning(j, 2) && j.progress().step() >= 100; });
+  EXPECT_EQ(d->Stop(SIGKILL), 128 + SIGKILL);
+  d->Start();
+  Job job = WaitFor(*d, id, Finished, 180);
+  ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+  EXPECT_EQ(job.attempts_size(), 1);  // the same attempt: both ranks were re-attached
+  testing::ExpectContiguous(Logs(*d, id, false));
+}
+
 TEST(Gang, JobsNeedingMoreRanksThanSlotsAreRejected) {
   TempDir dir;
   Daemon d(dir.path().string(), {"--cpu-slots", "2"});
