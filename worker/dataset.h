@@ -3,6 +3,7 @@
 #define TRAINERD_WORKER_DATASET_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,8 +12,11 @@
 
 namespace trainerd {
 
+class SentencePieceModel;
+
 // A whole split held in memory. `inputs` is [N, ...]: uint8 images [N, C, H, W] (as
-// stored on disk, normalised per batch) or float features [N, F]. `labels` is [N] int64
+// stored on disk, normalised per batch), float features [N, F], or int64 token ids
+// [N, L] (passed through as they are). `labels` is [N] int64
 // class indices (classification) or [N] float targets (regression).
 struct Dataset {
   torch::Tensor inputs;
@@ -56,6 +60,12 @@ struct DatasetBundle {
   int64_t num_classes = 0;              // classification only
   std::vector<std::string> class_names;  // CSV string labels, index = class id
   std::vector<int64_t> input_shape;      // one example, e.g. {1, 28, 28} or {F}
+
+  // Text: inputs are int64 token ids [N, max_seq_length].
+  std::shared_ptr<const SentencePieceModel> tokenizer;
+  bool causal_lm = false;  // labels are the inputs (next-token prediction)
+  int64_t vocab_size = 0;
+  int64_t pad_id = -1;     // classification padding (-1: none)
 };
 
 }  // namespace trainerd

@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "worker/text_dataset.h"
 
 namespace trainerd {
 namespace {
@@ -70,6 +71,8 @@ std::string FormatOf(const trainer::v1::DatasetSource& s) {
   if (!s.format().empty()) return s.format();
   if (absl::StrContains(s.path(), ".tsv")) return "tsv";
   if (absl::StrContains(s.path(), ".csv")) return "csv";
+  if (absl::StrContains(s.path(), ".jsonl")) return "jsonl";
+  if (absl::EndsWith(s.path(), ".txt")) return "text";
   return "idx";
 }
 
@@ -209,6 +212,8 @@ absl::StatusOr<Dataset> ReadTableDataset(const trainer::v1::DatasetSource& s, ch
 }
 
 absl::StatusOr<DatasetBundle> LoadDatasets(const trainer::v1::DataSpec& data, int64_t data_seed) {
+  const std::string train_format = FormatOf(data.train());
+  if (train_format == "text" || train_format == "jsonl") return LoadTextDatasets(data, data_seed);
   DatasetBundle b;
   b.regression = data.task() == "regression";
   std::map<std::string, int64_t> label_to_id;
@@ -277,6 +282,7 @@ Normalization Normalization::Create(double scale, const torch::Tensor& mean, con
 }
 
 torch::Tensor Normalization::Apply(const torch::Tensor& raw) const {
+  if (raw.scalar_type() == torch::kLong) return raw;  // token ids
   if (!multiplier.defined()) return raw.to(torch::kFloat, /*non_blocking=*/false, /*copy=*/true);
   // offset + raw * multiplier, promoted to float in the same kernel.
   return torch::addcmul(offset, raw, multiplier);

@@ -67,4 +67,20 @@ Metrics ComputeMetrics(const std::vector<std::string>& names, const torch::Tenso
   return m;
 }
 
+Metrics ComputeTokenMetrics(const std::vector<std::string>& names, const torch::Tensor& predicted,
+                            const torch::Tensor& labels, double mean_loss) {
+  Metrics m;
+  torch::NoGradGuard no_grad;
+  const int64_t l = labels.size(1);
+  torch::Tensor targets = labels.narrow(1, 1, l - 1);
+  torch::Tensor counted = targets.ne(-100);
+  const double hits = (predicted.narrow(1, 0, l - 1).eq(targets) & counted).sum().item<double>();
+  const double total = std::max(1.0, counted.sum().item<double>());
+  for (const std::string& name : names) {
+    if (name == "perplexity") m[name] = std::exp(mean_loss);
+    if (name == "token_accuracy" || name == "accuracy") m[name] = hits / total;
+  }
+  return m;
+}
+
 }  // namespace trainerd

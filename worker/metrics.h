@@ -18,6 +18,13 @@ namespace trainerd {
 Metrics ComputeMetrics(const std::vector<std::string>& names, const torch::Tensor& outputs,
                        const torch::Tensor& labels, double mean_loss, bool regression);
 
+// Language modelling: `predicted` [N, L] is each position's most likely next token and
+// `labels` [N, L] the sequence; token_accuracy (also under "accuracy") compares
+// predicted[:, :-1] with labels[:, 1:], skipping labels of -100; perplexity =
+// exp(mean_loss).
+Metrics ComputeTokenMetrics(const std::vector<std::string>& names, const torch::Tensor& predicted,
+                            const torch::Tensor& labels, double mean_loss);
+
 }  // namespace trainerd
 
 #endif  // TRAINERD_WORKER_METRICS_H_

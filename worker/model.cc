@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "worker/builtin_net.h"
+#include "worker/gpt.h"
 
 namespace trainerd {
 namespace {
@@ -64,6 +65,11 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const trainer::v1::ModelSpec&
       return absl::InvalidArgumentError(absl::StrCat(
           "model.path: ", spec.path(), " is not a TorchScript module: ", e.what_without_backtrace()));
     }
+  }
+  if (spec.type() == "gpt" || spec.type() == "text_classifier") return CreateTextModel(spec, data);
+  if (data.tokenizer) {
+    return absl::InvalidArgumentError(absl::StrCat("model.type: ", spec.type(),
+                                                   " does not read text; use gpt or text_classifier"));
   }
   if (spec.type() != "mlp" && spec.type() != "cnn") {
     return absl::InvalidArgumentError(absl::StrCat("model.type: \"", spec.type(), "\" is not supported"));

@@ -175,6 +175,10 @@ torch::Tensor Trainer::Forward(Model& model, const torch::Tensor& inputs) {
 double Trainer::CountItems(const std::vector<Batch>& batches) const {
   double n = 0;
   for (const Batch& b : batches) {
+    if (data_.causal_lm) {
+      n += b.labels.narrow(1, 1, b.labels.size(1) - 1).ne(-100).sum().item<double>();
+      continue;
+    }
     n += class_weights_.defined() ? class_weights_.index_select(0, b.labels.cpu()).sum().item<double>()
                                   : static_cast<double>(b.size());
   }
@@ -193,7 +197,9 @@ torch::Tensor Trainer::compute_loss(Model& model, const Batch& inputs,
   torch::Tensor out = Forward(model, inputs.inputs);
   if (outputs != nullptr) *outputs = out;
   torch::Tensor sum;
-  if (spec_.loss().type() == "mse") {
+  if (data_.causal_lm) {
+    sum = CausalLmLossSum(out, inputs.labels);
+  } else if (spec_.loss().type() == "mse") {
     torch::Tensor predicted = out.reshape({inputs.size(), -1}).select(1, 0);
     sum = (predicted - inputs.labels.to(predicted.dtype())).square().sum();
   } else {
@@ -205,6 +211,16 @@ torch::Tensor Trainer::compute_loss(Model& model, const Batch& inputs,
   }
   const double items = num_items_in_batch ? *num_items_in_batch : CountItems({inputs});
   return sum / items;
+}
+
+torch::Tensor Trainer::CausalLmLossSum(const torch::Tensor& logits, const torch::Tensor& labels) const {
+  // Position t predicts token t + 1: the shift happens here, as in HF's models.
+  const int64_t l = labels.size(1);
+  torch::Tensor shifted = logits.narrow(1, 0, l - 1).reshape({-1, logits.size(-1)});
+  torch::Tensor targets = labels.narrow(1, 1, l - 1).reshape({-1});
+  return F::cross_entropy(shifted, targets,
+                          F::CrossEntropyFuncOptions().reduction(torch::kSum).ignore_index(-100).label_smoothing(
+                              args().label_smoothing_factor()));
 }
 
 Batch Trainer::PrepareInputs(const Batch& batch) const {
@@ -225,7 +241,11 @@ PredictionStepOutput Trainer::prediction_step(Model& model, const Batch& inputs,
   torch::NoGradGuard no_grad;
   torch::Tensor outputs;
   torch::Tensor loss = compute_loss(model, PrepareInputs(inputs), std::nullopt, &outputs);
-  return {loss.detach(), prediction_loss_only ? torch::Tensor() : outputs.detach(), inputs.labels};
+  if (prediction_loss_only) return {loss.detach(), torch::Tensor(), inputs.labels};
+  // A language model's logits are [B, L, vocab]: keep only the predicted tokens, as HF's
+  // preprocess_logits_for_metrics does, so evaluation never holds every logit.
+  if (data_.causal_lm) outputs = outputs.argmax(-1);
+  return {loss.detach(), outputs.detach(), inputs.labels};
 }
 
 PredictionOutput Trainer::EvaluationLoop(DataLoader& loader, const std::string& prefix,
@@ -261,7 +281,8 @@ PredictionOutput Trainer::EvaluationLoop(DataLoader& loader, const std::string& 
     result.predictions = GatherInDatasetOrder(torch::cat(outputs), n);
     std::vector<std::string> names(spec_.metrics().begin(), spec_.metrics().end());
     for (const auto& [key, value] :
-         ComputeMetrics(names, result.predictions, result.label_ids, mean_loss, data_.regression)) {
+         data_.causal_lm ? ComputeTokenMetrics(names, result.predictions, result.label_ids, mean_loss)
+                         : ComputeMetrics(names, result.predictions, result.label_ids, mean_loss, data_.regression)) {
       result.metrics[prefix + "_" + key] = value;
     }
   }

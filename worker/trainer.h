@@ -130,6 +130,9 @@ class Trainer {
  protected:
   // The number of items that normalise the loss of `batches` (see compute_loss).
   virtual double CountItems(const std::vector<Batch>& batches) const;
+  // Causal LM: the summed cross-entropy of logits [B, L, V] predicting labels [B, L]
+  // shifted by one (labels of -100 are ignored).
+  torch::Tensor CausalLmLossSum(const torch::Tensor& logits, const torch::Tensor& labels) const;
   // The num_items_in_batch each rank divides its loss sum by, so that averaging the
   // ranks' gradients gives the gradient of the whole global batch: the global count
   // over world_size (all-reduced only where ranks' counts can differ: class weights).

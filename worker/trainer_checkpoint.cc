@@ -24,6 +24,7 @@
 #include "worker/distributed.h"
 #include "worker/optimizer_snapshot.h"
 #include "worker/safetensors.h"
+#include "worker/sentencepiece_model.h"
 #include "worker/torch_status.h"
 #include "worker/trainer.h"
 
@@ -73,6 +74,7 @@ CheckpointFiles Trainer::ModelFiles() {
   std::vector<char> state_dict = SerializeStateDict(*model_);
   files["model_state_dict.pt"] = std::string(state_dict.data(), state_dict.size());
   files["training_args.json"] = JobSpecToJson(spec_);
+  if (data_.tokenizer) files["tokenizer.model"] = data_.tokenizer->Serialized();
   return files;
 }
 
@@ -118,6 +120,7 @@ std::shared_ptr<Trainer::CheckpointSnapshot> Trainer::TakeSnapshot() {
   }
   CheckpointFiles& files = snap->small_files;
   files["training_args.json"] = JobSpecToJson(spec_);
+  if (data_.tokenizer) files["tokenizer.model"] = data_.tokenizer->Serialized();
   state_.stateful_callbacks.clear();
   for (const auto& cb : callbacks_.callbacks()) {
     if (!cb->stateful_name().empty()) state_.stateful_callbacks[cb->stateful_name()] = cb->SaveState();

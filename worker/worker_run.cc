@@ -175,12 +175,21 @@ int RunWorker(const WorkerOptions& options) {
 
   std::shared_ptr<HeartbeatCallback> heartbeat;
   if (!options.heartbeat_file.empty()) heartbeat = std::make_shared<HeartbeatCallback>(options.heartbeat_file);
+  // A resumed run reads its text with the tokenizer it trained, not a new one.
+  if (resuming && spec->data().tokenizer().path().empty()) {
+    std::string from = args.resume_from_checkpoint();
+    if (from == "true") from = CheckpointStore::LatestValid(output_dir.string(), [](const std::string&) {}).value_or("");
+    if (!from.empty() && fs::exists(fs::path(from) / "tokenizer.model")) {
+      spec->mutable_data()->mutable_tokenizer()->set_path((fs::path(from) / "tokenizer.model").string());
+    }
+  }
   torch::manual_seed(static_cast<uint64_t>(args.seed()));  // HF's set_seed, before the model exists
   absl::StatusOr<DatasetBundle> data = LoadDatasets(spec->data(), args.data_seed());
   if (!data.ok()) return Fail(data.status());
   absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(spec->model(), *data);
   if (!model.ok()) return Fail(model.status());
   const bool regression = data->regression;
+  const bool causal_lm = data->causal_lm;
   const std::optional<Dataset> test = data->test;
 
   if (heartbeat) heartbeat->Beat(/*force=*/true);  // loading data can take a while
@@ -253,7 +262,7 @@ int RunWorker(const WorkerOptions& options) {
     absl::StatusOr<PredictionOutput> out = trainer.predict(*test, "test");
     if (!out.ok()) return Fail(out.status());
     all_results.insert(out->metrics.begin(), out->metrics.end());
-    if (main_rank) {
+    if (main_rank && !causal_lm) {
       if (absl::Status s = WritePredictions((output_dir / "predictions.csv").string(), *out, regression); !s.ok()) {
         return Fail(s);
       }

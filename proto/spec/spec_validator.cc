@@ -208,7 +208,7 @@ void CheckTrainingArgs(const JobSpec& spec, Checker* c) {
 void CheckSource(const std::string& field, const DatasetSource& s, Checker* c) {
   c->File(field + ".path", s.path());
   std::string format = s.format();
-  if (!format.empty()) c->Choice(field + ".format", format, {"idx", "csv", "tsv"});
+  if (!format.empty()) c->Choice(field + ".format", format, {"idx", "csv", "tsv", "text", "jsonl"});
   const bool is_idx = format == "idx" || (format.empty() && s.path().find("idx") != std::string::npos);
   if (is_idx) {
     if (s.labels_path().empty()) c->Add(field + ".labels_path", "required for IDX data");
@@ -231,12 +231,23 @@ void CheckData(const JobSpec& spec, Checker* c) {
   }
   c->Choice("data.task", d.task(), {"classification", "regression"});
   c->NonNegative("data.scale", d.scale());
+  if (d.max_seq_length() < 0 || d.max_seq_length() == 1) c->Add("data.max_seq_length", "must be >= 2 (0: 128)");
+  if (d.tokenizer().vocab_size() < 0) c->Add("data.tokenizer.vocab_size", "must be > 0");
+  if (!d.tokenizer().model_type().empty()) {
+    c->Choice("data.tokenizer.model_type", d.tokenizer().model_type(), {"unigram", "bpe"});
+  }
+  c->File("data.tokenizer.path", d.tokenizer().path());
   c->NonNegative("data.std", d.std());
 }
 
 void CheckModel(const JobSpec& spec, Checker* c) {
   const auto& m = spec.model();
-  c->Choice("model.type", m.type(), {"mlp", "cnn", "torchscript"});
+  c->Choice("model.type", m.type(), {"mlp", "cnn", "torchscript", "gpt", "text_classifier"});
+  for (const auto& [field, value] : std::vector<std::pair<std::string, int64_t>>{
+           {"model.hidden_size", m.hidden_size()}, {"model.num_layers", m.num_layers()},
+           {"model.num_heads", m.num_heads()}, {"model.intermediate_size", m.intermediate_size()}}) {
+    if (value < 0) c->Add(field, "must be >= 0 (0: the default)");
+  }
   if (m.type() == "torchscript") {
     if (m.path().empty()) c->Add("model.path", "required for a torchscript model");
     c->File("model.path", m.path());
@@ -267,7 +278,7 @@ void CheckLossAndMetrics(const JobSpec& spec, Checker* c) {
     c->Add("loss.class_weights", "only cross_entropy takes class weights");
   }
   static const std::vector<std::string> kMetrics = {"accuracy", "f1", "precision", "recall",
-                                                    "mse", "mae", "perplexity"};
+                                                    "mse", "mae", "perplexity", "token_accuracy"};
   for (int i = 0; i < spec.metrics_size(); ++i) {
     const std::string field = absl::StrCat("metrics[", i, "]");
     const std::string& m = spec.metrics(i);

@@ -1,0 +1,211 @@
+// Text: the sentencepiece tokenizer, text and JSONL datasets, LM packing and padding,
+// the GPT decoder and text classifier, and a small language model trained on the
+// fortunes Debian ships.
+#include <cmath>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "proto/spec/spec_defaults.h"
+#include "proto/spec/spec_loader.h"
+#include "proto/spec/spec_validator.h"
+#include "tests/test_util.h"
+#include "worker/dataset_reader.h"
+#include "worker/sentencepiece_model.h"
+#include "worker/text_dataset.h"
+#include "worker/trainer.h"
+
+namespace trainerd {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::TempDir;
+
+constexpr char kFortunes[] = "/usr/share/games/fortunes/cookie";
+
+trainer::v1::JobSpec Spec(const std::string& yaml) {
+  auto spec = ParseJobSpec(yaml);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  ApplyDefaults(&*spec);
+  EXPECT_TRUE(ValidateJobSpec(*spec).ok()) << ValidateJobSpec(*spec);
+  return *spec;
+}
+
+TEST(Tokenizer, TrainsEncodesDecodesAndReloadsFromItsBytes) {
+  trainer::v1::DatasetSource source;
+  source.set_path(kFortunes);
+  source.set_format("text");
+  auto examples = ReadTextExamples(source);
+  ASSERT_TRUE(examples.ok()) << examples.status();
+  std::vector<std::string> sentences;
+  for (const auto& e : *examples) sentences.push_back(e.text);
+  std::string error;
+  auto tokenizer = SentencePieceModel::Train(sentences, 500, "unigram", 1, &error);
+  ASSERT_NE(tokenizer, nullptr) << error;
+  EXPECT_EQ(tokenizer->vocab_size(), 500);
+  EXPECT_EQ(tokenizer->pad_id(), 3);
+  EXPECT_EQ(tokenizer->eos_id(), 2);
+  const std::string text = "A fortune cookie says hello.";
+  std::vector<int> ids = tokenizer->Encode(text);
+  EXPECT_GT(ids.size(), 3u);
+  EXPECT_EQ(tokenizer->Decode(ids), text);
+  auto reloaded = SentencePieceModel::FromSerialized(tokenizer->Serialized(), &error);
+  ASSERT_NE(reloaded, nullptr) << error;
+  EXPECT_EQ(reloaded->Encode(text), ids);
+  // The same text trains the same tokenizer (every rank of a job trains its own).
+  auto again = SentencePieceModel::Train(sentences, 500, "unigram", 1, &error);
+  EXPECT_EQ(again->Serialized(), tokenizer->Serialized());
+  EXPECT_EQ(SentencePieceModel::FromSerialized("not a model", &error), nullptr);
+  EXPECT_FALSE(error.empty());
+}
+
+TEST(TextData, ReadsFortunesAndJsonlAndNamesBadRecords) {
+  TempDir dir;
+  testing::WriteFile(dir / "a.txt", "first line\nstill first\n%\nsecond\n\n\nthird\n%\n");
+  trainer::v1::DatasetSource text;
+  text.set_path(dir / "a.txt");
+  auto docs = ReadTextExamples(text);
+  ASSERT_TRUE(docs.ok()) << docs.status();
+  ASSERT_EQ(docs->size(), 3u);
+  EXPECT_EQ((*docs)[0].text, "first line\nstill first");
+
+  testing::WriteFile(dir / "b.jsonl", "{\"review\": \"good\", \"stars\": 5}\n\n{\"review\": \"bad\", \"stars\": 1}\n");
+  trainer::v1::DatasetSource jsonl;
+  jsonl.set_path(dir / "b.jsonl");
+  jsonl.set_text_field("review");
+  jsonl.set_label_field("stars");
+  auto records = ReadTextExamples(jsonl);
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_EQ((*records)[1].label, "1");
+
+  testing::WriteFile(dir / "c.jsonl", "{\"review\": \"good\"}\n{\"text\": 3}\n");
+  jsonl.set_path(dir / "c.jsonl");
+  auto bad = ReadTextExamples(jsonl);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("c.jsonl:1: no field \"stars\" (label_field)"));
+}
+
+std::string LmYaml(const std::string& output_dir, int64_t steps) {
+  return absl::StrCat(R"(
+training_args:
+  output_dir: )", output_dir, R"(
+  max_steps: )", steps, R"(
+  per_device_train_batch_size: 16
+  per_device_eval_batch_size: 32
+  learning_rate: 3.0e-3
+  lr_scheduler_type: cosine
+  warmup_steps: 10
+  logging_steps: 1000
+  save_strategy: 'no'
+  torch_num_threads: 2
+model: {type: gpt, hidden_size: 64, num_layers: 2, num_heads: 4}
+data:
+  train: {path: )", kFortunes, R"(, format: text}
+  eval_split: 0.1
+  max_seq_length: 32
+  tokenizer: {vocab_size: 1000}
+metrics: [perplexity, token_accuracy]
+)");
+}
+
+std::unique_ptr<Trainer> MakeTrainer(const trainer::v1::JobSpec& spec) {
+  torch::manual_seed(static_cast<uint64_t>(spec.training_args().seed()));
+  auto data = LoadDatasets(spec.data(), spec.training_args().data_seed());
+  EXPECT_TRUE(data.ok()) << data.status();
+  auto model = CreateModel(spec.model(), *data);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return std::make_unique<Trainer>(spec, std::move(*model), std::move(*data));
+}
+
+TEST(Gpt, PacksBlocksIsCausalAndExportsTheSameFunction) {
+  TempDir dir;
+  auto trainer = MakeTrainer(Spec(LmYaml(dir / "out", 1)));
+  const Dataset& train = trainer->data().train;
+  ASSERT_EQ(train.inputs.size(1), 32);
+  EXPECT_TRUE(torch::equal(train.inputs, train.labels));  // labels are the inputs
+  EXPECT_TRUE(trainer->data().causal_lm);
+
+  Model& model = trainer->model();
+  model.SetTraining(false);
+  torch::NoGradGuard no_grad;
+  torch::Tensor ids = train.inputs.slice(0, 0, 2);
+  torch::Tensor logits = model.Forward(ids);
+  ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{2, 32, trainer->data().vocab_size}));
+  // Changing the last token changes no earlier position's prediction.
+  torch::Tensor changed = ids.clone();
+  changed.select(1, 31).fill_(5);
+  torch::Tensor other = model.Forward(changed);
+  EXPECT_TRUE(torch::allclose(other.slice(1, 0, 31), logits.slice(1, 0, 31), 1e-5, 1e-5));
+  EXPECT_FALSE(torch::allclose(other.select(1, 31), logits.select(1, 31)));
+
+  std::stringstream script;
+  model.SaveTorchScript(script);
+  torch::jit::Module loaded = torch::jit::load(script);
+  torch::Tensor exported = loaded.forward({ids}).toTensor();
+  EXPECT_TRUE(torch::allclose(exported, logits, 1e-4, 1e-4));
+}
+
+// The perplexity of a unigram model (token frequencies of the training blocks, add-one
+// smoothed) on the eval blocks: what a language model must beat.
+double UnigramPerplexity(const DatasetBundle& data) {
+  torch::Tensor counts = torch::bincount(data.train.inputs.flatten(), {}, data.vocab_size).to(torch::kDouble) + 1;
+  torch::Tensor log_p = (counts / counts.sum()).log();
+  torch::Tensor eval_tokens = data.eval->inputs.slice(1, 1).flatten();
+  return std::exp(-log_p.index_select(0, eval_tokens).mean().item<double>());
+}
+
+TEST(Gpt, LearnsFortunesFarBelowTheUnigramPerplexity) {
+  TempDir dir;
+  auto trainer = MakeTrainer(Spec(LmYaml(dir / "out", 400)));
+  const double unigram = UnigramPerplexity(trainer->data());
+  auto out = trainer->train();
+  ASSERT_TRUE(out.ok()) << out.status();
+  auto eval = trainer->evaluate();
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  std::printf("unigram perplexity %.1f, GPT after 400 steps %.1f, token accuracy %.3f\n", unigram,
+              eval->at("eval_perplexity"), eval->at("eval_token_accuracy"));
+  EXPECT_LT(eval->at("eval_perplexity"), 0.75 * unigram);
+  EXPECT_NEAR(eval->at("eval_perplexity"), std::exp(eval->at("eval_loss")), 1e-6 * unigram);
+  EXPECT_GT(eval->at("eval_token_accuracy"), 0.08);
+
+  // The tokenizer is saved with the model, and loads back.
+  ASSERT_TRUE(trainer->save_model(dir / "model").ok());
+  std::string error;
+  auto tokenizer = SentencePieceModel::FromSerialized(testing::ReadFile(dir / "model/tokenizer.model"), &error);
+  ASSERT_NE(tokenizer, nullptr) << error;
+  EXPECT_EQ(tokenizer->vocab_size(), trainer->data().vocab_size);
+}
+
+TEST(TextClassifier, LearnsLabelsFromJsonl) {
+  TempDir dir;
+  // Two classes told apart by their words.
+  std::string lines;
+  for (int i = 0; i < 200; ++i) {
+    lines += i % 2 ? absl::StrCat("{\"text\": \"the cat sat on the mat number ", i, "\", \"label\": \"cat\"}\n")
+                   : absl::StrCat("{\"text\": \"a dog ran in the park with ball ", i, "\", \"label\": \"dog\"}\n");
+  }
+  testing::WriteFile(dir / "pets.jsonl", lines);
+  auto trainer = MakeTrainer(Spec(absl::StrCat(R"(
+training_args: {max_steps: 40, per_device_train_batch_size: 16, learning_rate: 3.0e-3, logging_steps: 1000,
+                save_strategy: 'no', output_dir: )", dir / "out", R"(}
+model: {type: text_classifier, hidden_size: 32, num_layers: 1, num_heads: 2}
+data:
+  train: {path: )", dir / "pets.jsonl", R"(, label_field: label}
+  eval_split: 0.2
+  max_seq_length: 16
+  tokenizer: {vocab_size: 60}
+metrics: [accuracy]
+)")));
+  EXPECT_EQ(trainer->data().num_classes, 2);
+  EXPECT_EQ(trainer->data().class_names, (std::vector<std::string>{"cat", "dog"}));
+  ASSERT_TRUE(trainer->train().ok());
+  auto eval = trainer->evaluate();
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  EXPECT_GT(eval->at("eval_accuracy"), 0.95);
+}
+
+}  // namespace
+}  // namespace trainerd
