@@ -179,6 +179,62 @@ TEST(Gpt, LearnsFortunesFarBelowTheUnigramPerplexity) {
   EXPECT_EQ(tokenizer->vocab_size(), trainer->data().vocab_size);
 }
 
+TEST(Neftune, NoiseHasHfScaleInTrainingOnlyAndIsGoneAfterTrain) {
+  TempDir dir;
+  auto spec = Spec(LmYaml(dir / "out", 3));
+  spec.mutable_training_args()->set_neftune_noise_alpha(5);
+  auto trainer = MakeTrainer(spec);
+  Model& model = trainer->model();
+  torch::Tensor ids = trainer->data().train.inputs.slice(0, 0, 8);
+  torch::NoGradGuard no_grad;
+  model.SetTraining(false);
+  torch::Tensor clean = model.InputEmbeddings(ids);
+  ASSERT_TRUE(model.SetNeftuneNoiseAlpha(5));
+  EXPECT_TRUE(torch::equal(model.InputEmbeddings(ids), clean));  // evaluation: no noise
+  model.SetTraining(true);
+  torch::Tensor noise = model.InputEmbeddings(ids) - clean;
+  // Uniform in [-m, m] with m = alpha / sqrt(L x d) = 5 / sqrt(32 x 64).
+  const double m = 5.0 / std::sqrt(32.0 * 64.0);
+  EXPECT_LE(noise.abs().max().item<double>(), m * 1.0001);
+  EXPECT_GE(noise.abs().max().item<double>(), m * 0.99);
+  EXPECT_NEAR(noise.std().item<double>(), m / std::sqrt(3.0), 0.02 * m);
+  model.SetNeftuneNoiseAlpha(0);
+
+  // train() turns it on for training only, and off when it ends.
+  torch::GradMode::set_enabled(true);
+  ASSERT_TRUE(trainer->train().ok());
+  torch::NoGradGuard again;
+  model.SetTraining(true);
+  EXPECT_TRUE(torch::equal(model.InputEmbeddings(ids), model.InputEmbeddings(ids)));
+}
+
+TEST(GradientCheckpointing, RecomputingGivesTheSameGradients) {
+  TempDir dir;
+  auto spec = Spec(LmYaml(dir / "out", 1));
+  spec.mutable_model()->set_dropout(0.1);  // the replay must draw the same dropout masks
+  auto trainer = MakeTrainer(spec);
+  Model& model = trainer->model();
+  model.SetTraining(true);
+  torch::Tensor ids = trainer->data().train.inputs.slice(0, 0, 4);
+  auto gradients = [&](bool checkpointing) {
+    model.SetGradientCheckpointing(checkpointing);
+    for (torch::Tensor& p : model.Parameters()) p.mutable_grad() = torch::Tensor();
+    torch::manual_seed(7);
+    torch::Tensor loss = model.Forward(ids).pow(2).mean();
+    loss.backward();
+    std::vector<torch::Tensor> out;
+    for (const torch::Tensor& p : model.Parameters()) out.push_back(p.grad().clone());
+    return std::make_pair(loss.item<double>(), out);
+  };
+  auto [plain_loss, plain] = gradients(false);
+  auto [checkpointed_loss, checkpointed] = gradients(true);
+  EXPECT_DOUBLE_EQ(plain_loss, checkpointed_loss);
+  ASSERT_EQ(plain.size(), checkpointed.size());
+  for (size_t i = 0; i < plain.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(plain[i], checkpointed[i], 1e-5, 1e-6)) << "parameter " << i;
+  }
+}
+
 TEST(TextClassifier, LearnsLabelsFromJsonl) {
   TempDir dir;
   // Two classes told apart by their words.

@@ -68,6 +68,50 @@ struct BlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(Block);
 
+// Gradient checkpointing for one block, as PyTorch's reentrant checkpoint: forward runs
+// without keeping activations; backward replays it (with the same RNG state, so dropout
+// masks match) and back-propagates through the replay, which accumulates the block's
+// parameter gradients and yields the input's.
+class CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& cos,
+                               const torch::Tensor& sin, const torch::Tensor& mask, BlockImpl* block) {
+    ctx->saved_data["block"] = reinterpret_cast<int64_t>(block);
+    {
+      auto gen = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      ctx->saved_data["rng"] = gen.get_state();
+    }
+    ctx->save_for_backward({x, cos, sin, mask});
+    return block->forward(x, cos, sin, mask);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    auto* block = reinterpret_cast<BlockImpl*>(ctx->saved_data["block"].toInt());
+    torch::autograd::variable_list saved = ctx->get_saved_variables();
+    torch::Tensor x = saved[0].detach().requires_grad_(true);
+    auto gen = at::detail::getDefaultCPUGenerator();
+    torch::Tensor now;
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      now = gen.get_state();
+      gen.set_state(ctx->saved_data["rng"].toTensor());
+    }
+    torch::Tensor y;
+    {
+      torch::AutoGradMode enable(true);
+      y = block->forward(x, saved[1], saved[2], saved[3]);
+    }
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(now);
+    }
+    torch::autograd::backward({y}, {grad_outputs[0]});
+    return {x.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
 struct GptNetImpl : torch::nn::Module {
   explicit GptNetImpl(GptConfig c) : config(c) {
     embedding = register_parameter("embedding_weight", torch::randn({c.vocab, c.width}) * 0.02);
@@ -92,8 +136,13 @@ struct GptNetImpl : torch::nn::Module {
     } else {
       mask = (ids == config.pad_id).view({ids.size(0), 1, 1, l});  // padding keys
     }
-    torch::Tensor x = torch::embedding(embedding, ids);
-    for (const auto& block : *blocks) x = block->as<Block>()->forward(x, cos, sin, mask);
+    torch::Tensor x = Embed(ids);
+    for (const auto& block : *blocks) {
+      BlockImpl* b = block->as<Block>();
+      x = checkpointing && is_training() && torch::GradMode::is_enabled()
+              ? CheckpointedBlock::apply(x, cos, sin, mask, b)
+              : b->forward(x, cos, sin, mask);
+    }
     x = RmsNorm(x, norm);
     if (config.classes == 0) return torch::matmul(x, embedding.t());  // tied output layer
     torch::Tensor real = (ids != config.pad_id).unsqueeze(-1).to(x.dtype());
@@ -101,7 +150,25 @@ struct GptNetImpl : torch::nn::Module {
     return head(pooled);
   }
 
+  // The token embeddings, with NEFTune's noise while training: uniform in [-1, 1],
+  // scaled by alpha / sqrt(L x d) as HF's neftune_post_forward_hook does.
+  torch::Tensor Embed(const torch::Tensor& ids) {
+    torch::Tensor x = torch::embedding(embedding, ids);
+    if (neftune_alpha > 0 && is_training()) {
+      const double magnitude = neftune_alpha / std::sqrt(static_cast<double>(ids.size(1) * x.size(2)));
+      torch::Tensor noise;
+      {
+        torch::NoGradGuard no_grad;
+        noise = torch::empty_like(x).uniform_(-magnitude, magnitude);
+      }
+      x = x + noise;
+    }
+    return x;
+  }
+
   GptConfig config;
+  double neftune_alpha = 0;
+  bool checkpointing = false;
   torch::Tensor embedding, norm;
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::Linear head{nullptr};
@@ -174,6 +241,15 @@ class TextModel : public Model {
   NamedTensors NamedBuffers() const override { return {}; }
   void SetTraining(bool training) override { net_->train(training); }
   void To(const torch::Device& device) override { net_->to(device); }
+  bool SetNeftuneNoiseAlpha(double alpha) override {
+    net_->neftune_alpha = alpha;
+    return true;
+  }
+  torch::Tensor InputEmbeddings(const torch::Tensor& ids) override { return net_->Embed(ids); }
+  bool SetGradientCheckpointing(bool enabled) override {
+    net_->checkpointing = enabled;
+    return true;
+  }
   void SaveTorchScript(std::ostream& out) const override {
     torch::jit::Module m("trainerd.TextModel");
     for (const auto& [name, p] : NamedParameters()) {

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <ostream>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,6 +37,19 @@ class Model {
   virtual void To(const torch::Device& device) = 0;
   // Writes a TorchScript module that Python loads with torch.jit.load. May throw.
   virtual void SaveTorchScript(std::ostream& out) const = 0;
+
+  // Optional features of token models (the built-in gpt and text_classifier); the
+  // defaults say a model lacks them.
+  // NEFTune: while training, add uniform noise in [-1, 1] x alpha / sqrt(L x d) to the
+  // embedding output (HF's neftune hook); 0 turns it off. False if unsupported.
+  virtual bool SetNeftuneNoiseAlpha(double /*alpha*/) { return false; }
+  // The embedding layer's output for token ids [B, L], noise included (in training).
+  virtual torch::Tensor InputEmbeddings(const torch::Tensor& ids) {
+    throw std::invalid_argument("this model has no token embeddings");
+  }
+  // Gradient checkpointing: blocks keep only their inputs and recompute activations in
+  // backward. False if unsupported.
+  virtual bool SetGradientCheckpointing(bool /*enabled*/) { return false; }
 
   std::vector<torch::Tensor> Parameters() const;
   // Parameters then buffers: everything a state dict or a checkpoint holds.

@@ -84,6 +84,19 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
     return absl::InvalidArgumentError("model: has no trainable parameters (none requires grad)");
   }
 
+  if (a.gradient_checkpointing() && !model_->SetGradientCheckpointing(true)) {
+    return absl::InvalidArgumentError("training_args.gradient_checkpointing: this model does not support it");
+  }
+  // NEFTune is on for training only; like HF, it is taken off when train() ends, so that
+  // evaluation, prediction and the saved model see no noise.
+  if (a.neftune_noise_alpha() > 0 && !model_->SetNeftuneNoiseAlpha(a.neftune_noise_alpha())) {
+    return absl::InvalidArgumentError("training_args.neftune_noise_alpha: this model has no token embeddings");
+  }
+  struct NeftuneOff {
+    Model* model;
+    ~NeftuneOff() { model->SetNeftuneNoiseAlpha(0); }
+  } neftune_off{model_.get()};
+
   if (world_size() > 1 && !reducer_) {
     const auto cap = static_cast<int64_t>(a.ddp_bucket_cap_mb() * 1024 * 1024);
     reducer_ = std::make_unique<GradientReducer>(params, distributed_, cap);

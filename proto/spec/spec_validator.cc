@@ -193,6 +193,14 @@ void CheckTrainingArgs(const JobSpec& spec, Checker* c) {
   c->NonNegative(p + "torch_num_threads", static_cast<double>(a.torch_num_threads()));
   c->Choice(p + "log_level_replica", a.log_level_replica(), {"debug", "info", "warning", "error", "critical"});
   if (a.ddp_timeout() <= 0) c->Add(p + "ddp_timeout", "must be > 0 (seconds)");
+  if (!(a.neftune_noise_alpha() >= 0)) c->Add(p + "neftune_noise_alpha", "must be >= 0");
+  const bool token_model = spec.model().type() == "gpt" || spec.model().type() == "text_classifier";
+  if (a.neftune_noise_alpha() > 0 && !token_model) {
+    c->Add(p + "neftune_noise_alpha", "needs a model with token embeddings (gpt or text_classifier)");
+  }
+  if (a.gradient_checkpointing() && !token_model) {
+    c->Add(p + "gradient_checkpointing", "needs a model made of blocks (gpt or text_classifier)");
+  }
   if (!(a.ddp_bucket_cap_mb() > 0)) c->Add(p + "ddp_bucket_cap_mb", "must be > 0");
 
   CheckCheckpointArgs(spec, c);
