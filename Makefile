@@ -45,6 +45,7 @@ bench: build
 	./$(BUILD_DIR)/bench/checkpoint_bench
 	cd $(BUILD_DIR) && TRAINERD_BUILD_DIR=$$(pwd) ./bench/daemon_bench
 	cd $(BUILD_DIR) && ./bench/distributed_bench
+	./$(BUILD_DIR)/bench/text_bench
 
 clean:
 	rm -rf $(BUILD_DIR)
