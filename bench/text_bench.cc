@@ -4,7 +4,8 @@
 //     memory the forward pass keeps for backward (heap bytes in use after forward minus
 //     before, from glibc's mallinfo2) and the time of forward + backward, median of
 //     alternating rounds.
-//  2. neftune_noise_alpha: a small GPT trained on the fortunes with alpha 0 and 5, same
+//  2. torch_compile on the CNN and a GPT: training samples/s off and on.
+//  3. neftune_noise_alpha: a small GPT trained on the fortunes with alpha 0 and 5, same
 //     seed and steps; the eval perplexity of each.
 //
 //   text_bench [--rounds R]
@@ -94,6 +95,39 @@ void Checkpointing(int rounds, const fs::path& dir) {
               1000 * Median(seconds[1]), Median(seconds[1]) / Median(seconds[0]));
 }
 
+// Training steps per second with torch_compile off and on, alternating rounds.
+void Compile(int rounds, const fs::path& dir) {
+  const std::string d = "/usr/share/datasets/fashion-mnist";
+  const std::vector<std::pair<std::string, std::string>> models = {
+      {"CNN [32, 64] + [128] on Fashion-MNIST",
+       absl::StrCat("training_args: {output_dir: ", (dir / "compile").string(),
+                    ", max_steps: 60, per_device_train_batch_size: 64, logging_steps: 100000, save_strategy: 'no',"
+                    " log_level: warning}\nmodel: {type: cnn, conv_channels: [32, 64], hidden_sizes: [128]}\n",
+                    "data: {train: {path: ", d, "/train-images-idx3-ubyte.gz, labels_path: ", d,
+                    "/train-labels-idx1-ubyte.gz, limit: 4000}, mean: 0.286, std: 0.353}\n")},
+      {"GPT 128 x 2 layers, 16 x 64 tokens", Yaml((dir / "compile").string(), 128, 2, 64, 30)}};
+  std::printf("torch_compile (TorchScript graph executor), training samples/s, median of %d:\n", rounds);
+  for (const auto& [name, yaml] : models) {
+    std::vector<double> rate[2];
+    for (int round = 0; round < rounds; ++round) {
+      for (int on = 0; on < 2; ++on) {
+        trainer::v1::JobSpec spec = Spec(yaml);
+        spec.mutable_training_args()->set_torch_compile(on == 1);
+        spec.mutable_training_args()->set_overwrite_output_dir(true);
+        torch::manual_seed(42);
+        auto data = LoadDatasets(spec.data(), 42);
+        auto model = CreateModel(spec.model(), *data);
+        Trainer trainer(spec, std::move(*model), std::move(*data));
+        auto out = trainer.train();
+        if (!out.ok()) std::exit(1);
+        rate[on].push_back(out->metrics.at("train_samples_per_second"));
+      }
+    }
+    std::printf("  %s: off %.0f, on %.0f (x%.2f)\n", name.c_str(), Median(rate[0]), Median(rate[1]),
+                Median(rate[1]) / Median(rate[0]));
+  }
+}
+
 void Neftune(const fs::path& dir) {
   std::printf("neftune_noise_alpha (GPT 64 x 2 layers on fortunes/cookie, 400 steps, same seed):\n");
   for (double alpha : {0.0, 5.0}) {
@@ -121,6 +155,7 @@ int main(int argc, char** argv) {
   torch::set_num_threads(2);
   const auto dir = std::filesystem::temp_directory_path() / absl::StrCat("text-bench-", getpid());
   trainerd::Checkpointing(rounds, dir);
+  trainerd::Compile(rounds, dir);
   trainerd::Neftune(dir);
   std::filesystem::remove_all(dir);
   return 0;

@@ -235,6 +235,33 @@ TEST(GradientCheckpointing, RecomputingGivesTheSameGradients) {
   }
 }
 
+TEST(TorchCompile, TrainsTheSameThroughTheGraphExecutor) {
+  TempDir dir;
+  auto losses = [&](bool compile) {
+    auto spec = Spec(LmYaml(dir / (compile ? "compiled" : "eager"), 6));
+    spec.mutable_training_args()->set_torch_compile(compile);
+    spec.mutable_training_args()->set_logging_steps(1);
+    auto trainer = MakeTrainer(spec);
+    EXPECT_TRUE(trainer->train().ok());
+    std::vector<double> out;
+    for (const auto& record : trainer->state().log_history) {
+      if (record.count("loss")) out.push_back(record.at("loss"));
+    }
+    return out;
+  };
+  std::vector<double> eager = losses(false), compiled = losses(true);
+  ASSERT_EQ(eager.size(), 6u);
+  ASSERT_EQ(compiled.size(), 6u);
+  for (size_t i = 0; i < eager.size(); ++i) EXPECT_NEAR(compiled[i], eager[i], 1e-4) << "step " << i + 1;
+
+  // Its graph has no dropout: a spec asking for both is refused, naming the field.
+  auto spec = ParseJobSpec(LmYaml(dir / "x", 1), {"training_args.torch_compile=true", "model.dropout=0.1"});
+  ASSERT_TRUE(spec.ok());
+  ApplyDefaults(&*spec);
+  EXPECT_THAT(std::string(ValidateJobSpec(*spec).message()),
+              HasSubstr("training_args.torch_compile: the compiled graph has no dropout"));
+}
+
 TEST(TextClassifier, LearnsLabelsFromJsonl) {
   TempDir dir;
   // Two classes told apart by their words.

@@ -76,6 +76,7 @@ Trainer::Trainer(trainer::v1::JobSpec spec, std::unique_ptr<Model> model, Datase
     model_->To(device_);
   }
   if (class_weights_.defined()) class_weights_on_device_ = class_weights_.to(device_);
+
   training_log_ = *TrainingLog::Open("", -1);
   state_.train_batch_size = args().per_device_train_batch_size();
   callbacks_.Add(std::make_shared<DefaultFlowCallback>());

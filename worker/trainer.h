@@ -208,6 +208,7 @@ class Trainer {
   torch::Tensor class_weights_;            // on the CPU, for counting
   torch::Tensor class_weights_on_device_;  // for the loss
   torch::Device device_ = torch::kCPU;
+  bool compiled_ = false;  // torch_compile: model_ runs its forward as TorchScript
   Distributed* distributed_ = nullptr;
   std::unique_ptr<GradientReducer> reducer_;
 

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
+#include "worker/compiled_model.h"
 #include "worker/distributed.h"
 #include "worker/gradient_reducer.h"
 #include "worker/optimizer_factory.h"
@@ -84,6 +85,10 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
     return absl::InvalidArgumentError("model: has no trainable parameters (none requires grad)");
   }
 
+  if (a.torch_compile() && !compiled_) {
+    if (absl::Status s = CompileModel(&model_, device_); !s.ok()) return s;
+    compiled_ = true;
+  }
   if (a.gradient_checkpointing() && !model_->SetGradientCheckpointing(true)) {
     return absl::InvalidArgumentError("training_args.gradient_checkpointing: this model does not support it");
   }

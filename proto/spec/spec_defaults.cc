@@ -55,6 +55,9 @@ void ApplyDefaults(trainer::v1::JobSpec* spec) {
   if (!a->has_use_cpu()) a->set_use_cpu(false);
   if (!a->has_neftune_noise_alpha()) a->set_neftune_noise_alpha(0);
   if (!a->has_gradient_checkpointing()) a->set_gradient_checkpointing(false);
+  if (!a->has_torch_compile()) a->set_torch_compile(false);
+  if (!a->has_torch_compile_backend()) a->set_torch_compile_backend("torchscript");
+  if (!a->has_torch_compile_mode()) a->set_torch_compile_mode("default");
   if (!a->has_save_strategy()) a->set_save_strategy("steps");
   if (!a->has_save_steps()) a->set_save_steps(500);
   if (!a->has_save_total_limit()) a->set_save_total_limit(0);

@@ -198,6 +198,20 @@ void CheckTrainingArgs(const JobSpec& spec, Checker* c) {
   if (a.neftune_noise_alpha() > 0 && !token_model) {
     c->Add(p + "neftune_noise_alpha", "needs a model with token embeddings (gpt or text_classifier)");
   }
+  if (a.torch_compile_backend() != "torchscript") {
+    c->Add(p + "torch_compile_backend", absl::StrCat("\"", a.torch_compile_backend(),
+                                                     "\" is not available in LibTorch; use torchscript"));
+  }
+  c->Choice(p + "torch_compile_mode", a.torch_compile_mode(), {"default"});
+  if (a.torch_compile()) {
+    if (spec.model().type() == "torchscript") {
+      c->Add(p + "torch_compile", "a torchscript model already runs in the graph executor");
+    }
+    if (spec.model().dropout() > 0) c->Add(p + "torch_compile", "the compiled graph has no dropout: set model.dropout: 0");
+    if (a.neftune_noise_alpha() > 0 || a.gradient_checkpointing()) {
+      c->Add(p + "torch_compile", "cannot be combined with neftune_noise_alpha or gradient_checkpointing");
+    }
+  }
   if (a.gradient_checkpointing() && !token_model) {
     c->Add(p + "gradient_checkpointing", "needs a model made of blocks (gpt or text_classifier)");
   }
