@@ -15,6 +15,7 @@
 #include "worker/adafactor.h"
 #include "worker/data_loader.h"
 #include "worker/dataset_reader.h"
+#include "worker/loss_scaler.h"
 #include "worker/metrics.h"
 #include "worker/optimizer_factory.h"
 #include "worker/trainer.h"
@@ -434,6 +435,41 @@ TEST(Training, BadModelFileIsAStatusNotACrash) {
   auto model = CreateModel(spec, DatasetBundle{});
   ASSERT_FALSE(model.ok());
   EXPECT_THAT(std::string(model.status().message()), ::testing::HasSubstr("model.path"));
+}
+
+}  // namespace
+}  // namespace trainerd
+
+namespace trainerd {
+namespace {
+
+TEST(LossScaler, SkipsOverflowingStepsBacksOffAndGrows) {
+  LossScaler::Options options;
+  options.init_scale = 1024;
+  options.growth_interval = 3;
+  LossScaler scaler(options);
+  torch::Tensor w = torch::ones({2}, torch::requires_grad());
+  scaler.Scale((w * 3).sum()).backward();
+  EXPECT_TRUE(scaler.Unscale({w}));
+  EXPECT_TRUE(torch::allclose(w.grad(), torch::full({2}, 3.0)));  // the true gradient again
+  scaler.Update(false);
+
+  w.mutable_grad().fill_(std::numeric_limits<float>::infinity());
+  EXPECT_FALSE(scaler.Unscale({w}));  // overflow: the step must be skipped
+  scaler.Update(true);
+  EXPECT_EQ(scaler.scale(), 512);
+  EXPECT_EQ(scaler.skipped_steps(), 1);
+  for (int i = 0; i < 3; ++i) scaler.Update(false);
+  EXPECT_EQ(scaler.scale(), 1024);  // three clean steps in a row: the scale grows back
+}
+
+TEST(LossScaler, Fp16WithoutCudaIsRefusedWithTheField) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "a GPU is here: fp16 is allowed";
+  auto trainer = MakeTrainer(Spec(FashionYaml(200) + "model: {type: mlp, hidden_sizes: [8]}\n" +
+                                  "training_args: {max_steps: 2, fp16: true, save_strategy: 'no'}\n"));
+  auto out = trainer->train();
+  ASSERT_FALSE(out.ok());
+  EXPECT_THAT(std::string(out.status().message()), ::testing::HasSubstr("training_args.fp16: needs a CUDA GPU"));
 }
 
 }  // namespace

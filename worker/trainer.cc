@@ -31,23 +31,30 @@ int64_t AllowedCpus() {
   return 1;
 }
 
-// Turns CPU bf16 autocast on for its scope (training_args.bf16).
+// Turns autocast on for its scope: bf16 on the CPU (training_args.bf16), fp16 on CUDA
+// (training_args.fp16).
 class AutocastScope {
  public:
-  explicit AutocastScope(bool enabled) : enabled_(enabled) {
-    if (!enabled_) return;
-    previous_ = at::autocast::is_cpu_enabled();
-    at::autocast::set_cpu_enabled(true);
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  AutocastScope(bool bf16_cpu, bool fp16_cuda) : bf16_(bf16_cpu), fp16_(fp16_cuda) {
+    if (bf16_) {
+      previous_ = at::autocast::is_cpu_enabled();
+      at::autocast::set_cpu_enabled(true);
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    }
+    if (fp16_) {
+      previous_ = at::autocast::is_enabled();
+      at::autocast::set_enabled(true);
+      at::autocast::set_autocast_gpu_dtype(at::kHalf);
+    }
   }
   ~AutocastScope() {
-    if (!enabled_) return;
-    at::autocast::set_cpu_enabled(previous_);
-    if (!previous_) at::autocast::clear_cache();
+    if (bf16_) at::autocast::set_cpu_enabled(previous_);
+    if (fp16_) at::autocast::set_enabled(previous_);
+    if ((bf16_ || fp16_) && !previous_) at::autocast::clear_cache();
   }
 
  private:
-  bool enabled_;
+  bool bf16_, fp16_;
   bool previous_ = false;
 };
 
@@ -168,9 +175,10 @@ void Trainer::create_optimizer_and_scheduler(int64_t num_training_steps) {
 }
 
 torch::Tensor Trainer::Forward(Model& model, const torch::Tensor& inputs) {
-  AutocastScope autocast(args().bf16());
+  const bool fp16 = args().fp16() && device_.is_cuda();
+  AutocastScope autocast(args().bf16(), fp16);
   torch::Tensor out = model.Forward(inputs);
-  return args().bf16() ? out.to(torch::kFloat) : out;
+  return args().bf16() || fp16 ? out.to(torch::kFloat) : out;
 }
 
 double Trainer::CountItems(const std::vector<Batch>& batches) const {
@@ -233,7 +241,8 @@ torch::Tensor Trainer::training_step(Model& model, const Batch& inputs,
                                      std::optional<double> num_items_in_batch) {
   model.SetTraining(true);
   torch::Tensor loss = compute_loss(model, PrepareInputs(inputs), num_items_in_batch);
-  loss.backward();
+  // fp16: the scaled loss keeps small gradients from underflowing (LossScaler).
+  (loss_scaler_ ? loss_scaler_->Scale(loss) : loss).backward();
   return loss.detach();
 }
 

@@ -26,6 +26,7 @@
 #include "trainer/v1/job_spec.pb.h"
 #include "worker/data_loader.h"
 #include "worker/dataset.h"
+#include "worker/loss_scaler.h"
 #include "worker/lr_schedule.h"
 #include "worker/metrics_map.h"
 #include "worker/model.h"
@@ -209,6 +210,7 @@ class Trainer {
   torch::Tensor class_weights_on_device_;  // for the loss
   torch::Device device_ = torch::kCPU;
   bool compiled_ = false;  // torch_compile: model_ runs its forward as TorchScript
+  std::unique_ptr<LossScaler> loss_scaler_;  // fp16 only
   Distributed* distributed_ = nullptr;
   std::unique_ptr<GradientReducer> reducer_;
 

@@ -152,15 +152,20 @@ std::shared_ptr<Trainer::CheckpointSnapshot> Trainer::TakeSnapshot() {
   files["scheduler.json"] = json{{"lr", p.lr}, {"best", p.best}, {"num_bad_epochs", p.num_bad_epochs},
                                  {"cooldown_counter", p.cooldown_counter}, {"last_epoch", p.last_epoch}}
                                 .dump(2);
-  files["loop_state.json"] = json{{"world_size", world_size()},
-                                  {"optimizer_sharding", ShardsOptimizer()},
-                                  {"epoch", loop_.epoch},
-                                  {"batches_done", loop_.batches_done},
-                                  {"loss_since_log", loop_.loss_since_log},
-                                  {"last_logged_step", loop_.last_logged_step},
-                                  {"total_loss", loop_.total_loss},
-                                  {"total_samples", loop_.total_samples}}
-                                 .dump(2);
+  json loop = {{"world_size", world_size()},
+               {"optimizer_sharding", ShardsOptimizer()},
+               {"epoch", loop_.epoch},
+               {"batches_done", loop_.batches_done},
+               {"loss_since_log", loop_.loss_since_log},
+               {"last_logged_step", loop_.last_logged_step},
+               {"total_loss", loop_.total_loss},
+               {"total_samples", loop_.total_samples}};
+  if (loss_scaler_) {
+    loop["loss_scale"] = loss_scaler_->scale();
+    loop["loss_scale_growth_tracker"] = loss_scaler_->growth_tracker();
+    loop["fp16_skipped_steps"] = loss_scaler_->skipped_steps();
+  }
+  files["loop_state.json"] = loop.dump(2);
   return snap;
 }
 
@@ -243,6 +248,10 @@ void Trainer::LoadCheckpoint(const std::string& dir) {
   loop_.last_logged_step = loop.at("last_logged_step").get<int64_t>();
   loop_.total_loss = loop.at("total_loss").get<double>();
   loop_.total_samples = loop.at("total_samples").get<int64_t>();
+  if (loss_scaler_ && loop.contains("loss_scale")) {
+    loss_scaler_->Restore(loop.at("loss_scale").get<double>(), loop.at("loss_scale_growth_tracker").get<int64_t>(),
+                          loop.at("fp16_skipped_steps").get<int64_t>());
+  }
 }
 
 void Trainer::SaveCheckpoint() {

@@ -85,6 +85,13 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
     return absl::InvalidArgumentError("model: has no trainable parameters (none requires grad)");
   }
 
+  if (a.fp16()) {
+    if (!device_.is_cuda()) {
+      return absl::InvalidArgumentError(
+          "training_args.fp16: needs a CUDA GPU (fp16 autocast is CUDA-only in LibTorch); on the CPU use bf16");
+    }
+    if (!loss_scaler_) loss_scaler_ = std::make_unique<LossScaler>();
+  }
   if (a.torch_compile() && !compiled_) {
     if (absl::Status s = CompileModel(&model_, device_); !s.ok()) return s;
     compiled_ = true;
@@ -164,13 +171,22 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
         if (i + 1 < group.size()) callbacks_.on_substep_end(a, state_, control_);
       }
       if (reducer_) reducer_->Finish();
+      // fp16: gradients back to their true size; an overflow skips this update (the
+      // gradients are averaged already, so every rank decides the same).
+      const bool skip_update = loss_scaler_ && !loss_scaler_->Unscale(params);
       // HF reports grad_norm only when it clips (max_grad_norm > 0).
-      const double grad_norm = a.max_grad_norm() > 0
+      const double grad_norm = a.max_grad_norm() > 0 && !skip_update
                                    ? torch::nn::utils::clip_grad_norm_(params, a.max_grad_norm())
                                    : std::nan("");
       callbacks_.on_pre_optimizer_step(a, state_, control_);
       SetLearningRate(*optimizer_, lr_schedule_->LearningRate(state_.global_step));
-      optimizer_->step();
+      if (skip_update) {
+        spdlog::warn("step {}: fp16 gradients overflowed at loss scale {}; update skipped", state_.global_step + 1,
+                     loss_scaler_->scale());
+      } else {
+        optimizer_->step();
+      }
+      if (loss_scaler_) loss_scaler_->Update(skip_update);
       if (ShardsOptimizer()) {
         BroadcastUpdatedParameters();
         // The optimizer zeroes only its shard's gradients.
@@ -240,6 +256,10 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
         1000 * reducer_->wait_seconds() / std::max<int64_t>(1, state_.global_step - resumed_step);
   }
   out.metrics.insert(optimizer_memory_.begin(), optimizer_memory_.end());
+  if (loss_scaler_) {
+    out.metrics["train_fp16_skipped_steps"] = static_cast<double>(loss_scaler_->skipped_steps());
+    out.metrics["train_fp16_loss_scale"] = loss_scaler_->scale();
+  }
   log(out.metrics, "train_end");
   callbacks_.on_train_end(a, state_, control_);
   return out;

@@ -46,6 +46,7 @@ void ApplyDefaults(trainer::v1::JobSpec* spec) {
   if (!a->has_dataloader_num_workers()) a->set_dataloader_num_workers(0);
   if (!a->has_label_smoothing_factor()) a->set_label_smoothing_factor(0.0);
   if (!a->has_bf16()) a->set_bf16(false);
+  if (!a->has_fp16()) a->set_fp16(false);
   if (!a->has_torch_num_threads()) a->set_torch_num_threads(0);
   if (!a->has_log_level_replica()) a->set_log_level_replica("warning");
   if (!a->has_log_on_each_node()) a->set_log_on_each_node(true);

@@ -193,6 +193,7 @@ void CheckTrainingArgs(const JobSpec& spec, Checker* c) {
   c->NonNegative(p + "torch_num_threads", static_cast<double>(a.torch_num_threads()));
   c->Choice(p + "log_level_replica", a.log_level_replica(), {"debug", "info", "warning", "error", "critical"});
   if (a.ddp_timeout() <= 0) c->Add(p + "ddp_timeout", "must be > 0 (seconds)");
+  if (a.fp16() && a.bf16()) c->Add(p + "fp16", "choose one of fp16 and bf16");
   if (!(a.neftune_noise_alpha() >= 0)) c->Add(p + "neftune_noise_alpha", "must be >= 0");
   const bool token_model = spec.model().type() == "gpt" || spec.model().type() == "text_classifier";
   if (a.neftune_noise_alpha() > 0 && !token_model) {
