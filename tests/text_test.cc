@@ -278,12 +278,19 @@ model: {type: text_classifier, hidden_size: 32, num_layers: 1, num_heads: 2}
 data:
   train: {path: )", dir / "pets.jsonl", R"(, label_field: label}
   eval_split: 0.2
-  max_seq_length: 16
+  max_seq_length: 64
   tokenizer: {vocab_size: 60}
 metrics: [accuracy]
 )")));
   EXPECT_EQ(trainer->data().num_classes, 2);
   EXPECT_EQ(trainer->data().class_names, (std::vector<std::string>{"cat", "dog"}));
+  // Batches are cut to their longest text: the last column holds a real token.
+  auto loader = trainer->get_train_dataloader();
+  loader->StartEpoch(0);
+  std::optional<Batch> batch = loader->Next();
+  ASSERT_TRUE(batch.has_value());
+  EXPECT_LT(batch->inputs.size(1), 64);
+  EXPECT_TRUE(batch->inputs.select(1, batch->inputs.size(1) - 1).ne(trainer->data().pad_id).any().item<bool>());
   ASSERT_TRUE(trainer->train().ok());
   auto eval = trainer->evaluate();
   ASSERT_TRUE(eval.ok()) << eval.status();

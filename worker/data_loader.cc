@@ -63,8 +63,14 @@ Batch DataLoader::Collate(int64_t position) const {
   const int64_t start = position * options_.batch_size;
   const int64_t end = std::min(start + options_.batch_size, order_.size(0));
   torch::Tensor indices = order_.slice(0, start, end);
-  return Batch{normalization_->Apply(dataset_->inputs.index_select(0, indices)),
-               dataset_->labels.index_select(0, indices)};
+  torch::Tensor inputs = dataset_->inputs.index_select(0, indices);
+  if (options_.trim_pad_id >= 0 && inputs.dim() == 2 && inputs.size(1) > 0) {
+    // Texts are padded at the end: keep the columns up to the longest real sequence.
+    torch::Tensor used = inputs.ne(options_.trim_pad_id).any(0);
+    const int64_t width = used.any().item<bool>() ? used.nonzero().max().item<int64_t>() + 1 : 1;
+    inputs = inputs.narrow(1, 0, width);
+  }
+  return Batch{normalization_->Apply(inputs), dataset_->labels.index_select(0, indices)};
 }
 
 // Worker w prepares batches first_batch_ + w, + w + N, ... into its own slot, at most

@@ -36,6 +36,9 @@ struct DataLoaderOptions {
   // Data parallelism: this loader's rank among num_replicas.
   int64_t num_replicas = 1;
   int64_t rank = 0;
+  // Padded token sequences (text classification): each batch is cut to its longest
+  // sequence, dropping trailing columns that hold only this pad id. -1: off.
+  int64_t trim_pad_id = -1;
 };
 
 class DataLoader {

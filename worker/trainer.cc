@@ -134,6 +134,7 @@ std::unique_ptr<DataLoader> Trainer::get_train_dataloader() {
   o.num_workers = args().dataloader_num_workers();
   o.num_replicas = world_size();
   o.rank = distributed_ == nullptr ? 0 : distributed_->rank();
+  if (!data_.causal_lm) o.trim_pad_id = data_.pad_id;
   return std::make_unique<DataLoader>(&data_.train, &data_.normalization, o);
 }
 
@@ -148,6 +149,7 @@ std::unique_ptr<DataLoader> Trainer::get_eval_dataloader(const Dataset* dataset)
   o.num_workers = args().dataloader_num_workers();
   o.num_replicas = world_size();
   o.rank = distributed_ == nullptr ? 0 : distributed_->rank();
+  if (!data_.causal_lm) o.trim_pad_id = data_.pad_id;
   return std::make_unique<DataLoader>(dataset, &data_.normalization, o);
 }
 
