@@ -185,12 +185,10 @@ void JobManager::OnRankExit(const std::string& job_id, Running& r, size_t rank, 
     r.failed_rank = p.rank;
     // A rank that fails on its own takes the attempt down: the others cannot go on
     // without it (they would only wait in a collective until ddp_timeout).
-    if (r.stop_reason.empty()) {
-      r.stop_reason = r.ranks.size() > 1 ? absl::StrCat("rank ", p.rank, " ", DescribeExit(exit)) : "";
-      if (r.ranks.size() > 1) {
-        spdlog::warn("job={} rank {} {}: stopping the attempt's other ranks", job_id, p.rank, DescribeExit(exit));
-        SignalRanks(r, SIGKILL);
-      }
+    if (r.stop_reason.empty() && r.ranks.size() > 1) {
+      r.stop_reason = absl::StrCat("rank ", p.rank, " ", DescribeExit(exit));
+      spdlog::warn("job={} {}: stopping the attempt's other ranks", job_id, r.stop_reason);
+      SignalRanks(r, SIGKILL);
     }
   }
   for (const RankProc& other : r.ranks) {
@@ -202,15 +200,19 @@ void JobManager::OnRankExit(const std::string& job_id, Running& r, size_t rank, 
 void JobManager::CheckWorker(const std::string& job_id, Running& r) {
   const auto now = Clock::now();
   if (!r.child) {
+    // Re-attached ranks cannot be waited for: look for them in /proc instead.
+    const RankProc* vanished = nullptr;
     bool all_gone = true;
-    for (const RankProc& p : r.ranks) all_gone = all_gone && !WorkerAlive(p.pid, JobDir(job_id));
+    for (const RankProc& p : r.ranks) {
+      const bool alive = WorkerAlive(p.pid, JobDir(job_id));
+      all_gone = all_gone && !alive;
+      if (!alive && vanished == nullptr) vanished = &p;
+    }
     if (!all_gone) {
-      // Re-attached ranks cannot be waited for: one that vanished ends the attempt.
-      for (RankProc& p : r.ranks) {
-        if (!p.exit && !WorkerAlive(p.pid, JobDir(job_id)) && r.stop_reason.empty() && r.ranks.size() > 1) {
-          r.stop_reason = absl::StrCat("rank ", p.rank, " ended (exit status unknown)");
-          SignalRanks(r, SIGKILL);
-        }
+      // One that vanished ends the attempt.
+      if (vanished != nullptr && r.stop_reason.empty()) {
+        r.stop_reason = absl::StrCat("rank ", vanished->rank, " ended (exit status unknown)");
+        SignalRanks(r, SIGKILL);
       }
     } else {
       auto job = Get(job_id);

@@ -12,6 +12,7 @@
 #include "proto/spec/spec_loader.h"
 #include "proto/spec/spec_validator.h"
 #include "tests/test_util.h"
+#include "tests/trainer_test_util.h"
 #include "worker/dataset_reader.h"
 #include "worker/sentencepiece_model.h"
 #include "worker/text_dataset.h"
@@ -21,17 +22,11 @@ namespace trainerd {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::MakeTrainer;
+using testing::Spec;
 using testing::TempDir;
 
 constexpr char kFortunes[] = "/usr/share/games/fortunes/cookie";
-
-trainer::v1::JobSpec Spec(const std::string& yaml) {
-  auto spec = ParseJobSpec(yaml);
-  EXPECT_TRUE(spec.ok()) << spec.status();
-  ApplyDefaults(&*spec);
-  EXPECT_TRUE(ValidateJobSpec(*spec).ok()) << ValidateJobSpec(*spec);
-  return *spec;
-}
 
 TEST(Tokenizer, TrainsEncodesDecodesAndReloadsFromItsBytes) {
   trainer::v1::DatasetSource source;
@@ -109,15 +104,6 @@ data:
   tokenizer: {vocab_size: 1000}
 metrics: [perplexity, token_accuracy]
 )");
-}
-
-std::unique_ptr<Trainer> MakeTrainer(const trainer::v1::JobSpec& spec) {
-  torch::manual_seed(static_cast<uint64_t>(spec.training_args().seed()));
-  auto data = LoadDatasets(spec.data(), spec.training_args().data_seed());
-  EXPECT_TRUE(data.ok()) << data.status();
-  auto model = CreateModel(spec.model(), *data);
-  EXPECT_TRUE(model.ok()) << model.status();
-  return std::make_unique<Trainer>(spec, std::move(*model), std::move(*data));
 }
 
 TEST(Gpt, PacksBlocksIsCausalAndExportsTheSameFunction) {

@@ -12,6 +12,7 @@
 #include "proto/spec/spec_loader.h"
 #include "proto/spec/spec_validator.h"
 #include "tests/test_util.h"
+#include "tests/trainer_test_util.h"
 #include "worker/adafactor.h"
 #include "worker/data_loader.h"
 #include "worker/dataset_reader.h"
@@ -23,6 +24,8 @@
 namespace trainerd {
 namespace {
 
+using testing::MakeTrainer;
+using testing::Spec;
 using testing::TempDir;
 
 std::string FashionYaml(int64_t limit) {
@@ -32,29 +35,12 @@ std::string FashionYaml(int64_t limit) {
                       ", eval_split: 0.2}\n");
 }
 
-trainer::v1::JobSpec Spec(const std::string& yaml, const std::vector<std::string>& sets = {}) {
-  auto spec = ParseJobSpec(yaml, sets);
-  EXPECT_TRUE(spec.ok()) << spec.status();
-  ApplyDefaults(&*spec);
-  EXPECT_TRUE(ValidateJobSpec(*spec).ok()) << ValidateJobSpec(*spec);
-  return *spec;
-}
-
 // Just the training arguments of `yaml`, with defaults (no data or model needed).
 trainer::v1::TrainingArguments Args(const std::string& yaml) {
   auto spec = ParseJobSpec(yaml);
   EXPECT_TRUE(spec.ok()) << spec.status();
   ApplyDefaults(&*spec);
   return spec->training_args();
-}
-
-std::unique_ptr<Trainer> MakeTrainer(const trainer::v1::JobSpec& spec) {
-  torch::manual_seed(static_cast<uint64_t>(spec.training_args().seed()));
-  auto data = LoadDatasets(spec.data(), spec.training_args().data_seed());
-  EXPECT_TRUE(data.ok()) << data.status();
-  auto model = CreateModel(spec.model(), *data);
-  EXPECT_TRUE(model.ok()) << model.status();
-  return std::make_unique<Trainer>(spec, std::move(*model), std::move(*data));
 }
 
 // ---------------------------------------------------------------- optimizers

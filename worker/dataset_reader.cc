@@ -15,9 +15,7 @@
 #include "worker/text_dataset.h"
 
 namespace trainerd {
-namespace {
 
-// Reads a whole file, transparently gunzipping it (zlib reads plain files as they are).
 absl::StatusOr<std::string> ReadMaybeGzipped(const std::string& path) {
   gzFile f = gzopen(path.c_str(), "rb");
   if (f == nullptr) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
@@ -33,6 +31,17 @@ absl::StatusOr<std::string> ReadMaybeGzipped(const std::string& path) {
   }
   return out;
 }
+
+std::string DatasetFormat(const trainer::v1::DatasetSource& s) {
+  if (!s.format().empty()) return s.format();
+  if (absl::StrContains(s.path(), ".tsv")) return "tsv";
+  if (absl::StrContains(s.path(), ".csv")) return "csv";
+  if (absl::StrContains(s.path(), ".jsonl")) return "jsonl";
+  if (absl::EndsWith(s.path(), ".txt")) return "text";
+  return "idx";
+}
+
+namespace {
 
 uint32_t BigEndian32(const std::string& s, size_t offset) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data() + offset);
@@ -67,18 +76,9 @@ std::vector<std::string> SplitRow(const std::string& line, char delimiter) {
   return cells;
 }
 
-std::string FormatOf(const trainer::v1::DatasetSource& s) {
-  if (!s.format().empty()) return s.format();
-  if (absl::StrContains(s.path(), ".tsv")) return "tsv";
-  if (absl::StrContains(s.path(), ".csv")) return "csv";
-  if (absl::StrContains(s.path(), ".jsonl")) return "jsonl";
-  if (absl::EndsWith(s.path(), ".txt")) return "text";
-  return "idx";
-}
-
 absl::StatusOr<Dataset> ReadSource(const trainer::v1::DatasetSource& s, bool regression,
                                    std::map<std::string, int64_t>* label_to_id) {
-  const std::string format = FormatOf(s);
+  const std::string format = DatasetFormat(s);
   if (format == "idx") return ReadIdxDataset(s.path(), s.labels_path(), s.limit());
   return ReadTableDataset(s, format == "tsv" ? '\t' : ',', regression, label_to_id);
 }
@@ -212,7 +212,7 @@ absl::StatusOr<Dataset> ReadTableDataset(const trainer::v1::DatasetSource& s, ch
 }
 
 absl::StatusOr<DatasetBundle> LoadDatasets(const trainer::v1::DataSpec& data, int64_t data_seed) {
-  const std::string train_format = FormatOf(data.train());
+  const std::string train_format = DatasetFormat(data.train());
   if (train_format == "text" || train_format == "jsonl") return LoadTextDatasets(data, data_seed);
   DatasetBundle b;
   b.regression = data.task() == "regression";

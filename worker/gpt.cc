@@ -15,7 +15,7 @@ constexpr double kRmsEps = 1e-6;
 constexpr double kRopeTheta = 10000.0;
 
 struct GptConfig {
-  int64_t vocab = 0, max_len = 0, width = 256, layers = 4, heads = 4, inner = 0, classes = 0, pad_id = -1;
+  int64_t vocab = 0, width = 256, layers = 4, heads = 4, inner = 0, classes = 0, pad_id = -1;
   double dropout = 0;
   bool causal = true;
 };
@@ -272,7 +272,6 @@ absl::StatusOr<std::unique_ptr<Model>> CreateTextModel(const trainer::v1::ModelS
   }
   GptConfig c;
   c.vocab = data.vocab_size;
-  c.max_len = data.input_shape.empty() ? 0 : data.input_shape[0];
   if (spec.hidden_size() > 0) c.width = spec.hidden_size();
   if (spec.num_layers() > 0) c.layers = spec.num_layers();
   if (spec.num_heads() > 0) c.heads = spec.num_heads();

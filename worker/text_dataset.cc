@@ -1,6 +1,5 @@
 #include "worker/text_dataset.h"
 
-#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -9,6 +8,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "worker/dataset_reader.h"
 #include "worker/sentencepiece_model.h"
 
 namespace trainerd {
@@ -16,19 +16,6 @@ namespace {
 
 constexpr int64_t kDefaultVocabSize = 8000;
 constexpr int64_t kDefaultMaxSeqLength = 128;
-
-std::string FormatOf(const trainer::v1::DatasetSource& s) {
-  if (!s.format().empty()) return s.format();
-  return s.path().find(".jsonl") != std::string::npos ? "jsonl" : "text";
-}
-
-absl::StatusOr<std::string> ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat(path, ": cannot open"));
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // A JSON value as label text: strings as they are, numbers and booleans printed.
 std::string LabelText(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
@@ -38,7 +25,7 @@ absl::StatusOr<std::shared_ptr<const SentencePieceModel>> MakeTokenizer(const tr
   const auto& t = data.tokenizer();
   std::string error;
   if (!t.path().empty()) {
-    absl::StatusOr<std::string> bytes = ReadAll(t.path());
+    absl::StatusOr<std::string> bytes = ReadMaybeGzipped(t.path());
     if (!bytes.ok()) return absl::InvalidArgumentError(absl::StrCat("data.tokenizer.path: ", bytes.status().message()));
     std::shared_ptr<const SentencePieceModel> model = SentencePieceModel::FromSerialized(*bytes, &error);
     if (!model) return absl::InvalidArgumentError(absl::StrCat("data.tokenizer.path: ", t.path(), ": ", error));
@@ -86,13 +73,13 @@ Dataset PadTexts(const std::vector<TextExample>& examples, const SentencePieceMo
 }  // namespace
 
 absl::StatusOr<std::vector<TextExample>> ReadTextExamples(const trainer::v1::DatasetSource& source) {
-  absl::StatusOr<std::string> contents = ReadAll(source.path());
+  absl::StatusOr<std::string> contents = ReadMaybeGzipped(source.path());
   if (!contents.ok()) return contents.status();
   std::vector<TextExample> out;
   auto full = [&] { return source.limit() > 0 && static_cast<int64_t>(out.size()) >= source.limit(); };
   std::istringstream lines(*contents);
   std::string line;
-  if (FormatOf(source) == "jsonl") {
+  if (DatasetFormat(source) == "jsonl") {
     const std::string text_field = source.text_field().empty() ? "text" : source.text_field();
     for (int64_t number = 1; std::getline(lines, line) && !full(); ++number) {
       if (absl::StripAsciiWhitespace(line).empty()) continue;

@@ -1,0 +1,43 @@
+// Helpers for tests that drive the Trainer in-process: a validated spec from YAML, and
+// a Trainer built from it the way trainer-worker builds one.
+#ifndef TRAINERD_TESTS_TRAINER_TEST_UTIL_H_
+#define TRAINERD_TESTS_TRAINER_TEST_UTIL_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "proto/spec/spec_defaults.h"
+#include "proto/spec/spec_loader.h"
+#include "proto/spec/spec_validator.h"
+#include "worker/dataset_reader.h"
+#include "worker/model.h"
+#include "worker/trainer.h"
+
+namespace trainerd::testing {
+
+// `yaml` with --set style overrides, defaults applied; the test fails if it is invalid.
+inline trainer::v1::JobSpec Spec(const std::string& yaml, const std::vector<std::string>& sets = {}) {
+  auto spec = ParseJobSpec(yaml, sets);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  ApplyDefaults(&*spec);
+  EXPECT_TRUE(ValidateJobSpec(*spec).ok()) << ValidateJobSpec(*spec);
+  return *spec;
+}
+
+// Seeds LibTorch, loads the data and builds the model and Trainer of `spec`.
+inline std::unique_ptr<Trainer> MakeTrainer(const trainer::v1::JobSpec& spec) {
+  torch::manual_seed(static_cast<uint64_t>(spec.training_args().seed()));
+  auto data = LoadDatasets(spec.data(), spec.training_args().data_seed());
+  EXPECT_TRUE(data.ok()) << data.status();
+  auto model = CreateModel(spec.model(), *data);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return std::make_unique<Trainer>(spec, std::move(*model), std::move(*data));
+}
+
+}  // namespace trainerd::testing
+
+#endif  // TRAINERD_TESTS_TRAINER_TEST_UTIL_H_
