@@ -117,6 +117,10 @@ absl::StatusOr<Job> JobManager::Submit(const trainer::v1::SubmitJobRequest& requ
   std::vector<std::string> problems = FindSpecProblems(spec);
   const auto& r = request.resources();
   if (r.ranks() < 0) problems.push_back("resources.ranks: must be >= 1");
+  if (r.ranks() > 1 && spec.training_args().optim() == "galore_adamw_layerwise") {
+    problems.push_back("resources.ranks: galore_adamw_layerwise steps each weight during backward, before gradients "
+                       "could be averaged across ranks; use 1 rank");
+  }
   const NodeSlots capacity = Capacity();
   if (r.ranks() > capacity.cpu_slots) {
     problems.push_back(absl::StrCat("resources.ranks: ", r.ranks(), " ranks need as many CPU slots; this trainerd has ",

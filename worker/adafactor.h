@@ -44,6 +44,13 @@ struct AdafactorParamState
   void serialize(torch::serialize::OutputArchive& archive) const override;
 };
 
+// One Adafactor update for `grad` (factored second moments when it has 2+ dimensions):
+// initialises and advances `state`, and returns the step to subtract from the parameter,
+// learning rate included. `param` (fp32) sets the scale with scale_parameter; *lr_used
+// receives the learning rate applied, which weight decay uses too.
+torch::Tensor AdafactorUpdate(const AdafactorOptions& options, AdafactorParamState& state, const torch::Tensor& grad,
+                              const torch::Tensor& param, double* lr_used);
+
 class Adafactor : public torch::optim::Optimizer {
  public:
   Adafactor(std::vector<torch::optim::OptimizerParamGroup> groups, AdafactorOptions defaults)

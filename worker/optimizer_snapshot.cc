@@ -7,6 +7,7 @@
 #include <torch/serialize.h>
 
 #include "worker/adafactor.h"
+#include "worker/galore.h"
 #include "worker/optimizer_factory.h"
 
 namespace trainerd {
@@ -44,6 +45,15 @@ std::unique_ptr<OptimizerParamState> DeepCopy(const OptimizerParamState& state) 
         .exp_avg_sq_row(Copy(s->exp_avg_sq_row()))
         .exp_avg_sq_col(Copy(s->exp_avg_sq_col()))
         .exp_avg_sq(Copy(s->exp_avg_sq()));
+    return c;
+  }
+  if (auto* s = dynamic_cast<const GaLoreParamState*>(&state)) {
+    auto c = std::make_unique<GaLoreParamState>(*s);
+    c->projection(Copy(s->projection()))
+        .exp_avg(Copy(s->exp_avg()))
+        .exp_avg_sq(Copy(s->exp_avg_sq()))
+        .exp_avg_sq_row(Copy(s->exp_avg_sq_row()))
+        .exp_avg_sq_col(Copy(s->exp_avg_sq_col()));
     return c;
   }
   return nullptr;

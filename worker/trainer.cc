@@ -16,6 +16,7 @@
 #include "worker/distributed.h"
 #include "worker/gradient_reducer.h"
 #include "worker/metrics.h"
+#include "worker/galore.h"
 #include "worker/optimizer_factory.h"
 #include "worker/torch_status.h"
 
@@ -162,6 +163,13 @@ void Trainer::create_optimizer() {
   auto created = CreateOptimizer(args(), OptimizedParameters());
   if (!created.ok()) throw std::invalid_argument(std::string(created.status().message()));
   optimizer_ = std::move(*created);
+  if (auto* galore = dynamic_cast<GaLore*>(optimizer_.get()); galore != nullptr && galore->layerwise()) {
+    galore->AttachLayerwiseHooks();
+    if (args().max_grad_norm() > 0) {
+      spdlog::warn("galore_adamw_layerwise steps each weight during backward: max_grad_norm {} does not apply",
+                   args().max_grad_norm());
+    }
+  }
 }
 
 void Trainer::create_scheduler(int64_t num_training_steps) {

@@ -220,7 +220,8 @@ class Trainer {
   // The parameters this rank's optimizer updates: all of them, or its shard.
   NamedTensors OptimizedParameters();
   void BroadcastUpdatedParameters();
-  // Logs this rank's optimizer state size against the unsharded one (all ranks call it).
+  // This rank's optimizer-state size, with ZeRO the unsharded size (all ranks call it)
+  // and with GaLore the targeted weights' state against AdamW's; logged once.
   Metrics MeasureOptimizerMemory();
   std::vector<int> param_owner_;  // rank owning each of model_->NamedParameters()
   Metrics optimizer_memory_;

@@ -10,6 +10,7 @@
 #include "worker/compiled_model.h"
 #include "worker/distributed.h"
 #include "worker/gradient_reducer.h"
+#include "worker/galore.h"
 #include "worker/optimizer_factory.h"
 #include "worker/torch_status.h"
 #include "worker/trainer.h"
@@ -109,6 +110,14 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
     ~NeftuneOff() { model->SetNeftuneNoiseAlpha(0); }
   } neftune_off{model_.get()};
 
+  const auto* galore = dynamic_cast<const GaLore*>(optimizer_.get());
+  const bool steps_in_backward = galore != nullptr && galore->layerwise();
+  if (steps_in_backward && world_size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "training_args.optim: galore_adamw_layerwise steps each weight during backward, before gradients could be "
+        "averaged across ranks; this run has ", world_size(), " ranks"));
+  }
+
   if (world_size() > 1 && !reducer_) {
     const auto cap = static_cast<int64_t>(a.ddp_bucket_cap_mb() * 1024 * 1024);
     reducer_ = std::make_unique<GradientReducer>(params, distributed_, cap);
@@ -160,6 +169,8 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
       if (group.empty()) break;
 
       callbacks_.on_step_begin(a, state_, control_);
+      // Set before backward: a layer-wise optimizer steps during it.
+      SetLearningRate(*optimizer_, lr_schedule_->LearningRate(state_.global_step));
       const double num_items = ItemsPerRank(group);
       double step_loss = 0;
       for (size_t i = 0; i < group.size(); ++i) {
@@ -175,11 +186,11 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
       // gradients are averaged already, so every rank decides the same).
       const bool skip_update = loss_scaler_ && !loss_scaler_->Unscale(params);
       // HF reports grad_norm only when it clips (max_grad_norm > 0).
-      const double grad_norm = a.max_grad_norm() > 0 && !skip_update
+      // A layer-wise optimizer has spent (and freed) the gradients already.
+      const double grad_norm = a.max_grad_norm() > 0 && !skip_update && !steps_in_backward
                                    ? torch::nn::utils::clip_grad_norm_(params, a.max_grad_norm())
                                    : std::nan("");
       callbacks_.on_pre_optimizer_step(a, state_, control_);
-      SetLearningRate(*optimizer_, lr_schedule_->LearningRate(state_.global_step));
       if (skip_update) {
         spdlog::warn("step {}: fp16 gradients overflowed at loss scale {}; update skipped", state_.global_step + 1,
                      loss_scaler_->scale());
@@ -191,8 +202,8 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
         BroadcastUpdatedParameters();
         // The optimizer zeroes only its shard's gradients.
         for (torch::Tensor& p : params) p.mutable_grad().reset();
-        if (optimizer_memory_.empty()) optimizer_memory_ = MeasureOptimizerMemory();
       }
+      if (optimizer_memory_.empty()) optimizer_memory_ = MeasureOptimizerMemory();
       callbacks_.on_optimizer_step(a, state_, control_);
       optimizer_->zero_grad();
 

@@ -1,9 +1,12 @@
 #include "proto/spec/spec_validator.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
+#include <regex>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "proto/spec/spec_defaults.h"
@@ -31,6 +34,9 @@ const std::map<std::string, std::vector<std::string>>& OptimizerArgNames() {
       {"adafactor",
        {"eps1", "eps2", "clip_threshold", "decay_rate", "beta1", "scale_parameter",
         "relative_step", "warmup_init"}},
+      {"galore_adamw", {"rank", "update_proj_gap", "scale"}},
+      {"galore_adamw_layerwise", {"rank", "update_proj_gap", "scale"}},
+      {"galore_adafactor", {"rank", "update_proj_gap", "scale"}},
   };
   return *names;
 }
@@ -116,6 +122,39 @@ void CheckCheckpointArgs(const JobSpec& spec, Checker* c) {
   }
 }
 
+void CheckGaLoreArgs(const JobSpec& spec, const std::map<std::string, double>& optim_args, Checker* c) {
+  const auto& a = spec.training_args();
+  const std::string p = "training_args.";
+  if (a.optim_target_modules().empty()) {
+    c->Add(p + "optim_target_modules", absl::StrCat(a.optim(), " needs the weights to project (names or regexes)"));
+  }
+  for (int i = 0; i < a.optim_target_modules_size(); ++i) {
+    try {
+      std::regex pattern(a.optim_target_modules(i));
+    } catch (const std::regex_error& e) {
+      c->Add(absl::StrCat(p, "optim_target_modules[", i, "]"), absl::StrCat("not a regular expression: ", e.what()));
+    }
+  }
+  for (const char* key : {"rank", "update_proj_gap"}) {
+    auto it = optim_args.find(key);
+    if (it != optim_args.end() && !(it->second >= 1 && it->second == std::floor(it->second))) {
+      c->Add(p + "optim_args", absl::StrCat(key, " must be an integer >= 1"));
+    }
+  }
+  if (optim_args.count("scale") && !(optim_args.at("scale") > 0)) c->Add(p + "optim_args", "scale must be > 0");
+  if (a.optim() == "galore_adamw_layerwise") {
+    // Each weight steps as soon as its gradient is ready, so nothing can accumulate or
+    // be all-reduced or unscaled first (HF refuses the same).
+    if (a.gradient_accumulation_steps() > 1) {
+      c->Add(p + "gradient_accumulation_steps",
+             "galore_adamw_layerwise steps each weight during backward and cannot accumulate gradients; use 1");
+    }
+    if (a.fp16()) {
+      c->Add(p + "fp16", "galore_adamw_layerwise cannot unscale gradients before its per-weight steps; use bf16");
+    }
+  }
+}
+
 void CheckTrainingArgs(const JobSpec& spec, Checker* c) {
   const auto& a = spec.training_args();
   const std::string p = "training_args.";
@@ -147,6 +186,10 @@ void CheckTrainingArgs(const JobSpec& spec, Checker* c) {
                                               "; ", Choices(allowed)));
       }
     }
+  }
+
+  if (absl::StartsWith(a.optim(), "galore_")) {
+    CheckGaLoreArgs(spec, optim_args.ok() ? *optim_args : std::map<std::string, double>{}, c);
   }
 
   static const std::vector<std::string> kSchedules = {
