@@ -20,8 +20,7 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
-#include "proto/spec/spec_defaults.h"
-#include "proto/spec/spec_loader.h"
+#include "bench/bench_util.h"
 #include "worker/dataset_reader.h"
 #include "worker/model.h"
 #include "worker/trainer.h"
@@ -30,17 +29,9 @@ namespace trainerd {
 namespace {
 
 namespace fs = std::filesystem;
+using bench::Median;
+using bench::Spec;
 using Clock = std::chrono::steady_clock;
-
-trainer::v1::JobSpec Spec(const std::string& yaml) {
-  auto spec = ParseJobSpec(yaml);
-  if (!spec.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(spec.status().message()).c_str());
-    std::exit(1);
-  }
-  ApplyDefaults(&*spec);
-  return *spec;
-}
 
 std::string Yaml(const std::string& output_dir, int64_t hidden, int64_t layers, int64_t length, int64_t steps) {
   return absl::StrCat("training_args: {output_dir: ", output_dir, ", max_steps: ", steps,
@@ -55,11 +46,6 @@ std::string Yaml(const std::string& output_dir, int64_t hidden, int64_t layers, 
 size_t HeapInUse() {
   struct mallinfo2 m = mallinfo2();
   return m.uordblks + m.hblkhd;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 void Checkpointing(int rounds, const fs::path& dir) {

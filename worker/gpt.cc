@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "worker/liger_kernels.h"
 
 namespace trainerd {
 namespace {
@@ -32,7 +33,9 @@ torch::Tensor Rope(const torch::Tensor& x, const torch::Tensor& cos, const torch
 }
 
 struct BlockImpl : torch::nn::Module {
-  BlockImpl(const GptConfig& c, double out_std) : heads(c.heads), dropout(c.dropout) {
+  // `kernels` belongs to the network and outlives the block.
+  BlockImpl(const GptConfig& c, double out_std, const LigerKernels* kernels)
+      : heads(c.heads), dropout(c.dropout), kernels(kernels) {
     norm1 = register_parameter("norm1_weight", torch::ones({c.width}));
     norm2 = register_parameter("norm2_weight", torch::ones({c.width}));
     qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(c.width, 3 * c.width).bias(false)));
@@ -49,20 +52,29 @@ struct BlockImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask) {
     const int64_t b = x.size(0), l = x.size(1), d = x.size(2), hd = d / heads;
-    std::vector<torch::Tensor> parts = qkv(RmsNorm(x, norm1)).view({b, l, 3, heads, hd}).unbind(2);
-    torch::Tensor q = Rope(parts[0].transpose(1, 2), cos, sin);
-    torch::Tensor k = Rope(parts[1].transpose(1, 2), cos, sin);
+    std::vector<torch::Tensor> parts = qkv(Norm(x, norm1)).view({b, l, 3, heads, hd}).unbind(2);
+    torch::Tensor q = Rotate(parts[0].transpose(1, 2), cos, sin);
+    torch::Tensor k = Rotate(parts[1].transpose(1, 2), cos, sin);
     torch::Tensor v = parts[2].transpose(1, 2);
     torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(hd));
     torch::Tensor attn = torch::softmax(scores.masked_fill(mask, -std::numeric_limits<float>::infinity()), -1);
     torch::Tensor y = torch::matmul(attn, v).transpose(1, 2).reshape({b, l, d});
     torch::Tensor h = x + torch::dropout(out(y), dropout, is_training());
-    torch::Tensor n = RmsNorm(h, norm2);
-    return h + torch::dropout(down(torch::silu(gate(n)) * up(n)), dropout, is_training());
+    torch::Tensor n = Norm(h, norm2);
+    torch::Tensor mlp = kernels->swiglu ? LigerSwiGlu(gate(n), up(n)) : torch::silu(gate(n)) * up(n);
+    return h + torch::dropout(down(mlp), dropout, is_training());
+  }
+
+  torch::Tensor Norm(const torch::Tensor& x, const torch::Tensor& w) const {
+    return kernels->rms_norm ? LigerRmsNorm(x, w, kRmsEps) : RmsNorm(x, w);
+  }
+  torch::Tensor Rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const {
+    return kernels->rope ? LigerRope(x, cos, sin) : Rope(x, cos, sin);
   }
 
   int64_t heads;
   double dropout;
+  const LigerKernels* kernels;
   torch::Tensor norm1, norm2;
   torch::nn::Linear qkv{nullptr}, out{nullptr}, gate{nullptr}, up{nullptr}, down{nullptr};
 };
@@ -117,7 +129,7 @@ struct GptNetImpl : torch::nn::Module {
     embedding = register_parameter("embedding_weight", torch::randn({c.vocab, c.width}) * 0.02);
     blocks = register_module("blocks", torch::nn::ModuleList());
     const double out_std = 0.02 / std::sqrt(2.0 * static_cast<double>(c.layers));
-    for (int64_t i = 0; i < c.layers; ++i) blocks->push_back(Block(c, out_std));
+    for (int64_t i = 0; i < c.layers; ++i) blocks->push_back(Block(c, out_std, &kernels));
     norm = register_parameter("norm_weight", torch::ones({c.width}));
     if (c.classes > 0) {
       head = register_module("head", torch::nn::Linear(c.width, c.classes));
@@ -125,6 +137,28 @@ struct GptNetImpl : torch::nn::Module {
   }
 
   torch::Tensor forward(const torch::Tensor& ids) {
+    torch::Tensor x = Hidden(ids);
+    if (config.classes == 0) return torch::matmul(x, embedding.t());  // tied output layer
+    torch::Tensor real = (ids != config.pad_id).unsqueeze(-1).to(x.dtype());
+    torch::Tensor pooled = (x * real).sum(1) / real.sum(1).clamp_min(1);
+    return head(pooled);
+  }
+
+  // Next-token cross-entropy summed over the labels that are not -100 (position t
+  // predicts label t + 1), through the fused kernels: the chunked linear + loss never
+  // makes the whole logits; the fused loss overwrites logits only it holds.
+  torch::Tensor CausalLmLossSum(const torch::Tensor& ids, const torch::Tensor& labels, double label_smoothing) {
+    const int64_t l = ids.size(1);
+    torch::Tensor x = Hidden(ids).narrow(1, 0, l - 1).reshape({-1, config.width});
+    torch::Tensor targets = labels.narrow(1, 1, l - 1).reshape({-1});
+    if (kernels.fused_linear_cross_entropy) {
+      return LigerFusedLinearCrossEntropySum(x, embedding, targets, label_smoothing);
+    }
+    return LigerCrossEntropySum(torch::matmul(x, embedding.t()), targets, label_smoothing);
+  }
+
+  // The last block's output, normalised.
+  torch::Tensor Hidden(const torch::Tensor& ids) {
     const int64_t l = ids.size(1), hd = config.width / config.heads;
     torch::Tensor inv_freq = torch::pow(kRopeTheta, -torch::arange(0, hd, 2, ids.options().dtype(torch::kFloat)) / hd);
     torch::Tensor freqs = torch::outer(torch::arange(l, ids.options().dtype(torch::kFloat)), inv_freq);
@@ -143,11 +177,7 @@ struct GptNetImpl : torch::nn::Module {
               ? CheckpointedBlock::apply(x, cos, sin, mask, b)
               : b->forward(x, cos, sin, mask);
     }
-    x = RmsNorm(x, norm);
-    if (config.classes == 0) return torch::matmul(x, embedding.t());  // tied output layer
-    torch::Tensor real = (ids != config.pad_id).unsqueeze(-1).to(x.dtype());
-    torch::Tensor pooled = (x * real).sum(1) / real.sum(1).clamp_min(1);
-    return head(pooled);
+    return kernels.rms_norm ? LigerRmsNorm(x, norm, kRmsEps) : RmsNorm(x, norm);
   }
 
   // The token embeddings, with NEFTune's noise while training: uniform in [-1, 1],
@@ -169,6 +199,7 @@ struct GptNetImpl : torch::nn::Module {
   GptConfig config;
   double neftune_alpha = 0;
   bool checkpointing = false;
+  LigerKernels kernels;
   torch::Tensor embedding, norm;
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::Linear head{nullptr};
@@ -249,6 +280,16 @@ class TextModel : public Model {
   bool SetGradientCheckpointing(bool enabled) override {
     net_->checkpointing = enabled;
     return true;
+  }
+  bool SetLigerKernels(const LigerKernels& kernels) override {
+    net_->kernels = kernels;
+    return true;
+  }
+  torch::Tensor CausalLmLossSum(const torch::Tensor& ids, const torch::Tensor& labels,
+                                double label_smoothing) override {
+    const LigerKernels& k = net_->kernels;
+    if (net_->config.classes > 0 || !(k.cross_entropy || k.fused_linear_cross_entropy)) return {};
+    return net_->CausalLmLossSum(ids, labels, label_smoothing);
   }
   void SaveTorchScript(std::ostream& out) const override {
     torch::jit::Module m("trainerd.TextModel");

@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "trainer/v1/job_spec.pb.h"
 #include "worker/dataset.h"
+#include "worker/liger_kernels.h"
 
 namespace trainerd {
 
@@ -50,6 +51,15 @@ class Model {
   // Gradient checkpointing: blocks keep only their inputs and recompute activations in
   // backward. False if unsupported.
   virtual bool SetGradientCheckpointing(bool /*enabled*/) { return false; }
+  // Fused (Liger) kernels, see liger_kernels.h. False if unsupported.
+  virtual bool SetLigerKernels(const LigerKernels& /*kernels*/) { return false; }
+  // A causal LM's summed next-token loss computed by the model itself (the fused loss
+  // kernels), from token ids and labels [B, L]; the shift happens inside. An undefined
+  // tensor when the model does not compute its own loss: use Forward's logits then.
+  virtual torch::Tensor CausalLmLossSum(const torch::Tensor& /*ids*/, const torch::Tensor& /*labels*/,
+                                        double /*label_smoothing*/) {
+    return {};
+  }
 
   std::vector<torch::Tensor> Parameters() const;
   // Parameters then buffers: everything a state dict or a checkpoint holds.

@@ -213,6 +213,12 @@ double Trainer::ItemsPerRank(const std::vector<Batch>& batches) {
 
 torch::Tensor Trainer::compute_loss(Model& model, const Batch& inputs,
                                     std::optional<double> num_items_in_batch, torch::Tensor* outputs) {
+  if (data_.causal_lm && outputs == nullptr) {
+    // The fused (Liger) loss kernels make the loss without materialising the logits.
+    AutocastScope autocast(args().bf16(), args().fp16() && device_.is_cuda());
+    torch::Tensor sum = model.CausalLmLossSum(inputs.inputs, inputs.labels, args().label_smoothing_factor());
+    if (sum.defined()) return sum / (num_items_in_batch ? *num_items_in_batch : CountItems({inputs}));
+  }
   torch::Tensor out = Forward(model, inputs.inputs);
   if (outputs != nullptr) *outputs = out;
   torch::Tensor sum;

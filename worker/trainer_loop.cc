@@ -97,6 +97,13 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
     if (absl::Status s = CompileModel(&model_, device_); !s.ok()) return s;
     compiled_ = true;
   }
+  if (a.use_liger_kernel()) {
+    const auto& c = a.liger_kernel_config();
+    const LigerKernels kernels{c.rope(), c.swiglu(), c.rms_norm(), c.cross_entropy(), c.fused_linear_cross_entropy()};
+    if (!model_->SetLigerKernels(kernels)) {
+      return absl::InvalidArgumentError("training_args.use_liger_kernel: this model has no fused kernels");
+    }
+  }
   if (a.gradient_checkpointing() && !model_->SetGradientCheckpointing(true)) {
     return absl::InvalidArgumentError("training_args.gradient_checkpointing: this model does not support it");
   }

@@ -59,6 +59,14 @@ void ApplyDefaults(trainer::v1::JobSpec* spec) {
   if (!a->has_torch_compile()) a->set_torch_compile(false);
   if (!a->has_torch_compile_backend()) a->set_torch_compile_backend("torchscript");
   if (!a->has_torch_compile_mode()) a->set_torch_compile_mode("default");
+  if (!a->has_use_liger_kernel()) a->set_use_liger_kernel(false);
+  auto* liger = a->mutable_liger_kernel_config();
+  if (!liger->has_rope()) liger->set_rope(true);
+  if (!liger->has_swiglu()) liger->set_swiglu(true);
+  if (!liger->has_rms_norm()) liger->set_rms_norm(true);
+  if (!liger->has_cross_entropy()) liger->set_cross_entropy(false);
+  // Liger turns the chunked loss on unless the plain fused loss was asked for.
+  if (!liger->has_fused_linear_cross_entropy()) liger->set_fused_linear_cross_entropy(!liger->cross_entropy());
   if (!a->has_save_strategy()) a->set_save_strategy("steps");
   if (!a->has_save_steps()) a->set_save_steps(500);
   if (!a->has_save_total_limit()) a->set_save_total_limit(0);

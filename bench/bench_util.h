@@ -1,0 +1,35 @@
+// Helpers the benches share: a spec from YAML with defaults applied, and the median of
+// repeated measurements.
+#ifndef TRAINERD_BENCH_BENCH_UTIL_H_
+#define TRAINERD_BENCH_BENCH_UTIL_H_
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "proto/spec/spec_defaults.h"
+#include "proto/spec/spec_loader.h"
+
+namespace trainerd::bench {
+
+// Exits with the parser's message if `yaml` is not a job spec.
+inline trainer::v1::JobSpec Spec(const std::string& yaml) {
+  auto spec = ParseJobSpec(yaml);
+  if (!spec.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(spec.status().message()).c_str());
+    std::exit(1);
+  }
+  ApplyDefaults(&*spec);
+  return *spec;
+}
+
+inline double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace trainerd::bench
+
+#endif  // TRAINERD_BENCH_BENCH_UTIL_H_
