@@ -458,5 +458,26 @@ TEST(LossScaler, Fp16WithoutCudaIsRefusedWithTheField) {
   EXPECT_THAT(std::string(out.status().message()), ::testing::HasSubstr("training_args.fp16: needs a CUDA GPU"));
 }
 
+// Runs only where LibTorch has CUDA and a GPU is visible (skipped, and so reported, elsewhere).
+TEST(LossScaler, Fp16TrainsOnCudaWithFp32MasterWeights) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA GPU (fp16 autocast is CUDA-only in LibTorch)";
+  auto trainer = MakeTrainer(Spec(FashionYaml(2000) + "model: {type: mlp, hidden_sizes: [64]}\n" +
+                                  "training_args: {max_steps: 60, fp16: true, save_strategy: 'no', logging_steps: 10}\n"));
+  auto out = trainer->train();
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_GT(out->metrics.at("train_fp16_loss_scale"), 0);
+  EXPECT_LT(out->metrics.at("train_fp16_skipped_steps"), 10);
+  std::vector<double> losses;
+  for (const auto& record : trainer->state().log_history) {
+    if (record.count("loss")) losses.push_back(record.at("loss"));
+  }
+  ASSERT_GE(losses.size(), 2u);
+  EXPECT_LT(losses.back(), losses.front());
+  for (const torch::Tensor& p : trainer->model().Parameters()) {
+    EXPECT_TRUE(p.is_cuda());
+    EXPECT_EQ(p.scalar_type(), torch::kFloat);  // the optimizer updates fp32 master weights
+  }
+}
+
 }  // namespace
 }  // namespace trainerd
