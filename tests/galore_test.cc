@@ -157,9 +157,11 @@ TEST(GaLore, TrainsAGptWithLessStateAndTheLayerwiseVariantMatches) {
   for (const torch::Tensor& p : layerwise->model().Parameters()) EXPECT_FALSE(p.grad().defined());
 }
 
-TEST(GaLore, ResumesExactlyWithItsProjections) {
+class GaLoreResume : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GaLoreResume, IsExactWithTheProjectionsSaved) {
   TempDir dir;
-  auto spec = Spec(GptYaml(dir / "full", "galore_adafactor", 6));
+  auto spec = Spec(GptYaml(dir / "full", GetParam(), 6));
   auto full = MakeTrainer(spec);
   ASSERT_TRUE(full->train().ok());
 
@@ -179,6 +181,8 @@ TEST(GaLore, ResumesExactlyWithItsProjections) {
   ASSERT_EQ(b.size(), 6u);  // the first 3 come from the checkpoint's log history
   for (size_t i = 3; i < 6; ++i) EXPECT_NEAR(b[i], a[i], 1e-5) << "step " << i + 1;
 }
+
+INSTANTIATE_TEST_SUITE_P(Optimizers, GaLoreResume, ::testing::Values("galore_adafactor", "galore_adamw_layerwise"));
 
 TEST(GaLore, RefusesWhatItCannotDoNamingTheField) {
   auto problems = [](const std::vector<std::string>& sets) {

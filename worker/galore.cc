@@ -61,17 +61,17 @@ GaLore::~GaLore() {
 
 void GaLore::AttachLayerwiseHooks() {
   if (!layerwise_ || !accumulators_.empty()) return;
-  for (auto& group : param_groups()) {
-    for (auto& p : group.params()) {
+  for (size_t g = 0; g < param_groups().size(); ++g) {
+    for (auto& p : param_groups()[g].params()) {
       if (!p.requires_grad()) continue;
       std::shared_ptr<torch::autograd::Node> accumulator = torch::autograd::impl::grad_accumulator(p);
-      const auto* options = &static_cast<const GaLoreOptions&>(group.options());
       torch::Tensor param = p;
       accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
-          [this, param, options](const torch::autograd::variable_list& outputs,
-                                 const torch::autograd::variable_list&) mutable {
+          [this, param, g](const torch::autograd::variable_list& outputs,
+                           const torch::autograd::variable_list&) mutable {
             torch::NoGradGuard no_grad;
-            StepParameter(param, *options);
+            // Looked up now: loading a checkpoint replaces the groups' options.
+            StepParameter(param, static_cast<const GaLoreOptions&>(param_groups()[g].options()));
             param.mutable_grad().reset();  // this weight's gradient is spent: free it now
             return outputs;
           }));

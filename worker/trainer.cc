@@ -14,9 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
 #include "worker/distributed.h"
+#include "worker/galore.h"
 #include "worker/gradient_reducer.h"
 #include "worker/metrics.h"
-#include "worker/galore.h"
 #include "worker/optimizer_factory.h"
 #include "worker/torch_status.h"
 
