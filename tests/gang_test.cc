@@ -92,6 +92,14 @@ TEST(Gang, JobsNeedingMoreRanksThanSlotsAreRejected) {
   grpc::Status s = d.stub().SubmitJob(&ctx, req, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("resources.ranks: 3 ranks need as many CPU slots; this trainerd has 2"));
+
+  // A layer-wise optimizer steps before gradients could be averaged: one rank only.
+  grpc::ClientContext ctx2;
+  *req.mutable_spec() = Spec("max_steps: 10, optim: galore_adamw_layerwise, optim_target_modules: [layers]");
+  req.mutable_resources()->set_ranks(2);
+  s = d.stub().SubmitJob(&ctx2, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("resources.ranks: galore_adamw_layerwise"));
 }
 
 TEST(Gang, EachGpuRankSeesItsOwnGpus) {
