@@ -1,5 +1,5 @@
-// Helpers the benches share: a spec from YAML with defaults applied, and the median of
-// repeated measurements.
+// Helpers the benches share: a spec from YAML with defaults applied, integer flags, and
+// the median of repeated measurements.
 #ifndef TRAINERD_BENCH_BENCH_UTIL_H_
 #define TRAINERD_BENCH_BENCH_UTIL_H_
 
@@ -23,6 +23,14 @@ inline trainer::v1::JobSpec Spec(const std::string& yaml) {
   }
   ApplyDefaults(&*spec);
   return *spec;
+}
+
+// The value after `name` on the command line ("--rounds 3"), or `fallback`.
+inline int IntFlag(int argc, char** argv, const std::string& name, int fallback) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (argv[i] == name) return std::atoi(argv[i + 1]);
+  }
+  return fallback;
 }
 
 inline double Median(std::vector<double> v) {

@@ -70,11 +70,8 @@ void Compare(int steps, int rank, const std::filesystem::path& dir) {
 }  // namespace trainerd
 
 int main(int argc, char** argv) {
-  int steps = 150, rank = 64;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::string(argv[i]) == "--steps") steps = std::atoi(argv[i + 1]);
-    if (std::string(argv[i]) == "--rank") rank = std::atoi(argv[i + 1]);
-  }
+  const int steps = trainerd::bench::IntFlag(argc, argv, "--steps", 150);
+  const int rank = trainerd::bench::IntFlag(argc, argv, "--rank", 64);
   torch::set_num_threads(2);
   spdlog::set_level(spdlog::level::warn);
   const auto dir = std::filesystem::temp_directory_path() / absl::StrCat("galore-bench-", getpid());

@@ -145,10 +145,7 @@ void WholeGpt(int rounds) {
 }  // namespace trainerd
 
 int main(int argc, char** argv) {
-  int rounds = 5;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::string(argv[i]) == "--rounds") rounds = std::atoi(argv[i + 1]);
-  }
+  const int rounds = trainerd::bench::IntFlag(argc, argv, "--rounds", 5);
   torch::set_num_threads(2);
   trainerd::LossAlone(rounds);
   trainerd::WholeGpt(rounds);

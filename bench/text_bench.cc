@@ -1,16 +1,14 @@
 // Text-model optimizations, measured side by side in one run:
 //
 //  1. gradient_checkpointing on a GPT (hidden 256, 4 layers, 128 tokens, batch 16): the
-//     memory the forward pass keeps for backward (heap bytes in use after forward minus
-//     before, from glibc's mallinfo2) and the time of forward + backward, median of
-//     alternating rounds.
+//     memory the forward pass keeps for backward and the peak of forward + backward
+//     (LibTorch's CPU bytes, CpuMemoryTracker), and their time, median of alternating
+//     rounds.
 //  2. torch_compile on the CNN and a GPT: training samples/s off and on.
 //  3. neftune_noise_alpha: a small GPT trained on the fortunes with alpha 0 and 5, same
 //     seed and steps; the eval perplexity of each.
 //
 //   text_bench [--rounds R]
-#include <malloc.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bench/bench_util.h"
+#include "worker/cpu_memory_tracker.h"
 #include "worker/dataset_reader.h"
 #include "worker/model.h"
 #include "worker/trainer.h"
@@ -43,11 +42,6 @@ std::string Yaml(const std::string& output_dir, int64_t hidden, int64_t layers, 
                       "metrics: [perplexity]\n");
 }
 
-size_t HeapInUse() {
-  struct mallinfo2 m = mallinfo2();
-  return m.uordblks + m.hblkhd;
-}
-
 void Checkpointing(int rounds, const fs::path& dir) {
   trainer::v1::JobSpec spec = Spec(Yaml((dir / "ckpt").string(), 256, 4, 128, 1));
   auto data = LoadDatasets(spec.data(), 42);
@@ -59,24 +53,29 @@ void Checkpointing(int rounds, const fs::path& dir) {
   Model& m = **model;
   m.SetTraining(true);
   torch::Tensor ids = data->train.inputs.slice(0, 0, 16);
-  std::vector<double> kept[2], seconds[2];
+  CpuMemoryTracker& memory = CpuMemoryTracker::Install();
+  std::vector<double> kept[2], peak[2], seconds[2];
   for (int round = 0; round < rounds; ++round) {
     for (int on = 0; on < 2; ++on) {
       m.SetGradientCheckpointing(on == 1);
       for (torch::Tensor& p : m.Parameters()) p.mutable_grad() = torch::Tensor();
-      const size_t before = HeapInUse();
+      memory.ResetPeak();
+      const int64_t before = memory.current();
       const auto start = Clock::now();
       torch::Tensor loss = m.Forward(ids).logsumexp(-1).mean();
-      const size_t after_forward = HeapInUse();
+      const int64_t after_forward = memory.current();
       loss.backward();
       seconds[on].push_back(std::chrono::duration<double>(Clock::now() - start).count());
-      kept[on].push_back(static_cast<double>(after_forward) - static_cast<double>(before));
+      kept[on].push_back(static_cast<double>(after_forward - before));
+      peak[on].push_back(static_cast<double>(memory.peak() - before));
     }
   }
   const double mb = 1024.0 * 1024.0;
   std::printf("gradient_checkpointing (GPT 256 x 4 layers, batch 16 x 128 tokens, median of %d):\n", rounds);
   std::printf("  kept for backward: off %.1f MB, on %.1f MB (%.0f%% less)\n", Median(kept[0]) / mb,
               Median(kept[1]) / mb, 100.0 * (1 - Median(kept[1]) / Median(kept[0])));
+  std::printf("  peak of forward + backward: off %.1f MB, on %.1f MB (%.0f%% less)\n", Median(peak[0]) / mb,
+              Median(peak[1]) / mb, 100.0 * (1 - Median(peak[1]) / Median(peak[0])));
   std::printf("  forward + backward: off %.0f ms, on %.0f ms (x%.2f time)\n", 1000 * Median(seconds[0]),
               1000 * Median(seconds[1]), Median(seconds[1]) / Median(seconds[0]));
 }
@@ -134,10 +133,7 @@ void Neftune(const fs::path& dir) {
 }  // namespace trainerd
 
 int main(int argc, char** argv) {
-  int rounds = 5;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::string(argv[i]) == "--rounds") rounds = std::atoi(argv[i + 1]);
-  }
+  const int rounds = trainerd::bench::IntFlag(argc, argv, "--rounds", 5);
   torch::set_num_threads(2);
   const auto dir = std::filesystem::temp_directory_path() / absl::StrCat("text-bench-", getpid());
   trainerd::Checkpointing(rounds, dir);

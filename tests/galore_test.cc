@@ -18,16 +18,11 @@ namespace trainerd {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::Args;
+using testing::LoggedLosses;
 using testing::MakeTrainer;
 using testing::Spec;
 using testing::TempDir;
-
-trainer::v1::TrainingArguments Args(const std::string& yaml) {
-  auto spec = ParseJobSpec(yaml);
-  EXPECT_TRUE(spec.ok()) << spec.status();
-  ApplyDefaults(&*spec);
-  return spec->training_args();
-}
 
 TEST(GaLoreProjector, KeepsTheBestRankRApproximationAndIsLosslessAtFullRank) {
   torch::manual_seed(0);
@@ -127,20 +122,12 @@ data:
 )");
 }
 
-std::vector<double> Losses(const Trainer& trainer) {
-  std::vector<double> out;
-  for (const auto& record : trainer.state().log_history) {
-    if (record.count("loss")) out.push_back(record.at("loss"));
-  }
-  return out;
-}
-
 TEST(GaLore, TrainsAGptWithLessStateAndTheLayerwiseVariantMatches) {
   TempDir dir;
   auto plain = MakeTrainer(Spec(GptYaml(dir / "plain", "galore_adamw", 16)));
   auto result = plain->train();
   ASSERT_TRUE(result.ok()) << result.status();
-  std::vector<double> losses = Losses(*plain);
+  std::vector<double> losses = LoggedLosses(*plain);
   ASSERT_EQ(losses.size(), 16u);
   EXPECT_LT(losses.back(), losses.front() - 0.5);
   const double state = result->metrics.at("train_galore_state_mb");
@@ -150,7 +137,7 @@ TEST(GaLore, TrainsAGptWithLessStateAndTheLayerwiseVariantMatches) {
   // Stepping each weight during backward changes nothing but when it happens.
   auto layerwise = MakeTrainer(Spec(GptYaml(dir / "layerwise", "galore_adamw_layerwise", 16)));
   ASSERT_TRUE(layerwise->train().ok());
-  std::vector<double> layerwise_losses = Losses(*layerwise);
+  std::vector<double> layerwise_losses = LoggedLosses(*layerwise);
   ASSERT_EQ(layerwise_losses.size(), losses.size());
   for (size_t i = 0; i < losses.size(); ++i) EXPECT_NEAR(layerwise_losses[i], losses[i], 1e-4) << "step " << i + 1;
   // Its gradients are freed as soon as they are spent.
@@ -176,7 +163,7 @@ TEST_P(GaLoreResume, IsExactWithTheProjectionsSaved) {
   spec.mutable_training_args()->set_resume_from_checkpoint("true");  // ... and resumed
   auto resumed = MakeTrainer(spec);
   ASSERT_TRUE(resumed->train().ok());
-  std::vector<double> a = Losses(*full), b = Losses(*resumed);
+  std::vector<double> a = LoggedLosses(*full), b = LoggedLosses(*resumed);
   ASSERT_EQ(a.size(), 6u);
   ASSERT_EQ(b.size(), 6u);  // the first 3 come from the checkpoint's log history
   for (size_t i = 3; i < 6; ++i) EXPECT_NEAR(b[i], a[i], 1e-5) << "step " << i + 1;

@@ -152,11 +152,7 @@ TEST(LigerKernels, GptTrainsTheSameWithEveryKernelOn) {
     // With kernels on, the model makes its loss itself (the fused loss path).
     torch::Tensor ids = trainer->data().train.inputs.slice(0, 0, 2);
     EXPECT_EQ(trainer->model().CausalLmLossSum(ids, ids, 0).defined(), !sets.empty());
-    std::vector<double> out;
-    for (const auto& record : trainer->state().log_history) {
-      if (record.count("loss")) out.push_back(record.at("loss"));
-    }
-    return out;
+    return testing::LoggedLosses(*trainer);
   };
   const std::vector<double> plain = losses({});
   ASSERT_EQ(plain.size(), 5u);

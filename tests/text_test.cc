@@ -229,11 +229,7 @@ TEST(TorchCompile, TrainsTheSameThroughTheGraphExecutor) {
     spec.mutable_training_args()->set_logging_steps(1);
     auto trainer = MakeTrainer(spec);
     EXPECT_TRUE(trainer->train().ok());
-    std::vector<double> out;
-    for (const auto& record : trainer->state().log_history) {
-      if (record.count("loss")) out.push_back(record.at("loss"));
-    }
-    return out;
+    return testing::LoggedLosses(*trainer);
   };
   std::vector<double> eager = losses(false), compiled = losses(true);
   ASSERT_EQ(eager.size(), 6u);

@@ -38,6 +38,23 @@ inline std::unique_ptr<Trainer> MakeTrainer(const trainer::v1::JobSpec& spec) {
   return std::make_unique<Trainer>(spec, std::move(*model), std::move(*data));
 }
 
+// Just the training arguments of `yaml`, with defaults (no data or model needed).
+inline trainer::v1::TrainingArguments Args(const std::string& yaml) {
+  auto spec = ParseJobSpec(yaml);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  ApplyDefaults(&*spec);
+  return spec->training_args();
+}
+
+// The training losses a trainer logged, in step order.
+inline std::vector<double> LoggedLosses(const Trainer& trainer) {
+  std::vector<double> out;
+  for (const auto& record : trainer.state().log_history) {
+    if (record.count("loss")) out.push_back(record.at("loss"));
+  }
+  return out;
+}
+
 }  // namespace trainerd::testing
 
 #endif  // TRAINERD_TESTS_TRAINER_TEST_UTIL_H_

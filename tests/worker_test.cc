@@ -24,6 +24,7 @@
 namespace trainerd {
 namespace {
 
+using testing::Args;
 using testing::MakeTrainer;
 using testing::Spec;
 using testing::TempDir;
@@ -35,13 +36,6 @@ std::string FashionYaml(int64_t limit) {
                       ", eval_split: 0.2}\n");
 }
 
-// Just the training arguments of `yaml`, with defaults (no data or model needed).
-trainer::v1::TrainingArguments Args(const std::string& yaml) {
-  auto spec = ParseJobSpec(yaml);
-  EXPECT_TRUE(spec.ok()) << spec.status();
-  ApplyDefaults(&*spec);
-  return spec->training_args();
-}
 
 // ---------------------------------------------------------------- optimizers
 
@@ -467,10 +461,7 @@ TEST(LossScaler, Fp16TrainsOnCudaWithFp32MasterWeights) {
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_GT(out->metrics.at("train_fp16_loss_scale"), 0);
   EXPECT_LT(out->metrics.at("train_fp16_skipped_steps"), 10);
-  std::vector<double> losses;
-  for (const auto& record : trainer->state().log_history) {
-    if (record.count("loss")) losses.push_back(record.at("loss"));
-  }
+  std::vector<double> losses = testing::LoggedLosses(*trainer);
   ASSERT_GE(losses.size(), 2u);
   EXPECT_LT(losses.back(), losses.front());
   for (const torch::Tensor& p : trainer->model().Parameters()) {

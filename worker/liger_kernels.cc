@@ -15,31 +15,31 @@ torch::Tensor RotateHalf(const torch::Tensor& x, bool transpose) {
   return transpose ? torch::cat({second, -first}, -1) : torch::cat({-second, first}, -1);
 }
 
-// Turns `logits` (float [N, V], owned by the caller) into d(loss)/d(logits) in place and
-// returns the loss summed over the rows whose target is not -100:
+// The loss summed over the rows whose target is not -100, given each row's logsumexp:
 // (1 - eps) (lse - logit[target]) + eps (lse - mean(logits)), as torch's cross_entropy
-// with label smoothing; its gradient is softmax - (1 - eps) onehot - eps / V.
-torch::Tensor LossAndGradientInPlace(torch::Tensor& logits, const torch::Tensor& targets, double eps) {
-  const torch::Tensor valid = targets.ne(-100);
-  const torch::Tensor index = targets.clamp_min(0).unsqueeze(1);
-  const torch::Tensor lse = logits.logsumexp(1);
-  torch::Tensor loss = (lse - logits.gather(1, index).squeeze(1)) * (1.0 - eps);
+// with label smoothing.
+torch::Tensor LossSum(const torch::Tensor& logits, const torch::Tensor& lse, const torch::Tensor& targets, double eps) {
+  torch::Tensor loss = (lse - logits.gather(1, targets.clamp_min(0).unsqueeze(1)).squeeze(1)) * (1.0 - eps);
   if (eps > 0) loss += (lse - logits.mean(1)) * eps;
-  loss = (loss * valid.to(loss.dtype())).sum();
+  return (loss * targets.ne(-100).to(loss.dtype())).sum();
+}
+
+// LossSum, and `logits` (float [N, V], owned by the caller) turned into d(loss)/d(logits)
+// in place: softmax - (1 - eps) onehot - eps / V, zero on ignored rows.
+torch::Tensor LossAndGradientInPlace(torch::Tensor& logits, const torch::Tensor& targets, double eps) {
+  const torch::Tensor lse = logits.logsumexp(1);
+  torch::Tensor loss = LossSum(logits, lse, targets, eps);
   logits.sub_(lse.unsqueeze(1)).exp_();
-  logits.scatter_add_(1, index, torch::full({logits.size(0), 1}, -(1.0 - eps), logits.options()));
+  logits.scatter_add_(1, targets.clamp_min(0).unsqueeze(1),
+                      torch::full({logits.size(0), 1}, -(1.0 - eps), logits.options()));
   if (eps > 0) logits.sub_(eps / static_cast<double>(logits.size(1)));
-  logits.mul_(valid.unsqueeze(1).to(logits.dtype()));
+  logits.mul_(targets.ne(-100).unsqueeze(1).to(logits.dtype()));
   return loss;
 }
 
 // The loss alone, leaving `logits` untouched (no gradient wanted).
 torch::Tensor LossOnly(const torch::Tensor& logits, const torch::Tensor& targets, double eps) {
-  const torch::Tensor valid = targets.ne(-100);
-  const torch::Tensor lse = logits.logsumexp(1);
-  torch::Tensor loss = (lse - logits.gather(1, targets.clamp_min(0).unsqueeze(1)).squeeze(1)) * (1.0 - eps);
-  if (eps > 0) loss += (lse - logits.mean(1)) * eps;
-  return (loss * valid.to(loss.dtype())).sum();
+  return LossSum(logits, logits.logsumexp(1), targets, eps);
 }
 
 // A saved gradient times the incoming scalar gradient (skipped when it is 1, the usual

@@ -59,6 +59,25 @@ std::unique_ptr<OptimizerParamState> DeepCopy(const OptimizerParamState& state) 
   return nullptr;
 }
 
+// An output buffer that only counts what is written to it.
+class CountingBuffer : public std::streambuf {
+ public:
+  int64_t bytes() const { return bytes_; }
+
+ protected:
+  std::streamsize xsputn(const char*, std::streamsize n) override {
+    bytes_ += n;
+    return n;
+  }
+  int_type overflow(int_type c) override {
+    if (!traits_type::eq_int_type(c, traits_type::eof())) ++bytes_;
+    return traits_type::not_eof(c);
+  }
+
+ private:
+  int64_t bytes_ = 0;
+};
+
 }  // namespace
 
 std::unique_ptr<torch::optim::Optimizer> SnapshotOptimizer(const trainer::v1::TrainingArguments& args,
@@ -78,6 +97,15 @@ std::unique_ptr<torch::optim::Optimizer> SnapshotOptimizer(const trainer::v1::Tr
     copy->state()[key] = std::move(c);
   }
   return copy;
+}
+
+int64_t SerializedOptimizerBytes(const torch::optim::Optimizer& optimizer) {
+  torch::serialize::OutputArchive archive;
+  optimizer.save(archive);
+  CountingBuffer counter;
+  std::ostream out(&counter);
+  archive.save_to(out);
+  return counter.bytes();
 }
 
 std::string SerializeOptimizer(const torch::optim::Optimizer& optimizer) {

@@ -23,6 +23,8 @@ std::unique_ptr<torch::optim::Optimizer> SnapshotOptimizer(const trainer::v1::Tr
 
 // Serialises an optimizer's state (LibTorch archive bytes).
 std::string SerializeOptimizer(const torch::optim::Optimizer& optimizer);
+// The size SerializeOptimizer's bytes would have (the state's size), without keeping them.
+int64_t SerializedOptimizerBytes(const torch::optim::Optimizer& optimizer);
 
 }  // namespace trainerd
 

@@ -213,26 +213,28 @@ double Trainer::ItemsPerRank(const std::vector<Batch>& batches) {
 
 torch::Tensor Trainer::compute_loss(Model& model, const Batch& inputs,
                                     std::optional<double> num_items_in_batch, torch::Tensor* outputs) {
-  if (data_.causal_lm && outputs == nullptr) {
-    // The fused (Liger) loss kernels make the loss without materialising the logits.
-    AutocastScope autocast(args().bf16(), args().fp16() && device_.is_cuda());
-    torch::Tensor sum = model.CausalLmLossSum(inputs.inputs, inputs.labels, args().label_smoothing_factor());
-    if (sum.defined()) return sum / (num_items_in_batch ? *num_items_in_batch : CountItems({inputs}));
-  }
-  torch::Tensor out = Forward(model, inputs.inputs);
-  if (outputs != nullptr) *outputs = out;
   torch::Tensor sum;
-  if (data_.causal_lm) {
-    sum = CausalLmLossSum(out, inputs.labels);
-  } else if (spec_.loss().type() == "mse") {
-    torch::Tensor predicted = out.reshape({inputs.size(), -1}).select(1, 0);
-    sum = (predicted - inputs.labels.to(predicted.dtype())).square().sum();
-  } else {
-    auto options = F::CrossEntropyFuncOptions()
-                       .reduction(torch::kSum)
-                       .label_smoothing(args().label_smoothing_factor());
-    if (class_weights_.defined()) options.weight(class_weights_on_device_);
-    sum = F::cross_entropy(out, inputs.labels, options);
+  if (data_.causal_lm && outputs == nullptr) {
+    // With the fused (Liger) loss kernels on, the model makes the loss without
+    // materialising the logits; otherwise `sum` stays undefined.
+    AutocastScope autocast(args().bf16(), args().fp16() && device_.is_cuda());
+    sum = model.CausalLmLossSum(inputs.inputs, inputs.labels, args().label_smoothing_factor());
+  }
+  if (!sum.defined()) {
+    torch::Tensor out = Forward(model, inputs.inputs);
+    if (outputs != nullptr) *outputs = out;
+    if (data_.causal_lm) {
+      sum = CausalLmLossSum(out, inputs.labels);
+    } else if (spec_.loss().type() == "mse") {
+      torch::Tensor predicted = out.reshape({inputs.size(), -1}).select(1, 0);
+      sum = (predicted - inputs.labels.to(predicted.dtype())).square().sum();
+    } else {
+      auto options = F::CrossEntropyFuncOptions()
+                         .reduction(torch::kSum)
+                         .label_smoothing(args().label_smoothing_factor());
+      if (class_weights_.defined()) options.weight(class_weights_on_device_);
+      sum = F::cross_entropy(out, inputs.labels, options);
+    }
   }
   const double items = num_items_in_batch ? *num_items_in_batch : CountItems({inputs});
   return sum / items;

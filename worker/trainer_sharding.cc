@@ -54,7 +54,7 @@ void Trainer::BroadcastUpdatedParameters() {
 Metrics Trainer::MeasureOptimizerMemory() {
   const double mb = 1024.0 * 1024.0;
   // The serialised state is what the optimizer holds: its tensors dominate the bytes.
-  const double mine = static_cast<double>(SerializeOptimizer(*optimizer_).size());
+  const double mine = static_cast<double>(SerializedOptimizerBytes(*optimizer_));
   Metrics out = {{"train_optimizer_state_mb", mine / mb}};
   if (ShardsOptimizer()) {
     const double total = MeanAcrossRanks(mine) * world_size();
