@@ -6,18 +6,12 @@ namespace trainerd {
 
 grpc::Status AgentServiceImpl::Register(grpc::ServerContext* context, const trainer::v1::RegisterAgentRequest* request,
                                         trainer::v1::RegisterAgentResponse* response) {
-  auto result = manager_->AgentRegister(MetadataValue(context, kAgentTokenMetadata), *request);
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  *response = *result;
-  return grpc::Status::OK;
+  return Reply(manager_->AgentRegister(MetadataValue(context, kAgentTokenMetadata), *request), response);
 }
 
 grpc::Status AgentServiceImpl::Poll(grpc::ServerContext* context, const trainer::v1::AgentPollRequest* request,
                                     trainer::v1::AgentPollResponse* response) {
-  auto result = manager_->AgentPoll(MetadataValue(context, kAgentTokenMetadata), *request);
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  *response = *result;
-  return grpc::Status::OK;
+  return Reply(manager_->AgentPoll(MetadataValue(context, kAgentTokenMetadata), *request), response);
 }
 
 }  // namespace trainerd

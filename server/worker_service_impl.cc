@@ -6,10 +6,7 @@ namespace trainerd {
 
 grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* context, const trainer::v1::HeartbeatRequest* request,
                                           trainer::v1::HeartbeatResponse* response) {
-  auto result = manager_->WorkerHeartbeat(MetadataValue(context, kWorkerSecretMetadata), *request);
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  *response = *result;
-  return grpc::Status::OK;
+  return Reply(manager_->WorkerHeartbeat(MetadataValue(context, kWorkerSecretMetadata), *request), response);
 }
 
 grpc::Status WorkerServiceImpl::ReportCheckpoint(grpc::ServerContext* context,

@@ -8,6 +8,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include "absl/strings/str_join.h"
 #include "proto/spec/spec_defaults.h"
 #include "proto/spec/spec_loader.h"
 #include "proto/spec/spec_validator.h"
@@ -49,6 +50,14 @@ TEST(Tokenizer, TrainsEncodesDecodesAndReloadsFromItsBytes) {
   auto reloaded = SentencePieceModel::FromSerialized(tokenizer->Serialized(), &error);
   ASSERT_NE(reloaded, nullptr) << error;
   EXPECT_EQ(reloaded->Encode(text), ids);
+  // Python's sentencepiece loads the saved tokenizer.model and encodes the same way.
+  TempDir dir;
+  testing::WriteFile(dir / "tokenizer.model", tokenizer->Serialized());
+  auto python = testing::RunCommand(absl::StrCat(
+      "/usr/bin/python3 -c 'import sentencepiece as s; print(*s.SentencePieceProcessor(model_file=\"",
+      dir / "tokenizer.model", "\").encode(\"", text, "\"))'"));
+  ASSERT_EQ(python.exit_code, 0) << python.output;
+  EXPECT_EQ(python.output, absl::StrCat(absl::StrJoin(ids, " "), "\n"));
   // The same text trains the same tokenizer (every rank of a job trains its own).
   auto again = SentencePieceModel::Train(sentences, 500, "unigram", 1, &error);
   EXPECT_EQ(again->Serialized(), tokenizer->Serialized());
