@@ -141,6 +141,8 @@ void JobManager::StartAttempt(Job& job, const std::string& resume_from, const st
     // A rank sees only its own GPUs (none for a CPU rank, which then trains on the CPU).
     p.gpus = FreeGpus(p.node, job.resources().gpus_per_rank(), r);
     rank_launch.env["CUDA_VISIBLE_DEVICES"] = absl::StrJoin(p.gpus, ",");
+    // The worker checks the spec again against the same policy when it starts.
+    rank_launch.env.merge(SpecPolicyToEnvironment(options_.spec_policy));
     launched = LaunchRank(job.id(), r, p, rank_launch);
   }
   for (const RankProc& p : r.ranks) {

@@ -112,9 +112,28 @@ absl::Status JobManager::Transition(Job& job, trainer::v1::JobState to) {
 
 absl::StatusOr<Job> JobManager::Submit(const trainer::v1::SubmitJobRequest& request) {
   if (shutting_down()) return absl::UnavailableError("trainerd is shutting down; not accepting jobs");
+  if (request.name().size() > kMaxNameBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("name: is ", request.name().size(), " bytes long; at most ", kMaxNameBytes, " are accepted"));
+  }
+  for (unsigned char ch : request.name()) {
+    if (ch < 0x20 || ch == 0x7f) return absl::InvalidArgumentError("name: must not hold control characters");
+  }
+  if (request.worker_program().size() > kMaxSpecStringBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("worker_program: is longer than ", kMaxSpecStringBytes, " bytes"));
+  }
+  const std::string id = NewJobId();
+  const std::string dir = JobDir(id);
   trainer::v1::JobSpec spec = request.spec();
+  // trainerd owns where a job writes: its output goes under the job's folder. Set before
+  // validation, so that paths into the job's own output_dir are allowed.
+  spec.mutable_training_args()->set_output_dir((fs::path(dir) / "output").string());
+  // Exports in the shared registry are named after the job unless the spec names them.
+  if (!spec.training_args().has_hub_model_id()) spec.mutable_training_args()->set_hub_model_id(id);
   ApplyDefaults(&spec);
-  std::vector<std::string> problems = FindSpecProblems(spec);
+  SpecCheckOptions check;
+  check.policy = options_.spec_policy;
+  std::vector<std::string> problems = FindSpecProblems(spec, check);
   const auto& r = request.resources();
   if (r.ranks() < 0) problems.push_back("resources.ranks: must be >= 1");
   if (r.ranks() > 1 && spec.training_args().optim() == "galore_adamw_layerwise") {
@@ -138,7 +157,7 @@ absl::StatusOr<Job> JobManager::Submit(const trainer::v1::SubmitJobRequest& requ
   }
 
   Job job;
-  job.set_id(NewJobId());
+  job.set_id(id);
   job.set_name(request.name().empty() ? job.id() : request.name());
   job.set_priority(request.priority());
   job.mutable_resources()->set_ranks(std::max(1, r.ranks()));
@@ -146,10 +165,7 @@ absl::StatusOr<Job> JobManager::Submit(const trainer::v1::SubmitJobRequest& requ
   job.set_max_restarts(request.has_max_restarts() ? request.max_restarts() : options_.default_max_restarts);
   job.set_worker_program(request.worker_program());
   job.set_created_unix_ms(NowMs());
-  const std::string dir = JobDir(job.id());
-  job.set_output_dir((fs::path(dir) / "output").string());
-  // trainerd owns where a job writes: its output goes under the job's folder.
-  spec.mutable_training_args()->set_output_dir(job.output_dir());
+  job.set_output_dir(spec.training_args().output_dir());
   spec.mutable_training_args()->set_run_name(job.name());
   *job.mutable_spec() = spec;
   job.set_state(trainer::v1::QUEUED);

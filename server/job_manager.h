@@ -25,6 +25,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "proto/spec/spec_policy.h"
 #include "server/scheduler.h"
 #include "server/worker_process.h"
 #include "storage/job_store.h"
@@ -49,6 +50,8 @@ struct JobManagerOptions {
   double agent_poll_interval_s = 0.5;
   double agent_timeout_s = 10;
   std::string agent_token;  // when set, agents must present it
+  // Where jobs' files may be and how large jobs may grow; workers get it too.
+  SpecPolicy spec_policy;
 };
 
 // Observers for the daemon's metrics (called with mu_ held; must be quick).

@@ -6,10 +6,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
+#include <limits>
 #include <filesystem>
 #include <iostream>
-#include <regex>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +21,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/numbers.h"
 #include "server/agent.h"
 #include "server/agent_service_impl.h"
 #include "server/daemon_metrics.h"
@@ -31,6 +33,7 @@
 namespace {
 
 namespace fs = std::filesystem;
+using trainerd::SpecPolicy;
 
 std::string DefaultDataRoot() {
   if (const char* v = std::getenv("TRAINERD_DATA_ROOT")) return v;
@@ -49,11 +52,46 @@ std::string DefaultWorkerProgram() {
   return "trainer-worker";
 }
 
+// "512M", "4G", "1048576": a size in bytes with an optional K, M, G or T suffix.
+bool ParseSize(const std::string& text, int64_t* bytes) {
+  if (text.empty()) return false;
+  int64_t unit = 1;
+  std::string digits = text;
+  switch (std::toupper(static_cast<unsigned char>(text.back()))) {
+    case 'K': unit = int64_t{1} << 10; break;
+    case 'M': unit = int64_t{1} << 20; break;
+    case 'G': unit = int64_t{1} << 30; break;
+    case 'T': unit = int64_t{1} << 40; break;
+    default: unit = 0; break;
+  }
+  if (unit != 0) digits.pop_back(); else unit = 1;
+  int64_t n = 0;
+  if (!absl::SimpleAtoi(digits, &n) || n <= 0 || n > std::numeric_limits<int64_t>::max() / unit) return false;
+  *bytes = n * unit;
+  return true;
+}
+
+int64_t PhysicalMemoryBytes() {
+  return static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<int64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+// The folders a one-person setup reads from: Debian's data sets and fortunes, and the
+// daemon user's home. A team replaces them with its own (--data-dir).
+std::vector<std::string> DefaultDataDirs() {
+  std::vector<std::string> dirs = {"/usr/share/datasets", "/usr/share/games/fortunes"};
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') dirs.push_back(home);
+  return dirs;
+}
+
 int DetectGpus() {
   int n = 0;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator("/dev", ec)) {
-    if (std::regex_match(e.path().filename().string(), std::regex("nvidia[0-9]+"))) ++n;
+    const std::string name = e.path().filename().string();
+    if (name.size() > 6 && name.rfind("nvidia", 0) == 0 &&
+        name.find_first_not_of("0123456789", 6) == std::string::npos) {
+      ++n;
+    }
   }
   return n;
 }
@@ -97,6 +135,15 @@ int main(int argc, char** argv) {
   app.add_option("--agent-timeout", options.agent_timeout_s,
                  "Seconds without a poll before an agent counts as lost and its jobs restart elsewhere")
       ->capture_default_str();
+  std::vector<std::string> data_dirs;
+  app.add_option("--data-dir", data_dirs,
+                 "A folder jobs may read data and models from (repeatable; default: /usr/share/datasets, "
+                 "/usr/share/games/fortunes and $HOME)");
+  std::string registry_dir;
+  app.add_option("--registry-dir", registry_dir, "Where jobs may export models (hub_dir; default: DATA_ROOT/registry)");
+  std::string max_job_memory;
+  app.add_option("--max-job-memory", max_job_memory,
+                 "The most memory one job may need, e.g. 8G (default: this machine's memory / --cpu-slots)");
   app.add_option("--agent-token", options.agent_token, "A secret agents must present (default: $TRAINERD_AGENT_TOKEN)");
   if (const char* token = std::getenv("TRAINERD_AGENT_TOKEN")) options.agent_token = token;
 
@@ -123,6 +170,16 @@ int main(int argc, char** argv) {
   agent_options.gpus = agent_gpus >= 0 ? agent_gpus : DetectGpus();
   options.gpus = gpus >= 0 ? gpus : DetectGpus();
   options.threads_per_slot = std::max(1, cpus / std::max(1, options.cpu_slots));
+  SpecPolicy& policy = options.spec_policy;
+  policy.data_dirs = data_dirs.empty() ? DefaultDataDirs() : data_dirs;
+  policy.registry_dir = registry_dir.empty() ? options.data_root + "/registry" : registry_dir;
+  policy.private_dir = options.data_root;
+  policy.limits.max_threads = options.threads_per_slot;
+  policy.limits.max_job_memory_bytes = PhysicalMemoryBytes() / std::max(1, options.cpu_slots);
+  if (!max_job_memory.empty() && !ParseSize(max_job_memory, &policy.limits.max_job_memory_bytes)) {
+    std::cerr << "--max-job-memory: \"" << max_job_memory << "\" is not a size such as 8G or 512M\n";
+    return 2;
+  }
 
   spdlog::set_default_logger(spdlog::stderr_logger_mt("trainerd"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
@@ -152,6 +209,7 @@ int main(int argc, char** argv) {
 
   std::error_code ec;
   fs::create_directories(options.data_root, ec);
+  fs::create_directories(policy.registry_dir, ec);
   auto store = trainerd::JobStore::Open(options.data_root + "/trainerd.db");
   if (!store.ok()) {
     spdlog::critical("{}", std::string(store.status().message()));

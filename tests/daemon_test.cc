@@ -77,7 +77,7 @@ TEST(Daemon, BadSpecsAreRejectedWithFieldErrors) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("training_args.learning_rate: must be > 0"));
   EXPECT_THAT(s.error_message(), HasSubstr("training_args.optim: \"adam\" is not supported"));
-  EXPECT_THAT(s.error_message(), HasSubstr("data.train.path: no such file"));
+  EXPECT_THAT(s.error_message(), HasSubstr("data.train.path: is not under a folder this trainerd allows"));
 
   grpc::ClientContext ctx2;
   trainer::v1::SubmitJobRequest custom;

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "proto/spec/spec_defaults.h"
 #include "worker/liger_kernels.h"
 
 namespace trainerd {
@@ -16,7 +17,8 @@ constexpr double kRmsEps = 1e-6;
 constexpr double kRopeTheta = 10000.0;
 
 struct GptConfig {
-  int64_t vocab = 0, width = 256, layers = 4, heads = 4, inner = 0, classes = 0, pad_id = -1;
+  int64_t vocab = 0, width = kDefaultTextHiddenSize, layers = kDefaultTextLayers, heads = kDefaultTextHeads;
+  int64_t inner = 0, classes = 0, pad_id = -1;
   double dropout = 0;
   bool causal = true;
 };
@@ -316,7 +318,7 @@ absl::StatusOr<std::unique_ptr<Model>> CreateTextModel(const trainer::v1::ModelS
   if (spec.hidden_size() > 0) c.width = spec.hidden_size();
   if (spec.num_layers() > 0) c.layers = spec.num_layers();
   if (spec.num_heads() > 0) c.heads = spec.num_heads();
-  c.inner = spec.intermediate_size() > 0 ? spec.intermediate_size() : (8 * c.width / 3 + 63) / 64 * 64;
+  c.inner = spec.intermediate_size() > 0 ? spec.intermediate_size() : DefaultIntermediateSize(c.width);
   c.dropout = spec.dropout();
   c.pad_id = data.pad_id;
   if (c.width % c.heads != 0 || (c.width / c.heads) % 2 != 0) {

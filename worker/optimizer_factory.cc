@@ -1,12 +1,11 @@
 #include "worker/optimizer_factory.h"
 
-#include <regex>
-
 #include <torch/optim.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "proto/spec/spec_defaults.h"
+#include "proto/spec/target_modules.h"
 #include "worker/adafactor.h"
 #include "worker/galore.h"
 
@@ -34,36 +33,17 @@ std::vector<OptimizerParamGroup> Groups(const NamedTensors& params, Make make) {
   return groups;
 }
 
-// HF's rule for optim_target_modules: an entry names a weight when it is part of the
-// weight's name or matches its module path (the name without ".weight") as a regex.
-bool IsGaLoreTarget(const trainer::v1::TrainingArguments& a, const std::string& name, const torch::Tensor& p) {
-  if (p.dim() != 2) return false;
-  std::string module = name;
-  for (const char* suffix : {".weight", "_weight"}) {
-    if (absl::EndsWith(module, suffix)) module.resize(module.size() - std::string(suffix).size());
-  }
-  for (const std::string& target : a.optim_target_modules()) {
-    if (absl::StrContains(name, target)) return true;
-    try {
-      const std::regex pattern(target);
-      if (std::regex_match(module, pattern) || std::regex_match(name, pattern)) return true;
-    } catch (const std::regex_error&) {
-      // The spec validator names the field; an invalid entry matches nothing.
-    }
-  }
-  return false;
-}
-
 // GaLore: targeted weights in a projected group, the rest as the plain optimizer groups.
 absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> CreateGaLore(const trainer::v1::TrainingArguments& a,
                                                                       const std::map<std::string, double>& x,
                                                                       const NamedTensors& named_parameters) {
   GaLoreOptions base(a.learning_rate());
   base.beta1(a.adam_beta1()).beta2(a.adam_beta2()).eps(a.adam_epsilon());
+  const TargetModules target_modules({a.optim_target_modules().begin(), a.optim_target_modules().end()});
   NamedTensors targets, others;
   for (const auto& [name, p] : named_parameters) {
     if (!p.requires_grad()) continue;
-    (IsGaLoreTarget(a, name, p) ? targets : others).emplace_back(name, p);
+    (p.dim() == 2 && target_modules.Matches(name) ? targets : others).emplace_back(name, p);
   }
   if (targets.empty()) {
     return absl::InvalidArgumentError(

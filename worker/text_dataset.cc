@@ -8,14 +8,12 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "proto/spec/spec_defaults.h"
 #include "worker/dataset_reader.h"
 #include "worker/sentencepiece_model.h"
 
 namespace trainerd {
 namespace {
-
-constexpr int64_t kDefaultVocabSize = 8000;
-constexpr int64_t kDefaultMaxSeqLength = 128;
 
 // A JSON value as label text: strings as they are, numbers and booleans printed.
 std::string LabelText(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }

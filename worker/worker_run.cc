@@ -138,7 +138,11 @@ int RunWorker(const WorkerOptions& options) {
     return 2;
   }
   ApplyDefaults(&*spec);
-  if (absl::Status s = ValidateJobSpec(*spec); !s.ok()) {
+  // Started by trainerd, the worker checks the spec against trainerd's policy again:
+  // a file swapped after submission is refused here.
+  SpecCheckOptions check;
+  check.policy = SpecPolicyFromEnvironment();
+  if (absl::Status s = ValidateJobSpec(*spec, check); !s.ok()) {
     std::cerr << "invalid job spec " << options.spec_path << ":\n" << s.message() << "\n";
     return 2;
   }

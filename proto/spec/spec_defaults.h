@@ -2,6 +2,7 @@
 #ifndef TRAINERD_PROTO_SPEC_SPEC_DEFAULTS_H_
 #define TRAINERD_PROTO_SPEC_SPEC_DEFAULTS_H_
 
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -9,6 +10,16 @@
 #include "trainer/v1/job_spec.pb.h"
 
 namespace trainerd {
+
+// Defaults of the built-in text models and their data, read by the worker that builds
+// them and by the validator that estimates their size.
+inline constexpr int64_t kDefaultTextHiddenSize = 256;
+inline constexpr int64_t kDefaultTextLayers = 4;
+inline constexpr int64_t kDefaultTextHeads = 4;
+inline constexpr int64_t kDefaultVocabSize = 8000;
+inline constexpr int64_t kDefaultMaxSeqLength = 128;
+// SwiGLU's inner width when the spec gives none: 8/3 of the hidden size, rounded up to 64.
+inline constexpr int64_t DefaultIntermediateSize(int64_t hidden) { return (8 * hidden / 3 + 63) / 64 * 64; }
 
 // Fills every field the user left unset with HF's default (learning_rate 5e-5,
 // num_train_epochs 3, max_grad_norm 1.0, ...), so that the stored spec says exactly what

@@ -4,12 +4,13 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
-#include <regex>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "proto/spec/spec_defaults.h"
+#include "proto/spec/target_modules.h"
 
 namespace trainerd {
 namespace {
@@ -57,9 +58,13 @@ class Checker {
   }
   void Choice(const std::string& field, const std::string& v,
               const std::vector<std::string>& allowed) {
-    if (!OneOf(v, allowed)) Add(field, absl::StrCat("\"", v, "\" is not supported; ", Choices(allowed)));
+    if (OneOf(v, allowed)) return;
+    const std::string shown = v.size() <= 64 ? v : v.substr(0, 64) + "...";
+    Add(field, absl::StrCat("\"", shown, "\" is not supported; ", Choices(allowed)));
   }
+  void SkipFile(const std::string& field) { skip_files_.insert(field); }
   void File(const std::string& field, const std::string& path) {
+    if (skip_files_.count(field)) return;
     if (options_.check_files && !path.empty() && !std::filesystem::exists(path)) {
       Add(field, absl::StrCat("no such file: ", path));
     }
@@ -75,6 +80,7 @@ class Checker {
 
  private:
   SpecCheckOptions options_;
+  std::set<std::string> skip_files_;
 };
 
 void CheckCheckpointArgs(const JobSpec& spec, Checker* c) {
@@ -129,10 +135,8 @@ void CheckGaLoreArgs(const JobSpec& spec, const std::map<std::string, double>& o
     c->Add(p + "optim_target_modules", absl::StrCat(a.optim(), " needs the weights to project (names or regexes)"));
   }
   for (int i = 0; i < a.optim_target_modules_size(); ++i) {
-    try {
-      std::regex pattern(a.optim_target_modules(i));
-    } catch (const std::regex_error& e) {
-      c->Add(absl::StrCat(p, "optim_target_modules[", i, "]"), absl::StrCat("not a regular expression: ", e.what()));
+    if (absl::Status s = CheckTargetPattern(a.optim_target_modules(i)); !s.ok()) {
+      c->Add(absl::StrCat(p, "optim_target_modules[", i, "]"), std::string(s.message()));
     }
   }
   for (const char* key : {"rank", "update_proj_gap"}) {
@@ -384,6 +388,13 @@ const std::vector<std::string>& SchedulerKwargNames(const std::string& type) {
 
 std::vector<std::string> FindSpecProblems(const JobSpec& spec, const SpecCheckOptions& options) {
   Checker c(options);
+  // Out-of-bounds values are reported alone: the checks below assume sane sizes.
+  FindBoundsProblems(spec, options.policy.limits, &c.problems);
+  if (!c.problems.empty()) return c.problems;
+  // A refused path is never looked up: the answer must not tell whether a path outside
+  // the allowed folders exists.
+  FindPathProblems(spec, options.policy, &c.problems);
+  for (const std::string& p : c.problems) c.SkipFile(p.substr(0, p.find(':')));
   CheckTrainingArgs(spec, &c);
   CheckData(spec, &c);
   CheckModel(spec, &c);

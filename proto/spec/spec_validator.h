@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "proto/spec/spec_policy.h"
 #include "trainer/v1/job_spec.pb.h"
 
 namespace trainerd {
@@ -14,6 +15,8 @@ namespace trainerd {
 struct SpecCheckOptions {
   // Check that data and model files exist. Off where the spec will run on another machine.
   bool check_files = true;
+  // Where the job's files may be and how large it may grow (see spec_policy.h).
+  SpecPolicy policy;
 };
 
 // Returns every problem with a spec whose defaults have been applied, each as

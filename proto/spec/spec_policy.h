@@ -1,0 +1,60 @@
+// What the operator allows a job: the folders its files may come from and go to, and
+// how large it may grow. trainerd validates every submission against its policy and
+// hands the same policy to the worker in its environment, so that the worker checks
+// again when it starts (a file swapped after submission is refused too) and both
+// accept exactly the same specs.
+//
+// Confinement: every path a spec names is resolved (symlinks followed, `..` removed)
+// and must lie under an allowed folder: data, labels, model, tokenizer and
+// resume_from_checkpoint under a data folder (but not in trainerd's own data root), the
+// registry or the job's own output_dir; hub_dir under the registry folder. A refused path gets the same answer whether or not it exists.
+#ifndef TRAINERD_PROTO_SPEC_SPEC_POLICY_H_
+#define TRAINERD_PROTO_SPEC_SPEC_POLICY_H_
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "proto/spec/spec_bounds.h"
+#include "trainer/v1/job_spec.pb.h"
+
+namespace trainerd {
+
+// The environment variables that carry a policy from trainerd to its workers.
+inline constexpr char kEnvDataDirs[] = "TRAINERD_DATA_DIRS";        // ':'-separated
+inline constexpr char kEnvRegistryDir[] = "TRAINERD_REGISTRY_DIR";
+inline constexpr char kEnvPrivateDir[] = "TRAINERD_PRIVATE_DIR";
+inline constexpr char kEnvMaxJobMemory[] = "TRAINERD_MAX_JOB_MEMORY";  // bytes
+inline constexpr char kEnvMaxThreads[] = "TRAINERD_MAX_THREADS";
+
+inline constexpr size_t kMaxNameBytes = 256;  // job names and hub_model_id
+
+struct SpecPolicy {
+  // Folders a job may read from. Empty: paths are not confined (a worker run by hand).
+  std::vector<std::string> data_dirs;
+  std::string registry_dir;  // where hub_dir may point (and models be read); "" refuses hub_dir when confined
+  // trainerd's data root (other jobs' folders, tokens, the database): nothing in it is
+  // readable except the job's own output_dir and the registry, even when a data folder
+  // (e.g. the home folder) holds it.
+  std::string private_dir;
+  SpecLimits limits;
+
+  bool confined() const { return !data_dirs.empty(); }
+};
+
+// The policy as environment variables for a worker, and back.
+std::map<std::string, std::string> SpecPolicyToEnvironment(const SpecPolicy& policy);
+SpecPolicy SpecPolicyFromEnvironment();
+
+// Appends "field: why" for every path of `spec` the policy refuses; nothing when it is
+// not confined. Never says whether a refused path exists.
+void FindPathProblems(const trainer::v1::JobSpec& spec, const SpecPolicy& policy,
+                      std::vector<std::string>* problems);
+
+// Whether `name` is a plain name: 1-256 bytes of letters, digits, '.', '_' and '-',
+// not "." or "..". For job names and hub_model_id.
+bool IsPlainName(const std::string& name);
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_PROTO_SPEC_SPEC_POLICY_H_

@@ -1,0 +1,218 @@
+// Bounds and confinement of job specs: hostile values are refused naming the field,
+// without crashing and without telling whether a refused path exists.
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "proto/spec/spec_defaults.h"
+#include "proto/spec/spec_loader.h"
+#include "proto/spec/spec_validator.h"
+#include "proto/spec/target_modules.h"
+#include "tests/test_util.h"
+
+namespace trainerd {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+trainer::v1::JobSpec Valid(const std::string& extra_yaml = "") {
+  auto spec = ParseJobSpec(extra_yaml);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  if (spec->model().type().empty()) spec->mutable_model()->set_type("mlp");
+  if (spec->data().train().path().empty()) {
+    spec->mutable_data()->mutable_train()->set_path("/etc/hostname");
+    spec->mutable_data()->mutable_train()->set_format("csv");
+  }
+  ApplyDefaults(&*spec);
+  return *spec;
+}
+
+std::string Problems(const trainer::v1::JobSpec& spec, const SpecCheckOptions& options = {}) {
+  return absl::StrJoin(FindSpecProblems(spec, options), "\n");
+}
+
+std::string NestedPattern(int depth) {
+  std::string p(depth, '(');
+  p += "a";
+  for (int i = 0; i < depth; ++i) p += ")*";
+  return p;
+}
+
+TEST(SpecBounds, NestedRegexBombIsRefusedWithoutRecursion) {
+  auto spec = Valid("training_args: {optim: galore_adamw}");
+  spec.mutable_training_args()->add_optim_target_modules(NestedPattern(100000));  // 300 KB
+  EXPECT_THAT(Problems(spec), HasSubstr("training_args.optim_target_modules[0]: is 300001 bytes long; at most 4096"));
+
+  auto patterns = Valid("training_args: {optim: galore_adamw}");
+  patterns.mutable_training_args()->add_optim_target_modules(NestedPattern(1000));  // 3 KB
+  patterns.mutable_training_args()->add_optim_target_modules("(((((a*)*)*)*)*)*b");  // fine: RE2 never backtracks
+  patterns.mutable_training_args()->add_optim_target_modules("blocks.(");
+  patterns.mutable_training_args()->add_optim_target_modules(NestedPattern(300));  // 901 bytes: compiled or refused
+  const std::string problems = Problems(patterns);
+  EXPECT_THAT(problems, HasSubstr("training_args.optim_target_modules[0]: is 3001 bytes long; at most 1024"));
+  EXPECT_THAT(problems, Not(HasSubstr("optim_target_modules[1]")));
+  EXPECT_THAT(problems, HasSubstr("training_args.optim_target_modules[2]: not a regular expression: unbalanced"));
+  EXPECT_THAT(problems, Not(HasSubstr("blocks.(")));  // the pattern is not echoed
+
+  TargetModules targets({"qkv", "blocks\\.[0-9]+\\.out", "blocks.("});
+  EXPECT_TRUE(targets.Matches("blocks.0.qkv.weight"));
+  EXPECT_TRUE(targets.Matches("blocks.12.out.weight"));
+  EXPECT_FALSE(targets.Matches("blocks.1.gate.weight"));
+}
+
+TEST(SpecBounds, NumbersMustBeFiniteAndNormal) {
+  for (double bad : {std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(),
+                     std::nan(""), std::numeric_limits<double>::denorm_min()}) {
+    auto spec = Valid();
+    spec.mutable_training_args()->set_learning_rate(bad);
+    EXPECT_THAT(Problems(spec), HasSubstr("training_args.learning_rate: ")) << bad;
+    EXPECT_THAT(Problems(spec), Not(HasSubstr("must be > 0"))) << "bounds are reported alone";
+  }
+  auto spec = Valid("training_args: {lr_scheduler_type: cosine, lr_scheduler_kwargs: {num_cycles: 1}}");
+  (*spec.mutable_training_args()->mutable_lr_scheduler_kwargs()->mutable_fields())["num_cycles"].set_number_value(
+      std::numeric_limits<double>::infinity());
+  EXPECT_THAT(Problems(spec), HasSubstr("training_args.lr_scheduler_kwargs.num_cycles: must be a finite number"));
+  auto weights = Valid();
+  weights.mutable_loss()->add_class_weights(1);
+  weights.mutable_loss()->add_class_weights(std::nan(""));
+  EXPECT_THAT(Problems(weights), HasSubstr("loss.class_weights[1]: must be a finite number"));
+}
+
+TEST(SpecBounds, LongStringsListsAndSpecsAreRefused) {
+  auto spec = Valid();
+  spec.mutable_training_args()->set_optim(std::string(5000, 'x'));
+  EXPECT_THAT(Problems(spec), HasSubstr("training_args.optim: is 5000 bytes long; at most 4096"));
+  auto list = Valid();
+  for (int i = 0; i < 5000; ++i) list.add_metrics("accuracy");
+  EXPECT_THAT(Problems(list), HasSubstr("metrics: has 5000 items; at most 4096"));
+  auto huge = Valid();
+  for (int i = 0; i < 300; ++i) huge.mutable_data()->mutable_train()->add_feature_columns(std::string(4000, 'c'));
+  EXPECT_THAT(Problems(huge), HasSubstr("spec: is "));
+  auto enum_junk = Valid();
+  enum_junk.mutable_training_args()->set_lr_scheduler_type(std::string(1000, 'z'));
+  EXPECT_LT(Problems(enum_junk).size(), 400u) << "a junk value is shown cut short";
+}
+
+TEST(SpecBounds, AbsurdSizesAreRefusedWithTheEstimate) {
+  SpecCheckOptions options;
+  options.policy.limits.max_job_memory_bytes = int64_t{1} << 30;
+  options.policy.limits.max_threads = 2;
+  auto spec = Valid("model: {type: mlp, hidden_sizes: [1000000, 1000000]}");
+  EXPECT_THAT(Problems(spec, options), HasSubstr("model: the job would need about 16000"));
+  EXPECT_THAT(Problems(spec, options), HasSubstr("the limit is 1074 MB"));
+  auto outputs = Valid("model: {type: mlp, num_outputs: 16000000, hidden_sizes: [4096]}");
+  EXPECT_THAT(Problems(outputs, options), HasSubstr("model: the job would need about"));
+  auto ceiling = Valid("model: {type: mlp, num_outputs: 1000000000}");
+  EXPECT_THAT(Problems(ceiling, options), HasSubstr("model.num_outputs: must be at most"));
+  auto text = Valid("model: {type: gpt, hidden_size: 4096, num_layers: 64}");
+  EXPECT_THAT(Problems(text, options), HasSubstr("model: the job would need about"));
+  auto seq = Valid("model: {type: gpt}\ndata: {max_seq_length: 1000000}\ntraining_args: {per_device_train_batch_size: 64}");
+  EXPECT_THAT(Problems(seq, options), HasSubstr("model: the job would need about"));
+  auto threads = Valid("training_args: {torch_num_threads: 64}");
+  EXPECT_THAT(Problems(threads, options), HasSubstr("training_args.torch_num_threads: must be at most 2"));
+  auto small = Valid("model: {type: mlp, hidden_sizes: [256]}");
+  EXPECT_EQ(Problems(small, options), "");
+  EXPECT_GT(EstimateJobMemoryBytes(small), 0);
+}
+
+class SpecPaths : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(root() / "data");
+    fs::create_directories(root() / "outside");
+    fs::create_directories(root() / "state/jobs/j1/output/checkpoint-5");
+    fs::create_directories(root() / "state/jobs/j2/output");
+    fs::create_directories(root() / "state/registry");
+    std::ofstream(root() / "data/train.csv") << "x,label\n1,0\n";
+    std::ofstream(root() / "outside/secret.csv") << "x,label\n1,0\n";
+    std::ofstream(root() / "state/admin.token") << "t\n";
+    fs::create_symlink(root() / "outside/secret.csv", root() / "data/link.csv");
+    policy_.data_dirs = {(root() / "data").string(), root().string() + "/state"};
+    policy_.private_dir = (root() / "state").string();
+    policy_.registry_dir = (root() / "state/registry").string();
+  }
+  fs::path root() const { return dir_.path(); }
+  std::string Check(const std::string& field_yaml) {
+    auto spec = Valid(field_yaml);
+    if (spec.data().train().path() == "/etc/hostname") {
+      spec.mutable_data()->mutable_train()->set_path((root() / "data/train.csv").string());
+    }
+    spec.mutable_training_args()->set_output_dir((root() / "state/jobs/j1/output").string());
+    SpecCheckOptions options;
+    options.policy = policy_;
+    return Problems(spec, options);
+  }
+  std::string Train(const fs::path& p) { return "data: {train: {path: " + p.string() + ", format: csv}}"; }
+
+  testing::TempDir dir_;
+  SpecPolicy policy_;
+};
+
+TEST_F(SpecPaths, OnlyAllowedFoldersAreRead) {
+  EXPECT_EQ(Check(Train(root() / "data/train.csv")), "");
+  const std::string refused = "data.train.path: is not under a folder this trainerd allows";
+  EXPECT_THAT(Check(Train(root() / "outside/secret.csv")), HasSubstr(refused));
+  EXPECT_THAT(Check(Train(root() / "data/../outside/secret.csv")), HasSubstr(refused));
+  EXPECT_THAT(Check(Train(root() / "data/link.csv")), HasSubstr(refused));
+  EXPECT_THAT(Check("data: {train: {path: relative.csv, format: csv}}"), HasSubstr("data.train.path: must be an absolute path"));
+  // The same answer whether or not the file exists.
+  EXPECT_EQ(Check(Train(root() / "outside/secret.csv")), Check(Train(root() / "outside/nothing.csv")));
+  // Inside an allowed folder a missing file is reported as missing.
+  EXPECT_THAT(Check(Train(root() / "data/nothing.csv")), HasSubstr("data.train.path: no such file"));
+  EXPECT_THAT(Check(Train(root() / ("data/" + std::string(300, 'a')))), HasSubstr("longer than 255 bytes"));
+}
+
+TEST_F(SpecPaths, TrainerdsOwnFolderIsPrivateExceptTheJobsOutput) {
+  const std::string refused = "is not under a folder this trainerd allows";
+  EXPECT_THAT(Check(Train(root() / "state/admin.token")), HasSubstr(refused));
+  EXPECT_THAT(Check(Train(root() / "state/jobs/j2/output/x.csv")), HasSubstr(refused));
+  EXPECT_THAT(Check("training_args: {resume_from_checkpoint: " + (root() / "state/jobs/j2/output").string() + "}"),
+              HasSubstr("training_args.resume_from_checkpoint: " + refused));
+  EXPECT_EQ(Check("training_args: {resume_from_checkpoint: " +
+                  (root() / "state/jobs/j1/output/checkpoint-5").string() + "}"), "");
+  EXPECT_THAT(Check("model: {type: torchscript, path: " + (root() / "state/jobs/j2/output/model.pt").string() + "}"),
+              HasSubstr("model.path: " + refused));
+}
+
+TEST_F(SpecPaths, ExportsGoOnlyToTheRegistry) {
+  EXPECT_EQ(Check("training_args: {hub_dir: " + (root() / "state/registry").string() + "}"), "");
+  EXPECT_THAT(Check("training_args: {hub_dir: " + (root() / "state/jobs/j2/output").string() + "}"),
+              HasSubstr("training_args.hub_dir: is not under the registry folder"));
+  EXPECT_THAT(Check("training_args: {hub_dir: " + (root() / "state/registry/../jobs/j2").string() + "}"),
+              HasSubstr("training_args.hub_dir: is not under the registry folder"));
+  EXPECT_THAT(Check("training_args: {hub_dir: " + (root() / "state/registry").string() + ", hub_model_id: ../j2}"),
+              HasSubstr("training_args.hub_model_id: must be a plain name"));
+  EXPECT_TRUE(IsPlainName("my-model_v1.2"));
+  EXPECT_FALSE(IsPlainName(".."));
+  EXPECT_FALSE(IsPlainName("a/b"));
+  EXPECT_FALSE(IsPlainName(std::string(257, 'a')));
+}
+
+TEST(SpecPolicyEnvironment, RoundTrips) {
+  SpecPolicy policy;
+  policy.data_dirs = {"/a", "/b c"};
+  policy.registry_dir = "/r";
+  policy.private_dir = "/p";
+  policy.limits.max_job_memory_bytes = 123456789;
+  policy.limits.max_threads = 3;
+  for (const auto& [k, v] : SpecPolicyToEnvironment(policy)) ::setenv(k.c_str(), v.c_str(), 1);
+  const SpecPolicy back = SpecPolicyFromEnvironment();
+  EXPECT_EQ(back.data_dirs, policy.data_dirs);
+  EXPECT_EQ(back.registry_dir, "/r");
+  EXPECT_EQ(back.private_dir, "/p");
+  EXPECT_EQ(back.limits.max_job_memory_bytes, 123456789);
+  EXPECT_EQ(back.limits.max_threads, 3);
+}
+
+}  // namespace
+}  // namespace trainerd
