@@ -152,23 +152,46 @@ void JobManager::CheckAgents() {
   }
 }
 
+namespace {
+constexpr int32_t kMaxAgentSlots = 4096;
+constexpr int32_t kMaxAgentGpus = 256;
+constexpr size_t kMaxAgents = 1024;
+}  // namespace
+
 absl::Status JobManager::CheckAgentToken(const std::string& token) const {
-  if (options_.agent_token.empty()) return absl::OkStatus();
+  // Without a token nobody may join: an open agent service would hand any caller the
+  // jobs placed on it, with their worker secrets.
+  if (options_.agent_token.empty()) {
+    return absl::FailedPreconditionError(
+        "the agent service is off: start trainerd with --agent-token (or TRAINERD_AGENT_TOKEN) to accept agents");
+  }
   unsigned char diff = options_.agent_token.size() != token.size();
   for (size_t i = 0; i < std::min(token.size(), options_.agent_token.size()); ++i) {
     diff |= options_.agent_token[i] ^ token[i];
   }
-  if (diff != 0) return absl::PermissionDeniedError("wrong or missing x-trainerd-agent-token");
+  if (diff != 0) return absl::UnauthenticatedError("wrong or missing x-trainerd-agent-token");
   return absl::OkStatus();
 }
 
 absl::StatusOr<trainer::v1::RegisterAgentResponse> JobManager::AgentRegister(
     const std::string& token, const trainer::v1::RegisterAgentRequest& request) {
   if (absl::Status s = CheckAgentToken(token); !s.ok()) return s;
-  if (request.cpu_slots() < 1) return absl::InvalidArgumentError("cpu_slots: must be >= 1");
-  if (request.gpus() < 0) return absl::InvalidArgumentError("gpus: must be >= 0");
+  // Bounded, so that the slot totals cannot overflow.
+  if (request.cpu_slots() < 1 || request.cpu_slots() > kMaxAgentSlots) {
+    return absl::InvalidArgumentError(absl::StrCat("cpu_slots: must be in [1, ", kMaxAgentSlots, "]"));
+  }
+  if (request.gpus() < 0 || request.gpus() > kMaxAgentGpus) {
+    return absl::InvalidArgumentError(absl::StrCat("gpus: must be in [0, ", kMaxAgentGpus, "]"));
+  }
   if (request.host().empty()) return absl::InvalidArgumentError("host: required (the address ranks are reached at)");
+  if (request.host().size() > 255) return absl::InvalidArgumentError("host: longer than 255 bytes");
+  if (request.name().size() > kMaxNameBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("name: longer than ", kMaxNameBytes, " bytes"));
+  }
   std::lock_guard<std::mutex> lock(mu_);
+  if (agents_.size() >= kMaxAgents) {
+    return absl::ResourceExhaustedError(absl::StrCat("this trainerd already has ", kMaxAgents, " agents"));
+  }
   Agent agent;
   agent.name = request.name().empty() ? request.host() : request.name();
   agent.host = request.host();

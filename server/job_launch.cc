@@ -83,6 +83,14 @@ void JobManager::StartAttempt(Job& job, const std::string& resume_from, const st
     spdlog::error("{}", std::string(s.message()));
     return;
   }
+  if (absl::Status s = CheckWorkerProgram(job); !s.ok()) {
+    // Not the job's fault to retry: the program it named is gone or replaced.
+    spdlog::error("job={} {}", job.id(), std::string(s.message()));
+    job.set_error(std::string(s.message()));
+    if (absl::Status t = Transition(job, trainer::v1::FAILED); !t.ok()) spdlog::error("{}", std::string(t.message()));
+    schedule_needed_ = true;  // its slots stayed free for the next job
+    return;
+  }
   const std::string dir = JobDir(job.id());
   Running r = AttemptFiles(job, job.attempts_size() + 1);
   const std::string attempt_dir = absl::StrCat(dir, "/attempt-", r.attempt);

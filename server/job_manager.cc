@@ -1,12 +1,14 @@
 #include "server/job_manager.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <random>
 
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/atomic_file.h"
@@ -33,21 +35,41 @@ std::string NewJobId() {
 }
 
 // A custom worker program must resolve (symlinks followed) into an allowed folder.
-absl::Status CheckWorkerProgram(const std::string& program, const std::vector<std::string>& allowed) {
+// Returns its resolved path and "device:inode"; a program outside the folders gets the
+// same answer whether or not it exists.
+absl::StatusOr<std::pair<std::string, std::string>> ResolveWorkerProgram(const std::string& program,
+                                                                         const std::vector<std::string>& allowed) {
   std::error_code ec;
-  const fs::path real = fs::canonical(program, ec);
-  if (ec) return absl::InvalidArgumentError(absl::StrCat("worker_program: ", program, ": ", ec.message()));
+  const fs::path real = fs::weakly_canonical(program, ec);
   for (const std::string& dir : allowed) {
-    const fs::path root = fs::canonical(dir, ec);
-    if (ec) continue;
+    if (ec) break;
+    std::error_code root_ec;
+    const fs::path root = fs::canonical(dir, root_ec);
+    if (root_ec) continue;
     auto rel = real.lexically_relative(root);
-    if (!rel.empty() && *rel.begin() != "..") return absl::OkStatus();
+    if (rel.empty() || *rel.begin() == "..") continue;
+    struct stat st {};
+    if (::stat(real.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      return absl::InvalidArgumentError("worker_program: is not a program file");
+    }
+    return std::make_pair(real.string(), absl::StrCat(st.st_dev, ":", st.st_ino));
   }
-  return absl::PermissionDeniedError(absl::StrCat(
-      "worker_program: ", program, " is not in a folder the operator allows (trainerd --allow-worker-dir)"));
+  return absl::PermissionDeniedError(
+      "worker_program: is not in a folder the operator allows (trainerd --allow-worker-dir)");
 }
 
 }  // namespace
+
+absl::Status JobManager::CheckWorkerProgram(const Job& job) const {
+  if (job.worker_program().empty()) return absl::OkStatus();
+  auto resolved = ResolveWorkerProgram(job.worker_program(), options_.allowed_worker_dirs);
+  if (!resolved.ok()) return resolved.status();
+  if (resolved->first != job.worker_program() || resolved->second != job.worker_program_id()) {
+    return absl::FailedPreconditionError(
+        "worker_program: the file was replaced after submission; trainerd runs only the file it checked");
+  }
+  return absl::OkStatus();
+}
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -152,8 +174,11 @@ absl::StatusOr<Job> JobManager::Submit(const trainer::v1::SubmitJobRequest& requ
   }
   if (request.has_max_restarts() && request.max_restarts() < 0) problems.push_back("max_restarts: must be >= 0");
   if (!problems.empty()) return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
+  std::pair<std::string, std::string> program;
   if (!request.worker_program().empty()) {
-    if (absl::Status s = CheckWorkerProgram(request.worker_program(), options_.allowed_worker_dirs); !s.ok()) return s;
+    auto resolved = ResolveWorkerProgram(request.worker_program(), options_.allowed_worker_dirs);
+    if (!resolved.ok()) return resolved.status();
+    program = *resolved;
   }
 
   Job job;
@@ -163,7 +188,10 @@ absl::StatusOr<Job> JobManager::Submit(const trainer::v1::SubmitJobRequest& requ
   job.mutable_resources()->set_ranks(std::max(1, r.ranks()));
   job.mutable_resources()->set_gpus_per_rank(r.gpus_per_rank());
   job.set_max_restarts(request.has_max_restarts() ? request.max_restarts() : options_.default_max_restarts);
-  job.set_worker_program(request.worker_program());
+  // The resolved file is what runs, and only while it is still that file (see
+  // CheckWorkerProgram): retargeting a symlink after submission changes nothing.
+  job.set_worker_program(program.first);
+  job.set_worker_program_id(program.second);
   job.set_created_unix_ms(NowMs());
   job.set_output_dir(spec.training_args().output_dir());
   spec.mutable_training_args()->set_run_name(job.name());
@@ -201,10 +229,13 @@ absl::StatusOr<trainer::v1::ListJobsResponse> JobManager::List(const trainer::v1
   int64_t before_ms = 0;
   std::string before_id;
   if (!request.page_token().empty()) {
-    const size_t colon = request.page_token().find(':');
-    if (colon == std::string::npos) return absl::InvalidArgumentError("page_token: not a token ListJobs returned");
-    before_ms = std::atoll(request.page_token().substr(0, colon).c_str());
-    before_id = request.page_token().substr(colon + 1);
+    const std::string& token = request.page_token();
+    const size_t colon = token.find(':');
+    if (colon == std::string::npos || token.size() > 128 || !absl::SimpleAtoi(token.substr(0, colon), &before_ms) ||
+        before_ms <= 0) {
+      return absl::InvalidArgumentError("page_token: not a token ListJobs returned");
+    }
+    before_id = token.substr(colon + 1);
   }
   std::vector<trainer::v1::JobState> states;
   for (int s : request.states()) states.push_back(static_cast<trainer::v1::JobState>(s));

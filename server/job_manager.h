@@ -143,6 +143,9 @@ class JobManager {
 
   JobManager(JobManagerOptions options, JobStore* store, JobManagerHooks hooks);
   std::string JobDir(const std::string& id) const;
+  // OK while a job's custom worker_program is still the file resolved at submission,
+  // in an allowed folder.
+  absl::Status CheckWorkerProgram(const trainer::v1::Job& job) const;
   absl::Status PutJob(trainer::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Transition(trainer::v1::Job& job, trainer::v1::JobState to) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -13,9 +13,20 @@
 
 namespace trainerd {
 
+// The longest error message sent: gRPC carries it in a header, and clients refuse
+// headers over 8 KiB (a spec with hundreds of problems would otherwise reach the
+// caller as RESOURCE_EXHAUSTED instead of its INVALID_ARGUMENT).
+inline constexpr size_t kMaxStatusMessageBytes = 4096;
+
 inline grpc::Status ToGrpcStatus(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+  std::string message(s.message());
+  if (message.size() > kMaxStatusMessageBytes) {
+    const size_t cut = message.rfind('\n', kMaxStatusMessageBytes);
+    message.resize(cut == std::string::npos ? kMaxStatusMessageBytes : cut);
+    message += "\n... (more problems not shown)";
+  }
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::move(message));
 }
 
 // Moves an OK result into the call's response; otherwise returns its error.

@@ -244,6 +244,9 @@ int main(int argc, char** argv) {
   grpc::ServerBuilder builder;
   int bound_port = 0;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &bound_port);
+  // A spec is at most 1 MiB; larger messages are refused by gRPC before they are parsed.
+  // The limit leaves room for a request whose oversized field the handler names.
+  builder.SetMaxReceiveMessageSize(8 << 20);
   builder.RegisterService(&service);
   trainerd::WorkerServiceImpl worker_service(manager->get());
   builder.RegisterService(&worker_service);

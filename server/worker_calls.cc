@@ -1,10 +1,12 @@
 // JobManager: the WorkerService calls (heartbeats, checkpoints, output from workers).
+#include <filesystem>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "server/job_manager.h"
 
 namespace trainerd {
+namespace fs = std::filesystem;
 
 absl::StatusOr<JobManager::Running*> JobManager::Authenticate(const std::string& secret, const std::string& job_id,
                                                               int32_t attempt) {
@@ -46,6 +48,17 @@ absl::Status JobManager::WorkerCheckpoint(const std::string& secret, const train
   std::lock_guard<std::mutex> lock(mu_);
   auto running = Authenticate(secret, report.job_id(), report.attempt());
   if (!running.ok()) return running.status();
+  if (report.step() < 0) return absl::InvalidArgumentError("step: must be >= 0");
+  // A worker reports only its own checkpoints: a folder inside its job's output_dir.
+  auto job = Get(report.job_id());
+  if (!job.ok()) return job.status();
+  std::error_code ec;
+  const fs::path output = fs::weakly_canonical(job->output_dir(), ec);
+  const fs::path path = report.path().size() <= 4096 ? fs::weakly_canonical(report.path(), ec) : fs::path();
+  const fs::path rel = path.lexically_relative(output);
+  if (ec || !fs::path(report.path()).is_absolute() || rel.empty() || *rel.begin() == ".." || rel == ".") {
+    return absl::InvalidArgumentError("path: must be a folder inside the job's output_dir");
+  }
   trainer::v1::Checkpoint c;
   c.set_step(report.step());
   c.set_path(report.path());

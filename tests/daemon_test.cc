@@ -1,5 +1,8 @@
 // End to end: a real trainerd on a loopback port, real trainer-worker processes, a real
 // SQLite file, real (tiny) training.
+#include <limits>
+#include <random>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -7,6 +10,7 @@
 
 #include "absl/strings/ascii.h"
 #include "tests/daemon_test_util.h"
+#include "tests/spec_fuzz_util.h"
 
 namespace trainerd {
 namespace {
@@ -262,16 +266,42 @@ TEST(Daemon, WorkerServiceAuthenticatesReportsAndAsksToStop) {
   ASSERT_TRUE(d.stub().GetMetrics(&mctx, mreq, &metrics).ok());
   EXPECT_EQ(metrics.points_size(), 1);
 
-  grpc::ClientContext cctx;
-  trainer::v1::CheckpointReport ck;
-  ck.set_job_id(id);
-  ck.set_attempt(1);
-  ck.set_step(7);
-  ck.set_path("/somewhere/checkpoint-7");
-  cctx.AddMetadata("x-trainerd-worker-secret", secret);
-  trainer::v1::ReportResponse r;
-  ASSERT_TRUE(worker->ReportCheckpoint(&cctx, ck, &r).ok());
+  // A checkpoint report names a folder inside the job's output_dir and a step >= 0;
+  // anything else (another job's folder, `..`, a path elsewhere) is refused.
+  auto report_checkpoint = [&](const std::string& path, int64_t step) {
+    grpc::ClientContext cctx;
+    trainer::v1::CheckpointReport ck;
+    ck.set_job_id(id);
+    ck.set_attempt(1);
+    ck.set_step(step);
+    ck.set_path(path);
+    cctx.AddMetadata("x-trainerd-worker-secret", secret);
+    trainer::v1::ReportResponse r;
+    return worker->ReportCheckpoint(&cctx, ck, &r);
+  };
+  const std::string output = Get(d, id).output_dir();
+  for (const std::string& forged : {std::string("/somewhere/checkpoint-7"), output + "/../../other/output/checkpoint-7",
+                                    output, std::string("relative/checkpoint-7"), output + std::string(5000, 'x')}) {
+    grpc::Status s = report_checkpoint(forged, 7);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << forged.substr(0, 100);
+    EXPECT_THAT(s.error_message(), HasSubstr("path: must be a folder inside the job's output_dir"));
+  }
+  EXPECT_THAT(report_checkpoint(output + "/checkpoint-7", -1).error_message(), HasSubstr("step: must be >= 0"));
+  EXPECT_TRUE(Checkpoints(d, id).empty());
+  ASSERT_TRUE(report_checkpoint(output + "/checkpoint-7", 7).ok());
   ASSERT_EQ(Checkpoints(d, id).size(), 1u);
+
+  // Without --agent-token the agent service is off: nobody can register as a machine
+  // and receive this job's ranks and secrets.
+  auto agents = trainer::v1::AgentService::NewStub(d.channel());
+  grpc::ClientContext actx;
+  trainer::v1::RegisterAgentRequest reg;
+  reg.set_host("127.0.0.1");
+  reg.set_cpu_slots(2000000000);
+  trainer::v1::RegisterAgentResponse registered;
+  grpc::Status refused = agents->Register(&actx, reg, &registered);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(refused.error_message(), HasSubstr("--agent-token"));
 
   grpc::ClientContext cancel_ctx;
   trainer::v1::CancelJobRequest cancel;
@@ -283,6 +313,148 @@ TEST(Daemon, WorkerServiceAuthenticatesReportsAndAsksToStop) {
   EXPECT_EQ(resp.reason(), "cancelled");
   Job job = WaitFor(d, id, Finished, 20);  // SIGKILL after the 2 s grace period
   EXPECT_EQ(job.state(), trainer::v1::CANCELLED);
+}
+
+// Hostile submissions: each is refused with INVALID_ARGUMENT naming the field, and the
+// daemon stays up.
+TEST(Daemon, BadSpecsFromHostileCallersAreRefused) {
+  TempDir dir;
+  Daemon d(dir / "root", {"--max-job-memory", "2G"});
+  auto submit = [&](trainer::v1::SubmitJobRequest req) {
+    grpc::ClientContext ctx;
+    trainer::v1::SubmitJobResponse resp;
+    return d.stub().SubmitJob(&ctx, req, &resp);
+  };
+  auto expect_refused = [&](const trainer::v1::SubmitJobRequest& req, const std::string& field) {
+    grpc::Status s = submit(req);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << field;
+    EXPECT_THAT(s.error_message(), HasSubstr(field));
+    EXPECT_LT(s.error_message().size(), 2000u);
+  };
+  trainer::v1::SubmitJobRequest base;
+  *base.mutable_spec() = Spec("max_steps: 1");
+
+  auto name = base;
+  name.set_name(std::string(5 << 20, 'n'));
+  expect_refused(name, "name: is 5242880 bytes long; at most 256");
+
+  auto bomb = base;
+  std::string pattern(100000, '(');
+  pattern += "a";
+  for (int i = 0; i < 100000; ++i) pattern += ")*";
+  bomb.mutable_spec()->mutable_training_args()->set_optim("galore_adamw");
+  bomb.mutable_spec()->mutable_training_args()->add_optim_target_modules(pattern);
+  expect_refused(bomb, "training_args.optim_target_modules[0]: is 300001 bytes long");
+
+  auto inf = base;
+  inf.mutable_spec()->mutable_training_args()->set_learning_rate(std::numeric_limits<double>::infinity());
+  expect_refused(inf, "training_args.learning_rate: must be a finite number");
+
+  auto huge = base;
+  huge.mutable_spec()->mutable_model()->clear_hidden_sizes();
+  huge.mutable_spec()->mutable_model()->add_hidden_sizes(1 << 20);
+  huge.mutable_spec()->mutable_model()->add_hidden_sizes(1 << 20);
+  expect_refused(huge, "model: the job would need about");
+
+  auto outside = base;
+  outside.mutable_spec()->mutable_data()->mutable_train()->set_path(d.data_root() + "/trainerd.db");
+  expect_refused(outside, "data.train.path: is not under a folder this trainerd allows");
+
+  auto hub = base;
+  hub.mutable_spec()->mutable_training_args()->set_hub_dir(d.data_root() + "/jobs");
+  expect_refused(hub, "training_args.hub_dir: is not under the registry folder");
+
+  grpc::ClientContext lctx;
+  trainer::v1::ListJobsRequest list;
+  list.set_page_token("not-a-token");
+  trainer::v1::ListJobsResponse listed;
+  grpc::Status s = d.stub().ListJobs(&lctx, list, &listed);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("page_token"));
+
+  // Still up, and a good job still runs.
+  const std::string id = Submit(d, Spec("max_steps: 2"));
+  EXPECT_EQ(WaitFor(d, id, Finished).state(), trainer::v1::SUCCEEDED);
+}
+
+// 1,000 generated specs against a real trainerd: every answer is OK or
+// INVALID_ARGUMENT naming a field, and trainerd is still up afterwards.
+TEST(Daemon, BadSpecsFuzzedNeverCrashTrainerd) {
+  TempDir dir;
+  // No slots for the jobs that happen to be valid: they stay queued, nothing trains.
+  Daemon d(dir / "root", {"--cpu-slots", "1", "--max-job-memory", "4G"});
+  std::mt19937_64 rng(2026);
+  int ok = 0, refused = 0;
+  for (int n = 0; n < 1000; ++n) {
+    trainer::v1::SubmitJobRequest req;
+    *req.mutable_spec() = Spec("max_steps: 1");
+    const int fields = 1 + static_cast<int>(rng() % 8);
+    for (int i = 0; i < fields; ++i) testing::SetRandomField(req.mutable_spec(), rng, 0);
+    grpc::ClientContext ctx;
+    trainer::v1::SubmitJobResponse resp;
+    grpc::Status s = d.stub().SubmitJob(&ctx, req, &resp);
+    if (s.ok()) {
+      ++ok;
+      grpc::ClientContext cancel_ctx;
+      trainer::v1::CancelJobRequest cancel;
+      cancel.set_job_id(resp.job_id());
+      Job cancelled;
+      ASSERT_TRUE(d.stub().CancelJob(&cancel_ctx, cancel, &cancelled).ok());
+      continue;
+    }
+    ++refused;
+    ASSERT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message().substr(0, 300);
+    const std::string& m = s.error_message();
+    const std::string field = m.substr(0, m.find_first_of(".[:"));
+    EXPECT_TRUE(field == "training_args" || field == "model" || field == "data" || field == "loss" ||
+                field == "metrics" || field == "callbacks" || field == "spec" || field == "resources")
+        << m.substr(0, 300);
+  }
+  std::printf("fuzzed submissions: %d accepted, %d refused\n", ok, refused);
+  EXPECT_GT(refused, 500);
+  grpc::ClientContext hctx;
+  trainer::v1::ListJobsRequest list;
+  trainer::v1::ListJobsResponse listed;
+  EXPECT_TRUE(d.stub().ListJobs(&hctx, list, &listed).ok()) << "trainerd is still up";
+}
+
+// worker_program is resolved once at submission; a file replaced before the job starts
+// is not run, and the job fails without retries.
+TEST(Daemon, WorkerProgramReplacedAfterSubmissionIsNotRun) {
+  TempDir dir;
+  const std::string workers = dir / "workers";
+  std::filesystem::create_directories(workers);
+  testing::WriteFile(workers + "/hang", "#!/bin/sh\nexec sleep 600\n");
+  testing::WriteFile(workers + "/ok", "#!/bin/sh\nexit 0\n");
+  for (const char* name : {"/hang", "/ok"}) std::filesystem::permissions(workers + name, std::filesystem::perms::owner_all);
+  std::filesystem::create_symlink(workers + "/ok", workers + "/link");
+  Daemon d(dir / "root", {"--allow-worker-dir", workers, "--cpu-slots", "1", "--grace-period", "1"});
+  auto submit = [&](const std::string& program) {
+    grpc::ClientContext ctx;
+    trainer::v1::SubmitJobRequest req;
+    *req.mutable_spec() = Spec("max_steps: 10");
+    req.set_worker_program(program);
+    trainer::v1::SubmitJobResponse resp;
+    EXPECT_TRUE(d.stub().SubmitJob(&ctx, req, &resp).ok());
+    return resp.job_id();
+  };
+  const std::string blocker = submit(workers + "/hang");
+  WaitFor(d, blocker, [](const Job& j) { return j.state() == trainer::v1::RUNNING; });
+  const std::string queued = submit(workers + "/link");
+  EXPECT_EQ(Get(d, queued).worker_program(), std::filesystem::canonical(workers + "/ok").string());
+  // Replace the file (a new inode under the same name) while the job waits for a slot.
+  testing::WriteFile(workers + "/ok.new", "#!/bin/sh\necho replaced\nexit 0\n");
+  std::filesystem::permissions(workers + "/ok.new", std::filesystem::perms::owner_all);
+  std::filesystem::rename(workers + "/ok.new", workers + "/ok");
+  grpc::ClientContext cctx;
+  trainer::v1::CancelJobRequest cancel;
+  cancel.set_job_id(blocker);
+  Job cancelled;
+  ASSERT_TRUE(d.stub().CancelJob(&cctx, cancel, &cancelled).ok());
+  const Job job = WaitFor(d, queued, Finished, 30);
+  EXPECT_EQ(job.state(), trainer::v1::FAILED);
+  EXPECT_THAT(job.error(), HasSubstr("worker_program: the file was replaced after submission"));
+  EXPECT_EQ(job.attempts_size(), 0);
 }
 
 // A worker that hangs (no heartbeat of any kind) is killed; a job that keeps failing

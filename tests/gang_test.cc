@@ -119,6 +119,8 @@ TEST(Gang, EachGpuRankSeesItsOwnGpus) {
   EXPECT_THAT(job.attempts(0).rank_gpus(), ::testing::ElementsAre("0", "1"));
 }
 
+constexpr char kAgentToken[] = "gang-test-agent-token";
+
 // A `trainerd agent` process on loopback.
 class AgentProcess {
  public:
@@ -132,7 +134,8 @@ class AgentProcess {
       }
       std::vector<std::string> args = {testing::BuildDir() + "/server/trainerd", "agent", "--coordinator",
                                        absl::StrCat("127.0.0.1:", coordinator_port), "--cpu-slots", "1",
-                                       "--name", name, "--host", "127.0.0.1", "--grace-period", "2"};
+                                       "--name", name, "--host", "127.0.0.1", "--grace-period", "2",
+                                       "--agent-token", kAgentToken};
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -162,7 +165,23 @@ class AgentProcess {
 TEST(Gang, AgentsRunRanksAndALostAgentsJobRestartsOnTheOthers) {
   TempDir dir;
   // The coordinator has no slots of its own: every rank runs on an agent.
-  Daemon d(dir / "root", {"--cpu-slots", "0", "--agent-timeout", "2"});
+  Daemon d(dir / "root", {"--cpu-slots", "0", "--agent-timeout", "2", "--agent-token", kAgentToken});
+  {
+    // A wrong token, and slot counts that would overflow the totals, are refused.
+    auto stub = trainer::v1::AgentService::NewStub(d.channel());
+    trainer::v1::RegisterAgentRequest reg;
+    reg.set_host("127.0.0.1");
+    reg.set_cpu_slots(2000000000);
+    trainer::v1::RegisterAgentResponse resp;
+    grpc::ClientContext wrong;
+    wrong.AddMetadata("x-trainerd-agent-token", "not-the-token");
+    EXPECT_EQ(stub->Register(&wrong, reg, &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    grpc::ClientContext huge;
+    huge.AddMetadata("x-trainerd-agent-token", kAgentToken);
+    grpc::Status s = stub->Register(&huge, reg, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), ::testing::HasSubstr("cpu_slots: must be in [1, 4096]"));
+  }
   std::vector<std::unique_ptr<AgentProcess>> agents;
   for (int k = 0; k < 3; ++k) {
     agents.push_back(std::make_unique<AgentProcess>(d.port(), absl::StrCat("machine", k), dir / absl::StrCat("agent", k, ".log")));

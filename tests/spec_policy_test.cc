@@ -5,7 +5,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
+#include <random>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -16,6 +18,7 @@
 #include "proto/spec/spec_loader.h"
 #include "proto/spec/spec_validator.h"
 #include "proto/spec/target_modules.h"
+#include "tests/spec_fuzz_util.h"
 #include "tests/test_util.h"
 
 namespace trainerd {
@@ -212,6 +215,44 @@ TEST(SpecPolicyEnvironment, RoundTrips) {
   EXPECT_EQ(back.private_dir, "/p");
   EXPECT_EQ(back.limits.max_job_memory_bytes, 123456789);
   EXPECT_EQ(back.limits.max_threads, 3);
+}
+
+}  // namespace
+}  // namespace trainerd
+
+namespace trainerd {
+namespace {
+
+TEST(SpecFuzz, EveryAnswerIsValidOrNamesAField) {
+  std::mt19937_64 rng(12345);
+  SpecCheckOptions options;
+  options.policy.data_dirs = {"/usr/share/datasets"};
+  options.policy.registry_dir = "/tmp";
+  options.policy.private_dir = "/var/lib";
+  options.policy.limits.max_job_memory_bytes = int64_t{4} << 30;
+  options.policy.limits.max_threads = 2;
+  const std::vector<std::string> tops = {"training_args", "model", "data", "loss", "metrics", "callbacks", "spec"};
+  int valid = 0;
+  for (int n = 0; n < 3000; ++n) {
+    trainer::v1::JobSpec spec = Valid(absl::StrCat("data: {train: {path: ", testing::kFashionDir,
+                                                   "/train-images-idx3-ubyte.gz, labels_path: ", testing::kFashionDir,
+                                                   "/train-labels-idx1-ubyte.gz}}"));
+    const int fields = 1 + static_cast<int>(rng() % 12);
+    for (int i = 0; i < fields; ++i) testing::SetRandomField(&spec, rng, 0);
+    ApplyDefaults(&spec);
+    const std::vector<std::string> problems = FindSpecProblems(spec, options);
+    valid += problems.empty();
+    for (const std::string& p : problems) {
+      const size_t colon = p.find(": ");
+      ASSERT_NE(colon, std::string::npos) << p.substr(0, 200);
+      const std::string field = p.substr(0, colon);
+      const std::string top = field.substr(0, field.find_first_of(".["));
+      EXPECT_TRUE(std::find(tops.begin(), tops.end(), top) != tops.end()) << p.substr(0, 200);
+      EXPECT_LT(p.size(), 600u) << p.substr(0, 200);
+    }
+  }
+  std::printf("%d of 3000 fuzzed specs are valid\n", valid);
+  EXPECT_GT(valid, 0);
 }
 
 }  // namespace
