@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 
 #include <spdlog/spdlog.h>
@@ -78,6 +79,16 @@ void JobManager::Schedule() {
   }
 }
 
+int64_t JobManager::WorkerAddressSpaceLimit() const {
+  const int64_t memory = options_.spec_policy.limits.max_job_memory_bytes;
+  if (memory <= 0) return 0;
+  // Address space, not resident memory: LibTorch and its ~290 libraries map about 1.2 GB
+  // before training starts, and glibc reserves an arena of up to 64 MB per thread. Twice
+  // the job's memory plus that room still stops a job that grows far past its estimate.
+  const int64_t room = (int64_t{2} << 30) + options_.threads_per_slot * (int64_t{128} << 20);
+  return memory > (std::numeric_limits<int64_t>::max() - room) / 2 ? 0 : 2 * memory + room;
+}
+
 void JobManager::StartAttempt(Job& job, const std::string& resume_from, const std::vector<std::string>& nodes) {
   if (absl::Status s = Transition(job, trainer::v1::STARTING); !s.ok()) {
     spdlog::error("{}", std::string(s.message()));
@@ -111,6 +122,8 @@ void JobManager::StartAttempt(Job& job, const std::string& resume_from, const st
     launch.args.push_back(resume_from);
   }
   launch.working_dir = attempt_dir;
+  // CUDA maps tens of GB of address space for itself: GPU ranks run without RLIMIT_AS.
+  if (job.resources().gpus_per_rank() == 0) launch.address_space_limit_bytes = WorkerAddressSpaceLimit();
   r.secret = NewSecret();
   {
     // Kept beside the attempt (owner-only) so that a restarted trainerd still knows it.

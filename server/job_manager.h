@@ -146,6 +146,8 @@ class JobManager {
   // OK while a job's custom worker_program is still the file resolved at submission,
   // in an allowed folder.
   absl::Status CheckWorkerProgram(const trainer::v1::Job& job) const;
+  // The RLIMIT_AS every local worker runs under, from --max-job-memory (0: none).
+  int64_t WorkerAddressSpaceLimit() const;
   absl::Status PutJob(trainer::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Transition(trainer::v1::Job& job, trainer::v1::JobState to) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -9,6 +9,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/worker_exit_codes.h"
 #include "absl/strings/str_split.h"
 #include "server/job_manager.h"
 #include "server/job_state.h"
@@ -19,13 +20,11 @@ namespace {
 namespace fs = std::filesystem;
 using trainer::v1::Job;
 
-// Exit status trainer-worker uses for an invalid spec: retrying cannot help.
-constexpr int kExitInvalidSpec = 2;
-
 std::string DescribeExit(const ExitInfo& exit) {
   if (exit.signal == SIGKILL) return "killed by SIGKILL (out of memory?)";
   if (exit.signal != 0) return absl::StrCat("killed by signal ", exit.signal, " (", strsignal(exit.signal), ")");
-  if (exit.exit_code == kExitInvalidSpec) return "exited 2: the worker rejected the spec";
+  if (exit.exit_code == kWorkerExitInvalidSpec) return "exited 2: the worker rejected the spec";
+  if (exit.exit_code == kWorkerExitOutOfMemory) return "exited 4: out of memory (see the rank's log for the limit)";
   return absl::StrCat("exited ", exit.exit_code);
 }
 
@@ -274,7 +273,9 @@ void JobManager::FinishAttempt(const std::string& job_id, const ExitInfo& exit) 
   } else {
     attempt->set_reason(r.stop_reason.empty() ? DescribeExit(exit) : r.stop_reason);
     job->set_error(absl::StrCat("attempt ", r.attempt, ": ", attempt->reason()));
-    const bool retry = exit.exit_code != kExitInvalidSpec && job->restarts() < job->max_restarts();
+    // A bad spec or a job over its memory limit would fail the same way again.
+    const bool hopeless = exit.exit_code == kWorkerExitInvalidSpec || exit.exit_code == kWorkerExitOutOfMemory;
+    const bool retry = !hopeless && job->restarts() < job->max_restarts();
     if (r.node_lost) {
       // The machine went away, not the job's fault: restart elsewhere, uncounted.
       spdlog::warn("job={} attempt {} lost its node ({}); restarting on the remaining nodes", job_id, r.attempt,

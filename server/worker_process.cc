@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -53,6 +54,11 @@ absl::StatusOr<pid_t> SpawnWorker(const WorkerLaunch& launch) {
     ::dup2(log_fd, 1);
     ::dup2(log_fd, 2);
     if (!launch.working_dir.empty() && ::chdir(launch.working_dir.c_str()) != 0) ::_exit(126);
+    if (launch.address_space_limit_bytes > 0) {
+      const rlim_t bytes = static_cast<rlim_t>(launch.address_space_limit_bytes);
+      const struct rlimit limit = {bytes, bytes};
+      if (::setrlimit(RLIMIT_AS, &limit) != 0) ::_exit(126);
+    }
     // Default signal dispositions for the worker.
     ::signal(SIGPIPE, SIG_DFL);
     ::signal(SIGTERM, SIG_DFL);

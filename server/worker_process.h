@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -26,6 +27,9 @@ struct WorkerLaunch {
   // SIGKILL the worker when the process that started it dies (trainerd agents: ranks
   // must not outlive the agent that answers for them).
   bool die_with_parent = false;
+  // RLIMIT_AS for the worker (0: none), so that a job that grows too large fails with
+  // "out of memory" instead of taking the machine down.
+  int64_t address_space_limit_bytes = 0;
 };
 
 // Forks and execs the worker. Returns its pid (= its process group id).

@@ -457,6 +457,25 @@ TEST(Daemon, WorkerProgramReplacedAfterSubmissionIsNotRun) {
   EXPECT_EQ(job.attempts_size(), 0);
 }
 
+// A job that grows far past its estimate hits the worker's RLIMIT_AS: it fails as
+// "out of memory" and is not retried. (The estimate counts the CNN's first linear layer
+// as if the image were 1x1; the real one holds 512 x 14 x 14 x 4096 weights, 1.6 GB.)
+TEST(Daemon, WorkerOverItsMemoryLimitFailsWithoutRetries) {
+  TempDir dir;
+  Daemon d(dir / "root", {"--max-job-memory", "64M"});
+  const std::string id =
+      Submit(d, Spec("max_steps: 5", "{type: cnn, conv_channels: [512], hidden_sizes: [4096]}"));
+  ASSERT_FALSE(id.empty());
+  const Job job = WaitFor(d, id, Finished, 120);
+  EXPECT_EQ(job.state(), trainer::v1::FAILED);
+  ASSERT_EQ(job.attempts_size(), 1);
+  EXPECT_EQ(job.restarts(), 0);
+  EXPECT_EQ(job.attempts(0).exit_code(), 4);
+  EXPECT_THAT(job.attempts(0).reason(), HasSubstr("out of memory"));
+  const std::string log = testing::ReadFile(absl::StrCat(d.data_root(), "/jobs/", id, "/attempt-1/rank0.log"));
+  EXPECT_THAT(log, HasSubstr("out of memory (limit "));
+}
+
 // A worker that hangs (no heartbeat of any kind) is killed; a job that keeps failing
 // stops after max_restarts with the last error.
 TEST(Daemon, HungWorkersAreKilledAndRestartsAreLimited) {

@@ -2,6 +2,7 @@
 #ifndef TRAINERD_WORKER_TORCH_STATUS_H_
 #define TRAINERD_WORKER_TORCH_STATUS_H_
 
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -15,15 +16,21 @@
 namespace trainerd {
 
 // Runs `fn`, returning its result, or a Status naming `context` for any exception:
-// std::invalid_argument (bad input) becomes INVALID_ARGUMENT; LibTorch errors and
-// everything else INTERNAL. `fn` may itself return T, absl::StatusOr<T> or (for
+// std::invalid_argument (bad input) becomes INVALID_ARGUMENT; a failed allocation
+// RESOURCE_EXHAUSTED; LibTorch's other errors and everything else INTERNAL. `fn` may itself return T, absl::StatusOr<T> or (for
 // RunGuardedStatus) absl::Status.
 template <typename T, typename Fn>
 absl::StatusOr<T> RunGuarded(const std::string& context, Fn&& fn) {
   try {
     return fn();
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat(context, ": ", e.what_without_backtrace()));
+    const std::string what = e.what_without_backtrace();
+    if (what.find("can't allocate memory") != std::string::npos) {
+      return absl::ResourceExhaustedError(absl::StrCat(context, ": ", what));
+    }
+    return absl::InternalError(absl::StrCat(context, ": ", what));
+  } catch (const std::bad_alloc& e) {
+    return absl::ResourceExhaustedError(absl::StrCat(context, ": ", e.what()));
   } catch (const std::invalid_argument& e) {
     return absl::InvalidArgumentError(absl::StrCat(context, ": ", e.what()));
   } catch (const std::exception& e) {

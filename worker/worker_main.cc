@@ -1,8 +1,15 @@
 // trainer-worker: trains, evaluates and predicts as a job spec says.
 //
-// Exit status: 0 success; 1 the run failed; 2 bad command line or invalid spec; 3 stopped
-// by SIGTERM after saving a checkpoint.
+// Exit status (common/worker_exit_codes.h): 0 success; 1 the run failed; 2 bad command
+// line or invalid spec; 3 stopped by SIGTERM after saving a checkpoint; 4 out of memory.
+#include <cstdio>
+#include <exception>
+#include <new>
+#include <string>
+
 #include <CLI/CLI.hpp>
+
+#include "common/worker_exit_codes.h"
 
 #include "worker/worker_run.h"
 
@@ -35,5 +42,17 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (!resume.empty()) options.overrides.push_back("training_args.resume_from_checkpoint=" + resume);
-  return trainerd::RunWorker(options);
+  // The last edge: an allocation that fails outside the guarded calls (e.g. under
+  // trainerd's RLIMIT_AS) ends the run as "out of memory", which is not retried.
+  try {
+    return trainerd::RunWorker(options);
+  } catch (const std::bad_alloc&) {
+  } catch (const std::exception& e) {
+    if (std::string(e.what()).find("can't allocate memory") == std::string::npos) {
+      std::fprintf(stderr, "trainer-worker: %s\n", e.what());
+      return trainerd::kWorkerExitFailed;
+    }
+  }
+  std::fprintf(stderr, "trainer-worker: %s\n", trainerd::OutOfMemoryMessage().c_str());
+  return trainerd::kWorkerExitOutOfMemory;
 }

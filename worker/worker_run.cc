@@ -1,5 +1,7 @@
 #include "worker/worker_run.h"
 
+#include <sys/resource.h>
+
 #include <malloc.h>
 
 #include <atomic>
@@ -15,6 +17,7 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/worker_exit_codes.h"
 #include "absl/strings/str_format.h"
 #include "common/atomic_file.h"
 #include "proto/spec/spec_defaults.h"
@@ -28,6 +31,15 @@
 #include "worker/worker_reporter.h"
 
 namespace trainerd {
+
+std::string OutOfMemoryMessage() {
+  struct rlimit limit {};
+  if (::getrlimit(RLIMIT_AS, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    return absl::StrCat("out of memory (limit ", limit.rlim_cur >> 20, " MB)");
+  }
+  return "out of memory";
+}
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -123,8 +135,12 @@ class HeartbeatCallback : public TrainerCallback {
 };
 
 int Fail(const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kResourceExhausted) {
+    spdlog::error("{} ({})", OutOfMemoryMessage(), std::string(status.message()));
+    return kWorkerExitOutOfMemory;
+  }
   spdlog::error("{}", std::string(status.message()));
-  return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  return status.code() == absl::StatusCode::kInvalidArgument ? kWorkerExitInvalidSpec : kWorkerExitFailed;
 }
 
 }  // namespace
@@ -177,6 +193,11 @@ int RunWorker(const WorkerOptions& options) {
     }
   }
 
+  // Under trainerd: heartbeats and checkpoint reports over its WorkerService, whose
+  // "stop" answer works like SIGTERM. Started before the data and the model, so that
+  // gRPC's threads exist before memory runs short under trainerd's RLIMIT_AS.
+  std::shared_ptr<WorkerReporter> reporter =
+      WorkerReporter::FromEnvironment([](const std::string&) { g_stop_requested.store(true); });
   std::shared_ptr<HeartbeatCallback> heartbeat;
   if (!options.heartbeat_file.empty()) heartbeat = std::make_shared<HeartbeatCallback>(options.heartbeat_file);
   // A resumed run reads its text with the tokenizer it trained, not a new one.
@@ -199,10 +220,6 @@ int RunWorker(const WorkerOptions& options) {
   if (heartbeat) heartbeat->Beat(/*force=*/true);  // loading data can take a while
   std::vector<std::shared_ptr<TrainerCallback>> callbacks = {std::make_shared<StopOnSignalCallback>()};
   if (heartbeat) callbacks.push_back(heartbeat);
-  // Under trainerd: heartbeats and checkpoint reports over its WorkerService, whose
-  // "stop" answer works like SIGTERM.
-  std::shared_ptr<WorkerReporter> reporter =
-      WorkerReporter::FromEnvironment([](const std::string&) { g_stop_requested.store(true); });
   if (reporter) callbacks.push_back(reporter);
   std::signal(SIGTERM, OnSigterm);
   Trainer trainer(*spec, std::move(*model), std::move(*data), callbacks);

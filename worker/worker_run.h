@@ -25,6 +25,9 @@ inline constexpr int kExitStopped = 3;
 // kExitStopped when SIGTERM stopped it.
 int RunWorker(const WorkerOptions& options);
 
+// "out of memory (limit N MB)" with the process's address-space limit, when it has one.
+std::string OutOfMemoryMessage();
+
 }  // namespace trainerd
 
 #endif  // TRAINERD_WORKER_WORKER_RUN_H_
