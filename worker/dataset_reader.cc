@@ -159,9 +159,9 @@ absl::StatusOr<Dataset> ReadTableDataset(const trainer::v1::DatasetSource& s, ch
     for (int64_t i : features) {
       float v;
       if (!absl::SimpleAtof(cells[i], &v)) {
-        return absl::InvalidArgumentError(absl::StrCat(s.path(), ":", row, ": column \"",
-                                                       header[i], "\" is not a number: \"",
-                                                       cells[i], "\""));
+        // Line and column, never the cell: the file may hold what its reader must not see.
+        return absl::InvalidArgumentError(
+            absl::StrCat(s.path(), ":", row, ":", i + 1, ": column ", i + 1, " is not a number"));
       }
       values.push_back(v);
     }
@@ -178,7 +178,7 @@ absl::StatusOr<Dataset> ReadTableDataset(const trainer::v1::DatasetSource& s, ch
     for (int64_t i = 0; i < n; ++i) {
       if (!absl::SimpleAtof(raw_labels[i], &targets[i])) {
         return absl::InvalidArgumentError(absl::StrCat(
-            s.path(), ": label \"", raw_labels[i], "\" is not a number (task is regression)"));
+            s.path(), ": data row ", i + 1, ", column ", label_index + 1, ": the label is not a number (task is regression)"));
       }
     }
     d.labels = torch::from_blob(targets.data(), {n}, torch::kFloat).clone();
@@ -202,7 +202,8 @@ absl::StatusOr<Dataset> ReadTableDataset(const trainer::v1::DatasetSource& s, ch
       auto it = label_to_id->find(raw_labels[i]);
       if (it == label_to_id->end()) {
         return absl::InvalidArgumentError(
-            absl::StrCat(s.path(), ": label \"", raw_labels[i], "\" does not occur in the training data"));
+            absl::StrCat(s.path(), ": data row ", i + 1, ", column ", label_index + 1,
+                         ": the label does not occur in the training data"));
       }
       ids[i] = it->second;
     }
