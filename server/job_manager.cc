@@ -64,6 +64,8 @@ absl::Status JobManager::CheckWorkerProgram(const Job& job) const {
   if (job.worker_program().empty()) return absl::OkStatus();
   auto resolved = ResolveWorkerProgram(job.worker_program(), options_.allowed_worker_dirs);
   if (!resolved.ok()) return resolved.status();
+  // Jobs stored before trainerd recorded the file have no id: only the folder is checked.
+  if (job.worker_program_id().empty()) return absl::OkStatus();
   if (resolved->first != job.worker_program() || resolved->second != job.worker_program_id()) {
     return absl::FailedPreconditionError(
         "worker_program: the file was replaced after submission; trainerd runs only the file it checked");
