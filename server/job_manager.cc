@@ -46,8 +46,7 @@ absl::StatusOr<std::pair<std::string, std::string>> ResolveWorkerProgram(const s
     std::error_code root_ec;
     const fs::path root = fs::canonical(dir, root_ec);
     if (root_ec) continue;
-    auto rel = real.lexically_relative(root);
-    if (rel.empty() || *rel.begin() == "..") continue;
+    if (!IsWithin(real, root)) continue;
     struct stat st {};
     if (::stat(real.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
       return absl::InvalidArgumentError("worker_program: is not a program file");

@@ -52,11 +52,11 @@ absl::Status JobManager::WorkerCheckpoint(const std::string& secret, const train
   // A worker reports only its own checkpoints: a folder inside its job's output_dir.
   auto job = Get(report.job_id());
   if (!job.ok()) return job.status();
-  std::error_code ec;
-  const fs::path output = fs::weakly_canonical(job->output_dir(), ec);
-  const fs::path path = report.path().size() <= 4096 ? fs::weakly_canonical(report.path(), ec) : fs::path();
-  const fs::path rel = path.lexically_relative(output);
-  if (ec || !fs::path(report.path()).is_absolute() || rel.empty() || *rel.begin() == ".." || rel == ".") {
+  std::error_code output_ec, path_ec;
+  const fs::path output = fs::weakly_canonical(job->output_dir(), output_ec);
+  const bool plausible = report.path().size() <= kMaxSpecStringBytes && fs::path(report.path()).is_absolute();
+  const fs::path path = plausible ? fs::weakly_canonical(report.path(), path_ec) : fs::path();
+  if (!plausible || output_ec || path_ec || path == output || !IsWithin(path, output)) {
     return absl::InvalidArgumentError("path: must be a folder inside the job's output_dir");
   }
   trainer::v1::Checkpoint c;

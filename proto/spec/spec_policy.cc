@@ -17,14 +17,6 @@ namespace fs = std::filesystem;
 // The longest path component Linux accepts; longer ones are refused before any lookup.
 constexpr size_t kMaxPathComponent = 255;
 
-bool Under(const fs::path& path, const fs::path& root) {
-  auto p = path.begin();
-  for (auto r = root.begin(); r != root.end(); ++r, ++p) {
-    if (p == path.end() || *p != *r) return false;
-  }
-  return true;
-}
-
 // The folders that exist, resolved.
 std::vector<fs::path> Resolve(const std::vector<std::string>& dirs) {
   std::vector<fs::path> out;
@@ -45,11 +37,11 @@ struct Roots {
 
   bool Allow(const fs::path& real) const {
     for (const fs::path& e : exceptions) {
-      if (Under(real, e)) return true;
+      if (IsWithin(real, e)) return true;
     }
-    if (excluded && Under(real, *excluded)) return false;
+    if (excluded && IsWithin(real, *excluded)) return false;
     for (const fs::path& root : roots) {
-      if (Under(real, root)) return true;
+      if (IsWithin(real, root)) return true;
     }
     return false;
   }
@@ -79,6 +71,14 @@ void CheckPath(const std::string& field, const std::string& path, const Roots& r
 }
 
 }  // namespace
+
+bool IsWithin(const fs::path& resolved, const fs::path& root) {
+  auto p = resolved.begin();
+  for (auto r = root.begin(); r != root.end(); ++r, ++p) {
+    if (p == resolved.end() || *p != *r) return false;
+  }
+  return true;
+}
 
 bool IsPlainName(const std::string& name) {
   if (name.empty() || name.size() > kMaxNameBytes || name == "." || name == "..") return false;

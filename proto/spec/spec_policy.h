@@ -11,6 +11,7 @@
 #ifndef TRAINERD_PROTO_SPEC_SPEC_POLICY_H_
 #define TRAINERD_PROTO_SPEC_SPEC_POLICY_H_
 
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -50,6 +51,10 @@ SpecPolicy SpecPolicyFromEnvironment();
 // not confined. Never says whether a refused path exists.
 void FindPathProblems(const trainer::v1::JobSpec& spec, const SpecPolicy& policy,
                       std::vector<std::string>* problems);
+
+// Whether `resolved` (a path already resolved, e.g. by weakly_canonical) is `root` or
+// lies inside it, compared component by component (so "/data2" is not inside "/data").
+bool IsWithin(const std::filesystem::path& resolved, const std::filesystem::path& root);
 
 // Whether `name` is a plain name: 1-256 bytes of letters, digits, '.', '_' and '-',
 // not "." or "..". For job names and hub_model_id.
