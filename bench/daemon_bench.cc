@@ -55,6 +55,7 @@ void QueueAndList(int jobs) {
   std::vector<double> list_ms, filtered_ms;
   for (int i = 0; i < 50; ++i) {
     grpc::ClientContext ctx;
+    d.Authorize(&ctx);
     trainer::v1::ListJobsRequest req;
     req.set_page_size(50);
     trainer::v1::ListJobsResponse resp;
@@ -62,6 +63,7 @@ void QueueAndList(int jobs) {
     d.stub().ListJobs(&ctx, req, &resp);
     list_ms.push_back(Ms(Clock::now() - t0));
     grpc::ClientContext ctx2;
+    d.Authorize(&ctx2);
     req.add_states(trainer::v1::QUEUED);
     req.set_page_token(resp.next_page_token());
     t0 = Clock::now();
@@ -75,6 +77,7 @@ void QueueAndList(int jobs) {
   // GetJob with 200 concurrent clients: 200 calls always in flight, driven by one
   // completion queue (200 client threads would measure this 2-core machine's scheduler).
   grpc::ClientContext ctx;
+  d.Authorize(&ctx);
   trainer::v1::ListJobsRequest req;
   trainer::v1::ListJobsResponse some;
   d.stub().ListJobs(&ctx, req, &some);
@@ -151,6 +154,7 @@ void FirstStepAndFollowers() {
     trainer::v1::Job job;
     while (true) {
       grpc::ClientContext ctx;
+      d.Authorize(&ctx);
       trainer::v1::GetJobRequest r;
       r.set_job_id(id);
       d.stub().GetJob(&ctx, r, &job);
@@ -162,6 +166,7 @@ void FirstStepAndFollowers() {
     worker_ms.push_back(total_ms.back() - static_cast<double>(started - submitted));
     while (job.state() != trainer::v1::SUCCEEDED && job.state() != trainer::v1::FAILED) {
       grpc::ClientContext ctx;
+      d.Authorize(&ctx);
       trainer::v1::GetJobRequest r;
       r.set_job_id(id);
       d.stub().GetJob(&ctx, r, &job);

@@ -24,7 +24,7 @@ namespace trainerd {
 namespace {
 
 enum Exit { kOk = 0, kError = 1, kUsage = 2, kNotFound = 3, kInvalidSpec = 4, kUnreachable = 5,
-            kJobFailed = 6, kJobCancelled = 7 };
+            kJobFailed = 6, kJobCancelled = 7, kDenied = 8 };
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -38,6 +38,8 @@ int Report(const absl::Status& s) {
     case absl::StatusCode::kInvalidArgument: return kInvalidSpec;
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kDeadlineExceeded: return kUnreachable;
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied: return kDenied;
     default: return kError;
   }
 }
@@ -87,6 +89,26 @@ int FollowLogs(TrainerClient& client, const std::string& id, std::optional<int> 
   return s.ok() ? kOk : Report(s);
 }
 
+int PrintAudit(TrainerClient& client, int limit, int64_t before, bool json) {
+  auto events = client.ListAuditEvents(limit, before);
+  if (!events.ok()) return Report(events.status());
+  if (json) {
+    trainer::v1::ListAuditEventsResponse resp;
+    for (const auto& e : *events) *resp.add_events() = e;
+    std::cout << ToJson(resp) << "\n";
+    return kOk;
+  }
+  std::vector<std::vector<std::string>> rows = {{"SEQ", "AGE", "USER", "ACTION", "JOB", "CODE", "PEER", "DETAIL"}};
+  const int64_t now = NowMs();
+  for (const auto& e : *events) {
+    rows.push_back({std::to_string(e.seq()), Age(e.time_unix_ms(), now), e.user().empty() ? "-" : e.user(), e.action(),
+                    e.job_id().empty() ? "-" : e.job_id(), e.code(), e.peer(),
+                    e.detail().empty() ? "-" : e.detail().substr(0, 80)});
+  }
+  std::cout << Table(rows);
+  return kOk;
+}
+
 absl::StatusOr<trainer::v1::JobSpec> LoadSpec(const std::string& path, const std::vector<std::string>& sets) {
   auto spec = LoadJobSpecFile(path, sets);
   if (!spec.ok()) return spec.status();
@@ -103,12 +125,19 @@ int main(int argc, char** argv) {
   using namespace trainerd;
   CLI::App app{"trainer-cli: submit, follow and manage trainerd training jobs.\n"
                "Exit status: 0 ok, 1 error, 2 usage, 3 not found, 4 invalid spec, 5 trainerd\n"
-               "unreachable, 6 followed job failed, 7 followed job cancelled.",
+               "unreachable, 6 followed job failed, 7 followed job cancelled, 8 not authenticated\n"
+               "or not allowed.\n"
+               "The access token comes from --token, else $TRAINER_TOKEN, else ~/.config/trainerd/token,\n"
+               "else the data root's admin.token when readable.",
                "trainer-cli"};
   app.set_version_flag("--version", std::string("trainer-cli ") + TRAINERD_VERSION);
   app.require_subcommand(1);
   ClientOptions options;
   app.add_option("--server", options.server, "trainerd address (default $TRAINER_SERVER or 127.0.0.1:50051)");
+  app.add_option("--token", options.token, "Access token (default: see above)");
+  app.add_option("--tls-ca", options.tls.ca, "CA certificate to verify trainerd with (default $TRAINER_TLS_CA)");
+  app.add_option("--tls-cert", options.tls.cert, "Client certificate, for a trainerd that requires one");
+  app.add_option("--tls-key", options.tls.key, "The client certificate's key");
   int timeout_s = 10;
   app.add_option("--timeout", timeout_s, "Deadline of each call, seconds")->capture_default_str();
   bool json = false;
@@ -117,7 +146,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> sets, states;
   int priority = 0, max_restarts = -1, limit = 20, rank = -1, ranks = 1, gpus_per_rank = 0;
   int64_t since = 1, checkpoint = 0;
-  bool follow = false, plot = false, csv = false, delete_files = false;
+  bool follow = false, plot = false, csv = false, delete_files = false, mine = false;
+  int64_t before = 0;
 
   auto* submit = app.add_subcommand("submit", "Submit a job spec; prints the job id.\n"
                                               "Example: trainer-cli submit examples/fashion-mnist-cnn.yaml --follow");
@@ -135,6 +165,7 @@ int main(int argc, char** argv) {
   auto* list = app.add_subcommand("list", "List jobs, newest first.\nExample: trainer-cli list --state RUNNING");
   list->add_option("--state", states, "Only jobs in this state (repeatable): QUEUED, RUNNING, SUCCEEDED, ...");
   list->add_option("--limit", limit, "At most this many")->capture_default_str();
+  list->add_flag("--mine", mine, "Only my jobs");
   list->add_flag("--json", json, "JSON: {\"jobs\": [Job...]}");
 
   auto* status = app.add_subcommand("status", "Everything about one job.\nExample: trainer-cli status j1a2b3c");
@@ -172,6 +203,11 @@ int main(int argc, char** argv) {
   checkpoints->add_flag("--json", json, "JSON: {\"checkpoints\": [Checkpoint...]}");
   auto* wait = app.add_subcommand("wait", "Wait for a job to end; exit with its outcome.\nExample: trainer-cli wait j1a2b3c");
   wait->add_option("job", job_id)->required();
+  auto* whoami = app.add_subcommand("whoami", "Print the user the access token belongs to");
+  auto* audit = app.add_subcommand("audit", "The audit log, newest first (admins).\nExample: trainer-cli audit --limit 50");
+  audit->add_option("--limit", limit, "At most this many")->capture_default_str();
+  audit->add_option("--before", before, "Only events older than this sequence number");
+  audit->add_flag("--json", json, "JSON: {\"events\": [AuditEvent...]}");
   auto* validate = app.add_subcommand("validate", "Check a spec locally, listing every bad field.\nExample: trainer-cli validate job.yaml");
   validate->add_option("spec", spec_path)->required();
   validate->add_option("--set", sets, "Override a spec field (repeatable)");
@@ -222,6 +258,7 @@ int main(int argc, char** argv) {
   if (list->parsed()) {
     trainer::v1::ListJobsRequest req;
     req.set_page_size(limit);
+    req.set_mine(mine);
     for (const auto& s : states) {
       trainer::v1::JobState st;
       if (!trainer::v1::JobState_Parse(s, &st)) {
@@ -236,10 +273,11 @@ int main(int argc, char** argv) {
       std::cout << ToJson(*resp) << "\n";
       return kOk;
     }
-    std::vector<std::vector<std::string>> rows = {{"ID", "NAME", "STATE", "STEP", "LOSS", "EVAL", "AGE"}};
+    std::vector<std::vector<std::string>> rows = {{"ID", "NAME", "OWNER", "STATE", "STEP", "LOSS", "EVAL", "AGE"}};
     const int64_t now = NowMs();
     for (const auto& j : resp->jobs()) {
-      rows.push_back({j.id(), j.name(), ShortState(j.state()), StepProgress(j.progress()),
+      rows.push_back({j.id(), j.name(), j.owner().empty() ? "-" : j.owner(), ShortState(j.state()),
+                      StepProgress(j.progress()),
                       j.progress().step() > 0 ? absl::StrFormat("%.4f", j.progress().loss()) : "-",
                       HeadlineEval(j.progress()), Age(j.created_unix_ms(), now)});
     }
@@ -254,9 +292,10 @@ int main(int argc, char** argv) {
       return kOk;
     }
     const auto& p = job->progress();
-    std::cout << absl::StrFormat("job         %s (%s)\nstate       %s\npriority    %d\nprogress    %s, epoch %.2f\n",
-                                 job->id(), job->name(), ShortState(job->state()), job->priority(),
-                                 StepProgress(p), p.epoch());
+    std::cout << absl::StrFormat(
+        "job         %s (%s)\nowner       %s\nstate       %s\npriority    %d\nprogress    %s, epoch %.2f\n", job->id(),
+        job->name(), job->owner().empty() ? "-" : job->owner(), ShortState(job->state()), job->priority(),
+        StepProgress(p), p.epoch());
     std::cout << absl::StrFormat("loss        %.4f   learning_rate %.3e   %.0f samples/s\n", p.loss(),
                                  p.learning_rate(), p.samples_per_second());
     for (const auto& [k, v] : std::map<std::string, double>(p.eval_metrics().begin(), p.eval_metrics().end())) {
@@ -280,6 +319,13 @@ int main(int argc, char** argv) {
     std::cout << "\n" << Table(rows);
     return kOk;
   }
+  if (whoami->parsed()) {
+    auto me = client.WhoAmI();
+    if (!me.ok()) return Report(me.status());
+    std::cout << me->user() << (me->admin() ? " (admin)" : "") << "\n";
+    return kOk;
+  }
+  if (audit->parsed()) return PrintAudit(client, limit, before, json);
   if (logs->parsed()) {
     return FollowLogs(client, job_id, rank >= 0 ? std::optional<int>(rank) : std::nullopt, since, level, follow);
   }

@@ -5,6 +5,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "client/access_token_source.h"
+#include "common/data_root.h"
 
 namespace trainerd {
 
@@ -14,17 +16,29 @@ TrainerClient::TrainerClient(ClientOptions options) : options_(std::move(options
     const char* env = std::getenv("TRAINER_SERVER");
     server_ = env != nullptr && *env != '\0' ? env : kDefaultServer;
   }
+  absl::StatusOr<std::string> token =
+      FindAccessToken(options_.token, options_.data_root.empty() ? DefaultDataRoot() : options_.data_root);
+  if (token.ok()) token_ = *token; else setup_status_ = token.status();
+  TlsClientFiles tls = options_.tls;
+  if (const char* ca = std::getenv("TRAINER_TLS_CA"); tls.ca.empty() && ca != nullptr) tls.ca = ca;
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = MakeChannelCredentials(tls);
+  if (!credentials.ok()) {
+    if (setup_status_.ok()) setup_status_ = credentials.status();
+    // Calls never go out (setup_status_); the channel only has to exist.
+    credentials = grpc::SslCredentials(grpc::SslCredentialsOptions());
+  }
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  channel_ = grpc::CreateCustomChannel(server_, grpc::InsecureChannelCredentials(), args);
+  channel_ = grpc::CreateCustomChannel(server_, *credentials, args);
   stub_ = trainer::v1::JobService::NewStub(channel_);
 }
 
 std::unique_ptr<grpc::ClientContext> TrainerClient::Context(bool streaming) const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   if (!streaming) ctx->set_deadline(std::chrono::system_clock::now() + options_.deadline);
+  if (!token_.empty()) ctx->AddMetadata("authorization", "Bearer " + token_);
   return ctx;
 }
 
@@ -48,6 +62,7 @@ absl::Status TrainerClient::Explain(const grpc::Status& s) const {
 
 template <typename Call>
 absl::Status TrainerClient::Unary(bool idempotent, Call&& call) {
+  if (!setup_status_.ok()) return setup_status_;
   std::chrono::milliseconds backoff(100);
   grpc::Status s;
   for (int attempt = 1; attempt <= (idempotent ? options_.max_attempts : 1); ++attempt) {
@@ -135,8 +150,27 @@ absl::StatusOr<std::vector<trainer::v1::MetricPoint>> TrainerClient::GetMetrics(
   return std::vector<trainer::v1::MetricPoint>(resp.points().begin(), resp.points().end());
 }
 
+absl::StatusOr<trainer::v1::WhoAmIResponse> TrainerClient::WhoAmI() {
+  trainer::v1::WhoAmIRequest req;
+  trainer::v1::WhoAmIResponse resp;
+  absl::Status s = Unary(true, [&](grpc::ClientContext* c) { return stub_->WhoAmI(c, req, &resp); });
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<std::vector<trainer::v1::AuditEvent>> TrainerClient::ListAuditEvents(int limit, int64_t before_seq) {
+  trainer::v1::ListAuditEventsRequest req;
+  req.set_limit(limit);
+  req.set_before_seq(before_seq);
+  trainer::v1::ListAuditEventsResponse resp;
+  absl::Status s = Unary(true, [&](grpc::ClientContext* c) { return stub_->ListAuditEvents(c, req, &resp); });
+  if (!s.ok()) return s;
+  return std::vector<trainer::v1::AuditEvent>(resp.events().begin(), resp.events().end());
+}
+
 absl::Status TrainerClient::StreamLogs(trainer::v1::StreamLogsRequest request,
                                        const std::function<void(const trainer::v1::LogLine&)>& on_line) {
+  if (!setup_status_.ok()) return setup_status_;
   std::chrono::milliseconds backoff(200);
   for (int reconnects = 0;; ++reconnects) {
     auto ctx = Context(/*streaming=*/true);
@@ -158,6 +192,7 @@ absl::Status TrainerClient::StreamLogs(trainer::v1::StreamLogsRequest request,
 
 absl::Status TrainerClient::WatchJob(const std::string& id,
                                      const std::function<void(const trainer::v1::JobEvent&)>& on_event) {
+  if (!setup_status_.ok()) return setup_status_;
   trainer::v1::WatchJobRequest req;
   req.set_job_id(id);
   auto ctx = Context(/*streaming=*/true);

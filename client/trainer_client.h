@@ -16,6 +16,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
+#include "common/tls_credentials.h"
 #include "trainer/v1/job_service.grpc.pb.h"
 
 namespace trainerd {
@@ -24,6 +25,12 @@ inline constexpr char kDefaultServer[] = "127.0.0.1:50051";
 
 struct ClientOptions {
   std::string server;  // empty: $TRAINER_SERVER, else kDefaultServer
+  // The access token; empty: found by FindAccessToken (client/access_token_source.h).
+  std::string token;
+  std::string data_root;  // where FindAccessToken looks for admin.token; empty: the default
+  // TLS: `tls.ca` empty means $TRAINER_TLS_CA, and plaintext when that is unset too.
+  // A client certificate (tls.cert, tls.key) is for a trainerd with --tls-client-ca.
+  TlsClientFiles tls;
   std::chrono::milliseconds deadline{10000};
   int max_attempts = 4;  // for idempotent calls while UNAVAILABLE
 };
@@ -33,6 +40,12 @@ class TrainerClient {
   explicit TrainerClient(ClientOptions options = {});
 
   const std::string& server() const { return server_; }
+  // Not OK when the client could not be set up (an unreadable certificate, a token file
+  // others can read); every call then returns this status.
+  const absl::Status& setup_status() const { return setup_status_; }
+
+  absl::StatusOr<trainer::v1::WhoAmIResponse> WhoAmI();
+  absl::StatusOr<std::vector<trainer::v1::AuditEvent>> ListAuditEvents(int limit, int64_t before_seq);
 
   absl::StatusOr<trainer::v1::SubmitJobResponse> SubmitJob(const trainer::v1::SubmitJobRequest& request);
   absl::StatusOr<trainer::v1::Job> GetJob(const std::string& id);
@@ -60,7 +73,9 @@ class TrainerClient {
   std::unique_ptr<grpc::ClientContext> Context(bool streaming = false) const;
 
   ClientOptions options_;
+  absl::Status setup_status_;
   std::string server_;
+  std::string token_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<trainer::v1::JobService::Stub> stub_;
 };

@@ -4,6 +4,8 @@
 #ifndef TRAINERD_COMMON_ATOMIC_FILE_H_
 #define TRAINERD_COMMON_ATOMIC_FILE_H_
 
+#include <sys/types.h>
+
 #include <string>
 #include <string_view>
 
@@ -11,8 +13,10 @@
 
 namespace trainerd {
 
-// Replaces `path` with `contents` atomically and durably.
-absl::Status WriteFileAtomically(const std::string& path, std::string_view contents);
+// Replaces `path` with `contents` atomically and durably. `mode` is the new file's
+// permission bits (before the umask): 0600 for a secret, which is then never readable
+// by others, not even for a moment.
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents, mode_t mode = 0644);
 
 // fsyncs a file or folder.
 absl::Status SyncPath(const std::string& path);

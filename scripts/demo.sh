@@ -12,6 +12,8 @@ mkdir -p "$root"
 daemon=$!
 trap 'kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT
 export TRAINER_SERVER=127.0.0.1:$port
+# trainer-cli finds the admin token trainerd wrote there on its first start.
+export TRAINERD_DATA_ROOT=$root
 for _ in $(seq 1 100); do
   "$build/client/trainer-cli" list --limit 1 > /dev/null 2>&1 && break
   sleep 0.1

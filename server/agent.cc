@@ -9,15 +9,13 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/tls_credentials.h"
 #include "server/agent_service_impl.h"
 #include "server/worker_process.h"
 
 namespace trainerd {
 
-Agent::Agent(AgentOptions options) : options_(std::move(options)) {
-  channel_ = grpc::CreateChannel(options_.coordinator, grpc::InsecureChannelCredentials());
-  stub_ = trainer::v1::AgentService::NewStub(channel_);
-}
+Agent::Agent(AgentOptions options) : options_(std::move(options)) {}
 
 Agent::~Agent() = default;
 
@@ -62,6 +60,14 @@ bool Agent::Register() {
 }
 
 absl::Status Agent::Run() {
+  // The token goes only to a coordinator whose certificate --tls-ca verifies, when given.
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = MakeChannelCredentials({options_.tls_ca});
+  if (!credentials.ok()) return credentials.status();
+  if (options_.tls_ca.empty()) {
+    spdlog::warn("no --tls-ca: the agent token and job secrets cross the network in clear text");
+  }
+  channel_ = grpc::CreateChannel(options_.coordinator, *credentials);
+  stub_ = trainer::v1::AgentService::NewStub(channel_);
   while (WaitFor(0)) {
     if (agent_id_.empty()) {
       if (!Register()) WaitFor(1);
@@ -136,6 +142,9 @@ void Agent::StartRank(const trainer::v1::StartRank& start) {
   launch.working_dir = start.working_dir();
   launch.log_path = start.log_path();
   for (const auto& [k, v] : start.env()) launch.env[k] = v;
+  // The coordinator's CA file is a path on its machine; ranks here use this agent's.
+  launch.env.erase(kWorkerTlsCaEnv);
+  if (!options_.tls_ca.empty()) launch.env[kWorkerTlsCaEnv] = options_.tls_ca;
   launch.die_with_parent = true;
   trainer::v1::RankStarted* started = pending_.add_started();
   *started->mutable_rank() = start.rank();

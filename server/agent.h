@@ -30,6 +30,7 @@ struct AgentOptions {
   int32_t cpu_slots = 1;
   int32_t gpus = 0;
   std::string token;        // the coordinator's --agent-token, if it has one
+  std::string tls_ca;       // the CA that verifies the coordinator (when it serves TLS)
   double grace_period_s = 30;
 };
 

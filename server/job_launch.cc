@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/tls_credentials.h"
 #include "server/job_manager.h"
 #include "server/scheduler.h"
 
@@ -164,6 +165,7 @@ void JobManager::StartAttempt(Job& job, const std::string& resume_from, const st
     rank_launch.env["CUDA_VISIBLE_DEVICES"] = absl::StrJoin(p.gpus, ",");
     // The worker checks the spec again against the same policy when it starts.
     rank_launch.env.merge(SpecPolicyToEnvironment(options_.spec_policy));
+    if (!options_.worker_tls_ca.empty()) rank_launch.env[kWorkerTlsCaEnv] = options_.worker_tls_ca;
     launched = LaunchRank(job.id(), r, p, rank_launch);
   }
   for (const RankProc& p : r.ranks) {

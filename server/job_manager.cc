@@ -133,7 +133,7 @@ absl::Status JobManager::Transition(Job& job, trainer::v1::JobState to) {
   return s;
 }
 
-absl::StatusOr<Job> JobManager::Submit(const trainer::v1::SubmitJobRequest& request) {
+absl::StatusOr<Job> JobManager::Submit(const trainer::v1::SubmitJobRequest& request, const std::string& owner) {
   if (shutting_down()) return absl::UnavailableError("trainerd is shutting down; not accepting jobs");
   if (request.name().size() > kMaxNameBytes) {
     return absl::InvalidArgumentError(
@@ -185,6 +185,7 @@ absl::StatusOr<Job> JobManager::Submit(const trainer::v1::SubmitJobRequest& requ
   Job job;
   job.set_id(id);
   job.set_name(request.name().empty() ? job.id() : request.name());
+  job.set_owner(owner);
   job.set_priority(request.priority());
   job.mutable_resources()->set_ranks(std::max(1, r.ranks()));
   job.mutable_resources()->set_gpus_per_rank(r.gpus_per_rank());
@@ -207,7 +208,7 @@ absl::StatusOr<Job> JobManager::Submit(const trainer::v1::SubmitJobRequest& requ
   if (shutting_down_) return absl::UnavailableError("trainerd is shutting down; not accepting jobs");
   if (absl::Status s = PutJob(job); !s.ok()) return s;
   schedule_needed_ = true;
-  spdlog::info("job={} submitted name={} priority={}", job.id(), job.name(), job.priority());
+  spdlog::info("job={} submitted by {} name={} priority={}", job.id(), owner, job.name(), job.priority());
   return job;
 }
 
@@ -225,7 +226,8 @@ absl::StatusOr<Job> JobManager::Get(const std::string& id) {
   return job;
 }
 
-absl::StatusOr<trainer::v1::ListJobsResponse> JobManager::List(const trainer::v1::ListJobsRequest& request) {
+absl::StatusOr<trainer::v1::ListJobsResponse> JobManager::List(const trainer::v1::ListJobsRequest& request,
+                                                               const std::string& owner) {
   const int limit = request.page_size() <= 0 ? 50 : std::min(request.page_size(), 1000);
   int64_t before_ms = 0;
   std::string before_id;
@@ -240,7 +242,7 @@ absl::StatusOr<trainer::v1::ListJobsResponse> JobManager::List(const trainer::v1
   }
   std::vector<trainer::v1::JobState> states;
   for (int s : request.states()) states.push_back(static_cast<trainer::v1::JobState>(s));
-  auto jobs = store_->ListJobs(states, limit + 1, before_ms, before_id);
+  auto jobs = store_->ListJobs(states, owner, limit + 1, before_ms, before_id);
   if (!jobs.ok()) return jobs.status();
   trainer::v1::ListJobsResponse out;
   for (int i = 0; i < std::min<int>(limit, jobs->size()); ++i) *out.add_jobs() = (*jobs)[i];

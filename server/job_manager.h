@@ -50,6 +50,8 @@ struct JobManagerOptions {
   double agent_poll_interval_s = 0.5;
   double agent_timeout_s = 10;
   std::string agent_token;  // when set, agents must present it
+  // When trainerd serves TLS: the CA file its workers verify it with (TRAINERD_TLS_CA).
+  std::string worker_tls_ca;
   // Where jobs' files may be and how large jobs may grow; workers get it too.
   SpecPolicy spec_policy;
 };
@@ -73,9 +75,12 @@ class JobManager {
   void Start(const std::string& worker_address);
 
   // Validates and queues a job. INVALID_ARGUMENT lists every bad field.
-  absl::StatusOr<trainer::v1::Job> Submit(const trainer::v1::SubmitJobRequest& request);
+  // Validates and queues a job owned by user `owner`.
+  absl::StatusOr<trainer::v1::Job> Submit(const trainer::v1::SubmitJobRequest& request, const std::string& owner);
   absl::StatusOr<trainer::v1::Job> Get(const std::string& id);
-  absl::StatusOr<trainer::v1::ListJobsResponse> List(const trainer::v1::ListJobsRequest& request);
+  // A page of jobs; `owner` non-empty: only that user's.
+  absl::StatusOr<trainer::v1::ListJobsResponse> List(const trainer::v1::ListJobsRequest& request,
+                                                     const std::string& owner);
   absl::StatusOr<trainer::v1::Job> Cancel(const std::string& id);
   // Queues a new attempt of a finished job from checkpoint `step` (0: the latest).
   absl::StatusOr<trainer::v1::Job> Resume(const std::string& id, int64_t checkpoint_step);

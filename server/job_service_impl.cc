@@ -1,6 +1,9 @@
 #include "server/job_service_impl.h"
 
+#include <algorithm>
 #include <chrono>
+
+#include <spdlog/spdlog.h>
 
 #include "server/job_state.h"
 #include "server/status_util.h"
@@ -10,19 +13,57 @@ namespace trainerd {
 using namespace trainer::v1;
 
 template <typename Fn>
-grpc::Status JobServiceImpl::Observe(const std::string& method, Fn&& fn) {
+grpc::Status JobServiceImpl::Observe(const char* method, Kind kind, grpc::ServerContext* context,
+                                     const std::string& job_id, Fn&& fn) {
   const auto start = std::chrono::steady_clock::now();
-  grpc::Status status = fn();
+  grpc::Status status;
+  std::string user;
+  absl::StatusOr<Caller> caller = access_->Authenticate(*context);
+  if (caller.ok()) {
+    user = caller->user;
+    status = fn(*caller);
+  } else {
+    status = ToGrpcStatus(caller.status());
+  }
+  const grpc::StatusCode code = status.error_code();
+  if (kind == Kind::kChange || code == grpc::StatusCode::UNAUTHENTICATED ||
+      code == grpc::StatusCode::PERMISSION_DENIED) {
+    Audit(method, *context, user, job_id, status);
+  }
   if (observe_) {
-    observe_(method, status.error_code(),
-             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    observe_(method, code, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   return status;
 }
 
-grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext*, const SubmitJobRequest* req, SubmitJobResponse* resp) {
-  return Observe("SubmitJob", [&] {
-    auto job = manager_->Submit(*req);
+absl::StatusOr<Job> JobServiceImpl::JobFor(const Caller& caller, const std::string& id, Kind kind) const {
+  absl::StatusOr<Job> job = manager_->Get(id);
+  if (!job.ok()) return job.status();
+  absl::Status allowed = kind == Kind::kRead ? access_->CheckRead(caller, *job) : access_->CheckChange(caller, *job);
+  if (!allowed.ok()) return allowed;
+  return job;
+}
+
+void JobServiceImpl::Audit(const char* method, const grpc::ServerContext& context, const std::string& user,
+                           const std::string& job_id, const grpc::Status& status) {
+  AuditEvent event;
+  event.set_user(user);
+  event.set_action(method);
+  event.set_job_id(job_id.substr(0, 64));  // a refused call's id is the caller's text
+  event.set_code(StatusCodeName(status.error_code()));
+  event.set_detail(status.error_message().substr(0, 512));
+  event.set_peer(context.peer());
+  spdlog::info("audit user={} action={} job={} code={} peer={}", user.empty() ? "-" : user, method,
+               event.job_id().empty() ? "-" : event.job_id(), event.code(), event.peer());
+  if (absl::Status s = audit_->Append(std::move(event)); !s.ok()) {
+    spdlog::error("audit log: {}", std::string(s.message()));
+  }
+}
+
+grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* context, const SubmitJobRequest* req,
+                                       SubmitJobResponse* resp) {
+  return Observe("SubmitJob", Kind::kChange, context, resp->job_id(), [&](const Caller& caller) {
+    auto job = manager_->Submit(*req, caller.user);
     if (!job.ok()) return ToGrpcStatus(job.status());
     resp->set_job_id(job->id());
     *resp->mutable_job() = *job;
@@ -30,50 +71,45 @@ grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext*, const SubmitJobRequ
   });
 }
 
-grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*, const GetJobRequest* req, Job* resp) {
-  return Observe("GetJob", [&] {
-    auto job = manager_->Get(req->job_id());
-    if (!job.ok()) return ToGrpcStatus(job.status());
-    *resp = *job;
-    return grpc::Status::OK;
+grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* context, const GetJobRequest* req, Job* resp) {
+  return Observe("GetJob", Kind::kRead, context, req->job_id(), [&](const Caller& caller) {
+    return Reply(JobFor(caller, req->job_id(), Kind::kRead), resp);
   });
 }
 
-grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*, const ListJobsRequest* req, ListJobsResponse* resp) {
-  return Observe("ListJobs", [&] {
-    auto out = manager_->List(*req);
-    if (!out.ok()) return ToGrpcStatus(out.status());
-    *resp = *out;
-    return grpc::Status::OK;
+grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext* context, const ListJobsRequest* req,
+                                      ListJobsResponse* resp) {
+  return Observe("ListJobs", Kind::kRead, context, "", [&](const Caller& caller) {
+    return Reply(manager_->List(*req, access_->ListOwner(caller, req->mine())), resp);
   });
 }
 
-grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext*, const CancelJobRequest* req, Job* resp) {
-  return Observe("CancelJob", [&] {
-    auto job = manager_->Cancel(req->job_id());
-    if (!job.ok()) return ToGrpcStatus(job.status());
-    *resp = *job;
-    return grpc::Status::OK;
+grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext* context, const CancelJobRequest* req, Job* resp) {
+  return Observe("CancelJob", Kind::kChange, context, req->job_id(), [&](const Caller& caller) {
+    if (auto job = JobFor(caller, req->job_id(), Kind::kChange); !job.ok()) return ToGrpcStatus(job.status());
+    return Reply(manager_->Cancel(req->job_id()), resp);
   });
 }
 
-grpc::Status JobServiceImpl::ResumeJob(grpc::ServerContext*, const ResumeJobRequest* req, Job* resp) {
-  return Observe("ResumeJob", [&] {
-    auto job = manager_->Resume(req->job_id(), req->checkpoint_step());
-    if (!job.ok()) return ToGrpcStatus(job.status());
-    *resp = *job;
-    return grpc::Status::OK;
+grpc::Status JobServiceImpl::ResumeJob(grpc::ServerContext* context, const ResumeJobRequest* req, Job* resp) {
+  return Observe("ResumeJob", Kind::kChange, context, req->job_id(), [&](const Caller& caller) {
+    if (auto job = JobFor(caller, req->job_id(), Kind::kChange); !job.ok()) return ToGrpcStatus(job.status());
+    return Reply(manager_->Resume(req->job_id(), req->checkpoint_step()), resp);
   });
 }
 
-grpc::Status JobServiceImpl::DeleteJob(grpc::ServerContext*, const DeleteJobRequest* req, DeleteJobResponse*) {
-  return Observe("DeleteJob", [&] { return ToGrpcStatus(manager_->Delete(req->job_id(), req->delete_files())); });
+grpc::Status JobServiceImpl::DeleteJob(grpc::ServerContext* context, const DeleteJobRequest* req,
+                                       DeleteJobResponse*) {
+  return Observe("DeleteJob", Kind::kChange, context, req->job_id(), [&](const Caller& caller) {
+    if (auto job = JobFor(caller, req->job_id(), Kind::kChange); !job.ok()) return ToGrpcStatus(job.status());
+    return ToGrpcStatus(manager_->Delete(req->job_id(), req->delete_files()));
+  });
 }
 
-grpc::Status JobServiceImpl::ListCheckpoints(grpc::ServerContext*, const ListCheckpointsRequest* req,
+grpc::Status JobServiceImpl::ListCheckpoints(grpc::ServerContext* context, const ListCheckpointsRequest* req,
                                              ListCheckpointsResponse* resp) {
-  return Observe("ListCheckpoints", [&] {
-    if (auto job = manager_->Get(req->job_id()); !job.ok()) return ToGrpcStatus(job.status());
+  return Observe("ListCheckpoints", Kind::kRead, context, req->job_id(), [&](const Caller& caller) {
+    if (auto job = JobFor(caller, req->job_id(), Kind::kRead); !job.ok()) return ToGrpcStatus(job.status());
     auto list = manager_->store()->ListCheckpoints(req->job_id());
     if (!list.ok()) return ToGrpcStatus(list.status());
     for (auto& c : *list) *resp->add_checkpoints() = std::move(c);
@@ -81,9 +117,10 @@ grpc::Status JobServiceImpl::ListCheckpoints(grpc::ServerContext*, const ListChe
   });
 }
 
-grpc::Status JobServiceImpl::GetMetrics(grpc::ServerContext*, const GetMetricsRequest* req, GetMetricsResponse* resp) {
-  return Observe("GetMetrics", [&] {
-    if (auto job = manager_->Get(req->job_id()); !job.ok()) return ToGrpcStatus(job.status());
+grpc::Status JobServiceImpl::GetMetrics(grpc::ServerContext* context, const GetMetricsRequest* req,
+                                        GetMetricsResponse* resp) {
+  return Observe("GetMetrics", Kind::kRead, context, req->job_id(), [&](const Caller& caller) {
+    if (auto job = JobFor(caller, req->job_id(), Kind::kRead); !job.ok()) return ToGrpcStatus(job.status());
     auto points = manager_->store()->ReadMetrics(req->job_id(), req->name(), req->split());
     if (!points.ok()) return ToGrpcStatus(points.status());
     for (auto& p : *points) *resp->add_points() = std::move(p);
@@ -91,9 +128,33 @@ grpc::Status JobServiceImpl::GetMetrics(grpc::ServerContext*, const GetMetricsRe
   });
 }
 
+grpc::Status JobServiceImpl::ListAuditEvents(grpc::ServerContext* context, const ListAuditEventsRequest* req,
+                                             ListAuditEventsResponse* resp) {
+  return Observe("ListAuditEvents", Kind::kRead, context, "", [&](const Caller& caller) {
+    if (absl::Status s = access_->CheckAdmin(caller); !s.ok()) return ToGrpcStatus(s);
+    if (req->limit() < 0 || req->before_seq() < 0) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "limit and before_seq: must be >= 0");
+    }
+    const int limit = req->limit() == 0 ? 100 : std::min(req->limit(), 10000);
+    auto events = audit_->List(limit, req->before_seq());
+    if (!events.ok()) return ToGrpcStatus(events.status());
+    for (auto& e : *events) *resp->add_events() = std::move(e);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status JobServiceImpl::WhoAmI(grpc::ServerContext* context, const WhoAmIRequest*, WhoAmIResponse* resp) {
+  return Observe("WhoAmI", Kind::kRead, context, "", [&](const Caller& caller) {
+    resp->set_user(caller.user);
+    resp->set_admin(caller.admin);
+    return grpc::Status::OK;
+  });
+}
+
 grpc::Status JobServiceImpl::StreamLogs(grpc::ServerContext* context, const StreamLogsRequest* req,
                                         grpc::ServerWriter<LogLine>* writer) {
-  return Observe("StreamLogs", [&] {
+  return Observe("StreamLogs", Kind::kRead, context, req->job_id(), [&](const Caller& caller) {
+    if (auto job = JobFor(caller, req->job_id(), Kind::kRead); !job.ok()) return ToGrpcStatus(job.status());
     std::optional<int32_t> rank;
     if (req->has_rank()) rank = req->rank();
     int64_t next = std::max<int64_t>(1, req->from_seq());
@@ -121,7 +182,8 @@ grpc::Status JobServiceImpl::StreamLogs(grpc::ServerContext* context, const Stre
 
 grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context, const WatchJobRequest* req,
                                       grpc::ServerWriter<JobEvent>* writer) {
-  return Observe("WatchJob", [&] {
+  return Observe("WatchJob", Kind::kRead, context, req->job_id(), [&](const Caller& caller) {
+    if (auto job = JobFor(caller, req->job_id(), Kind::kRead); !job.ok()) return ToGrpcStatus(job.status());
     int64_t last_update = -1;
     size_t metrics_sent = 0;
     uint64_t seen = manager_->change_counter();

@@ -1,11 +1,15 @@
-// The gRPC JobService: thin handlers over JobManager and JobStore.
+// The gRPC JobService: thin handlers over JobManager and JobStore. Every call is
+// authenticated and checked against the job's owner (AccessControl); changes and
+// refused calls go to the audit log.
 #ifndef TRAINERD_SERVER_JOB_SERVICE_IMPL_H_
 #define TRAINERD_SERVER_JOB_SERVICE_IMPL_H_
 
 #include <functional>
 #include <string>
 
+#include "server/access_control.h"
 #include "server/job_manager.h"
+#include "storage/audit_log.h"
 #include "trainer/v1/job_service.grpc.pb.h"
 
 namespace trainerd {
@@ -14,7 +18,9 @@ class JobServiceImpl final : public trainer::v1::JobService::Service {
  public:
   // `observe` (optional) is told each RPC's method, status code and seconds.
   using Observer = std::function<void(const std::string& method, grpc::StatusCode code, double seconds)>;
-  JobServiceImpl(JobManager* manager, Observer observe) : manager_(manager), observe_(std::move(observe)) {}
+  // Every pointer outlives this object.
+  JobServiceImpl(JobManager* manager, const AccessControl* access, AuditLog* audit, Observer observe)
+      : manager_(manager), access_(access), audit_(audit), observe_(std::move(observe)) {}
 
   grpc::Status SubmitJob(grpc::ServerContext*, const trainer::v1::SubmitJobRequest*,
                          trainer::v1::SubmitJobResponse*) override;
@@ -33,12 +39,28 @@ class JobServiceImpl final : public trainer::v1::JobService::Service {
                           grpc::ServerWriter<trainer::v1::LogLine>*) override;
   grpc::Status WatchJob(grpc::ServerContext*, const trainer::v1::WatchJobRequest*,
                         grpc::ServerWriter<trainer::v1::JobEvent>*) override;
+  grpc::Status ListAuditEvents(grpc::ServerContext*, const trainer::v1::ListAuditEventsRequest*,
+                               trainer::v1::ListAuditEventsResponse*) override;
+  grpc::Status WhoAmI(grpc::ServerContext*, const trainer::v1::WhoAmIRequest*, trainer::v1::WhoAmIResponse*) override;
 
  private:
+  // Whether a call changes something: changes are audited whatever their outcome;
+  // reads only when refused.
+  enum class Kind { kRead, kChange };
+
+  // Authenticates the caller, runs fn(caller), audits, and tells the observer. `job_id`
+  // is read after fn ran (SubmitJob passes its response's field).
   template <typename Fn>
-  grpc::Status Observe(const std::string& method, Fn&& fn);
+  grpc::Status Observe(const char* method, Kind kind, grpc::ServerContext* context, const std::string& job_id,
+                       Fn&& fn);
+  // Job `id` when `caller` may read it (kRead) or change it (kChange).
+  absl::StatusOr<trainer::v1::Job> JobFor(const Caller& caller, const std::string& id, Kind kind) const;
+  void Audit(const char* method, const grpc::ServerContext& context, const std::string& user,
+             const std::string& job_id, const grpc::Status& status);
 
   JobManager* manager_;
+  const AccessControl* access_;
+  AuditLog* audit_;
   Observer observe_;
 };
 

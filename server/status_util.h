@@ -37,6 +37,11 @@ grpc::Status Reply(absl::StatusOr<T> result, T* response) {
   return grpc::Status::OK;
 }
 
+// "OK", "PERMISSION_DENIED", ...: a gRPC code's name (gRPC and absl share the codes).
+inline std::string StatusCodeName(grpc::StatusCode code) {
+  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+}
+
 // The value of a call's metadata `key`, or "" when the client sent none.
 inline std::string MetadataValue(const grpc::ServerContext* context, const std::string& key) {
   auto it = context->client_metadata().find(key);

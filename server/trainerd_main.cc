@@ -26,21 +26,20 @@
 #include "server/agent_service_impl.h"
 #include "server/daemon_metrics.h"
 #include "server/job_manager.h"
+#include "common/data_root.h"
+#include "common/tls_credentials.h"
+#include "server/access_control.h"
 #include "server/job_service_impl.h"
+#include "server/user_admin.h"
 #include "server/worker_service_impl.h"
+#include "storage/audit_log.h"
 #include "storage/job_store.h"
+#include "storage/user_store.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using trainerd::SpecPolicy;
-
-std::string DefaultDataRoot() {
-  if (const char* v = std::getenv("TRAINERD_DATA_ROOT")) return v;
-  if (const char* v = std::getenv("XDG_STATE_HOME")) return std::string(v) + "/trainerd";
-  if (const char* v = std::getenv("HOME")) return std::string(v) + "/.local/state/trainerd";
-  return "/tmp/trainerd-" + std::to_string(::getuid());
-}
 
 // trainer-worker beside trainerd (installed), or in the build tree's worker/.
 std::string DefaultWorkerProgram() {
@@ -83,6 +82,54 @@ std::vector<std::string> DefaultDataDirs() {
   return dirs;
 }
 
+// Whether `listen` ("host:port") binds only the loopback interface.
+bool IsLoopbackListen(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  std::string host = colon == std::string::npos ? listen : listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+struct UserCommand {
+  CLI::App* add = nullptr;
+  CLI::App* list = nullptr;
+  CLI::App* revoke = nullptr;
+  std::string name;
+  bool admin = false;
+};
+
+// `trainerd user ...`: works on the data root's database, beside a running daemon.
+int RunUserCommand(const UserCommand& command, const std::string& data_root) {
+  const std::string db = data_root + "/trainerd.db";
+  if (!fs::exists(db)) {
+    std::cerr << "no trainerd database in " << data_root << " (start trainerd once, or pass --data-root)\n";
+    return 1;
+  }
+  auto users = trainerd::UserStore::Open(db);
+  auto audit = users.ok() ? trainerd::AuditLog::Open(db) : users.status();
+  if (!users.ok() || !audit.ok()) {
+    std::cerr << (users.ok() ? audit.status() : users.status()).message() << "\n";
+    return 1;
+  }
+  absl::Status s;
+  if (*command.add) {
+    absl::StatusOr<std::string> token = trainerd::AddUser(users->get(), audit->get(), command.name, command.admin);
+    if (token.ok()) {
+      std::cout << *token << "\n";
+      std::cerr << "user " << command.name << " added" << (command.admin ? " (admin)" : "")
+                << "; the token above is shown once: give it to them for ~/.config/trainerd/token (mode 0600)\n";
+    }
+    s = token.status();
+  } else if (*command.revoke) {
+    s = trainerd::RevokeUser(users->get(), audit->get(), command.name);
+    if (s.ok()) std::cerr << "user " << command.name << " revoked: its tokens no longer work\n";
+  } else {
+    s = trainerd::ListUsers(users->get(), std::cout);
+  }
+  if (!s.ok()) std::cerr << s.message() << "\n";
+  return s.ok() ? 0 : 1;
+}
+
 int DetectGpus() {
   int n = 0;
   std::error_code ec;
@@ -107,7 +154,7 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:50051";
   int metrics_port = 9464;
   trainerd::JobManagerOptions options;
-  options.data_root = DefaultDataRoot();
+  options.data_root = trainerd::DefaultDataRoot();
   options.worker_program = DefaultWorkerProgram();
   const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   options.cpu_slots = std::max(1, cpus / 2);
@@ -144,6 +191,18 @@ int main(int argc, char** argv) {
   std::string max_job_memory;
   app.add_option("--max-job-memory", max_job_memory,
                  "The most memory one job may need, e.g. 8G (default: this machine's memory / --cpu-slots)");
+  trainerd::TlsServerFiles tls;
+  app.add_option("--tls-cert", tls.cert, "PEM certificate to serve TLS with (required off loopback)");
+  app.add_option("--tls-key", tls.key, "PEM private key of --tls-cert");
+  app.add_option("--tls-client-ca", tls.client_ca, "Require clients to present a certificate this CA signed");
+  app.add_option("--tls-ca", options.worker_tls_ca,
+                 "The CA that signed --tls-cert, for trainerd's workers to verify it (default: --tls-cert, "
+                 "right for a self-signed certificate)");
+  bool allow_plaintext = false;
+  app.add_flag("--allow-plaintext", allow_plaintext,
+               "Listen off loopback without TLS (tokens then cross the network in clear text)");
+  trainerd::AccessOptions access_options;
+  app.add_flag("--share-read", access_options.share_read, "Let every user read (not change) every job");
   app.add_option("--agent-token", options.agent_token, "A secret agents must present (default: $TRAINERD_AGENT_TOKEN)");
   if (const char* token = std::getenv("TRAINERD_AGENT_TOKEN")) options.agent_token = token;
 
@@ -163,9 +222,21 @@ int main(int argc, char** argv) {
   agent_cmd->add_option("--cpu-slots", agent_options.cpu_slots, "CPU slots here (one per rank)")->capture_default_str();
   agent_cmd->add_option("--gpus", agent_gpus, "GPUs here (-1: count /dev/nvidiaN)")->capture_default_str();
   agent_cmd->add_option("--agent-token", agent_options.token, "The coordinator's --agent-token");
+  agent_cmd->add_option("--tls-ca", agent_options.tls_ca, "The CA that verifies the coordinator's certificate");
   agent_cmd->add_option("--grace-period", agent_options.grace_period_s,
                         "Seconds ranks have after SIGTERM when the agent stops")->capture_default_str();
+  UserCommand user_command;
+  CLI::App* user_cmd = app.add_subcommand("user", "Manage users and their access tokens (on the data root's database)");
+  user_cmd->require_subcommand(1);
+  user_cmd->add_option("--data-root", options.data_root, "Database and job folders")->capture_default_str();
+  user_command.add = user_cmd->add_subcommand("add", "Add a user and print its new token (once)");
+  user_command.add->add_option("name", user_command.name, "User name")->required();
+  user_command.add->add_flag("--admin", user_command.admin, "The user may act on every job and read the audit log");
+  user_command.list = user_cmd->add_subcommand("list", "List users");
+  user_command.revoke = user_cmd->add_subcommand("revoke", "Revoke a user's tokens (its jobs stay)");
+  user_command.revoke->add_option("name", user_command.name, "User name")->required();
   CLI11_PARSE(app, argc, argv);
+  if (*user_cmd) return RunUserCommand(user_command, options.data_root);
   if (agent_options.token.empty()) agent_options.token = options.agent_token;
   agent_options.gpus = agent_gpus >= 0 ? agent_gpus : DetectGpus();
   options.gpus = gpus >= 0 ? gpus : DetectGpus();
@@ -207,6 +278,20 @@ int main(int argc, char** argv) {
     return s.ok() ? 0 : 1;
   }
 
+  // Checked before anything is created: a refused start leaves nothing behind.
+  if (tls.cert.empty() && !IsLoopbackListen(listen) && !allow_plaintext) {
+    std::cerr << "--listen " << listen << ": refusing to serve off loopback without TLS (give --tls-cert and "
+              << "--tls-key, or --allow-plaintext to send tokens in clear text)\n";
+    return 2;
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = trainerd::MakeServerCredentials(tls);
+  if (!credentials.ok()) {
+    std::cerr << credentials.status().message() << "\n";
+    return 2;
+  }
+  if (!tls.cert.empty() && options.worker_tls_ca.empty()) options.worker_tls_ca = fs::absolute(tls.cert).string();
+  if (!options.worker_tls_ca.empty()) options.worker_tls_ca = fs::absolute(options.worker_tls_ca).string();
+
   std::error_code ec;
   fs::create_directories(options.data_root, ec);
   fs::create_directories(policy.registry_dir, ec);
@@ -214,6 +299,21 @@ int main(int argc, char** argv) {
   if (!store.ok()) {
     spdlog::critical("{}", std::string(store.status().message()));
     return 1;
+  }
+  auto users = trainerd::UserStore::Open(options.data_root + "/trainerd.db");
+  auto audit = users.ok() ? trainerd::AuditLog::Open(options.data_root + "/trainerd.db") : users.status();
+  if (!users.ok() || !audit.ok()) {
+    spdlog::critical("{}", std::string((users.ok() ? audit.status() : users.status()).message()));
+    return 1;
+  }
+  absl::StatusOr<bool> created_admin = trainerd::EnsureFirstAdmin(users->get(), audit->get(), options.data_root);
+  if (!created_admin.ok()) {
+    spdlog::critical("cannot create the first admin: {}", std::string(created_admin.status().message()));
+    return 1;
+  }
+  if (*created_admin) {
+    spdlog::info("created user {}; its token is in {} (trainer-cli reads it from there)", trainerd::kFirstAdminName,
+                 trainerd::AdminTokenPath(options.data_root));
   }
   auto metrics = std::make_shared<trainerd::DaemonMetrics>(options.cpu_slots, options.gpus);
   trainerd::JobManagerHooks hooks;
@@ -236,14 +336,17 @@ int main(int argc, char** argv) {
     }
   }
 
-  trainerd::JobServiceImpl service(manager->get(), [metrics](const std::string& m, grpc::StatusCode c, double s) {
-    metrics->OnRpc(m, c, s);
-  });
+  access_options.require_client_certificate = !tls.client_ca.empty();
+  trainerd::AccessControl access(users->get(), access_options);
+  trainerd::JobServiceImpl service(manager->get(), &access, audit->get(),
+                                   [metrics](const std::string& m, grpc::StatusCode c, double s) {
+                                     metrics->OnRpc(m, c, s);
+                                   });
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int bound_port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &bound_port);
+  builder.AddListeningPort(listen, *credentials, &bound_port);
   // A spec is at most 1 MiB; larger messages are refused by gRPC before they are parsed.
   // The limit leaves room for a request whose oversized field the handler names.
   builder.SetMaxReceiveMessageSize(8 << 20);
@@ -258,8 +361,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   (*manager)->Start(options.advertise_host + ":" + std::to_string(bound_port));
-  spdlog::info("trainerd listening on {} (port {}), metrics on {}, data in {}, {} CPU slots, {} GPUs, worker {}",
-               listen, bound_port, metrics_port > 0 ? "127.0.0.1:" + std::to_string(metrics_port) : "off",
+  spdlog::info("trainerd listening on {} (port {}, {}), metrics on {}, data in {}, {} CPU slots, {} GPUs, worker {}",
+               listen, bound_port,
+               tls.cert.empty() ? "plaintext" : (tls.client_ca.empty() ? "TLS" : "TLS with client certificates"), metrics_port > 0 ? "127.0.0.1:" + std::to_string(metrics_port) : "off",
                options.data_root, options.cpu_slots, options.gpus, options.worker_program);
 
   int sig = 0;

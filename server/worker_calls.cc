@@ -64,9 +64,9 @@ absl::Status JobManager::WorkerCheckpoint(const std::string& secret, const train
   c.set_path(report.path());
   c.set_size_bytes(report.size_bytes());
   c.set_created_unix_ms(NowMs());
-  // The tail of trainer_log.jsonl records the same checkpoint again with its metrics:
-  // PutCheckpoint replaces by (job, step), so the two never make two rows.
-  return store_->PutCheckpoint(report.job_id(), c);
+  // The tail of trainer_log.jsonl records the same checkpoint again with its checksum and
+  // metrics, and may get there first: this route only fills a gap, never replaces.
+  return store_->AddCheckpointIfAbsent(report.job_id(), c);
 }
 
 absl::Status JobManager::WorkerOutput(const std::string& secret, const trainer::v1::OutputReport& report) {

@@ -2,61 +2,15 @@
 
 #include <sqlite3.h>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "storage/sqlite_database.h"
 #include "storage/sqlite_statement.h"
 
 namespace trainerd {
 namespace {
 
 using trainer::v1::Job;
-
-// Migrations, applied in order; entry i moves the schema from version i to i + 1.
-// Never edit a released migration: append a new one.
-const std::vector<std::string>& Migrations() {
-  static const auto* m = new std::vector<std::string>{
-      R"sql(
-      CREATE TABLE jobs (
-        id TEXT PRIMARY KEY,
-        state INTEGER NOT NULL,
-        priority INTEGER NOT NULL,
-        created_ms INTEGER NOT NULL,
-        job BLOB NOT NULL);
-      CREATE INDEX jobs_by_created ON jobs (created_ms DESC, id DESC);
-      CREATE INDEX jobs_by_state ON jobs (state);
-      CREATE TABLE checkpoints (
-        job_id TEXT NOT NULL,
-        step INTEGER NOT NULL,
-        checkpoint BLOB NOT NULL,
-        PRIMARY KEY (job_id, step));
-      CREATE TABLE logs (
-        job_id TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        time_ms INTEGER NOT NULL,
-        rank INTEGER NOT NULL,
-        level INTEGER NOT NULL,
-        attempt INTEGER NOT NULL,
-        text TEXT NOT NULL,
-        PRIMARY KEY (job_id, seq)) WITHOUT ROWID;
-      CREATE TABLE metrics (
-        job_id TEXT NOT NULL,
-        name TEXT NOT NULL,
-        split TEXT NOT NULL,
-        step INTEGER NOT NULL,
-        epoch REAL NOT NULL,
-        value REAL NOT NULL,
-        time_ms INTEGER NOT NULL);
-      CREATE INDEX metrics_by_job ON metrics (job_id, name, step);
-      CREATE TABLE tails (
-        key TEXT PRIMARY KEY,
-        offset INTEGER NOT NULL);
-      )sql",
-      // 2: listing by state pages through an index instead of sorting the state's rows.
-      R"sql(
-      CREATE INDEX jobs_by_state_created ON jobs (state, created_ms DESC, id DESC);
-      )sql",
-  };
-  return *m;
-}
 
 const char* kLevels[] = {"debug", "info", "warning", "error"};
 
@@ -83,24 +37,9 @@ int LogLevelRank(const std::string& level) {
 }
 
 absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
-    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    return absl::UnavailableError(absl::StrCat("cannot open database ", path, ": ", msg));
-  }
-  std::unique_ptr<JobStore> store(new JobStore(db));
-  {
-    std::lock_guard<std::mutex> lock(store->mu_);
-    sqlite3_busy_timeout(db, 5000);
-    // WAL: readers never block the writer; NORMAL sync is durable at checkpoints and
-    // safe against corruption (a power cut may lose the last transactions only).
-    for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
-      if (absl::Status s = store->Exec(pragma); !s.ok()) return s;
-    }
-  }
-  if (absl::Status s = store->Migrate(); !s.ok()) return s;
-  return store;
+  absl::StatusOr<sqlite3*> db = OpenDatabase(path);
+  if (!db.ok()) return db.status();
+  return std::unique_ptr<JobStore>(new JobStore(*db));
 }
 
 JobStore::~JobStore() {
@@ -108,45 +47,21 @@ JobStore::~JobStore() {
   sqlite3_close(db_);
 }
 
-absl::Status JobStore::Exec(const std::string& sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown error";
-    sqlite3_free(err);
-    return absl::InternalError(absl::StrCat("sqlite: ", msg));
-  }
-  return absl::OkStatus();
-}
+absl::Status JobStore::Exec(const std::string& sql) { return ExecSql(db_, sql); }
 
-absl::Status JobStore::Migrate() {
+absl::StatusOr<int> JobStore::schema_version() {
   std::lock_guard<std::mutex> lock(mu_);
   Statement version(db_, "PRAGMA user_version");
   if (!version.Step()) return version.Done();
-  schema_version_ = static_cast<int>(version.Int(0));
-  const auto& migrations = Migrations();
-  if (schema_version_ > static_cast<int>(migrations.size())) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "database schema version ", schema_version_, " is newer than this trainerd (", migrations.size(), ")"));
-  }
-  for (int v = schema_version_; v < static_cast<int>(migrations.size()); ++v) {
-    if (absl::Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-    absl::Status s = Exec(migrations[v]);
-    if (s.ok()) s = Exec(absl::StrCat("PRAGMA user_version = ", v + 1));
-    if (!s.ok()) {
-      (void)Exec("ROLLBACK");
-      return absl::InternalError(absl::StrCat("migration to schema ", v + 1, " failed: ", s.message()));
-    }
-    if (absl::Status c = Exec("COMMIT"); !c.ok()) return c;
-    schema_version_ = v + 1;
-  }
-  return absl::OkStatus();
+  return static_cast<int>(version.Int(0));
 }
 
 absl::Status JobStore::PutJob(const Job& job) {
   std::lock_guard<std::mutex> lock(mu_);
-  Statement st(db_, "INSERT OR REPLACE INTO jobs (id, state, priority, created_ms, job) VALUES (?, ?, ?, ?, ?)");
+  Statement st(db_,
+               "INSERT OR REPLACE INTO jobs (id, state, priority, created_ms, owner, job) VALUES (?, ?, ?, ?, ?, ?)");
   st.Bind(1, job.id()).Bind(2, int64_t{job.state()}).Bind(3, int64_t{job.priority()})
-      .Bind(4, job.created_unix_ms()).BindBlob(5, job.SerializeAsString());
+      .Bind(4, job.created_unix_ms()).Bind(5, job.owner()).BindBlob(6, job.SerializeAsString());
   return st.Run();
 }
 
@@ -163,8 +78,9 @@ absl::StatusOr<Job> JobStore::GetJob(const std::string& id) {
   return job;
 }
 
-absl::StatusOr<std::vector<Job>> JobStore::ListJobs(const std::vector<trainer::v1::JobState>& states, int limit,
-                                                    int64_t before_created_ms, const std::string& before_id) {
+absl::StatusOr<std::vector<Job>> JobStore::ListJobs(const std::vector<trainer::v1::JobState>& states,
+                                                    const std::string& owner, int limit, int64_t before_created_ms,
+                                                    const std::string& before_id) {
   std::string sql = "SELECT job FROM jobs WHERE 1";
   if (!states.empty()) {
     std::vector<std::string> values;
@@ -172,10 +88,12 @@ absl::StatusOr<std::vector<Job>> JobStore::ListJobs(const std::vector<trainer::v
     sql += absl::StrCat(" AND state IN (", absl::StrJoin(values, ","), ")");
   }
   if (before_created_ms > 0) sql += " AND (created_ms < ?1 OR (created_ms = ?1 AND id < ?2))";
+  if (!owner.empty()) sql += " AND owner = ?3";
   sql += absl::StrCat(" ORDER BY created_ms DESC, id DESC LIMIT ", limit);
   std::lock_guard<std::mutex> lock(mu_);
   Statement st(db_, sql);
   if (before_created_ms > 0) st.Bind(1, before_created_ms).Bind(2, before_id);
+  if (!owner.empty()) st.Bind(3, owner);
   return ReadJobs(st);
 }
 
@@ -205,8 +123,17 @@ absl::Status JobStore::DeleteJob(const std::string& id) {
 }
 
 absl::Status JobStore::PutCheckpoint(const std::string& job_id, const trainer::v1::Checkpoint& checkpoint) {
+  return InsertCheckpoint("INSERT OR REPLACE", job_id, checkpoint);
+}
+
+absl::Status JobStore::AddCheckpointIfAbsent(const std::string& job_id, const trainer::v1::Checkpoint& checkpoint) {
+  return InsertCheckpoint("INSERT OR IGNORE", job_id, checkpoint);
+}
+
+absl::Status JobStore::InsertCheckpoint(const char* insert, const std::string& job_id,
+                                        const trainer::v1::Checkpoint& checkpoint) {
   std::lock_guard<std::mutex> lock(mu_);
-  Statement st(db_, "INSERT OR REPLACE INTO checkpoints (job_id, step, checkpoint) VALUES (?, ?, ?)");
+  Statement st(db_, absl::StrCat(insert, " INTO checkpoints (job_id, step, checkpoint) VALUES (?, ?, ?)"));
   st.Bind(1, job_id).Bind(2, checkpoint.step()).BindBlob(3, checkpoint.SerializeAsString());
   return st.Run();
 }

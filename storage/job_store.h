@@ -3,7 +3,7 @@
 // Tables: jobs (the Job message plus indexed columns), checkpoints, metrics, logs, and
 // tails (how far each worker output file has been read, saved in the same transaction
 // as the lines read from it, so a restarted daemon continues without gaps or
-// duplicates). The schema is versioned; migrations run in Open().
+// duplicates). The schema lives in schema.cc; migrations run in Open().
 //
 // Thread-safe: one connection guarded by a mutex. Callers batch high-volume writes
 // (AppendOutput takes many lines and metric points in one transaction).
@@ -43,15 +43,16 @@ class JobStore {
   static absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& path);
   ~JobStore();
 
-  static constexpr int kSchemaVersion = 2;
-  int schema_version() const { return schema_version_; }
+  // The schema version of the open file (CurrentSchemaVersion() after Open).
+  absl::StatusOr<int> schema_version();
 
   // Inserts or replaces a job.
   absl::Status PutJob(const trainer::v1::Job& job);
   absl::StatusOr<trainer::v1::Job> GetJob(const std::string& id);
-  // Newest first. `states` empty = all. `before_created_ms`/`before_id` page from a
-  // previous page's last job (0/"" = from the newest).
+  // Newest first. `states` empty = all; `owner` empty = anybody's. `before_created_ms`/
+  // `before_id` page from a previous page's last job (0/"" = from the newest).
   absl::StatusOr<std::vector<trainer::v1::Job>> ListJobs(const std::vector<trainer::v1::JobState>& states,
+                                                         const std::string& owner,
                                                          int limit, int64_t before_created_ms,
                                                          const std::string& before_id);
   // Jobs in any of `states`, oldest first (the daemon's recovery and queue).
@@ -59,7 +60,12 @@ class JobStore {
   // Removes a job and everything recorded about it.
   absl::Status DeleteJob(const std::string& id);
 
+  // Records a checkpoint, replacing any earlier record of the same (job, step).
   absl::Status PutCheckpoint(const std::string& job_id, const trainer::v1::Checkpoint& checkpoint);
+  // Records a checkpoint unless one of the same (job, step) is already recorded: the
+  // worker's RPC report carries less than the tailed record (no checksum, no metrics)
+  // and must not replace it when it arrives second.
+  absl::Status AddCheckpointIfAbsent(const std::string& job_id, const trainer::v1::Checkpoint& checkpoint);
   absl::StatusOr<std::vector<trainer::v1::Checkpoint>> ListCheckpoints(const std::string& job_id);
 
   // Appends a batch of output and moves the file's tail offset, atomically. Lines get
@@ -82,12 +88,13 @@ class JobStore {
 
  private:
   explicit JobStore(sqlite3* db) : db_(db) {}
-  absl::Status Migrate();
   absl::Status Exec(const std::string& sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `insert` is "INSERT OR REPLACE" or "INSERT OR IGNORE".
+  absl::Status InsertCheckpoint(const char* insert, const std::string& job_id,
+                                const trainer::v1::Checkpoint& checkpoint);
 
   std::mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
-  int schema_version_ = 0;
 };
 
 // Numeric rank of a log level name (debug 0 ... error 3); unknown names rank as info.

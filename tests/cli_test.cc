@@ -31,8 +31,11 @@ class CliTest : public ::testing::Test {
         "metrics: [accuracy]\n"));
   }
   testing::CommandResult Cli(const std::string& args) {
-    return RunCommand(absl::StrCat(testing::BuildDir(), "/client/trainer-cli --server 127.0.0.1:", daemon_->port(),
-                                   " ", args));
+    // As on a one-person machine: trainer-cli finds the admin token in the data root
+    // (and no token of the developer's own from ~/.config).
+    return RunCommand(absl::StrCat("TRAINERD_DATA_ROOT=", dir_.path().string(), " XDG_CONFIG_HOME=", dir_ / "config",
+                                   " TRAINER_TOKEN= ", testing::BuildDir(), "/client/trainer-cli --server 127.0.0.1:",
+                                   daemon_->port(), " ", args));
   }
   std::string Submit(const std::string& extra = "") {
     auto r = Cli("submit " + dir_ / "job.yaml" + " " + extra);

@@ -54,6 +54,7 @@ TEST(Daemon, JobRunsToSuccessWithLogsMetricsAndCheckpoints) {
   EXPECT_EQ(Logs(d, id, false, 5).front().seq(), 5);
 
   grpc::ClientContext ctx;
+  d.Authorize(&ctx);
   trainer::v1::GetMetricsRequest mreq;
   mreq.set_job_id(id);
   mreq.set_name("loss");
@@ -73,6 +74,7 @@ TEST(Daemon, BadSpecsAreRejectedWithFieldErrors) {
   TempDir dir;
   Daemon d(dir.path().string());
   grpc::ClientContext ctx;
+  d.Authorize(&ctx);
   trainer::v1::SubmitJobRequest req;
   *req.mutable_spec() = Spec("learning_rate: -1, optim: adam");
   req.mutable_spec()->mutable_data()->mutable_train()->set_path("/no/such/file");
@@ -84,6 +86,7 @@ TEST(Daemon, BadSpecsAreRejectedWithFieldErrors) {
   EXPECT_THAT(s.error_message(), HasSubstr("data.train.path: is not under a folder this trainerd allows"));
 
   grpc::ClientContext ctx2;
+  d.Authorize(&ctx2);
   trainer::v1::SubmitJobRequest custom;
   *custom.mutable_spec() = Spec("max_steps: 1");
   custom.set_worker_program("/bin/true");
@@ -92,6 +95,7 @@ TEST(Daemon, BadSpecsAreRejectedWithFieldErrors) {
   EXPECT_THAT(s.error_message(), HasSubstr("worker_program"));
 
   grpc::ClientContext ctx3;
+  d.Authorize(&ctx3);
   trainer::v1::GetJobRequest get;
   get.set_job_id("nope");
   Job job;
@@ -104,6 +108,7 @@ TEST(Daemon, CancelStopsTheWorkerAfterACheckpoint) {
   const std::string id = Submit(d, Spec("max_steps: 100000, save_steps: 100000"));
   WaitFor(d, id, [](const Job& j) { return j.progress().step() >= 10; });
   grpc::ClientContext ctx;
+  d.Authorize(&ctx);
   trainer::v1::CancelJobRequest req;
   req.set_job_id(id);
   Job cancelling;
@@ -214,6 +219,7 @@ TEST(Daemon, WorkerServiceAuthenticatesReportsAndAsksToStop) {
   std::filesystem::permissions(workers + "/stubborn", std::filesystem::perms::owner_all);
   Daemon d(dir / "root", {"--allow-worker-dir", workers, "--grace-period", "2"});
   grpc::ClientContext submit_ctx;
+  d.Authorize(&submit_ctx);
   trainer::v1::SubmitJobRequest req;
   *req.mutable_spec() = Spec("max_steps: 10");
   req.set_worker_program(workers + "/stubborn");
@@ -260,6 +266,7 @@ TEST(Daemon, WorkerServiceAuthenticatesReportsAndAsksToStop) {
   const auto lines = Logs(d, id, false);
   ASSERT_EQ(std::count_if(lines.begin(), lines.end(), [](const auto& l) { return l.text() == "hello from a remote rank"; }), 1);
   grpc::ClientContext mctx;
+  d.Authorize(&mctx);
   trainer::v1::GetMetricsRequest mreq;
   mreq.set_job_id(id);
   trainer::v1::GetMetricsResponse metrics;
@@ -304,6 +311,7 @@ TEST(Daemon, WorkerServiceAuthenticatesReportsAndAsksToStop) {
   EXPECT_THAT(refused.error_message(), HasSubstr("--agent-token"));
 
   grpc::ClientContext cancel_ctx;
+  d.Authorize(&cancel_ctx);
   trainer::v1::CancelJobRequest cancel;
   cancel.set_job_id(id);
   Job cancelling;
@@ -322,6 +330,7 @@ TEST(Daemon, BadSpecsFromHostileCallersAreRefused) {
   Daemon d(dir / "root", {"--max-job-memory", "2G"});
   auto submit = [&](trainer::v1::SubmitJobRequest req) {
     grpc::ClientContext ctx;
+    d.Authorize(&ctx);
     trainer::v1::SubmitJobResponse resp;
     return d.stub().SubmitJob(&ctx, req, &resp);
   };
@@ -365,6 +374,7 @@ TEST(Daemon, BadSpecsFromHostileCallersAreRefused) {
   expect_refused(hub, "training_args.hub_dir: is not under the registry folder");
 
   grpc::ClientContext lctx;
+  d.Authorize(&lctx);
   trainer::v1::ListJobsRequest list;
   list.set_page_token("not-a-token");
   trainer::v1::ListJobsResponse listed;
@@ -391,11 +401,13 @@ TEST(Daemon, BadSpecsFuzzedNeverCrashTrainerd) {
     const int fields = 1 + static_cast<int>(rng() % 8);
     for (int i = 0; i < fields; ++i) testing::SetRandomField(req.mutable_spec(), rng, 0);
     grpc::ClientContext ctx;
+    d.Authorize(&ctx);
     trainer::v1::SubmitJobResponse resp;
     grpc::Status s = d.stub().SubmitJob(&ctx, req, &resp);
     if (s.ok()) {
       ++ok;
       grpc::ClientContext cancel_ctx;
+      d.Authorize(&cancel_ctx);
       trainer::v1::CancelJobRequest cancel;
       cancel.set_job_id(resp.job_id());
       Job cancelled;
@@ -413,6 +425,7 @@ TEST(Daemon, BadSpecsFuzzedNeverCrashTrainerd) {
   std::printf("fuzzed submissions: %d accepted, %d refused\n", ok, refused);
   EXPECT_GT(refused, 500);
   grpc::ClientContext hctx;
+  d.Authorize(&hctx);
   trainer::v1::ListJobsRequest list;
   trainer::v1::ListJobsResponse listed;
   EXPECT_TRUE(d.stub().ListJobs(&hctx, list, &listed).ok()) << "trainerd is still up";
@@ -431,6 +444,7 @@ TEST(Daemon, WorkerProgramReplacedAfterSubmissionIsNotRun) {
   Daemon d(dir / "root", {"--allow-worker-dir", workers, "--cpu-slots", "1", "--grace-period", "1"});
   auto submit = [&](const std::string& program) {
     grpc::ClientContext ctx;
+    d.Authorize(&ctx);
     trainer::v1::SubmitJobRequest req;
     *req.mutable_spec() = Spec("max_steps: 10");
     req.set_worker_program(program);
@@ -447,6 +461,7 @@ TEST(Daemon, WorkerProgramReplacedAfterSubmissionIsNotRun) {
   std::filesystem::permissions(workers + "/ok.new", std::filesystem::perms::owner_all);
   std::filesystem::rename(workers + "/ok.new", workers + "/ok");
   grpc::ClientContext cctx;
+  d.Authorize(&cctx);
   trainer::v1::CancelJobRequest cancel;
   cancel.set_job_id(blocker);
   Job cancelled;
@@ -490,6 +505,7 @@ TEST(Daemon, HungWorkersAreKilledAndRestartsAreLimited) {
   Daemon d(dir / "root", {"--allow-worker-dir", workers, "--heartbeat-timeout", "2"});
   auto submit = [&](const std::string& program, int max_restarts) {
     grpc::ClientContext ctx;
+    d.Authorize(&ctx);
     trainer::v1::SubmitJobRequest req;
     *req.mutable_spec() = Spec("max_steps: 10");
     req.set_worker_program(workers + program);

@@ -29,9 +29,12 @@ namespace trainerd::testing {
 
 class Daemon {
  public:
-  explicit Daemon(std::string data_root, std::vector<std::string> extra_args = {})
+  // `credentials`: how the test's channel connects (default: plaintext).
+  explicit Daemon(std::string data_root, std::vector<std::string> extra_args = {},
+                  std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr)
       : data_root_(std::move(data_root)), extra_args_(std::move(extra_args)), port_(FreePort()),
-        metrics_port_(FreePort()) {
+        metrics_port_(FreePort()),
+        credentials_(credentials != nullptr ? std::move(credentials) : grpc::InsecureChannelCredentials()) {
     Start();
   }
   ~Daemon() {
@@ -86,8 +89,7 @@ class Daemon {
     // connection to the daemon that was just killed.
     grpc::ChannelArguments channel_args;
     channel_args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    channel_ = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials(),
-                                         channel_args);
+    channel_ = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port_), credentials_, channel_args);
     channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20));
     stub_ = trainer::v1::JobService::NewStub(channel_);
   }
@@ -103,6 +105,19 @@ class Daemon {
   }
 
   trainer::v1::JobService::Stub& stub() { return *stub_; }
+  // The first admin's token, which trainerd wrote to the data root on its first start.
+  const std::string& admin_token() const {
+    if (admin_token_.empty()) {
+      admin_token_ = ReadFile(data_root_ + "/admin.token");
+      admin_token_ = admin_token_.substr(0, admin_token_.find('\n'));
+    }
+    return admin_token_;
+  }
+  // Adds the admin's token to a call: the tests act as the one person of a fresh setup.
+  void Authorize(grpc::ClientContext* context) const { AuthorizeAs(admin_token(), context); }
+  static void AuthorizeAs(const std::string& token, grpc::ClientContext* context) {
+    context->AddMetadata("authorization", "Bearer " + token);
+  }
   std::shared_ptr<grpc::Channel> channel() { return channel_; }
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
@@ -113,6 +128,8 @@ class Daemon {
   std::vector<std::string> extra_args_;
   int port_, metrics_port_;
   pid_t pid_ = 0;
+  std::shared_ptr<grpc::ChannelCredentials> credentials_;
+  mutable std::string admin_token_;  // read on first use: it never changes for a data root
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<trainer::v1::JobService::Stub> stub_;
 };
@@ -136,6 +153,7 @@ inline trainer::v1::JobSpec Spec(const std::string& training_args, const std::st
 inline std::string Submit(Daemon& d, const trainer::v1::JobSpec& spec, int priority = 0, const std::string& name = "",
                           int ranks = 1) {
   grpc::ClientContext ctx;
+  d.Authorize(&ctx);
   trainer::v1::SubmitJobRequest req;
   *req.mutable_spec() = spec;
   req.set_priority(priority);
@@ -149,6 +167,7 @@ inline std::string Submit(Daemon& d, const trainer::v1::JobSpec& spec, int prior
 
 inline trainer::v1::Job Get(Daemon& d, const std::string& id) {
   grpc::ClientContext ctx;
+  d.Authorize(&ctx);
   trainer::v1::GetJobRequest req;
   req.set_job_id(id);
   trainer::v1::Job job;
@@ -176,6 +195,7 @@ inline bool Finished(const trainer::v1::Job& j) {
 
 inline std::vector<trainer::v1::LogLine> Logs(Daemon& d, const std::string& id, bool follow, int64_t from = 1) {
   grpc::ClientContext ctx;
+  d.Authorize(&ctx);
   trainer::v1::StreamLogsRequest req;
   req.set_job_id(id);
   req.set_follow(follow);
@@ -194,6 +214,7 @@ inline void ExpectContiguous(const std::vector<trainer::v1::LogLine>& lines) {
 
 inline std::vector<trainer::v1::Checkpoint> Checkpoints(Daemon& d, const std::string& id) {
   grpc::ClientContext ctx;
+  d.Authorize(&ctx);
   trainer::v1::ListCheckpointsRequest req;
   req.set_job_id(id);
   trainer::v1::ListCheckpointsResponse resp;

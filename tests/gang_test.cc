@@ -85,6 +85,7 @@ TEST(Gang, JobsNeedingMoreRanksThanSlotsAreRejected) {
   TempDir dir;
   Daemon d(dir.path().string(), {"--cpu-slots", "2"});
   grpc::ClientContext ctx;
+  d.Authorize(&ctx);
   trainer::v1::SubmitJobRequest req;
   *req.mutable_spec() = Spec("max_steps: 10");
   req.mutable_resources()->set_ranks(3);
@@ -95,6 +96,7 @@ TEST(Gang, JobsNeedingMoreRanksThanSlotsAreRejected) {
 
   // A layer-wise optimizer steps before gradients could be averaged: one rank only.
   grpc::ClientContext ctx2;
+  d.Authorize(&ctx2);
   *req.mutable_spec() = Spec("max_steps: 10, optim: galore_adamw_layerwise, optim_target_modules: [layers]");
   req.mutable_resources()->set_ranks(2);
   s = d.stub().SubmitJob(&ctx2, req, &resp);
@@ -108,6 +110,7 @@ TEST(Gang, EachGpuRankSeesItsOwnGpus) {
   // their CUDA_VISIBLE_DEVICES but LibTorch finds no CUDA and trains on the CPU.
   Daemon d(dir.path().string(), {"--cpu-slots", "3", "--gpus", "2"});
   grpc::ClientContext ctx;
+  d.Authorize(&ctx);
   trainer::v1::SubmitJobRequest req;
   *req.mutable_spec() = Spec("max_steps: 20, save_strategy: 'no'");
   req.mutable_resources()->set_ranks(2);

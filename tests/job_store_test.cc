@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "storage/schema.h"
 #include "tests/test_util.h"
 
 namespace trainerd {
@@ -47,7 +48,7 @@ TEST(JobStore, MigratesAndKeepsDataAcrossReopen) {
   {
     auto store = JobStore::Open(dir / "trainerd.db");
     ASSERT_TRUE(store.ok()) << store.status();
-    EXPECT_EQ((*store)->schema_version(), JobStore::kSchemaVersion);
+    EXPECT_EQ(*(*store)->schema_version(), CurrentSchemaVersion());
     ASSERT_TRUE((*store)->PutJob(MakeJob("a", 1, trainer::v1::RUNNING)).ok());
     OutputBatch b = Lines("a", "a/attempt-1/rank0.log", 100, 3, "info");
     ASSERT_TRUE((*store)->AppendOutput(&b).ok());
@@ -67,13 +68,13 @@ TEST(JobStore, ListsNewestFirstWithPagesAndStateFilter) {
     ASSERT_TRUE(store->PutJob(MakeJob("j" + std::to_string(i), i * 10,
                                       i % 2 ? trainer::v1::QUEUED : trainer::v1::SUCCEEDED)).ok());
   }
-  auto page1 = *store->ListJobs({}, 2, 0, "");
+  auto page1 = *store->ListJobs({}, "", 2, 0, "");
   ASSERT_EQ(page1.size(), 2u);
   EXPECT_EQ(page1[0].id(), "j5");
   EXPECT_EQ(page1[1].id(), "j4");
-  auto page2 = *store->ListJobs({}, 2, page1.back().created_unix_ms(), page1.back().id());
+  auto page2 = *store->ListJobs({}, "", 2, page1.back().created_unix_ms(), page1.back().id());
   EXPECT_EQ(page2[0].id(), "j3");
-  auto queued = *store->ListJobs({trainer::v1::QUEUED}, 10, 0, "");
+  auto queued = *store->ListJobs({trainer::v1::QUEUED}, "", 10, 0, "");
   EXPECT_EQ(queued.size(), 3u);
   auto oldest_first = *store->JobsInStates({trainer::v1::QUEUED});
   EXPECT_EQ(oldest_first.front().id(), "j1");

@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
+#include "common/tls_credentials.h"
 #include "trainer/v1/job_service.grpc.pb.h"
 
 namespace trainerd {
@@ -37,7 +38,17 @@ WorkerReporter::WorkerReporter(std::string address, std::string secret, std::str
     : job_id_(std::move(job_id)), attempt_(attempt), rank_(rank), on_stop_(std::move(on_stop)),
       rpc_(std::make_unique<Rpc>()) {
   rpc_->secret = std::move(secret);
-  rpc_->stub = trainer::v1::WorkerService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  // With TLS the worker sends its secret only to a trainerd whose certificate verifies.
+  const char* ca = std::getenv(kWorkerTlsCaEnv);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      MakeChannelCredentials({ca != nullptr ? ca : ""});
+  if (!credentials.ok()) {
+    // Never plaintext then: TLS against the system's roots fails to verify trainerd, and
+    // the worker trains on, reporting through its files only.
+    spdlog::error("cannot reach trainerd: {}", std::string(credentials.status().message()));
+    credentials = grpc::SslCredentials(grpc::SslCredentialsOptions());
+  }
+  rpc_->stub = trainer::v1::WorkerService::NewStub(grpc::CreateChannel(address, *credentials));
   thread_ = std::thread([this] { Loop(); });
 }
 

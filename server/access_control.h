@@ -1,0 +1,62 @@
+// AccessControl: who is calling JobService, and what they may do.
+//
+// Authentication: every call carries `authorization: Bearer TOKEN` metadata; the token's
+// SHA-256 must belong to an active user (UserStore). With --tls-client-ca the caller
+// must also have presented a certificate that CA signed (workers, which hold no
+// certificate, use WorkerService and its per-attempt secret instead).
+//
+// Authorization: a user reads and changes only the jobs they own; admins every job.
+// With `share_read`, every user reads every job (changes stay the owner's).
+#ifndef TRAINERD_SERVER_ACCESS_CONTROL_H_
+#define TRAINERD_SERVER_ACCESS_CONTROL_H_
+
+#include <string>
+
+#include <grpcpp/server_context.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "storage/user_store.h"
+#include "trainer/v1/job_service.pb.h"
+
+namespace trainerd {
+
+// The metadata key of a call's bearer token.
+inline constexpr char kAuthorizationMetadata[] = "authorization";
+
+struct Caller {
+  std::string user;
+  bool admin = false;
+};
+
+struct AccessOptions {
+  bool require_client_certificate = false;
+  bool share_read = false;
+};
+
+class AccessControl {
+ public:
+  // `users` outlives this object.
+  AccessControl(UserStore* users, AccessOptions options) : users_(users), options_(options) {}
+
+  // The caller of `context`, or UNAUTHENTICATED saying what is missing (never echoing
+  // the token).
+  absl::StatusOr<Caller> Authenticate(const grpc::ServerContext& context) const;
+  // OK when `caller` may read `job`; PERMISSION_DENIED otherwise.
+  absl::Status CheckRead(const Caller& caller, const trainer::v1::Job& job) const;
+  // OK when `caller` may cancel, resume or delete `job`; PERMISSION_DENIED otherwise.
+  absl::Status CheckChange(const Caller& caller, const trainer::v1::Job& job) const;
+  // OK for admins; PERMISSION_DENIED otherwise.
+  absl::Status CheckAdmin(const Caller& caller) const;
+  // The owner ListJobs must keep to for `caller` ("" = anybody's): their own unless
+  // they may read every job and did not ask for `mine`.
+  std::string ListOwner(const Caller& caller, bool mine) const;
+
+ private:
+  UserStore* users_;
+  AccessOptions options_;
+};
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_SERVER_ACCESS_CONTROL_H_

@@ -1,0 +1,38 @@
+// Users as the operator manages them: the admin a fresh data root gets, and the
+// `trainerd user add|list|revoke` commands, which work on the data root's database
+// directly (like sqlite3), also while the daemon runs.
+#ifndef TRAINERD_SERVER_USER_ADMIN_H_
+#define TRAINERD_SERVER_USER_ADMIN_H_
+
+#include <ostream>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/data_root.h"
+#include "storage/audit_log.h"
+#include "storage/user_store.h"
+
+namespace trainerd {
+
+// The name of the admin user created on first start (its token: AdminTokenPath).
+inline constexpr char kFirstAdminName[] = "admin";
+
+// On a database without users: creates user "admin" and writes its token to
+// AdminTokenPath (mode 0600). Does nothing when any user exists (an operator who
+// deleted the file or revoked the admin meant it). Returns whether it created one.
+absl::StatusOr<bool> EnsureFirstAdmin(UserStore* users, AuditLog* audit, const std::string& data_root);
+
+// OK when `name` can be a user name: 1-64 of [A-Za-z0-9._-], not starting with '-' or '.'.
+absl::Status CheckUserName(const std::string& name);
+
+// `trainerd user add NAME [--admin]`: adds the user and returns its new token (shown once).
+absl::StatusOr<std::string> AddUser(UserStore* users, AuditLog* audit, const std::string& name, bool admin);
+// `trainerd user revoke NAME`.
+absl::Status RevokeUser(UserStore* users, AuditLog* audit, const std::string& name);
+// `trainerd user list`: a table of users on `out`.
+absl::Status ListUsers(UserStore* users, std::ostream& out);
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_SERVER_USER_ADMIN_H_

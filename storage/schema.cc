@@ -1,0 +1,69 @@
+#include "storage/schema.h"
+
+namespace trainerd {
+
+const std::vector<std::string>& SchemaMigrations() {
+  static const auto* m = new std::vector<std::string>{
+      R"sql(
+      CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        state INTEGER NOT NULL,
+        priority INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        job BLOB NOT NULL);
+      CREATE INDEX jobs_by_created ON jobs (created_ms DESC, id DESC);
+      CREATE INDEX jobs_by_state ON jobs (state);
+      CREATE TABLE checkpoints (
+        job_id TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        checkpoint BLOB NOT NULL,
+        PRIMARY KEY (job_id, step));
+      CREATE TABLE logs (
+        job_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        time_ms INTEGER NOT NULL,
+        rank INTEGER NOT NULL,
+        level INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        PRIMARY KEY (job_id, seq)) WITHOUT ROWID;
+      CREATE TABLE metrics (
+        job_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        split TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        epoch REAL NOT NULL,
+        value REAL NOT NULL,
+        time_ms INTEGER NOT NULL);
+      CREATE INDEX metrics_by_job ON metrics (job_id, name, step);
+      CREATE TABLE tails (
+        key TEXT PRIMARY KEY,
+        offset INTEGER NOT NULL);
+      )sql",
+      // 2: listing by state pages through an index instead of sorting the state's rows.
+      R"sql(
+      CREATE INDEX jobs_by_state_created ON jobs (state, created_ms DESC, id DESC);
+      )sql",
+      // 3: users, their tokens (SHA-256 only), job owners and the audit log.
+      R"sql(
+      ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+      CREATE INDEX jobs_by_owner_created ON jobs (owner, created_ms DESC, id DESC);
+      CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        admin INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        revoked_ms INTEGER NOT NULL DEFAULT 0);
+      CREATE TABLE tokens (
+        sha256 TEXT PRIMARY KEY,
+        user TEXT NOT NULL REFERENCES users (name),
+        created_ms INTEGER NOT NULL);
+      CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_ms INTEGER NOT NULL,
+        event BLOB NOT NULL);
+      )sql",
+  };
+  return *m;
+}
+
+}  // namespace trainerd

@@ -1,0 +1,97 @@
+#include "storage/user_store.h"
+
+#include <sqlite3.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "storage/sqlite_database.h"
+#include "storage/sqlite_statement.h"
+
+namespace trainerd {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<UserStore>> UserStore::Open(const std::string& path) {
+  absl::StatusOr<sqlite3*> db = OpenDatabase(path);
+  if (!db.ok()) return db.status();
+  return std::unique_ptr<UserStore>(new UserStore(*db));
+}
+
+UserStore::~UserStore() {
+  std::lock_guard<std::mutex> lock(mu_);
+  sqlite3_close(db_);
+}
+
+absl::Status UserStore::AddUser(const std::string& name, bool admin, const std::string& token_sha256) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status s = ExecSql(db_, "BEGIN IMMEDIATE"); !s.ok()) return s;
+  auto fail = [&](absl::Status s) {
+    (void)ExecSql(db_, "ROLLBACK");  // the first error is the one to report
+    return s;
+  };
+  Statement existing(db_, "SELECT revoked_ms FROM users WHERE name = ?");
+  existing.Bind(1, name);
+  const bool exists = existing.Step();
+  if (!exists && !existing.Done().ok()) return fail(existing.Done());
+  if (exists && existing.Int(0) == 0) return fail(absl::AlreadyExistsError(absl::StrCat("user ", name, " exists")));
+  const int64_t now = NowMs();
+  Statement user(db_, "INSERT OR REPLACE INTO users (name, admin, created_ms, revoked_ms) VALUES (?, ?, ?, 0)");
+  user.Bind(1, name).Bind(2, int64_t{admin ? 1 : 0}).Bind(3, now);
+  if (absl::Status s = user.Run(); !s.ok()) return fail(s);
+  Statement token(db_, "INSERT INTO tokens (sha256, user, created_ms) VALUES (?, ?, ?)");
+  token.Bind(1, token_sha256).Bind(2, name).Bind(3, now);
+  if (absl::Status s = token.Run(); !s.ok()) return fail(s);
+  return ExecSql(db_, "COMMIT");
+}
+
+absl::Status UserStore::RevokeUser(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status s = ExecSql(db_, "BEGIN IMMEDIATE"); !s.ok()) return s;
+  auto fail = [&](absl::Status s) {
+    (void)ExecSql(db_, "ROLLBACK");  // the first error is the one to report
+    return s;
+  };
+  Statement tokens(db_, "DELETE FROM tokens WHERE user = ?");
+  tokens.Bind(1, name);
+  if (absl::Status s = tokens.Run(); !s.ok()) return fail(s);
+  Statement user(db_, "UPDATE users SET revoked_ms = ? WHERE name = ? AND revoked_ms = 0");
+  user.Bind(1, NowMs()).Bind(2, name);
+  if (absl::Status s = user.Run(); !s.ok()) return fail(s);
+  if (sqlite3_changes(db_) == 0) {
+    Statement known(db_, "SELECT 1 FROM users WHERE name = ?");
+    known.Bind(1, name);
+    if (!known.Step()) return fail(absl::NotFoundError(absl::StrCat("no user ", name)));
+  }
+  return ExecSql(db_, "COMMIT");
+}
+
+absl::StatusOr<std::vector<UserRecord>> UserStore::ListUsers() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st(db_, "SELECT name, admin, created_ms, revoked_ms FROM users ORDER BY name");
+  std::vector<UserRecord> out;
+  while (st.Step()) out.push_back(UserRecord{st.Text(0), st.Int(1) != 0, st.Int(2), st.Int(3)});
+  if (absl::Status s = st.Done(); !s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<UserRecord> UserStore::FindByTokenHash(const std::string& token_sha256) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement st(db_,
+               "SELECT u.name, u.admin, u.created_ms, u.revoked_ms FROM tokens t JOIN users u ON u.name = t.user "
+               "WHERE t.sha256 = ? AND u.revoked_ms = 0");
+  st.Bind(1, token_sha256);
+  if (!st.Step()) {
+    if (absl::Status s = st.Done(); !s.ok()) return s;
+    return absl::NotFoundError("no such token");
+  }
+  return UserRecord{st.Text(0), st.Int(1) != 0, st.Int(2), st.Int(3)};
+}
+
+}  // namespace trainerd

@@ -1,0 +1,58 @@
+// UserStore: trainerd's users and their access tokens, in the daemon's SQLite file.
+//
+// Only a token's SHA-256 is stored: a copy of the database does not hand out access.
+// Tokens are random (at least 128 bits), so an unsalted fast hash is enough; the
+// caller computes it (server/access_token.h).
+//
+// Thread-safe: one connection guarded by a mutex.
+#ifndef TRAINERD_STORAGE_USER_STORE_H_
+#define TRAINERD_STORAGE_USER_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+struct sqlite3;
+
+namespace trainerd {
+
+struct UserRecord {
+  std::string name;
+  bool admin = false;
+  int64_t created_unix_ms = 0;
+  int64_t revoked_unix_ms = 0;  // 0: active
+};
+
+class UserStore {
+ public:
+  // Opens the database at `path` (creating and migrating it if needed).
+  static absl::StatusOr<std::unique_ptr<UserStore>> Open(const std::string& path);
+  ~UserStore();
+
+  // Adds `name` with one token. ALREADY_EXISTS for an active user; a revoked user is
+  // active again, with the new token and role.
+  absl::Status AddUser(const std::string& name, bool admin, const std::string& token_sha256);
+  // Deletes every token of `name` and marks the user revoked; its jobs stay. NOT_FOUND
+  // for a name that was never added.
+  absl::Status RevokeUser(const std::string& name);
+  // Every user, revoked ones included, by name.
+  absl::StatusOr<std::vector<UserRecord>> ListUsers();
+  // The active user holding the token with this SHA-256; NOT_FOUND otherwise.
+  absl::StatusOr<UserRecord> FindByTokenHash(const std::string& token_sha256);
+
+ private:
+  explicit UserStore(sqlite3* db) : db_(db) {}
+
+  std::mutex mu_;
+  sqlite3* db_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_STORAGE_USER_STORE_H_
