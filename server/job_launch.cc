@@ -125,6 +125,9 @@ void JobManager::StartAttempt(Job& job, const std::string& resume_from, const st
   launch.working_dir = attempt_dir;
   // CUDA maps tens of GB of address space for itself: GPU ranks run without RLIMIT_AS.
   if (job.resources().gpus_per_rank() == 0) launch.address_space_limit_bytes = WorkerAddressSpaceLimit();
+  // A worker needs a few dozen threads (its own, OpenMP's, gRPC's): 4096 more than the
+  // user runs now leaves every job room and stops a runaway fork or thread loop.
+  launch.process_limit = ProcessLimitWithRoom(4096);
   r.secret = NewSecret();
   {
     // Kept beside the attempt (owner-only) so that a restarted trainerd still knows it.

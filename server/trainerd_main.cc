@@ -115,7 +115,7 @@ int RunUserCommand(const UserCommand& command, const std::string& data_root) {
   if (*command.add) {
     absl::StatusOr<std::string> token = trainerd::AddUser(users->get(), audit->get(), command.name, command.admin);
     if (token.ok()) {
-      std::cout << *token << "\n";
+      std::cout << *token << std::endl;  // before the note on stderr
       std::cerr << "user " << command.name << " added" << (command.admin ? " (admin)" : "")
                 << "; the token above is shown once: give it to them for ~/.config/trainerd/token (mode 0600)\n";
     }
@@ -235,6 +235,8 @@ int main(int argc, char** argv) {
   user_command.list = user_cmd->add_subcommand("list", "List users");
   user_command.revoke = user_cmd->add_subcommand("revoke", "Revoke a user's tokens (its jobs stay)");
   user_command.revoke->add_option("name", user_command.name, "User name")->required();
+  // --data-root may come after the verb too: `trainerd user list --data-root DIR`.
+  for (CLI::App* verb : {user_command.add, user_command.list, user_command.revoke}) verb->fallthrough();
   CLI11_PARSE(app, argc, argv);
   if (*user_cmd) return RunUserCommand(user_command, options.data_root);
   if (agent_options.token.empty()) agent_options.token = options.agent_token;

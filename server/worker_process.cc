@@ -10,15 +10,39 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 extern char** environ;
 
 namespace trainerd {
+
+int64_t ProcessLimitWithRoom(int64_t room) {
+  const std::string uid = std::to_string(::getuid());
+  int64_t threads = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    std::ifstream status(entry.path() / "status");
+    std::string line;
+    bool mine = false;
+    while (std::getline(status, line)) {
+      // "Uid:\t<real>\t<effective>...", then "Threads:\t<n>".
+      if (line.rfind("Uid:", 0) == 0) {
+        std::vector<std::string> fields = absl::StrSplit(line, absl::ByAnyChar("\t "), absl::SkipEmpty());
+        mine = fields.size() > 1 && fields[1] == uid;
+      }
+      if (mine && line.rfind("Threads:", 0) == 0) threads += std::atoll(line.c_str() + 8);
+    }
+  }
+  return threads + room;
+}
 
 absl::StatusOr<pid_t> SpawnWorker(const WorkerLaunch& launch) {
   // Everything the child needs is prepared before fork: between fork and exec only
@@ -58,6 +82,11 @@ absl::StatusOr<pid_t> SpawnWorker(const WorkerLaunch& launch) {
       const rlim_t bytes = static_cast<rlim_t>(launch.address_space_limit_bytes);
       const struct rlimit limit = {bytes, bytes};
       if (::setrlimit(RLIMIT_AS, &limit) != 0) ::_exit(126);
+    }
+    if (launch.process_limit > 0) {
+      const rlim_t n = static_cast<rlim_t>(launch.process_limit);
+      const struct rlimit limit = {n, n};
+      if (::setrlimit(RLIMIT_NPROC, &limit) != 0) ::_exit(126);
     }
     // Default signal dispositions for the worker.
     ::signal(SIGPIPE, SIG_DFL);

@@ -30,7 +30,14 @@ struct WorkerLaunch {
   // RLIMIT_AS for the worker (0: none), so that a job that grows too large fails with
   // "out of memory" instead of taking the machine down.
   int64_t address_space_limit_bytes = 0;
+  // RLIMIT_NPROC for the worker (0: none). Linux counts every thread of the user, so the
+  // limit is what the user runs now plus room (ProcessLimitWithRoom): it stops a fork
+  // bomb, not a job. Root is exempt by the kernel.
+  int64_t process_limit = 0;
 };
+
+// The threads the real user of this process runs now (from /proc), plus `room`.
+int64_t ProcessLimitWithRoom(int64_t room);
 
 // Forks and execs the worker. Returns its pid (= its process group id).
 absl::StatusOr<pid_t> SpawnWorker(const WorkerLaunch& launch);
