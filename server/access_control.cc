@@ -24,10 +24,21 @@ absl::StatusOr<Caller> AccessControl::Authenticate(const grpc::ServerContext& co
       value.size() > kBearer.size() + kMaxTokenBytes) {
     return absl::UnauthenticatedError("authorization: expected \"Bearer TOKEN\"");
   }
-  absl::StatusOr<UserRecord> user = users_->FindByTokenHash(TokenSha256(value.substr(kBearer.size())));
+  const std::string hash = TokenSha256(value.substr(kBearer.size()));
+  const auto now = std::chrono::steady_clock::now();
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = cache_.find(hash);
+    if (it != cache_.end() && now - it->second.checked < kTokenCacheTtl) return it->second.caller;
+  }
+  absl::StatusOr<UserRecord> user = users_->FindByTokenHash(hash);
   if (absl::IsNotFound(user.status())) return absl::UnauthenticatedError("the access token is not valid (or was revoked)");
   if (!user.ok()) return user.status();
-  return Caller{user->name, user->admin};
+  Caller caller{user->name, user->admin};
+  absl::MutexLock lock(&mu_);
+  if (cache_.size() > 10000) cache_.clear();
+  cache_[hash] = CachedCaller{caller, now};
+  return caller;
 }
 
 absl::Status AccessControl::CheckRead(const Caller& caller, const trainer::v1::Job& job) const {

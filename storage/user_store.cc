@@ -24,8 +24,15 @@ absl::StatusOr<std::unique_ptr<UserStore>> UserStore::Open(const std::string& pa
   return std::unique_ptr<UserStore>(new UserStore(*db));
 }
 
+UserStore::UserStore(sqlite3* db)
+    : db_(db),
+      find_by_token_(std::make_unique<Statement>(
+          db, "SELECT u.name, u.admin, u.created_ms, u.revoked_ms FROM tokens t JOIN users u ON u.name = t.user "
+              "WHERE t.sha256 = ? AND u.revoked_ms = 0")) {}
+
 UserStore::~UserStore() {
   std::lock_guard<std::mutex> lock(mu_);
+  find_by_token_.reset();  // finalized before the connection closes
   sqlite3_close(db_);
 }
 
@@ -83,15 +90,16 @@ absl::StatusOr<std::vector<UserRecord>> UserStore::ListUsers() {
 
 absl::StatusOr<UserRecord> UserStore::FindByTokenHash(const std::string& token_sha256) {
   std::lock_guard<std::mutex> lock(mu_);
-  Statement st(db_,
-               "SELECT u.name, u.admin, u.created_ms, u.revoked_ms FROM tokens t JOIN users u ON u.name = t.user "
-               "WHERE t.sha256 = ? AND u.revoked_ms = 0");
+  Statement& st = *find_by_token_;
+  st.Reset();
   st.Bind(1, token_sha256);
   if (!st.Step()) {
     if (absl::Status s = st.Done(); !s.ok()) return s;
     return absl::NotFoundError("no such token");
   }
-  return UserRecord{st.Text(0), st.Int(1) != 0, st.Int(2), st.Int(3)};
+  UserRecord user{st.Text(0), st.Int(1) != 0, st.Int(2), st.Int(3)};
+  st.Reset();  // ends the read transaction, so that the WAL can be checkpointed
+  return user;
 }
 
 }  // namespace trainerd

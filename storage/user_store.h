@@ -22,6 +22,8 @@ struct sqlite3;
 
 namespace trainerd {
 
+class Statement;
+
 struct UserRecord {
   std::string name;
   bool admin = false;
@@ -47,10 +49,13 @@ class UserStore {
   absl::StatusOr<UserRecord> FindByTokenHash(const std::string& token_sha256);
 
  private:
-  explicit UserStore(sqlite3* db) : db_(db) {}
+  explicit UserStore(sqlite3* db);
 
   std::mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
+  // Prepared once: every authenticated call runs it, and preparing costs more than the
+  // lookup itself.
+  std::unique_ptr<Statement> find_by_token_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace trainerd

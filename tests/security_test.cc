@@ -193,6 +193,12 @@ TEST(Security, CallsWithoutAValidTokenAreUnauthenticated) {
   auto r = RunCommand(absl::StrCat(testing::BuildDir(), "/server/trainerd user revoke --data-root ", d.data_root(),
                                    " carol"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  // trainerd remembers a checked token for a second (AccessControl::kTokenCacheTtl).
+  const auto revoked = std::chrono::steady_clock::now();
+  while (carol.GetJob(id) == grpc::StatusCode::OK && std::chrono::steady_clock::now() - revoked < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - revoked, std::chrono::milliseconds(1500));
   EXPECT_EQ(carol.GetJob(id), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(admin.GetJob(id), grpc::StatusCode::OK);
   r = RunCommand(absl::StrCat(testing::BuildDir(), "/server/trainerd user list --data-root ", d.data_root()));
