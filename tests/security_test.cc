@@ -373,6 +373,37 @@ TEST(Security, AgentsSendTheirTokenOnlyToACoordinatorTheyVerify) {
   EXPECT_THAT(r.output, Not(HasSubstr("registered with")));
 }
 
+TEST(Security, ADataFileSwappedAfterSubmissionIsRefusedByTheWorker) {
+  TempDir dir;
+  const std::string d = testing::kFashionDir;
+  std::filesystem::create_directories(dir / "data");
+  std::filesystem::create_directories(dir / "outside");
+  std::filesystem::copy_file(d + "/train-images-idx3-ubyte.gz", dir / "outside/secret.gz");
+  std::filesystem::create_symlink(d + "/train-images-idx3-ubyte.gz", dir / "data/images.gz");
+  Daemon daemon(dir / "root", {"--cpu-slots", "1", "--data-dir", dir / "data", "--data-dir", d});
+  As admin(daemon, daemon.admin_token());
+  // The first job holds the only slot, so that the second waits in the queue.
+  std::string holder;
+  ASSERT_TRUE(admin.Submit(&holder).ok());
+  testing::WaitFor(daemon, holder, Running);
+  trainer::v1::JobSpec spec = Spec("max_steps: 20");
+  spec.mutable_data()->mutable_train()->set_path(dir / "data/images.gz");
+  const std::string id = testing::Submit(daemon, spec);
+  ASSERT_FALSE(id.empty()) << "the link points inside the allowed folders at submission";
+  // Retargeted outside the roots while the job waits.
+  std::filesystem::remove(dir / "data/images.gz");
+  std::filesystem::create_symlink(dir / "outside/secret.gz", dir / "data/images.gz");
+  EXPECT_EQ(admin.Cancel(holder), grpc::StatusCode::OK);
+  const Job job = testing::WaitFor(daemon, id, testing::Finished);
+  EXPECT_EQ(job.state(), trainer::v1::FAILED);
+  EXPECT_EQ(job.restarts(), 0) << "an invalid spec is not retried";
+  EXPECT_THAT(job.error(), HasSubstr("the worker rejected the spec"));
+  std::string logs;
+  for (const auto& line : testing::Logs(daemon, id, false)) logs += line.text() + "\n";
+  EXPECT_THAT(logs, HasSubstr("data.train.path"));
+  EXPECT_THAT(logs, Not(HasSubstr("secret")));
+}
+
 // The soft and hard limit of `name` in /proc/PID/limits, e.g. "Max processes".
 std::string Limit(int pid, const std::string& name) {
   const std::string limits = testing::ReadFile(absl::StrCat("/proc/", pid, "/limits"));

@@ -168,8 +168,14 @@ TEST_F(SpecPaths, OnlyAllowedFoldersAreRead) {
   EXPECT_THAT(Check(Train(root() / "data/../outside/secret.csv")), HasSubstr(refused));
   EXPECT_THAT(Check(Train(root() / "data/link.csv")), HasSubstr(refused));
   EXPECT_THAT(Check("data: {train: {path: relative.csv, format: csv}}"), HasSubstr("data.train.path: must be an absolute path"));
-  // The same answer whether or not the file exists.
+  // The same answer whether or not the file exists, also through a link.
   EXPECT_EQ(Check(Train(root() / "outside/secret.csv")), Check(Train(root() / "outside/nothing.csv")));
+  fs::create_symlink(root() / "outside/nothing.csv", root() / "data/dangling.csv");
+  EXPECT_EQ(Check(Train(root() / "data/dangling.csv")), Check(Train(root() / "data/link.csv")));
+  fs::create_symlink("../outside", root() / "data/relative");
+  EXPECT_THAT(Check(Train(root() / "data/relative/secret.csv")), HasSubstr(refused));
+  fs::create_symlink(root() / "data/loop", root() / "data/loop");
+  EXPECT_THAT(Check(Train(root() / "data/loop/x.csv")), HasSubstr(refused));
   // Inside an allowed folder a missing file is reported as missing.
   EXPECT_THAT(Check(Train(root() / "data/nothing.csv")), HasSubstr("data.train.path: no such file"));
   EXPECT_THAT(Check(Train(root() / ("data/" + std::string(300, 'a')))), HasSubstr("longer than 255 bytes"));

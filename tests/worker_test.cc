@@ -14,6 +14,7 @@
 #include "tests/test_util.h"
 #include "tests/trainer_test_util.h"
 #include "worker/adafactor.h"
+#include "worker/confined_file.h"
 #include "worker/data_loader.h"
 #include "worker/dataset_reader.h"
 #include "worker/loss_scaler.h"
@@ -135,6 +136,36 @@ TEST(Metrics, Regression) {
 }
 
 // ---------------------------------------------------------------- data
+
+// Files are checked where they really are when opened: a link that leads out of the
+// allowed folders is refused, in the same words whether or not its target exists.
+TEST(Data, FilesAreConfinedWhenOpened) {
+  testing::TempDir dir;
+  namespace fs = std::filesystem;
+  fs::create_directories(dir / "data");
+  fs::create_directories(dir / "outside");
+  testing::WriteFile(dir / "data/in.txt", "hello\n");
+  testing::WriteFile(dir / "outside/secret.txt", "the secret\n");
+  fs::create_symlink(dir / "outside/secret.txt", dir / "data/link.txt");
+  fs::create_symlink(dir / "outside/missing.txt", dir / "data/dangling.txt");
+  SpecPolicy policy;
+  policy.data_dirs = {dir / "data"};
+  ConfineReads(ReadRoots("", policy));
+  EXPECT_EQ(*ReadMaybeGzipped(dir / "data/in.txt"), "hello\n");
+  const absl::Status link = ReadMaybeGzipped(dir / "data/link.txt").status();
+  const absl::Status dangling = ReadMaybeGzipped(dir / "data/dangling.txt").status();
+  EXPECT_EQ(link.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(link.message()), ::testing::HasSubstr("is not under a folder this trainerd allows"));
+  EXPECT_THAT(std::string(link.message()), ::testing::Not(::testing::HasSubstr("the secret")));
+  EXPECT_EQ(dangling.code(), link.code());
+  EXPECT_EQ(std::string(dangling.message()), absl::StrCat(dir / "data/dangling.txt", ": ", ReadRoots::kRefusal));
+  trainer::v1::DatasetSource csv;
+  csv.set_path(dir / "data/link.txt");
+  std::map<std::string, int64_t> labels;
+  EXPECT_EQ(ReadTableDataset(csv, ',', false, &labels).status().code(), absl::StatusCode::kPermissionDenied);
+  ConfineReads(ReadRoots("", SpecPolicy{}));  // unconfined again for the other tests
+  EXPECT_EQ(*ReadMaybeGzipped(dir / "data/link.txt"), "the secret\n");
+}
 
 TEST(Data, ReadsFashionMnistIdx) {
   const std::string d = testing::kFashionDir;

@@ -12,12 +12,15 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "worker/confined_file.h"
 #include "worker/text_dataset.h"
 
 namespace trainerd {
 
 absl::StatusOr<std::string> ReadMaybeGzipped(const std::string& path) {
-  gzFile f = gzopen(path.c_str(), "rb");
+  absl::StatusOr<ConfinedFile> file = OpenConfined(path);
+  if (!file.ok()) return file.status();
+  gzFile f = gzopen(file->path().c_str(), "rb");
   if (f == nullptr) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
   std::string out;
   char buf[1 << 16];
@@ -117,7 +120,9 @@ absl::StatusOr<Dataset> ReadIdxDataset(const std::string& images_path,
 absl::StatusOr<Dataset> ReadTableDataset(const trainer::v1::DatasetSource& s, char delimiter,
                                          bool regression,
                                          std::map<std::string, int64_t>* label_to_id) {
-  std::ifstream in(s.path());
+  absl::StatusOr<ConfinedFile> file = OpenConfined(s.path());
+  if (!file.ok()) return file.status();
+  std::ifstream in(file->path());
   if (!in) return absl::NotFoundError(absl::StrCat(s.path(), ": cannot open"));
   std::string line;
   if (!std::getline(in, line)) return absl::InvalidArgumentError(absl::StrCat(s.path(), ": empty"));

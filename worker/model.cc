@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "worker/builtin_net.h"
+#include "worker/confined_file.h"
 #include "worker/gpt.h"
 
 namespace trainerd {
@@ -59,8 +60,10 @@ int64_t Model::NumParameters() const {
 absl::StatusOr<std::unique_ptr<Model>> CreateModel(const trainer::v1::ModelSpec& spec,
                                                    const DatasetBundle& data) {
   if (spec.type() == "torchscript") {
+    absl::StatusOr<ConfinedFile> file = OpenConfined(spec.path());
+    if (!file.ok()) return absl::Status(file.status().code(), absl::StrCat("model.path: ", file.status().message()));
     try {
-      return std::unique_ptr<Model>(new ScriptModel(torch::jit::load(spec.path())));
+      return std::unique_ptr<Model>(new ScriptModel(torch::jit::load(file->path())));
     } catch (const c10::Error& e) {
       return absl::InvalidArgumentError(absl::StrCat(
           "model.path: ", spec.path(), " is not a TorchScript module: ", e.what_without_backtrace()));

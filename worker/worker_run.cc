@@ -23,6 +23,7 @@
 #include "proto/spec/spec_defaults.h"
 #include "proto/spec/spec_loader.h"
 #include "proto/spec/spec_validator.h"
+#include "worker/confined_file.h"
 #include "worker/dataset_reader.h"
 #include "worker/distributed.h"
 #include "worker/model.h"
@@ -166,6 +167,8 @@ int RunWorker(const WorkerOptions& options) {
     std::cout << options.spec_path << ": valid\n";
     return 0;
   }
+  // And once more as each file is opened (a link retargeted after this check).
+  ConfineReads(ReadRoots(spec->training_args().output_dir(), check.policy));
   const auto& args = spec->training_args();
   absl::StatusOr<DistributedConfig> dist_config = DistributedConfigFromEnvironment();
   if (!dist_config.ok()) return Fail(dist_config.status());

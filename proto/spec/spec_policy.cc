@@ -1,7 +1,9 @@
 #include "proto/spec/spec_policy.h"
 
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
+#include <functional>
 #include <optional>
 
 #include "absl/strings/numbers.h"
@@ -28,27 +30,10 @@ std::vector<fs::path> Resolve(const std::vector<std::string>& dirs) {
   return out;
 }
 
-// Where a path may resolve to: under one of `roots` but not under `excluded`, or under
-// one of `exceptions` (folders inside `excluded` that stay allowed).
-struct Roots {
-  std::vector<fs::path> roots, exceptions;
-  std::optional<fs::path> excluded;
-  std::string what;  // names the roots in the message
+using Allow = std::function<bool(const fs::path& resolved)>;
 
-  bool Allow(const fs::path& real) const {
-    for (const fs::path& e : exceptions) {
-      if (IsWithin(real, e)) return true;
-    }
-    if (excluded && IsWithin(real, *excluded)) return false;
-    for (const fs::path& root : roots) {
-      if (IsWithin(real, root)) return true;
-    }
-    return false;
-  }
-};
-
-// Checks that `path` resolves to a place `roots` allows.
-void CheckPath(const std::string& field, const std::string& path, const Roots& roots,
+// Checks that `path` resolves to a place `allow` accepts (`what` says which places).
+void CheckPath(const std::string& field, const std::string& path, const Allow& allow, const std::string& what,
                std::vector<std::string>* problems) {
   if (path.empty()) return;
   const fs::path p(path);
@@ -63,14 +48,69 @@ void CheckPath(const std::string& field, const std::string& path, const Roots& r
     }
   }
   std::error_code ec;
-  // weakly_canonical follows the symlinks of the part that exists, so a link inside an
-  // allowed folder that points out of it is caught, and the answer is the same whether
-  // or not the rest of the path exists.
-  const fs::path real = fs::weakly_canonical(p, ec);
-  if (ec || !roots.Allow(real)) problems->push_back(absl::StrCat(field, ": is not under ", roots.what));
+  // Every link is followed, dangling ones too, so a link inside an allowed folder that
+  // points out of it is caught, and the answer is the same whether or not its target
+  // exists.
+  const fs::path real = ResolvePath(p, &ec);
+  if (ec || !allow(real)) problems->push_back(absl::StrCat(field, ": ", what));
 }
 
 }  // namespace
+
+fs::path ResolvePath(const fs::path& path, std::error_code* ec) {
+  std::deque<fs::path> rest(path.begin(), path.end());
+  fs::path out = "/";
+  int links = 0;
+  while (!rest.empty()) {
+    const fs::path part = rest.front();
+    rest.pop_front();
+    if (part.empty() || part == "." || part == "/") continue;
+    if (part == "..") {
+      out = out.parent_path();  // `out` holds no links, so this is the real parent
+      continue;
+    }
+    const fs::path next = out / part;
+    std::error_code status_ec;
+    if (!fs::is_symlink(fs::symlink_status(next, status_ec))) {
+      out = next;
+      continue;
+    }
+    if (++links > 40) {
+      *ec = std::make_error_code(std::errc::too_many_symbolic_link_levels);
+      return {};
+    }
+    const fs::path target = fs::read_symlink(next, *ec);
+    if (*ec) return {};
+    if (target.is_absolute()) out = "/";
+    rest.insert(rest.begin(), target.begin(), target.end());
+  }
+  return out;
+}
+
+ReadRoots::ReadRoots(const std::string& output_dir, const SpecPolicy& policy) : confined_(policy.confined()) {
+  if (!confined_) return;
+  roots_ = Resolve(policy.data_dirs);
+  std::vector<std::string> exceptions;
+  if (!output_dir.empty()) exceptions.push_back(output_dir);
+  if (!policy.registry_dir.empty()) exceptions.push_back(policy.registry_dir);
+  exceptions_ = Resolve(exceptions);
+  if (!policy.private_dir.empty()) {
+    std::error_code ec;
+    excluded_ = fs::weakly_canonical(policy.private_dir, ec);
+  }
+}
+
+bool ReadRoots::Allows(const fs::path& real) const {
+  if (!confined_) return true;
+  for (const fs::path& e : exceptions_) {
+    if (IsWithin(real, e)) return true;
+  }
+  if (excluded_ && IsWithin(real, *excluded_)) return false;
+  for (const fs::path& root : roots_) {
+    if (IsWithin(real, root)) return true;
+  }
+  return false;
+}
 
 bool IsWithin(const fs::path& resolved, const fs::path& root) {
   auto p = resolved.begin();
@@ -126,33 +166,28 @@ void FindPathProblems(const trainer::v1::JobSpec& spec, const SpecPolicy& policy
                                      " letters, digits, '.', '_' or '-')"));
   }
   if (!policy.confined()) return;
-  Roots read;
-  read.roots = Resolve(policy.data_dirs);
-  std::vector<std::string> exceptions;
-  if (!a.output_dir().empty()) exceptions.push_back(a.output_dir());
-  if (!policy.registry_dir.empty()) exceptions.push_back(policy.registry_dir);
-  read.exceptions = Resolve(exceptions);
-  if (!policy.private_dir.empty()) {
-    std::error_code ec;
-    read.excluded = fs::weakly_canonical(policy.private_dir, ec);
-  }
-  read.what = "a folder this trainerd allows (trainerd --data-dir), the registry or the job's output_dir";
+  const ReadRoots roots(a.output_dir(), policy);
+  const Allow read = [&roots](const fs::path& real) { return roots.Allows(real); };
+  const std::string what = ReadRoots::kRefusal;
   const auto& d = spec.data();
   for (const auto& [name, source] : {std::pair{"train", &d.train()}, {"eval", &d.eval()}, {"test", &d.test()}}) {
-    CheckPath(absl::StrCat("data.", name, ".path"), source->path(), read, problems);
-    CheckPath(absl::StrCat("data.", name, ".labels_path"), source->labels_path(), read, problems);
+    CheckPath(absl::StrCat("data.", name, ".path"), source->path(), read, what, problems);
+    CheckPath(absl::StrCat("data.", name, ".labels_path"), source->labels_path(), read, what, problems);
   }
-  CheckPath("data.tokenizer.path", d.tokenizer().path(), read, problems);
-  CheckPath("model.path", spec.model().path(), read, problems);
+  CheckPath("data.tokenizer.path", d.tokenizer().path(), read, what, problems);
+  CheckPath("model.path", spec.model().path(), read, what, problems);
   const std::string& resume = a.resume_from_checkpoint();
   if (resume != "true" && resume != "false") {
-    CheckPath("training_args.resume_from_checkpoint", resume, read, problems);
+    CheckPath("training_args.resume_from_checkpoint", resume, read, what, problems);
   }
   if (!a.hub_dir().empty()) {
-    Roots registry;
-    if (!policy.registry_dir.empty()) registry.roots = Resolve({policy.registry_dir});
-    registry.what = "the registry folder (trainerd --registry-dir)";
-    CheckPath("training_args.hub_dir", a.hub_dir(), registry, problems);
+    const std::vector<fs::path> registry = policy.registry_dir.empty() ? std::vector<fs::path>()
+                                                                       : Resolve({policy.registry_dir});
+    const Allow in_registry = [&registry](const fs::path& real) {
+      return !registry.empty() && IsWithin(real, registry.front());
+    };
+    CheckPath("training_args.hub_dir", a.hub_dir(), in_registry, "is not under the registry folder (trainerd --registry-dir)",
+              problems);
   }
 }
 

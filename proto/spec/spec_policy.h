@@ -13,6 +13,7 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,30 @@ SpecPolicy SpecPolicyFromEnvironment();
 // not confined. Never says whether a refused path exists.
 void FindPathProblems(const trainer::v1::JobSpec& spec, const SpecPolicy& policy,
                       std::vector<std::string>* problems);
+
+// The places a job may read from: the data folders (without trainerd's private data
+// root), the job's output_dir and the registry; resolved when constructed. Used at
+// validation and again by the worker when it opens each file.
+class ReadRoots {
+ public:
+  ReadRoots(const std::string& output_dir, const SpecPolicy& policy);
+  // Whether `resolved` (already canonical) is an allowed place; true when not confined.
+  bool Allows(const std::filesystem::path& resolved) const;
+  // The refusal's wording, the same whether or not the path exists.
+  static constexpr char kRefusal[] =
+      "is not under a folder this trainerd allows (trainerd --data-dir), the registry or the job's output_dir";
+
+ private:
+  bool confined_;
+  std::vector<std::filesystem::path> roots_, exceptions_;
+  std::optional<std::filesystem::path> excluded_;
+};
+
+// `path` (absolute) with every symlink followed, also one whose target does not exist
+// (std::filesystem::weakly_canonical stops at such a link, which would let a refused
+// answer tell whether its target exists). Components that do not exist are kept as
+// they are. ELOOP after 40 links.
+std::filesystem::path ResolvePath(const std::filesystem::path& path, std::error_code* ec);
 
 // Whether `resolved` (a path already resolved, e.g. by weakly_canonical) is `root` or
 // lies inside it, compared component by component (so "/data2" is not inside "/data").
