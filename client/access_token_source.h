@@ -12,13 +12,8 @@ namespace trainerd {
 // $TRAINER_TOKEN, else ~/.config/trainerd/token ($XDG_CONFIG_HOME honoured), else the
 // admin token in `data_root` when this user can read it (a one-person machine). ""
 // when there is none (trainerd then answers UNAUTHENTICATED, saying how to pass one).
-// A token file that group or others can read is refused with the reason: the token
-// is a password.
+// A token file that group or others can read is refused with the reason.
 absl::StatusOr<std::string> FindAccessToken(const std::string& explicit_token, const std::string& data_root);
-
-// Reads a token file: its first line, at most 256 bytes, mode 0600 or stricter.
-// NOT_FOUND when the file does not exist or this user may not open it.
-absl::StatusOr<std::string> ReadTokenFile(const std::string& path);
 
 }  // namespace trainerd
 

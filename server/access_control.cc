@@ -1,6 +1,7 @@
 #include "server/access_control.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/token_file.h"
 #include "server/access_token.h"
 
 namespace trainerd {

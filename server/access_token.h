@@ -9,9 +9,6 @@
 
 namespace trainerd {
 
-// The longest token accepted in a call's metadata; longer ones are refused unread.
-inline constexpr size_t kMaxTokenBytes = 256;
-
 // A new token: "trd_" and 64 hex digits (256 bits from OpenSSL's CSPRNG). The prefix
 // lets secret scanners recognise a leaked token.
 absl::StatusOr<std::string> NewAccessToken();

@@ -201,6 +201,10 @@ int main(int argc, char** argv) {
   bool allow_plaintext = false;
   app.add_flag("--allow-plaintext", allow_plaintext,
                "Listen off loopback without TLS (tokens then cross the network in clear text)");
+  std::string admin_token_file;
+  app.add_option("--admin-token-file", admin_token_file,
+                 "On first start, the admin's token is the one in this file (e.g. a Kubernetes Secret) instead of "
+                 "a new one in DATA_ROOT/admin.token");
   trainerd::AccessOptions access_options;
   app.add_flag("--share-read", access_options.share_read, "Let every user read (not change) every job");
   app.add_option("--agent-token", options.agent_token, "A secret agents must present (default: $TRAINERD_AGENT_TOKEN)");
@@ -308,14 +312,16 @@ int main(int argc, char** argv) {
     spdlog::critical("{}", std::string((users.ok() ? audit.status() : users.status()).message()));
     return 1;
   }
-  absl::StatusOr<bool> created_admin = trainerd::EnsureFirstAdmin(users->get(), audit->get(), options.data_root);
+  absl::StatusOr<bool> created_admin =
+      trainerd::EnsureFirstAdmin(users->get(), audit->get(), options.data_root, admin_token_file);
   if (!created_admin.ok()) {
     spdlog::critical("cannot create the first admin: {}", std::string(created_admin.status().message()));
     return 1;
   }
   if (*created_admin) {
-    spdlog::info("created user {}; its token is in {} (trainer-cli reads it from there)", trainerd::kFirstAdminName,
-                 trainerd::AdminTokenPath(options.data_root));
+    spdlog::info("created user {}; its token is in {}", trainerd::kFirstAdminName,
+                 admin_token_file.empty() ? trainerd::AdminTokenPath(options.data_root) + " (trainer-cli reads it there)"
+                                          : admin_token_file);
   }
   auto metrics = std::make_shared<trainerd::DaemonMetrics>(options.cpu_slots, options.gpus);
   trainerd::JobManagerHooks hooks;

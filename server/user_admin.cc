@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/atomic_file.h"
+#include "common/token_file.h"
 #include "server/access_token.h"
 
 namespace trainerd {
@@ -86,14 +87,22 @@ absl::Status ListUsers(UserStore* users, std::ostream& out) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> EnsureFirstAdmin(UserStore* users, AuditLog* audit, const std::string& data_root) {
+absl::StatusOr<bool> EnsureFirstAdmin(UserStore* users, AuditLog* audit, const std::string& data_root,
+                                      const std::string& admin_token_file) {
   absl::StatusOr<std::vector<UserRecord>> list = users->ListUsers();
   if (!list.ok()) return list.status();
   if (!list->empty()) return false;
-  absl::StatusOr<std::string> token = NewAccessToken();
-  if (!token.ok()) return token.status();
-  // The file first: a token stored without its file would leave nobody able to log in.
-  if (absl::Status s = WriteFileAtomically(AdminTokenPath(data_root), *token + "\n", 0600); !s.ok()) return s;
+  absl::StatusOr<std::string> token;
+  if (!admin_token_file.empty()) {
+    token = ReadTokenFile(admin_token_file, TokenFileReaders::kGroup);
+    if (absl::IsNotFound(token.status())) return absl::NotFoundError(absl::StrCat(admin_token_file, ": cannot read"));
+    if (!token.ok()) return token.status();
+  } else {
+    token = NewAccessToken();
+    if (!token.ok()) return token.status();
+    // The file first: a token stored without its file would leave nobody able to log in.
+    if (absl::Status s = WriteFileAtomically(AdminTokenPath(data_root), *token + "\n", 0600); !s.ok()) return s;
+  }
   absl::Status s = users->AddUser(kFirstAdminName, /*admin=*/true, TokenSha256(*token));
   AuditUserChange(audit, "user add --admin", kFirstAdminName, s);
   if (!s.ok()) return s;

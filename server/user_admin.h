@@ -18,10 +18,13 @@ namespace trainerd {
 // The name of the admin user created on first start (its token: AdminTokenPath).
 inline constexpr char kFirstAdminName[] = "admin";
 
-// On a database without users: creates user "admin" and writes its token to
-// AdminTokenPath (mode 0600). Does nothing when any user exists (an operator who
-// deleted the file or revoked the admin meant it). Returns whether it created one.
-absl::StatusOr<bool> EnsureFirstAdmin(UserStore* users, AuditLog* audit, const std::string& data_root);
+// On a database without users: creates user "admin", with the token in
+// `admin_token_file` when one is given (e.g. a Kubernetes Secret; group-readable is
+// accepted, others-readable not), else a new token written to AdminTokenPath (mode
+// 0600). Does nothing when any user exists (an operator who deleted the file or revoked
+// the admin meant it). Returns whether it created one.
+absl::StatusOr<bool> EnsureFirstAdmin(UserStore* users, AuditLog* audit, const std::string& data_root,
+                                      const std::string& admin_token_file);
 
 // OK when `name` can be a user name: 1-64 of [A-Za-z0-9._-], not starting with '-' or '.'.
 absl::Status CheckUserName(const std::string& name);

@@ -222,6 +222,26 @@ TEST(Security, CallsWithoutAValidTokenAreUnauthenticated) {
   EXPECT_EQ(admin.Cancel(id), grpc::StatusCode::OK);
 }
 
+TEST(Security, TheFirstAdminsTokenCanComeFromAMountedSecret) {
+  TempDir dir, secret;
+  const std::string token = "trd_" + std::string(64, 'a');
+  testing::WriteFile(secret / "token", token + "\n");
+  ::chmod((secret / "token").c_str(), 0644);
+  auto r = RunCommand(absl::StrCat(testing::BuildDir(), "/server/trainerd --metrics-port 0 --listen 127.0.0.1:",
+                                   testing::FreePort(), " --data-root ", dir / "refused", " --admin-token-file ",
+                                   secret / "token"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("others may read it (mode 0644)"));
+  EXPECT_THAT(r.output, Not(HasSubstr(token)));
+  ::chmod((secret / "token").c_str(), 0640);  // a Secret with an fsGroup is group-readable
+  Daemon d(dir / "root", {"--admin-token-file", secret / "token"});
+  As admin(d, token);
+  std::string id;
+  EXPECT_TRUE(admin.Submit(&id).ok());
+  EXPECT_EQ(admin.Cancel(id), grpc::StatusCode::OK);
+  EXPECT_FALSE(std::filesystem::exists(dir / "root/admin.token"));
+}
+
 TEST(Security, ShareReadLetsEveryUserReadButNotChange) {
   TempDir dir;
   Daemon d(dir.path().string(), {"--share-read"});
