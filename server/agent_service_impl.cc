@@ -6,12 +6,16 @@ namespace trainerd {
 
 grpc::Status AgentServiceImpl::Register(grpc::ServerContext* context, const trainer::v1::RegisterAgentRequest* request,
                                         trainer::v1::RegisterAgentResponse* response) {
-  return Reply(manager_->AgentRegister(MetadataValue(context, kAgentTokenMetadata), *request), response);
+  grpc::Status status = Reply(manager_->AgentRegister(MetadataValue(context, kAgentTokenMetadata), *request), response);
+  auditor_.RecordIfRefused("Register", *context, "", status);
+  return status;
 }
 
 grpc::Status AgentServiceImpl::Poll(grpc::ServerContext* context, const trainer::v1::AgentPollRequest* request,
                                     trainer::v1::AgentPollResponse* response) {
-  return Reply(manager_->AgentPoll(MetadataValue(context, kAgentTokenMetadata), *request), response);
+  grpc::Status status = Reply(manager_->AgentPoll(MetadataValue(context, kAgentTokenMetadata), *request), response);
+  auditor_.RecordIfRefused("Poll", *context, "", status);
+  return status;
 }
 
 }  // namespace trainerd

@@ -3,6 +3,7 @@
 #ifndef TRAINERD_SERVER_AGENT_SERVICE_IMPL_H_
 #define TRAINERD_SERVER_AGENT_SERVICE_IMPL_H_
 
+#include "server/call_auditor.h"
 #include "server/job_manager.h"
 #include "trainer/v1/job_service.grpc.pb.h"
 
@@ -12,7 +13,8 @@ inline constexpr char kAgentTokenMetadata[] = "x-trainerd-agent-token";
 
 class AgentServiceImpl final : public trainer::v1::AgentService::Service {
  public:
-  explicit AgentServiceImpl(JobManager* manager) : manager_(manager) {}
+  // Both outlive this object. Refused calls are audited.
+  AgentServiceImpl(JobManager* manager, AuditLog* audit) : manager_(manager), auditor_(audit) {}
   grpc::Status Register(grpc::ServerContext*, const trainer::v1::RegisterAgentRequest*,
                         trainer::v1::RegisterAgentResponse*) override;
   grpc::Status Poll(grpc::ServerContext*, const trainer::v1::AgentPollRequest*,
@@ -20,6 +22,7 @@ class AgentServiceImpl final : public trainer::v1::AgentService::Service {
 
  private:
   JobManager* manager_;
+  CallAuditor auditor_;
 };
 
 }  // namespace trainerd

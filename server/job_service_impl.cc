@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <chrono>
 
-#include <spdlog/spdlog.h>
-
 #include "server/job_state.h"
 #include "server/status_util.h"
 
@@ -28,7 +26,7 @@ grpc::Status JobServiceImpl::Observe(const char* method, Kind kind, grpc::Server
   const grpc::StatusCode code = status.error_code();
   if (kind == Kind::kChange || code == grpc::StatusCode::UNAUTHENTICATED ||
       code == grpc::StatusCode::PERMISSION_DENIED) {
-    Audit(method, *context, user, job_id, status);
+    auditor_.Record(method, *context, user, job_id, status);
   }
   if (observe_) {
     observe_(method, code, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
@@ -42,22 +40,6 @@ absl::StatusOr<Job> JobServiceImpl::JobFor(const Caller& caller, const std::stri
   absl::Status allowed = kind == Kind::kRead ? access_->CheckRead(caller, *job) : access_->CheckChange(caller, *job);
   if (!allowed.ok()) return allowed;
   return job;
-}
-
-void JobServiceImpl::Audit(const char* method, const grpc::ServerContext& context, const std::string& user,
-                           const std::string& job_id, const grpc::Status& status) {
-  AuditEvent event;
-  event.set_user(user);
-  event.set_action(method);
-  event.set_job_id(job_id.substr(0, 64));  // a refused call's id is the caller's text
-  event.set_code(StatusCodeName(status.error_code()));
-  event.set_detail(status.error_message().substr(0, 512));
-  event.set_peer(context.peer());
-  spdlog::info("audit user={} action={} job={} code={} peer={}", user.empty() ? "-" : user, method,
-               event.job_id().empty() ? "-" : event.job_id(), event.code(), event.peer());
-  if (absl::Status s = audit_->Append(std::move(event)); !s.ok()) {
-    spdlog::error("audit log: {}", std::string(s.message()));
-  }
 }
 
 grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* context, const SubmitJobRequest* req,

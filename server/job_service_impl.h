@@ -9,6 +9,7 @@
 
 #include "server/access_control.h"
 #include "server/job_manager.h"
+#include "server/call_auditor.h"
 #include "storage/audit_log.h"
 #include "trainer/v1/job_service.grpc.pb.h"
 
@@ -20,7 +21,7 @@ class JobServiceImpl final : public trainer::v1::JobService::Service {
   using Observer = std::function<void(const std::string& method, grpc::StatusCode code, double seconds)>;
   // Every pointer outlives this object.
   JobServiceImpl(JobManager* manager, const AccessControl* access, AuditLog* audit, Observer observe)
-      : manager_(manager), access_(access), audit_(audit), observe_(std::move(observe)) {}
+      : manager_(manager), access_(access), audit_(audit), auditor_(audit), observe_(std::move(observe)) {}
 
   grpc::Status SubmitJob(grpc::ServerContext*, const trainer::v1::SubmitJobRequest*,
                          trainer::v1::SubmitJobResponse*) override;
@@ -55,12 +56,11 @@ class JobServiceImpl final : public trainer::v1::JobService::Service {
                        Fn&& fn);
   // Job `id` when `caller` may read it (kRead) or change it (kChange).
   absl::StatusOr<trainer::v1::Job> JobFor(const Caller& caller, const std::string& id, Kind kind) const;
-  void Audit(const char* method, const grpc::ServerContext& context, const std::string& user,
-             const std::string& job_id, const grpc::Status& status);
 
   JobManager* manager_;
   const AccessControl* access_;
   AuditLog* audit_;
+  CallAuditor auditor_;
   Observer observe_;
 };
 

@@ -359,9 +359,9 @@ int main(int argc, char** argv) {
   // The limit leaves room for a request whose oversized field the handler names.
   builder.SetMaxReceiveMessageSize(8 << 20);
   builder.RegisterService(&service);
-  trainerd::WorkerServiceImpl worker_service(manager->get());
+  trainerd::WorkerServiceImpl worker_service(manager->get(), audit->get());
   builder.RegisterService(&worker_service);
-  trainerd::AgentServiceImpl agent_service(manager->get());
+  trainerd::AgentServiceImpl agent_service(manager->get(), audit->get());
   builder.RegisterService(&agent_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || bound_port == 0) {

@@ -1,8 +1,9 @@
 // The gRPC WorkerService: reads the worker's secret from the call's metadata and hands
-// the call to JobManager.
+// the call to JobManager. Refused calls (a wrong secret, a forged report) are audited.
 #ifndef TRAINERD_SERVER_WORKER_SERVICE_IMPL_H_
 #define TRAINERD_SERVER_WORKER_SERVICE_IMPL_H_
 
+#include "server/call_auditor.h"
 #include "server/job_manager.h"
 #include "trainer/v1/job_service.grpc.pb.h"
 
@@ -12,7 +13,8 @@ inline constexpr char kWorkerSecretMetadata[] = "x-trainerd-worker-secret";
 
 class WorkerServiceImpl final : public trainer::v1::WorkerService::Service {
  public:
-  explicit WorkerServiceImpl(JobManager* manager) : manager_(manager) {}
+  // Both outlive this object.
+  WorkerServiceImpl(JobManager* manager, AuditLog* audit) : manager_(manager), auditor_(audit) {}
   grpc::Status Heartbeat(grpc::ServerContext*, const trainer::v1::HeartbeatRequest*,
                          trainer::v1::HeartbeatResponse*) override;
   grpc::Status ReportCheckpoint(grpc::ServerContext*, const trainer::v1::CheckpointReport*,
@@ -22,6 +24,7 @@ class WorkerServiceImpl final : public trainer::v1::WorkerService::Service {
 
  private:
   JobManager* manager_;
+  CallAuditor auditor_;
 };
 
 }  // namespace trainerd

@@ -310,6 +310,17 @@ TEST(Daemon, WorkerServiceAuthenticatesReportsAndAsksToStop) {
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(refused.error_message(), HasSubstr("--agent-token"));
 
+  // The forgeries and refusals are in the audit log.
+  grpc::ClientContext audit_ctx;
+  d.Authorize(&audit_ctx);
+  trainer::v1::ListAuditEventsResponse audit;
+  ASSERT_TRUE(d.stub().ListAuditEvents(&audit_ctx, trainer::v1::ListAuditEventsRequest(), &audit).ok());
+  std::map<std::string, int> refusals;
+  for (const auto& e : audit.events()) ++refusals[e.action() + " " + e.code()];
+  EXPECT_EQ(refusals["ReportCheckpoint INVALID_ARGUMENT"], 6);
+  EXPECT_GE(refusals["Heartbeat UNAUTHENTICATED"], 1);
+  EXPECT_EQ(refusals["Register FAILED_PRECONDITION"], 1);
+
   grpc::ClientContext cancel_ctx;
   d.Authorize(&cancel_ctx);
   trainer::v1::CancelJobRequest cancel;
