@@ -51,6 +51,15 @@ absl::Status SqliteError(sqlite3* db, const std::string& what) {
   return absl::InternalError(message);
 }
 
+absl::Status InTransaction(sqlite3* db, const std::function<absl::Status()>& body) {
+  if (absl::Status s = ExecSql(db, "BEGIN IMMEDIATE"); !s.ok()) return s;
+  if (absl::Status s = body(); !s.ok()) {
+    (void)ExecSql(db, "ROLLBACK");  // the body's error is the one to report
+    return s;
+  }
+  return ExecSql(db, "COMMIT");
+}
+
 absl::Status ExecSql(sqlite3* db, const std::string& sql) {
   char* err = nullptr;
   if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {

@@ -5,6 +5,7 @@
 #ifndef TRAINERD_STORAGE_SQLITE_DATABASE_H_
 #define TRAINERD_STORAGE_SQLITE_DATABASE_H_
 
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -20,6 +21,10 @@ namespace trainerd {
 // The caller owns the connection and closes it with sqlite3_close. A file written by a
 // newer trainerd is refused with FAILED_PRECONDITION.
 absl::StatusOr<sqlite3*> OpenDatabase(const std::string& path);
+
+// Runs `body` in a write transaction (BEGIN IMMEDIATE): committed when it returns OK,
+// rolled back (and its error returned) otherwise.
+absl::Status InTransaction(sqlite3* db, const std::function<absl::Status()>& body);
 
 // Runs SQL that returns no rows.
 absl::Status ExecSql(sqlite3* db, const std::string& sql);

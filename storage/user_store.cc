@@ -38,45 +38,39 @@ UserStore::~UserStore() {
 
 absl::Status UserStore::AddUser(const std::string& name, bool admin, const std::string& token_sha256) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (absl::Status s = ExecSql(db_, "BEGIN IMMEDIATE"); !s.ok()) return s;
-  auto fail = [&](absl::Status s) {
-    (void)ExecSql(db_, "ROLLBACK");  // the first error is the one to report
-    return s;
-  };
-  Statement existing(db_, "SELECT revoked_ms FROM users WHERE name = ?");
-  existing.Bind(1, name);
-  const bool exists = existing.Step();
-  if (!exists && !existing.Done().ok()) return fail(existing.Done());
-  if (exists && existing.Int(0) == 0) return fail(absl::AlreadyExistsError(absl::StrCat("user ", name, " exists")));
-  const int64_t now = NowMs();
-  Statement user(db_, "INSERT OR REPLACE INTO users (name, admin, created_ms, revoked_ms) VALUES (?, ?, ?, 0)");
-  user.Bind(1, name).Bind(2, int64_t{admin ? 1 : 0}).Bind(3, now);
-  if (absl::Status s = user.Run(); !s.ok()) return fail(s);
-  Statement token(db_, "INSERT INTO tokens (sha256, user, created_ms) VALUES (?, ?, ?)");
-  token.Bind(1, token_sha256).Bind(2, name).Bind(3, now);
-  if (absl::Status s = token.Run(); !s.ok()) return fail(s);
-  return ExecSql(db_, "COMMIT");
+  return InTransaction(db_, [&]() -> absl::Status {
+    Statement existing(db_, "SELECT revoked_ms FROM users WHERE name = ?");
+    existing.Bind(1, name);
+    if (existing.Step()) {
+      if (existing.Int(0) == 0) return absl::AlreadyExistsError(absl::StrCat("user ", name, " exists"));
+    } else if (absl::Status s = existing.Done(); !s.ok()) {
+      return s;
+    }
+    const int64_t now = NowMs();
+    Statement user(db_, "INSERT OR REPLACE INTO users (name, admin, created_ms, revoked_ms) VALUES (?, ?, ?, 0)");
+    user.Bind(1, name).Bind(2, int64_t{admin ? 1 : 0}).Bind(3, now);
+    if (absl::Status s = user.Run(); !s.ok()) return s;
+    Statement token(db_, "INSERT INTO tokens (sha256, user, created_ms) VALUES (?, ?, ?)");
+    token.Bind(1, token_sha256).Bind(2, name).Bind(3, now);
+    return token.Run();
+  });
 }
 
 absl::Status UserStore::RevokeUser(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (absl::Status s = ExecSql(db_, "BEGIN IMMEDIATE"); !s.ok()) return s;
-  auto fail = [&](absl::Status s) {
-    (void)ExecSql(db_, "ROLLBACK");  // the first error is the one to report
-    return s;
-  };
-  Statement tokens(db_, "DELETE FROM tokens WHERE user = ?");
-  tokens.Bind(1, name);
-  if (absl::Status s = tokens.Run(); !s.ok()) return fail(s);
-  Statement user(db_, "UPDATE users SET revoked_ms = ? WHERE name = ? AND revoked_ms = 0");
-  user.Bind(1, NowMs()).Bind(2, name);
-  if (absl::Status s = user.Run(); !s.ok()) return fail(s);
-  if (sqlite3_changes(db_) == 0) {
+  return InTransaction(db_, [&]() -> absl::Status {
+    Statement tokens(db_, "DELETE FROM tokens WHERE user = ?");
+    tokens.Bind(1, name);
+    if (absl::Status s = tokens.Run(); !s.ok()) return s;
+    Statement user(db_, "UPDATE users SET revoked_ms = ? WHERE name = ? AND revoked_ms = 0");
+    user.Bind(1, NowMs()).Bind(2, name);
+    if (absl::Status s = user.Run(); !s.ok()) return s;
+    if (sqlite3_changes(db_) > 0) return absl::OkStatus();
     Statement known(db_, "SELECT 1 FROM users WHERE name = ?");
     known.Bind(1, name);
-    if (!known.Step()) return fail(absl::NotFoundError(absl::StrCat("no user ", name)));
-  }
-  return ExecSql(db_, "COMMIT");
+    if (!known.Step()) return absl::NotFoundError(absl::StrCat("no user ", name));
+    return absl::OkStatus();  // revoked already
+  });
 }
 
 absl::StatusOr<std::vector<UserRecord>> UserStore::ListUsers() {

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include "storage/audit_log.h"
 #include "storage/schema.h"
+#include "storage/user_store.h"
 #include "tests/test_util.h"
 
 namespace trainerd {
@@ -123,6 +125,54 @@ TEST(JobStore, CheckpointsAndDelete) {
   EXPECT_TRUE(store->ListCheckpoints("j")->empty());
   EXPECT_TRUE(store->ReadLogs("j", 1, 10, std::nullopt, "")->empty());
   EXPECT_EQ(*store->TailOffset("j/r0"), 0);
+}
+
+}  // namespace
+}  // namespace trainerd
+
+namespace trainerd {
+namespace {
+
+TEST(UserStore, AddsRevokesAndFindsUsersByTokenHash) {
+  testing::TempDir dir;
+  auto users = UserStore::Open(dir / "trainerd.db");
+  ASSERT_TRUE(users.ok()) << users.status();
+  ASSERT_TRUE((*users)->AddUser("alice", false, "hash-a").ok());
+  ASSERT_TRUE((*users)->AddUser("root", true, "hash-r").ok());
+  EXPECT_EQ((*users)->AddUser("alice", false, "hash-x").code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ((*users)->FindByTokenHash("hash-a")->name, "alice");
+  EXPECT_TRUE((*users)->FindByTokenHash("hash-r")->admin);
+  EXPECT_EQ((*users)->FindByTokenHash("hash-x").status().code(), absl::StatusCode::kNotFound);
+  // A second connection (another process: `trainerd user revoke`) sees the same file.
+  auto other = UserStore::Open(dir / "trainerd.db");
+  ASSERT_TRUE((*other)->RevokeUser("alice").ok());
+  EXPECT_EQ((*other)->RevokeUser("nobody").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*users)->FindByTokenHash("hash-a").status().code(), absl::StatusCode::kNotFound);
+  auto list = (*users)->ListUsers();
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_GT((*list)[0].revoked_unix_ms, 0);
+  // Re-added, alice is active again with her new token only.
+  ASSERT_TRUE((*users)->AddUser("alice", false, "hash-b").ok());
+  EXPECT_EQ((*users)->FindByTokenHash("hash-b")->name, "alice");
+  EXPECT_EQ((*users)->FindByTokenHash("hash-a").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(AuditLog, ListsNewestFirstWithPages) {
+  testing::TempDir dir;
+  auto audit = AuditLog::Open(dir / "trainerd.db");
+  ASSERT_TRUE(audit.ok());
+  for (int i = 0; i < 5; ++i) {
+    trainer::v1::AuditEvent e;
+    e.set_action(absl::StrCat("call", i));
+    ASSERT_TRUE((*audit)->Append(e).ok());
+  }
+  auto page = *(*audit)->List(2, 0);
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].action(), "call4");
+  EXPECT_GT(page[0].time_unix_ms(), 0);
+  auto next = *(*audit)->List(10, page[1].seq());
+  ASSERT_EQ(next.size(), 3u);
+  EXPECT_EQ(next[0].action(), "call2");
 }
 
 }  // namespace
