@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/access_token_source.h"
 #include "common/data_root.h"
+#include "protocol/call_metadata.h"
 
 namespace trainerd {
 
@@ -38,7 +39,7 @@ TrainerClient::TrainerClient(ClientOptions options) : options_(std::move(options
 std::unique_ptr<grpc::ClientContext> TrainerClient::Context(bool streaming) const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   if (!streaming) ctx->set_deadline(std::chrono::system_clock::now() + options_.deadline);
-  if (!token_.empty()) ctx->AddMetadata("authorization", "Bearer " + token_);
+  if (!token_.empty()) ctx->AddMetadata(kAuthorizationMetadata, "Bearer " + token_);
   return ctx;
 }
 

@@ -14,10 +14,6 @@
 
 namespace trainerd {
 
-// The environment variable that hands trainerd's workers the CA file that verifies
-// trainerd's certificate (set by trainerd when it serves TLS).
-inline constexpr char kWorkerTlsCaEnv[] = "TRAINERD_TLS_CA";
-
 struct TlsClientFiles {
   std::string ca;    // the CA that signed the server's certificate; empty: plaintext
   std::string cert;  // optional client certificate (for a trainerd with --tls-client-ca)

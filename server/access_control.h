@@ -25,13 +25,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "protocol/call_metadata.h"
 #include "storage/user_store.h"
 #include "trainer/v1/job_service.pb.h"
 
 namespace trainerd {
-
-// The metadata key of a call's bearer token.
-inline constexpr char kAuthorizationMetadata[] = "authorization";
 
 struct Caller {
   std::string user;

@@ -10,6 +10,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/tls_credentials.h"
+#include "protocol/call_metadata.h"
+#include "protocol/worker_environment.h"
 #include "server/agent_service_impl.h"
 #include "server/worker_process.h"
 
@@ -143,8 +145,8 @@ void Agent::StartRank(const trainer::v1::StartRank& start) {
   launch.log_path = start.log_path();
   for (const auto& [k, v] : start.env()) launch.env[k] = v;
   // The coordinator's CA file is a path on its machine; ranks here use this agent's.
-  launch.env.erase(kWorkerTlsCaEnv);
-  if (!options_.tls_ca.empty()) launch.env[kWorkerTlsCaEnv] = options_.tls_ca;
+  launch.env.erase(kEnvTlsCa);
+  if (!options_.tls_ca.empty()) launch.env[kEnvTlsCa] = options_.tls_ca;
   launch.die_with_parent = true;
   trainer::v1::RankStarted* started = pending_.add_started();
   *started->mutable_rank() = start.rank();

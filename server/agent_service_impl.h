@@ -3,13 +3,12 @@
 #ifndef TRAINERD_SERVER_AGENT_SERVICE_IMPL_H_
 #define TRAINERD_SERVER_AGENT_SERVICE_IMPL_H_
 
+#include "protocol/call_metadata.h"
 #include "server/call_auditor.h"
 #include "server/job_manager.h"
 #include "trainer/v1/job_service.grpc.pb.h"
 
 namespace trainerd {
-
-inline constexpr char kAgentTokenMetadata[] = "x-trainerd-agent-token";
 
 class AgentServiceImpl final : public trainer::v1::AgentService::Service {
  public:

@@ -10,7 +10,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/tls_credentials.h"
+#include "common/atomic_file.h"
+#include "protocol/job_layout.h"
+#include "protocol/worker_environment.h"
 #include "server/job_manager.h"
 #include "server/scheduler.h"
 
@@ -23,7 +25,7 @@ using trainer::v1::Job;
 bool HasCheckpoint(const std::string& output_dir) {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(output_dir, ec)) {
-    if (e.path().filename().string().rfind("checkpoint-", 0) == 0 && fs::exists(e.path() / "MANIFEST.json")) {
+    if (e.path().filename().string().rfind(kCheckpointPrefix, 0) == 0 && fs::exists(e.path() / kManifestFile)) {
       return true;
     }
   }
@@ -105,14 +107,14 @@ void JobManager::StartAttempt(Job& job, const std::string& resume_from, const st
   }
   const std::string dir = JobDir(job.id());
   Running r = AttemptFiles(job, job.attempts_size() + 1);
-  const std::string attempt_dir = absl::StrCat(dir, "/attempt-", r.attempt);
+  const std::string attempt_dir = absl::StrCat(dir, "/", AttemptDirName(r.attempt));
   std::error_code ec;
   fs::create_directories(attempt_dir, ec);
   r.started_ms = NowMs();
 
   WorkerLaunch launch;
   launch.program = job.worker_program().empty() ? options_.worker_program : job.worker_program();
-  launch.args = {"--spec", dir + "/spec.json"};
+  launch.args = {"--spec", absl::StrCat(dir, "/", kSpecFile)};
   if (job.spec().training_args().torch_num_threads() == 0) {
     // A rank uses its slot's share of the CPUs, not all of them.
     launch.args.push_back("--set");
@@ -129,14 +131,9 @@ void JobManager::StartAttempt(Job& job, const std::string& resume_from, const st
   // user runs now leaves every job room and stops a runaway fork or thread loop.
   launch.process_limit = ProcessLimitWithRoom(4096);
   r.secret = NewSecret();
-  {
-    // Kept beside the attempt (owner-only) so that a restarted trainerd still knows it.
-    const std::string secret_path = attempt_dir + "/.secret";
-    std::ofstream out(secret_path, std::ios::trunc);
-    out << r.secret << "\n";
-    out.close();
-    fs::permissions(secret_path, fs::perms::owner_read | fs::perms::owner_write, ec);
-  }
+  // Kept beside the attempt (owner-only) so that a restarted trainerd still knows it.
+  const absl::Status secret_written =
+      WriteFileAtomically(absl::StrCat(attempt_dir, "/", kAttemptSecretFile), r.secret + "\n", 0600);
   auto* attempt = job.add_attempts();
   attempt->set_number(r.attempt);
   attempt->set_started_unix_ms(r.started_ms);
@@ -149,7 +146,10 @@ void JobManager::StartAttempt(Job& job, const std::string& resume_from, const st
   std::map<std::string, int32_t> ranks_on_node;
   for (const std::string& node : nodes) ++ranks_on_node[node];
   std::map<std::string, int32_t> next_local_rank;
-  absl::Status launched = port.status();
+  // The attempt's folder and secret first: without them nothing may start.
+  absl::Status launched = ec ? absl::InternalError(absl::StrCat("cannot create ", attempt_dir, ": ", ec.message()))
+                             : secret_written;
+  if (launched.ok()) launched = port.status();
   for (size_t k = 0; k < r.ranks.size() && launched.ok(); ++k) {
     RankProc& p = r.ranks[k];
     p.node = nodes[k];
@@ -157,18 +157,18 @@ void JobManager::StartAttempt(Job& job, const std::string& resume_from, const st
     rank_launch.args.push_back("--heartbeat-file");
     rank_launch.args.push_back(p.heartbeat_path);
     rank_launch.log_path = p.log_path;
-    rank_launch.env = {{"TRAINERD_JOB_ID", job.id()}, {"TRAINERD_ATTEMPT", std::to_string(r.attempt)},
-                       {"TRAINERD_ADDRESS", worker_address_}, {"TRAINERD_WORKER_SECRET", r.secret},
-                       {"RANK", std::to_string(k)}, {"LOCAL_RANK", std::to_string(next_local_rank[p.node]++)},
-                       {"WORLD_SIZE", std::to_string(r.ranks.size())},
-                       {"LOCAL_WORLD_SIZE", std::to_string(ranks_on_node[p.node])},
-                       {"MASTER_ADDR", store_host}, {"MASTER_PORT", std::to_string(*port)}};
+    rank_launch.env = {{kEnvJobId, job.id()}, {kEnvAttempt, std::to_string(r.attempt)},
+                       {kEnvAddress, worker_address_}, {kEnvWorkerSecret, r.secret},
+                       {kEnvRank, std::to_string(k)}, {kEnvLocalRank, std::to_string(next_local_rank[p.node]++)},
+                       {kEnvWorldSize, std::to_string(r.ranks.size())},
+                       {kEnvLocalWorldSize, std::to_string(ranks_on_node[p.node])},
+                       {kEnvMasterAddr, store_host}, {kEnvMasterPort, std::to_string(*port)}};
     // A rank sees only its own GPUs (none for a CPU rank, which then trains on the CPU).
     p.gpus = FreeGpus(p.node, job.resources().gpus_per_rank(), r);
     rank_launch.env["CUDA_VISIBLE_DEVICES"] = absl::StrJoin(p.gpus, ",");
     // The worker checks the spec again against the same policy when it starts.
     rank_launch.env.merge(SpecPolicyToEnvironment(options_.spec_policy));
-    if (!options_.worker_tls_ca.empty()) rank_launch.env[kWorkerTlsCaEnv] = options_.worker_tls_ca;
+    if (!options_.worker_tls_ca.empty()) rank_launch.env[kEnvTlsCa] = options_.worker_tls_ca;
     launched = LaunchRank(job.id(), r, p, rank_launch);
   }
   for (const RankProc& p : r.ranks) {

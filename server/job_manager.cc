@@ -15,6 +15,7 @@
 #include "proto/spec/spec_defaults.h"
 #include "proto/spec/spec_loader.h"
 #include "proto/spec/spec_validator.h"
+#include "protocol/job_layout.h"
 #include "server/job_state.h"
 
 namespace trainerd {
@@ -105,7 +106,7 @@ JobManager::~JobManager() {
 }
 
 std::string JobManager::JobDir(const std::string& id) const {
-  return (fs::path(options_.data_root) / "jobs" / id).string();
+  return trainerd::JobDir(options_.data_root, id);
 }
 
 absl::Status JobManager::PutJob(Job& job) {
@@ -150,7 +151,7 @@ absl::StatusOr<Job> JobManager::Submit(const trainer::v1::SubmitJobRequest& requ
   trainer::v1::JobSpec spec = request.spec();
   // trainerd owns where a job writes: its output goes under the job's folder. Set before
   // validation, so that paths into the job's own output_dir are allowed.
-  spec.mutable_training_args()->set_output_dir((fs::path(dir) / "output").string());
+  spec.mutable_training_args()->set_output_dir((fs::path(dir) / kOutputDirName).string());
   // Exports in the shared registry are named after the job unless the spec names them.
   if (!spec.training_args().has_hub_model_id()) spec.mutable_training_args()->set_hub_model_id(id);
   ApplyDefaults(&spec);
@@ -202,7 +203,7 @@ absl::StatusOr<Job> JobManager::Submit(const trainer::v1::SubmitJobRequest& requ
   std::error_code ec;
   fs::create_directories(job.output_dir(), ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", job.output_dir(), ": ", ec.message()));
-  if (absl::Status s = WriteFileAtomically(dir + "/spec.json", JobSpecToJson(spec)); !s.ok()) return s;
+  if (absl::Status s = WriteFileAtomically(dir + "/" + kSpecFile, JobSpecToJson(spec)); !s.ok()) return s;
 
   std::lock_guard<std::mutex> lock(mu_);
   if (shutting_down_) return absl::UnavailableError("trainerd is shutting down; not accepting jobs");
@@ -281,8 +282,8 @@ absl::StatusOr<Job> JobManager::Resume(const std::string& id, int64_t checkpoint
                                                       "; only a finished job can be resumed"));
   }
   if (checkpoint_step > 0) {
-    const std::string dir = (fs::path(job->output_dir()) / absl::StrCat("checkpoint-", checkpoint_step)).string();
-    if (!fs::exists(fs::path(dir) / "MANIFEST.json")) {
+    const std::string dir = (fs::path(job->output_dir()) / CheckpointDirName(checkpoint_step)).string();
+    if (!fs::exists(fs::path(dir) / kManifestFile)) {
       return absl::NotFoundError(absl::StrCat("job ", id, " has no checkpoint at step ", checkpoint_step));
     }
     resume_requests_[id] = dir;

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
+#include "protocol/job_layout.h"
 #include "server/job_manager.h"
 #include "server/worker_output.h"
 
@@ -29,7 +30,7 @@ void JobManager::TailOutput(const std::string& job_id, Running& r) {
     }
   }
 
-  const std::string jsonl_key = job_id + "/trainer_log.jsonl";
+  const std::string jsonl_key = absl::StrCat(job_id, "/", kTrainingLogFile);
   auto offset_it = jsonl_offsets_.find(jsonl_key);
   if (offset_it == jsonl_offsets_.end()) {
     offset_it = jsonl_offsets_.emplace(jsonl_key, store_->TailOffset(jsonl_key).value_or(0)).first;
@@ -40,26 +41,27 @@ void JobManager::TailOutput(const std::string& job_id, Running& r) {
   OutputBatch metrics;
   metrics.job_id = job_id;
   metrics.tail_key = jsonl_key;
-  for (const std::string& line : ReadNewLines(job->output_dir() + "/trainer_log.jsonl", &offset_it->second)) {
+  for (const std::string& line : ReadNewLines(absl::StrCat(job->output_dir(), "/", kTrainingLogFile), &offset_it->second)) {
     std::optional<TrainingRecord> record = ParseTrainingRecord(line);
     if (!record) continue;
     UpdateProgress(*record, job->mutable_progress());
-    metrics.metrics.insert(metrics.metrics.end(), record->metrics.begin(), record->metrics.end());
-    if (record->kind == "checkpoint") {
+    for (trainer::v1::MetricPoint& m : MetricPoints(*record)) metrics.metrics.push_back(std::move(m));
+    if (record->kind == kRecordCheckpoint) {
+      const std::string path = record->text[kCheckpointPathField];
       trainer::v1::Checkpoint c;
       c.set_step(record->step);
-      c.set_path(record->checkpoint_path);
-      c.set_size_bytes(record->checkpoint_bytes);
+      c.set_path(path);
+      c.set_size_bytes(static_cast<int64_t>(record->metrics[kCheckpointBytesField]));
       c.set_created_unix_ms(now);
       for (const auto& [name, value] : job->progress().eval_metrics()) (*c.mutable_metrics())[name] = value;
-      std::ifstream state(record->checkpoint_path + "/trainer_state.json");
+      std::ifstream state(absl::StrCat(path, "/", kTrainerStateFile));
       nlohmann::json j = nlohmann::json::parse(state, nullptr, /*allow_exceptions=*/false);
       if (j.is_object() && j.contains("best_model_checkpoint") && j["best_model_checkpoint"].is_string()) {
         job->set_best_checkpoint(j["best_model_checkpoint"].get<std::string>());
       }
-      c.set_is_best(job->best_checkpoint() == record->checkpoint_path);
+      c.set_is_best(job->best_checkpoint() == path);
       // The manifest lists every file's CRC-32: its own CRC-32 identifies the checkpoint.
-      std::ifstream manifest(record->checkpoint_path + "/MANIFEST.json", std::ios::binary);
+      std::ifstream manifest(absl::StrCat(path, "/", kManifestFile), std::ios::binary);
       std::stringstream text;
       text << manifest.rdbuf();
       const std::string bytes = text.str();

@@ -9,7 +9,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/worker_exit_codes.h"
+#include "protocol/job_layout.h"
+#include "protocol/worker_exit_codes.h"
 #include "absl/strings/str_split.h"
 #include "server/job_manager.h"
 #include "server/job_state.h"
@@ -46,14 +47,14 @@ JobManager::Running JobManager::AttemptFiles(const Job& job, int32_t attempt) co
   Running r;
   r.job_id = job.id();
   r.attempt = attempt;
-  const std::string attempt_dir = absl::StrCat(JobDir(job.id()), "/attempt-", attempt);
+  const std::string attempt_dir = JobDir(job.id()) + "/" + AttemptDirName(attempt);
   const int32_t ranks = std::max(1, job.resources().ranks());
   for (int32_t k = 0; k < ranks; ++k) {
     RankProc p;
     p.rank = k;
-    p.log_path = absl::StrCat(attempt_dir, "/rank", k, ".log");
-    p.log_key = absl::StrCat(job.id(), "/attempt-", attempt, "/rank", k, ".log");
-    p.heartbeat_path = k == 0 ? attempt_dir + "/heartbeat" : absl::StrCat(attempt_dir, "/heartbeat-", k);
+    p.log_path = absl::StrCat(attempt_dir, "/", RankLogName(k));
+    p.log_key = absl::StrCat(job.id(), "/", AttemptDirName(attempt), "/", RankLogName(k));
+    p.heartbeat_path = absl::StrCat(attempt_dir, "/", HeartbeatName(k));
     r.ranks.push_back(std::move(p));
   }
   r.cpu_slots = ranks;
@@ -89,7 +90,7 @@ absl::Status JobManager::Recover() {
       p.log_offset = store_->TailOffset(p.log_key).value_or(0);
       if (p.node.empty() && WorkerAlive(p.pid, dir)) any_alive = true;
     }
-    std::ifstream secret(absl::StrCat(dir, "/attempt-", r.attempt, "/.secret"));
+    std::ifstream secret(absl::StrCat(dir, "/", AttemptDirName(r.attempt), "/", kAttemptSecretFile));
     std::getline(secret, r.secret);
     r.started_ms = attempt->started_unix_ms();
     // Ranks on agents die with their agent's connection to the old trainerd: an

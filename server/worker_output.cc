@@ -2,14 +2,10 @@
 
 #include <fstream>
 
-#include <nlohmann/json.hpp>
-
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 
 namespace trainerd {
-
-using nlohmann::json;
 
 std::vector<std::string> ReadNewLines(const std::string& path, int64_t* offset, int64_t max_bytes) {
   std::vector<std::string> lines;
@@ -49,45 +45,33 @@ trainer::v1::LogLine ParseLogLine(const std::string& line, int32_t rank, int32_t
   return l;
 }
 
-std::optional<TrainingRecord> ParseTrainingRecord(const std::string& line) {
-  json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || !j.contains("kind") || !j["kind"].is_string()) return std::nullopt;
-  TrainingRecord r;
-  r.kind = j["kind"].get<std::string>();
-  r.step = j.value("step", int64_t{0});
-  r.max_steps = j.value("max_steps", int64_t{0});
-  if (j.contains("epoch") && j["epoch"].is_number()) r.epoch = j["epoch"].get<double>();
-  const int64_t time_ms = static_cast<int64_t>(j.value("time", 0.0) * 1000);
-  if (r.kind == "checkpoint") {
-    r.checkpoint_path = j.value("path", "");
-    r.checkpoint_bytes = static_cast<int64_t>(j.value("size_bytes", 0.0));
-    return r;
-  }
-  const std::string split = r.kind == "train_end" ? "train" : r.kind;
-  for (const auto& [key, value] : j.items()) {
-    if (!value.is_number() || key == "time" || key == "step" || key == "max_steps" || key == "epoch") continue;
+std::vector<trainer::v1::MetricPoint> MetricPoints(const TrainingRecord& r) {
+  std::vector<trainer::v1::MetricPoint> points;
+  if (r.kind == kRecordCheckpoint) return points;
+  const std::string split = r.kind == kRecordTrainEnd ? kRecordTrain : r.kind;
+  for (const auto& [name, value] : r.metrics) {
     trainer::v1::MetricPoint m;
-    m.set_name(key);
+    m.set_name(name);
     m.set_split(split);
     m.set_step(r.step);
     m.set_epoch(r.epoch);
-    m.set_value(value.get<double>());
-    m.set_time_unix_ms(time_ms);
-    r.metrics.push_back(m);
+    m.set_value(value);
+    m.set_time_unix_ms(static_cast<int64_t>(r.time * 1000));
+    points.push_back(std::move(m));
   }
-  return r;
+  return points;
 }
 
 void UpdateProgress(const TrainingRecord& r, trainer::v1::Progress* p) {
   if (r.step > 0) p->set_step(r.step);
   if (r.max_steps > 0) p->set_max_steps(r.max_steps);
   if (r.epoch > 0) p->set_epoch(r.epoch);
-  for (const auto& m : r.metrics) {
-    if (r.kind == "train" && m.name() == "loss") p->set_loss(m.value());
-    if (r.kind == "train" && m.name() == "learning_rate") p->set_learning_rate(m.value());
-    if (r.kind == "train" && m.name() == "samples_per_second") p->set_samples_per_second(m.value());
-    if (r.kind == "eval" && !absl::EndsWith(m.name(), "_runtime") && !absl::EndsWith(m.name(), "_per_second")) {
-      (*p->mutable_eval_metrics())[m.name()] = m.value();
+  for (const auto& [name, value] : r.metrics) {
+    if (r.kind == kRecordTrain && name == "loss") p->set_loss(value);
+    if (r.kind == kRecordTrain && name == "learning_rate") p->set_learning_rate(value);
+    if (r.kind == kRecordTrain && name == "samples_per_second") p->set_samples_per_second(value);
+    if (r.kind == kRecordEval && !absl::EndsWith(name, "_runtime") && !absl::EndsWith(name, "_per_second")) {
+      (*p->mutable_eval_metrics())[name] = value;
     }
   }
 }

@@ -2,7 +2,7 @@
 //
 // Two files per job are tailed: the worker's stdout/stderr log (one file per attempt
 // and rank; spdlog lines "2026-01-02T03:04:05.678 info text") and the JSON training
-// log, trainer_log.jsonl (see worker/training_log.h), which carries metrics, progress
+// log, trainer_log.jsonl (protocol/training_record.h), which carries metrics, progress
 // and "checkpoint" records.
 #ifndef TRAINERD_SERVER_WORKER_OUTPUT_H_
 #define TRAINERD_SERVER_WORKER_OUTPUT_H_
@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "protocol/training_record.h"
 #include "trainer/v1/job_service.pb.h"
 
 namespace trainerd {
@@ -23,17 +24,9 @@ std::vector<std::string> ReadNewLines(const std::string& path, int64_t* offset, 
 // A worker log line: level from spdlog's pattern, else "info".
 trainer::v1::LogLine ParseLogLine(const std::string& line, int32_t rank, int32_t attempt, int64_t now_ms);
 
-// One record of trainer_log.jsonl.
-struct TrainingRecord {
-  std::string kind;  // train, eval, test, train_end, checkpoint
-  std::vector<trainer::v1::MetricPoint> metrics;
-  int64_t step = 0;
-  int64_t max_steps = 0;
-  double epoch = 0;
-  std::string checkpoint_path;   // kind == checkpoint
-  int64_t checkpoint_bytes = 0;  // kind == checkpoint
-};
-std::optional<TrainingRecord> ParseTrainingRecord(const std::string& line);
+// A training record's metrics as points of the split its kind names (train_end's
+// belong to train). A checkpoint record has none.
+std::vector<trainer::v1::MetricPoint> MetricPoints(const TrainingRecord& record);
 
 // Applies a record to a job's progress summary.
 void UpdateProgress(const TrainingRecord& record, trainer::v1::Progress* progress);

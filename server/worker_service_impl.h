@@ -3,13 +3,12 @@
 #ifndef TRAINERD_SERVER_WORKER_SERVICE_IMPL_H_
 #define TRAINERD_SERVER_WORKER_SERVICE_IMPL_H_
 
+#include "protocol/call_metadata.h"
 #include "server/call_auditor.h"
 #include "server/job_manager.h"
 #include "trainer/v1/job_service.grpc.pb.h"
 
 namespace trainerd {
-
-inline constexpr char kWorkerSecretMetadata[] = "x-trainerd-worker-secret";
 
 class WorkerServiceImpl final : public trainer::v1::WorkerService::Service {
  public:

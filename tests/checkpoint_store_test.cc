@@ -35,7 +35,7 @@ TEST(CheckpointStore, WritesVerifiesAndReadsBack) {
   auto files = CheckpointStore::Read(dir / "checkpoint-10");
   ASSERT_TRUE(files.ok());
   EXPECT_EQ(files->at("model.safetensors"), "weights-a");
-  EXPECT_FALSE(files->count(kManifestName));
+  EXPECT_FALSE(files->count(kManifestFile));
   // No temporary folders are left behind.
   for (const auto& e : fs::directory_iterator(dir.path())) {
     EXPECT_EQ(e.path().filename().string().rfind(".", 0), std::string::npos) << e.path();

@@ -22,6 +22,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "proto/spec/spec_loader.h"
+#include "protocol/call_metadata.h"
 #include "tests/test_util.h"
 #include "trainer/v1/job_service.grpc.pb.h"
 
@@ -116,7 +117,7 @@ class Daemon {
   // Adds the admin's token to a call: the tests act as the one person of a fresh setup.
   void Authorize(grpc::ClientContext* context) const { AuthorizeAs(admin_token(), context); }
   static void AuthorizeAs(const std::string& token, grpc::ClientContext* context) {
-    context->AddMetadata("authorization", "Bearer " + token);
+    context->AddMetadata(kAuthorizationMetadata, "Bearer " + token);
   }
   std::shared_ptr<grpc::Channel> channel() { return channel_; }
   int port() const { return port_; }

@@ -123,7 +123,7 @@ absl::Status CheckpointStore::WriteFolder(const std::string& dest, const Checkpo
     if (absl::Status s = WriteAndSync(tmp / name, contents); !s.ok()) return s;
     manifest["files"][name] = {{"size", contents.size()}, {"crc32", Crc32(contents)}};
   }
-  if (absl::Status s = WriteAndSync(tmp / kManifestName, manifest.dump(2)); !s.ok()) return s;
+  if (absl::Status s = WriteAndSync(tmp / kManifestFile, manifest.dump(2)); !s.ok()) return s;
   if (absl::Status s = SyncPath(tmp.string()); !s.ok()) return s;
   // Replace an existing folder of the same name (e.g. re-saving a step after resume):
   // move it aside first so that a crash leaves one valid copy.
@@ -160,11 +160,11 @@ std::vector<std::string> CheckpointStore::List(const std::string& output_dir) {
 }
 
 absl::Status CheckpointStore::Verify(const std::string& dir) {
-  auto text = ReadWholeFile(fs::path(dir) / kManifestName);
-  if (!text.ok()) return absl::DataLossError(absl::StrCat(dir, ": no ", kManifestName, " (incomplete write?)"));
+  auto text = ReadWholeFile(fs::path(dir) / kManifestFile);
+  if (!text.ok()) return absl::DataLossError(absl::StrCat(dir, ": no ", kManifestFile, " (incomplete write?)"));
   json manifest = json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (!manifest.is_object() || !manifest.contains("files") || !manifest["files"].is_object()) {
-    return absl::DataLossError(absl::StrCat(dir, ": ", kManifestName, " is malformed"));
+    return absl::DataLossError(absl::StrCat(dir, ": ", kManifestFile, " is malformed"));
   }
   for (const auto& [name, entry] : manifest["files"].items()) {
     auto contents = ReadWholeFile(fs::path(dir) / name);
@@ -185,7 +185,7 @@ absl::StatusOr<CheckpointFiles> CheckpointStore::Read(const std::string& dir) {
   CheckpointFiles files;
   for (const auto& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
-    if (name == kManifestName) continue;
+    if (name == kManifestFile) continue;
     auto contents = ReadWholeFile(entry.path());
     if (!contents.ok()) return contents.status();
     files[name] = std::move(*contents);

@@ -31,6 +31,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "protocol/job_layout.h"
 
 namespace trainerd {
 
@@ -41,8 +42,6 @@ using CheckpointProducer = std::function<absl::StatusOr<CheckpointFiles>()>;
 // Runs on the writer thread once the folder is committed (or failed).
 using CheckpointDone = std::function<void(const absl::Status&, const CheckpointFiles&)>;
 
-inline constexpr char kCheckpointPrefix[] = "checkpoint-";
-inline constexpr char kManifestName[] = "MANIFEST.json";
 
 class CheckpointStore {
  public:

@@ -14,6 +14,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "protocol/worker_environment.h"
 
 namespace trainerd {
 namespace {
@@ -33,12 +34,12 @@ absl::StatusOr<int> IntFromEnvironment(const char* name, int fallback) {
 
 absl::StatusOr<DistributedConfig> DistributedConfigFromEnvironment() {
   DistributedConfig c;
-  absl::StatusOr<int> world = IntFromEnvironment("WORLD_SIZE", 1);
-  absl::StatusOr<int> rank = IntFromEnvironment("RANK", 0);
+  absl::StatusOr<int> world = IntFromEnvironment(kEnvWorldSize, 1);
+  absl::StatusOr<int> rank = IntFromEnvironment(kEnvRank, 0);
   if (!world.ok()) return world.status();
   if (!rank.ok()) return rank.status();
-  absl::StatusOr<int> local_rank = IntFromEnvironment("LOCAL_RANK", *rank);
-  absl::StatusOr<int> port = IntFromEnvironment("MASTER_PORT", 29500);
+  absl::StatusOr<int> local_rank = IntFromEnvironment(kEnvLocalRank, *rank);
+  absl::StatusOr<int> port = IntFromEnvironment(kEnvMasterPort, 29500);
   if (!local_rank.ok()) return local_rank.status();
   if (!port.ok()) return port.status();
   if (*world < 1) return absl::InvalidArgumentError("WORLD_SIZE: must be >= 1");
@@ -50,7 +51,7 @@ absl::StatusOr<DistributedConfig> DistributedConfigFromEnvironment() {
   c.rank = *rank;
   c.local_rank = *local_rank;
   c.store_port = *port;
-  if (const char* host = std::getenv("MASTER_ADDR"); host != nullptr && *host != '\0') c.store_host = host;
+  if (const char* host = std::getenv(kEnvMasterAddr); host != nullptr && *host != '\0') c.store_host = host;
   return c;
 }
 

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
+#include "protocol/worker_environment.h"
 #include "worker/distributed.h"
 #include "worker/galore.h"
 #include "worker/gradient_reducer.h"
@@ -78,7 +79,7 @@ Trainer::Trainer(trainer::v1::JobSpec spec, std::unique_ptr<Model> model, Datase
   // As HF (through Accelerate): GPU LOCAL_RANK when this LibTorch has CUDA and one is
   // visible, unless use_cpu. trainerd makes a rank's own GPUs the visible ones.
   if (!args().use_cpu() && torch::cuda::is_available()) {
-    const char* local_rank = std::getenv("LOCAL_RANK");
+    const char* local_rank = std::getenv(kEnvLocalRank);
     const int64_t index = (local_rank ? std::atoi(local_rank) : 0) % static_cast<int64_t>(torch::cuda::device_count());
     device_ = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
     model_->To(device_);

@@ -125,7 +125,7 @@ std::shared_ptr<Trainer::CheckpointSnapshot> Trainer::TakeSnapshot() {
   for (const auto& cb : callbacks_.callbacks()) {
     if (!cb->stateful_name().empty()) state_.stateful_callbacks[cb->stateful_name()] = cb->SaveState();
   }
-  files["trainer_state.json"] = TrainerStateToJson(state_);
+  files[kTrainerStateFile] = TrainerStateToJson(state_);
   if (args().save_only_model()) return snap;
 
   // The running loss sums become the ranks' means, so that rank 0's loop_state.json
@@ -197,7 +197,7 @@ void Trainer::LoadCheckpoint(const std::string& dir) {
   auto files = CheckpointStore::Read(dir);
   if (!files.ok()) throw std::invalid_argument(std::string(files.status().message()));
   LoadModelWeights(Need(*files, dir, "model.safetensors"));
-  auto saved = TrainerStateFromJson(Need(*files, dir, "trainer_state.json"));
+  auto saved = TrainerStateFromJson(Need(*files, dir, kTrainerStateFile));
   if (!saved.ok()) Corrupt(dir, std::string(saved.status().message()));
   state_.global_step = saved->global_step;
   state_.epoch = saved->epoch;

@@ -7,14 +7,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "protocol/training_record.h"
 
 namespace trainerd {
 namespace {
-
-std::string JsonNumber(double v) {
-  if (!std::isfinite(v)) return "null";
-  return absl::StrFormat("%.10g", v);
-}
 
 // Human formatting: learning rates in scientific notation, counts as integers.
 std::string HumanValue(const std::string& key, double v) {
@@ -22,21 +18,6 @@ std::string HumanValue(const std::string& key, double v) {
   if (key.find("per_second") != std::string::npos) return absl::StrFormat("%.0f", v);
   if (key.find("runtime") != std::string::npos) return absl::StrFormat("%.1fs", v);
   return absl::StrFormat("%.4f", v);
-}
-
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      out += absl::StrFormat("\\u%04x", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
 }
 
 }  // namespace
@@ -63,19 +44,6 @@ TrainingLog::~TrainingLog() {
   if (fd_stream_ != nullptr) std::fclose(fd_stream_);
 }
 
-std::string TrainingLog::ToJson(const std::string& kind, const Progress& p, const Metrics& metrics,
-                                double unix_time, const std::map<std::string, std::string>& text) {
-  std::string out = absl::StrCat("{\"kind\":\"", kind, "\",\"time\":", absl::StrFormat("%.3f", unix_time),
-                                 ",\"step\":", p.step, ",\"max_steps\":", p.max_steps,
-                                 ",\"epoch\":", JsonNumber(p.epoch));
-  for (const auto& [key, value] : metrics) {
-    // Metric names come from this program (letters, digits, '_'): no escaping needed.
-    absl::StrAppend(&out, ",\"", key, "\":", JsonNumber(value));
-  }
-  for (const auto& [key, value] : text) absl::StrAppend(&out, ",\"", key, "\":", JsonString(value));
-  return out + "}";
-}
-
 std::string TrainingLog::ToHumanLine(const std::string& kind, const Progress& p, const Metrics& metrics) {
   std::string line = absl::StrFormat("%-5s step %lld/%lld  epoch %.2f", kind,
                                      static_cast<long long>(p.step),
@@ -91,7 +59,15 @@ void TrainingLog::Record(const std::string& kind, const Progress& progress, cons
   if (kind != "checkpoint") spdlog::info("{}", ToHumanLine(kind, progress, metrics));
   const double now =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  const std::string json = ToJson(kind, progress, metrics, now, text);
+  TrainingRecord record;
+  record.kind = kind;
+  record.time = now;
+  record.step = progress.step;
+  record.max_steps = progress.max_steps;
+  record.epoch = progress.epoch;
+  record.metrics = metrics;
+  record.text = text;
+  const std::string json = FormatTrainingRecord(record);
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (std::FILE* f : {file_, fd_stream_}) {

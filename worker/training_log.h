@@ -3,8 +3,7 @@
 //    samples/s), via spdlog;
 //  - one JSON object per line (JSONL) for machines: a file in output_dir and/or an
 //    inherited file descriptor that trainerd reads.
-// JSON record fields: "kind" (train | eval | test | train_end | checkpoint), "time" (Unix seconds),
-// "step", "max_steps", "epoch", then every metric by name (NaN/inf written as null).
+// The JSON record is protocol/training_record.h's, the format trainerd reads.
 #ifndef TRAINERD_WORKER_TRAINING_LOG_H_
 #define TRAINERD_WORKER_TRAINING_LOG_H_
 
@@ -45,10 +44,6 @@ class TrainingLog {
                                       const std::map<std::string, std::string>& text)>;
   void set_observer(Observer observer) { observer_ = std::move(observer); }
 
-  // One JSON line for a record; exposed for tests.
-  static std::string ToJson(const std::string& kind, const Progress& progress,
-                            const Metrics& metrics, double unix_time,
-                            const std::map<std::string, std::string>& text = {});
   // The human-readable line for a record.
   static std::string ToHumanLine(const std::string& kind, const Progress& progress,
                                  const Metrics& metrics);

@@ -1,6 +1,6 @@
 // trainer-worker: trains, evaluates and predicts as a job spec says.
 //
-// Exit status (common/worker_exit_codes.h): 0 success; 1 the run failed; 2 bad command
+// Exit status (protocol/worker_exit_codes.h): 0 success; 1 the run failed; 2 bad command
 // line or invalid spec; 3 stopped by SIGTERM after saving a checkpoint; 4 out of memory.
 #include <cstdio>
 #include <exception>
@@ -9,7 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "common/worker_exit_codes.h"
+#include "protocol/worker_exit_codes.h"
 
 #include "worker/worker_run.h"
 

@@ -6,6 +6,8 @@
 #include <spdlog/spdlog.h>
 
 #include "common/tls_credentials.h"
+#include "protocol/call_metadata.h"
+#include "protocol/worker_environment.h"
 #include "trainer/v1/job_service.grpc.pb.h"
 
 namespace trainerd {
@@ -16,18 +18,18 @@ struct WorkerReporter::Rpc {
 
   std::unique_ptr<grpc::ClientContext> Context() const {
     auto ctx = std::make_unique<grpc::ClientContext>();
-    ctx->AddMetadata("x-trainerd-worker-secret", secret);
+    ctx->AddMetadata(kWorkerSecretMetadata, secret);
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
     return ctx;
   }
 };
 
 std::shared_ptr<WorkerReporter> WorkerReporter::FromEnvironment(StopHandler on_stop) {
-  const char* address = std::getenv("TRAINERD_ADDRESS");
-  const char* secret = std::getenv("TRAINERD_WORKER_SECRET");
-  const char* job = std::getenv("TRAINERD_JOB_ID");
-  const char* attempt = std::getenv("TRAINERD_ATTEMPT");
-  const char* rank = std::getenv("RANK");
+  const char* address = std::getenv(kEnvAddress);
+  const char* secret = std::getenv(kEnvWorkerSecret);
+  const char* job = std::getenv(kEnvJobId);
+  const char* attempt = std::getenv(kEnvAttempt);
+  const char* rank = std::getenv(kEnvRank);
   if (!address || !*address || !secret || !job || !attempt) return nullptr;
   return std::shared_ptr<WorkerReporter>(new WorkerReporter(address, secret, job, std::atoi(attempt),
                                                             rank ? std::atoi(rank) : 0, std::move(on_stop)));
@@ -39,7 +41,7 @@ WorkerReporter::WorkerReporter(std::string address, std::string secret, std::str
       rpc_(std::make_unique<Rpc>()) {
   rpc_->secret = std::move(secret);
   // With TLS the worker sends its secret only to a trainerd whose certificate verifies.
-  const char* ca = std::getenv(kWorkerTlsCaEnv);
+  const char* ca = std::getenv(kEnvTlsCa);
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       MakeChannelCredentials({ca != nullptr ? ca : ""});
   if (!credentials.ok()) {

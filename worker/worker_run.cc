@@ -17,12 +17,13 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
-#include "common/worker_exit_codes.h"
+#include "protocol/worker_exit_codes.h"
 #include "absl/strings/str_format.h"
 #include "common/atomic_file.h"
 #include "proto/spec/spec_defaults.h"
 #include "proto/spec/spec_loader.h"
 #include "proto/spec/spec_validator.h"
+#include "protocol/job_layout.h"
 #include "worker/confined_file.h"
 #include "worker/dataset_reader.h"
 #include "worker/distributed.h"
@@ -72,7 +73,7 @@ bool HoldsResults(const fs::path& dir) {
   if (!fs::is_directory(dir)) return false;
   for (const auto& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
-    if (name == "model.pt" || name.rfind("checkpoint-", 0) == 0) return true;
+    if (name == "model.pt" || name.rfind(kCheckpointPrefix, 0) == 0) return true;
   }
   return false;
 }
@@ -242,7 +243,7 @@ int RunWorker(const WorkerOptions& options) {
     return Fail(s);
   }
   // Rank 0 writes the job's log and results; the other ranks compute the same numbers.
-  auto log = main_rank ? TrainingLog::Open((output_dir / "trainer_log.jsonl").string(), options.metrics_fd)
+  auto log = main_rank ? TrainingLog::Open((output_dir / kTrainingLogFile).string(), options.metrics_fd)
                        : TrainingLog::Open("", -1);
   if (!log.ok()) return Fail(log.status());
   if (reporter && main_rank) {
@@ -269,7 +270,7 @@ int RunWorker(const WorkerOptions& options) {
   if (args.do_train() && main_rank) {
     if (absl::Status s = trainer.save_model(output_dir.string()); !s.ok()) return Fail(s);
     // HF's trainer.save_state(): the final TrainerState beside the model.
-    if (absl::Status s = WriteFileAtomically((output_dir / "trainer_state.json").string(),
+    if (absl::Status s = WriteFileAtomically((output_dir / kTrainerStateFile).string(),
                                              TrainerStateToJson(trainer.state()));
         !s.ok()) {
       return Fail(s);

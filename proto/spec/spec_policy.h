@@ -18,16 +18,12 @@
 #include <vector>
 
 #include "proto/spec/spec_bounds.h"
+#include "protocol/worker_environment.h"
 #include "trainer/v1/job_spec.pb.h"
 
 namespace trainerd {
 
 // The environment variables that carry a policy from trainerd to its workers.
-inline constexpr char kEnvDataDirs[] = "TRAINERD_DATA_DIRS";        // ':'-separated
-inline constexpr char kEnvRegistryDir[] = "TRAINERD_REGISTRY_DIR";
-inline constexpr char kEnvPrivateDir[] = "TRAINERD_PRIVATE_DIR";
-inline constexpr char kEnvMaxJobMemory[] = "TRAINERD_MAX_JOB_MEMORY";  // bytes
-inline constexpr char kEnvMaxThreads[] = "TRAINERD_MAX_THREADS";
 
 inline constexpr size_t kMaxNameBytes = 256;  // job names and hub_model_id
 

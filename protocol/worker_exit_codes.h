@@ -1,6 +1,7 @@
 // trainer-worker's exit status: what trainerd reads from it, in one place for both.
-#ifndef TRAINERD_COMMON_WORKER_EXIT_CODES_H_
-#define TRAINERD_COMMON_WORKER_EXIT_CODES_H_
+// 2 means "the spec is invalid" and nothing else.
+#ifndef TRAINERD_PROTOCOL_WORKER_EXIT_CODES_H_
+#define TRAINERD_PROTOCOL_WORKER_EXIT_CODES_H_
 
 namespace trainerd {
 
@@ -12,4 +13,4 @@ inline constexpr int kWorkerExitOutOfMemory = 4;  // over its memory limit: retr
 
 }  // namespace trainerd
 
-#endif  // TRAINERD_COMMON_WORKER_EXIT_CODES_H_
+#endif  // TRAINERD_PROTOCOL_WORKER_EXIT_CODES_H_
