@@ -38,6 +38,31 @@ metrics: [accuracy, f1]
 )");
 }
 
+// An IDX pair with no examples: magic, count 0 (and 28 x 28 for images).
+void WriteEmptyIdx(const TempDir& dir) {
+  const std::string images("\x00\x00\x08\x03\x00\x00\x00\x00\x00\x00\x00\x1c\x00\x00\x00\x1c", 16);
+  const std::string labels("\x00\x00\x08\x01\x00\x00\x00\x00", 8);
+  testing::WriteFile(dir / "empty-images", images);
+  testing::WriteFile(dir / "empty-labels", labels);
+}
+
+// An empty split is an invalid spec (exit 2, named), not a LibTorch error from deep
+// inside (it was exit 1 with a backtrace, and retried by trainerd).
+TEST(WorkerCli, AnEmptySplitIsRefusedByName) {
+  TempDir dir;
+  WriteEmptyIdx(dir);
+  const std::string d = testing::kFashionDir;
+  testing::WriteFile(dir / "job.yaml", absl::StrCat(
+      "training_args: {output_dir: ", dir / "out", ", max_steps: 4, eval_strategy: steps, eval_steps: 2}\n",
+      "model: {type: mlp, hidden_sizes: [8]}\n",
+      "data:\n  train: {path: ", d, "/train-images-idx3-ubyte.gz, labels_path: ", d,
+      "/train-labels-idx1-ubyte.gz, limit: 64}\n",
+      "  eval: {path: ", dir / "empty-images", ", labels_path: ", dir / "empty-labels", "}\n"));
+  auto r = RunCommand(absl::StrCat(Worker(), " --spec ", dir / "job.yaml"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("data.eval: holds no examples"));
+}
+
 TEST(WorkerCli, TrainsEvaluatesPredictsAndSaves) {
   TempDir dir;
   testing::WriteFile(dir / "job.yaml", TinySpec(dir / "out"));

@@ -286,6 +286,23 @@ TEST(Data, ShardsAreDisjointPaddedAndEqual) {
 
 // ---------------------------------------------------------------- training
 
+// An error evaluate() returns during training keeps its code through train(): an
+// INVALID_ARGUMENT (exit 2, not retried by trainerd) must not become INTERNAL (exit 1,
+// retried).
+TEST(Training, AnEvaluateErrorKeepsItsCodeThroughTrain) {
+  auto spec = Spec(absl::StrCat("training_args: {max_steps: 4, eval_strategy: steps, eval_steps: 2}\n",
+                                "model: {type: mlp, hidden_sizes: [8]}\n", FashionYaml(100)));
+  auto data = LoadDatasets(spec.data(), spec.training_args().data_seed());
+  ASSERT_TRUE(data.ok()) << data.status();
+  data->eval = data->eval->Subset(torch::zeros({0}, torch::kLong));  // what no reader lets through
+  auto model = CreateModel(spec.model(), *data);
+  ASSERT_TRUE(model.ok());
+  Trainer trainer(spec, std::move(*model), std::move(*data));
+  absl::StatusOr<TrainOutput> out = trainer.train();
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument) << out.status();
+  EXPECT_THAT(std::string(out.status().message()), ::testing::HasSubstr("the eval dataset is empty"));
+}
+
 // HF's 2024 fix: accumulating 4 micro-batches of 8 gives the gradients of one batch of 32.
 TEST(Training, GradientAccumulationMatchesBigBatch) {
   const std::string base =

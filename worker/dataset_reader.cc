@@ -102,6 +102,10 @@ absl::StatusOr<Dataset> ReadIdxDataset(const std::string& images_path,
   }
   int64_t n = BigEndian32(*images, 4);
   const int64_t rows = BigEndian32(*images, 8), cols = BigEndian32(*images, 12);
+  // Bounded before they are multiplied: a hostile header must not overflow the size check.
+  if (rows <= 0 || cols <= 0 || rows > 65536 || cols > 65536) {
+    return absl::InvalidArgumentError(absl::StrCat(images_path, ": images of ", rows, " x ", cols, " pixels"));
+  }
   if (static_cast<int64_t>(BigEndian32(*labels, 4)) != n) {
     return absl::InvalidArgumentError(absl::StrCat(labels_path, ": has ", BigEndian32(*labels, 4),
                                                    " labels for ", n, " images"));
@@ -253,6 +257,12 @@ absl::StatusOr<DatasetBundle> LoadDatasets(const trainer::v1::DataSpec& data, in
   for (const auto& [name, id] : label_to_id) {
     if (b.class_names.size() <= static_cast<size_t>(id)) b.class_names.resize(id + 1);
     b.class_names[id] = name;
+  }
+  for (const auto& [name, split] : {std::pair<const char*, const Dataset*>{"train", &b.train},
+                                    {"eval", b.eval ? &*b.eval : nullptr}, {"test", b.test ? &*b.test : nullptr}}) {
+    if (split != nullptr && split->size() == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("data.", name, ": holds no examples"));
+    }
   }
   if (!b.regression) {
     int64_t max_label = b.train.labels.max().item<int64_t>();

@@ -15,14 +15,28 @@
 
 namespace trainerd {
 
+// An absl::Status thrown through code that reports errors by exception (the training
+// loop's callbacks and steps), so that RunGuarded returns it with its code intact.
+class StatusError : public std::runtime_error {
+ public:
+  explicit StatusError(absl::Status status)
+      : std::runtime_error(std::string(status.message())), status_(std::move(status)) {}
+  const absl::Status& status() const { return status_; }
+
+ private:
+  absl::Status status_;
+};
+
 // Runs `fn`, returning its result, or a Status naming `context` for any exception:
-// std::invalid_argument (bad input) becomes INVALID_ARGUMENT; a failed allocation
+// a StatusError keeps its code; std::invalid_argument (bad input) becomes INVALID_ARGUMENT; a failed allocation
 // RESOURCE_EXHAUSTED; LibTorch's other errors and everything else INTERNAL. `fn` may itself return T, absl::StatusOr<T> or (for
 // RunGuardedStatus) absl::Status.
 template <typename T, typename Fn>
 absl::StatusOr<T> RunGuarded(const std::string& context, Fn&& fn) {
   try {
     return fn();
+  } catch (const StatusError& e) {
+    return absl::Status(e.status().code(), absl::StrCat(context, ": ", e.status().message()));
   } catch (const c10::Error& e) {
     const std::string what = e.what_without_backtrace();
     if (what.find("can't allocate memory") != std::string::npos) {

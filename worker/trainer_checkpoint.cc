@@ -297,7 +297,7 @@ void Trainer::SaveCheckpoint() {
       if (strategy == "all_checkpoints") ExportToHub(absl::StrCat(kCheckpointPrefix, step), files);
     };
   auto saved = checkpoint_store_->Save(state_.global_step, produce, keep, on_done);
-  if (!saved.ok()) throw std::runtime_error(std::string(saved.status().message()));
+  if (!saved.ok()) throw StatusError(saved.status());  // e.g. RESOURCE_EXHAUSTED for a full disk
   spdlog::info("Saving checkpoint {} (written in the background)", *saved);
 }
 

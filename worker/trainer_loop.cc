@@ -320,7 +320,7 @@ void Trainer::MaybeLogSaveEvaluate(double grad_norm, double samples_per_second) 
 
 bool Trainer::EvaluateDuringTraining() {
   absl::StatusOr<Metrics> metrics = evaluate();
-  if (!metrics.ok()) throw std::runtime_error(std::string(metrics.status().message()));
+  if (!metrics.ok()) throw StatusError(metrics.status());  // keeps its code to the worker's edge
   model_->SetTraining(true);
   auto it = metrics->find(BestMetricKey(args()));
   if (lr_schedule_ && it != metrics->end()) lr_schedule_->OnEvaluate(it->second);
