@@ -308,6 +308,9 @@ int main(int argc, char** argv) {
     std::cout << "output      " << job->output_dir() << "\n";
     if (!job->best_checkpoint().empty()) std::cout << "best        " << job->best_checkpoint() << "\n";
     if (!job->error().empty()) std::cout << "error       " << job->error() << "\n";
+    if (!job->store_error().empty()) {
+      std::cout << "unsaved     trainerd cannot save this state (retrying): " << job->store_error() << "\n";
+    }
     std::vector<std::vector<std::string>> rows = {{"ATTEMPT", "STARTED", "ENDED", "EXIT", "REASON", "RESUMED FROM"}};
     const int64_t now = NowMs();
     for (const auto& a : job->attempts()) {

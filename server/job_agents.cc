@@ -247,7 +247,7 @@ absl::StatusOr<trainer::v1::AgentPollResponse> JobManager::AgentPoll(const std::
       if (attempt->number() == r->attempt && static_cast<int>(k) < attempt->rank_pids_size()) {
         attempt->set_rank_pids(static_cast<int>(k), started.pid());
         if (k == 0) attempt->set_pid(started.pid());
-        (void)PutJob(*job);
+        PutJob(*job);
       }
     }
   }

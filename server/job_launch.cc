@@ -101,7 +101,7 @@ void JobManager::StartAttempt(Job& job, const std::string& resume_from, const st
     // Not the job's fault to retry: the program it named is gone or replaced.
     spdlog::error("job={} {}", job.id(), std::string(s.message()));
     job.set_error(std::string(s.message()));
-    if (absl::Status t = Transition(job, trainer::v1::FAILED); !t.ok()) spdlog::error("{}", std::string(t.message()));
+    MoveTo(job, trainer::v1::FAILED);
     schedule_needed_ = true;  // its slots stayed free for the next job
     return;
   }
@@ -182,13 +182,13 @@ void JobManager::StartAttempt(Job& job, const std::string& resume_from, const st
     attempt->set_ended_unix_ms(NowMs());
     attempt->set_reason(absl::StrCat("cannot start the workers: ", launched.message()));
     job.set_error(attempt->reason());
-    (void)Transition(job, trainer::v1::FAILED);
+    MoveTo(job, trainer::v1::FAILED);
     return;
   }
   spdlog::info("job={} attempt {} started: {} rank(s), rank 0 pid {} {}", job.id(), r.attempt, r.ranks.size(),
                r.ranks[0].pid, resume_from.empty() ? "" : "resuming from " + attempt->resumed_from());
   running_[job.id()] = std::move(r);
-  (void)Transition(job, trainer::v1::RUNNING);
+  MoveTo(job, trainer::v1::RUNNING);
 }
 
 absl::Status JobManager::LaunchRank(const std::string& job_id, Running& r, RankProc& p, const WorkerLaunch& launch) {

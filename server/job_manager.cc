@@ -109,17 +109,55 @@ std::string JobManager::JobDir(const std::string& id) const {
   return trainerd::JobDir(options_.data_root, id);
 }
 
-absl::Status JobManager::PutJob(Job& job) {
-  job.set_updated_unix_ms(NowMs());
-  absl::Status s = store_->PutJob(job);
-  if (s.ok()) {
+absl::Status JobManager::StoreJob(const Job& job, bool finishing) {
+  Job stored = job;
+  stored.clear_store_error();
+  absl::Status s = store_->PutJob(stored);
+  {
     std::unique_lock<std::shared_mutex> lock(cache_mu_);
-    cache_[job.id()] = job;
+    Job& cached = cache_[job.id()];
+    cached = stored;
+    if (!s.ok()) cached.set_store_error(std::string(s.message()));
   }
   ++change_counter_;
   changed_.notify_all();
-  if (hooks_.on_job_changed) hooks_.on_job_changed(job);
+  auto unsaved = unsaved_.find(job.id());
+  if (!s.ok()) {
+    if (unsaved == unsaved_.end()) {
+      spdlog::error("job={} cannot be saved (retrying every poll): {}", job.id(), std::string(s.message()));
+      unsaved_[job.id()] = finishing;
+    } else {
+      unsaved->second = unsaved->second || finishing;
+    }
+    return s;
+  }
+  if (unsaved != unsaved_.end()) {
+    spdlog::info("job={} saved after failed writes", job.id());
+    finishing = finishing || unsaved->second;
+    unsaved_.erase(unsaved);
+  }
+  if (hooks_.on_job_changed) hooks_.on_job_changed(stored);
+  if (finishing && hooks_.on_job_finished) hooks_.on_job_finished(stored);
   return s;
+}
+
+void JobManager::PutJob(Job& job, bool finishing) {
+  job.set_updated_unix_ms(NowMs());
+  absl::Status s = StoreJob(job, finishing);
+  job.set_store_error(s.ok() ? "" : std::string(s.message()));
+}
+
+void JobManager::FlushUnsaved() {
+  std::vector<std::string> ids;
+  for (const auto& [id, finishing] : unsaved_) ids.push_back(id);
+  for (const std::string& id : ids) {
+    absl::StatusOr<Job> job = Get(id);
+    if (!job.ok()) {
+      unsaved_.erase(id);  // deleted meanwhile
+      continue;
+    }
+    if (!StoreJob(*job, /*finishing=*/false).ok()) return;  // the others would fail the same way
+  }
 }
 
 absl::Status JobManager::Transition(Job& job, trainer::v1::JobState to) {
@@ -129,9 +167,12 @@ absl::Status JobManager::Transition(Job& job, trainer::v1::JobState to) {
   }
   spdlog::info("job={} state {} -> {}", job.id(), StateName(job.state()), StateName(to));
   job.set_state(to);
-  absl::Status s = PutJob(job);
-  if (IsTerminal(to) && hooks_.on_job_finished) hooks_.on_job_finished(job);
-  return s;
+  PutJob(job, IsTerminal(to));
+  return absl::OkStatus();
+}
+
+void JobManager::MoveTo(Job& job, trainer::v1::JobState to) {
+  if (absl::Status s = Transition(job, to); !s.ok()) spdlog::error("bug: {}", std::string(s.message()));
 }
 
 absl::StatusOr<Job> JobManager::Submit(const trainer::v1::SubmitJobRequest& request, const std::string& owner) {
@@ -207,7 +248,13 @@ absl::StatusOr<Job> JobManager::Submit(const trainer::v1::SubmitJobRequest& requ
 
   std::lock_guard<std::mutex> lock(mu_);
   if (shutting_down_) return absl::UnavailableError("trainerd is shutting down; not accepting jobs");
-  if (absl::Status s = PutJob(job); !s.ok()) return s;
+  // A job that cannot be stored is not accepted: nothing of it stays behind.
+  if (absl::Status s = StoreJob(job, /*finishing=*/false); !s.ok()) {
+    unsaved_.erase(job.id());
+    std::unique_lock<std::shared_mutex> cache_lock(cache_mu_);
+    cache_.erase(job.id());
+    return s;
+  }
   schedule_needed_ = true;
   spdlog::info("job={} submitted by {} name={} priority={}", job.id(), owner, job.name(), job.priority());
   return job;

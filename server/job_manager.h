@@ -144,6 +144,10 @@ class JobManager {
     int32_t failed_rank = -1;
     std::optional<ExitInfo> failure;  // the first failing rank's exit
     std::optional<Clock::time_point> term_sent;
+    // False while output read from the files could not be stored (it is read again next
+    // poll); an attempt whose ranks ended finishes only once its output is stored.
+    bool output_stored = true;
+    std::optional<ExitInfo> finish_pending;
   };
 
   JobManager(JobManagerOptions options, JobStore* store, JobManagerHooks hooks);
@@ -153,8 +157,24 @@ class JobManager {
   absl::Status CheckWorkerProgram(const trainer::v1::Job& job) const;
   // The RLIMIT_AS every local worker runs under, from --max-job-memory (0: none).
   int64_t WorkerAddressSpaceLimit() const;
-  absl::Status PutJob(trainer::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Saves `job` (stamping updated_unix_ms). The in-memory copy is the truth the manager
+  // works from, so it is updated even when the write fails; the job is then kept in
+  // unsaved_ with the error shown as Job.store_error, and FlushUnsaved retries it every
+  // poll. The hooks see a change only once it is saved, so that they never count what a
+  // restart would not find.
+  // `finishing`: this save ends the job (the finished hook fires once it is saved).
+  void PutJob(trainer::v1::Job& job, bool finishing = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Changes the job's state and saves it. FAILED_PRECONDITION for a transition the state
+  // table forbids (nothing changes then).
   absl::Status Transition(trainer::v1::Job& job, trainer::v1::JobState to) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Transition for the supervisor's own moves, which the state table always allows: a
+  // refusal is a bug, logged.
+  void MoveTo(trainer::v1::Job& job, trainer::v1::JobState to) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Retries saving the jobs whose last write failed.
+  void FlushUnsaved() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes `job` to the store and the cache (with store_error on failure); on success the
+  // hooks follow and the job leaves unsaved_.
+  absl::Status StoreJob(const trainer::v1::Job& job, bool finishing) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Supervisor (job_supervisor.cc; placing and starting in job_launch.cc, following
   // output in job_output.cc).
@@ -167,6 +187,7 @@ class JobManager {
   // Starts every rank of a new attempt; `nodes` says where each rank runs.
   void StartAttempt(trainer::v1::Job& job, const std::string& resume_from, const std::vector<std::string>& nodes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stores the output the ranks wrote since the last call; sets running.output_stored.
   void TailOutput(const std::string& job_id, Running& running) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CheckWorker(const std::string& job_id, Running& running) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records that rank `rank` ended. A failure stops the attempt's other ranks; when the
@@ -220,6 +241,8 @@ class JobManager {
   std::map<std::string, Agent> agents_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> jsonl_offsets_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> resume_requests_ ABSL_GUARDED_BY(mu_);  // job -> checkpoint dir
+  // Jobs whose latest state is not saved yet: whether they finished (for the hook).
+  std::map<std::string, bool> unsaved_ ABSL_GUARDED_BY(mu_);
   // Set when the queue or the free slots may have changed: Schedule() reads the queue
   // from the store only then, so thousands of queued jobs cost nothing per poll.
   bool schedule_needed_ ABSL_GUARDED_BY(mu_) = true;

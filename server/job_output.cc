@@ -1,6 +1,7 @@
 // JobManager: following the ranks' logs and rank 0's JSON training log into the store.
 #include <zlib.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -8,24 +9,35 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
+#include "proto/spec/spec_policy.h"
 #include "protocol/job_layout.h"
 #include "server/job_manager.h"
 #include "server/worker_output.h"
 
 namespace trainerd {
 
+namespace fs = std::filesystem;
+
 void JobManager::TailOutput(const std::string& job_id, Running& r) {
   const int64_t now = NowMs();
+  r.output_stored = true;
   for (RankProc& p : r.ranks) {
     OutputBatch logs;
     logs.job_id = job_id;
     logs.tail_key = p.log_key;
+    const int64_t before = p.log_offset;
     for (const std::string& line : ReadNewLines(p.log_path, &p.log_offset)) {
       logs.lines.push_back(ParseLogLine(line, p.rank, r.attempt, now));
     }
     logs.new_offset = p.log_offset;
     if (!logs.lines.empty()) {
-      if (absl::Status s = store_->AppendOutput(&logs); !s.ok()) spdlog::error("job={} logs: {}", job_id, std::string(s.message()));
+      if (absl::Status s = store_->AppendOutput(&logs); !s.ok()) {
+        // Read again next poll: lines not stored are not skipped.
+        spdlog::error("job={} logs: {}", job_id, std::string(s.message()));
+        p.log_offset = before;
+        r.output_stored = false;
+        continue;
+      }
       ++change_counter_;
     }
   }
@@ -48,6 +60,11 @@ void JobManager::TailOutput(const std::string& job_id, Running& r) {
     for (trainer::v1::MetricPoint& m : MetricPoints(*record)) metrics.metrics.push_back(std::move(m));
     if (record->kind == kRecordCheckpoint) {
       const std::string path = record->text[kCheckpointPathField];
+      std::error_code ec;
+      if (!IsWithin(fs::weakly_canonical(path, ec), fs::weakly_canonical(job->output_dir(), ec)) || ec) {
+        spdlog::warn("job={} ignores a checkpoint record outside its output_dir", job_id);
+        continue;
+      }
       trainer::v1::Checkpoint c;
       c.set_step(record->step);
       c.set_path(path);
@@ -74,8 +91,14 @@ void JobManager::TailOutput(const std::string& job_id, Running& r) {
   }
   metrics.new_offset = offset_it->second;
   if (metrics.new_offset != offset_before) {
-    if (absl::Status s = store_->AppendOutput(&metrics); !s.ok()) spdlog::error("job={} metrics: {}", job_id, std::string(s.message()));
-    (void)PutJob(*job);
+    if (absl::Status s = store_->AppendOutput(&metrics); !s.ok()) {
+      // Read again next poll, progress included: nothing is skipped.
+      spdlog::error("job={} metrics: {}", job_id, std::string(s.message()));
+      offset_it->second = offset_before;
+      r.output_stored = false;
+      return;
+    }
+    PutJob(*job);
   }
 }
 

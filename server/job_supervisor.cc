@@ -69,7 +69,7 @@ absl::Status JobManager::Recover() {
   for (Job& job : *active) {
     if (job.attempts_size() == 0) {
       job.set_state(trainer::v1::QUEUED);
-      (void)PutJob(job);
+      PutJob(job);
       continue;
     }
     auto* attempt = job.mutable_attempts(job.attempts_size() - 1);
@@ -123,7 +123,7 @@ absl::Status JobManager::Recover() {
       job.set_state(trainer::v1::RESTARTING);  // not counted against max_restarts
     }
     spdlog::info("job={} workers of attempt {} are gone: {}", job.id(), attempt->number(), attempt->reason());
-    (void)PutJob(job);
+    PutJob(job);
   }
   return absl::OkStatus();
 }
@@ -141,6 +141,7 @@ void JobManager::SupervisorLoop() {
 }
 
 void JobManager::PollOnce() {
+  FlushUnsaved();
   ExitInfo exit;
   while (pid_t pid = ReapChild(&exit)) {
     for (auto& [id, r] : running_) {
@@ -194,11 +195,20 @@ void JobManager::OnRankExit(const std::string& job_id, Running& r, size_t rank, 
   for (const RankProc& other : r.ranks) {
     if (!other.exit) return;
   }
+  if (!r.output_stored) {
+    r.finish_pending = r.failure ? *r.failure : exit;  // CheckWorker finishes it once stored
+    return;
+  }
   FinishAttempt(job_id, r.failure ? *r.failure : exit);
 }
 
 void JobManager::CheckWorker(const std::string& job_id, Running& r) {
   const auto now = Clock::now();
+  if (r.finish_pending) {
+    // Every rank ended; PollOnce tailed their output again just before this.
+    if (r.output_stored) FinishAttempt(job_id, *r.finish_pending);
+    return;
+  }
   if (!r.child) {
     // Re-attached ranks cannot be waited for: look for them in /proc instead.
     const RankProc* vanished = nullptr;
@@ -215,6 +225,7 @@ void JobManager::CheckWorker(const std::string& job_id, Running& r) {
         SignalRanks(r, SIGKILL);
       }
     } else {
+      if (!r.output_stored) return;  // finished once its output is stored
       auto job = Get(job_id);
       ExitInfo unknown;  // not our child: no exit status, judge by its results
       unknown.exit_code = job.ok() && FinishedSuccessfully(*job, r.started_ms) ? 0 : -1;
@@ -264,13 +275,13 @@ void JobManager::FinishAttempt(const std::string& job_id, const ExitInfo& exit) 
   const bool succeeded = exit.exit_code == 0 && exit.signal == 0;
   if (r.stop_reason == "cancelled") {
     attempt->set_reason(succeeded ? "finished while cancelling" : "cancelled");
-    (void)Transition(*job, succeeded ? trainer::v1::SUCCEEDED : trainer::v1::CANCELLED);
+    MoveTo(*job, succeeded ? trainer::v1::SUCCEEDED : trainer::v1::CANCELLED);
   } else if (r.stop_reason == "shutdown") {
     attempt->set_reason("stopped by trainerd shutdown; resumes at the next start");
-    (void)Transition(*job, succeeded ? trainer::v1::SUCCEEDED : trainer::v1::RESTARTING);
+    MoveTo(*job, succeeded ? trainer::v1::SUCCEEDED : trainer::v1::RESTARTING);
   } else if (succeeded) {
     attempt->set_reason("exited 0");
-    (void)Transition(*job, trainer::v1::SUCCEEDED);
+    MoveTo(*job, trainer::v1::SUCCEEDED);
   } else {
     attempt->set_reason(r.stop_reason.empty() ? DescribeExit(exit) : r.stop_reason);
     job->set_error(absl::StrCat("attempt ", r.attempt, ": ", attempt->reason()));
@@ -282,16 +293,16 @@ void JobManager::FinishAttempt(const std::string& job_id, const ExitInfo& exit) 
       spdlog::warn("job={} attempt {} lost its node ({}); restarting on the remaining nodes", job_id, r.attempt,
                    attempt->reason());
       if (hooks_.on_restart) hooks_.on_restart();
-      (void)Transition(*job, trainer::v1::RESTARTING);
+      MoveTo(*job, trainer::v1::RESTARTING);
     } else if (retry) {
       job->set_restarts(job->restarts() + 1);
       spdlog::warn("job={} attempt {} failed ({}); restart {}/{} from its latest checkpoint", job_id, r.attempt,
                    attempt->reason(), job->restarts(), job->max_restarts());
       if (hooks_.on_restart) hooks_.on_restart();
-      (void)Transition(*job, trainer::v1::RESTARTING);
+      MoveTo(*job, trainer::v1::RESTARTING);
     } else {
       spdlog::error("job={} failed: {}", job_id, job->error());
-      (void)Transition(*job, trainer::v1::FAILED);
+      MoveTo(*job, trainer::v1::FAILED);
     }
   }
 }

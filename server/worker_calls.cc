@@ -36,7 +36,7 @@ absl::StatusOr<trainer::v1::HeartbeatResponse> JobManager::WorkerHeartbeat(
   if (job.ok() && job->attempts_size() > 0) {
     job->mutable_attempts(job->attempts_size() - 1)->set_last_heartbeat_unix_ms(NowMs());
     if (request.step() > job->progress().step()) job->mutable_progress()->set_step(request.step());
-    (void)PutJob(*job);
+    PutJob(*job);
   }
   trainer::v1::HeartbeatResponse response;
   response.set_stop(!(*running)->stop_reason.empty());

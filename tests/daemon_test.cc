@@ -541,6 +541,52 @@ TEST(Daemon, HungWorkersAreKilledAndRestartsAreLimited) {
   EXPECT_TRUE(saw);
 }
 
+// While another process holds the database's write lock, trainerd cannot save: the job
+// shows store_error saying why, its attempt waits until the output its worker wrote is
+// stored (no log line is skipped), and once the lock goes everything is saved: a
+// restarted trainerd finds the job finished with all its logs.
+TEST(Daemon, StateThatCannotBeSavedIsRetriedAndNeverLost) {
+  TempDir dir;
+  auto d = std::make_unique<Daemon>(dir / "root");
+  const std::string id = Submit(*d, Spec("max_steps: 60, logging_steps: 10"));
+  WaitFor(*d, id, [](const Job& j) { return j.state() == trainer::v1::RUNNING; });
+  const std::string release = dir / "release";
+  const std::string locker = absl::StrCat(
+      "import os, sqlite3, time\n", "c = sqlite3.connect('", d->data_root(), "/trainerd.db', isolation_level=None)\n",
+      "c.execute('BEGIN EXCLUSIVE')\n", "open('", dir / "locked", "', 'w').close()\n",
+      "deadline = time.time() + 120\n",
+      "while not os.path.exists('", release, "') and time.time() < deadline: time.sleep(0.05)\n",
+      "c.execute('ROLLBACK')\n");
+  testing::WriteFile(dir / "locker.py", locker);
+  ASSERT_EQ(testing::RunCommand(absl::StrCat("python3 ", dir / "locker.py", " > /dev/null 2>&1 &")).exit_code, 0);
+  for (int i = 0; i < 200 && !std::filesystem::exists(dir / "locked"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  Job job = WaitFor(*d, id, [](const Job& j) { return !j.store_error().empty(); }, 60);
+  EXPECT_THAT(job.store_error(), HasSubstr("locked"));
+  // The worker ends meanwhile; its attempt does not finish before its output is stored.
+  const std::string log = absl::StrCat(d->data_root(), "/jobs/", id, "/attempt-1/rank0.log");
+  for (int i = 0; i < 1200 && testing::ReadFile(log).find("train_end") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_EQ(Get(*d, id).state(), trainer::v1::RUNNING);
+  testing::WriteFile(release, "");
+  job = WaitFor(*d, id, Finished, 90);
+  EXPECT_EQ(job.state(), trainer::v1::SUCCEEDED);
+  job = WaitFor(*d, id, [](const Job& j) { return j.store_error().empty(); }, 60);
+  d.reset();  // SIGKILL: only what was saved survives
+  d = std::make_unique<Daemon>(dir / "root");
+  job = Get(*d, id);
+  EXPECT_EQ(job.state(), trainer::v1::SUCCEEDED);
+  EXPECT_EQ(job.progress().step(), 60);
+  const auto lines = Logs(*d, id, false);
+  ExpectContiguous(lines);
+  bool last_step = false;
+  for (const auto& l : lines) last_step |= l.text().find("train step 60/60") != std::string::npos;
+  EXPECT_TRUE(last_step) << "log lines read while the database was locked were kept";
+}
+
 TEST(Daemon, RealWorkersHeartbeatOverTheWorkerService) {
   TempDir dir;
   Daemon d(dir.path().string());
