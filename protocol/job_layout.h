@@ -11,6 +11,11 @@
 //     attempt-<n>/               AttemptDir: one per run of the job
 //       rank<r>.log              each rank's stdout and stderr
 //       heartbeat, heartbeat-<r> touched by each rank as it makes progress
+//
+// A rank's liveness reaches trainerd two ways, on purpose: this file, and the
+// WorkerService heartbeat. The file works without the network (a rank whose channel
+// to trainerd cannot connect, or a trainerd restarted in between, still sees it); the
+// RPC is the only way trainerd can answer "stop" to a rank on another machine.
 //       .secret                  the attempt's WorkerService secret (owner-only)
 #ifndef TRAINERD_PROTOCOL_JOB_LAYOUT_H_
 #define TRAINERD_PROTOCOL_JOB_LAYOUT_H_

@@ -380,14 +380,4 @@ bool JobManager::shutting_down() {
   return shutting_down_;
 }
 
-std::pair<int32_t, int32_t> JobManager::SlotsInUse() {
-  std::lock_guard<std::mutex> lock(mu_);
-  int32_t cpu = 0, gpus = 0;
-  for (const auto& [id, r] : running_) {
-    cpu += r.cpu_slots;
-    gpus += r.gpus;
-  }
-  return {cpu, gpus};
-}
-
 }  // namespace trainerd

@@ -100,8 +100,6 @@ class JobManager {
   // WorkerService: calls from workers, authenticated by their attempt's secret.
   absl::StatusOr<trainer::v1::HeartbeatResponse> WorkerHeartbeat(const std::string& secret,
                                                                  const trainer::v1::HeartbeatRequest& request);
-  absl::Status WorkerCheckpoint(const std::string& secret, const trainer::v1::CheckpointReport& report);
-  absl::Status WorkerOutput(const std::string& secret, const trainer::v1::OutputReport& report);
 
   // AgentService: calls from trainerd agents on other machines (job_agents.cc).
   absl::StatusOr<trainer::v1::RegisterAgentResponse> AgentRegister(const std::string& token,
@@ -112,8 +110,6 @@ class JobManager {
   std::map<std::string, std::string> Agents();
 
   JobStore* store() { return store_; }
-  // Slots in use: {cpu, gpus}.
-  std::pair<int32_t, int32_t> SlotsInUse();
 
  private:
   using Clock = std::chrono::steady_clock;

@@ -1,5 +1,5 @@
 // The gRPC WorkerService: reads the worker's secret from the call's metadata and hands
-// the call to JobManager. Refused calls (a wrong secret, a forged report) are audited.
+// the heartbeat to JobManager. Refused calls (a wrong secret) are audited.
 #ifndef TRAINERD_SERVER_WORKER_SERVICE_IMPL_H_
 #define TRAINERD_SERVER_WORKER_SERVICE_IMPL_H_
 
@@ -16,10 +16,6 @@ class WorkerServiceImpl final : public trainer::v1::WorkerService::Service {
   WorkerServiceImpl(JobManager* manager, AuditLog* audit) : manager_(manager), auditor_(audit) {}
   grpc::Status Heartbeat(grpc::ServerContext*, const trainer::v1::HeartbeatRequest*,
                          trainer::v1::HeartbeatResponse*) override;
-  grpc::Status ReportCheckpoint(grpc::ServerContext*, const trainer::v1::CheckpointReport*,
-                                trainer::v1::ReportResponse*) override;
-  grpc::Status ReportOutput(grpc::ServerContext*, const trainer::v1::OutputReport*,
-                            trainer::v1::ReportResponse*) override;
 
  private:
   JobManager* manager_;

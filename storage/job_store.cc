@@ -123,17 +123,8 @@ absl::Status JobStore::DeleteJob(const std::string& id) {
 }
 
 absl::Status JobStore::PutCheckpoint(const std::string& job_id, const trainer::v1::Checkpoint& checkpoint) {
-  return InsertCheckpoint("INSERT OR REPLACE", job_id, checkpoint);
-}
-
-absl::Status JobStore::AddCheckpointIfAbsent(const std::string& job_id, const trainer::v1::Checkpoint& checkpoint) {
-  return InsertCheckpoint("INSERT OR IGNORE", job_id, checkpoint);
-}
-
-absl::Status JobStore::InsertCheckpoint(const char* insert, const std::string& job_id,
-                                        const trainer::v1::Checkpoint& checkpoint) {
   std::lock_guard<std::mutex> lock(mu_);
-  Statement st(db_, absl::StrCat(insert, " INTO checkpoints (job_id, step, checkpoint) VALUES (?, ?, ?)"));
+  Statement st(db_, "INSERT OR REPLACE INTO checkpoints (job_id, step, checkpoint) VALUES (?, ?, ?)");
   st.Bind(1, job_id).Bind(2, checkpoint.step()).BindBlob(3, checkpoint.SerializeAsString());
   return st.Run();
 }
@@ -220,14 +211,6 @@ absl::StatusOr<std::vector<trainer::v1::LogLine>> JobStore::ReadLogs(const std::
   }
   if (absl::Status s = st.Done(); !s.ok()) return s;
   return out;
-}
-
-absl::StatusOr<int64_t> JobStore::LastLogSeq(const std::string& job_id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Statement st(db_, "SELECT COALESCE(MAX(seq), 0) FROM logs WHERE job_id = ?");
-  st.Bind(1, job_id);
-  if (!st.Step()) return st.Done();
-  return st.Int(0);
 }
 
 absl::StatusOr<std::vector<trainer::v1::MetricPoint>> JobStore::ReadMetrics(const std::string& job_id,

@@ -62,10 +62,6 @@ class JobStore {
 
   // Records a checkpoint, replacing any earlier record of the same (job, step).
   absl::Status PutCheckpoint(const std::string& job_id, const trainer::v1::Checkpoint& checkpoint);
-  // Records a checkpoint unless one of the same (job, step) is already recorded: the
-  // worker's RPC report carries less than the tailed record (no checksum, no metrics)
-  // and must not replace it when it arrives second.
-  absl::Status AddCheckpointIfAbsent(const std::string& job_id, const trainer::v1::Checkpoint& checkpoint);
   absl::StatusOr<std::vector<trainer::v1::Checkpoint>> ListCheckpoints(const std::string& job_id);
 
   // Appends a batch of output and moves the file's tail offset, atomically. Lines get
@@ -79,7 +75,6 @@ class JobStore {
   absl::StatusOr<std::vector<trainer::v1::LogLine>> ReadLogs(const std::string& job_id, int64_t from_seq,
                                                              int limit, std::optional<int32_t> rank,
                                                              const std::string& min_level);
-  absl::StatusOr<int64_t> LastLogSeq(const std::string& job_id);
   // Metric points in the order they were recorded, after skipping the first `skip`
   // (a follower passes how many it has already seen).
   absl::StatusOr<std::vector<trainer::v1::MetricPoint>> ReadMetrics(const std::string& job_id,
@@ -89,9 +84,6 @@ class JobStore {
  private:
   explicit JobStore(sqlite3* db) : db_(db) {}
   absl::Status Exec(const std::string& sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // `insert` is "INSERT OR REPLACE" or "INSERT OR IGNORE".
-  absl::Status InsertCheckpoint(const char* insert, const std::string& job_id,
-                                const trainer::v1::Checkpoint& checkpoint);
 
   std::mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);

@@ -209,8 +209,9 @@ TEST(Daemon, SigtermStopsGracefullyAndTheJobResumesAtNextStart) {
 }
 
 // The WorkerService, driven by hand for a custom worker program (from an allowed folder)
-// that ignores SIGTERM: authentication, output reports (idempotent), checkpoint
-// reports, and "stop" in the heartbeat answer once the job is cancelled.
+// that ignores SIGTERM: authentication, the job's files as the route of its results
+// (forged checkpoint records ignored), and "stop" in the heartbeat answer once the job
+// is cancelled.
 TEST(Daemon, WorkerServiceAuthenticatesReportsAndAsksToStop) {
   TempDir dir;
   const std::string workers = dir / "workers";
@@ -248,55 +249,23 @@ TEST(Daemon, WorkerServiceAuthenticatesReportsAndAsksToStop) {
   EXPECT_FALSE(resp.stop());
   EXPECT_GT(Get(d, id).attempts(0).last_heartbeat_unix_ms(), 0);
 
-  trainer::v1::OutputReport out;
-  out.set_job_id(id);
-  out.set_attempt(1);
-  out.add_lines()->set_text("hello from a remote rank");
-  auto* m = out.add_metrics();
-  m->set_name("loss");
-  m->set_split("train");
-  m->set_step(7);
-  m->set_value(0.5);
-  for (int i = 0; i < 2; ++i) {  // the second report is a retry: stored once
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("x-trainerd-worker-secret", secret);
-    trainer::v1::ReportResponse r;
-    ASSERT_TRUE(worker->ReportOutput(&ctx, out, &r).ok());
-  }
-  const auto lines = Logs(d, id, false);
-  ASSERT_EQ(std::count_if(lines.begin(), lines.end(), [](const auto& l) { return l.text() == "hello from a remote rank"; }), 1);
-  grpc::ClientContext mctx;
-  d.Authorize(&mctx);
-  trainer::v1::GetMetricsRequest mreq;
-  mreq.set_job_id(id);
-  trainer::v1::GetMetricsResponse metrics;
-  ASSERT_TRUE(d.stub().GetMetrics(&mctx, mreq, &metrics).ok());
-  EXPECT_EQ(metrics.points_size(), 1);
-
-  // A checkpoint report names a folder inside the job's output_dir and a step >= 0;
-  // anything else (another job's folder, `..`, a path elsewhere) is refused.
-  auto report_checkpoint = [&](const std::string& path, int64_t step) {
-    grpc::ClientContext cctx;
-    trainer::v1::CheckpointReport ck;
-    ck.set_job_id(id);
-    ck.set_attempt(1);
-    ck.set_step(step);
-    ck.set_path(path);
-    cctx.AddMetadata("x-trainerd-worker-secret", secret);
-    trainer::v1::ReportResponse r;
-    return worker->ReportCheckpoint(&cctx, ck, &r);
-  };
+  // Everything else comes through the job's files: what a worker appends to
+  // trainer_log.jsonl becomes metrics and checkpoints; a checkpoint record naming a
+  // folder outside the job's output_dir (another job's, `..`, elsewhere) is ignored.
   const std::string output = Get(d, id).output_dir();
-  for (const std::string& forged : {std::string("/somewhere/checkpoint-7"), output + "/../../other/output/checkpoint-7",
-                                    output, std::string("relative/checkpoint-7"), output + std::string(5000, 'x')}) {
-    grpc::Status s = report_checkpoint(forged, 7);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << forged.substr(0, 100);
-    EXPECT_THAT(s.error_message(), HasSubstr("path: must be a folder inside the job's output_dir"));
+  std::filesystem::create_directories(output + "/checkpoint-7");
+  testing::WriteFile(output + "/checkpoint-7/MANIFEST.json", "{}");
+  std::string records = "{\"kind\":\"train\",\"time\":1,\"step\":7,\"max_steps\":10,\"epoch\":0.5,\"loss\":0.5}\n";
+  for (const std::string& forged : {std::string("/somewhere/checkpoint-8"), output + "/../../other/output/checkpoint-8",
+                                    std::string("relative/checkpoint-8"), output + std::string(5000, 'x')}) {
+    records += "{\"kind\":\"checkpoint\",\"step\":8,\"size_bytes\":1,\"path\":\"" + forged + "\"}\n";
   }
-  EXPECT_THAT(report_checkpoint(output + "/checkpoint-7", -1).error_message(), HasSubstr("step: must be >= 0"));
-  EXPECT_TRUE(Checkpoints(d, id).empty());
-  ASSERT_TRUE(report_checkpoint(output + "/checkpoint-7", 7).ok());
-  ASSERT_EQ(Checkpoints(d, id).size(), 1u);
+  records += "{\"kind\":\"checkpoint\",\"step\":7,\"size_bytes\":1,\"path\":\"" + output + "/checkpoint-7\"}\n";
+  testing::WriteFile(output + "/trainer_log.jsonl", records);
+  WaitFor(d, id, [](const Job& j) { return j.progress().loss() == 0.5; });
+  const auto checkpoints = Checkpoints(d, id);
+  ASSERT_EQ(checkpoints.size(), 1u);
+  EXPECT_EQ(checkpoints[0].step(), 7);
 
   // Without --agent-token the agent service is off: nobody can register as a machine
   // and receive this job's ranks and secrets.
@@ -317,7 +286,6 @@ TEST(Daemon, WorkerServiceAuthenticatesReportsAndAsksToStop) {
   ASSERT_TRUE(d.stub().ListAuditEvents(&audit_ctx, trainer::v1::ListAuditEventsRequest(), &audit).ok());
   std::map<std::string, int> refusals;
   for (const auto& e : audit.events()) ++refusals[e.action() + " " + e.code()];
-  EXPECT_EQ(refusals["ReportCheckpoint INVALID_ARGUMENT"], 6);
   EXPECT_GE(refusals["Heartbeat UNAUTHENTICATED"], 1);
   EXPECT_EQ(refusals["Register FAILED_PRECONDITION"], 1);
 

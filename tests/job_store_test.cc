@@ -59,7 +59,7 @@ TEST(JobStore, MigratesAndKeepsDataAcrossReopen) {
   ASSERT_TRUE(store.ok());
   EXPECT_EQ((*store)->GetJob("a")->name(), "name-a");
   EXPECT_EQ(*(*store)->TailOffset("a/attempt-1/rank0.log"), 100);
-  EXPECT_EQ(*(*store)->LastLogSeq("a"), 3);
+  EXPECT_EQ((*store)->ReadLogs("a", 1, 10, std::nullopt, "").value().back().seq(), 3);
   EXPECT_EQ((*store)->GetJob("zzz").status().code(), absl::StatusCode::kNotFound);
 }
 

@@ -77,7 +77,6 @@ void TrainingLog::Record(const std::string& kind, const Progress& progress, cons
       std::fflush(f);
     }
   }
-  if (observer_) observer_(kind, progress, metrics, text);
 }
 
 }  // namespace trainerd

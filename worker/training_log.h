@@ -39,11 +39,6 @@ class TrainingLog {
   void Record(const std::string& kind, const Progress& progress, const Metrics& metrics,
               const std::map<std::string, std::string>& text = {});
 
-  // Called after each record is written (on the writing thread).
-  using Observer = std::function<void(const std::string& kind, const Progress& progress, const Metrics& metrics,
-                                      const std::map<std::string, std::string>& text)>;
-  void set_observer(Observer observer) { observer_ = std::move(observer); }
-
   // The human-readable line for a record.
   static std::string ToHumanLine(const std::string& kind, const Progress& progress,
                                  const Metrics& metrics);
@@ -53,7 +48,6 @@ class TrainingLog {
   std::mutex mu_;
   std::FILE* file_ = nullptr;
   std::FILE* fd_stream_ = nullptr;
-  Observer observer_;
 };
 
 }  // namespace trainerd

@@ -91,18 +91,4 @@ void WorkerReporter::Loop() {
   }
 }
 
-void WorkerReporter::ReportCheckpoint(int64_t step, const std::string& path, int64_t size_bytes) {
-  trainer::v1::CheckpointReport report;
-  report.set_job_id(job_id_);
-  report.set_attempt(attempt_);
-  report.set_rank(rank_);
-  report.set_step(step);
-  report.set_path(path);
-  report.set_size_bytes(size_bytes);
-  trainer::v1::ReportResponse resp;
-  auto ctx = rpc_->Context();
-  grpc::Status s = rpc_->stub->ReportCheckpoint(ctx.get(), report, &resp);
-  if (!s.ok()) spdlog::debug("checkpoint report not delivered ({}); trainerd reads it from the log", s.error_message());
-}
-
 }  // namespace trainerd

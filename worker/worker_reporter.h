@@ -1,9 +1,9 @@
 // WorkerReporter: a worker's side of trainerd's WorkerService. When trainerd starts the
 // worker it sets TRAINERD_ADDRESS, TRAINERD_WORKER_SECRET, TRAINERD_JOB_ID and
 // TRAINERD_ATTEMPT; the reporter then sends a heartbeat (with the current step) every
-// two seconds, reports each checkpoint as soon as it is on disk, and calls `on_stop`
-// when trainerd answers that the job must stop (cancel, shutdown). Calls that fail
-// (trainerd restarting) are simply retried at the next beat.
+// two seconds and calls `on_stop` when trainerd answers that the job must stop (cancel,
+// shutdown). Calls that fail (trainerd restarting) are simply retried at the next beat.
+// Everything else reaches trainerd through the job's files (protocol/job_layout.h).
 #ifndef TRAINERD_WORKER_WORKER_REPORTER_H_
 #define TRAINERD_WORKER_WORKER_REPORTER_H_
 
@@ -29,8 +29,6 @@ class WorkerReporter : public TrainerCallback {
   void on_step_end(const TrainingArguments&, TrainerState& state, TrainerControl&) override {
     step_.store(state.global_step);
   }
-  // Tells trainerd that a checkpoint is complete on disk.
-  void ReportCheckpoint(int64_t step, const std::string& path, int64_t size_bytes);
 
  private:
   struct Rpc;

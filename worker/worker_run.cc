@@ -246,15 +246,6 @@ int RunWorker(const WorkerOptions& options) {
   auto log = main_rank ? TrainingLog::Open((output_dir / kTrainingLogFile).string(), options.metrics_fd)
                        : TrainingLog::Open("", -1);
   if (!log.ok()) return Fail(log.status());
-  if (reporter && main_rank) {
-    (*log)->set_observer([reporter](const std::string& kind, const Progress& p, const Metrics& m,
-                                    const std::map<std::string, std::string>& text) {
-      if (kind == "checkpoint") {
-        auto size = m.find("size_bytes");
-        reporter->ReportCheckpoint(p.step, text.at("path"), size == m.end() ? 0 : static_cast<int64_t>(size->second));
-      }
-    });
-  }
   trainer.set_training_log(std::move(*log));
 
   Metrics all_results;
