@@ -1,0 +1,326 @@
+#include "client/cli_commands.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "client/cli_format.h"
+#include "client/trainer_client.h"
+#include "proto/spec/spec_defaults.h"
+#include "proto/spec/spec_loader.h"
+#include "proto/spec/spec_validator.h"
+
+namespace trainerd {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+int Report(const absl::Status& s) {
+  std::cerr << "trainer-cli: " << s.message() << "\n";
+  switch (s.code()) {
+    case absl::StatusCode::kNotFound: return kNotFound;
+    case absl::StatusCode::kInvalidArgument: return kInvalidSpec;
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded: return kUnreachable;
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied: return kDenied;
+    default: return kError;
+  }
+}
+
+int OutcomeExit(const trainer::v1::Job& job) {
+  if (job.state() == trainer::v1::SUCCEEDED) return kOk;
+  if (job.state() == trainer::v1::CANCELLED) return kJobCancelled;
+  return kJobFailed;
+}
+
+bool Finished(const trainer::v1::Job& j) {
+  return j.state() == trainer::v1::SUCCEEDED || j.state() == trainer::v1::FAILED ||
+         j.state() == trainer::v1::CANCELLED;
+}
+
+// Waits for the job to end (polling) and returns it.
+absl::StatusOr<trainer::v1::Job> Wait(TrainerClient& client, const std::string& id) {
+  while (true) {
+    auto job = client.GetJob(id);
+    if (!job.ok() || Finished(*job)) return job;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+}
+
+void PrintOutcome(const trainer::v1::Job& job) {
+  std::cout << "job " << job.id() << " " << ShortState(job.state());
+  if (!job.error().empty() && job.state() != trainer::v1::SUCCEEDED) std::cout << ": " << job.error();
+  std::cout << "\n";
+  if (!job.progress().eval_metrics().empty()) {
+    std::cout << "evaluation:\n";
+    for (const auto& [k, v] : std::map<std::string, double>(job.progress().eval_metrics().begin(),
+                                                            job.progress().eval_metrics().end())) {
+      std::cout << absl::StrFormat("  %-24s %.4f\n", k, v);
+    }
+  }
+}
+
+int FollowLogs(TrainerClient& client, const std::string& id, std::optional<int> rank, int64_t since,
+               const std::string& level, bool follow) {
+  trainer::v1::StreamLogsRequest req;
+  req.set_job_id(id);
+  req.set_follow(follow);
+  req.set_from_seq(since);
+  req.set_min_level(level);
+  if (rank) req.set_rank(*rank);
+  absl::Status s = client.StreamLogs(req, [](const trainer::v1::LogLine& l) { std::cout << l.text() << "\n" << std::flush; });
+  return s.ok() ? kOk : Report(s);
+}
+
+int PrintAudit(TrainerClient& client, int limit, int64_t before, bool json) {
+  auto events = client.ListAuditEvents(limit, before);
+  if (!events.ok()) return Report(events.status());
+  if (json) {
+    trainer::v1::ListAuditEventsResponse resp;
+    for (const auto& e : *events) *resp.add_events() = e;
+    std::cout << ToJson(resp) << "\n";
+    return kOk;
+  }
+  std::vector<std::vector<std::string>> rows = {{"SEQ", "AGE", "USER", "ACTION", "JOB", "CODE", "PEER", "DETAIL"}};
+  const int64_t now = NowMs();
+  for (const auto& e : *events) {
+    rows.push_back({std::to_string(e.seq()), Age(e.time_unix_ms(), now), e.user().empty() ? "-" : e.user(), e.action(),
+                    e.job_id().empty() ? "-" : e.job_id(), e.code(), e.peer(),
+                    e.detail().empty() ? "-" : e.detail().substr(0, 80)});
+  }
+  std::cout << Table(rows);
+  return kOk;
+}
+
+absl::StatusOr<trainer::v1::JobSpec> LoadSpec(const std::string& path, const std::vector<std::string>& sets) {
+  auto spec = LoadJobSpecFile(path, sets);
+  if (!spec.ok()) return spec.status();
+  trainer::v1::JobSpec checked = *spec;
+  ApplyDefaults(&checked);
+  if (absl::Status s = ValidateJobSpec(checked); !s.ok()) return s;
+  return spec;
+}
+
+}  // namespace
+
+int RunValidate(const CliArgs& args) {
+  auto spec = LoadSpec(args.spec_path, args.sets);
+  if (!spec.ok()) {
+    std::cerr << args.spec_path << ": invalid:\n" << spec.status().message() << "\n";
+    return kInvalidSpec;
+  }
+  std::cout << args.spec_path << ": valid\n";
+  return kOk;
+}
+
+int RunSubmit(TrainerClient& client, const CliArgs& args) {
+  auto spec = LoadSpec(args.spec_path, args.sets);
+  if (!spec.ok()) {
+    std::cerr << args.spec_path << ": invalid:\n" << spec.status().message() << "\n";
+    return kInvalidSpec;
+  }
+  trainer::v1::SubmitJobRequest req;
+  *req.mutable_spec() = *spec;
+  req.set_name(args.name);
+  req.set_priority(args.priority);
+  if (args.max_restarts >= 0) req.set_max_restarts(args.max_restarts);
+  req.mutable_resources()->set_ranks(args.ranks);
+  req.mutable_resources()->set_gpus_per_rank(args.gpus_per_rank);
+  auto resp = client.SubmitJob(req);
+  if (!resp.ok()) return Report(resp.status());
+  if (args.json) std::cout << ToJson(resp->job()) << "\n";
+  else std::cout << resp->job_id() << "\n" << std::flush;
+  if (!args.follow) return kOk;
+  if (int rc = FollowLogs(client, resp->job_id(), std::nullopt, 1, "", true); rc != kOk) return rc;
+  auto job = Wait(client, resp->job_id());
+  if (!job.ok()) return Report(job.status());
+  PrintOutcome(*job);
+  return OutcomeExit(*job);
+}
+
+int RunList(TrainerClient& client, const CliArgs& args) {
+  trainer::v1::ListJobsRequest req;
+  req.set_page_size(args.limit);
+  req.set_mine(args.mine);
+  for (const auto& s : args.states) {
+    trainer::v1::JobState st;
+    if (!trainer::v1::JobState_Parse(s, &st)) {
+      std::cerr << "trainer-cli: --state " << s << ": not a job state\n";
+      return kUsage;
+    }
+    req.add_states(st);
+  }
+  auto resp = client.ListJobs(req);
+  if (!resp.ok()) return Report(resp.status());
+  if (args.json) {
+    std::cout << ToJson(*resp) << "\n";
+    return kOk;
+  }
+  std::vector<std::vector<std::string>> rows = {{"ID", "NAME", "OWNER", "STATE", "STEP", "LOSS", "EVAL", "AGE"}};
+  const int64_t now = NowMs();
+  for (const auto& j : resp->jobs()) {
+    rows.push_back({j.id(), j.name(), j.owner().empty() ? "-" : j.owner(), ShortState(j.state()),
+                    StepProgress(j.progress()),
+                    j.progress().step() > 0 ? absl::StrFormat("%.4f", j.progress().loss()) : "-",
+                    HeadlineEval(j.progress()), Age(j.created_unix_ms(), now)});
+  }
+  std::cout << Table(rows);
+  return kOk;
+}
+
+int RunStatus(TrainerClient& client, const CliArgs& args) {
+  auto job = client.GetJob(args.job_id);
+  if (!job.ok()) return Report(job.status());
+  if (args.json) {
+    std::cout << ToJson(*job) << "\n";
+    return kOk;
+  }
+  const auto& p = job->progress();
+  std::cout << absl::StrFormat(
+      "job         %s (%s)\nowner       %s\nstate       %s\npriority    %d\nprogress    %s, epoch %.2f\n", job->id(),
+      job->name(), job->owner().empty() ? "-" : job->owner(), ShortState(job->state()), job->priority(),
+      StepProgress(p), p.epoch());
+  std::cout << absl::StrFormat("loss        %.4f   learning_rate %.3e   %.0f samples/s\n", p.loss(),
+                               p.learning_rate(), p.samples_per_second());
+  for (const auto& [k, v] : std::map<std::string, double>(p.eval_metrics().begin(), p.eval_metrics().end())) {
+    std::cout << absl::StrFormat("%-11s %.4f\n", k, v);
+  }
+  std::cout << "ranks       " << job->resources().ranks();
+  if (job->resources().gpus_per_rank() > 0) std::cout << " x " << job->resources().gpus_per_rank() << " GPU(s)";
+  std::cout << "\n";
+  std::cout << "restarts    " << job->restarts() << "/" << job->max_restarts() << "\n";
+  std::cout << "output      " << job->output_dir() << "\n";
+  if (!job->best_checkpoint().empty()) std::cout << "best        " << job->best_checkpoint() << "\n";
+  if (!job->error().empty()) std::cout << "error       " << job->error() << "\n";
+  if (!job->store_error().empty()) {
+    std::cout << "unsaved     trainerd cannot save this state (retrying): " << job->store_error() << "\n";
+  }
+  std::vector<std::vector<std::string>> rows = {{"ATTEMPT", "STARTED", "ENDED", "EXIT", "REASON", "RESUMED FROM"}};
+  const int64_t now = NowMs();
+  for (const auto& a : job->attempts()) {
+    rows.push_back({std::to_string(a.number()), Age(a.started_unix_ms(), now) + " ago",
+                    a.ended_unix_ms() ? Age(a.ended_unix_ms(), now) + " ago" : "running",
+                    a.ended_unix_ms() ? (a.signal() ? absl::StrCat("signal ", a.signal()) : std::to_string(a.exit_code())) : "-",
+                    a.reason().empty() ? "-" : a.reason(), a.resumed_from().empty() ? "-" : a.resumed_from()});
+  }
+  std::cout << "\n" << Table(rows);
+  return kOk;
+}
+
+int RunWhoAmI(TrainerClient& client, const CliArgs& args) {
+  auto me = client.WhoAmI();
+  if (!me.ok()) return Report(me.status());
+  std::cout << me->user() << (me->admin() ? " (admin)" : "") << "\n";
+  return kOk;
+}
+
+int RunAudit(TrainerClient& client, const CliArgs& args) {
+  return PrintAudit(client, args.limit, args.before, args.json);
+}
+
+int RunLogs(TrainerClient& client, const CliArgs& args) {
+  return FollowLogs(client, args.job_id, args.rank >= 0 ? std::optional<int>(args.rank) : std::nullopt, args.since, args.level, args.follow);
+}
+
+int RunWatch(TrainerClient& client, const CliArgs& args) {
+  const bool tty = ::isatty(1);
+  trainer::v1::Job last;
+  absl::Status s = client.WatchJob(args.job_id, [&](const trainer::v1::JobEvent& e) {
+    if (!e.has_job()) return;
+    last = e.job();
+    if (tty) std::cout << "\r\033[K" << ProgressLine(last, 30) << std::flush;
+    else std::cout << ProgressLine(last, 0) << "\n" << std::flush;
+  });
+  if (tty) std::cout << "\n";
+  if (!s.ok()) return Report(s);
+  PrintOutcome(last);
+  return OutcomeExit(last);
+}
+
+int RunMetrics(TrainerClient& client, const CliArgs& args) {
+  auto points = client.GetMetrics(args.job_id, args.metric_name, args.split);
+  if (!points.ok()) return Report(points.status());
+  if (args.json) {
+    trainer::v1::GetMetricsResponse resp;
+    for (const auto& p : *points) *resp.add_points() = p;
+    std::cout << ToJson(resp) << "\n";
+  } else if (args.plot) {
+    std::vector<double> steps, values;
+    for (const auto& p : *points) {
+      steps.push_back(static_cast<double>(p.step()));
+      values.push_back(p.value());
+    }
+    std::cout << (args.metric_name.empty() ? "all metrics" : args.metric_name) << "\n" << Plot(steps, values, 60, 12);
+  } else if (args.csv) {
+    std::cout << "name,split,step,epoch,value\n";
+    for (const auto& p : *points) {
+      std::cout << absl::StrFormat("%s,%s,%d,%.6g,%.10g\n", p.name(), p.split(), p.step(), p.epoch(), p.value());
+    }
+  } else {
+    std::vector<std::vector<std::string>> rows = {{"STEP", "EPOCH", "SPLIT", "NAME", "VALUE"}};
+    for (const auto& p : *points) {
+      rows.push_back({std::to_string(p.step()), absl::StrFormat("%.2f", p.epoch()), p.split(), p.name(),
+                      absl::StrFormat("%.6g", p.value())});
+    }
+    std::cout << Table(rows);
+  }
+  return kOk;
+}
+
+int RunCancel(TrainerClient& client, const CliArgs& args) {
+  auto job = client.CancelJob(args.job_id);
+  if (!job.ok()) return Report(job.status());
+  std::cout << "job " << job->id() << " " << ShortState(job->state()) << "\n";
+  return kOk;
+}
+
+int RunResume(TrainerClient& client, const CliArgs& args) {
+  auto job = client.ResumeJob(args.job_id, args.checkpoint);
+  if (!job.ok()) return Report(job.status());
+  std::cout << "job " << job->id() << " " << ShortState(job->state()) << "\n";
+  return kOk;
+}
+
+int RunDelete(TrainerClient& client, const CliArgs& args) {
+  absl::Status s = client.DeleteJob(args.job_id, args.delete_files);
+  if (!s.ok()) return Report(s);
+  std::cout << "deleted " << args.job_id << "\n";
+  return kOk;
+}
+
+int RunCheckpoints(TrainerClient& client, const CliArgs& args) {
+  auto list_ = client.ListCheckpoints(args.job_id);
+  if (!list_.ok()) return Report(list_.status());
+  if (args.json) {
+    trainer::v1::ListCheckpointsResponse resp;
+    for (const auto& c : *list_) *resp.add_checkpoints() = c;
+    std::cout << ToJson(resp) << "\n";
+    return kOk;
+  }
+  std::vector<std::vector<std::string>> rows = {{"STEP", "SIZE", "BEST", "CHECKSUM", "PATH"}};
+  for (const auto& c : *list_) {
+    rows.push_back({std::to_string(c.step()), absl::StrFormat("%.1f MB", c.size_bytes() / 1e6),
+                    c.is_best() ? "*" : "", c.checksum(), c.path()});
+  }
+  std::cout << Table(rows);
+  return kOk;
+}
+
+int RunWait(TrainerClient& client, const CliArgs& args) {
+  auto job = Wait(client, args.job_id);
+  if (!job.ok()) return Report(job.status());
+  PrintOutcome(*job);
+  return OutcomeExit(*job);
+}
+
+}  // namespace trainerd

@@ -1,0 +1,47 @@
+// trainer-cli's subcommands: one function each, over the parsed command line.
+#ifndef TRAINERD_CLIENT_CLI_COMMANDS_H_
+#define TRAINERD_CLIENT_CLI_COMMANDS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "client/trainer_client.h"
+
+namespace trainerd {
+
+// trainer-cli's exit statuses.
+enum CliExit { kOk = 0, kError = 1, kUsage = 2, kNotFound = 3, kInvalidSpec = 4, kUnreachable = 5,
+               kJobFailed = 6, kJobCancelled = 7, kDenied = 8 };
+
+// Every flag and argument of every subcommand (each reads the ones it has).
+struct CliArgs {
+  ClientOptions options;
+  int timeout_s = 10;
+  bool json = false;
+  std::string spec_path, name, job_id, level, metric_name, split;
+  std::vector<std::string> sets, states;
+  int priority = 0, max_restarts = -1, limit = 20, rank = -1, ranks = 1, gpus_per_rank = 0;
+  int64_t since = 1, checkpoint = 0, before = 0;
+  bool follow = false, plot = false, csv = false, delete_files = false, mine = false;
+};
+
+// Each returns the exit status.
+int RunValidate(const CliArgs& args);
+int RunSubmit(TrainerClient& client, const CliArgs& args);
+int RunList(TrainerClient& client, const CliArgs& args);
+int RunStatus(TrainerClient& client, const CliArgs& args);
+int RunWhoAmI(TrainerClient& client, const CliArgs& args);
+int RunAudit(TrainerClient& client, const CliArgs& args);
+int RunLogs(TrainerClient& client, const CliArgs& args);
+int RunWatch(TrainerClient& client, const CliArgs& args);
+int RunMetrics(TrainerClient& client, const CliArgs& args);
+int RunCancel(TrainerClient& client, const CliArgs& args);
+int RunResume(TrainerClient& client, const CliArgs& args);
+int RunDelete(TrainerClient& client, const CliArgs& args);
+int RunCheckpoints(TrainerClient& client, const CliArgs& args);
+int RunWait(TrainerClient& client, const CliArgs& args);
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_CLIENT_CLI_COMMANDS_H_
