@@ -14,26 +14,15 @@
 #include <thread>
 
 #include <CLI/CLI.hpp>
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
-#include <prometheus/exposer.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/numbers.h"
-#include "server/agent.h"
-#include "server/agent_service_impl.h"
-#include "server/daemon_metrics.h"
-#include "server/job_manager.h"
 #include "common/data_root.h"
-#include "common/tls_credentials.h"
-#include "server/access_control.h"
-#include "server/job_service_impl.h"
+#include "server/agent.h"
+#include "server/trainerd_server.h"
 #include "server/user_admin.h"
-#include "server/worker_service_impl.h"
 #include "storage/audit_log.h"
-#include "storage/job_store.h"
 #include "storage/user_store.h"
 
 namespace {
@@ -80,14 +69,6 @@ std::vector<std::string> DefaultDataDirs() {
   std::vector<std::string> dirs = {"/usr/share/datasets", "/usr/share/games/fortunes"};
   if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') dirs.push_back(home);
   return dirs;
-}
-
-// Whether `listen` ("host:port") binds only the loopback interface.
-bool IsLoopbackListen(const std::string& listen) {
-  const size_t colon = listen.rfind(':');
-  std::string host = colon == std::string::npos ? listen : listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
 struct UserCommand {
@@ -151,17 +132,16 @@ int main(int argc, char** argv) {
                "checkpoint, and serves jobs, logs and metrics over gRPC and Prometheus.\n\n"
                "Example:\n  trainerd --listen 127.0.0.1:50051 --metrics-port 9464 --cpu-slots 2\n",
                "trainerd"};
-  std::string listen = "127.0.0.1:50051";
-  int metrics_port = 9464;
-  trainerd::JobManagerOptions options;
+  trainerd::TrainerdOptions server_options;
+  trainerd::JobManagerOptions& options = server_options.manager;
   options.data_root = trainerd::DefaultDataRoot();
   options.worker_program = DefaultWorkerProgram();
   const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   options.cpu_slots = std::max(1, cpus / 2);
   int gpus = -1;
   std::string log_level = "info";
-  app.add_option("--listen", listen, "gRPC address (loopback by default)")->capture_default_str();
-  app.add_option("--metrics-port", metrics_port, "Prometheus /metrics port on 127.0.0.1 (0: off)")
+  app.add_option("--listen", server_options.listen, "gRPC address (loopback by default)")->capture_default_str();
+  app.add_option("--metrics-port", server_options.metrics_port, "Prometheus /metrics port on 127.0.0.1 (0: off)")
       ->capture_default_str();
   app.add_option("--data-root", options.data_root, "Database and job folders")->capture_default_str();
   app.add_option("--cpu-slots", options.cpu_slots, "CPU slots (one per rank)")->capture_default_str();
@@ -191,22 +171,19 @@ int main(int argc, char** argv) {
   std::string max_job_memory;
   app.add_option("--max-job-memory", max_job_memory,
                  "The most memory one job may need, e.g. 8G (default: this machine's memory / --cpu-slots)");
-  trainerd::TlsServerFiles tls;
+  trainerd::TlsServerFiles& tls = server_options.tls;
   app.add_option("--tls-cert", tls.cert, "PEM certificate to serve TLS with (required off loopback)");
   app.add_option("--tls-key", tls.key, "PEM private key of --tls-cert");
   app.add_option("--tls-client-ca", tls.client_ca, "Require clients to present a certificate this CA signed");
   app.add_option("--tls-ca", options.worker_tls_ca,
                  "The CA that signed --tls-cert, for trainerd's workers to verify it (default: --tls-cert, "
                  "right for a self-signed certificate)");
-  bool allow_plaintext = false;
-  app.add_flag("--allow-plaintext", allow_plaintext,
+  app.add_flag("--allow-plaintext", server_options.allow_plaintext,
                "Listen off loopback without TLS (tokens then cross the network in clear text)");
-  std::string admin_token_file;
-  app.add_option("--admin-token-file", admin_token_file,
+  app.add_option("--admin-token-file", server_options.admin_token_file,
                  "On first start, the admin's token is the one in this file (e.g. a Kubernetes Secret) instead of "
                  "a new one in DATA_ROOT/admin.token");
-  trainerd::AccessOptions access_options;
-  app.add_flag("--share-read", access_options.share_read, "Let every user read (not change) every job");
+  app.add_flag("--share-read", server_options.access.share_read, "Let every user read (not change) every job");
   app.add_option("--agent-token", options.agent_token, "A secret agents must present (default: $TRAINERD_AGENT_TOKEN)");
   if (const char* token = std::getenv("TRAINERD_AGENT_TOKEN")) options.agent_token = token;
 
@@ -284,102 +261,15 @@ int main(int argc, char** argv) {
     return s.ok() ? 0 : 1;
   }
 
-  // Checked before anything is created: a refused start leaves nothing behind.
-  if (tls.cert.empty() && !IsLoopbackListen(listen) && !allow_plaintext) {
-    std::cerr << "--listen " << listen << ": refusing to serve off loopback without TLS (give --tls-cert and "
-              << "--tls-key, or --allow-plaintext to send tokens in clear text)\n";
-    return 2;
+  absl::StatusOr<std::unique_ptr<trainerd::TrainerdServer>> server = trainerd::TrainerdServer::BuildAndStart(server_options);
+  if (!server.ok()) {
+    spdlog::critical("{}", std::string(server.status().message()));
+    return server.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = trainerd::MakeServerCredentials(tls);
-  if (!credentials.ok()) {
-    std::cerr << credentials.status().message() << "\n";
-    return 2;
-  }
-  if (!tls.cert.empty() && options.worker_tls_ca.empty()) options.worker_tls_ca = fs::absolute(tls.cert).string();
-  if (!options.worker_tls_ca.empty()) options.worker_tls_ca = fs::absolute(options.worker_tls_ca).string();
-
-  std::error_code ec;
-  fs::create_directories(options.data_root, ec);
-  fs::create_directories(policy.registry_dir, ec);
-  auto store = trainerd::JobStore::Open(options.data_root + "/trainerd.db");
-  if (!store.ok()) {
-    spdlog::critical("{}", std::string(store.status().message()));
-    return 1;
-  }
-  auto users = trainerd::UserStore::Open(options.data_root + "/trainerd.db");
-  auto audit = users.ok() ? trainerd::AuditLog::Open(options.data_root + "/trainerd.db") : users.status();
-  if (!users.ok() || !audit.ok()) {
-    spdlog::critical("{}", std::string((users.ok() ? audit.status() : users.status()).message()));
-    return 1;
-  }
-  absl::StatusOr<bool> created_admin =
-      trainerd::EnsureFirstAdmin(users->get(), audit->get(), options.data_root, admin_token_file);
-  if (!created_admin.ok()) {
-    spdlog::critical("cannot create the first admin: {}", std::string(created_admin.status().message()));
-    return 1;
-  }
-  if (*created_admin) {
-    spdlog::info("created user {}; its token is in {}", trainerd::kFirstAdminName,
-                 admin_token_file.empty() ? trainerd::AdminTokenPath(options.data_root) + " (trainer-cli reads it there)"
-                                          : admin_token_file);
-  }
-  auto metrics = std::make_shared<trainerd::DaemonMetrics>(options.cpu_slots, options.gpus);
-  trainerd::JobManagerHooks hooks;
-  hooks.on_job_changed = [metrics](const trainer::v1::Job& j) { metrics->OnJobChanged(j); };
-  hooks.on_job_finished = [metrics](const trainer::v1::Job& j) { metrics->OnJobFinished(j); };
-  hooks.on_restart = [metrics] { metrics->OnRestart(); };
-  auto manager = trainerd::JobManager::Create(options, store->get(), hooks);
-  if (!manager.ok()) {
-    spdlog::critical("{}", std::string(manager.status().message()));
-    return 1;
-  }
-  std::unique_ptr<prometheus::Exposer> exposer;
-  if (metrics_port > 0) {
-    try {
-      exposer = std::make_unique<prometheus::Exposer>("127.0.0.1:" + std::to_string(metrics_port));
-      exposer->RegisterCollectable(metrics->registry());
-    } catch (const std::exception& e) {
-      spdlog::critical("--metrics-port {}: {}", metrics_port, e.what());
-      return 1;
-    }
-  }
-
-  access_options.require_client_certificate = !tls.client_ca.empty();
-  trainerd::AccessControl access(users->get(), access_options);
-  trainerd::JobServiceImpl service(manager->get(), &access, audit->get(),
-                                   [metrics](const std::string& m, grpc::StatusCode c, double s) {
-                                     metrics->OnRpc(m, c, s);
-                                   });
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  int bound_port = 0;
-  builder.AddListeningPort(listen, *credentials, &bound_port);
-  // A spec is at most 1 MiB; larger messages are refused by gRPC before they are parsed.
-  // The limit leaves room for a request whose oversized field the handler names.
-  builder.SetMaxReceiveMessageSize(8 << 20);
-  builder.RegisterService(&service);
-  trainerd::WorkerServiceImpl worker_service(manager->get(), audit->get());
-  builder.RegisterService(&worker_service);
-  trainerd::AgentServiceImpl agent_service(manager->get(), audit->get());
-  builder.RegisterService(&agent_service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || bound_port == 0) {
-    spdlog::critical("--listen {}: cannot listen there", listen);
-    return 1;
-  }
-  (*manager)->Start(options.advertise_host + ":" + std::to_string(bound_port));
-  spdlog::info("trainerd listening on {} (port {}, {}), metrics on {}, data in {}, {} CPU slots, {} GPUs, worker {}",
-               listen, bound_port,
-               tls.cert.empty() ? "plaintext" : (tls.client_ca.empty() ? "TLS" : "TLS with client certificates"), metrics_port > 0 ? "127.0.0.1:" + std::to_string(metrics_port) : "off",
-               options.data_root, options.cpu_slots, options.gpus, options.worker_program);
-
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("received {}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-  (*manager)->Shutdown();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  manager->reset();
+  (*server)->Shutdown();
   spdlog::info("trainerd stopped");
   return 0;
 }

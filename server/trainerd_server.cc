@@ -1,0 +1,147 @@
+#include "server/trainerd_server.h"
+
+#include <filesystem>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <prometheus/exposer.h>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/data_root.h"
+#include "server/agent_service_impl.h"
+#include "server/daemon_metrics.h"
+#include "server/job_service_impl.h"
+#include "server/user_admin.h"
+#include "server/worker_service_impl.h"
+#include "storage/audit_log.h"
+#include "storage/job_store.h"
+#include "storage/user_store.h"
+
+namespace trainerd {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Whether `listen` ("host:port") binds only the loopback interface.
+bool IsLoopbackListen(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  std::string host = colon == std::string::npos ? listen : listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+}  // namespace
+
+TrainerdServer::TrainerdServer(TrainerdOptions options) : options_(std::move(options)) {}
+
+TrainerdServer::~TrainerdServer() {
+  if (server_) server_->Shutdown(std::chrono::system_clock::now());
+  manager_.reset();  // before the store it writes to
+}
+
+absl::StatusOr<std::unique_ptr<TrainerdServer>> TrainerdServer::BuildAndStart(TrainerdOptions options) {
+  if (options.tls.cert.empty() && !IsLoopbackListen(options.listen) && !options.allow_plaintext) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--listen ", options.listen, ": refusing to serve off loopback without TLS (give --tls-cert and ",
+        "--tls-key, or --allow-plaintext to send tokens in clear text)"));
+  }
+  // Workers verify trainerd with the CA file; they start in their attempt's folder.
+  std::string& worker_ca = options.manager.worker_tls_ca;
+  if (!options.tls.cert.empty() && worker_ca.empty()) worker_ca = options.tls.cert;
+  if (!worker_ca.empty()) worker_ca = fs::absolute(worker_ca).string();
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = MakeServerCredentials(options.tls);
+  if (!credentials.ok()) return credentials.status();
+  std::unique_ptr<TrainerdServer> server(new TrainerdServer(std::move(options)));
+  if (absl::Status s = server->Open(); !s.ok()) return s;
+  if (absl::Status s = server->Serve(*credentials); !s.ok()) return s;
+  return server;
+}
+
+absl::Status TrainerdServer::Open() {
+  const JobManagerOptions& m = options_.manager;
+  std::error_code ec;
+  fs::create_directories(m.data_root, ec);
+  if (ec) return absl::FailedPreconditionError(absl::StrCat("--data-root ", m.data_root, ": ", ec.message()));
+  fs::create_directories(m.spec_policy.registry_dir, ec);
+  const std::string db = m.data_root + "/trainerd.db";
+  absl::StatusOr<std::unique_ptr<JobStore>> store = JobStore::Open(db);
+  if (!store.ok()) return store.status();
+  store_ = std::move(*store);
+  absl::StatusOr<std::unique_ptr<UserStore>> users = UserStore::Open(db);
+  if (!users.ok()) return users.status();
+  users_ = std::move(*users);
+  absl::StatusOr<std::unique_ptr<AuditLog>> audit = AuditLog::Open(db);
+  if (!audit.ok()) return audit.status();
+  audit_ = std::move(*audit);
+  absl::StatusOr<bool> created = EnsureFirstAdmin(users_.get(), audit_.get(), m.data_root, options_.admin_token_file);
+  if (!created.ok()) {
+    return absl::Status(created.status().code(),
+                        absl::StrCat("cannot create the first admin: ", created.status().message()));
+  }
+  if (*created) {
+    spdlog::info("created user {}; its token is in {}", kFirstAdminName,
+                 options_.admin_token_file.empty() ? AdminTokenPath(m.data_root) + " (trainer-cli reads it there)"
+                                                   : options_.admin_token_file);
+  }
+  metrics_ = std::make_shared<DaemonMetrics>(m.cpu_slots, m.gpus);
+  JobManagerHooks hooks;
+  hooks.on_job_changed = [metrics = metrics_](const trainer::v1::Job& j) { metrics->OnJobChanged(j); };
+  hooks.on_job_finished = [metrics = metrics_](const trainer::v1::Job& j) { metrics->OnJobFinished(j); };
+  hooks.on_restart = [metrics = metrics_] { metrics->OnRestart(); };
+  absl::StatusOr<std::unique_ptr<JobManager>> manager = JobManager::Create(m, store_.get(), hooks);
+  if (!manager.ok()) return manager.status();
+  manager_ = std::move(*manager);
+  return absl::OkStatus();
+}
+
+absl::Status TrainerdServer::Serve(const std::shared_ptr<grpc::ServerCredentials>& credentials) {
+  if (options_.metrics_port > 0) {
+    try {
+      exposer_ = std::make_unique<prometheus::Exposer>("127.0.0.1:" + std::to_string(options_.metrics_port));
+      exposer_->RegisterCollectable(metrics_->registry());
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(absl::StrCat("--metrics-port ", options_.metrics_port, ": ", e.what()));
+    }
+  }
+  options_.access.require_client_certificate = !options_.tls.client_ca.empty();
+  access_ = std::make_unique<AccessControl>(users_.get(), options_.access);
+  job_service_ = std::make_unique<JobServiceImpl>(
+      manager_.get(), access_.get(), audit_.get(),
+      [metrics = metrics_](const std::string& method, grpc::StatusCode code, double seconds) {
+        metrics->OnRpc(method, code, seconds);
+      });
+  worker_service_ = std::make_unique<WorkerServiceImpl>(manager_.get(), audit_.get());
+  agent_service_ = std::make_unique<AgentServiceImpl>(manager_.get(), audit_.get());
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen, credentials, &port_);
+  // A spec is at most 1 MiB; larger messages are refused by gRPC before they are parsed.
+  // The limit leaves room for a request whose oversized field the handler names.
+  builder.SetMaxReceiveMessageSize(8 << 20);
+  builder.RegisterService(job_service_.get());
+  builder.RegisterService(worker_service_.get());
+  builder.RegisterService(agent_service_.get());
+  server_ = builder.BuildAndStart();
+  if (!server_ || port_ == 0) return absl::UnavailableError(absl::StrCat("--listen ", options_.listen, ": cannot listen there"));
+  const JobManagerOptions& m = options_.manager;
+  manager_->Start(m.advertise_host + ":" + std::to_string(port_));
+  const TlsServerFiles& tls = options_.tls;
+  spdlog::info("trainerd listening on {} (port {}, {}), metrics on {}, data in {}, {} CPU slots, {} GPUs, worker {}",
+               options_.listen, port_,
+               tls.cert.empty() ? "plaintext" : (tls.client_ca.empty() ? "TLS" : "TLS with client certificates"),
+               options_.metrics_port > 0 ? "127.0.0.1:" + std::to_string(options_.metrics_port) : "off", m.data_root,
+               m.cpu_slots, m.gpus, m.worker_program);
+  return absl::OkStatus();
+}
+
+void TrainerdServer::Shutdown() {
+  manager_->Shutdown();
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server_.reset();
+  manager_.reset();
+}
+
+}  // namespace trainerd

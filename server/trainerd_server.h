@@ -1,0 +1,78 @@
+// TrainerdServer: the daemon, wired. It owns the stores over the one SQLite file, the
+// job manager, the access control, the gRPC services and server, and the Prometheus
+// exposer; trainerd's main only turns flags into TrainerdOptions, calls BuildAndStart,
+// waits for a signal and calls Shutdown (as tensorflow/serving's main does).
+#ifndef TRAINERD_SERVER_TRAINERD_SERVER_H_
+#define TRAINERD_SERVER_TRAINERD_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/tls_credentials.h"
+#include "server/access_control.h"
+#include "server/job_manager.h"
+
+namespace grpc {
+class Server;
+class ServerCredentials;
+}
+namespace prometheus {
+class Exposer;
+}
+
+namespace trainerd {
+
+class AgentServiceImpl;
+class AuditLog;
+class DaemonMetrics;
+class JobServiceImpl;
+class JobStore;
+class UserStore;
+class WorkerServiceImpl;
+
+struct TrainerdOptions {
+  std::string listen = "127.0.0.1:50051";
+  int metrics_port = 9464;  // on 127.0.0.1; 0: off
+  JobManagerOptions manager;
+  TlsServerFiles tls;
+  bool allow_plaintext = false;  // listen off loopback without TLS
+  AccessOptions access;
+  std::string admin_token_file;  // the first admin's token (default: a new one in the data root)
+};
+
+class TrainerdServer {
+ public:
+  // Checks the options (plaintext off loopback is refused before anything is created),
+  // opens the data root, creates the first admin on a new one, and starts serving.
+  static absl::StatusOr<std::unique_ptr<TrainerdServer>> BuildAndStart(TrainerdOptions options);
+  ~TrainerdServer();
+
+  int port() const { return port_; }
+  // Stops accepting jobs, stops the workers gracefully (they checkpoint), stops the gRPC
+  // server. Called once.
+  void Shutdown();
+
+ private:
+  explicit TrainerdServer(TrainerdOptions options);
+  absl::Status Open();
+  absl::Status Serve(const std::shared_ptr<grpc::ServerCredentials>& credentials);
+
+  TrainerdOptions options_;
+  std::unique_ptr<JobStore> store_;
+  std::unique_ptr<UserStore> users_;
+  std::unique_ptr<AuditLog> audit_;
+  std::shared_ptr<DaemonMetrics> metrics_;
+  std::unique_ptr<JobManager> manager_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<AccessControl> access_;
+  std::unique_ptr<JobServiceImpl> job_service_;
+  std::unique_ptr<WorkerServiceImpl> worker_service_;
+  std::unique_ptr<AgentServiceImpl> agent_service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_SERVER_TRAINERD_SERVER_H_
