@@ -46,8 +46,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Process-wide settings measured to matter (../shared/STACK-NOTES.md): large activation
-// tensors page-fault with glibc's default mmap threshold; denormals slow late training.
+// Process-wide settings measured to matter on this stack: large activation tensors
+// page-fault with glibc's default mmap threshold (every step maps and unmaps them), and
+// denormal floats slow late training.
 void TuneProcess() {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
