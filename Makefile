@@ -8,7 +8,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
 # Build and test dependencies (see README "Dependencies" for what each is for).
-DEB_PACKAGES := cmake ninja-build ccache g++ pkg-config \
+DEB_PACKAGES := cmake ninja-build ccache g++ clang pkg-config \
   libtorch-dev libopenblas0-openmp libgloo-dev libsentencepiece-dev python3-sentencepiece fortunes \
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc libre2-dev libssl-dev openssl \
   libabsl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev nlohmann-json3-dev zlib1g-dev \

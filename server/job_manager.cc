@@ -147,6 +147,14 @@ void JobManager::PutJob(Job& job, bool finishing) {
   job.set_store_error(s.ok() ? "" : std::string(s.message()));
 }
 
+void JobManager::NoteUnsaved(const std::string& job_id, const absl::Status& error) {
+  std::unique_lock<std::shared_mutex> lock(cache_mu_);
+  auto it = cache_.find(job_id);
+  if (it == cache_.end()) return;
+  it->second.set_store_error(std::string(error.message()));
+  ++change_counter_;
+}
+
 void JobManager::FlushUnsaved() {
   std::vector<std::string> ids;
   for (const auto& [id, finishing] : unsaved_) ids.push_back(id);

@@ -168,6 +168,9 @@ class JobManager {
   void MoveTo(trainer::v1::Job& job, trainer::v1::JobState to) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Retries saving the jobs whose last write failed.
   void FlushUnsaved() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Shows `error` as the job's store_error (output that could not be stored); the next
+  // successful save clears it.
+  void NoteUnsaved(const std::string& job_id, const absl::Status& error) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes `job` to the store and the cache (with store_error on failure); on success the
   // hooks follow and the job leaves unsaved_.
   absl::Status StoreJob(const trainer::v1::Job& job, bool finishing) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

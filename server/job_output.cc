@@ -36,6 +36,7 @@ void JobManager::TailOutput(const std::string& job_id, Running& r) {
         spdlog::error("job={} logs: {}", job_id, std::string(s.message()));
         p.log_offset = before;
         r.output_stored = false;
+        NoteUnsaved(job_id, s);
         continue;
       }
       ++change_counter_;
@@ -50,6 +51,7 @@ void JobManager::TailOutput(const std::string& job_id, Running& r) {
   auto job = Get(job_id);  // the in-memory copy: this runs every poll
   if (!job.ok()) return;
   const int64_t offset_before = offset_it->second;
+  absl::Status checkpoint_failure;
   OutputBatch metrics;
   metrics.job_id = job_id;
   metrics.tail_key = jsonl_key;
@@ -86,16 +88,23 @@ void JobManager::TailOutput(const std::string& job_id, Running& r) {
         const uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size()));
         c.set_checksum(absl::StrCat("crc32:", absl::Hex(crc, absl::kZeroPad8)));
       }
-      if (absl::Status s = store_->PutCheckpoint(job_id, c); !s.ok()) spdlog::error("job={} checkpoint: {}", job_id, std::string(s.message()));
+      if (absl::Status s = store_->PutCheckpoint(job_id, c); !s.ok()) {
+        spdlog::error("job={} checkpoint: {}", job_id, std::string(s.message()));
+        checkpoint_failure = s;
+        break;
+      }
     }
   }
   metrics.new_offset = offset_it->second;
   if (metrics.new_offset != offset_before) {
-    if (absl::Status s = store_->AppendOutput(&metrics); !s.ok()) {
-      // Read again next poll, progress included: nothing is skipped.
-      spdlog::error("job={} metrics: {}", job_id, std::string(s.message()));
+    absl::Status s = checkpoint_failure;
+    if (s.ok()) s = store_->AppendOutput(&metrics);
+    if (!s.ok()) {
+      // Read again next poll, progress and checkpoints included: nothing is skipped.
+      if (checkpoint_failure.ok()) spdlog::error("job={} metrics: {}", job_id, std::string(s.message()));
       offset_it->second = offset_before;
       r.output_stored = false;
+      NoteUnsaved(job_id, s);
       return;
     }
     PutJob(*job);

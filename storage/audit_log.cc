@@ -16,7 +16,7 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path
 }
 
 AuditLog::~AuditLog() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   sqlite3_close(db_);
 }
 
@@ -27,7 +27,7 @@ absl::Status AuditLog::Append(trainer::v1::AuditEvent event) {
                                .count());
   }
   event.clear_seq();  // the row id is the sequence number
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Statement st(db_, "INSERT INTO audit (time_ms, event) VALUES (?, ?)");
   st.Bind(1, event.time_unix_ms()).BindBlob(2, event.SerializeAsString());
   if (absl::Status s = st.Run(); !s.ok()) return s;
@@ -41,7 +41,7 @@ absl::Status AuditLog::Append(trainer::v1::AuditEvent event) {
 }
 
 absl::StatusOr<std::vector<trainer::v1::AuditEvent>> AuditLog::List(int limit, int64_t before_seq) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Statement st(db_, before_seq > 0 ? "SELECT seq, event FROM audit WHERE seq < ?2 ORDER BY seq DESC LIMIT ?1"
                                    : "SELECT seq, event FROM audit ORDER BY seq DESC LIMIT ?1");
   st.Bind(1, int64_t{limit});

@@ -8,11 +8,11 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "trainer/v1/job_service.pb.h"
@@ -37,7 +37,7 @@ class AuditLog {
  private:
   explicit AuditLog(sqlite3* db) : db_(db) {}
 
-  std::mutex mu_;
+  absl::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
   int64_t appended_ ABSL_GUARDED_BY(mu_) = 0;
 };

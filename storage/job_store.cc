@@ -43,21 +43,21 @@ absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path
 }
 
 JobStore::~JobStore() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   sqlite3_close(db_);
 }
 
 absl::Status JobStore::Exec(const std::string& sql) { return ExecSql(db_, sql); }
 
 absl::StatusOr<int> JobStore::schema_version() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Statement version(db_, "PRAGMA user_version");
   if (!version.Step()) return version.Done();
   return static_cast<int>(version.Int(0));
 }
 
 absl::Status JobStore::PutJob(const Job& job) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Statement st(db_,
                "INSERT OR REPLACE INTO jobs (id, state, priority, created_ms, owner, job) VALUES (?, ?, ?, ?, ?, ?)");
   st.Bind(1, job.id()).Bind(2, int64_t{job.state()}).Bind(3, int64_t{job.priority()})
@@ -66,7 +66,7 @@ absl::Status JobStore::PutJob(const Job& job) {
 }
 
 absl::StatusOr<Job> JobStore::GetJob(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Statement st(db_, "SELECT job FROM jobs WHERE id = ?");
   st.Bind(1, id);
   if (!st.Step()) {
@@ -90,7 +90,7 @@ absl::StatusOr<std::vector<Job>> JobStore::ListJobs(const std::vector<trainer::v
   if (before_created_ms > 0) sql += " AND (created_ms < ?1 OR (created_ms = ?1 AND id < ?2))";
   if (!owner.empty()) sql += " AND owner = ?3";
   sql += absl::StrCat(" ORDER BY created_ms DESC, id DESC LIMIT ", limit);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Statement st(db_, sql);
   if (before_created_ms > 0) st.Bind(1, before_created_ms).Bind(2, before_id);
   if (!owner.empty()) st.Bind(3, owner);
@@ -100,37 +100,36 @@ absl::StatusOr<std::vector<Job>> JobStore::ListJobs(const std::vector<trainer::v
 absl::StatusOr<std::vector<Job>> JobStore::JobsInStates(const std::vector<trainer::v1::JobState>& states) {
   std::vector<std::string> values;
   for (auto s : states) values.push_back(std::to_string(static_cast<int>(s)));
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Statement st(db_, absl::StrCat("SELECT job FROM jobs WHERE state IN (", absl::StrJoin(values, ","),
                                  ") ORDER BY created_ms, id"));
   return ReadJobs(st);
 }
 
 absl::Status JobStore::DeleteJob(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (absl::Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-  for (const char* sql : {"DELETE FROM jobs WHERE id = ?", "DELETE FROM checkpoints WHERE job_id = ?",
-                          "DELETE FROM logs WHERE job_id = ?", "DELETE FROM metrics WHERE job_id = ?",
-                          "DELETE FROM tails WHERE key LIKE ? || '/%'"}) {
-    Statement st(db_, sql);
-    st.Bind(1, id);
-    if (absl::Status s = st.Run(); !s.ok()) {
-      (void)Exec("ROLLBACK");
-      return s;
+  absl::MutexLock lock(&mu_);
+  sqlite3* const db = db_;  // the transaction's body runs under this lock
+  return InTransaction(db, [&]() -> absl::Status {
+    for (const char* sql : {"DELETE FROM jobs WHERE id = ?", "DELETE FROM checkpoints WHERE job_id = ?",
+                            "DELETE FROM logs WHERE job_id = ?", "DELETE FROM metrics WHERE job_id = ?",
+                            "DELETE FROM tails WHERE key LIKE ? || '/%'"}) {
+      Statement st(db, sql);
+      st.Bind(1, id);
+      if (absl::Status s = st.Run(); !s.ok()) return s;
     }
-  }
-  return Exec("COMMIT");
+    return absl::OkStatus();
+  });
 }
 
 absl::Status JobStore::PutCheckpoint(const std::string& job_id, const trainer::v1::Checkpoint& checkpoint) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Statement st(db_, "INSERT OR REPLACE INTO checkpoints (job_id, step, checkpoint) VALUES (?, ?, ?)");
   st.Bind(1, job_id).Bind(2, checkpoint.step()).BindBlob(3, checkpoint.SerializeAsString());
   return st.Run();
 }
 
 absl::StatusOr<std::vector<trainer::v1::Checkpoint>> JobStore::ListCheckpoints(const std::string& job_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Statement st(db_, "SELECT checkpoint FROM checkpoints WHERE job_id = ? ORDER BY step");
   st.Bind(1, job_id);
   std::vector<trainer::v1::Checkpoint> out;
@@ -143,44 +142,42 @@ absl::StatusOr<std::vector<trainer::v1::Checkpoint>> JobStore::ListCheckpoints(c
 }
 
 absl::Status JobStore::AppendOutput(OutputBatch* batch) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (absl::Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-  auto fail = [&](absl::Status s) {
-    (void)Exec("ROLLBACK");
-    return s;
-  };
-  int64_t seq = 0;
-  {
-    Statement last(db_, "SELECT COALESCE(MAX(seq), 0) FROM logs WHERE job_id = ?");
-    last.Bind(1, batch->job_id);
-    if (!last.Step()) return fail(last.Done());
-    seq = last.Int(0);
-  }
-  Statement line(db_, "INSERT INTO logs (job_id, seq, time_ms, rank, level, attempt, text) VALUES (?, ?, ?, ?, ?, ?, ?)");
-  for (auto& l : batch->lines) {
-    l.set_seq(++seq);
-    line.Bind(1, batch->job_id).Bind(2, seq).Bind(3, l.time_unix_ms()).Bind(4, int64_t{l.rank()})
-        .Bind(5, int64_t{LogLevelRank(l.level())}).Bind(6, int64_t{l.attempt()}).Bind(7, l.text());
-    if (absl::Status s = line.Run(); !s.ok()) return fail(s);
-    line.Reset();
-  }
-  Statement metric(db_, "INSERT INTO metrics (job_id, name, split, step, epoch, value, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?)");
-  for (const auto& m : batch->metrics) {
-    metric.Bind(1, batch->job_id).Bind(2, m.name()).Bind(3, m.split()).Bind(4, m.step()).Bind(5, m.epoch())
-        .Bind(6, m.value()).Bind(7, m.time_unix_ms());
-    if (absl::Status s = metric.Run(); !s.ok()) return fail(s);
-    metric.Reset();
-  }
-  if (!batch->tail_key.empty()) {
-    Statement tail(db_, "INSERT OR REPLACE INTO tails (key, offset) VALUES (?, ?)");
-    tail.Bind(1, batch->tail_key).Bind(2, batch->new_offset);
-    if (absl::Status s = tail.Run(); !s.ok()) return fail(s);
-  }
-  return Exec("COMMIT");
+  absl::MutexLock lock(&mu_);
+  sqlite3* const db = db_;  // the transaction's body runs under this lock
+  return InTransaction(db, [&]() -> absl::Status {
+    int64_t seq = 0;
+    {
+      Statement last(db, "SELECT COALESCE(MAX(seq), 0) FROM logs WHERE job_id = ?");
+      last.Bind(1, batch->job_id);
+      if (!last.Step()) return last.Done();
+      seq = last.Int(0);
+    }
+    Statement line(db, "INSERT INTO logs (job_id, seq, time_ms, rank, level, attempt, text) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    for (auto& l : batch->lines) {
+      l.set_seq(++seq);
+      line.Bind(1, batch->job_id).Bind(2, seq).Bind(3, l.time_unix_ms()).Bind(4, int64_t{l.rank()})
+          .Bind(5, int64_t{LogLevelRank(l.level())}).Bind(6, int64_t{l.attempt()}).Bind(7, l.text());
+      if (absl::Status s = line.Run(); !s.ok()) return s;
+      line.Reset();
+    }
+    Statement metric(db, "INSERT INTO metrics (job_id, name, split, step, epoch, value, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    for (const auto& m : batch->metrics) {
+      metric.Bind(1, batch->job_id).Bind(2, m.name()).Bind(3, m.split()).Bind(4, m.step()).Bind(5, m.epoch())
+          .Bind(6, m.value()).Bind(7, m.time_unix_ms());
+      if (absl::Status s = metric.Run(); !s.ok()) return s;
+      metric.Reset();
+    }
+    if (!batch->tail_key.empty()) {
+      Statement tail(db, "INSERT OR REPLACE INTO tails (key, offset) VALUES (?, ?)");
+      tail.Bind(1, batch->tail_key).Bind(2, batch->new_offset);
+      if (absl::Status s = tail.Run(); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  });
 }
 
 absl::StatusOr<int64_t> JobStore::TailOffset(const std::string& tail_key) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Statement st(db_, "SELECT offset FROM tails WHERE key = ?");
   st.Bind(1, tail_key);
   if (st.Step()) return st.Int(0);
@@ -194,7 +191,7 @@ absl::StatusOr<std::vector<trainer::v1::LogLine>> JobStore::ReadLogs(const std::
   std::string sql = "SELECT seq, time_ms, rank, level, attempt, text FROM logs WHERE job_id = ?1 AND seq >= ?2 AND level >= ?3";
   if (rank) sql += " AND rank = ?4";
   sql += absl::StrCat(" ORDER BY seq LIMIT ", limit);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Statement st(db_, sql);
   st.Bind(1, job_id).Bind(2, from_seq).Bind(3, int64_t{min_level.empty() ? 0 : LogLevelRank(min_level)});
   if (rank) st.Bind(4, int64_t{*rank});
@@ -217,7 +214,7 @@ absl::StatusOr<std::vector<trainer::v1::MetricPoint>> JobStore::ReadMetrics(cons
                                                                             const std::string& name,
                                                                             const std::string& split,
                                                                             int64_t skip) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Statement st(db_, "SELECT name, split, step, epoch, value, time_ms FROM metrics WHERE job_id = ?1 "
                     "AND (?2 = '' OR name = ?2) AND (?3 = '' OR split = ?3) ORDER BY rowid LIMIT -1 OFFSET ?4");
   st.Bind(1, job_id).Bind(2, name).Bind(3, split).Bind(4, skip);

@@ -31,15 +31,16 @@ UserStore::UserStore(sqlite3* db)
               "WHERE t.sha256 = ? AND u.revoked_ms = 0")) {}
 
 UserStore::~UserStore() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   find_by_token_.reset();  // finalized before the connection closes
   sqlite3_close(db_);
 }
 
 absl::Status UserStore::AddUser(const std::string& name, bool admin, const std::string& token_sha256) {
-  std::lock_guard<std::mutex> lock(mu_);
-  return InTransaction(db_, [&]() -> absl::Status {
-    Statement existing(db_, "SELECT revoked_ms FROM users WHERE name = ?");
+  absl::MutexLock lock(&mu_);
+  sqlite3* const db = db_;  // the transaction's body runs under this lock
+  return InTransaction(db, [&]() -> absl::Status {
+    Statement existing(db, "SELECT revoked_ms FROM users WHERE name = ?");
     existing.Bind(1, name);
     if (existing.Step()) {
       if (existing.Int(0) == 0) return absl::AlreadyExistsError(absl::StrCat("user ", name, " exists"));
@@ -47,26 +48,27 @@ absl::Status UserStore::AddUser(const std::string& name, bool admin, const std::
       return s;
     }
     const int64_t now = NowMs();
-    Statement user(db_, "INSERT OR REPLACE INTO users (name, admin, created_ms, revoked_ms) VALUES (?, ?, ?, 0)");
+    Statement user(db, "INSERT OR REPLACE INTO users (name, admin, created_ms, revoked_ms) VALUES (?, ?, ?, 0)");
     user.Bind(1, name).Bind(2, int64_t{admin ? 1 : 0}).Bind(3, now);
     if (absl::Status s = user.Run(); !s.ok()) return s;
-    Statement token(db_, "INSERT INTO tokens (sha256, user, created_ms) VALUES (?, ?, ?)");
+    Statement token(db, "INSERT INTO tokens (sha256, user, created_ms) VALUES (?, ?, ?)");
     token.Bind(1, token_sha256).Bind(2, name).Bind(3, now);
     return token.Run();
   });
 }
 
 absl::Status UserStore::RevokeUser(const std::string& name) {
-  std::lock_guard<std::mutex> lock(mu_);
-  return InTransaction(db_, [&]() -> absl::Status {
-    Statement tokens(db_, "DELETE FROM tokens WHERE user = ?");
+  absl::MutexLock lock(&mu_);
+  sqlite3* const db = db_;  // the transaction's body runs under this lock
+  return InTransaction(db, [&]() -> absl::Status {
+    Statement tokens(db, "DELETE FROM tokens WHERE user = ?");
     tokens.Bind(1, name);
     if (absl::Status s = tokens.Run(); !s.ok()) return s;
-    Statement user(db_, "UPDATE users SET revoked_ms = ? WHERE name = ? AND revoked_ms = 0");
+    Statement user(db, "UPDATE users SET revoked_ms = ? WHERE name = ? AND revoked_ms = 0");
     user.Bind(1, NowMs()).Bind(2, name);
     if (absl::Status s = user.Run(); !s.ok()) return s;
-    if (sqlite3_changes(db_) > 0) return absl::OkStatus();
-    Statement known(db_, "SELECT 1 FROM users WHERE name = ?");
+    if (sqlite3_changes(db) > 0) return absl::OkStatus();
+    Statement known(db, "SELECT 1 FROM users WHERE name = ?");
     known.Bind(1, name);
     if (!known.Step()) return absl::NotFoundError(absl::StrCat("no user ", name));
     return absl::OkStatus();  // revoked already
@@ -74,7 +76,7 @@ absl::Status UserStore::RevokeUser(const std::string& name) {
 }
 
 absl::StatusOr<std::vector<UserRecord>> UserStore::ListUsers() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Statement st(db_, "SELECT name, admin, created_ms, revoked_ms FROM users ORDER BY name");
   std::vector<UserRecord> out;
   while (st.Step()) out.push_back(UserRecord{st.Text(0), st.Int(1) != 0, st.Int(2), st.Int(3)});
@@ -83,7 +85,7 @@ absl::StatusOr<std::vector<UserRecord>> UserStore::ListUsers() {
 }
 
 absl::StatusOr<UserRecord> UserStore::FindByTokenHash(const std::string& token_sha256) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Statement& st = *find_by_token_;
   st.Reset();
   st.Bind(1, token_sha256);

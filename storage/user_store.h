@@ -10,11 +10,11 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -51,7 +51,7 @@ class UserStore {
  private:
   explicit UserStore(sqlite3* db);
 
-  std::mutex mu_;
+  absl::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
   // Prepared once: every authenticated call runs it, and preparing costs more than the
   // lookup itself.
