@@ -47,8 +47,6 @@ JobStore::~JobStore() {
   sqlite3_close(db_);
 }
 
-absl::Status JobStore::Exec(const std::string& sql) { return ExecSql(db_, sql); }
-
 absl::StatusOr<int> JobStore::schema_version() {
   absl::MutexLock lock(&mu_);
   Statement version(db_, "PRAGMA user_version");

@@ -44,13 +44,6 @@ absl::Status Migrate(sqlite3* db) {
 
 }  // namespace
 
-absl::Status SqliteError(sqlite3* db, const std::string& what) {
-  const int code = sqlite3_errcode(db);
-  const std::string message = absl::StrCat(what, ": ", sqlite3_errmsg(db));
-  if (code == SQLITE_FULL) return absl::ResourceExhaustedError(message);
-  return absl::InternalError(message);
-}
-
 absl::Status InTransaction(sqlite3* db, const std::function<absl::Status()>& body) {
   if (absl::Status s = ExecSql(db, "BEGIN IMMEDIATE"); !s.ok()) return s;
   if (absl::Status s = body(); !s.ok()) {

@@ -29,10 +29,6 @@ absl::Status InTransaction(sqlite3* db, const std::function<absl::Status()>& bod
 // Runs SQL that returns no rows.
 absl::Status ExecSql(sqlite3* db, const std::string& sql);
 
-// The status for a failed SQLite call: RESOURCE_EXHAUSTED for a full disk (so that the
-// caller can tell it from a bug), INTERNAL otherwise.
-absl::Status SqliteError(sqlite3* db, const std::string& what);
-
 }  // namespace trainerd
 
 #endif  // TRAINERD_STORAGE_SQLITE_DATABASE_H_
