@@ -19,8 +19,8 @@
 #include <grpcpp/test/server_context_test_spouse.h>
 
 #include "proto/spec/spec_loader.h"
-#include "server/access_control.h"
-#include "server/access_token.h"
+#include "server/auth/access_control.h"
+#include "server/auth/access_token.h"
 #include "storage/user_store.h"
 #include "tests/daemon_test_util.h"
 

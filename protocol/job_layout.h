@@ -11,12 +11,12 @@
 //     attempt-<n>/               AttemptDir: one per run of the job
 //       rank<r>.log              each rank's stdout and stderr
 //       heartbeat, heartbeat-<r> touched by each rank as it makes progress
+//       .secret                  the attempt's WorkerService secret (owner-only)
 //
-// A rank's liveness reaches trainerd two ways, on purpose: this file, and the
+// A rank's liveness reaches trainerd two ways, on purpose: the heartbeat file, and the
 // WorkerService heartbeat. The file works without the network (a rank whose channel
 // to trainerd cannot connect, or a trainerd restarted in between, still sees it); the
 // RPC is the only way trainerd can answer "stop" to a rank on another machine.
-//       .secret                  the attempt's WorkerService secret (owner-only)
 #ifndef TRAINERD_PROTOCOL_JOB_LAYOUT_H_
 #define TRAINERD_PROTOCOL_JOB_LAYOUT_H_
 
@@ -37,6 +37,9 @@ inline std::string JobDir(const std::string& data_root, const std::string& job_i
   return data_root + "/jobs/" + job_id;
 }
 inline std::string AttemptDirName(int32_t attempt) { return "attempt-" + std::to_string(attempt); }
+inline std::string AttemptDir(const std::string& data_root, const std::string& job_id, int32_t attempt) {
+  return JobDir(data_root, job_id) + "/" + AttemptDirName(attempt);
+}
 inline std::string RankLogName(int32_t rank) { return "rank" + std::to_string(rank) + ".log"; }
 inline std::string HeartbeatName(int32_t rank) {
   return rank == 0 ? std::string("heartbeat") : "heartbeat-" + std::to_string(rank);

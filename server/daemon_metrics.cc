@@ -1,6 +1,6 @@
 #include "server/daemon_metrics.h"
 
-#include "server/job_state.h"
+#include "server/jobs/job_state.h"
 
 namespace trainerd {
 
@@ -65,7 +65,7 @@ void DaemonMetrics::OnRpc(const std::string& method, grpc::StatusCode code, doub
 }
 
 void DaemonMetrics::OnJobChanged(const trainer::v1::Job& job) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = jobs_seen_.find(job.id());
   if (it == jobs_seen_.end()) {
     if (job.state() == trainer::v1::QUEUED && job.attempts_size() == 0) submitted_.Increment();

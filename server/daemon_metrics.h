@@ -4,7 +4,6 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include <grpcpp/support/status_code_enum.h>
@@ -15,6 +14,7 @@
 #include <prometheus/registry.h>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "trainer/v1/job_service.pb.h"
 
 namespace trainerd {
@@ -47,7 +47,7 @@ class DaemonMetrics {
   prometheus::Family<prometheus::Gauge>& job_samples_;
   prometheus::Family<prometheus::Gauge>& job_step_;
 
-  std::mutex mu_;
+  absl::Mutex mu_;
   struct Tracked {
     trainer::v1::JobState state;
     int32_t cpu_slots;

@@ -19,9 +19,9 @@
 
 #include "absl/strings/numbers.h"
 #include "common/data_root.h"
-#include "server/agent.h"
+#include "server/launch/node_agent.h"
 #include "server/trainerd_server.h"
-#include "server/user_admin.h"
+#include "server/auth/user_admin.h"
 #include "storage/audit_log.h"
 #include "storage/user_store.h"
 
@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
                "Example:\n  trainerd --listen 127.0.0.1:50051 --metrics-port 9464 --cpu-slots 2\n",
                "trainerd"};
   trainerd::TrainerdOptions server_options;
-  trainerd::JobManagerOptions& options = server_options.manager;
+  trainerd::JobOptions& options = server_options.jobs;
   options.data_root = trainerd::DefaultDataRoot();
   options.worker_program = DefaultWorkerProgram();
   const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -159,7 +159,7 @@ int main(int argc, char** argv) {
   app.add_option("--advertise-host", options.advertise_host,
                  "The address agents' ranks reach this machine at (multi-node; also bind --listen there)")
       ->capture_default_str();
-  app.add_option("--agent-timeout", options.agent_timeout_s,
+  app.add_option("--agent-timeout", server_options.agents.timeout_s,
                  "Seconds without a poll before an agent counts as lost and its jobs restart elsewhere")
       ->capture_default_str();
   std::vector<std::string> data_dirs;
@@ -184,10 +184,10 @@ int main(int argc, char** argv) {
                  "On first start, the admin's token is the one in this file (e.g. a Kubernetes Secret) instead of "
                  "a new one in DATA_ROOT/admin.token");
   app.add_flag("--share-read", server_options.access.share_read, "Let every user read (not change) every job");
-  app.add_option("--agent-token", options.agent_token, "A secret agents must present (default: $TRAINERD_AGENT_TOKEN)");
-  if (const char* token = std::getenv("TRAINERD_AGENT_TOKEN")) options.agent_token = token;
+  app.add_option("--agent-token", server_options.agents.token, "A secret agents must present (default: $TRAINERD_AGENT_TOKEN)");
+  if (const char* token = std::getenv("TRAINERD_AGENT_TOKEN")) server_options.agents.token = token;
 
-  trainerd::AgentOptions agent_options;
+  trainerd::NodeAgentOptions agent_options;
   agent_options.host = "127.0.0.1";
   agent_options.cpu_slots = options.cpu_slots;
   int agent_gpus = -1;
@@ -220,7 +220,7 @@ int main(int argc, char** argv) {
   for (CLI::App* verb : {user_command.add, user_command.list, user_command.revoke}) verb->fallthrough();
   CLI11_PARSE(app, argc, argv);
   if (*user_cmd) return RunUserCommand(user_command, options.data_root);
-  if (agent_options.token.empty()) agent_options.token = options.agent_token;
+  if (agent_options.token.empty()) agent_options.token = server_options.agents.token;
   agent_options.gpus = agent_gpus >= 0 ? agent_gpus : DetectGpus();
   options.gpus = gpus >= 0 ? gpus : DetectGpus();
   options.threads_per_slot = std::max(1, cpus / std::max(1, options.cpu_slots));
@@ -248,7 +248,7 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
 
   if (*agent_cmd) {
-    trainerd::Agent agent(agent_options);
+    trainerd::NodeAgent agent(agent_options);
     std::thread waiter([&] {
       int sig = 0;
       sigwait(&signals, &sig);

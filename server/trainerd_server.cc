@@ -10,11 +10,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/data_root.h"
-#include "server/agent_service_impl.h"
+#include "server/api/agent_service_impl.h"
+#include "server/launch/combined_launcher.h"
+#include "server/launch/local_launcher.h"
 #include "server/daemon_metrics.h"
-#include "server/job_service_impl.h"
-#include "server/user_admin.h"
-#include "server/worker_service_impl.h"
+#include "server/api/job_service_impl.h"
+#include "server/auth/user_admin.h"
+#include "server/api/worker_service_impl.h"
 #include "storage/audit_log.h"
 #include "storage/job_store.h"
 #include "storage/user_store.h"
@@ -38,7 +40,7 @@ TrainerdServer::TrainerdServer(TrainerdOptions options) : options_(std::move(opt
 
 TrainerdServer::~TrainerdServer() {
   if (server_) server_->Shutdown(std::chrono::system_clock::now());
-  manager_.reset();  // before the store it writes to
+  supervisor_.reset();  // before the stores it writes to
 }
 
 absl::StatusOr<std::unique_ptr<TrainerdServer>> TrainerdServer::BuildAndStart(TrainerdOptions options) {
@@ -48,7 +50,7 @@ absl::StatusOr<std::unique_ptr<TrainerdServer>> TrainerdServer::BuildAndStart(Tr
         "--tls-key, or --allow-plaintext to send tokens in clear text)"));
   }
   // Workers verify trainerd with the CA file; they start in their attempt's folder.
-  std::string& worker_ca = options.manager.worker_tls_ca;
+  std::string& worker_ca = options.jobs.worker_tls_ca;
   if (!options.tls.cert.empty() && worker_ca.empty()) worker_ca = options.tls.cert;
   if (!worker_ca.empty()) worker_ca = fs::absolute(worker_ca).string();
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = MakeServerCredentials(options.tls);
@@ -60,9 +62,11 @@ absl::StatusOr<std::unique_ptr<TrainerdServer>> TrainerdServer::BuildAndStart(Tr
 }
 
 absl::Status TrainerdServer::Open() {
-  const JobManagerOptions& m = options_.manager;
+  const JobOptions& m = options_.jobs;
   std::error_code ec;
   fs::create_directories(m.data_root, ec);
+  if (ec) return absl::FailedPreconditionError(absl::StrCat("--data-root ", m.data_root, ": ", ec.message()));
+  fs::create_directories(fs::path(m.data_root) / "jobs", ec);
   if (ec) return absl::FailedPreconditionError(absl::StrCat("--data-root ", m.data_root, ": ", ec.message()));
   fs::create_directories(m.spec_policy.registry_dir, ec);
   const std::string db = m.data_root + "/trainerd.db";
@@ -86,14 +90,17 @@ absl::Status TrainerdServer::Open() {
                                                    : options_.admin_token_file);
   }
   metrics_ = std::make_shared<DaemonMetrics>(m.cpu_slots, m.gpus);
-  JobManagerHooks hooks;
-  hooks.on_job_changed = [metrics = metrics_](const trainer::v1::Job& j) { metrics->OnJobChanged(j); };
-  hooks.on_job_finished = [metrics = metrics_](const trainer::v1::Job& j) { metrics->OnJobFinished(j); };
-  hooks.on_restart = [metrics = metrics_] { metrics->OnRestart(); };
-  absl::StatusOr<std::unique_ptr<JobManager>> manager = JobManager::Create(m, store_.get(), hooks);
-  if (!manager.ok()) return manager.status();
-  manager_ = std::move(*manager);
-  return absl::OkStatus();
+  JobObservers observers;
+  observers.on_job_changed = [metrics = metrics_](const trainer::v1::Job& j) { metrics->OnJobChanged(j); };
+  observers.on_job_finished = [metrics = metrics_](const trainer::v1::Job& j) { metrics->OnJobFinished(j); };
+  registry_ = std::make_unique<JobRegistry>(store_.get(), observers);
+  tailer_ = std::make_unique<OutputTailer>(m.data_root, registry_.get());
+  local_launcher_ = std::make_unique<LocalLauncher>(m.cpu_slots, m.gpus, m.advertise_host);
+  agent_launcher_ = std::make_unique<AgentLauncher>(options_.agents);
+  launcher_ = std::make_unique<CombinedLauncher>(std::vector<Launcher*>{local_launcher_.get(), agent_launcher_.get()});
+  supervisor_ = std::make_unique<AttemptSupervisor>(m, registry_.get(), tailer_.get(), launcher_.get(),
+                                                    [metrics = metrics_] { metrics->OnRestart(); });
+  return supervisor_->Recover();
 }
 
 absl::Status TrainerdServer::Serve(const std::shared_ptr<grpc::ServerCredentials>& credentials) {
@@ -108,12 +115,12 @@ absl::Status TrainerdServer::Serve(const std::shared_ptr<grpc::ServerCredentials
   options_.access.require_client_certificate = !options_.tls.client_ca.empty();
   access_ = std::make_unique<AccessControl>(users_.get(), options_.access);
   job_service_ = std::make_unique<JobServiceImpl>(
-      manager_.get(), access_.get(), audit_.get(),
+      registry_.get(), supervisor_.get(), access_.get(), audit_.get(),
       [metrics = metrics_](const std::string& method, grpc::StatusCode code, double seconds) {
         metrics->OnRpc(method, code, seconds);
       });
-  worker_service_ = std::make_unique<WorkerServiceImpl>(manager_.get(), audit_.get());
-  agent_service_ = std::make_unique<AgentServiceImpl>(manager_.get(), audit_.get());
+  worker_service_ = std::make_unique<WorkerServiceImpl>(supervisor_.get(), audit_.get());
+  agent_service_ = std::make_unique<AgentServiceImpl>(agent_launcher_.get(), audit_.get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -126,8 +133,8 @@ absl::Status TrainerdServer::Serve(const std::shared_ptr<grpc::ServerCredentials
   builder.RegisterService(agent_service_.get());
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) return absl::UnavailableError(absl::StrCat("--listen ", options_.listen, ": cannot listen there"));
-  const JobManagerOptions& m = options_.manager;
-  manager_->Start(m.advertise_host + ":" + std::to_string(port_));
+  const JobOptions& m = options_.jobs;
+  supervisor_->Start(m.advertise_host + ":" + std::to_string(port_));
   const TlsServerFiles& tls = options_.tls;
   spdlog::info("trainerd listening on {} (port {}, {}), metrics on {}, data in {}, {} CPU slots, {} GPUs, worker {}",
                options_.listen, port_,
@@ -138,10 +145,11 @@ absl::Status TrainerdServer::Serve(const std::shared_ptr<grpc::ServerCredentials
 }
 
 void TrainerdServer::Shutdown() {
-  manager_->Shutdown();
+  supervisor_->Shutdown();
+  registry_->StopWaiting();  // log and watch streams end now
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server_.reset();
-  manager_.reset();
+  supervisor_.reset();
 }
 
 }  // namespace trainerd

@@ -1,5 +1,6 @@
 // TrainerdServer: the daemon, wired. It owns the stores over the one SQLite file, the
-// job manager, the access control, the gRPC services and server, and the Prometheus
+// job registry, the output tailer, the launchers, the attempt supervisor, the access
+// control, the gRPC services and server, and the Prometheus
 // exposer; trainerd's main only turns flags into TrainerdOptions, calls BuildAndStart,
 // waits for a signal and calls Shutdown (as tensorflow/serving's main does).
 #ifndef TRAINERD_SERVER_TRAINERD_SERVER_H_
@@ -10,8 +11,12 @@
 
 #include "absl/status/statusor.h"
 #include "common/tls_credentials.h"
-#include "server/access_control.h"
-#include "server/job_manager.h"
+#include "server/auth/access_control.h"
+#include "server/jobs/attempt_supervisor.h"
+#include "server/jobs/job_options.h"
+#include "server/jobs/job_registry.h"
+#include "server/jobs/output_tailer.h"
+#include "server/launch/agent_launcher.h"
 
 namespace grpc {
 class Server;
@@ -34,7 +39,8 @@ class WorkerServiceImpl;
 struct TrainerdOptions {
   std::string listen = "127.0.0.1:50051";
   int metrics_port = 9464;  // on 127.0.0.1; 0: off
-  JobManagerOptions manager;
+  JobOptions jobs;
+  AgentLauncherOptions agents;
   TlsServerFiles tls;
   bool allow_plaintext = false;  // listen off loopback without TLS
   AccessOptions access;
@@ -63,7 +69,12 @@ class TrainerdServer {
   std::unique_ptr<UserStore> users_;
   std::unique_ptr<AuditLog> audit_;
   std::shared_ptr<DaemonMetrics> metrics_;
-  std::unique_ptr<JobManager> manager_;
+  std::unique_ptr<JobRegistry> registry_;
+  std::unique_ptr<OutputTailer> tailer_;
+  std::unique_ptr<Launcher> local_launcher_;
+  std::unique_ptr<AgentLauncher> agent_launcher_;
+  std::unique_ptr<Launcher> launcher_;  // both of them
+  std::unique_ptr<AttemptSupervisor> supervisor_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<AccessControl> access_;
   std::unique_ptr<JobServiceImpl> job_service_;

@@ -2,7 +2,7 @@
 //
 // Only a token's SHA-256 is stored: a copy of the database does not hand out access.
 // Tokens are random (at least 128 bits), so an unsalted fast hash is enough; the
-// caller computes it (server/access_token.h).
+// caller computes it (server/auth/access_token.h).
 //
 // Thread-safe: one connection guarded by a mutex.
 #ifndef TRAINERD_STORAGE_USER_STORE_H_

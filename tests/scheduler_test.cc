@@ -1,9 +1,17 @@
-// Scheduling order, gang placement and the head-of-queue reservation; the state table.
-#include "server/scheduler.h"
+// The supervisor's pure logic: scheduling order, gang placement and the head-of-queue
+// reservation; the state table; how an attempt's end is judged; what each rank is
+// started with.
+#include "server/jobs/scheduler.h"
+
+#include <signal.h>
 
 #include <gtest/gtest.h>
 
-#include "server/job_state.h"
+#include "protocol/worker_environment.h"
+#include "protocol/worker_exit_codes.h"
+#include "server/jobs/attempt_verdict.h"
+#include "server/jobs/job_state.h"
+#include "server/jobs/rank_launch_plan.h"
 
 namespace trainerd {
 namespace {
@@ -55,6 +63,93 @@ TEST(JobState, TransitionTable) {
   EXPECT_FALSE(CanTransition(CANCELLED, CANCELLING));
   EXPECT_TRUE(IsTerminal(CANCELLED));
   EXPECT_FALSE(IsTerminal(RESTARTING));
+}
+
+
+AttemptEnd Ended(int exit_code, int signal = 0) {
+  AttemptEnd end;
+  end.attempt = 2;
+  end.exit.exit_code = exit_code;
+  end.exit.signal = signal;
+  return end;
+}
+
+TEST(AttemptVerdict, FailuresRestartUntilTheLimitButABadSpecNever) {
+  AttemptVerdict v = JudgeAttempt(Ended(1), 0, 3);
+  EXPECT_EQ(v.next_state, trainer::v1::RESTARTING);
+  EXPECT_TRUE(v.restart_counted);
+  EXPECT_EQ(v.error, "attempt 2: exited 1");
+  EXPECT_EQ(JudgeAttempt(Ended(1), 3, 3).next_state, trainer::v1::FAILED);
+  v = JudgeAttempt(Ended(kWorkerExitInvalidSpec), 0, 3);
+  EXPECT_EQ(v.next_state, trainer::v1::FAILED);
+  EXPECT_EQ(v.reason, "exited 2: the worker rejected the spec");
+  EXPECT_EQ(JudgeAttempt(Ended(kWorkerExitOutOfMemory), 0, 3).next_state, trainer::v1::FAILED);
+  EXPECT_EQ(JudgeAttempt(Ended(0), 0, 3).next_state, trainer::v1::SUCCEEDED);
+}
+
+TEST(AttemptVerdict, LostNodesCancelsAndShutdownsAreNotTheJobsFault) {
+  AttemptEnd lost = Ended(-1, SIGKILL);
+  lost.node_lost = true;
+  lost.stop_reason = "agent m1 (10.0.0.2) lost: no poll for 10s";
+  AttemptVerdict v = JudgeAttempt(lost, 3, 3);  // no restarts left, still restarted
+  EXPECT_EQ(v.next_state, trainer::v1::RESTARTING);
+  EXPECT_FALSE(v.restart_counted);
+  EXPECT_EQ(v.reason, lost.stop_reason);
+  AttemptEnd cancelled = Ended(3);
+  cancelled.stop_reason = kStopCancelled;
+  EXPECT_EQ(JudgeAttempt(cancelled, 0, 3).next_state, trainer::v1::CANCELLED);
+  AttemptEnd shutdown = Ended(3);
+  shutdown.stop_reason = kStopShutdown;
+  v = JudgeAttempt(shutdown, 0, 3);
+  EXPECT_EQ(v.next_state, trainer::v1::RESTARTING);
+  EXPECT_FALSE(v.restart_counted);
+  AttemptEnd unknown = Ended(-1);
+  unknown.exit.status_unknown = true;
+  EXPECT_EQ(JudgeAttempt(unknown, 0, 3).reason, "ended (exit status unknown)");
+}
+
+TEST(RankLaunchPlan, EachRankGetsItsTorchrunVariablesFilesAndGpus) {
+  JobOptions options;
+  options.data_root = "/data";
+  options.worker_program = "/bin/trainer-worker";
+  options.threads_per_slot = 4;
+  trainer::v1::Job job;
+  job.set_id("j1");
+  job.mutable_resources()->set_ranks(3);
+  job.mutable_resources()->set_gpus_per_rank(1);
+  AttemptLaunchPlan plan;
+  plan.attempt = 2;
+  plan.resume_from = "true";
+  plan.nodes = {"", "", "agent-1"};
+  plan.gpus = {{0}, {1}, {0}};
+  plan.worker_address = "10.0.0.1:50051";
+  plan.secret = "s3cret";
+  plan.master_addr = "10.0.0.1";
+  plan.master_port = 29500;
+  std::vector<RankStart> starts = PlanRankStarts(job, plan, options);
+  ASSERT_EQ(starts.size(), 3u);
+  const RankStart& last = starts[2];
+  EXPECT_EQ(last.id.rank, 2);
+  EXPECT_EQ(last.node, "agent-1");
+  EXPECT_EQ(last.launch.log_path, "/data/jobs/j1/attempt-2/rank2.log");
+  EXPECT_EQ(last.launch.working_dir, "/data/jobs/j1/attempt-2");
+  EXPECT_EQ(last.launch.env.at(kEnvRank), "2");
+  EXPECT_EQ(last.launch.env.at(kEnvLocalRank), "0");  // the first rank on its node
+  EXPECT_EQ(last.launch.env.at(kEnvLocalWorldSize), "1");
+  EXPECT_EQ(starts[1].launch.env.at(kEnvLocalRank), "1");
+  EXPECT_EQ(starts[1].launch.env.at(kEnvLocalWorldSize), "2");
+  EXPECT_EQ(last.launch.env.at(kEnvWorldSize), "3");
+  EXPECT_EQ(last.launch.env.at(kEnvMasterAddr), "10.0.0.1");
+  EXPECT_EQ(last.launch.env.at(kEnvMasterPort), "29500");
+  EXPECT_EQ(last.launch.env.at(kEnvWorkerSecret), "s3cret");
+  EXPECT_EQ(starts[1].launch.env.at("CUDA_VISIBLE_DEVICES"), "1");
+  const std::vector<std::string>& args = last.launch.args;
+  EXPECT_EQ(args[0], "--spec");
+  EXPECT_EQ(args[1], "/data/jobs/j1/spec.json");
+  EXPECT_NE(std::find(args.begin(), args.end(), "training_args.torch_num_threads=4"), args.end());
+  EXPECT_NE(std::find(args.begin(), args.end(), "--resume-from-checkpoint"), args.end());
+  EXPECT_EQ(args.back(), "/data/jobs/j1/attempt-2/heartbeat-2");
+  EXPECT_EQ(last.launch.address_space_limit_bytes, 0);  // GPU ranks: CUDA maps its own
 }
 
 }  // namespace

@@ -1,0 +1,197 @@
+#include "server/api/job_service_impl.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "server/jobs/job_state.h"
+#include "server/api/status_util.h"
+
+namespace trainerd {
+
+using namespace trainer::v1;
+
+template <typename Fn>
+grpc::Status JobServiceImpl::Observe(const char* method, Kind kind, grpc::ServerContext* context,
+                                     const std::string& job_id, Fn&& fn) {
+  const auto start = std::chrono::steady_clock::now();
+  grpc::Status status;
+  std::string user;
+  absl::StatusOr<Caller> caller = access_->Authenticate(*context);
+  if (caller.ok()) {
+    user = caller->user;
+    status = fn(*caller);
+  } else {
+    status = ToGrpcStatus(caller.status());
+  }
+  const grpc::StatusCode code = status.error_code();
+  if (kind == Kind::kChange || code == grpc::StatusCode::UNAUTHENTICATED ||
+      code == grpc::StatusCode::PERMISSION_DENIED) {
+    auditor_.Record(method, *context, user, job_id, status);
+  }
+  if (observe_) {
+    observe_(method, code, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return status;
+}
+
+absl::StatusOr<Job> JobServiceImpl::JobFor(const Caller& caller, const std::string& id, Kind kind) const {
+  absl::StatusOr<Job> job = registry_->Get(id);
+  if (!job.ok()) return job.status();
+  absl::Status allowed = kind == Kind::kRead ? access_->CheckRead(caller, *job) : access_->CheckChange(caller, *job);
+  if (!allowed.ok()) return allowed;
+  return job;
+}
+
+grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* context, const SubmitJobRequest* req,
+                                       SubmitJobResponse* resp) {
+  return Observe("SubmitJob", Kind::kChange, context, resp->job_id(), [&](const Caller& caller) {
+    auto job = supervisor_->Submit(*req, caller.user);
+    if (!job.ok()) return ToGrpcStatus(job.status());
+    resp->set_job_id(job->id());
+    *resp->mutable_job() = *job;
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* context, const GetJobRequest* req, Job* resp) {
+  return Observe("GetJob", Kind::kRead, context, req->job_id(), [&](const Caller& caller) {
+    return Reply(JobFor(caller, req->job_id(), Kind::kRead), resp);
+  });
+}
+
+grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext* context, const ListJobsRequest* req,
+                                      ListJobsResponse* resp) {
+  return Observe("ListJobs", Kind::kRead, context, "", [&](const Caller& caller) {
+    return Reply(registry_->List(*req, access_->ListOwner(caller, req->mine())), resp);
+  });
+}
+
+grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext* context, const CancelJobRequest* req, Job* resp) {
+  return Observe("CancelJob", Kind::kChange, context, req->job_id(), [&](const Caller& caller) {
+    if (auto job = JobFor(caller, req->job_id(), Kind::kChange); !job.ok()) return ToGrpcStatus(job.status());
+    return Reply(supervisor_->Cancel(req->job_id()), resp);
+  });
+}
+
+grpc::Status JobServiceImpl::ResumeJob(grpc::ServerContext* context, const ResumeJobRequest* req, Job* resp) {
+  return Observe("ResumeJob", Kind::kChange, context, req->job_id(), [&](const Caller& caller) {
+    if (auto job = JobFor(caller, req->job_id(), Kind::kChange); !job.ok()) return ToGrpcStatus(job.status());
+    return Reply(supervisor_->Resume(req->job_id(), req->checkpoint_step()), resp);
+  });
+}
+
+grpc::Status JobServiceImpl::DeleteJob(grpc::ServerContext* context, const DeleteJobRequest* req,
+                                       DeleteJobResponse*) {
+  return Observe("DeleteJob", Kind::kChange, context, req->job_id(), [&](const Caller& caller) {
+    if (auto job = JobFor(caller, req->job_id(), Kind::kChange); !job.ok()) return ToGrpcStatus(job.status());
+    return ToGrpcStatus(supervisor_->Delete(req->job_id(), req->delete_files()));
+  });
+}
+
+grpc::Status JobServiceImpl::ListCheckpoints(grpc::ServerContext* context, const ListCheckpointsRequest* req,
+                                             ListCheckpointsResponse* resp) {
+  return Observe("ListCheckpoints", Kind::kRead, context, req->job_id(), [&](const Caller& caller) {
+    if (auto job = JobFor(caller, req->job_id(), Kind::kRead); !job.ok()) return ToGrpcStatus(job.status());
+    auto list = registry_->store()->ListCheckpoints(req->job_id());
+    if (!list.ok()) return ToGrpcStatus(list.status());
+    for (auto& c : *list) *resp->add_checkpoints() = std::move(c);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status JobServiceImpl::GetMetrics(grpc::ServerContext* context, const GetMetricsRequest* req,
+                                        GetMetricsResponse* resp) {
+  return Observe("GetMetrics", Kind::kRead, context, req->job_id(), [&](const Caller& caller) {
+    if (auto job = JobFor(caller, req->job_id(), Kind::kRead); !job.ok()) return ToGrpcStatus(job.status());
+    auto points = registry_->store()->ReadMetrics(req->job_id(), req->name(), req->split());
+    if (!points.ok()) return ToGrpcStatus(points.status());
+    for (auto& p : *points) *resp->add_points() = std::move(p);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status JobServiceImpl::ListAuditEvents(grpc::ServerContext* context, const ListAuditEventsRequest* req,
+                                             ListAuditEventsResponse* resp) {
+  return Observe("ListAuditEvents", Kind::kRead, context, "", [&](const Caller& caller) {
+    if (absl::Status s = access_->CheckAdmin(caller); !s.ok()) return ToGrpcStatus(s);
+    if (req->limit() < 0 || req->before_seq() < 0) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "limit and before_seq: must be >= 0");
+    }
+    const int limit = req->limit() == 0 ? 100 : std::min(req->limit(), 10000);
+    auto events = audit_->List(limit, req->before_seq());
+    if (!events.ok()) return ToGrpcStatus(events.status());
+    for (auto& e : *events) *resp->add_events() = std::move(e);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status JobServiceImpl::WhoAmI(grpc::ServerContext* context, const WhoAmIRequest*, WhoAmIResponse* resp) {
+  return Observe("WhoAmI", Kind::kRead, context, "", [&](const Caller& caller) {
+    resp->set_user(caller.user);
+    resp->set_admin(caller.admin);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status JobServiceImpl::StreamLogs(grpc::ServerContext* context, const StreamLogsRequest* req,
+                                        grpc::ServerWriter<LogLine>* writer) {
+  return Observe("StreamLogs", Kind::kRead, context, req->job_id(), [&](const Caller& caller) {
+    if (auto job = JobFor(caller, req->job_id(), Kind::kRead); !job.ok()) return ToGrpcStatus(job.status());
+    std::optional<int32_t> rank;
+    if (req->has_rank()) rank = req->rank();
+    int64_t next = std::max<int64_t>(1, req->from_seq());
+    uint64_t seen = registry_->change_counter();
+    while (!context->IsCancelled()) {
+      auto job = registry_->Get(req->job_id());
+      if (!job.ok()) return ToGrpcStatus(job.status());
+      const bool finished = IsTerminal(job->state());
+      // Read everything available (the job may have ended meanwhile: drain first).
+      while (true) {
+        auto lines = registry_->store()->ReadLogs(req->job_id(), next, 500, rank, req->min_level());
+        if (!lines.ok()) return ToGrpcStatus(lines.status());
+        if (lines->empty()) break;
+        for (const LogLine& l : *lines) {
+          if (!writer->Write(l)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+          next = l.seq() + 1;
+        }
+      }
+      if (!req->follow() || finished) break;
+      seen = registry_->WaitForChange(seen, std::chrono::milliseconds(500));
+    }
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context, const WatchJobRequest* req,
+                                      grpc::ServerWriter<JobEvent>* writer) {
+  return Observe("WatchJob", Kind::kRead, context, req->job_id(), [&](const Caller& caller) {
+    if (auto job = JobFor(caller, req->job_id(), Kind::kRead); !job.ok()) return ToGrpcStatus(job.status());
+    int64_t last_update = -1;
+    size_t metrics_sent = 0;
+    uint64_t seen = registry_->change_counter();
+    while (!context->IsCancelled()) {
+      auto job = registry_->Get(req->job_id());
+      if (!job.ok()) return ToGrpcStatus(job.status());
+      auto points = registry_->store()->ReadMetrics(req->job_id(), "", "", static_cast<int64_t>(metrics_sent));
+      if (points.ok()) {
+        for (const MetricPoint& point : *points) {
+          JobEvent e;
+          *e.mutable_metric() = point;
+          if (!writer->Write(e)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+          ++metrics_sent;
+        }
+      }
+      if (job->updated_unix_ms() != last_update) {
+        last_update = job->updated_unix_ms();
+        JobEvent e;
+        *e.mutable_job() = *job;
+        if (!writer->Write(e)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+      }
+      if (IsTerminal(job->state())) break;
+      seen = registry_->WaitForChange(seen, std::chrono::milliseconds(500));
+    }
+    return grpc::Status::OK;
+  });
+}
+
+}  // namespace trainerd

@@ -1,0 +1,66 @@
+#include "server/auth/access_control.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/token_file.h"
+#include "server/auth/access_token.h"
+
+namespace trainerd {
+
+absl::StatusOr<Caller> AccessControl::Authenticate(const grpc::ServerContext& context) const {
+  if (options_.require_client_certificate) {
+    std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+    if (auth == nullptr || !auth->IsPeerAuthenticated()) {
+      return absl::UnauthenticatedError("this trainerd requires a client certificate signed by its --tls-client-ca");
+    }
+  }
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find(kAuthorizationMetadata);
+  if (it == metadata.end()) {
+    return absl::UnauthenticatedError(
+        "no access token: pass --token, set TRAINER_TOKEN or write it to ~/.config/trainerd/token");
+  }
+  const std::string_view value(it->second.data(), it->second.size());
+  constexpr std::string_view kBearer = "Bearer ";
+  if (value.substr(0, kBearer.size()) != kBearer || value.size() == kBearer.size() ||
+      value.size() > kBearer.size() + kMaxTokenBytes) {
+    return absl::UnauthenticatedError("authorization: expected \"Bearer TOKEN\"");
+  }
+  const std::string hash = TokenSha256(value.substr(kBearer.size()));
+  const auto now = std::chrono::steady_clock::now();
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = cache_.find(hash);
+    if (it != cache_.end() && now - it->second.checked < kTokenCacheTtl) return it->second.caller;
+  }
+  absl::StatusOr<UserRecord> user = users_->FindByTokenHash(hash);
+  if (absl::IsNotFound(user.status())) return absl::UnauthenticatedError("the access token is not valid (or was revoked)");
+  if (!user.ok()) return user.status();
+  Caller caller{user->name, user->admin};
+  absl::MutexLock lock(&mu_);
+  if (cache_.size() > 10000) cache_.clear();
+  cache_[hash] = CachedCaller{caller, now};
+  return caller;
+}
+
+absl::Status AccessControl::CheckRead(const Caller& caller, const trainer::v1::Job& job) const {
+  if (options_.share_read) return absl::OkStatus();
+  return CheckChange(caller, job);
+}
+
+absl::Status AccessControl::CheckChange(const Caller& caller, const trainer::v1::Job& job) const {
+  if (caller.admin || (!job.owner().empty() && job.owner() == caller.user)) return absl::OkStatus();
+  return absl::PermissionDeniedError(
+      absl::StrCat("job ", job.id(), " belongs to another user; ", caller.user, " may act only on their own jobs"));
+}
+
+absl::Status AccessControl::CheckAdmin(const Caller& caller) const {
+  if (caller.admin) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(caller.user, " is not an admin"));
+}
+
+std::string AccessControl::ListOwner(const Caller& caller, bool mine) const {
+  if (mine || !(caller.admin || options_.share_read)) return caller.user;
+  return "";
+}
+
+}  // namespace trainerd

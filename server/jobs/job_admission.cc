@@ -1,0 +1,159 @@
+#include "server/jobs/job_admission.h"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "common/atomic_file.h"
+#include "proto/spec/spec_defaults.h"
+#include "proto/spec/spec_loader.h"
+#include "proto/spec/spec_validator.h"
+#include "protocol/job_layout.h"
+#include "server/jobs/job_registry.h"
+
+namespace trainerd {
+namespace {
+
+namespace fs = std::filesystem;
+using trainer::v1::Job;
+
+std::string NewJobId() {
+  ABSL_CONST_INIT static absl::Mutex mu(absl::kConstInit);
+  absl::MutexLock lock(&mu);
+  static std::mt19937_64 rng{std::random_device{}()};
+  static const char kHex[] = "0123456789abcdef";
+  std::string id = "j";
+  uint64_t v = rng();
+  for (int i = 0; i < 11; ++i, v >>= 4) id += kHex[v & 15];
+  return id;
+}
+
+// A custom worker program must resolve (symlinks followed) into an allowed folder.
+// Returns its resolved path and "device:inode"; a program outside the folders gets the
+// same answer whether or not it exists.
+absl::StatusOr<std::pair<std::string, std::string>> ResolveWorkerProgram(const std::string& program,
+                                                                         const std::vector<std::string>& allowed) {
+  std::error_code ec;
+  const fs::path real = fs::weakly_canonical(program, ec);
+  for (const std::string& dir : allowed) {
+    if (ec) break;
+    std::error_code root_ec;
+    const fs::path root = fs::canonical(dir, root_ec);
+    if (root_ec) continue;
+    if (!IsWithin(real, root)) continue;
+    struct stat st {};
+    if (::stat(real.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      return absl::InvalidArgumentError("worker_program: is not a program file");
+    }
+    return std::make_pair(real.string(), absl::StrCat(st.st_dev, ":", st.st_ino));
+  }
+  return absl::PermissionDeniedError(
+      "worker_program: is not in a folder the operator allows (trainerd --allow-worker-dir)");
+}
+
+// The problems of the request's name, program and resources (the spec's are found by
+// FindSpecProblems).
+std::vector<std::string> RequestProblems(const trainer::v1::SubmitJobRequest& request, const trainer::v1::JobSpec& spec,
+                                         const NodeSlots& capacity) {
+  std::vector<std::string> problems;
+  const auto& r = request.resources();
+  if (r.ranks() < 0) problems.push_back("resources.ranks: must be >= 1");
+  if (r.ranks() > 1 && spec.training_args().optim() == "galore_adamw_layerwise") {
+    problems.push_back("resources.ranks: galore_adamw_layerwise steps each weight during backward, before gradients "
+                       "could be averaged across ranks; use 1 rank");
+  }
+  if (r.ranks() > capacity.cpu_slots) {
+    problems.push_back(absl::StrCat("resources.ranks: ", r.ranks(), " ranks need as many CPU slots; this trainerd has ",
+                                    capacity.cpu_slots, " (--cpu-slots, plus its agents')"));
+  }
+  if (r.gpus_per_rank() < 0) problems.push_back("resources.gpus_per_rank: must be >= 0");
+  if (r.gpus_per_rank() > capacity.gpus) {
+    problems.push_back(absl::StrCat("resources.gpus_per_rank: no machine of this trainerd has more than ",
+                                    capacity.gpus, " GPUs"));
+  }
+  if (request.has_max_restarts() && request.max_restarts() < 0) problems.push_back("max_restarts: must be >= 0");
+  return problems;
+}
+
+absl::Status CheckNameAndProgram(const trainer::v1::SubmitJobRequest& request) {
+  if (request.name().size() > kMaxNameBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("name: is ", request.name().size(), " bytes long; at most ", kMaxNameBytes, " are accepted"));
+  }
+  for (unsigned char ch : request.name()) {
+    if (ch < 0x20 || ch == 0x7f) return absl::InvalidArgumentError("name: must not hold control characters");
+  }
+  if (request.worker_program().size() > kMaxSpecStringBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("worker_program: is longer than ", kMaxSpecStringBytes, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CheckWorkerProgram(const Job& job, const std::vector<std::string>& allowed_dirs) {
+  if (job.worker_program().empty()) return absl::OkStatus();
+  auto resolved = ResolveWorkerProgram(job.worker_program(), allowed_dirs);
+  if (!resolved.ok()) return resolved.status();
+  // Jobs stored before trainerd recorded the file have no id: only the folder is checked.
+  if (job.worker_program_id().empty()) return absl::OkStatus();
+  if (resolved->first != job.worker_program() || resolved->second != job.worker_program_id()) {
+    return absl::FailedPreconditionError(
+        "worker_program: the file was replaced after submission; trainerd runs only the file it checked");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Job> AdmitJob(const trainer::v1::SubmitJobRequest& request, const std::string& owner,
+                             const NodeSlots& capacity, const JobOptions& options) {
+  if (absl::Status s = CheckNameAndProgram(request); !s.ok()) return s;
+  const std::string id = NewJobId();
+  const std::string dir = JobDir(options.data_root, id);
+  trainer::v1::JobSpec spec = request.spec();
+  // trainerd owns where a job writes: its output goes under the job's folder. Set before
+  // validation, so that paths into the job's own output_dir are allowed.
+  spec.mutable_training_args()->set_output_dir((fs::path(dir) / kOutputDirName).string());
+  // Exports in the shared registry are named after the job unless the spec names them.
+  if (!spec.training_args().has_hub_model_id()) spec.mutable_training_args()->set_hub_model_id(id);
+  ApplyDefaults(&spec);
+  SpecCheckOptions check;
+  check.policy = options.spec_policy;
+  std::vector<std::string> problems = FindSpecProblems(spec, check);
+  for (std::string& p : RequestProblems(request, spec, capacity)) problems.push_back(std::move(p));
+  if (!problems.empty()) return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
+  std::pair<std::string, std::string> program;
+  if (!request.worker_program().empty()) {
+    auto resolved = ResolveWorkerProgram(request.worker_program(), options.allowed_worker_dirs);
+    if (!resolved.ok()) return resolved.status();
+    program = *resolved;
+  }
+
+  Job job;
+  job.set_id(id);
+  job.set_name(request.name().empty() ? job.id() : request.name());
+  job.set_owner(owner);
+  job.set_priority(request.priority());
+  job.mutable_resources()->set_ranks(std::max(1, request.resources().ranks()));
+  job.mutable_resources()->set_gpus_per_rank(request.resources().gpus_per_rank());
+  job.set_max_restarts(request.has_max_restarts() ? request.max_restarts() : options.default_max_restarts);
+  // The resolved file is what runs, and only while it is still that file (see
+  // CheckWorkerProgram): retargeting a symlink after submission changes nothing.
+  job.set_worker_program(program.first);
+  job.set_worker_program_id(program.second);
+  job.set_created_unix_ms(NowMs());
+  job.set_output_dir(spec.training_args().output_dir());
+  spec.mutable_training_args()->set_run_name(job.name());
+  *job.mutable_spec() = spec;
+  job.set_state(trainer::v1::QUEUED);
+  std::error_code ec;
+  fs::create_directories(job.output_dir(), ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", job.output_dir(), ": ", ec.message()));
+  if (absl::Status s = WriteFileAtomically(dir + "/" + kSpecFile, JobSpecToJson(spec)); !s.ok()) return s;
+  return job;
+}
+
+}  // namespace trainerd

@@ -1,0 +1,199 @@
+#include "server/jobs/job_registry.h"
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/jobs/job_state.h"
+
+namespace trainerd {
+
+using trainer::v1::Job;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+JobRegistry::JobRegistry(JobStore* store, JobObservers observers)
+    : store_(store), observers_(std::move(observers)) {}
+
+absl::StatusOr<Job> JobRegistry::Get(const std::string& id) {
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = cache_.find(id);
+    if (it != cache_.end()) return it->second;
+  }
+  absl::StatusOr<Job> job = store_->GetJob(id);
+  if (job.ok()) {
+    absl::MutexLock lock(&mu_);
+    cache_.emplace(id, *job);  // a change saved meanwhile is newer: emplace keeps it
+  }
+  return job;
+}
+
+bool JobRegistry::Cached(const std::string& id) {
+  absl::ReaderMutexLock lock(&mu_);
+  return cache_.count(id) > 0;
+}
+
+absl::StatusOr<trainer::v1::ListJobsResponse> JobRegistry::List(const trainer::v1::ListJobsRequest& request,
+                                                                const std::string& owner) {
+  const int limit = request.page_size() <= 0 ? 50 : std::min(request.page_size(), 1000);
+  int64_t before_ms = 0;
+  std::string before_id;
+  if (!request.page_token().empty()) {
+    const std::string& token = request.page_token();
+    const size_t colon = token.find(':');
+    if (colon == std::string::npos || token.size() > 128 || !absl::SimpleAtoi(token.substr(0, colon), &before_ms) ||
+        before_ms <= 0) {
+      return absl::InvalidArgumentError("page_token: not a token ListJobs returned");
+    }
+    before_id = token.substr(colon + 1);
+  }
+  std::vector<trainer::v1::JobState> states;
+  for (int s : request.states()) states.push_back(static_cast<trainer::v1::JobState>(s));
+  auto jobs = store_->ListJobs(states, owner, limit + 1, before_ms, before_id);
+  if (!jobs.ok()) return jobs.status();
+  trainer::v1::ListJobsResponse out;
+  for (int i = 0; i < std::min<int>(limit, jobs->size()); ++i) *out.add_jobs() = (*jobs)[i];
+  if (static_cast<int>(jobs->size()) > limit) {
+    const Job& last = out.jobs(out.jobs_size() - 1);
+    out.set_next_page_token(absl::StrCat(last.created_unix_ms(), ":", last.id()));
+  }
+  return out;
+}
+
+absl::Status JobRegistry::Save(const Job& job, bool finishing) {
+  Job stored = job;
+  stored.clear_store_error();
+  absl::Status s = store_->PutJob(stored);
+  {
+    absl::MutexLock lock(&mu_);
+    Job& cached = cache_[job.id()];
+    cached = stored;
+    if (!s.ok()) cached.set_store_error(std::string(s.message()));
+    ++change_counter_;
+  }
+  auto unsaved = unsaved_.find(job.id());
+  if (!s.ok()) {
+    if (unsaved == unsaved_.end()) {
+      spdlog::error("job={} cannot be saved (retrying every poll): {}", job.id(), std::string(s.message()));
+      unsaved_[job.id()] = finishing;
+    } else {
+      unsaved->second = unsaved->second || finishing;
+    }
+    return s;
+  }
+  if (unsaved != unsaved_.end()) {
+    spdlog::info("job={} saved after failed writes", job.id());
+    finishing = finishing || unsaved->second;
+    unsaved_.erase(unsaved);
+  }
+  if (observers_.on_job_changed) observers_.on_job_changed(stored);
+  if (finishing && observers_.on_job_finished) observers_.on_job_finished(stored);
+  return s;
+}
+
+absl::Status JobRegistry::Add(const Job& job) {
+  absl::MutexLock write(&write_mu_);
+  absl::Status s = Save(job, /*finishing=*/false);
+  if (!s.ok()) {
+    unsaved_.erase(job.id());
+    absl::MutexLock lock(&mu_);
+    cache_.erase(job.id());
+  }
+  return s;
+}
+
+absl::Status JobRegistry::PutLocked(Job& job, bool finishing) {
+  if (!Cached(job.id())) return absl::NotFoundError(absl::StrCat("job ", job.id(), " was deleted"));
+  job.set_updated_unix_ms(NowMs());
+  absl::Status s = Save(job, finishing);
+  job.set_store_error(s.ok() ? "" : std::string(s.message()));
+  return s;
+}
+
+absl::Status JobRegistry::Put(Job& job, bool finishing) {
+  absl::MutexLock write(&write_mu_);
+  return PutLocked(job, finishing);
+}
+
+absl::Status JobRegistry::Transition(Job& job, trainer::v1::JobState to) {
+  absl::MutexLock write(&write_mu_);
+  if (!CanTransition(job.state(), to)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job.id(), " is ", StateName(job.state()), "; it cannot become ", StateName(to)));
+  }
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = cache_.find(job.id());
+    if (it == cache_.end()) return absl::NotFoundError(absl::StrCat("job ", job.id(), " was deleted"));
+    if (it->second.state() != job.state()) {
+      return absl::FailedPreconditionError(absl::StrCat("job ", job.id(), " is ", StateName(it->second.state()),
+                                                        " now; it cannot become ", StateName(to)));
+    }
+  }
+  spdlog::info("job={} state {} -> {}", job.id(), StateName(job.state()), StateName(to));
+  job.set_state(to);
+  // A change that is not saved yet is still made (FlushUnsaved saves it).
+  (void)PutLocked(job, IsTerminal(to));
+  return absl::OkStatus();
+}
+
+absl::Status JobRegistry::Delete(const std::string& id) {
+  absl::MutexLock write(&write_mu_);
+  absl::StatusOr<Job> job = Get(id);
+  if (!job.ok()) return job.status();
+  if (!IsTerminal(job->state())) {
+    return absl::FailedPreconditionError(absl::StrCat("job ", id, " is ", StateName(job->state()),
+                                                      "; cancel it first"));
+  }
+  if (absl::Status s = store_->DeleteJob(id); !s.ok()) return s;
+  unsaved_.erase(id);
+  absl::MutexLock lock(&mu_);
+  cache_.erase(id);
+  ++change_counter_;
+  return absl::OkStatus();
+}
+
+void JobRegistry::FlushUnsaved() {
+  absl::MutexLock write(&write_mu_);
+  std::vector<std::string> ids;
+  for (const auto& [id, finishing] : unsaved_) ids.push_back(id);
+  for (const std::string& id : ids) {
+    absl::StatusOr<Job> job = Get(id);
+    if (!job.ok()) {
+      unsaved_.erase(id);  // deleted meanwhile
+      continue;
+    }
+    if (!Save(*job, /*finishing=*/false).ok()) return;  // the others would fail the same way
+  }
+}
+
+void JobRegistry::NoteOutput(const std::string& job_id, const absl::Status& error) {
+  absl::MutexLock lock(&mu_);
+  ++change_counter_;
+  if (error.ok()) return;
+  auto it = cache_.find(job_id);
+  if (it != cache_.end()) it->second.set_store_error(std::string(error.message()));
+}
+
+uint64_t JobRegistry::WaitForChange(uint64_t seen, std::chrono::milliseconds timeout) {
+  absl::MutexLock lock(&mu_);
+  auto changed = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return change_counter_ != seen || stop_waiting_; };
+  mu_.AwaitWithTimeout(absl::Condition(&changed), absl::FromChrono(timeout));
+  return change_counter_;
+}
+
+uint64_t JobRegistry::change_counter() {
+  absl::ReaderMutexLock lock(&mu_);
+  return change_counter_;
+}
+
+void JobRegistry::StopWaiting() {
+  absl::MutexLock lock(&mu_);
+  stop_waiting_ = true;
+}
+
+}  // namespace trainerd
