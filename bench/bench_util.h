@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "proto/spec/spec_defaults.h"
-#include "proto/spec/spec_loader.h"
+#include "spec/spec_defaults.h"
+#include "spec/spec_loader.h"
 
 namespace trainerd::bench {
 

@@ -18,7 +18,7 @@
 
 #include <grpcpp/test/server_context_test_spouse.h>
 
-#include "proto/spec/spec_loader.h"
+#include "spec/spec_loader.h"
 #include "server/auth/access_control.h"
 #include "server/auth/access_token.h"
 #include "storage/user_store.h"

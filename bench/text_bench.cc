@@ -19,10 +19,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "bench/bench_util.h"
-#include "worker/cpu_memory_tracker.h"
-#include "worker/dataset_reader.h"
-#include "worker/model.h"
-#include "worker/trainer.h"
+#include "worker/models/model_factory.h"
+#include "worker/data/dataset_factory.h"
+#include "worker/trainer/cpu_memory_tracker.h"
+#include "worker/data/dataset_reader.h"
+#include "worker/models/model.h"
+#include "worker/trainer/trainer.h"
 
 namespace trainerd {
 namespace {

@@ -12,9 +12,9 @@
 #include "absl/strings/str_format.h"
 #include "client/cli_format.h"
 #include "client/trainer_client.h"
-#include "proto/spec/spec_defaults.h"
-#include "proto/spec/spec_loader.h"
-#include "proto/spec/spec_validator.h"
+#include "spec/spec_defaults.h"
+#include "spec/spec_loader.h"
+#include "spec/spec_validator.h"
 
 namespace trainerd {
 namespace {

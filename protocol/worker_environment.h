@@ -12,7 +12,7 @@ inline constexpr char kEnvJobId[] = "TRAINERD_JOB_ID";
 inline constexpr char kEnvAttempt[] = "TRAINERD_ATTEMPT";        // 1, 2, ...
 inline constexpr char kEnvTlsCa[] = "TRAINERD_TLS_CA";           // CA file that verifies trainerd; unset: plaintext
 
-// The spec policy (proto/spec/spec_policy.h) the worker checks its spec against again.
+// The spec policy (spec/spec_policy.h) the worker checks its spec against again.
 inline constexpr char kEnvDataDirs[] = "TRAINERD_DATA_DIRS";          // ':'-separated
 inline constexpr char kEnvRegistryDir[] = "TRAINERD_REGISTRY_DIR";
 inline constexpr char kEnvPrivateDir[] = "TRAINERD_PRIVATE_DIR";

@@ -124,28 +124,29 @@ int DetectGpus() {
   return n;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app{"trainerd: the trainerd coordinator daemon. It queues training jobs, runs each as\n"
-               "trainer-worker processes on free slots, restarts failed attempts from their latest\n"
-               "checkpoint, and serves jobs, logs and metrics over gRPC and Prometheus.\n\n"
-               "Example:\n  trainerd --listen 127.0.0.1:50051 --metrics-port 9464 --cpu-slots 2\n",
-               "trainerd"};
-  trainerd::TrainerdOptions server_options;
-  trainerd::JobOptions& options = server_options.jobs;
-  options.data_root = trainerd::DefaultDataRoot();
-  options.worker_program = DefaultWorkerProgram();
-  const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  options.cpu_slots = std::max(1, cpus / 2);
+// The flags that are not options fields: they need work after parsing.
+struct ServerFlags {
   int gpus = -1;
   std::string log_level = "info";
+  std::vector<std::string> data_dirs;
+  std::string registry_dir;
+  std::string max_job_memory;
+};
+
+struct AgentCommand {
+  CLI::App* command = nullptr;
+  trainerd::NodeAgentOptions options;
+  int gpus = -1;
+};
+
+void DefineServerFlags(CLI::App& app, trainerd::TrainerdOptions& server_options, ServerFlags& flags) {
+  trainerd::JobOptions& options = server_options.jobs;
   app.add_option("--listen", server_options.listen, "gRPC address (loopback by default)")->capture_default_str();
   app.add_option("--metrics-port", server_options.metrics_port, "Prometheus /metrics port on 127.0.0.1 (0: off)")
       ->capture_default_str();
   app.add_option("--data-root", options.data_root, "Database and job folders")->capture_default_str();
   app.add_option("--cpu-slots", options.cpu_slots, "CPU slots (one per rank)")->capture_default_str();
-  app.add_option("--gpus", gpus, "GPUs to schedule (-1: count /dev/nvidiaN)")->capture_default_str();
+  app.add_option("--gpus", flags.gpus, "GPUs to schedule (-1: count /dev/nvidiaN)")->capture_default_str();
   app.add_option("--worker-program", options.worker_program, "The trainer-worker binary")->capture_default_str();
   app.add_option("--allow-worker-dir", options.allowed_worker_dirs,
                  "A folder whose programs jobs may name as worker_program (repeatable)");
@@ -155,21 +156,18 @@ int main(int argc, char** argv) {
                  "Seconds without progress before a worker counts as hung and is killed")->capture_default_str();
   app.add_option("--grace-period", options.grace_period_s,
                  "Seconds a worker has after SIGTERM (to save a checkpoint) before SIGKILL")->capture_default_str();
-  app.add_option("--log-level", log_level, "debug, info, warning or error")->capture_default_str();
+  app.add_option("--log-level", flags.log_level, "debug, info, warning or error")->capture_default_str();
   app.add_option("--advertise-host", options.advertise_host,
                  "The address agents' ranks reach this machine at (multi-node; also bind --listen there)")
       ->capture_default_str();
   app.add_option("--agent-timeout", server_options.agents.timeout_s,
                  "Seconds without a poll before an agent counts as lost and its jobs restart elsewhere")
       ->capture_default_str();
-  std::vector<std::string> data_dirs;
-  app.add_option("--data-dir", data_dirs,
+  app.add_option("--data-dir", flags.data_dirs,
                  "A folder jobs may read data and models from (repeatable; default: /usr/share/datasets, "
                  "/usr/share/games/fortunes and $HOME)");
-  std::string registry_dir;
-  app.add_option("--registry-dir", registry_dir, "Where jobs may export models (hub_dir; default: DATA_ROOT/registry)");
-  std::string max_job_memory;
-  app.add_option("--max-job-memory", max_job_memory,
+  app.add_option("--registry-dir", flags.registry_dir, "Where jobs may export models (hub_dir; default: DATA_ROOT/registry)");
+  app.add_option("--max-job-memory", flags.max_job_memory,
                  "The most memory one job may need, e.g. 8G (default: this machine's memory / --cpu-slots)");
   trainerd::TlsServerFiles& tls = server_options.tls;
   app.add_option("--tls-cert", tls.cert, "PEM certificate to serve TLS with (required off loopback)");
@@ -186,58 +184,92 @@ int main(int argc, char** argv) {
   app.add_flag("--share-read", server_options.access.share_read, "Let every user read (not change) every job");
   app.add_option("--agent-token", server_options.agents.token, "A secret agents must present (default: $TRAINERD_AGENT_TOKEN)");
   if (const char* token = std::getenv("TRAINERD_AGENT_TOKEN")) server_options.agents.token = token;
+}
 
-  trainerd::NodeAgentOptions agent_options;
-  agent_options.host = "127.0.0.1";
-  agent_options.cpu_slots = options.cpu_slots;
-  int agent_gpus = -1;
-  CLI::App* agent_cmd = app.add_subcommand(
+void DefineAgentCommand(CLI::App& app, int cpu_slots, AgentCommand& command) {
+  command.options.host = "127.0.0.1";
+  command.options.cpu_slots = cpu_slots;
+  command.command = app.add_subcommand(
       "agent",
       "Run on an extra machine: register its slots with a coordinator trainerd and run the ranks it places here.\n"
       "The data root must be on a file system shared by every machine, at the same path.\n"
       "Example:\n  trainerd agent --coordinator 10.0.0.1:50051 --host 10.0.0.2 --cpu-slots 4");
-  agent_cmd->add_option("--coordinator", agent_options.coordinator, "The coordinator's gRPC address")->required();
-  agent_cmd->add_option("--host", agent_options.host, "The address other machines reach this one at")
+  command.command->add_option("--coordinator", command.options.coordinator, "The coordinator's gRPC address")->required();
+  command.command->add_option("--host", command.options.host, "The address other machines reach this one at")
       ->capture_default_str();
-  agent_cmd->add_option("--name", agent_options.name, "A name for this machine (default: --host)");
-  agent_cmd->add_option("--cpu-slots", agent_options.cpu_slots, "CPU slots here (one per rank)")->capture_default_str();
-  agent_cmd->add_option("--gpus", agent_gpus, "GPUs here (-1: count /dev/nvidiaN)")->capture_default_str();
-  agent_cmd->add_option("--agent-token", agent_options.token, "The coordinator's --agent-token");
-  agent_cmd->add_option("--tls-ca", agent_options.tls_ca, "The CA that verifies the coordinator's certificate");
-  agent_cmd->add_option("--grace-period", agent_options.grace_period_s,
+  command.command->add_option("--name", command.options.name, "A name for this machine (default: --host)");
+  command.command->add_option("--cpu-slots", command.options.cpu_slots, "CPU slots here (one per rank)")->capture_default_str();
+  command.command->add_option("--gpus", command.gpus, "GPUs here (-1: count /dev/nvidiaN)")->capture_default_str();
+  command.command->add_option("--agent-token", command.options.token, "The coordinator's --agent-token");
+  command.command->add_option("--tls-ca", command.options.tls_ca, "The CA that verifies the coordinator's certificate");
+  command.command->add_option("--grace-period", command.options.grace_period_s,
                         "Seconds ranks have after SIGTERM when the agent stops")->capture_default_str();
-  UserCommand user_command;
+}
+
+CLI::App* DefineUserCommand(CLI::App& app, std::string& data_root, UserCommand& command) {
   CLI::App* user_cmd = app.add_subcommand("user", "Manage users and their access tokens (on the data root's database)");
   user_cmd->require_subcommand(1);
-  user_cmd->add_option("--data-root", options.data_root, "Database and job folders")->capture_default_str();
-  user_command.add = user_cmd->add_subcommand("add", "Add a user and print its new token (once)");
-  user_command.add->add_option("name", user_command.name, "User name")->required();
-  user_command.add->add_flag("--admin", user_command.admin, "The user may act on every job and read the audit log");
-  user_command.list = user_cmd->add_subcommand("list", "List users");
-  user_command.revoke = user_cmd->add_subcommand("revoke", "Revoke a user's tokens (its jobs stay)");
-  user_command.revoke->add_option("name", user_command.name, "User name")->required();
+  user_cmd->add_option("--data-root", data_root, "Database and job folders")->capture_default_str();
+  command.add = user_cmd->add_subcommand("add", "Add a user and print its new token (once)");
+  command.add->add_option("name", command.name, "User name")->required();
+  command.add->add_flag("--admin", command.admin, "The user may act on every job and read the audit log");
+  command.list = user_cmd->add_subcommand("list", "List users");
+  command.revoke = user_cmd->add_subcommand("revoke", "Revoke a user's tokens (its jobs stay)");
+  command.revoke->add_option("name", command.name, "User name")->required();
   // --data-root may come after the verb too: `trainerd user list --data-root DIR`.
-  for (CLI::App* verb : {user_command.add, user_command.list, user_command.revoke}) verb->fallthrough();
-  CLI11_PARSE(app, argc, argv);
-  if (*user_cmd) return RunUserCommand(user_command, options.data_root);
-  if (agent_options.token.empty()) agent_options.token = server_options.agents.token;
-  agent_options.gpus = agent_gpus >= 0 ? agent_gpus : DetectGpus();
-  options.gpus = gpus >= 0 ? gpus : DetectGpus();
+  for (CLI::App* verb : {command.add, command.list, command.revoke}) verb->fallthrough();
+  return user_cmd;
+}
+
+// Fills the options that follow from other flags and from this machine. False (the
+// reason printed) for a flag whose value is not valid.
+bool FinishOptions(trainerd::TrainerdOptions& server_options, const ServerFlags& flags, int cpus,
+                   AgentCommand& agent) {
+  trainerd::JobOptions& options = server_options.jobs;
+  if (agent.options.token.empty()) agent.options.token = server_options.agents.token;
+  agent.options.gpus = agent.gpus >= 0 ? agent.gpus : DetectGpus();
+  options.gpus = flags.gpus >= 0 ? flags.gpus : DetectGpus();
   options.threads_per_slot = std::max(1, cpus / std::max(1, options.cpu_slots));
   SpecPolicy& policy = options.spec_policy;
-  policy.data_dirs = data_dirs.empty() ? DefaultDataDirs() : data_dirs;
-  policy.registry_dir = registry_dir.empty() ? options.data_root + "/registry" : registry_dir;
+  policy.data_dirs = flags.data_dirs.empty() ? DefaultDataDirs() : flags.data_dirs;
+  policy.registry_dir = flags.registry_dir.empty() ? options.data_root + "/registry" : flags.registry_dir;
   policy.private_dir = options.data_root;
   policy.limits.max_threads = options.threads_per_slot;
   policy.limits.max_job_memory_bytes = PhysicalMemoryBytes() / std::max(1, options.cpu_slots);
-  if (!max_job_memory.empty() && !ParseSize(max_job_memory, &policy.limits.max_job_memory_bytes)) {
-    std::cerr << "--max-job-memory: \"" << max_job_memory << "\" is not a size such as 8G or 512M\n";
-    return 2;
+  if (!flags.max_job_memory.empty() && !ParseSize(flags.max_job_memory, &policy.limits.max_job_memory_bytes)) {
+    std::cerr << "--max-job-memory: \"" << flags.max_job_memory << "\" is not a size such as 8G or 512M\n";
+    return false;
   }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"trainerd: the trainerd coordinator daemon. It queues training jobs, runs each as\n"
+               "trainer-worker processes on free slots, restarts failed attempts from their latest\n"
+               "checkpoint, and serves jobs, logs and metrics over gRPC and Prometheus.\n\n"
+               "Example:\n  trainerd --listen 127.0.0.1:50051 --metrics-port 9464 --cpu-slots 2\n",
+               "trainerd"};
+  trainerd::TrainerdOptions server_options;
+  trainerd::JobOptions& options = server_options.jobs;
+  options.data_root = trainerd::DefaultDataRoot();
+  options.worker_program = DefaultWorkerProgram();
+  const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  options.cpu_slots = std::max(1, cpus / 2);
+  ServerFlags flags;
+  DefineServerFlags(app, server_options, flags);
+  AgentCommand agent;
+  DefineAgentCommand(app, options.cpu_slots, agent);
+  UserCommand user_command;
+  CLI::App* user_cmd = DefineUserCommand(app, options.data_root, user_command);
+  CLI11_PARSE(app, argc, argv);
+  if (*user_cmd) return RunUserCommand(user_command, options.data_root);
+  if (!FinishOptions(server_options, flags, cpus, agent)) return 2;
 
   spdlog::set_default_logger(spdlog::stderr_logger_mt("trainerd"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
-  spdlog::set_level(spdlog::level::from_str(log_level == "warning" ? "warn" : log_level));
+  spdlog::set_level(spdlog::level::from_str(flags.log_level == "warning" ? "warn" : flags.log_level));
 
   // Signals are taken by one thread with sigwait; every other thread blocks them.
   sigset_t signals;
@@ -247,16 +279,16 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  if (*agent_cmd) {
-    trainerd::NodeAgent agent(agent_options);
+  if (*agent.command) {
+    trainerd::NodeAgent node_agent(agent.options);
     std::thread waiter([&] {
       int sig = 0;
       sigwait(&signals, &sig);
       spdlog::info("received {}: stopping the ranks and leaving", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-      agent.Stop();
+      node_agent.Stop();
     });
     waiter.detach();  // blocked in sigwait until a signal comes; the process ends with Run()
-    absl::Status s = agent.Run();
+    absl::Status s = node_agent.Run();
     spdlog::info("trainerd agent stopped");
     return s.ok() ? 0 : 1;
   }

@@ -1,6 +1,6 @@
 // CheckpointStore (no LibTorch): crash-safe folders, manifest checks, fallback to the
 // newest valid checkpoint, rotation that keeps the best one; TrainerState JSON.
-#include "worker/checkpoint_store.h"
+#include "worker/checkpoint/checkpoint_store.h"
 
 #include <filesystem>
 
@@ -8,7 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/test_util.h"
-#include "worker/trainer_state.h"
+#include "worker/trainer/trainer_state.h"
 
 namespace trainerd {
 namespace {

@@ -8,13 +8,15 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_format.h"
-#include "proto/spec/spec_defaults.h"
-#include "proto/spec/spec_loader.h"
-#include "proto/spec/spec_validator.h"
+#include "spec/spec_defaults.h"
+#include "spec/spec_loader.h"
+#include "spec/spec_validator.h"
 #include "tests/test_util.h"
-#include "worker/dataset_reader.h"
-#include "worker/safetensors.h"
-#include "worker/trainer.h"
+#include "worker/models/model_factory.h"
+#include "worker/data/dataset_factory.h"
+#include "worker/data/dataset_reader.h"
+#include "worker/checkpoint/safetensors.h"
+#include "worker/trainer/trainer.h"
 
 namespace trainerd {
 namespace {

@@ -21,7 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
-#include "proto/spec/spec_loader.h"
+#include "spec/spec_loader.h"
 #include "protocol/call_metadata.h"
 #include "tests/test_util.h"
 #include "trainer/v1/job_service.grpc.pb.h"

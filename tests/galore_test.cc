@@ -4,15 +4,15 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "proto/spec/spec_defaults.h"
-#include "proto/spec/spec_loader.h"
-#include "proto/spec/spec_validator.h"
+#include "spec/spec_defaults.h"
+#include "spec/spec_loader.h"
+#include "spec/spec_validator.h"
 #include "tests/test_util.h"
 #include "tests/trainer_test_util.h"
-#include "worker/adafactor.h"
-#include "worker/galore.h"
-#include "worker/optimizer_factory.h"
-#include "worker/trainer.h"
+#include "worker/optim/adafactor.h"
+#include "worker/optim/galore.h"
+#include "worker/optim/optimizer_factory.h"
+#include "worker/trainer/trainer.h"
 
 namespace trainerd {
 namespace {

@@ -5,14 +5,14 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "proto/spec/spec_defaults.h"
-#include "proto/spec/spec_loader.h"
-#include "proto/spec/spec_validator.h"
+#include "spec/spec_defaults.h"
+#include "spec/spec_loader.h"
+#include "spec/spec_validator.h"
 #include "tests/test_util.h"
 #include "tests/trainer_test_util.h"
-#include "worker/cpu_memory_tracker.h"
-#include "worker/liger_kernels.h"
-#include "worker/trainer.h"
+#include "worker/trainer/cpu_memory_tracker.h"
+#include "worker/models/liger_kernels.h"
+#include "worker/trainer/trainer.h"
 
 namespace trainerd {
 namespace {

@@ -1,13 +1,15 @@
 // Each schedule against values worked out by hand from HF's definitions in
 // transformers/optimization.py (base learning rate 1, so lr = the schedule's factor).
-#include "worker/lr_schedule.h"
+#include "worker/trainer/lr_schedule.h"
 
 #include <cmath>
 
 #include <gtest/gtest.h>
 
-#include "proto/spec/spec_defaults.h"
-#include "proto/spec/spec_loader.h"
+#include "absl/strings/str_cat.h"
+#include "spec/spec_defaults.h"
+#include "spec/spec_loader.h"
+#include "spec/spec_validator.h"
 
 namespace trainerd {
 namespace {
@@ -133,6 +135,22 @@ TEST(LrSchedule, ReduceLrOnPlateau) {
   s->OnEvaluate(0.5);  // improvement resets the count
   s->OnEvaluate(0.5);
   EXPECT_DOUBLE_EQ(s->LearningRate(10), 0.25);
+}
+
+TEST(LrSchedule, EveryScheduleTheValidatorAcceptsIsBuiltAndNoOther) {
+  for (const std::string& type : SupportedSchedules()) {
+    auto spec = ParseJobSpec(absl::StrCat("training_args: {lr_scheduler_type: ", type,
+                                          type == "cosine_with_min_lr" ? ", lr_scheduler_kwargs: {min_lr: 1e-6}" : "",
+                                          "}"));
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    ApplyDefaults(&*spec);
+    auto schedule = LrSchedule::Create(spec->training_args(), 100);
+    EXPECT_TRUE(schedule.ok()) << type << ": " << schedule.status();
+  }
+  auto spec = ParseJobSpec("training_args: {lr_scheduler_type: cosine_with_hard_restarts}");
+  ASSERT_TRUE(spec.ok());
+  ApplyDefaults(&*spec);
+  EXPECT_FALSE(LrSchedule::Create(spec->training_args(), 100).ok());
 }
 
 TEST(LrSchedule, RejectsBadKwargs) {

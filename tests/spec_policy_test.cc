@@ -14,10 +14,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "proto/spec/spec_defaults.h"
-#include "proto/spec/spec_loader.h"
-#include "proto/spec/spec_validator.h"
-#include "proto/spec/target_modules.h"
+#include "spec/spec_defaults.h"
+#include "spec/spec_loader.h"
+#include "spec/spec_validator.h"
+#include "spec/target_modules.h"
 #include "tests/spec_fuzz_util.h"
 #include "tests/test_util.h"
 

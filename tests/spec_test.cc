@@ -2,10 +2,18 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
 #include "absl/strings/match.h"
-#include "proto/spec/spec_defaults.h"
-#include "proto/spec/spec_loader.h"
-#include "proto/spec/spec_validator.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "google/protobuf/text_format.h"
+#include "spec/spec_defaults.h"
+#include "spec/spec_loader.h"
+#include "spec/spec_validator.h"
 
 namespace trainerd {
 namespace {
@@ -116,6 +124,67 @@ TEST(SpecDefaults, HuggingFaceDefaults) {
   ApplyDefaults(&*set);
   EXPECT_DOUBLE_EQ(set->training_args().max_grad_norm(), 0.0);
   EXPECT_EQ(set->training_args().data_seed(), 7);
+}
+
+// The README's training_args table: each field named in a row's first cell, with the
+// default its second cell gives it ("" where the cell says nothing for it).
+std::map<std::string, std::string> ReadmeDefaults() {
+  const char* source = std::getenv("TRAINERD_SOURCE_DIR");
+  std::ifstream in(std::string(source == nullptr ? "." : source) + "/README.md");
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string readme = text.str();
+  const size_t start = readme.find("### training_args");
+  const std::string section = readme.substr(start, readme.find("\n### ", start + 1) - start);
+  auto unquote = [](absl::string_view v) {
+    v = absl::StripAsciiWhitespace(v);
+    absl::ConsumePrefix(&v, "`");
+    absl::ConsumeSuffix(&v, "`");
+    return std::string(v);
+  };
+  std::map<std::string, std::string> out;
+  for (absl::string_view line : absl::StrSplit(section, '\n')) {
+    if (!absl::StartsWith(line, "| `")) continue;
+    std::vector<absl::string_view> cells = absl::StrSplit(line, '|');
+    std::vector<absl::string_view> fields = absl::StrSplit(cells[1], ',');
+    std::vector<absl::string_view> values = absl::StrSplit(cells[2], ',');
+    for (size_t i = 0; i < fields.size(); ++i) {
+      out[unquote(fields[i])] = values.size() == fields.size() ? unquote(values[i]) : "";
+    }
+  }
+  return out;
+}
+
+TEST(SpecDefaults, OneTableServesApplyDefaultsAndTheReadme) {
+  trainer::v1::JobSpec spec;
+  ApplyDefaults(&spec);
+  const trainer::v1::TrainingArguments& applied = spec.training_args();
+  const std::map<std::string, std::string> readme = ReadmeDefaults();
+  ASSERT_GT(readme.size(), 30u) << "the README's training_args table was not found";
+  for (const ArgumentDefault& d : TrainingArgumentDefaults()) {
+    SCOPED_TRACE(d.field);
+    const auto* field = trainer::v1::TrainingArguments::descriptor()->FindFieldByName(d.field);
+    ASSERT_NE(field, nullptr) << "not a TrainingArguments field";
+    trainer::v1::TrainingArguments expected;
+    if (field->type() == google::protobuf::FieldDescriptor::TYPE_STRING) {
+      expected.GetReflection()->SetString(&expected, field, d.value);
+    } else {
+      ASSERT_TRUE(google::protobuf::TextFormat::ParseFieldValueFromString(d.value, field, &expected));
+    }
+    std::string want, got;
+    google::protobuf::TextFormat::PrintFieldValueToString(expected, field, -1, &want);
+    google::protobuf::TextFormat::PrintFieldValueToString(applied, field, -1, &got);
+    EXPECT_EQ(got, want) << "ApplyDefaults does not apply the table's value";
+    auto row = readme.find(d.field);
+    ASSERT_NE(row, readme.end()) << "missing from the README's training_args table";
+    if (row->second.empty()) continue;  // the row explains it elsewhere
+    double a = 0, b = 0;
+    if (absl::SimpleAtod(row->second, &a) && absl::SimpleAtod(d.value, &b)) {
+      EXPECT_DOUBLE_EQ(a, b) << "the README says " << row->second;
+    } else {
+      EXPECT_EQ(row->second == "none" ? "" : row->second, d.value) << "the README says " << row->second;
+    }
+  }
 }
 
 TEST(SpecValidator, ValidSpecHasNoProblems) {

@@ -9,15 +9,15 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_join.h"
-#include "proto/spec/spec_defaults.h"
-#include "proto/spec/spec_loader.h"
-#include "proto/spec/spec_validator.h"
+#include "spec/spec_defaults.h"
+#include "spec/spec_loader.h"
+#include "spec/spec_validator.h"
 #include "tests/test_util.h"
 #include "tests/trainer_test_util.h"
-#include "worker/dataset_reader.h"
-#include "worker/sentencepiece_model.h"
-#include "worker/text_dataset.h"
-#include "worker/trainer.h"
+#include "worker/data/dataset_reader.h"
+#include "worker/data/sentencepiece_model.h"
+#include "worker/data/text_dataset.h"
+#include "worker/trainer/trainer.h"
 
 namespace trainerd {
 namespace {

@@ -10,12 +10,14 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "proto/spec/spec_defaults.h"
-#include "proto/spec/spec_loader.h"
-#include "proto/spec/spec_validator.h"
-#include "worker/dataset_reader.h"
-#include "worker/model.h"
-#include "worker/trainer.h"
+#include "spec/spec_defaults.h"
+#include "spec/spec_loader.h"
+#include "spec/spec_validator.h"
+#include "worker/models/model_factory.h"
+#include "worker/data/dataset_factory.h"
+#include "worker/data/dataset_reader.h"
+#include "worker/models/model.h"
+#include "worker/trainer/trainer.h"
 
 namespace trainerd::testing {
 

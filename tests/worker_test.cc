@@ -8,19 +8,21 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
-#include "proto/spec/spec_defaults.h"
-#include "proto/spec/spec_loader.h"
-#include "proto/spec/spec_validator.h"
+#include "spec/spec_defaults.h"
+#include "spec/spec_loader.h"
+#include "spec/spec_validator.h"
 #include "tests/test_util.h"
 #include "tests/trainer_test_util.h"
-#include "worker/adafactor.h"
-#include "worker/confined_file.h"
-#include "worker/data_loader.h"
-#include "worker/dataset_reader.h"
-#include "worker/loss_scaler.h"
-#include "worker/metrics.h"
-#include "worker/optimizer_factory.h"
-#include "worker/trainer.h"
+#include "worker/models/model_factory.h"
+#include "worker/data/dataset_factory.h"
+#include "worker/optim/adafactor.h"
+#include "worker/data/confined_file.h"
+#include "worker/data/data_loader.h"
+#include "worker/data/dataset_reader.h"
+#include "worker/trainer/loss_scaler.h"
+#include "worker/trainer/metrics.h"
+#include "worker/optim/optimizer_factory.h"
+#include "worker/trainer/trainer.h"
 
 namespace trainerd {
 namespace {
@@ -81,6 +83,27 @@ TEST(Optimizers, EachOptimIsWiredWithItsArguments) {
   EXPECT_NE(dynamic_cast<Adafactor*>(
                 CreateOptimizer(Args("training_args: {optim: adafactor}"), params)->get()),
             nullptr);
+}
+
+TEST(Optimizers, EveryOptimTheValidatorAcceptsIsBuiltAndNoOther) {
+  NamedTensors params = {{"w", torch::randn({4, 4}, torch::requires_grad())},
+                         {"b", torch::zeros({4}, torch::requires_grad())}};
+  for (const std::string& name : SupportedOptimizers()) {
+    trainer::v1::JobSpec spec;
+    spec.mutable_training_args()->set_optim(name);
+    spec.mutable_training_args()->add_optim_target_modules("w");
+    ApplyDefaults(&spec);
+    OptimizerCapabilities* capabilities = nullptr;
+    auto created = CreateOptimizer(spec.training_args(), params, &capabilities);
+    EXPECT_TRUE(created.ok()) << name << ": " << created.status();
+    EXPECT_NE(capabilities, nullptr) << name;
+    if (created.ok()) EXPECT_EQ(capabilities->StepsDuringBackward(), name == "galore_adamw_layerwise") << name;
+  }
+  const std::vector<std::string> accepted = SupportedOptimizers();
+  EXPECT_EQ(OptimizerNames(), std::set<std::string>(accepted.begin(), accepted.end()));
+  for (const std::string& name : {"adamw_hf", "adamw_torch_fused", "lion_32bit", "galore_lion"}) {
+    EXPECT_FALSE(CreateOptimizer(Args(absl::StrCat("training_args: {optim: ", name, "}")), params).ok()) << name;
+  }
 }
 
 // Adafactor's first step from HF's update rule, worked by hand for a 1-D parameter:

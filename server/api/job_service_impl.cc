@@ -45,11 +45,13 @@ absl::StatusOr<Job> JobServiceImpl::JobFor(const Caller& caller, const std::stri
 grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* context, const SubmitJobRequest* req,
                                        SubmitJobResponse* resp) {
   return Observe("SubmitJob", Kind::kChange, context, resp->job_id(), [&](const Caller& caller) {
-    auto job = supervisor_->Submit(*req, caller.user);
-    if (!job.ok()) return ToGrpcStatus(job.status());
-    resp->set_job_id(job->id());
-    *resp->mutable_job() = *job;
-    return grpc::Status::OK;
+    return Reply(Respond(supervisor_->Submit(*req, caller.user), [](Job job) {
+                   SubmitJobResponse r;
+                   r.set_job_id(job.id());
+                   *r.mutable_job() = std::move(job);
+                   return r;
+                 }),
+                 resp);
   });
 }
 
@@ -92,10 +94,12 @@ grpc::Status JobServiceImpl::ListCheckpoints(grpc::ServerContext* context, const
                                              ListCheckpointsResponse* resp) {
   return Observe("ListCheckpoints", Kind::kRead, context, req->job_id(), [&](const Caller& caller) {
     if (auto job = JobFor(caller, req->job_id(), Kind::kRead); !job.ok()) return ToGrpcStatus(job.status());
-    auto list = registry_->store()->ListCheckpoints(req->job_id());
-    if (!list.ok()) return ToGrpcStatus(list.status());
-    for (auto& c : *list) *resp->add_checkpoints() = std::move(c);
-    return grpc::Status::OK;
+    return Reply(Respond(registry_->store()->ListCheckpoints(req->job_id()), [](std::vector<Checkpoint> list) {
+                   ListCheckpointsResponse r;
+                   for (auto& c : list) *r.add_checkpoints() = std::move(c);
+                   return r;
+                 }),
+                 resp);
   });
 }
 
@@ -103,10 +107,13 @@ grpc::Status JobServiceImpl::GetMetrics(grpc::ServerContext* context, const GetM
                                         GetMetricsResponse* resp) {
   return Observe("GetMetrics", Kind::kRead, context, req->job_id(), [&](const Caller& caller) {
     if (auto job = JobFor(caller, req->job_id(), Kind::kRead); !job.ok()) return ToGrpcStatus(job.status());
-    auto points = registry_->store()->ReadMetrics(req->job_id(), req->name(), req->split());
-    if (!points.ok()) return ToGrpcStatus(points.status());
-    for (auto& p : *points) *resp->add_points() = std::move(p);
-    return grpc::Status::OK;
+    return Reply(Respond(registry_->store()->ReadMetrics(req->job_id(), req->name(), req->split()),
+                         [](std::vector<MetricPoint> points) {
+                           GetMetricsResponse r;
+                           for (auto& p : points) *r.add_points() = std::move(p);
+                           return r;
+                         }),
+                 resp);
   });
 }
 
@@ -118,10 +125,12 @@ grpc::Status JobServiceImpl::ListAuditEvents(grpc::ServerContext* context, const
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "limit and before_seq: must be >= 0");
     }
     const int limit = req->limit() == 0 ? 100 : std::min(req->limit(), 10000);
-    auto events = audit_->List(limit, req->before_seq());
-    if (!events.ok()) return ToGrpcStatus(events.status());
-    for (auto& e : *events) *resp->add_events() = std::move(e);
-    return grpc::Status::OK;
+    return Reply(Respond(audit_->List(limit, req->before_seq()), [](std::vector<AuditEvent> events) {
+                   ListAuditEventsResponse r;
+                   for (auto& e : events) *r.add_events() = std::move(e);
+                   return r;
+                 }),
+                 resp);
   });
 }
 

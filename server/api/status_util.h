@@ -37,6 +37,13 @@ grpc::Status Reply(absl::StatusOr<T> result, T* response) {
   return grpc::Status::OK;
 }
 
+// `make(value)` for an OK result, else its error: a store's answer shaped into a response.
+template <typename T, typename Make>
+auto Respond(absl::StatusOr<T> result, Make make) -> absl::StatusOr<decltype(make(std::move(*result)))> {
+  if (!result.ok()) return result.status();
+  return make(std::move(*result));
+}
+
 // "OK", "PERMISSION_DENIED", ...: a gRPC code's name (gRPC and absl share the codes).
 inline std::string StatusCodeName(grpc::StatusCode code) {
   return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));

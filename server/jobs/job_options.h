@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "proto/spec/spec_policy.h"
+#include "spec/spec_policy.h"
 
 namespace trainerd {
 

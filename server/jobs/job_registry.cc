@@ -25,11 +25,11 @@ absl::StatusOr<Job> JobRegistry::Get(const std::string& id) {
     if (it != cache_.end()) return it->second;
   }
   absl::StatusOr<Job> job = store_->GetJob(id);
-  if (job.ok()) {
-    absl::MutexLock lock(&mu_);
-    cache_.emplace(id, *job);  // a change saved meanwhile is newer: emplace keeps it
-  }
-  return job;
+  if (!job.ok()) return job;
+  absl::MutexLock lock(&mu_);
+  // Deleted while it was read: a stale copy must not come back (and be saved again).
+  if (deleted_.count(id)) return absl::NotFoundError(absl::StrCat("job ", id, " was deleted"));
+  return cache_.emplace(id, *job).first->second;  // a change saved meanwhile is newer: emplace keeps it
 }
 
 bool JobRegistry::Cached(const std::string& id) {
@@ -153,6 +153,7 @@ absl::Status JobRegistry::Delete(const std::string& id) {
   unsaved_.erase(id);
   absl::MutexLock lock(&mu_);
   cache_.erase(id);
+  deleted_.insert(id);
   ++change_counter_;
   return absl::OkStatus();
 }

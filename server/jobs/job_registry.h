@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -86,6 +87,7 @@ class JobRegistry {
 
   absl::Mutex mu_;
   std::map<std::string, trainer::v1::Job> cache_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> deleted_ ABSL_GUARDED_BY(mu_);  // ids never reused: what Delete removed
   uint64_t change_counter_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_waiting_ ABSL_GUARDED_BY(mu_) = false;
 };

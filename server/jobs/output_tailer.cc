@@ -10,7 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
-#include "proto/spec/spec_policy.h"
+#include "spec/spec_policy.h"
 #include "protocol/job_layout.h"
 #include "server/jobs/worker_log_parsing.h"
 

@@ -7,7 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
-#include "proto/spec/spec_policy.h"
+#include "spec/spec_policy.h"
 
 namespace trainerd {
 namespace {

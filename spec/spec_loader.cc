@@ -1,0 +1,291 @@
+#include "spec/spec_loader.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/util/json_util.h>
+#include <yaml-cpp/yaml.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace trainerd {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+
+std::string JsonQuote(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+bool ParseBool(const std::string& s, bool* out) {
+  std::string v = absl::AsciiStrToLower(s);
+  if (v == "true" || v == "yes" || v == "on") { *out = true; return true; }
+  if (v == "false" || v == "no" || v == "off") { *out = false; return true; }
+  return false;
+}
+
+bool ParseInt(const std::string& s, long long* out) {
+  if (s.empty()) return false;
+  errno = 0;
+  char* end = nullptr;
+  long long v = std::strtoll(s.c_str(), &end, 10);
+  if (errno != 0 || *end != '\0') return false;
+  *out = v;
+  return true;
+}
+
+bool ParseDouble(const std::string& s, double* out) {
+  if (s.empty()) return false;
+  errno = 0;
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  if (errno != 0 || *end != '\0' || !std::isfinite(v)) return false;
+  *out = v;
+  return true;
+}
+
+// Converts YAML to JSON, checked against a message descriptor.
+class YamlToJson {
+ public:
+  std::vector<std::string> errors;
+
+  std::string Message(const YAML::Node& node, const Descriptor* desc, const std::string& path) {
+    if (!node || node.IsNull()) return "{}";
+    if (!node.IsMap()) {
+      errors.push_back(absl::StrCat(Name(path), ": expected a mapping of fields"));
+      return "{}";
+    }
+    if (desc->full_name() == "google.protobuf.Struct") return Generic(node);
+    std::vector<std::string> members;
+    std::set<std::string> seen;
+    for (const auto& kv : node) {
+      const std::string key = kv.first.as<std::string>();
+      const std::string child = path.empty() ? key : absl::StrCat(path, ".", key);
+      if (!seen.insert(key).second) {
+        errors.push_back(absl::StrCat(child, ": given more than once"));
+        continue;
+      }
+      const FieldDescriptor* field = desc->FindFieldByName(key);
+      if (field == nullptr) {
+        errors.push_back(absl::StrCat(child, ": unknown field"));
+        continue;
+      }
+      if (kv.second.IsNull()) continue;  // "key:" with no value means "not set".
+      members.push_back(absl::StrCat(JsonQuote(key), ":", Field(kv.second, field, child)));
+    }
+    return absl::StrCat("{", absl::StrJoin(members, ","), "}");
+  }
+
+ private:
+  static std::string Name(const std::string& path) { return path.empty() ? "spec" : path; }
+
+  std::string Field(const YAML::Node& node, const FieldDescriptor* field, const std::string& path) {
+    if (field->is_repeated()) {
+      if (!node.IsSequence()) {
+        errors.push_back(absl::StrCat(path, ": expected a list"));
+        return "[]";
+      }
+      std::vector<std::string> items;
+      for (size_t i = 0; i < node.size(); ++i) {
+        items.push_back(Single(node[i], field, absl::StrCat(path, "[", i, "]")));
+      }
+      return absl::StrCat("[", absl::StrJoin(items, ","), "]");
+    }
+    return Single(node, field, path);
+  }
+
+  std::string Single(const YAML::Node& node, const FieldDescriptor* field, const std::string& path) {
+    if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      return Message(node, field->message_type(), path);
+    }
+    if (!node.IsScalar()) {
+      errors.push_back(absl::StrCat(path, ": expected a single value"));
+      return "null";
+    }
+    const std::string s = node.Scalar();
+    switch (field->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_STRING:
+        return JsonQuote(s);
+      case FieldDescriptor::CPPTYPE_BOOL: {
+        bool b;
+        if (ParseBool(s, &b)) return b ? "true" : "false";
+        errors.push_back(absl::StrCat(path, ": expected true or false, got \"", s, "\""));
+        return "false";
+      }
+      case FieldDescriptor::CPPTYPE_INT32:
+      case FieldDescriptor::CPPTYPE_INT64:
+      case FieldDescriptor::CPPTYPE_UINT32:
+      case FieldDescriptor::CPPTYPE_UINT64: {
+        long long v;
+        if (ParseInt(s, &v)) return std::to_string(v);
+        errors.push_back(absl::StrCat(path, ": expected an integer, got \"", s, "\""));
+        return "0";
+      }
+      case FieldDescriptor::CPPTYPE_DOUBLE:
+      case FieldDescriptor::CPPTYPE_FLOAT: {
+        double v;
+        if (ParseDouble(s, &v)) return JsonNumber(v);
+        errors.push_back(absl::StrCat(path, ": expected a number, got \"", s, "\""));
+        return "0";
+      }
+      default:
+        errors.push_back(absl::StrCat(path, ": unsupported field type"));
+        return "null";
+    }
+  }
+
+  static std::string JsonNumber(double v) {
+    std::ostringstream os;
+    os.precision(17);
+    os << v;
+    return os.str();
+  }
+
+  // Free-form values (google.protobuf.Struct): numbers and booleans keep their type.
+  std::string Generic(const YAML::Node& node) {
+    if (!node || node.IsNull()) return "null";
+    if (node.IsMap()) {
+      std::vector<std::string> members;
+      for (const auto& kv : node) {
+        members.push_back(absl::StrCat(JsonQuote(kv.first.as<std::string>()), ":", Generic(kv.second)));
+      }
+      return absl::StrCat("{", absl::StrJoin(members, ","), "}");
+    }
+    if (node.IsSequence()) {
+      std::vector<std::string> items;
+      for (const auto& item : node) items.push_back(Generic(item));
+      return absl::StrCat("[", absl::StrJoin(items, ","), "]");
+    }
+    const std::string s = node.Scalar();
+    double d;
+    bool b;
+    if (node.Tag() != "!" && ParseDouble(s, &d)) return JsonNumber(d);
+    if (node.Tag() != "!" && (s == "true" || s == "false")) {
+      ParseBool(s, &b);
+      return b ? "true" : "false";
+    }
+    return JsonQuote(s);
+  }
+};
+
+absl::Status ApplyOverride(YAML::Node root, const std::string& override) {
+  const size_t eq = override.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--set ", override, ": expected dotted.path=value"));
+  }
+  const std::string key = override.substr(0, eq);
+  YAML::Node value;
+  try {
+    value = YAML::Load(override.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("--set ", key, ": ", e.msg));
+  }
+  std::vector<std::string> parts = absl::StrSplit(key, '.');
+  // yaml-cpp nodes are handles: walk with reset() so that assignment does not overwrite
+  // the parent node, only re-points the cursor.
+  YAML::Node cursor;
+  cursor.reset(root);
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    YAML::Node next = cursor[parts[i]];
+    if (next.IsDefined() && !next.IsNull() && !next.IsMap()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--set ", key, ": ", parts[i], " is not a mapping"));
+    }
+    cursor.reset(next);
+  }
+  cursor[parts.back()] = value;
+  return absl::OkStatus();
+}
+
+void ResolvePath(const std::filesystem::path& base, std::string* path) {
+  if (path->empty()) return;
+  std::filesystem::path p(*path);
+  if (p.is_relative()) *path = (base / p).lexically_normal().string();
+}
+
+}  // namespace
+
+absl::StatusOr<trainer::v1::JobSpec> ParseJobSpec(std::string_view text,
+                                                  const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("spec: not valid YAML or JSON: ", e.what()));
+  }
+  if (!root || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  for (const std::string& o : overrides) {
+    absl::Status s = ApplyOverride(root, o);
+    if (!s.ok()) return s;
+  }
+  YamlToJson converter;
+  const std::string json =
+      converter.Message(root, trainer::v1::JobSpec::descriptor(), /*path=*/"");
+  if (!converter.errors.empty()) {
+    return absl::InvalidArgumentError(absl::StrJoin(converter.errors, "\n"));
+  }
+  trainer::v1::JobSpec spec;
+  auto status = google::protobuf::util::JsonStringToMessage(json, &spec);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("spec: ", status.ToString()));
+  }
+  return spec;
+}
+
+absl::StatusOr<trainer::v1::JobSpec> LoadJobSpecFile(const std::string& path,
+                                                     const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("spec file ", path, ": cannot be read"));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  absl::StatusOr<trainer::v1::JobSpec> spec = ParseJobSpec(buffer.str(), overrides);
+  if (!spec.ok()) return spec;
+  const std::filesystem::path base = std::filesystem::absolute(path).parent_path();
+  auto* data = spec->mutable_data();
+  for (auto* source : {data->mutable_train(), data->mutable_eval(), data->mutable_test()}) {
+    ResolvePath(base, source->mutable_path());
+    ResolvePath(base, source->mutable_labels_path());
+  }
+  ResolvePath(base, spec->mutable_model()->mutable_path());
+  return spec;
+}
+
+std::string JobSpecToJson(const trainer::v1::JobSpec& spec) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(spec, &out, options);
+  return out;
+}
+
+}  // namespace trainerd

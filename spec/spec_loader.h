@@ -1,0 +1,38 @@
+// Reading job specs from YAML or JSON text.
+//
+// A spec file is YAML (JSON is a subset of it). The YAML tree is checked against the
+// JobSpec message descriptor field by field, so that a typo (an unknown field) or a value
+// of the wrong type is reported with its full path, e.g.
+//   training_args.learning_rat: unknown field
+//   training_args.max_steps: expected an integer, got "ten"
+// and then mapped onto the proto through protobuf's JSON parser.
+#ifndef TRAINERD_SPEC_SPEC_LOADER_H_
+#define TRAINERD_SPEC_SPEC_LOADER_H_
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "trainer/v1/job_spec.pb.h"
+
+namespace trainerd {
+
+// Parses `text` (YAML or JSON) into a JobSpec. Each entry of `overrides` has the form
+// "dotted.path=value" (value is read as YAML, so lists like "[64, 32]" work) and is
+// applied before the conversion. Returns INVALID_ARGUMENT listing every problem found.
+// Does not apply defaults or validate values; see spec_defaults.h and spec_validator.h.
+absl::StatusOr<trainer::v1::JobSpec> ParseJobSpec(
+    std::string_view text, const std::vector<std::string>& overrides = {});
+
+// Reads the file at `path` and parses it as ParseJobSpec does. Relative data and model
+// paths inside the spec are resolved against the spec file's folder.
+absl::StatusOr<trainer::v1::JobSpec> LoadJobSpecFile(
+    const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Renders a spec as YAML-compatible JSON (for logs and the saved training arguments).
+std::string JobSpecToJson(const trainer::v1::JobSpec& spec);
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_SPEC_SPEC_LOADER_H_

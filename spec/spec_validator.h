@@ -1,0 +1,42 @@
+// Validation of job specs. The same rules run in trainer-worker, in trainerd's SubmitJob
+// and in `trainer-cli validate`.
+#ifndef TRAINERD_SPEC_SPEC_VALIDATOR_H_
+#define TRAINERD_SPEC_SPEC_VALIDATOR_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "spec/spec_policy.h"
+#include "trainer/v1/job_spec.pb.h"
+
+namespace trainerd {
+
+struct SpecCheckOptions {
+  // Check that data and model files exist. Off where the spec will run on another machine.
+  bool check_files = true;
+  // Where the job's files may be and how large it may grow (see spec_policy.h).
+  SpecPolicy policy;
+};
+
+// Returns every problem with a spec whose defaults have been applied, each as
+// "field.path: what is wrong", e.g. "training_args.learning_rate: must be > 0".
+// An empty result means the spec is valid.
+std::vector<std::string> FindSpecProblems(const trainer::v1::JobSpec& spec,
+                                          const SpecCheckOptions& options = {});
+
+// FindSpecProblems as a Status: OK, or INVALID_ARGUMENT with one problem per line.
+absl::Status ValidateJobSpec(const trainer::v1::JobSpec& spec,
+                             const SpecCheckOptions& options = {});
+
+// The optimizers (optim) and schedules (lr_scheduler_type) a spec may name: what the
+// worker's factories build (tests check each one builds).
+std::vector<std::string> SupportedOptimizers();
+const std::vector<std::string>& SupportedSchedules();
+
+// The keyword arguments each lr_scheduler_type accepts (empty for unknown types).
+const std::vector<std::string>& SchedulerKwargNames(const std::string& scheduler_type);
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_SPEC_SPEC_VALIDATOR_H_

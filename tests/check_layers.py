@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Checks that includes point one way: each folder includes only the folders below it
+(the table), no file of the torch-free parts includes LibTorch, only storage/ includes
+SQLite, and no file includes itself through a cycle. Exit 1 with every violation."""
+import os
+import re
+import sys
+
+# Folder -> the folders it may include (besides itself, the generated trainer/v1 and
+# system and third-party headers). Reading down this table follows the design.
+ALLOWED = {
+    "protocol": set(),
+    "common": {"protocol"},
+    "spec": {"protocol"},
+    "storage": {"protocol", "common"},
+    "client": {"protocol", "common", "spec"},
+    "server/launch": {"protocol", "common", "spec"},
+    "server/jobs": {"protocol", "common", "spec", "storage", "server/launch"},
+    "server/auth": {"protocol", "common", "storage"},
+    "server/api": {"protocol", "common", "storage", "server/auth", "server/jobs", "server/launch"},
+    "server": {"protocol", "common", "spec", "storage", "server/api", "server/auth", "server/jobs", "server/launch"},
+    "worker/data": {"protocol", "common", "spec"},
+    "worker/models": {"protocol", "common", "spec", "worker/data"},
+    "worker/optim": {"protocol", "common", "spec"},
+    "worker/distributed": {"protocol", "common"},
+    "worker/checkpoint": {"protocol", "common", "spec", "worker/data", "worker/models", "worker/optim"},
+    "worker/trainer": {"protocol", "common", "spec", "worker/data", "worker/models", "worker/optim",
+                       "worker/distributed", "worker/checkpoint"},
+    "worker/app": {"protocol", "common", "spec", "worker/data", "worker/models", "worker/optim",
+                   "worker/distributed", "worker/checkpoint", "worker/trainer"},
+}
+TORCH_FREE = {"protocol", "common", "spec", "storage", "client", "server", "server/launch", "server/jobs",
+              "server/auth", "server/api"}
+
+
+def folder(path):
+    parts = path.split("/")
+    if parts[0] in ("worker", "server") and len(parts) > 2:
+        return parts[0] + "/" + parts[1]
+    return parts[0]
+
+
+def main(root):
+    problems, graph = [], {}
+    for top in ("protocol", "common", "spec", "storage", "client", "server", "worker"):
+        for dirpath, _, files in os.walk(os.path.join(root, top)):
+            for name in files:
+                if not name.endswith((".h", ".cc")):
+                    continue
+                path = os.path.relpath(os.path.join(dirpath, name), root)
+                src = folder(path)
+                text = open(os.path.join(root, path), encoding="utf-8").read()
+                graph[path] = []
+                for inc in re.findall(r'^#include [<"]([^">]+)[">]', text, re.M):
+                    if src in TORCH_FREE and inc.startswith(("torch/", "ATen/", "c10/")):
+                        problems.append(f"{path}: includes LibTorch ({inc})")
+                    if inc == "sqlite3.h" and src != "storage":
+                        problems.append(f"{path}: includes SQLite outside storage/")
+                    if not os.path.exists(os.path.join(root, inc)):
+                        continue  # system, third-party or generated
+                    graph[path].append(inc)
+                    dst = folder(inc)
+                    if dst != src and dst not in ALLOWED.get(src, set()):
+                        problems.append(f"{path}: includes {inc} ({src} may not depend on {dst})")
+    # Include cycles, file by file.
+    state = {}
+
+    def visit(node, stack):
+        state[node] = 1
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1:
+                problems.append("include cycle: " + " -> ".join(stack[stack.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    for p in problems:
+        print(p)
+    print(f"{len(graph)} files checked, {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "."))

@@ -1,0 +1,320 @@
+#include "worker/models/model_factory.h"
+#include "worker/data/dataset_factory.h"
+#include "worker/app/worker_run.h"
+
+#include <sys/resource.h>
+
+#include <malloc.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "protocol/worker_exit_codes.h"
+#include "absl/strings/str_format.h"
+#include "common/atomic_file.h"
+#include "spec/spec_defaults.h"
+#include "spec/spec_loader.h"
+#include "spec/spec_validator.h"
+#include "protocol/job_layout.h"
+#include "worker/data/confined_file.h"
+#include "worker/data/dataset_reader.h"
+#include "worker/distributed/distributed.h"
+#include "worker/models/model.h"
+#include "worker/trainer/torch_status.h"
+#include "worker/trainer/trainer.h"
+#include "worker/app/worker_reporter.h"
+
+namespace trainerd {
+
+std::string OutOfMemoryMessage() {
+  struct rlimit limit {};
+  if (::getrlimit(RLIMIT_AS, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    return absl::StrCat("out of memory (limit ", limit.rlim_cur >> 20, " MB)");
+  }
+  return "out of memory";
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Process-wide settings measured to matter on this stack: large activation tensors
+// page-fault with glibc's default mmap threshold (every step maps and unmaps them), and
+// denormal floats slow late training.
+void TuneProcess() {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  at::globalContext().setFlushDenormal(true);
+}
+
+// `rank_tag` ("rank 1") prefixes every message when several ranks share a terminal.
+void SetLogLevel(const std::string& level, const std::string& rank_tag = "") {
+  // Human-readable logs go to stderr; stdout stays free for results.
+  if (spdlog::get("trainer-worker") == nullptr) {
+    spdlog::set_default_logger(spdlog::stderr_logger_mt("trainer-worker"));
+  }
+  spdlog::set_pattern(rank_tag.empty() ? "%Y-%m-%dT%H:%M:%S.%e %l %v"
+                                       : "%Y-%m-%dT%H:%M:%S.%e %l [" + rank_tag + "] %v");
+  if (level == "debug") spdlog::set_level(spdlog::level::debug);
+  else if (level == "warning") spdlog::set_level(spdlog::level::warn);
+  else if (level == "error") spdlog::set_level(spdlog::level::err);
+  else if (level == "critical") spdlog::set_level(spdlog::level::critical);
+  else spdlog::set_level(spdlog::level::info);
+}
+
+bool HoldsResults(const fs::path& dir) {
+  if (!fs::is_directory(dir)) return false;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name == "model.pt" || name.rfind(kCheckpointPrefix, 0) == 0) return true;
+  }
+  return false;
+}
+
+std::string MetricsJson(const Metrics& m) {
+  std::string out = "{\n";
+  size_t i = 0;
+  for (const auto& [k, v] : m) {
+    absl::StrAppend(&out, "  \"", k, "\": ", std::isfinite(v) ? absl::StrFormat("%.10g", v) : "null",
+                    ++i < m.size() ? ",\n" : "\n");
+  }
+  return out + "}\n";
+}
+
+absl::Status WritePredictions(const std::string& path, const PredictionOutput& out, bool regression) {
+  std::string csv = regression ? "index,prediction,label\n" : "index,predicted_class,label\n";
+  torch::Tensor predicted = regression ? out.predictions.reshape({out.label_ids.size(0), -1}).select(1, 0)
+                                       : out.predictions.argmax(-1);
+  predicted = predicted.to(torch::kDouble).contiguous();
+  torch::Tensor labels = out.label_ids.to(torch::kDouble).contiguous();
+  const double* p = predicted.data_ptr<double>();
+  const double* l = labels.data_ptr<double>();
+  for (int64_t i = 0; i < labels.size(0); ++i) absl::StrAppend(&csv, i, ",", p[i], ",", l[i], "\n");
+  return WriteFileAtomically(path, csv);
+}
+
+std::atomic<bool> g_stop_requested{false};
+
+extern "C" void OnSigterm(int) { g_stop_requested.store(true); }
+
+// SIGTERM (trainerd's cancel and shutdown): save a checkpoint at the end of the current
+// step and stop, so that the job can resume exactly where it stopped.
+class StopOnSignalCallback : public TrainerCallback {
+ public:
+  void on_step_end(const TrainingArguments& args, TrainerState&, TrainerControl& control) override {
+    if (!g_stop_requested.load()) return;
+    control.should_training_stop = true;
+    if (args.save_strategy() != "no") control.should_save = true;
+  }
+};
+
+// Touches a file (at most once a second) whenever the loop makes progress.
+class HeartbeatCallback : public TrainerCallback {
+ public:
+  explicit HeartbeatCallback(std::string path) : path_(std::move(path)) { Beat(/*force=*/true); }
+  void on_step_end(const TrainingArguments&, TrainerState&, TrainerControl&) override { Beat(); }
+  void on_substep_end(const TrainingArguments&, TrainerState&, TrainerControl&) override { Beat(); }
+  void on_prediction_step(const TrainingArguments&, TrainerState&, TrainerControl&) override { Beat(); }
+  void on_save(const TrainingArguments&, TrainerState&, TrainerControl&) override { Beat(); }
+  void Beat(bool force = false) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!force && now - last_ < std::chrono::seconds(1)) return;
+    last_ = now;
+    std::FILE* f = std::fopen(path_.c_str(), "w");
+    if (f != nullptr) std::fclose(f);  // truncating open updates the mtime
+  }
+
+ private:
+  std::string path_;
+  std::chrono::steady_clock::time_point last_;
+};
+
+int Fail(const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kResourceExhausted) {
+    spdlog::error("{} ({})", OutOfMemoryMessage(), std::string(status.message()));
+    return kWorkerExitOutOfMemory;
+  }
+  spdlog::error("{}", std::string(status.message()));
+  return status.code() == absl::StatusCode::kInvalidArgument ? kWorkerExitInvalidSpec : kWorkerExitFailed;
+}
+
+// The spec at `path` with `overrides` and HF's defaults, checked against trainerd's
+// policy: started by trainerd, the worker checks it again, so that a file swapped after
+// submission is refused here. INVALID_ARGUMENT lists every problem.
+absl::StatusOr<trainer::v1::JobSpec> LoadCheckedSpec(const std::string& path, const std::vector<std::string>& overrides) {
+  absl::StatusOr<trainer::v1::JobSpec> spec = LoadJobSpecFile(path, overrides);
+  if (!spec.ok()) return spec;
+  ApplyDefaults(&*spec);
+  SpecCheckOptions check;
+  check.policy = SpecPolicyFromEnvironment();
+  if (absl::Status s = ValidateJobSpec(*spec, check); !s.ok()) return s;
+  return spec;
+}
+
+// Refuses to train over a finished run unless asked, creates output_dir, and (rank 0)
+// writes the spec that runs there.
+absl::Status PrepareOutputDir(const trainer::v1::JobSpec& spec, bool resuming, bool main_rank) {
+  const auto& args = spec.training_args();
+  const fs::path output_dir = args.output_dir();
+  if (args.do_train() && !resuming && HoldsResults(output_dir) && !args.overwrite_output_dir()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "training_args.output_dir: ", output_dir.string(),
+        " already holds a trained model or checkpoints; set resume_from_checkpoint: true to continue,"
+        " overwrite_output_dir: true to start over, or pick another folder"));
+  }
+  std::error_code ec;
+  fs::create_directories(output_dir, ec);
+  if (ec) return absl::InvalidArgumentError(absl::StrCat("training_args.output_dir: ", ec.message()));
+  if (!main_rank) return absl::OkStatus();
+  return WriteFileAtomically((output_dir / "job_spec.json").string(), JobSpecToJson(spec));
+}
+
+// A resumed run reads its text with the tokenizer it trained, not a new one.
+void UseTrainedTokenizer(trainer::v1::JobSpec* spec) {
+  if (!spec->data().tokenizer().path().empty()) return;
+  const std::string output_dir = spec->training_args().output_dir();
+  std::string from = spec->training_args().resume_from_checkpoint();
+  if (from == "true") from = CheckpointStore::LatestValid(output_dir, [](const std::string&) {}).value_or("");
+  if (!from.empty() && fs::exists(fs::path(from) / "tokenizer.model")) {
+    spec->mutable_data()->mutable_tokenizer()->set_path((fs::path(from) / "tokenizer.model").string());
+  }
+}
+
+// HF's main(): train, save, evaluate, predict as the spec says; rank 0 writes the
+// model, the predictions and all_results.json. Returns the worker's exit status.
+int RunJob(Trainer& trainer, const trainer::v1::JobSpec& spec, const std::optional<Dataset>& test, bool main_rank,
+           bool causal_lm, bool regression) {
+  const auto& args = spec.training_args();
+  const fs::path output_dir = args.output_dir();
+  Metrics all_results;
+  if (args.do_train()) {
+    absl::StatusOr<TrainOutput> out = trainer.train();
+    if (!out.ok()) return Fail(out.status());
+    all_results.insert(out->metrics.begin(), out->metrics.end());
+    if (g_stop_requested.load()) {
+      spdlog::warn("Stopped by SIGTERM at step {}; the latest checkpoint resumes it", trainer.state().global_step);
+      return kExitStopped;
+    }
+  }
+  if (args.do_train() && main_rank) {
+    if (absl::Status s = trainer.save_model(output_dir.string()); !s.ok()) return Fail(s);
+    // HF's trainer.save_state(): the final TrainerState beside the model.
+    if (absl::Status s = WriteFileAtomically((output_dir / kTrainerStateFile).string(),
+                                             TrainerStateToJson(trainer.state()));
+        !s.ok()) {
+      return Fail(s);
+    }
+    spdlog::info("Saved the final model to {} (model.pt, model_state_dict.pt, model.safetensors)",
+                 output_dir.string());
+  }
+  if (args.do_eval()) {
+    absl::StatusOr<Metrics> eval = trainer.evaluate();
+    if (!eval.ok()) return Fail(eval.status());
+    all_results.insert(eval->begin(), eval->end());
+  }
+  if (args.do_predict() && test) {
+    absl::StatusOr<PredictionOutput> out = trainer.predict(*test, "test");
+    if (!out.ok()) return Fail(out.status());
+    all_results.insert(out->metrics.begin(), out->metrics.end());
+    if (main_rank && !causal_lm) {
+      if (absl::Status s = WritePredictions((output_dir / "predictions.csv").string(), *out, regression); !s.ok()) {
+        return Fail(s);
+      }
+    }
+  }
+  if (!main_rank) return 0;
+  all_results["epoch"] = trainer.state().epoch;
+  if (absl::Status s = WriteFileAtomically((output_dir / "all_results.json").string(), MetricsJson(all_results)); !s.ok()) {
+    return Fail(s);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int RunWorker(const WorkerOptions& options) {
+  TuneProcess();
+  SetLogLevel("info");
+  absl::StatusOr<trainer::v1::JobSpec> spec = LoadCheckedSpec(options.spec_path, options.overrides);
+  if (!spec.ok()) {
+    std::cerr << "invalid job spec " << options.spec_path << ":\n" << spec.status().message() << "\n";
+    return kWorkerExitInvalidSpec;
+  }
+  if (options.validate_only) {
+    std::cout << options.spec_path << ": valid\n";
+    return 0;
+  }
+  // And once more as each file is opened (a link retargeted after this check).
+  ConfineReads(ReadRoots(spec->training_args().output_dir(), SpecPolicyFromEnvironment()));
+  const auto& args = spec->training_args();
+  absl::StatusOr<DistributedConfig> dist_config = DistributedConfigFromEnvironment();
+  if (!dist_config.ok()) return Fail(dist_config.status());
+  dist_config->timeout = std::chrono::seconds(args.ddp_timeout());
+  const bool main_rank = dist_config->rank == 0;
+  // HF: rank 0 logs at log_level, the others at log_level_replica; with
+  // log_on_each_node every node's local rank 0 counts as a main process for logging.
+  const bool logs_as_main = main_rank || (args.log_on_each_node() && dist_config->local_rank == 0);
+  SetLogLevel(logs_as_main ? args.log_level() : args.log_level_replica(),
+              dist_config->world_size > 1 ? absl::StrCat("rank ", dist_config->rank) : "");
+  const fs::path output_dir = args.output_dir();
+  const bool resuming = !args.resume_from_checkpoint().empty() && args.resume_from_checkpoint() != "false";
+  if (absl::Status s = PrepareOutputDir(*spec, resuming, main_rank); !s.ok()) return Fail(s);
+
+  // Under trainerd: heartbeats over its WorkerService, whose
+  // "stop" answer works like SIGTERM. Started before the data and the model, so that
+  // gRPC's threads exist before memory runs short under trainerd's RLIMIT_AS.
+  std::shared_ptr<WorkerReporter> reporter =
+      WorkerReporter::FromEnvironment([](const std::string&) { g_stop_requested.store(true); });
+  std::shared_ptr<HeartbeatCallback> heartbeat;
+  if (!options.heartbeat_file.empty()) heartbeat = std::make_shared<HeartbeatCallback>(options.heartbeat_file);
+  if (resuming) UseTrainedTokenizer(&*spec);
+  torch::manual_seed(static_cast<uint64_t>(args.seed()));  // HF's set_seed, before the model exists
+  absl::StatusOr<DatasetBundle> data = LoadDatasets(spec->data(), args.data_seed());
+  if (!data.ok()) return Fail(data.status());
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(spec->model(), *data);
+  if (!model.ok()) return Fail(model.status());
+  const bool regression = data->regression;
+  const bool causal_lm = data->causal_lm;
+  const std::optional<Dataset> test = data->test;
+
+  if (heartbeat) heartbeat->Beat(/*force=*/true);  // loading data can take a while
+  std::vector<std::shared_ptr<TrainerCallback>> callbacks = {std::make_shared<StopOnSignalCallback>()};
+  if (heartbeat) callbacks.push_back(heartbeat);
+  if (reporter) callbacks.push_back(reporter);
+  std::signal(SIGTERM, OnSigterm);
+  Trainer trainer(*spec, std::move(*model), std::move(*data), callbacks);
+  std::unique_ptr<Distributed> distributed;
+  if (dist_config->world_size > 1) {
+    spdlog::info("Joining {} ranks through the store at {}:{}", dist_config->world_size, dist_config->store_host,
+                 dist_config->store_port);
+    absl::StatusOr<std::unique_ptr<Distributed>> joined = Distributed::Connect(*dist_config, trainer.device());
+    if (!joined.ok()) return Fail(joined.status());
+    distributed = std::move(*joined);
+  }
+  if (absl::Status s = RunGuardedStatus("joining the ranks", [&] {
+        trainer.set_distributed(distributed.get());
+        return absl::OkStatus();
+      });
+      !s.ok()) {
+    return Fail(s);
+  }
+  // Rank 0 writes the job's log and results; the other ranks compute the same numbers.
+  auto log = main_rank ? TrainingLog::Open((output_dir / kTrainingLogFile).string(), options.metrics_fd)
+                       : TrainingLog::Open("", -1);
+  if (!log.ok()) return Fail(log.status());
+  trainer.set_training_log(std::move(*log));
+
+  return RunJob(trainer, *spec, test, main_rank, causal_lm, regression);
+}
+
+}  // namespace trainerd

@@ -1,0 +1,33 @@
+// The body of trainer-worker: from a spec file to a trained, evaluated, saved model.
+#ifndef TRAINERD_WORKER_APP_WORKER_RUN_H_
+#define TRAINERD_WORKER_APP_WORKER_RUN_H_
+
+#include <string>
+#include <vector>
+
+namespace trainerd {
+
+struct WorkerOptions {
+  std::string spec_path;
+  std::vector<std::string> overrides;
+  int metrics_fd = -1;
+  bool validate_only = false;
+  // Touched at least every few seconds while the job makes progress (steps,
+  // evaluation batches); trainerd kills a worker whose file goes stale.
+  std::string heartbeat_file;
+};
+
+// Exit status when SIGTERM stopped training (after saving a checkpoint).
+inline constexpr int kExitStopped = 3;
+
+// Runs the job. Returns the process exit status: 0 success, 1 the run failed, 2 the
+// spec is invalid (every problem is printed, one per line, naming its field),
+// kExitStopped when SIGTERM stopped it.
+int RunWorker(const WorkerOptions& options);
+
+// "out of memory (limit N MB)" with the process's address-space limit, when it has one.
+std::string OutOfMemoryMessage();
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_WORKER_APP_WORKER_RUN_H_

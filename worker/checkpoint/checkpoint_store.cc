@@ -1,0 +1,226 @@
+#include "worker/checkpoint/checkpoint_store.h"
+
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/atomic_file.h"
+
+namespace trainerd {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+uint32_t Crc32(const std::string& data) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  size_t offset = 0;
+  while (offset < data.size()) {  // zlib takes uInt lengths
+    const uInt n = static_cast<uInt>(std::min<size_t>(data.size() - offset, 1u << 30));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(data.data() + offset), n);
+    offset += n;
+  }
+  return static_cast<uint32_t>(crc);
+}
+
+absl::StatusOr<std::string> ReadWholeFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path.string(), ": cannot open"));
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+absl::Status WriteAndSync(const fs::path& path, const std::string& contents) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat("write ", path.string(), " failed"));
+  return SyncPath(path.string());
+}
+
+}  // namespace
+
+CheckpointStore::CheckpointStore(std::string output_dir, int64_t save_total_limit)
+    : output_dir_(std::move(output_dir)), save_total_limit_(save_total_limit) {
+  writer_ = std::thread([this] { WriterLoop(); });
+}
+
+CheckpointStore::~CheckpointStore() {
+  // A failed write was reported by Save or Flush already; nothing is left to tell here.
+  Flush().IgnoreError();
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  writer_.join();
+}
+
+absl::StatusOr<std::string> CheckpointStore::Save(int64_t step, CheckpointProducer produce,
+                                                  std::set<std::string> keep, CheckpointDone on_done) {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(this, &CheckpointStore::Idle));
+  if (!error_.ok()) return error_;
+  pending_ = Job{step, std::move(produce), std::move(keep), std::move(on_done)};
+  return (fs::path(output_dir_) / absl::StrCat(kCheckpointPrefix, step)).string();
+}
+
+absl::Status CheckpointStore::Flush() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(this, &CheckpointStore::Idle));
+  return error_;
+}
+
+bool CheckpointStore::Idle() const { return !pending_ && !busy_; }
+
+bool CheckpointStore::HasWork() const { return pending_.has_value() || stopping_; }
+
+void CheckpointStore::WriterLoop() {
+  while (true) {
+    Job job;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(this, &CheckpointStore::HasWork));
+      if (!pending_) return;
+      job = std::move(*pending_);
+      pending_.reset();
+      busy_ = true;
+    }
+    const std::string dest = (fs::path(output_dir_) / absl::StrCat(kCheckpointPrefix, job.step)).string();
+    absl::StatusOr<CheckpointFiles> files = job.produce();
+    absl::Status status = files.ok() ? WriteFolder(dest, *files) : files.status();
+    if (job.on_done) job.on_done(status, files.ok() ? *files : CheckpointFiles{});
+    if (status.ok()) {
+      Rotate(job.keep);
+    } else {
+      spdlog::error("saving {} failed: {}", dest, std::string(status.message()));
+    }
+    absl::MutexLock lock(&mu_);
+    if (!status.ok() && error_.ok()) error_ = status;
+    busy_ = false;
+  }
+}
+
+absl::Status CheckpointStore::WriteFolder(const std::string& dest, const CheckpointFiles& files) {
+  const fs::path final_path(dest);
+  const fs::path parent = final_path.parent_path();
+  const fs::path tmp = parent / absl::StrCat(".", final_path.filename().string(), ".tmp-", ::getpid());
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) return absl::InternalError(absl::StrCat("create ", tmp.string(), ": ", ec.message()));
+  json manifest = {{"format", 1}, {"files", json::object()}};
+  for (const auto& [name, contents] : files) {
+    if (absl::Status s = WriteAndSync(tmp / name, contents); !s.ok()) return s;
+    manifest["files"][name] = {{"size", contents.size()}, {"crc32", Crc32(contents)}};
+  }
+  if (absl::Status s = WriteAndSync(tmp / kManifestFile, manifest.dump(2)); !s.ok()) return s;
+  if (absl::Status s = SyncPath(tmp.string()); !s.ok()) return s;
+  // Replace an existing folder of the same name (e.g. re-saving a step after resume):
+  // move it aside first so that a crash leaves one valid copy.
+  const fs::path old = parent / absl::StrCat(".", final_path.filename().string(), ".old-", ::getpid());
+  if (fs::exists(final_path)) {
+    fs::rename(final_path, old, ec);
+    if (ec) return absl::InternalError(absl::StrCat("rename ", dest, ": ", ec.message()));
+  }
+  fs::rename(tmp, final_path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("rename to ", dest, ": ", ec.message()));
+  if (absl::Status s = SyncPath(parent.string()); !s.ok()) return s;
+  fs::remove_all(old, ec);
+  return absl::OkStatus();
+}
+
+int64_t CheckpointStore::StepOf(const std::string& dir) {
+  const std::string name = fs::path(dir).filename().string();
+  if (name.rfind(kCheckpointPrefix, 0) != 0) return -1;
+  int64_t step;
+  return absl::SimpleAtoi(name.substr(sizeof(kCheckpointPrefix) - 1), &step) ? step : -1;
+}
+
+std::vector<std::string> CheckpointStore::List(const std::string& output_dir) {
+  std::vector<std::pair<int64_t, std::string>> found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(output_dir, ec)) {
+    const int64_t step = StepOf(entry.path().string());
+    if (step >= 0 && entry.is_directory()) found.emplace_back(step, entry.path().string());
+  }
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> out;
+  for (auto& [step, path] : found) out.push_back(path);
+  return out;
+}
+
+absl::Status CheckpointStore::Verify(const std::string& dir) {
+  auto text = ReadWholeFile(fs::path(dir) / kManifestFile);
+  if (!text.ok()) return absl::DataLossError(absl::StrCat(dir, ": no ", kManifestFile, " (incomplete write?)"));
+  json manifest = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (!manifest.is_object() || !manifest.contains("files") || !manifest["files"].is_object()) {
+    return absl::DataLossError(absl::StrCat(dir, ": ", kManifestFile, " is malformed"));
+  }
+  for (const auto& [name, entry] : manifest["files"].items()) {
+    auto contents = ReadWholeFile(fs::path(dir) / name);
+    if (!contents.ok()) return absl::DataLossError(absl::StrCat(dir, ": ", name, " is missing"));
+    if (contents->size() != entry.value("size", uint64_t{0})) {
+      return absl::DataLossError(absl::StrCat(dir, ": ", name, " has ", contents->size(),
+                                              " bytes, the manifest says ", entry.value("size", uint64_t{0})));
+    }
+    if (Crc32(*contents) != entry.value("crc32", uint32_t{0})) {
+      return absl::DataLossError(absl::StrCat(dir, ": ", name, " fails its checksum"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CheckpointFiles> CheckpointStore::Read(const std::string& dir) {
+  if (absl::Status s = Verify(dir); !s.ok()) return s;
+  CheckpointFiles files;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name == kManifestFile) continue;
+    auto contents = ReadWholeFile(entry.path());
+    if (!contents.ok()) return contents.status();
+    files[name] = std::move(*contents);
+  }
+  return files;
+}
+
+absl::StatusOr<std::string> CheckpointStore::LatestValid(
+    const std::string& output_dir, const std::function<void(const std::string&)>& warn) {
+  std::vector<std::string> all = List(output_dir);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    absl::Status s = Verify(*it);
+    if (s.ok()) return *it;
+    if (warn) warn(absl::StrCat("skipping invalid checkpoint: ", s.message()));
+  }
+  return absl::NotFoundError(absl::StrCat("no valid checkpoint in ", output_dir));
+}
+
+void CheckpointStore::Rotate(const std::set<std::string>& keep) {
+  if (save_total_limit_ <= 0) return;
+  std::vector<std::string> all = List(output_dir_);
+  int64_t excess = static_cast<int64_t>(all.size()) - save_total_limit_;
+  // Oldest first; the newest is never a candidate (it was just written).
+  for (size_t i = 0; i + 1 < all.size() && excess > 0; ++i) {
+    const std::string name = fs::path(all[i]).filename().string();
+    if (keep.count(all[i]) || keep.count(name)) continue;
+    std::error_code ec;
+    fs::remove_all(all[i], ec);
+    if (ec) {
+      spdlog::warn("rotation: cannot delete {}: {}", all[i], ec.message());
+    } else {
+      spdlog::info("Deleting older checkpoint {} (save_total_limit {})", all[i], save_total_limit_);
+      --excess;
+    }
+  }
+}
+
+}  // namespace trainerd

@@ -1,0 +1,94 @@
+#include "worker/checkpoint/safetensors.h"
+
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace trainerd {
+namespace {
+
+using nlohmann::json;
+
+const std::map<torch::ScalarType, std::string>& DtypeNames() {
+  static const auto* names = new std::map<torch::ScalarType, std::string>{
+      {torch::kFloat, "F32"},  {torch::kDouble, "F64"}, {torch::kHalf, "F16"},
+      {torch::kBFloat16, "BF16"}, {torch::kLong, "I64"}, {torch::kInt, "I32"},
+      {torch::kShort, "I16"},  {torch::kChar, "I8"},   {torch::kByte, "U8"},
+      {torch::kBool, "BOOL"}};
+  return *names;
+}
+
+}  // namespace
+
+std::string EncodeSafetensors(const NamedTensors& tensors,
+                              const std::map<std::string, std::string>& metadata) {
+  json header = json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::vector<torch::Tensor> contiguous;
+  size_t offset = 0;
+  for (const auto& [name, t] : tensors) {
+    torch::Tensor c = t.detach().contiguous().cpu();
+    const size_t bytes = c.numel() * c.element_size();
+    header[name] = {{"dtype", DtypeNames().at(c.scalar_type())},
+                    {"shape", c.sizes().vec()},
+                    {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    contiguous.push_back(c);
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  std::string out(8, '\0');
+  uint64_t n = text.size();
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+  out += text;
+  out.reserve(out.size() + offset);
+  for (const torch::Tensor& c : contiguous) {
+    out.append(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size());
+  }
+  return out;
+}
+
+absl::StatusOr<NamedTensors> DecodeSafetensors(const std::string& bytes) {
+  if (bytes.size() < 8) return absl::DataLossError("safetensors: shorter than its 8-byte header size");
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
+  if (n > bytes.size() - 8) return absl::DataLossError("safetensors: header runs past the end of the file");
+  json header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + n, nullptr, /*allow_exceptions=*/false);
+  if (!header.is_object()) return absl::DataLossError("safetensors: header is not a JSON object");
+  const size_t data_start = 8 + n;
+  NamedTensors out;
+  try {
+  for (const auto& [name, info] : header.items()) {
+    if (name == "__metadata__") continue;
+    torch::ScalarType type = torch::kFloat;
+    bool known = false;
+    for (const auto& [t, dtype_name] : DtypeNames()) {
+      if (info.value("dtype", "") == dtype_name) {
+        type = t;
+        known = true;
+      }
+    }
+    if (!known) return absl::DataLossError(absl::StrCat("safetensors: ", name, ": unknown dtype"));
+    const std::vector<int64_t> shape = info.at("shape").get<std::vector<int64_t>>();
+    const auto offsets = info.at("data_offsets").get<std::vector<uint64_t>>();
+    int64_t numel = 1;
+    for (int64_t d : shape) numel *= d;
+    if (offsets.size() != 2 || offsets[1] < offsets[0] ||
+        offsets[1] - offsets[0] != static_cast<uint64_t>(numel) * c10::elementSize(type) ||
+        data_start + offsets[1] > bytes.size()) {
+      return absl::DataLossError(absl::StrCat("safetensors: ", name, ": bad data_offsets"));
+    }
+    torch::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(type));
+    std::memcpy(t.data_ptr(), bytes.data() + data_start + offsets[0], offsets[1] - offsets[0]);
+    out.emplace_back(name, t);
+  }
+  } catch (const json::exception& e) {
+    return absl::DataLossError(absl::StrCat("safetensors: malformed header: ", e.what()));
+  }
+  return out;
+}
+
+}  // namespace trainerd

@@ -1,0 +1,57 @@
+#include "worker/data/confined_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+
+namespace trainerd {
+namespace {
+
+namespace fs = std::filesystem;
+
+ABSL_CONST_INIT absl::Mutex roots_mu(absl::kConstInit);
+std::unique_ptr<ReadRoots> confined_roots ABSL_GUARDED_BY(roots_mu);  // null: not confined
+
+bool Allowed(const fs::path& resolved) {
+  absl::MutexLock lock(&roots_mu);
+  return confined_roots == nullptr || confined_roots->Allows(resolved);
+}
+
+absl::Status Refused(const std::string& path) {
+  return absl::PermissionDeniedError(absl::StrCat(path, ": ", ReadRoots::kRefusal));
+}
+
+}  // namespace
+
+void ConfineReads(const ReadRoots& roots) {
+  absl::MutexLock lock(&roots_mu);
+  confined_roots = std::make_unique<ReadRoots>(roots);
+}
+
+ConfinedFile::~ConfinedFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::string ConfinedFile::path() const { return absl::StrCat("/proc/self/fd/", fd_); }
+
+absl::StatusOr<ConfinedFile> OpenConfined(const std::string& path) {
+  // Checked before opening too: a refused path is refused the same way whether or not
+  // it exists (the open's error would tell).
+  std::error_code ec;
+  const fs::path before = ResolvePath(fs::absolute(path, ec), &ec);
+  if (ec || !Allowed(before)) return Refused(path);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  ConfinedFile file(fd);
+  const fs::path opened = fs::read_symlink(file.path(), ec);
+  if (ec || !Allowed(opened)) return Refused(path);
+  return file;
+}
+
+}  // namespace trainerd

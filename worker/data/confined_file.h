@@ -1,0 +1,44 @@
+// Opening the files a spec names, confined at the moment of opening.
+//
+// The spec's paths were checked at submission and again when the worker started, but a
+// symlink can be retargeted in between those checks and the open. OpenConfined opens
+// the file first and then checks where the opened file really is (/proc/self/fd/N), so
+// what is read is what was checked. Readers then read through the descriptor's path.
+#ifndef TRAINERD_WORKER_APP_CONFINED_FILE_H_
+#define TRAINERD_WORKER_APP_CONFINED_FILE_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "spec/spec_policy.h"
+
+namespace trainerd {
+
+// Sets the places files may be opened from, once, before any reader runs (the worker's
+// start). Until then nothing is confined (a worker run by hand, and tests).
+void ConfineReads(const ReadRoots& roots);
+
+class ConfinedFile {
+ public:
+  ConfinedFile(ConfinedFile&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  ConfinedFile& operator=(ConfinedFile&&) = delete;
+  ~ConfinedFile();
+
+  int fd() const { return fd_; }
+  // "/proc/self/fd/N": opening it opens this same file, for libraries that take a path.
+  std::string path() const;
+
+ private:
+  explicit ConfinedFile(int fd) : fd_(fd) {}
+  friend absl::StatusOr<ConfinedFile> OpenConfined(const std::string& path);
+  int fd_;
+};
+
+// Opens `path` read-only. A path outside the allowed places, before or after opening,
+// is PERMISSION_DENIED "<path>: <ReadRoots::kRefusal>", whether or not it exists; a
+// path inside them that cannot be opened is NOT_FOUND "<path>: cannot open".
+absl::StatusOr<ConfinedFile> OpenConfined(const std::string& path);
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_WORKER_APP_CONFINED_FILE_H_

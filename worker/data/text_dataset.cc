@@ -1,0 +1,192 @@
+#include "worker/data/text_dataset.h"
+
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "spec/spec_defaults.h"
+#include "worker/data/dataset_reader.h"
+#include "worker/data/sentencepiece_model.h"
+
+namespace trainerd {
+namespace {
+
+// A JSON value as label text: strings as they are, numbers and booleans printed.
+std::string LabelText(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+absl::StatusOr<std::shared_ptr<const SentencePieceModel>> MakeTokenizer(const trainer::v1::DataSpec& data,
+                                                                         const std::vector<TextExample>& train) {
+  const auto& t = data.tokenizer();
+  std::string error;
+  if (!t.path().empty()) {
+    absl::StatusOr<std::string> bytes = ReadMaybeGzipped(t.path());
+    if (!bytes.ok()) return absl::InvalidArgumentError(absl::StrCat("data.tokenizer.path: ", bytes.status().message()));
+    std::shared_ptr<const SentencePieceModel> model = SentencePieceModel::FromSerialized(*bytes, &error);
+    if (!model) return absl::InvalidArgumentError(absl::StrCat("data.tokenizer.path: ", t.path(), ": ", error));
+    return model;
+  }
+  std::vector<std::string> sentences;
+  for (const TextExample& e : train) {
+    if (!e.text.empty()) sentences.push_back(e.text);
+  }
+  const int64_t vocab = t.vocab_size() > 0 ? t.vocab_size() : kDefaultVocabSize;
+  std::shared_ptr<const SentencePieceModel> model = SentencePieceModel::Train(
+      sentences, static_cast<int>(vocab), t.model_type().empty() ? "unigram" : t.model_type(), /*num_threads=*/1,
+      &error);
+  if (!model) return absl::InvalidArgumentError(absl::StrCat("data.tokenizer: training failed: ", error));
+  return model;
+}
+
+// Language modelling: all documents' tokens, each followed by </s>, in blocks.
+Dataset PackBlocks(const std::vector<TextExample>& examples, const SentencePieceModel& tokenizer, int64_t block) {
+  std::vector<int64_t> stream;
+  for (const TextExample& e : examples) {
+    for (int id : tokenizer.Encode(e.text)) stream.push_back(id);
+    stream.push_back(tokenizer.eos_id());
+  }
+  const int64_t n = static_cast<int64_t>(stream.size()) / block;
+  torch::Tensor ids = torch::from_blob(stream.data(), {n * block}, torch::kLong).clone().view({n, block});
+  return Dataset{ids, ids};
+}
+
+// Classification: cut or padded to `length`.
+Dataset PadTexts(const std::vector<TextExample>& examples, const SentencePieceModel& tokenizer, int64_t length,
+                 const std::map<std::string, int64_t>& label_to_id) {
+  const int64_t n = static_cast<int64_t>(examples.size());
+  torch::Tensor ids = torch::full({n, length}, tokenizer.pad_id(), torch::kLong);
+  torch::Tensor labels = torch::empty({n}, torch::kLong);
+  auto ids_a = ids.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<int> tokens = tokenizer.Encode(examples[i].text);
+    for (int64_t k = 0; k < std::min<int64_t>(length, static_cast<int64_t>(tokens.size())); ++k) ids_a[i][k] = tokens[k];
+    labels[i] = label_to_id.at(examples[i].label);
+  }
+  return Dataset{ids, labels};
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<TextExample>> ReadTextExamples(const trainer::v1::DatasetSource& source) {
+  absl::StatusOr<std::string> contents = ReadMaybeGzipped(source.path());
+  if (!contents.ok()) return contents.status();
+  std::vector<TextExample> out;
+  auto full = [&] { return source.limit() > 0 && static_cast<int64_t>(out.size()) >= source.limit(); };
+  std::istringstream lines(*contents);
+  std::string line;
+  if (DatasetFormat(source) == "jsonl") {
+    const std::string text_field = source.text_field().empty() ? "text" : source.text_field();
+    for (int64_t number = 1; std::getline(lines, line) && !full(); ++number) {
+      if (absl::StripAsciiWhitespace(line).empty()) continue;
+      nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (!record.is_object()) {
+        return absl::InvalidArgumentError(absl::StrCat(source.path(), ":", number, ": not a JSON object"));
+      }
+      if (!record.contains(text_field) || !record[text_field].is_string()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(source.path(), ":", number, ": no string field \"", text_field, "\" (text_field)"));
+      }
+      TextExample e{record[text_field].get<std::string>(), ""};
+      if (!source.label_field().empty()) {
+        if (!record.contains(source.label_field())) {
+          return absl::InvalidArgumentError(absl::StrCat(source.path(), ":", number, ": no field \"",
+                                                         source.label_field(), "\" (label_field)"));
+        }
+        e.label = LabelText(record[source.label_field()]);
+      }
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+  std::string document;
+  auto flush = [&] {
+    const std::string text(absl::StripAsciiWhitespace(document));
+    if (!text.empty() && !full()) out.push_back({text, ""});
+    document.clear();
+  };
+  while (std::getline(lines, line)) {
+    const std::string trimmed(absl::StripAsciiWhitespace(line));
+    if (trimmed.empty() || trimmed == "%") {
+      flush();
+    } else {
+      absl::StrAppend(&document, document.empty() ? "" : "\n", line);
+    }
+  }
+  flush();
+  return out;
+}
+
+absl::StatusOr<DatasetBundle> LoadTextDatasets(const trainer::v1::DataSpec& data, int64_t data_seed) {
+  const bool classification = !data.train().label_field().empty();
+  auto train = ReadTextExamples(data.train());
+  if (!train.ok()) return absl::InvalidArgumentError(absl::StrCat("data.train: ", train.status().message()));
+  if (train->empty()) return absl::InvalidArgumentError(absl::StrCat("data.train: ", data.train().path(), " holds no text"));
+  std::optional<std::vector<TextExample>> eval, test;
+  if (!data.eval().path().empty()) {
+    auto e = ReadTextExamples(data.eval());
+    if (!e.ok()) return absl::InvalidArgumentError(absl::StrCat("data.eval: ", e.status().message()));
+    eval = std::move(*e);
+  } else if (data.eval_split() > 0) {
+    // Whole documents go to the eval split, so that no text is in both.
+    const int64_t n = static_cast<int64_t>(train->size());
+    const int64_t n_eval = static_cast<int64_t>(n * data.eval_split());
+    if (n_eval < 1 || n_eval >= n) {
+      return absl::InvalidArgumentError(absl::StrCat("data.eval_split: ", data.eval_split(), " of ", n,
+                                                     " documents leaves an empty split"));
+    }
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(data_seed));
+    torch::Tensor perm = torch::randperm(n, gen, torch::kLong);
+    std::vector<TextExample> kept, held_out;
+    for (int64_t i = 0; i < n; ++i) {
+      (i < n - n_eval ? kept : held_out).push_back(std::move((*train)[perm[i].item<int64_t>()]));
+    }
+    *train = std::move(kept);
+    eval = std::move(held_out);
+  }
+  if (!data.test().path().empty()) {
+    auto t = ReadTextExamples(data.test());
+    if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat("data.test: ", t.status().message()));
+    test = std::move(*t);
+  }
+
+  DatasetBundle b;
+  auto tokenizer = MakeTokenizer(data, *train);
+  if (!tokenizer.ok()) return tokenizer.status();
+  b.tokenizer = *tokenizer;
+  b.vocab_size = b.tokenizer->vocab_size();
+  b.pad_id = b.tokenizer->pad_id();
+  const int64_t length = data.max_seq_length() > 0 ? data.max_seq_length() : kDefaultMaxSeqLength;
+  b.input_shape = {length};
+  if (!classification) {
+    b.causal_lm = true;
+    b.train = PackBlocks(*train, *b.tokenizer, length);
+    if (b.train.size() == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("data.train: the text makes no block of max_seq_length ", length,
+                                                     " tokens"));
+    }
+    if (eval) b.eval = PackBlocks(*eval, *b.tokenizer, length);
+    if (test) b.test = PackBlocks(*test, *b.tokenizer, length);
+    return b;
+  }
+  if (b.pad_id < 0) return absl::InvalidArgumentError("data.tokenizer.path: classification needs a tokenizer with a pad id");
+  std::map<std::string, int64_t> label_to_id;
+  for (const auto* split : {&*train, eval ? &*eval : nullptr, test ? &*test : nullptr}) {
+    if (split == nullptr) continue;
+    for (const TextExample& e : *split) label_to_id.emplace(e.label, 0);
+  }
+  int64_t next = 0;
+  for (auto& [name, id] : label_to_id) {
+    id = next++;
+    b.class_names.push_back(name);
+  }
+  b.num_classes = next;
+  b.train = PadTexts(*train, *b.tokenizer, length, label_to_id);
+  if (eval) b.eval = PadTexts(*eval, *b.tokenizer, length, label_to_id);
+  if (test) b.test = PadTexts(*test, *b.tokenizer, length, label_to_id);
+  return b;
+}
+
+}  // namespace trainerd

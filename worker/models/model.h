@@ -1,0 +1,77 @@
+// The model a Trainer trains: a built-in network (mlp, cnn) or a user's TorchScript
+// module, behind one interface.
+#ifndef TRAINERD_WORKER_MODELS_MODEL_H_
+#define TRAINERD_WORKER_MODELS_MODEL_H_
+
+#include <memory>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <c10/core/Device.h>
+#include <torch/types.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "trainer/v1/job_spec.pb.h"
+#include "worker/data/dataset.h"
+#include "worker/models/liger_kernels.h"
+
+namespace trainerd {
+
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  // Maps a batch of normalised inputs to logits [B, classes] or predictions [B, outputs].
+  virtual torch::Tensor Forward(const torch::Tensor& inputs) = 0;
+  // Parameters and buffers by dotted name ("layers.0.weight"), as in a PyTorch state dict.
+  virtual NamedTensors NamedParameters() const = 0;
+  virtual NamedTensors NamedBuffers() const = 0;
+  // Training mode turns dropout on.
+  virtual void SetTraining(bool training) = 0;
+  // Moves parameters and buffers to `device` (before the optimizer is built).
+  virtual void To(const torch::Device& device) = 0;
+  // Writes a TorchScript module that Python loads with torch.jit.load. May throw.
+  virtual void SaveTorchScript(std::ostream& out) const = 0;
+
+  // Optional features of token models (the built-in gpt and text_classifier); the
+  // defaults say a model lacks them.
+  // NEFTune: while training, add uniform noise in [-1, 1] x alpha / sqrt(L x d) to the
+  // embedding output (HF's neftune hook); 0 turns it off. False if unsupported.
+  virtual bool SetNeftuneNoiseAlpha(double /*alpha*/) { return false; }
+  // The embedding layer's output for token ids [B, L], noise included (in training).
+  virtual torch::Tensor InputEmbeddings(const torch::Tensor& ids) {
+    throw std::invalid_argument("this model has no token embeddings");
+  }
+  // Gradient checkpointing: blocks keep only their inputs and recompute activations in
+  // backward. False if unsupported.
+  virtual bool SetGradientCheckpointing(bool /*enabled*/) { return false; }
+  // Fused (Liger) kernels, see liger_kernels.h. False if unsupported.
+  virtual bool SetLigerKernels(const LigerKernels& /*kernels*/) { return false; }
+  // A causal LM's summed next-token loss computed by the model itself (the fused loss
+  // kernels), from token ids and labels [B, L]; the shift happens inside. An undefined
+  // tensor when the model does not compute its own loss: use Forward's logits then.
+  virtual torch::Tensor CausalLmLossSum(const torch::Tensor& /*ids*/, const torch::Tensor& /*labels*/,
+                                        double /*label_smoothing*/) {
+    return {};
+  }
+
+  std::vector<torch::Tensor> Parameters() const;
+  // Parameters then buffers: everything a state dict or a checkpoint holds.
+  NamedTensors NamedState() const;
+  int64_t NumParameters() const;
+};
+
+
+// {name: tensor} for every parameter and buffer, in torch.save's format: Python's
+// torch.load of these bytes returns a state dict.
+std::vector<char> SerializeStateDict(const Model& model);
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_WORKER_MODELS_MODEL_H_

@@ -1,0 +1,75 @@
+#include "worker/models/model_factory.h"
+
+#include <torch/script.h>
+
+#include "absl/strings/str_cat.h"
+#include "worker/data/confined_file.h"
+#include "worker/models/builtin_net.h"
+#include "worker/models/gpt.h"
+
+namespace trainerd {
+namespace {
+
+// A user's TorchScript module, trained as-is.
+class ScriptModel : public Model {
+ public:
+  explicit ScriptModel(torch::jit::Module module) : module_(std::move(module)) {}
+
+  torch::Tensor Forward(const torch::Tensor& inputs) override {
+    return module_.forward({inputs}).toTensor();
+  }
+  NamedTensors NamedParameters() const override {
+    NamedTensors out;
+    for (const auto& p : module_.named_parameters(/*recurse=*/true)) out.emplace_back(p.name, p.value);
+    return out;
+  }
+  NamedTensors NamedBuffers() const override {
+    NamedTensors out;
+    for (const auto& b : module_.named_buffers(/*recurse=*/true)) out.emplace_back(b.name, b.value);
+    return out;
+  }
+  void SetTraining(bool training) override { module_.train(training); }
+  void To(const torch::Device& device) override { module_.to(device); }
+  void SaveTorchScript(std::ostream& out) const override { module_.save(out); }
+
+ private:
+  mutable torch::jit::Module module_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Model>> CreateModel(const trainer::v1::ModelSpec& spec,
+                                                   const DatasetBundle& data) {
+  if (spec.type() == "torchscript") {
+    absl::StatusOr<ConfinedFile> file = OpenConfined(spec.path());
+    if (!file.ok()) return absl::Status(file.status().code(), absl::StrCat("model.path: ", file.status().message()));
+    try {
+      return std::unique_ptr<Model>(new ScriptModel(torch::jit::load(file->path())));
+    } catch (const c10::Error& e) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model.path: ", spec.path(), " is not a TorchScript module: ", e.what_without_backtrace()));
+    }
+  }
+  if (spec.type() == "gpt" || spec.type() == "text_classifier") return CreateTextModel(spec, data);
+  if (data.tokenizer) {
+    return absl::InvalidArgumentError(absl::StrCat("model.type: ", spec.type(),
+                                                   " does not read text; use gpt or text_classifier"));
+  }
+  if (spec.type() != "mlp" && spec.type() != "cnn") {
+    return absl::InvalidArgumentError(absl::StrCat("model.type: \"", spec.type(), "\" is not supported"));
+  }
+  if (spec.type() == "cnn" && data.input_shape.size() != 3) {
+    return absl::InvalidArgumentError(
+        "model.type: cnn needs image inputs [channels, height, width]; use mlp for tables");
+  }
+  int64_t outputs = spec.num_outputs();
+  if (outputs == 0) outputs = data.regression ? 1 : data.num_classes;
+  if (!data.regression && outputs < data.num_classes) {
+    return absl::InvalidArgumentError(absl::StrCat("model.num_outputs: ", outputs,
+                                                   " is fewer than the ", data.num_classes,
+                                                   " classes in the data"));
+  }
+  return CreateBuiltinNet(spec, data.input_shape, outputs);
+}
+
+}  // namespace trainerd

@@ -1,0 +1,38 @@
+// Counts the bytes LibTorch holds on the CPU, and their peak, by wrapping its CPU
+// allocator. The benches and tests use it to measure what a kernel or a training step
+// really keeps (glibc's counters include freed-but-cached memory and have no peak).
+#ifndef TRAINERD_WORKER_TRAINER_CPU_MEMORY_TRACKER_H_
+#define TRAINERD_WORKER_TRAINER_CPU_MEMORY_TRACKER_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include <c10/core/Allocator.h>
+
+namespace trainerd {
+
+class CpuMemoryTracker : public c10::Allocator {
+ public:
+  // Installs the process's tracker as LibTorch's CPU allocator on first use (tensors
+  // allocated before are not counted) and returns it. It is never destroyed.
+  static CpuMemoryTracker& Install();
+
+  c10::DataPtr allocate(size_t bytes) const override;
+
+  int64_t current() const { return current_.load(); }
+  int64_t peak() const { return peak_.load(); }
+  // Starts a new peak from the bytes held now.
+  void ResetPeak() { peak_.store(current_.load()); }
+
+ private:
+  explicit CpuMemoryTracker(c10::Allocator* base) : base_(base) {}
+  static void Free(void* context);
+
+  c10::Allocator* base_;
+  mutable std::atomic<int64_t> current_{0};
+  mutable std::atomic<int64_t> peak_{0};
+};
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_WORKER_TRAINER_CPU_MEMORY_TRACKER_H_
