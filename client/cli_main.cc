@@ -23,8 +23,7 @@ struct Subcommands {
   std::vector<std::pair<CLI::App*, Runner>> with_client;
 };
 
-// Every subcommand with its flags, bound to `args`.
-Subcommands DefineSubcommands(CLI::App& app, CliArgs& args) {
+CLI::App* DefineSubmit(CLI::App& app, CliArgs& args) {
   auto* submit = app.add_subcommand("submit", "Submit a job spec; prints the job id.\n"
                                               "Example: trainer-cli submit examples/fashion-mnist-cnn.yaml --follow");
   submit->add_option("spec", args.spec_path, "Job spec (YAML or JSON)")->required();
@@ -37,13 +36,33 @@ Subcommands DefineSubcommands(CLI::App& app, CliArgs& args) {
   submit->add_option("--gpus-per-rank", args.gpus_per_rank, "GPUs each rank needs")->capture_default_str();
   submit->add_flag("--follow,-f", args.follow, "Follow the logs and exit with the job's outcome");
   submit->add_flag("--json", args.json, "Print the submitted job as JSON");
+  return submit;
+}
 
+CLI::App* DefineList(CLI::App& app, CliArgs& args) {
   auto* list = app.add_subcommand("list", "List jobs, newest first.\nExample: trainer-cli list --state RUNNING");
   list->add_option("--state", args.states, "Only jobs in this state (repeatable): QUEUED, RUNNING, SUCCEEDED, ...");
   list->add_option("--limit", args.limit, "At most this many")->capture_default_str();
   list->add_flag("--mine", args.mine, "Only my jobs");
   list->add_flag("--json", args.json, "JSON: {\"jobs\": [Job...]}");
+  return list;
+}
 
+CLI::App* DefineMetrics(CLI::App& app, CliArgs& args) {
+  auto* metrics = app.add_subcommand("metrics", "A job's metric history.\nExample: trainer-cli metrics j1a2b3c --name loss --plot");
+  metrics->add_option("job", args.job_id)->required();
+  metrics->add_option("--name", args.metric_name, "Only this metric (loss, learning_rate, eval_accuracy, ...)");
+  metrics->add_option("--split", args.split, "train, eval or test");
+  metrics->add_flag("--plot", args.plot, "Draw the curve in the terminal");
+  metrics->add_flag("--csv", args.csv, "CSV: name,split,step,epoch,value");
+  metrics->add_flag("--json", args.json, "JSON: {\"points\": [MetricPoint...]}");
+  return metrics;
+}
+
+// Every subcommand with its flags, bound to `args`.
+Subcommands DefineSubcommands(CLI::App& app, CliArgs& args) {
+  CLI::App* submit = DefineSubmit(app, args);
+  CLI::App* list = DefineList(app, args);
   auto* status = app.add_subcommand("status", "Everything about one job.\nExample: trainer-cli status j1a2b3c");
   status->add_option("job", args.job_id)->required();
   status->add_flag("--json", args.json, "The Job as JSON");
@@ -57,14 +76,7 @@ Subcommands DefineSubcommands(CLI::App& app, CliArgs& args) {
 
   auto* watch = app.add_subcommand("watch", "A live progress bar until the job ends.\nExample: trainer-cli watch j1a2b3c");
   watch->add_option("job", args.job_id)->required();
-
-  auto* metrics = app.add_subcommand("metrics", "A job's metric history.\nExample: trainer-cli metrics j1a2b3c --name loss --plot");
-  metrics->add_option("job", args.job_id)->required();
-  metrics->add_option("--name", args.metric_name, "Only this metric (loss, learning_rate, eval_accuracy, ...)");
-  metrics->add_option("--split", args.split, "train, eval or test");
-  metrics->add_flag("--plot", args.plot, "Draw the curve in the terminal");
-  metrics->add_flag("--csv", args.csv, "CSV: name,split,step,epoch,value");
-  metrics->add_flag("--json", args.json, "JSON: {\"points\": [MetricPoint...]}");
+  CLI::App* metrics = DefineMetrics(app, args);
 
   auto* cancel = app.add_subcommand("cancel", "Cancel a job (its worker saves a checkpoint first).\nExample: trainer-cli cancel j1a2b3c");
   cancel->add_option("job", args.job_id)->required();

@@ -41,9 +41,9 @@ WorkerReporter::WorkerReporter(std::string address, std::string secret, std::str
       rpc_(std::make_unique<Rpc>()) {
   rpc_->secret = std::move(secret);
   // With TLS the worker sends its secret only to a trainerd whose certificate verifies.
-  const char* ca = std::getenv(kEnvTlsCa);
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
-      MakeChannelCredentials({ca != nullptr ? ca : ""});
+  TlsClientFiles tls;
+  if (const char* ca = std::getenv(kEnvTlsCa)) tls.ca = ca;
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = MakeChannelCredentials(tls);
   if (!credentials.ok()) {
     // Never plaintext then: TLS against the system's roots fails to verify trainerd, and
     // the worker trains on, reporting through its files only.
