@@ -1,0 +1,75 @@
+// The Slurm test cluster itself (tests/slurm_cluster.h): three real slurmd place a gang
+// one rank per node with the variables trainerd's Slurm launcher derives torchrun's
+// from, a batch job runs to its end, and a real trainer-worker trains under srun.
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "tests/slurm_cluster.h"
+#include "tests/test_util.h"
+
+namespace trainerd {
+namespace {
+
+using ::testing::HasSubstr;
+
+class Slurm : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    cluster_ = testing::SlurmCluster::Start(dir_.path().string(), 3, 2, &error);
+    ASSERT_NE(cluster_, nullptr) << error;
+  }
+  testing::TempDir dir_;
+  std::unique_ptr<testing::SlurmCluster> cluster_;
+};
+
+TEST_F(Slurm, PlacesOneRankPerNodeWithItsVariables) {
+  testing::CommandResult r = cluster_->Run(
+      "timeout 60 srun -N3 -n3 --ntasks-per-node=1 sh -c "
+      "'echo $SLURM_PROCID $SLURM_NODEID $SLURM_LOCALID $SLURM_NTASKS $SLURMD_NODENAME $SLURM_JOB_NODELIST' | sort");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, "0 0 0 3 n1 n[1-3]\n1 1 0 3 n2 n[1-3]\n2 2 0 3 n3 n[1-3]\n");
+}
+
+TEST_F(Slurm, RunsABatchJobToItsEnd) {
+  const std::string out = dir_ / "job.out";
+  testing::WriteFile(dir_ / "job.sh", absl::StrCat("#!/bin/sh\n#SBATCH -N 2\n#SBATCH -n 2\n#SBATCH -o ", out,
+                                                   "\nsrun sh -c 'echo rank $SLURM_PROCID'\n"));
+  testing::CommandResult r = cluster_->Run("sbatch --parsable " + (dir_ / "job.sh"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string job = std::string(absl::StripAsciiWhitespace(r.output));
+  // Gone from the queue when it ended (sbatch --wait polls only every few seconds).
+  for (int i = 0; i < 300 && !cluster_->Run("squeue -h -j " + job).output.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  std::vector<std::string> lines = absl::StrSplit(testing::ReadFile(out), '\n', absl::SkipEmpty());
+  std::sort(lines.begin(), lines.end());
+  EXPECT_EQ(lines, (std::vector<std::string>{"rank 0", "rank 1"}));
+}
+
+TEST_F(Slurm, ATrainerWorkerTrainsUnderSrun) {
+  const std::string d = testing::kFashionDir;
+  testing::WriteFile(dir_ / "job.yaml",
+                     absl::StrCat("training_args: {output_dir: ", dir_ / "out",
+                                  ", max_steps: 5, per_device_train_batch_size: 16, logging_steps: 5, "
+                                  "save_strategy: 'no', do_eval: false}\n"
+                                  "model: {type: mlp, hidden_sizes: [16]}\n"
+                                  "data: {train: {path: ", d, "/train-images-idx3-ubyte.gz, labels_path: ", d,
+                                  "/train-labels-idx1-ubyte.gz, limit: 200}}\n"));
+  const std::string worker = std::filesystem::absolute(testing::BuildDir() + "/worker/trainer-worker").string();
+  testing::CommandResult r =
+      cluster_->Run(absl::StrCat("timeout 120 srun -N1 -n1 -w n2 ", worker, " --spec ", dir_ / "job.yaml"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(testing::ReadFile(dir_ / "out/all_results.json"), HasSubstr("train_loss"));
+}
+
+}  // namespace
+}  // namespace trainerd
