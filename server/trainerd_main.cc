@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "common/data_root.h"
 #include "server/launch/node_agent.h"
 #include "server/trainerd_server.h"
@@ -131,6 +132,7 @@ struct ServerFlags {
   std::vector<std::string> data_dirs;
   std::string registry_dir;
   std::string max_job_memory;
+  std::string slurm_extra_args;
 };
 
 struct AgentCommand {
@@ -182,6 +184,13 @@ void DefineServerFlags(CLI::App& app, trainerd::TrainerdOptions& server_options,
                  "On first start, the admin's token is the one in this file (e.g. a Kubernetes Secret) instead of "
                  "a new one in DATA_ROOT/admin.token");
   app.add_flag("--share-read", server_options.access.share_read, "Let every user read (not change) every job");
+  app.add_option("--launcher", server_options.launcher,
+                 "Where ranks run: local (processes on this machine) or slurm (one batch job per attempt; "
+                 "SLURM_CONF is honoured)")
+      ->capture_default_str();
+  app.add_option("--slurm-partition", server_options.slurm.partition, "The partition jobs are submitted to");
+  app.add_option("--slurm-account", server_options.slurm.account, "The account jobs are charged to");
+  app.add_option("--slurm-extra-args", flags.slurm_extra_args, "More sbatch options, e.g. \"--qos=high --exclusive\"");
   app.add_option("--agent-token", server_options.agents.token, "A secret agents must present (default: $TRAINERD_AGENT_TOKEN)");
   if (const char* token = std::getenv("TRAINERD_AGENT_TOKEN")) server_options.agents.token = token;
 }
@@ -226,6 +235,7 @@ CLI::App* DefineUserCommand(CLI::App& app, std::string& data_root, UserCommand& 
 bool FinishOptions(trainerd::TrainerdOptions& server_options, const ServerFlags& flags, int cpus,
                    AgentCommand& agent) {
   trainerd::JobOptions& options = server_options.jobs;
+  server_options.slurm.extra_args = absl::StrSplit(flags.slurm_extra_args, ' ', absl::SkipEmpty());
   if (agent.options.token.empty()) agent.options.token = server_options.agents.token;
   agent.options.gpus = agent.gpus >= 0 ? agent.gpus : DetectGpus();
   options.gpus = flags.gpus >= 0 ? flags.gpus : DetectGpus();

@@ -44,6 +44,9 @@ TrainerdServer::~TrainerdServer() {
 }
 
 absl::StatusOr<std::unique_ptr<TrainerdServer>> TrainerdServer::BuildAndStart(TrainerdOptions options) {
+  if (options.launcher != "local" && options.launcher != "slurm") {
+    return absl::InvalidArgumentError(absl::StrCat("--launcher ", options.launcher, ": must be local or slurm"));
+  }
   if (options.tls.cert.empty() && !IsLoopbackListen(options.listen) && !options.allow_plaintext) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--listen ", options.listen, ": refusing to serve off loopback without TLS (give --tls-cert and ",
@@ -95,7 +98,13 @@ absl::Status TrainerdServer::Open() {
   observers.on_job_finished = [metrics = metrics_](const trainer::v1::Job& j) { metrics->OnJobFinished(j); };
   registry_ = std::make_unique<JobRegistry>(store_.get(), observers);
   tailer_ = std::make_unique<OutputTailer>(m.data_root, registry_.get());
-  local_launcher_ = std::make_unique<LocalLauncher>(m.cpu_slots, m.gpus, m.advertise_host);
+  if (options_.launcher == "slurm") {
+    SlurmLauncherOptions slurm = options_.slurm;
+    slurm.cpus_per_rank = m.threads_per_slot;
+    local_launcher_ = std::make_unique<SlurmLauncher>(slurm);
+  } else {
+    local_launcher_ = std::make_unique<LocalLauncher>(m.cpu_slots, m.gpus, m.advertise_host);
+  }
   agent_launcher_ = std::make_unique<AgentLauncher>(options_.agents);
   launcher_ = std::make_unique<CombinedLauncher>(std::vector<Launcher*>{local_launcher_.get(), agent_launcher_.get()});
   supervisor_ = std::make_unique<AttemptSupervisor>(m, registry_.get(), tailer_.get(), launcher_.get(),

@@ -17,6 +17,7 @@
 #include "server/jobs/job_registry.h"
 #include "server/jobs/output_tailer.h"
 #include "server/launch/agent_launcher.h"
+#include "server/launch/slurm_launcher.h"
 
 namespace grpc {
 class Server;
@@ -41,6 +42,8 @@ struct TrainerdOptions {
   int metrics_port = 9464;  // on 127.0.0.1; 0: off
   JobOptions jobs;
   AgentLauncherOptions agents;
+  std::string launcher = "local";  // "local" (this machine's processes) or "slurm"
+  SlurmLauncherOptions slurm;
   TlsServerFiles tls;
   bool allow_plaintext = false;  // listen off loopback without TLS
   AccessOptions access;
@@ -71,7 +74,7 @@ class TrainerdServer {
   std::shared_ptr<DaemonMetrics> metrics_;
   std::unique_ptr<JobRegistry> registry_;
   std::unique_ptr<OutputTailer> tailer_;
-  std::unique_ptr<Launcher> local_launcher_;
+  std::unique_ptr<Launcher> local_launcher_;  // or the Slurm one
   std::unique_ptr<AgentLauncher> agent_launcher_;
   std::unique_ptr<Launcher> launcher_;  // both of them
   std::unique_ptr<AttemptSupervisor> supervisor_;

@@ -7,11 +7,13 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "protocol/worker_environment.h"
 #include "protocol/worker_exit_codes.h"
 #include "server/jobs/attempt_verdict.h"
 #include "server/jobs/job_state.h"
 #include "server/jobs/rank_launch_plan.h"
+#include "server/launch/slurm_batch_script.h"
 
 namespace trainerd {
 namespace {
@@ -150,6 +152,40 @@ TEST(RankLaunchPlan, EachRankGetsItsTorchrunVariablesFilesAndGpus) {
   EXPECT_NE(std::find(args.begin(), args.end(), "--resume-from-checkpoint"), args.end());
   EXPECT_EQ(args.back(), "/data/jobs/j1/attempt-2/heartbeat-2");
   EXPECT_EQ(last.launch.address_space_limit_bytes, 0);  // GPU ranks: CUDA maps its own
+}
+
+TEST(SlurmBatchScript, OneTaskPerRankWithItsOwnCommandLineAndSlurmsPlacement) {
+  EXPECT_EQ(ShellQuote("it's $HOME"), "'it'\\''s $HOME'");
+  std::vector<RankStart> ranks(2);
+  for (int k = 0; k < 2; ++k) {
+    ranks[k].id = RankId{"j1", 3, k};
+    ranks[k].node = "slurm";
+    ranks[k].launch.program = "/opt/trainer-worker";
+    ranks[k].launch.args = {"--spec", "/d/jobs/j1/spec.json", "--heartbeat-file", k == 0 ? "hb" : "hb-1"};
+    ranks[k].launch.working_dir = "/d/jobs/j1/attempt-3";
+    ranks[k].launch.log_path = absl::StrCat("/d/jobs/j1/attempt-3/rank", k, ".log");
+    ranks[k].launch.env = {{kEnvRank, std::to_string(k)}, {kEnvLocalRank, std::to_string(k)},
+                           {kEnvMasterAddr, ""}, {"CUDA_VISIBLE_DEVICES", ""}, {kEnvWorkerSecret, "s'cret"}};
+  }
+  SlurmJobOptions options;
+  options.partition = "gpu";
+  options.cpus_per_rank = 4;
+  options.gpus_per_rank = 1;
+  const std::string batch = SlurmBatchScript(ranks, options, "/d/jobs/j1/attempt-3/slurm-ranks.sh");
+  for (const char* line : {"#SBATCH --nodes=2", "#SBATCH --ntasks=2", "#SBATCH --ntasks-per-node=1",
+                           "#SBATCH --cpus-per-task=4", "#SBATCH --gpus-per-task=1", "#SBATCH --partition=gpu",
+                           "#SBATCH --requeue", "exec srun --kill-on-bad-exit=1 /bin/sh '/d/jobs/j1/attempt-3/slurm-ranks.sh'"}) {
+    EXPECT_NE(batch.find(line), std::string::npos) << line << " in\n" << batch;
+  }
+  const std::string ranks_script = SlurmRankScript(ranks);
+  EXPECT_NE(ranks_script.find("1)\n  export RANK='1'"), std::string::npos) << ranks_script;
+  EXPECT_NE(ranks_script.find("export TRAINERD_WORKER_SECRET='s'\\''cret'"), std::string::npos);
+  EXPECT_NE(ranks_script.find("'--heartbeat-file' 'hb-1' >> '/d/jobs/j1/attempt-3/rank1.log' 2>&1"), std::string::npos);
+  EXPECT_NE(ranks_script.find("echo \"$status\" > '/d/jobs/j1/attempt-3/rank1.exit'"), std::string::npos);
+  // Where the rank runs is Slurm's to say: trainerd's placement and GPU choice are left out.
+  EXPECT_EQ(ranks_script.find("export CUDA_VISIBLE_DEVICES"), std::string::npos);
+  EXPECT_EQ(ranks_script.find("export MASTER_ADDR"), std::string::npos);
+  EXPECT_NE(ranks_script.find("LOCAL_RANK=\"$SLURM_LOCALID\""), std::string::npos);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "tests/daemon_test_util.h"
 #include "tests/slurm_cluster.h"
 #include "tests/test_util.h"
 
@@ -69,6 +70,25 @@ TEST_F(Slurm, ATrainerWorkerTrainsUnderSrun) {
       cluster_->Run(absl::StrCat("timeout 120 srun -N1 -n1 -w n2 ", worker, " --spec ", dir_ / "job.yaml"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(testing::ReadFile(dir_ / "out/all_results.json"), HasSubstr("train_loss"));
+}
+
+// trainerd --launcher slurm: a 3-rank gang becomes one Slurm job, one rank per node, whose
+// ranks find each other through Slurm's allocation and train to the end.
+TEST_F(Slurm, TrainerdRunsAGangAsOneSlurmJob) {
+  ::setenv("SLURM_CONF", cluster_->conf().c_str(), 1);  // trainerd's sbatch and squeue read it
+  testing::Daemon d(dir_ / "root", {"--launcher", "slurm", "--cpu-slots", "1"});
+  const std::string id = testing::Submit(d, testing::Spec("max_steps: 6, save_strategy: 'no'"), 0, "gang", 3);
+  trainer::v1::Job job = testing::WaitFor(d, id, testing::Finished, 180);
+  ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+  const std::string attempt = absl::StrCat(dir_ / "root", "/jobs/", id, "/attempt-1");
+  EXPECT_THAT(testing::ReadFile(attempt + "/slurm-batch.sh"), HasSubstr("#SBATCH --nodes=3"));
+  for (int rank = 0; rank < 3; ++rank) {
+    EXPECT_EQ(testing::ReadFile(absl::StrCat(attempt, "/rank", rank, ".exit")), "0\n") << "rank " << rank;
+    EXPECT_THAT(testing::ReadFile(absl::StrCat(attempt, "/rank", rank, ".log")), HasSubstr("train_runtime"));
+  }
+  // Slurm placed the gang on all three nodes.
+  testing::CommandResult nodes = cluster_->Run("scontrol -o show job $(squeue -h -t all -o %i | tail -n 1)");
+  EXPECT_THAT(nodes.output, HasSubstr("NodeList=n[1-3]"));
 }
 
 }  // namespace

@@ -1,0 +1,75 @@
+#include "server/launch/slurm_batch_script.h"
+
+#include "absl/strings/str_cat.h"
+#include "protocol/worker_environment.h"
+
+namespace trainerd {
+
+std::string ShellQuote(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+std::string RankExitName(int32_t rank) { return "rank" + std::to_string(rank) + ".exit"; }
+
+std::string SlurmBatchScript(const std::vector<RankStart>& ranks, const SlurmJobOptions& options,
+                             const std::string& rank_script) {
+  const RankStart& first = ranks.front();
+  const std::string dir = first.launch.working_dir;
+  std::string s = "#!/bin/sh\n";
+  absl::StrAppend(&s, "#SBATCH --job-name=", ShellQuote(absl::StrCat("trainerd-", first.id.job_id, "-", first.id.attempt)), "\n");
+  absl::StrAppend(&s, "#SBATCH --nodes=", ranks.size(), "\n#SBATCH --ntasks=", ranks.size(),
+                  "\n#SBATCH --ntasks-per-node=1\n#SBATCH --cpus-per-task=", options.cpus_per_rank, "\n");
+  if (options.gpus_per_rank > 0) absl::StrAppend(&s, "#SBATCH --gpus-per-task=", options.gpus_per_rank, "\n");
+  absl::StrAppend(&s, "#SBATCH --output=", dir, "/slurm-%j.out\n#SBATCH --open-mode=append\n");
+  // Preempted jobs go back to the queue and resume from their checkpoint.
+  s += "#SBATCH --requeue\n";
+  if (!options.partition.empty()) absl::StrAppend(&s, "#SBATCH --partition=", options.partition, "\n");
+  if (!options.account.empty()) absl::StrAppend(&s, "#SBATCH --account=", options.account, "\n");
+  for (const std::string& arg : options.extra_args) absl::StrAppend(&s, "#SBATCH ", arg, "\n");
+  // A requeued run starts from a clean slate: the exit files are this run's.
+  absl::StrAppend(&s, "rm -f ", ShellQuote(dir), "/rank*.exit\n");
+  // Rank 0's machine by the address Slurm reaches it at (NodeAddr; the node's name
+  // where none is set), which need not resolve as a host name.
+  absl::StrAppend(&s, "first=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)\n", kEnvMasterAddr,
+                  "=$(scontrol -o show node \"$first\" | sed -n 's/.*NodeAddr=\\([^ ]*\\).*/\\1/p')\n",
+                  kEnvMasterAddr, "=${", kEnvMasterAddr, ":-$first}\n");
+  absl::StrAppend(&s, "export ", kEnvMasterAddr, "\n");
+  absl::StrAppend(&s, "exec srun --kill-on-bad-exit=1 /bin/sh ", ShellQuote(rank_script), "\n");
+  return s;
+}
+
+std::string SlurmRankScript(const std::vector<RankStart>& ranks) {
+  std::string s = "#!/bin/sh\n# One task of the gang: rank $SLURM_PROCID.\ncase \"$SLURM_PROCID\" in\n";
+  for (const RankStart& r : ranks) {
+    const WorkerLaunch& l = r.launch;
+    absl::StrAppend(&s, r.id.rank, ")\n");
+    for (const auto& [key, value] : l.env) {
+      // Slurm's: where it placed the rank, and the GPUs it gave the task.
+      if (key == kEnvMasterAddr || key == kEnvLocalRank || key == kEnvLocalWorldSize || key == "CUDA_VISIBLE_DEVICES") {
+        continue;
+      }
+      absl::StrAppend(&s, "  export ", key, "=", ShellQuote(value), "\n");
+    }
+    absl::StrAppend(&s, "  export ", kEnvLocalRank, "=\"$SLURM_LOCALID\" ", kEnvLocalWorldSize,
+                    "=\"${SLURM_NTASKS_PER_NODE:-1}\"\n");
+    if (l.address_space_limit_bytes > 0) absl::StrAppend(&s, "  ulimit -v ", l.address_space_limit_bytes / 1024, "\n");
+    if (l.process_limit > 0) absl::StrAppend(&s, "  ulimit -u ", l.process_limit, "\n");
+    absl::StrAppend(&s, "  cd ", ShellQuote(l.working_dir), " || exit 127\n  ", ShellQuote(l.program));
+    for (const std::string& arg : l.args) absl::StrAppend(&s, " ", ShellQuote(arg));
+    absl::StrAppend(&s, " >> ", ShellQuote(l.log_path), " 2>&1\n");
+    absl::StrAppend(&s, "  status=$?\n  echo \"$status\" > ", ShellQuote(absl::StrCat(l.working_dir, "/", RankExitName(r.id.rank))),
+                    "\n  exit \"$status\"\n  ;;\n");
+  }
+  s += "*)\n  exit 127\n  ;;\nesac\n";
+  return s;
+}
+
+}  // namespace trainerd

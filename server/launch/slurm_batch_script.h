@@ -1,0 +1,45 @@
+// The Slurm batch job that runs one attempt's gang: what SlurmLauncher submits. Pure
+// logic (the launcher writes the files and runs sbatch).
+//
+// The batch script asks for one task per rank, one rank per node, with the rank's CPUs
+// and GPUs, and starts the tasks with srun. Each task runs the rank script, which picks
+// its rank's command line and environment (as PlanRankStarts made them) by
+// SLURM_PROCID; MASTER_ADDR is the allocation's first host and LOCAL_RANK/
+// LOCAL_WORLD_SIZE come from Slurm, since Slurm, not trainerd, places the ranks. Each
+// rank appends to its log and records its exit status in rank<r>.exit beside it: there
+// is no slurmdbd to ask.
+#ifndef TRAINERD_SERVER_LAUNCH_SLURM_BATCH_SCRIPT_H_
+#define TRAINERD_SERVER_LAUNCH_SLURM_BATCH_SCRIPT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "server/launch/launcher.h"
+
+namespace trainerd {
+
+struct SlurmJobOptions {
+  std::string partition;                // "" : the cluster's default
+  std::string account;                  // "" : the user's default
+  std::vector<std::string> extra_args;  // more sbatch options, as given
+  int32_t cpus_per_rank = 1;
+  int32_t gpus_per_rank = 0;
+};
+
+// `text` in single quotes for /bin/sh.
+std::string ShellQuote(const std::string& text);
+
+// The file a rank's exit status is written to, in the attempt's folder.
+std::string RankExitName(int32_t rank);
+
+// The batch script for `ranks` (one attempt, rank order), which must all share one
+// working folder: the attempt's. `rank_script` is the rank script's path.
+std::string SlurmBatchScript(const std::vector<RankStart>& ranks, const SlurmJobOptions& options,
+                             const std::string& rank_script);
+// The rank script: rank SLURM_PROCID's environment and command line.
+std::string SlurmRankScript(const std::vector<RankStart>& ranks);
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_SERVER_LAUNCH_SLURM_BATCH_SCRIPT_H_

@@ -1,0 +1,197 @@
+#include "server/launch/slurm_launcher.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/atomic_file.h"
+
+namespace trainerd {
+namespace {
+
+constexpr char kNode[] = "slurm";
+
+struct CommandOutput {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+// Runs a Slurm command line (its arguments quoted by the caller).
+CommandOutput RunSlurm(const std::string& command) {
+  CommandOutput r;
+  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
+  const int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+// "gpu:4", "gpu:a100:4(S:0-1)": the GPUs a node's GRES names; 0 for "(null)".
+int32_t GpusOf(const std::string& gres) {
+  int32_t total = 0;
+  for (absl::string_view item : absl::StrSplit(gres, ',', absl::SkipEmpty())) {
+    std::vector<std::string> parts = absl::StrSplit(item.substr(0, item.find('(')), ':');
+    int32_t n = 0;
+    if (parts.size() >= 2 && parts[0] == "gpu" && absl::SimpleAtoi(parts.back(), &n)) total += n;
+  }
+  return total;
+}
+
+// "KEY=value" of `scontrol -o show job`'s one line; "" when absent.
+std::string Field(const std::string& line, const std::string& key) {
+  for (absl::string_view token : absl::StrSplit(line, ' ', absl::SkipEmpty())) {
+    if (absl::ConsumePrefix(&token, key + "=")) return std::string(token);
+  }
+  return "";
+}
+
+}  // namespace
+
+SlurmLauncher::SlurmLauncher(SlurmLauncherOptions options) : options_(std::move(options)) {}
+
+std::vector<NodeSlots> SlurmLauncher::Nodes() {
+  absl::MutexLock lock(&mu_);
+  const auto now = Clock::now();
+  if (!nodes_.empty() && now - nodes_read_ < std::chrono::seconds(10)) return nodes_;
+  const std::string partition = options_.partition.empty() ? "" : " -p " + ShellQuote(options_.partition);
+  CommandOutput r = RunSlurm("sinfo -h -N" + partition + " -o '%N %G'");
+  if (r.exit_code != 0) {
+    spdlog::warn("sinfo failed ({}): {}", r.exit_code, std::string(absl::StripAsciiWhitespace(r.output)));
+    return nodes_;  // the last answer, if any
+  }
+  // One rank per node: a gang can have as many ranks as the partition has nodes.
+  std::set<std::string> names;
+  int32_t gpus = 0;
+  for (absl::string_view line : absl::StrSplit(r.output, '\n', absl::SkipEmpty())) {
+    std::vector<std::string> cells = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (cells.empty()) continue;
+    names.insert(cells[0]);
+    if (cells.size() > 1) gpus = std::max(gpus, GpusOf(cells[1]));
+  }
+  nodes_ = {NodeSlots{kNode, static_cast<int32_t>(names.size()), gpus}};
+  nodes_read_ = now;
+  return nodes_;
+}
+
+std::string SlurmLauncher::NodeAddress(const std::string&) { return ""; }  // the rank script's
+
+absl::StatusOr<std::vector<pid_t>> SlurmLauncher::Start(const std::vector<RankStart>& ranks) {
+  if (ranks.empty()) return std::vector<pid_t>{};
+  const RankStart& first = ranks.front();
+  const std::string dir = first.launch.working_dir;
+  SlurmJobOptions job;
+  job.partition = options_.partition;
+  job.account = options_.account;
+  job.extra_args = options_.extra_args;
+  job.cpus_per_rank = options_.cpus_per_rank;
+  const std::string rank_script = dir + "/slurm-ranks.sh";
+  const std::string batch_script = dir + "/slurm-batch.sh";
+  if (absl::Status s = WriteFileAtomically(rank_script, SlurmRankScript(ranks), 0700); !s.ok()) return s;
+  if (absl::Status s = WriteFileAtomically(batch_script, SlurmBatchScript(ranks, job, rank_script), 0700); !s.ok()) {
+    return s;
+  }
+  CommandOutput r = RunSlurm("sbatch --parsable " + ShellQuote(batch_script));
+  std::string id(absl::StripAsciiWhitespace(r.output));
+  id = id.substr(0, id.find(';'));  // "123;cluster"
+  uint64_t numeric = 0;
+  if (r.exit_code != 0 || !absl::SimpleAtoi(id, &numeric)) {
+    return absl::UnavailableError(absl::StrCat("sbatch refused the job: ", absl::StripAsciiWhitespace(r.output)));
+  }
+  spdlog::info("job={} attempt {}: Slurm job {} ({} rank(s))", first.id.job_id, first.id.attempt, id, ranks.size());
+  absl::MutexLock lock(&mu_);
+  jobs_[{first.id.job_id, first.id.attempt}] = SlurmJob{id, dir, static_cast<int32_t>(ranks.size())};
+  return std::vector<pid_t>(ranks.size(), 0);
+}
+
+void SlurmLauncher::Signal(const std::string& job_id, int32_t attempt, int signal) {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find({job_id, attempt});
+  if (it == jobs_.end()) return;
+  // SIGTERM reaches every rank (they checkpoint and exit); SIGKILL ends the Slurm job.
+  const std::string command = signal == SIGKILL ? "scancel " + it->second.slurm_id
+                                                : absl::StrCat("scancel --signal=", signal, " ", it->second.slurm_id);
+  CommandOutput r = RunSlurm(command);
+  if (r.exit_code != 0) spdlog::warn("{} failed: {}", command, std::string(absl::StripAsciiWhitespace(r.output)));
+}
+
+bool SlurmLauncher::Adopt(const RankId&, const std::string&, pid_t, const std::string&) { return false; }
+
+std::vector<RankEvent> SlurmLauncher::TakeEvents(bool*) {
+  absl::MutexLock lock(&mu_);
+  std::vector<RankEvent> events;
+  const auto now = Clock::now();
+  if (jobs_.empty() || now - last_poll_ < std::chrono::milliseconds(static_cast<int64_t>(options_.poll_interval_s * 1000))) {
+    return events;
+  }
+  last_poll_ = now;
+  FinishEndedJobs(&events);
+  return events;
+}
+
+void SlurmLauncher::FinishEndedJobs(std::vector<RankEvent>* events) {
+  std::vector<std::string> ids;
+  for (const auto& [key, job] : jobs_) ids.push_back(job.slurm_id);
+  CommandOutput queue = RunSlurm("squeue -h -o '%i %T' -j " + absl::StrJoin(ids, ","));
+  if (queue.exit_code != 0 && queue.output.find("Invalid job id") == std::string::npos) return;  // ask again later
+  std::set<std::string> waiting;  // queued, running, or on their way back to the queue
+  for (absl::string_view line : absl::StrSplit(queue.output, '\n', absl::SkipEmpty())) {
+    std::vector<std::string> cells = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    static const std::set<std::string> kActive = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED",
+                                                  "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED", "STOPPED",
+                                                  "SIGNALING", "STAGE_OUT"};
+    if (cells.size() >= 2 && kActive.count(cells[1])) waiting.insert(cells[0]);
+  }
+  for (auto it = jobs_.begin(); it != jobs_.end();) {
+    const SlurmJob& job = it->second;
+    if (waiting.count(job.slurm_id)) {
+      ++it;
+      continue;
+    }
+    const std::string info = RunSlurm("scontrol -o show job " + job.slurm_id).output;
+    const std::string state = Field(info, "JobState"), reason = Field(info, "Reason");
+    // Ranks that ended on their own first: the first failure among them is the cause;
+    // the ones Slurm killed afterwards follow.
+    std::vector<RankEvent> killed;
+    for (int32_t rank = 0; rank < job.ranks; ++rank) {
+      RankEvent ended;
+      ended.id = RankId{it->first.first, it->first.second, rank};
+      std::ifstream exit_file(absl::StrCat(job.dir, "/", RankExitName(rank)));
+      int code = -1;
+      if (exit_file >> code) {
+        // The rank script's status: 128 + N when signal N killed the worker.
+        if (code > 128) {
+          ended.exit.signal = code - 128;
+        } else {
+          ended.exit.exit_code = code;
+        }
+        events->push_back(std::move(ended));
+      } else {
+        ended.exit.signal = SIGKILL;  // it never ended on its own
+        ended.reason = absl::StrCat("rank ", rank, ": Slurm job ", job.slurm_id, " ended ",
+                                    state.empty() ? "(state unknown)" : state,
+                                    reason.empty() || reason == "None" ? "" : " (" + reason + ")");
+        killed.push_back(std::move(ended));
+      }
+    }
+    for (RankEvent& e : killed) events->push_back(std::move(e));
+    spdlog::info("Slurm job {} ended: {} {}", job.slurm_id, state, reason);
+    it = jobs_.erase(it);
+  }
+}
+
+}  // namespace trainerd

@@ -1,0 +1,68 @@
+// SlurmLauncher: each attempt's gang is one Slurm batch job (slurm_batch_script.h),
+// submitted with sbatch and followed with squeue and scontrol, through Slurm's command
+// line only (no slurmdbd, no agents on the nodes; SLURM_CONF is honoured). The ranks
+// write to the job's folder on the shared file system as local ones do. Its one node,
+// "slurm", offers the partition's CPUs and the GPUs of its largest node: Slurm, not
+// trainerd, places the ranks.
+//
+// Threads: any; mu_ guards the jobs it follows. Slurm's commands run with mu_ held: they
+// are quick, and the supervisor calls one at a time anyway.
+#ifndef TRAINERD_SERVER_LAUNCH_SLURM_LAUNCHER_H_
+#define TRAINERD_SERVER_LAUNCH_SLURM_LAUNCHER_H_
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "server/launch/launcher.h"
+#include "server/launch/slurm_batch_script.h"
+
+namespace trainerd {
+
+struct SlurmLauncherOptions {
+  std::string partition;                // --slurm-partition
+  std::string account;                  // --slurm-account
+  std::vector<std::string> extra_args;  // --slurm-extra-args, split on spaces
+  int32_t cpus_per_rank = 1;
+  double poll_interval_s = 1;           // how often squeue is asked
+};
+
+class SlurmLauncher final : public Launcher {
+ public:
+  explicit SlurmLauncher(SlurmLauncherOptions options);
+
+  std::vector<NodeSlots> Nodes() override;
+  std::string NodeAddress(const std::string& node) override;
+  absl::StatusOr<std::vector<pid_t>> Start(const std::vector<RankStart>& ranks) override;
+  void Signal(const std::string& job_id, int32_t attempt, int signal) override;
+  // Following a Slurm job across a trainerd restart needs its id on the attempt: not
+  // yet, so such an attempt restarts from its checkpoint.
+  bool Adopt(const RankId& id, const std::string& node, pid_t pid, const std::string& marker) override;
+  std::vector<RankEvent> TakeEvents(bool* nodes_changed) override;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct SlurmJob {
+    std::string slurm_id;
+    std::string dir;  // the attempt's folder
+    int32_t ranks = 0;
+  };
+
+  // The jobs' rank events once Slurm says a job ended.
+  void FinishEndedJobs(std::vector<RankEvent>* events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const SlurmLauncherOptions options_;
+  absl::Mutex mu_;
+  std::map<std::pair<std::string, int32_t>, SlurmJob> jobs_ ABSL_GUARDED_BY(mu_);  // (job, attempt)
+  std::vector<NodeSlots> nodes_ ABSL_GUARDED_BY(mu_);
+  Clock::time_point nodes_read_ ABSL_GUARDED_BY(mu_);
+  Clock::time_point last_poll_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_SERVER_LAUNCH_SLURM_LAUNCHER_H_
