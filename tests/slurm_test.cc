@@ -91,5 +91,28 @@ TEST_F(Slurm, TrainerdRunsAGangAsOneSlurmJob) {
   EXPECT_THAT(nodes.output, HasSubstr("NodeList=n[1-3]"));
 }
 
+// Cancel through Slurm: the rank gets SIGTERM, saves a checkpoint and exits 3, the Slurm
+// job ends, and the job is CANCELLED.
+TEST_F(Slurm, CancelCheckpointsAndEndsTheSlurmJob) {
+  ::setenv("SLURM_CONF", cluster_->conf().c_str(), 1);
+  testing::Daemon d(dir_ / "root", {"--launcher", "slurm", "--cpu-slots", "1"});
+  const std::string id = testing::Submit(d, testing::Spec("max_steps: 5000, save_steps: 2000, logging_steps: 20"));
+  testing::WaitFor(d, id, [](const trainer::v1::Job& j) {
+    return j.state() == trainer::v1::RUNNING && j.progress().step() >= 20;
+  });
+  grpc::ClientContext ctx;
+  d.Authorize(&ctx);
+  trainer::v1::CancelJobRequest cancel;
+  cancel.set_job_id(id);
+  trainer::v1::Job cancelling;
+  ASSERT_TRUE(d.stub().CancelJob(&ctx, cancel, &cancelling).ok());
+  trainer::v1::Job job = testing::WaitFor(d, id, testing::Finished, 120);
+  EXPECT_EQ(job.state(), trainer::v1::CANCELLED) << job.error();
+  const std::string attempt = absl::StrCat(dir_ / "root", "/jobs/", id, "/attempt-1");
+  EXPECT_EQ(testing::ReadFile(attempt + "/rank0.exit"), "3\n");  // stopped after saving
+  EXPECT_FALSE(testing::Checkpoints(d, id).empty());
+  EXPECT_TRUE(cluster_->Run("squeue -h").output.empty());
+}
+
 }  // namespace
 }  // namespace trainerd

@@ -47,7 +47,10 @@ std::string SlurmBatchScript(const std::vector<RankStart>& ranks, const SlurmJob
 }
 
 std::string SlurmRankScript(const std::vector<RankStart>& ranks) {
-  std::string s = "#!/bin/sh\n# One task of the gang: rank $SLURM_PROCID.\ncase \"$SLURM_PROCID\" in\n";
+  // SIGTERM (a cancel, a preemption) reaches the worker straight from Slurm, which
+  // signals every process of the task; this shell waits for it to record its status (a
+  // trap, unlike an ignored signal, is not inherited by the worker).
+  std::string s = "#!/bin/sh\n# One task of the gang: rank $SLURM_PROCID.\ntrap ':' TERM\ncase \"$SLURM_PROCID\" in\n";
   for (const RankStart& r : ranks) {
     const WorkerLaunch& l = r.launch;
     absl::StrAppend(&s, r.id.rank, ")\n");
