@@ -181,7 +181,7 @@ TEST(SlurmBatchScript, OneTaskPerRankWithItsOwnCommandLineAndSlurmsPlacement) {
   EXPECT_NE(ranks_script.find("1)\n  export RANK='1'"), std::string::npos) << ranks_script;
   EXPECT_NE(ranks_script.find("export TRAINERD_WORKER_SECRET='s'\\''cret'"), std::string::npos);
   EXPECT_NE(ranks_script.find("'--heartbeat-file' 'hb-1' >> '/d/jobs/j1/attempt-3/rank1.log' 2>&1"), std::string::npos);
-  EXPECT_NE(ranks_script.find("echo \"$status\" > '/d/jobs/j1/attempt-3/rank1.exit'"), std::string::npos);
+  EXPECT_NE(ranks_script.find("echo \"$status $SLURMD_NODENAME\" > '/d/jobs/j1/attempt-3/rank1.exit'"), std::string::npos);
   // Where the rank runs is Slurm's to say: trainerd's placement and GPU choice are left out.
   EXPECT_EQ(ranks_script.find("export CUDA_VISIBLE_DEVICES"), std::string::npos);
   EXPECT_EQ(ranks_script.find("export MASTER_ADDR"), std::string::npos);

@@ -1,6 +1,8 @@
 // The Slurm test cluster itself (tests/slurm_cluster.h): three real slurmd place a gang
 // one rank per node with the variables trainerd's Slurm launcher derives torchrun's
 // from, a batch job runs to its end, and a real trainer-worker trains under srun.
+#include <signal.h>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -83,7 +85,7 @@ TEST_F(Slurm, TrainerdRunsAGangAsOneSlurmJob) {
   const std::string attempt = absl::StrCat(dir_ / "root", "/jobs/", id, "/attempt-1");
   EXPECT_THAT(testing::ReadFile(attempt + "/slurm-batch.sh"), HasSubstr("#SBATCH --nodes=3"));
   for (int rank = 0; rank < 3; ++rank) {
-    EXPECT_EQ(testing::ReadFile(absl::StrCat(attempt, "/rank", rank, ".exit")), "0\n") << "rank " << rank;
+    EXPECT_EQ(testing::ReadFile(absl::StrCat(attempt, "/rank", rank, ".exit")), absl::StrCat("0 n", rank + 1, "\n"));
     EXPECT_THAT(testing::ReadFile(absl::StrCat(attempt, "/rank", rank, ".log")), HasSubstr("train_runtime"));
   }
   // Slurm placed the gang on all three nodes.
@@ -109,9 +111,43 @@ TEST_F(Slurm, CancelCheckpointsAndEndsTheSlurmJob) {
   trainer::v1::Job job = testing::WaitFor(d, id, testing::Finished, 120);
   EXPECT_EQ(job.state(), trainer::v1::CANCELLED) << job.error();
   const std::string attempt = absl::StrCat(dir_ / "root", "/jobs/", id, "/attempt-1");
-  EXPECT_EQ(testing::ReadFile(attempt + "/rank0.exit"), "3\n");  // stopped after saving
+  EXPECT_THAT(testing::ReadFile(attempt + "/rank0.exit"), ::testing::StartsWith("3 n"));  // stopped after saving
   EXPECT_FALSE(testing::Checkpoints(d, id).empty());
   EXPECT_TRUE(cluster_->Run("squeue -h").output.empty());
+}
+
+// The pid of the trainer-worker process of `rank` of job `id`, or 0.
+int WorkerPid(const std::string& id, int rank) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    std::string environ = testing::ReadFile(e.path().string() + "/environ");
+    std::replace(environ.begin(), environ.end(), '\0', '\n');
+    if (testing::ReadFile(e.path().string() + "/cmdline").find("trainer-worker") == std::string::npos) continue;
+    if (environ.find("\nTRAINERD_JOB_ID=" + id + "\n") == std::string::npos) continue;
+    if (environ.find(absl::StrCat("\nRANK=", rank, "\n")) == std::string::npos) continue;
+    return std::atoi(e.path().filename().c_str());
+  }
+  return 0;
+}
+
+// A rank killed with SIGKILL ends the Slurm job; the attempt says which rank on which
+// node, and the job restarts from its checkpoint and finishes.
+TEST_F(Slurm, AKilledRankRestartsTheJobFromItsCheckpoint) {
+  ::setenv("SLURM_CONF", cluster_->conf().c_str(), 1);
+  testing::Daemon d(dir_ / "root", {"--launcher", "slurm", "--cpu-slots", "1"});
+  const std::string id = testing::Submit(d, testing::Spec("max_steps: 300, save_steps: 20, logging_steps: 20"), 0,
+                                         "gang", 2);
+  testing::WaitFor(d, id, [&](const trainer::v1::Job& j) {
+    return j.state() == trainer::v1::RUNNING && !testing::Checkpoints(d, id).empty() && WorkerPid(id, 1) > 0;
+  });
+  ASSERT_EQ(::kill(WorkerPid(id, 1), SIGKILL), 0);
+  trainer::v1::Job job = testing::WaitFor(d, id, testing::Finished, 180);
+  ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+  ASSERT_GE(job.attempts_size(), 2);
+  EXPECT_THAT(job.attempts(0).reason(), HasSubstr("rank 1 on n2 killed by SIGKILL"));
+  EXPECT_EQ(job.attempts(0).failed_rank(), 1);
+  EXPECT_EQ(job.attempts(1).resumed_from(), "latest checkpoint");
+  EXPECT_EQ(job.restarts(), 1);
 }
 
 }  // namespace

@@ -179,7 +179,7 @@ void AttemptSupervisor::HandleEvents() {
     } else if (!e.reason.empty() && a.stop_reason.empty()) {
       a.stop_reason = e.reason;
     }
-    OnRankEnded(e.id.job_id, e.id.rank, e.exit);
+    OnRankEnded(e.id.job_id, e.id.rank, e.exit, e.where);
   }
   if (nodes_changed) schedule_needed_ = true;
 }
@@ -194,7 +194,8 @@ void AttemptSupervisor::RecordPid(const std::string& job_id, const Attempt& a, i
   Save(registry_, *job);
 }
 
-void AttemptSupervisor::OnRankEnded(const std::string& job_id, int32_t rank, ExitInfo exit) {
+void AttemptSupervisor::OnRankEnded(const std::string& job_id, int32_t rank, ExitInfo exit,
+                                    const std::string& where) {
   auto it = running_.find(job_id);
   if (it == running_.end()) return;
   Attempt& a = it->second;
@@ -214,7 +215,8 @@ void AttemptSupervisor::OnRankEnded(const std::string& job_id, int32_t rank, Exi
     // A rank that fails on its own takes the attempt down: the others cannot go on
     // without it (they would only wait in a collective until ddp_timeout).
     if (a.stop_reason.empty() && a.ranks.size() > 1) {
-      StopAttempt(job_id, a, SIGKILL, absl::StrCat("rank ", rank, " ", DescribeExit(exit)));
+      StopAttempt(job_id, a, SIGKILL,
+                  absl::StrCat("rank ", rank, where.empty() ? "" : " on " + where, " ", DescribeExit(exit)));
       spdlog::warn("job={} {}: stopping the attempt's other ranks", job_id, a.stop_reason);
     }
   }

@@ -111,10 +111,11 @@ class AttemptSupervisor {
   void HandleEvents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecordPid(const std::string& job_id, const Attempt& attempt, int32_t rank, pid_t pid)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Records that rank `rank` ended. A failure stops the attempt's other ranks; when the
-  // last rank has ended (and its output is stored) the attempt is finished. May erase
-  // the attempt.
-  void OnRankEnded(const std::string& job_id, int32_t rank, ExitInfo exit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records that rank `rank` ended (on machine `where`, if known). A failure stops the
+  // attempt's other ranks; when the last rank has ended (and its output is stored) the
+  // attempt is finished. May erase the attempt.
+  void OnRankEnded(const std::string& job_id, int32_t rank, ExitInfo exit, const std::string& where = "")
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Finishes pending attempts, escalates ignored SIGTERMs and kills silent ranks.
   void CheckAttempt(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Stops every rank of the attempt that still runs: `reason` ("" keeps the one set).

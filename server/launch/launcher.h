@@ -57,6 +57,8 @@ struct RankEvent {
   std::string reason;
   // The rank's machine went away: not the job's fault, so its restart is not counted.
   bool node_lost = false;
+  // The machine it ran on, when the launcher knows it (for the attempt's record).
+  std::string where;
 };
 
 class Launcher {

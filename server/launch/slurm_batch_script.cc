@@ -68,7 +68,8 @@ std::string SlurmRankScript(const std::vector<RankStart>& ranks) {
     absl::StrAppend(&s, "  cd ", ShellQuote(l.working_dir), " || exit 127\n  ", ShellQuote(l.program));
     for (const std::string& arg : l.args) absl::StrAppend(&s, " ", ShellQuote(arg));
     absl::StrAppend(&s, " >> ", ShellQuote(l.log_path), " 2>&1\n");
-    absl::StrAppend(&s, "  status=$?\n  echo \"$status\" > ", ShellQuote(absl::StrCat(l.working_dir, "/", RankExitName(r.id.rank))),
+    absl::StrAppend(&s, "  status=$?\n  echo \"$status $SLURMD_NODENAME\" > ",
+                    ShellQuote(absl::StrCat(l.working_dir, "/", RankExitName(r.id.rank))),
                     "\n  exit \"$status\"\n  ;;\n");
   }
   s += "*)\n  exit 127\n  ;;\nesac\n";

@@ -30,7 +30,7 @@ struct SlurmJobOptions {
 // `text` in single quotes for /bin/sh.
 std::string ShellQuote(const std::string& text);
 
-// The file a rank's exit status is written to, in the attempt's folder.
+// The file a rank's exit status and node ("137 n2") are written to, in the attempt's folder.
 std::string RankExitName(int32_t rank);
 
 // The batch script for `ranks` (one attempt, rank order), which must all share one

@@ -2,12 +2,14 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <spdlog/spdlog.h>
 
@@ -164,22 +166,26 @@ void SlurmLauncher::FinishEndedJobs(std::vector<RankEvent>* events) {
     }
     const std::string info = RunSlurm("scontrol -o show job " + job.slurm_id).output;
     const std::string state = Field(info, "JobState"), reason = Field(info, "Reason");
-    // Ranks that ended on their own first: the first failure among them is the cause;
-    // the ones Slurm killed afterwards follow.
+    // Ranks that ended on their own first, in the order they ended (their exit files'
+    // times): the first failure among them is the cause; the ones Slurm killed follow.
+    std::vector<std::pair<struct timespec, RankEvent>> exited;
     std::vector<RankEvent> killed;
     for (int32_t rank = 0; rank < job.ranks; ++rank) {
       RankEvent ended;
       ended.id = RankId{it->first.first, it->first.second, rank};
-      std::ifstream exit_file(absl::StrCat(job.dir, "/", RankExitName(rank)));
+      const std::string path = absl::StrCat(job.dir, "/", RankExitName(rank));
+      std::ifstream exit_file(path);
       int code = -1;
-      if (exit_file >> code) {
+      struct stat st {};
+      if (exit_file >> code && ::stat(path.c_str(), &st) == 0) {
+        exit_file >> ended.where;
         // The rank script's status: 128 + N when signal N killed the worker.
         if (code > 128) {
           ended.exit.signal = code - 128;
         } else {
           ended.exit.exit_code = code;
         }
-        events->push_back(std::move(ended));
+        exited.emplace_back(st.st_mtim, std::move(ended));
       } else {
         ended.exit.signal = SIGKILL;  // it never ended on its own
         ended.reason = absl::StrCat("rank ", rank, ": Slurm job ", job.slurm_id, " ended ",
@@ -188,6 +194,10 @@ void SlurmLauncher::FinishEndedJobs(std::vector<RankEvent>* events) {
         killed.push_back(std::move(ended));
       }
     }
+    std::stable_sort(exited.begin(), exited.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.first.tv_sec, a.first.tv_nsec) < std::tie(b.first.tv_sec, b.first.tv_nsec);
+    });
+    for (auto& [when, e] : exited) events->push_back(std::move(e));
     for (RankEvent& e : killed) events->push_back(std::move(e));
     spdlog::info("Slurm job {} ended: {} {}", job.slurm_id, state, reason);
     it = jobs_.erase(it);
