@@ -116,6 +116,23 @@ TEST_F(Slurm, CancelCheckpointsAndEndsTheSlurmJob) {
   EXPECT_TRUE(cluster_->Run("squeue -h").output.empty());
 }
 
+// A gang larger than the partition (one rank per node) is refused at submission, with the
+// reason, instead of waiting in Slurm's queue forever.
+TEST_F(Slurm, AGangLargerThanThePartitionIsRefusedAtSubmission) {
+  ::setenv("SLURM_CONF", cluster_->conf().c_str(), 1);
+  testing::Daemon d(dir_ / "root", {"--launcher", "slurm", "--cpu-slots", "1"});
+  grpc::ClientContext ctx;
+  d.Authorize(&ctx);
+  trainer::v1::SubmitJobRequest req;
+  *req.mutable_spec() = testing::Spec("max_steps: 5");
+  req.mutable_resources()->set_ranks(4);
+  trainer::v1::SubmitJobResponse resp;
+  grpc::Status s = d.stub().SubmitJob(&ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("resources.ranks: 4 ranks need as many CPU slots; this trainerd has 3"));
+  EXPECT_THAT(s.error_message(), HasSubstr("one per node of the partition"));
+}
+
 // The pid of the trainer-worker process of `rank` of job `id`, or 0.
 int WorkerPid(const std::string& id, int rank) {
   std::error_code ec;
