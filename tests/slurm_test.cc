@@ -133,8 +133,9 @@ TEST_F(Slurm, AGangLargerThanThePartitionIsRefusedAtSubmission) {
   EXPECT_THAT(s.error_message(), HasSubstr("one per node of the partition"));
 }
 
-// The pid of the trainer-worker process of `rank` of job `id`, or 0.
-int WorkerPid(const std::string& id, int rank) {
+// The pids of the trainer-worker processes that run rank `rank` of job `id`.
+std::vector<int> RankWorkers(const std::string& id, int rank) {
+  std::vector<int> pids;
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
     std::string environ = testing::ReadFile(e.path().string() + "/environ");
@@ -142,9 +143,32 @@ int WorkerPid(const std::string& id, int rank) {
     if (testing::ReadFile(e.path().string() + "/cmdline").find("trainer-worker") == std::string::npos) continue;
     if (environ.find("\nTRAINERD_JOB_ID=" + id + "\n") == std::string::npos) continue;
     if (environ.find(absl::StrCat("\nRANK=", rank, "\n")) == std::string::npos) continue;
-    return std::atoi(e.path().filename().c_str());
+    pids.push_back(std::atoi(e.path().filename().c_str()));
   }
-  return 0;
+  return pids;
+}
+
+// trainerd killed while its Slurm job runs: the restarted trainerd ends that Slurm job
+// (it cannot follow it yet) and runs the job again from its checkpoint, never two at once.
+TEST_F(Slurm, ARestartedTrainerdNeverLeavesTwoSlurmJobsForOneJob) {
+  ::setenv("SLURM_CONF", cluster_->conf().c_str(), 1);
+  testing::Daemon d(dir_ / "root", {"--launcher", "slurm", "--cpu-slots", "1"});
+  // Long enough that it cannot finish while trainerd restarts.
+  const std::string id = testing::Submit(d, testing::Spec("max_steps: 1500, save_steps: 20, logging_steps: 20"));
+  testing::WaitFor(d, id, [&](const trainer::v1::Job& j) {
+    return j.state() == trainer::v1::RUNNING && !testing::Checkpoints(d, id).empty();
+  });
+  EXPECT_EQ(d.Stop(SIGKILL), 128 + SIGKILL);
+  d.Start();
+  bool overlapped = false;
+  trainer::v1::Job job = testing::WaitFor(d, id, [&](const trainer::v1::Job& j) {
+    overlapped = overlapped || RankWorkers(id, 0).size() > 1;
+    return testing::Finished(j);
+  }, 180);
+  ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+  EXPECT_FALSE(overlapped);
+  ASSERT_EQ(job.attempts_size(), 2);
+  EXPECT_EQ(job.attempts(1).resumed_from(), "latest checkpoint");
 }
 
 // A rank killed with SIGKILL ends the Slurm job; the attempt says which rank on which
@@ -155,9 +179,9 @@ TEST_F(Slurm, AKilledRankRestartsTheJobFromItsCheckpoint) {
   const std::string id = testing::Submit(d, testing::Spec("max_steps: 300, save_steps: 20, logging_steps: 20"), 0,
                                          "gang", 2);
   testing::WaitFor(d, id, [&](const trainer::v1::Job& j) {
-    return j.state() == trainer::v1::RUNNING && !testing::Checkpoints(d, id).empty() && WorkerPid(id, 1) > 0;
+    return j.state() == trainer::v1::RUNNING && !testing::Checkpoints(d, id).empty() && !RankWorkers(id, 1).empty();
   });
-  ASSERT_EQ(::kill(WorkerPid(id, 1), SIGKILL), 0);
+  ASSERT_EQ(::kill(RankWorkers(id, 1).at(0), SIGKILL), 0);
   trainer::v1::Job job = testing::WaitFor(d, id, testing::Finished, 180);
   ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
   ASSERT_GE(job.attempts_size(), 2);

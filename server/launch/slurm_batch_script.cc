@@ -17,6 +17,10 @@ std::string ShellQuote(const std::string& text) {
   return out + "'";
 }
 
+std::string SlurmJobName(const std::string& job_id, int32_t attempt) {
+  return absl::StrCat("trainerd-", job_id, "-", attempt);
+}
+
 std::string RankExitName(int32_t rank) { return "rank" + std::to_string(rank) + ".exit"; }
 
 std::string SlurmBatchScript(const std::vector<RankStart>& ranks, const SlurmJobOptions& options,
@@ -24,7 +28,7 @@ std::string SlurmBatchScript(const std::vector<RankStart>& ranks, const SlurmJob
   const RankStart& first = ranks.front();
   const std::string dir = first.launch.working_dir;
   std::string s = "#!/bin/sh\n";
-  absl::StrAppend(&s, "#SBATCH --job-name=", ShellQuote(absl::StrCat("trainerd-", first.id.job_id, "-", first.id.attempt)), "\n");
+  absl::StrAppend(&s, "#SBATCH --job-name=", ShellQuote(SlurmJobName(first.id.job_id, first.id.attempt)), "\n");
   absl::StrAppend(&s, "#SBATCH --nodes=", ranks.size(), "\n#SBATCH --ntasks=", ranks.size(),
                   "\n#SBATCH --ntasks-per-node=1\n#SBATCH --cpus-per-task=", options.cpus_per_rank, "\n");
   if (options.gpus_per_rank > 0) absl::StrAppend(&s, "#SBATCH --gpus-per-task=", options.gpus_per_rank, "\n");

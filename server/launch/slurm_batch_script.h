@@ -27,6 +27,9 @@ struct SlurmJobOptions {
   int32_t gpus_per_rank = 0;
 };
 
+// The Slurm job name of attempt `attempt` of job `job_id` (unique: job ids are).
+std::string SlurmJobName(const std::string& job_id, int32_t attempt);
+
 // `text` in single quotes for /bin/sh.
 std::string ShellQuote(const std::string& text);
 

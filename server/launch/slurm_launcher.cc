@@ -9,6 +9,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <tuple>
 
 #include <spdlog/spdlog.h>
@@ -131,7 +132,21 @@ void SlurmLauncher::Signal(const std::string& job_id, int32_t attempt, int signa
   if (r.exit_code != 0) spdlog::warn("{} failed: {}", command, std::string(absl::StripAsciiWhitespace(r.output)));
 }
 
-bool SlurmLauncher::Adopt(const RankId&, const std::string&, pid_t, const std::string&) { return false; }
+bool SlurmLauncher::Adopt(const RankId& id, const std::string& node, pid_t, const std::string&) {
+  if (node != kNode) return false;
+  // Its Slurm job may still run: end it (SIGTERM first: the ranks checkpoint), so that
+  // the attempt that replaces it is the only one writing the job's folder.
+  const std::string name = ShellQuote(SlurmJobName(id.job_id, id.attempt));
+  CommandOutput r = RunSlurm("scancel --name=" + name);
+  if (r.exit_code != 0) spdlog::warn("scancel --name={} failed: {}", name, std::string(absl::StripAsciiWhitespace(r.output)));
+  // Wait until it is gone (ranks that checkpoint take a moment), at most a minute.
+  for (int i = 0; i < 300; ++i) {
+    CommandOutput queue = RunSlurm("squeue -h -o %i --name=" + name);
+    if (queue.exit_code != 0 || absl::StripAsciiWhitespace(queue.output).empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return false;
+}
 
 std::vector<RankEvent> SlurmLauncher::TakeEvents(bool*) {
   absl::MutexLock lock(&mu_);

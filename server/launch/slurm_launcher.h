@@ -40,7 +40,8 @@ class SlurmLauncher final : public Launcher {
   absl::StatusOr<std::vector<pid_t>> Start(const std::vector<RankStart>& ranks) override;
   void Signal(const std::string& job_id, int32_t attempt, int signal) override;
   // Following a Slurm job across a trainerd restart needs its id on the attempt: not
-  // yet, so such an attempt restarts from its checkpoint.
+  // yet, so such an attempt's Slurm job is cancelled (by its name) and the attempt
+  // restarts from its checkpoint.
   bool Adopt(const RankId& id, const std::string& node, pid_t pid, const std::string& marker) override;
   std::vector<RankEvent> TakeEvents(bool* nodes_changed) override;
 
