@@ -101,12 +101,12 @@ absl::Status TrainerdServer::Open() {
   if (options_.launcher == "slurm") {
     SlurmLauncherOptions slurm = options_.slurm;
     slurm.cpus_per_rank = m.threads_per_slot;
-    local_launcher_ = std::make_unique<SlurmLauncher>(slurm);
+    machine_launcher_ = std::make_unique<SlurmLauncher>(slurm);
   } else {
-    local_launcher_ = std::make_unique<LocalLauncher>(m.cpu_slots, m.gpus, m.advertise_host);
+    machine_launcher_ = std::make_unique<LocalLauncher>(m.cpu_slots, m.gpus, m.advertise_host);
   }
   agent_launcher_ = std::make_unique<AgentLauncher>(options_.agents);
-  launcher_ = std::make_unique<CombinedLauncher>(std::vector<Launcher*>{local_launcher_.get(), agent_launcher_.get()});
+  launcher_ = std::make_unique<CombinedLauncher>(std::vector<Launcher*>{machine_launcher_.get(), agent_launcher_.get()});
   supervisor_ = std::make_unique<AttemptSupervisor>(m, registry_.get(), tailer_.get(), launcher_.get(),
                                                     [metrics = metrics_] { metrics->OnRestart(); });
   return supervisor_->Recover();

@@ -74,7 +74,7 @@ class TrainerdServer {
   std::shared_ptr<DaemonMetrics> metrics_;
   std::unique_ptr<JobRegistry> registry_;
   std::unique_ptr<OutputTailer> tailer_;
-  std::unique_ptr<Launcher> local_launcher_;  // or the Slurm one
+  std::unique_ptr<Launcher> machine_launcher_;  // this machine's processes, or Slurm's jobs
   std::unique_ptr<AgentLauncher> agent_launcher_;
   std::unique_ptr<Launcher> launcher_;  // both of them
   std::unique_ptr<AttemptSupervisor> supervisor_;

@@ -30,10 +30,6 @@ std::vector<int32_t> ParseGpus(const std::string& text) {
   return gpus;
 }
 
-// The registry keeps a change the store refuses and saves it again (FlushUnsaved): the
-// supervisor goes on from the in-memory copy either way.
-void Save(JobRegistry* registry, Job& job) { registry->Put(job).IgnoreError(); }
-
 }  // namespace
 
 AttemptSupervisor::AttemptSupervisor(JobOptions options, JobRegistry* registry, OutputTailer* tailer,
@@ -85,7 +81,7 @@ absl::Status AttemptSupervisor::Recover() {
 void AttemptSupervisor::RecoverJob(Job job) {
   if (job.attempts_size() == 0) {
     job.set_state(trainer::v1::QUEUED);
-    Save(registry_, job);
+    registry_->Put(job);
     return;
   }
   const trainer::v1::Attempt& record = job.attempts(job.attempts_size() - 1);
@@ -128,7 +124,7 @@ void AttemptSupervisor::RecoverJob(Job job) {
     job.set_state(trainer::v1::RESTARTING);  // not counted against max_restarts
   }
   spdlog::info("job={} workers of attempt {} are gone: {}", job.id(), attempt->number(), attempt->reason());
-  Save(registry_, job);
+  registry_->Put(job);
 }
 
 void AttemptSupervisor::Loop() {
@@ -191,7 +187,7 @@ void AttemptSupervisor::RecordPid(const std::string& job_id, const Attempt& a, i
   if (record->number() != a.number || rank >= record->rank_pids_size()) return;
   record->set_rank_pids(rank, pid);
   if (rank == 0) record->set_pid(pid);
-  Save(registry_, *job);
+  registry_->Put(*job);
 }
 
 void AttemptSupervisor::OnRankEnded(const std::string& job_id, int32_t rank, ExitInfo exit,
@@ -343,7 +339,7 @@ absl::StatusOr<trainer::v1::HeartbeatResponse> AttemptSupervisor::WorkerHeartbea
   if (job.ok() && job->attempts_size() > 0) {
     job->mutable_attempts(job->attempts_size() - 1)->set_last_heartbeat_unix_ms(NowMs());
     if (request.step() > job->progress().step()) job->mutable_progress()->set_step(request.step());
-    Save(registry_, *job);
+    registry_->Put(*job);
   }
   trainer::v1::HeartbeatResponse response;
   response.set_stop(!a.stop_reason.empty());

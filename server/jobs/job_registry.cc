@@ -106,17 +106,19 @@ absl::Status JobRegistry::Add(const Job& job) {
   return s;
 }
 
-absl::Status JobRegistry::PutLocked(Job& job, bool finishing) {
-  if (!Cached(job.id())) return absl::NotFoundError(absl::StrCat("job ", job.id(), " was deleted"));
+void JobRegistry::PutLocked(Job& job, bool finishing) {
+  if (!Cached(job.id())) {
+    spdlog::warn("job={} was deleted; a later change to it is dropped", job.id());
+    return;
+  }
   job.set_updated_unix_ms(NowMs());
-  absl::Status s = Save(job, finishing);
+  absl::Status s = Save(job, finishing);  // a failure is logged and kept in unsaved_
   job.set_store_error(s.ok() ? "" : std::string(s.message()));
-  return s;
 }
 
-absl::Status JobRegistry::Put(Job& job, bool finishing) {
+void JobRegistry::Put(Job& job, bool finishing) {
   absl::MutexLock write(&write_mu_);
-  return PutLocked(job, finishing);
+  PutLocked(job, finishing);
 }
 
 absl::Status JobRegistry::Transition(Job& job, trainer::v1::JobState to) {
@@ -136,8 +138,8 @@ absl::Status JobRegistry::Transition(Job& job, trainer::v1::JobState to) {
   }
   spdlog::info("job={} state {} -> {}", job.id(), StateName(job.state()), StateName(to));
   job.set_state(to);
-  // A change that is not saved yet is still made (FlushUnsaved saves it).
-  (void)PutLocked(job, IsTerminal(to));
+  // A change the store refuses is still made: PutLocked keeps it and saves it again.
+  PutLocked(job, IsTerminal(to));
   return absl::OkStatus();
 }
 

@@ -48,10 +48,12 @@ class JobRegistry {
 
   // Stores a new job. On error nothing of it is kept.
   absl::Status Add(const trainer::v1::Job& job) ABSL_LOCKS_EXCLUDED(write_mu_);
-  // Saves a change to a known job, stamping updated_unix_ms; `job.store_error` tells
-  // whether it reached the store. `finishing`: the change ends the job (on_job_finished
-  // fires once it is saved). A job deleted meanwhile stays deleted (NOT_FOUND).
-  absl::Status Put(trainer::v1::Job& job, bool finishing = false) ABSL_LOCKS_EXCLUDED(write_mu_);
+  // Saves a change to a known job, stamping updated_unix_ms. A change the store refuses
+  // is not the caller's to handle: the registry keeps it, shows it as `job.store_error`
+  // (and the cached copy's), logs it and saves it again (FlushUnsaved). `finishing`: the
+  // change ends the job (on_job_finished fires once it is saved). A job deleted
+  // meanwhile stays deleted (the change is dropped, logged).
+  void Put(trainer::v1::Job& job, bool finishing = false) ABSL_LOCKS_EXCLUDED(write_mu_);
   // Changes the job's state and saves it (Put). FAILED_PRECONDITION for a move the state
   // table forbids, or when the job is no longer in the state `job` says (it changed
   // meanwhile); nothing changes then.
@@ -75,7 +77,7 @@ class JobRegistry {
  private:
   // Writes `job` to the store and the cache (with store_error on failure).
   absl::Status Save(const trainer::v1::Job& job, bool finishing) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  absl::Status PutLocked(trainer::v1::Job& job, bool finishing) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  void PutLocked(trainer::v1::Job& job, bool finishing) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   bool Cached(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
 
   JobStore* const store_;

@@ -139,8 +139,7 @@ absl::Status OutputTailer::TailTrainingLog(const std::string& job_id, int64_t no
     return s;
   }
   registry_->NoteOutput(job_id, s);
-  // A progress change the store refuses stays in the registry, which saves it again.
-  registry_->Put(*job).IgnoreError();
+  registry_->Put(*job);  // a progress change the store refuses is the registry's to retry
   return absl::OkStatus();
 }
 

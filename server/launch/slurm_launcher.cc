@@ -70,9 +70,10 @@ SlurmLauncher::SlurmLauncher(SlurmLauncherOptions options) : options_(std::move(
 std::vector<NodeSlots> SlurmLauncher::Nodes() {
   absl::MutexLock lock(&mu_);
   const auto now = Clock::now();
-  if (!nodes_.empty() && now - nodes_read_ < std::chrono::seconds(10)) return nodes_;
+  if (nodes_read_ != Clock::time_point() && now - nodes_read_ < std::chrono::seconds(10)) return nodes_;
   const std::string partition = options_.partition.empty() ? "" : " -p " + ShellQuote(options_.partition);
   CommandOutput r = RunSlurm("sinfo -h -N" + partition + " -o '%N %G'");
+  nodes_read_ = now;  // asked at most every 10 s, answered or not
   if (r.exit_code != 0) {
     spdlog::warn("sinfo failed ({}): {}", r.exit_code, std::string(absl::StripAsciiWhitespace(r.output)));
     return nodes_;  // the last answer, if any
@@ -87,7 +88,6 @@ std::vector<NodeSlots> SlurmLauncher::Nodes() {
     if (cells.size() > 1) gpus = std::max(gpus, GpusOf(cells[1]));
   }
   nodes_ = {NodeSlots{kNode, static_cast<int32_t>(names.size()), gpus}};
-  nodes_read_ = now;
   return nodes_;
 }
 
@@ -133,7 +133,8 @@ void SlurmLauncher::Signal(const std::string& job_id, int32_t attempt, int signa
 }
 
 bool SlurmLauncher::Adopt(const RankId& id, const std::string& node, pid_t, const std::string&) {
-  if (node != kNode) return false;
+  // One Slurm job holds the attempt's ranks: rank 0's call ends it for all of them.
+  if (node != kNode || id.rank != 0) return false;
   // Its Slurm job may still run: end it (SIGTERM first: the ranks checkpoint), so that
   // the attempt that replaces it is the only one writing the job's folder.
   const std::string name = ShellQuote(SlurmJobName(id.job_id, id.attempt));

@@ -138,7 +138,10 @@ std::optional<ExitInfo> ReapWorker(pid_t pid) {
   const pid_t reaped = ::waitpid(pid, &status, WNOHANG);
   if (reaped == 0) return std::nullopt;  // still running
   ExitInfo info;
-  if (reaped < 0) return info;  // not our child (any more): its status is lost
+  if (reaped < 0) {  // not our child (any more): its status is lost
+    info.status_unknown = true;
+    return info;
+  }
   if (WIFEXITED(status)) {
     info.exit_code = WEXITSTATUS(status);
   } else if (WIFSIGNALED(status)) {

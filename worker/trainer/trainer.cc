@@ -359,10 +359,11 @@ void Trainer::log(const Metrics& logs, const std::string& kind) {
 absl::Status Trainer::save_model(const std::string& output_dir) {
   return RunGuardedStatus("save_model", [&] {
     std::filesystem::create_directories(output_dir);
-    for (const auto& [name, bytes] : ModelFiles()) {
+    const CheckpointFiles files = ModelFiles();  // encoded once, for the folder and the export
+    for (const auto& [name, bytes] : files) {
       if (absl::Status s = WriteFileAtomically(output_dir + "/" + name, bytes); !s.ok()) return s;
     }
-    if (!args().hub_dir().empty()) ExportToHub("model", ModelFiles());
+    if (!args().hub_dir().empty()) ExportToHub("model", files);
     return absl::OkStatus();
   });
 }

@@ -206,6 +206,8 @@ class Trainer {
   void LoadModelWeights(const std::string& safetensors_bytes);
   void SaveCheckpoint();
   CheckpointFiles ModelFiles();
+  // The job spec as it ran and the tokenizer: in every checkpoint and model export.
+  CheckpointFiles RunFiles() const;
   void ExportToHub(const std::string& name, const CheckpointFiles& files) const;
 
   trainer::v1::JobSpec spec_;

@@ -96,7 +96,12 @@ CheckpointFiles Trainer::ModelFiles() {
   files["model.pt"] = script.str();
   std::vector<char> state_dict = SerializeStateDict(*model_);
   files["model_state_dict.pt"] = std::string(state_dict.data(), state_dict.size());
-  files["training_args.json"] = JobSpecToJson(spec_);
+  files.merge(RunFiles());
+  return files;
+}
+
+CheckpointFiles Trainer::RunFiles() const {
+  CheckpointFiles files = {{"training_args.json", JobSpecToJson(spec_)}};
   if (data_.tokenizer) files["tokenizer.model"] = data_.tokenizer->Serialized();
   return files;
 }
@@ -120,8 +125,7 @@ void Trainer::BuildCheckpointer() {
   // What the run was (read by people and by HF tools, never loaded back).
   checkpointer_->Add(std::make_unique<StatefulFunctions>(
                          [this](CheckpointContents& out) {
-                           out.Put("training_args.json", JobSpecToJson(spec_));
-                           if (data_.tokenizer) out.Put("tokenizer.model", data_.tokenizer->Serialized());
+                           for (auto& [name, bytes] : RunFiles()) out.Put(name, std::move(bytes));
                          },
                          [](const CheckpointContents&) {}),
                      Scope::kModel);
