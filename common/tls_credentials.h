@@ -1,6 +1,5 @@
 // gRPC credentials from PEM files, for every side of trainerd's connections: trainerd's
-// listening port, trainer-cli and the client library, workers and agents reaching
-// trainerd. An empty CA means plaintext.
+// listening port, trainer-cli and the client library, and workers reaching trainerd. An empty CA means plaintext.
 #ifndef TRAINERD_COMMON_TLS_CREDENTIALS_H_
 #define TRAINERD_COMMON_TLS_CREDENTIALS_H_
 

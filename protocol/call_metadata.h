@@ -8,8 +8,6 @@ namespace trainerd {
 inline constexpr char kAuthorizationMetadata[] = "authorization";
 // WorkerService: the attempt's secret (trainer-worker; server/worker_service_impl).
 inline constexpr char kWorkerSecretMetadata[] = "x-trainerd-worker-secret";
-// AgentService: trainerd's --agent-token (trainerd agent; server/agent_service_impl).
-inline constexpr char kAgentTokenMetadata[] = "x-trainerd-agent-token";
 
 }  // namespace trainerd
 

@@ -1,5 +1,5 @@
 // The environment trainerd gives each rank it starts: the one list of names, read by
-// trainer-worker and written by trainerd (and by its agents).
+// trainer-worker and written by trainerd (or, under Slurm, by its rank script).
 #ifndef TRAINERD_PROTOCOL_WORKER_ENVIRONMENT_H_
 #define TRAINERD_PROTOCOL_WORKER_ENVIRONMENT_H_
 

@@ -20,7 +20,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "common/data_root.h"
-#include "server/launch/node_agent.h"
 #include "server/trainerd_server.h"
 #include "server/auth/user_admin.h"
 #include "storage/audit_log.h"
@@ -135,12 +134,6 @@ struct ServerFlags {
   std::string slurm_extra_args;
 };
 
-struct AgentCommand {
-  CLI::App* command = nullptr;
-  trainerd::NodeAgentOptions options;
-  int gpus = -1;
-};
-
 void DefineServerFlags(CLI::App& app, trainerd::TrainerdOptions& server_options, ServerFlags& flags) {
   trainerd::JobOptions& options = server_options.jobs;
   app.add_option("--listen", server_options.listen, "gRPC address (loopback by default)")->capture_default_str();
@@ -160,10 +153,8 @@ void DefineServerFlags(CLI::App& app, trainerd::TrainerdOptions& server_options,
                  "Seconds a worker has after SIGTERM (to save a checkpoint) before SIGKILL")->capture_default_str();
   app.add_option("--log-level", flags.log_level, "debug, info, warning or error")->capture_default_str();
   app.add_option("--advertise-host", options.advertise_host,
-                 "The address agents' ranks reach this machine at (multi-node; also bind --listen there)")
-      ->capture_default_str();
-  app.add_option("--agent-timeout", server_options.agents.timeout_s,
-                 "Seconds without a poll before an agent counts as lost and its jobs restart elsewhere")
+                 "The address ranks on other machines reach this one at (with --launcher slurm; also bind "
+                 "--listen there)")
       ->capture_default_str();
   app.add_option("--data-dir", flags.data_dirs,
                  "A folder jobs may read data and models from (repeatable; default: /usr/share/datasets, "
@@ -191,28 +182,6 @@ void DefineServerFlags(CLI::App& app, trainerd::TrainerdOptions& server_options,
   app.add_option("--slurm-partition", server_options.slurm.partition, "The partition jobs are submitted to");
   app.add_option("--slurm-account", server_options.slurm.account, "The account jobs are charged to");
   app.add_option("--slurm-extra-args", flags.slurm_extra_args, "More sbatch options, e.g. \"--qos=high --exclusive\"");
-  app.add_option("--agent-token", server_options.agents.token, "A secret agents must present (default: $TRAINERD_AGENT_TOKEN)");
-  if (const char* token = std::getenv("TRAINERD_AGENT_TOKEN")) server_options.agents.token = token;
-}
-
-void DefineAgentCommand(CLI::App& app, int cpu_slots, AgentCommand& command) {
-  command.options.host = "127.0.0.1";
-  command.options.cpu_slots = cpu_slots;
-  command.command = app.add_subcommand(
-      "agent",
-      "Run on an extra machine: register its slots with a coordinator trainerd and run the ranks it places here.\n"
-      "The data root must be on a file system shared by every machine, at the same path.\n"
-      "Example:\n  trainerd agent --coordinator 10.0.0.1:50051 --host 10.0.0.2 --cpu-slots 4");
-  command.command->add_option("--coordinator", command.options.coordinator, "The coordinator's gRPC address")->required();
-  command.command->add_option("--host", command.options.host, "The address other machines reach this one at")
-      ->capture_default_str();
-  command.command->add_option("--name", command.options.name, "A name for this machine (default: --host)");
-  command.command->add_option("--cpu-slots", command.options.cpu_slots, "CPU slots here (one per rank)")->capture_default_str();
-  command.command->add_option("--gpus", command.gpus, "GPUs here (-1: count /dev/nvidiaN)")->capture_default_str();
-  command.command->add_option("--agent-token", command.options.token, "The coordinator's --agent-token");
-  command.command->add_option("--tls-ca", command.options.tls_ca, "The CA that verifies the coordinator's certificate");
-  command.command->add_option("--grace-period", command.options.grace_period_s,
-                        "Seconds ranks have after SIGTERM when the agent stops")->capture_default_str();
 }
 
 CLI::App* DefineUserCommand(CLI::App& app, std::string& data_root, UserCommand& command) {
@@ -232,12 +201,9 @@ CLI::App* DefineUserCommand(CLI::App& app, std::string& data_root, UserCommand& 
 
 // Fills the options that follow from other flags and from this machine. False (the
 // reason printed) for a flag whose value is not valid.
-bool FinishOptions(trainerd::TrainerdOptions& server_options, const ServerFlags& flags, int cpus,
-                   AgentCommand& agent) {
+bool FinishOptions(trainerd::TrainerdOptions& server_options, const ServerFlags& flags, int cpus) {
   trainerd::JobOptions& options = server_options.jobs;
   server_options.slurm.extra_args = absl::StrSplit(flags.slurm_extra_args, ' ', absl::SkipEmpty());
-  if (agent.options.token.empty()) agent.options.token = server_options.agents.token;
-  agent.options.gpus = agent.gpus >= 0 ? agent.gpus : DetectGpus();
   options.gpus = flags.gpus >= 0 ? flags.gpus : DetectGpus();
   options.threads_per_slot = std::max(1, cpus / std::max(1, options.cpu_slots));
   SpecPolicy& policy = options.spec_policy;
@@ -269,13 +235,11 @@ int main(int argc, char** argv) {
   options.cpu_slots = std::max(1, cpus / 2);
   ServerFlags flags;
   DefineServerFlags(app, server_options, flags);
-  AgentCommand agent;
-  DefineAgentCommand(app, options.cpu_slots, agent);
   UserCommand user_command;
   CLI::App* user_cmd = DefineUserCommand(app, options.data_root, user_command);
   CLI11_PARSE(app, argc, argv);
   if (*user_cmd) return RunUserCommand(user_command, options.data_root);
-  if (!FinishOptions(server_options, flags, cpus, agent)) return 2;
+  if (!FinishOptions(server_options, flags, cpus)) return 2;
 
   spdlog::set_default_logger(spdlog::stderr_logger_mt("trainerd"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
@@ -288,20 +252,6 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
-
-  if (*agent.command) {
-    trainerd::NodeAgent node_agent(agent.options);
-    std::thread waiter([&] {
-      int sig = 0;
-      sigwait(&signals, &sig);
-      spdlog::info("received {}: stopping the ranks and leaving", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-      node_agent.Stop();
-    });
-    waiter.detach();  // blocked in sigwait until a signal comes; the process ends with Run()
-    absl::Status s = node_agent.Run();
-    spdlog::info("trainerd agent stopped");
-    return s.ok() ? 0 : 1;
-  }
 
   absl::StatusOr<std::unique_ptr<trainerd::TrainerdServer>> server = trainerd::TrainerdServer::BuildAndStart(server_options);
   if (!server.ok()) {

@@ -10,13 +10,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/data_root.h"
-#include "server/api/agent_service_impl.h"
-#include "server/launch/combined_launcher.h"
-#include "server/launch/local_launcher.h"
-#include "server/daemon_metrics.h"
 #include "server/api/job_service_impl.h"
-#include "server/auth/user_admin.h"
 #include "server/api/worker_service_impl.h"
+#include "server/auth/user_admin.h"
+#include "server/daemon_metrics.h"
+#include "server/launch/local_launcher.h"
 #include "storage/audit_log.h"
 #include "storage/job_store.h"
 #include "storage/user_store.h"
@@ -101,12 +99,10 @@ absl::Status TrainerdServer::Open() {
   if (options_.launcher == "slurm") {
     SlurmLauncherOptions slurm = options_.slurm;
     slurm.cpus_per_rank = m.threads_per_slot;
-    machine_launcher_ = std::make_unique<SlurmLauncher>(slurm);
+    launcher_ = std::make_unique<SlurmLauncher>(slurm);
   } else {
-    machine_launcher_ = std::make_unique<LocalLauncher>(m.cpu_slots, m.gpus, m.advertise_host);
+    launcher_ = std::make_unique<LocalLauncher>(m.cpu_slots, m.gpus, m.advertise_host);
   }
-  agent_launcher_ = std::make_unique<AgentLauncher>(options_.agents);
-  launcher_ = std::make_unique<CombinedLauncher>(std::vector<Launcher*>{machine_launcher_.get(), agent_launcher_.get()});
   supervisor_ = std::make_unique<AttemptSupervisor>(m, registry_.get(), tailer_.get(), launcher_.get(),
                                                     [metrics = metrics_] { metrics->OnRestart(); });
   return supervisor_->Recover();
@@ -129,7 +125,6 @@ absl::Status TrainerdServer::Serve(const std::shared_ptr<grpc::ServerCredentials
         metrics->OnRpc(method, code, seconds);
       });
   worker_service_ = std::make_unique<WorkerServiceImpl>(supervisor_.get(), audit_.get());
-  agent_service_ = std::make_unique<AgentServiceImpl>(agent_launcher_.get(), audit_.get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -139,7 +134,6 @@ absl::Status TrainerdServer::Serve(const std::shared_ptr<grpc::ServerCredentials
   builder.SetMaxReceiveMessageSize(8 << 20);
   builder.RegisterService(job_service_.get());
   builder.RegisterService(worker_service_.get());
-  builder.RegisterService(agent_service_.get());
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) return absl::UnavailableError(absl::StrCat("--listen ", options_.listen, ": cannot listen there"));
   const JobOptions& m = options_.jobs;

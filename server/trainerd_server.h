@@ -16,7 +16,6 @@
 #include "server/jobs/job_options.h"
 #include "server/jobs/job_registry.h"
 #include "server/jobs/output_tailer.h"
-#include "server/launch/agent_launcher.h"
 #include "server/launch/slurm_launcher.h"
 
 namespace grpc {
@@ -29,7 +28,6 @@ class Exposer;
 
 namespace trainerd {
 
-class AgentServiceImpl;
 class AuditLog;
 class DaemonMetrics;
 class JobServiceImpl;
@@ -41,7 +39,6 @@ struct TrainerdOptions {
   std::string listen = "127.0.0.1:50051";
   int metrics_port = 9464;  // on 127.0.0.1; 0: off
   JobOptions jobs;
-  AgentLauncherOptions agents;
   std::string launcher = "local";  // "local" (this machine's processes) or "slurm"
   SlurmLauncherOptions slurm;
   TlsServerFiles tls;
@@ -74,15 +71,12 @@ class TrainerdServer {
   std::shared_ptr<DaemonMetrics> metrics_;
   std::unique_ptr<JobRegistry> registry_;
   std::unique_ptr<OutputTailer> tailer_;
-  std::unique_ptr<Launcher> machine_launcher_;  // this machine's processes, or Slurm's jobs
-  std::unique_ptr<AgentLauncher> agent_launcher_;
-  std::unique_ptr<Launcher> launcher_;  // both of them
+  std::unique_ptr<Launcher> launcher_;  // this machine's processes, or Slurm's jobs
   std::unique_ptr<AttemptSupervisor> supervisor_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<AccessControl> access_;
   std::unique_ptr<JobServiceImpl> job_service_;
   std::unique_ptr<WorkerServiceImpl> worker_service_;
-  std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };

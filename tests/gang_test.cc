@@ -1,7 +1,6 @@
 // End to end: multi-rank jobs under a real trainerd. Ranks start as a gang, a failing
-// rank takes its attempt down and the job restarts from its latest checkpoint; with
-// `trainerd agent`s (on loopback here) ranks run on other "machines", and a lost agent's
-// job moves to the remaining ones.
+// rank takes its attempt down and the job restarts from its latest checkpoint. (Ranks
+// on other machines run through Slurm: tests/slurm_test.cc.)
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -120,104 +119,6 @@ TEST(Gang, EachGpuRankSeesItsOwnGpus) {
   Job job = WaitFor(d, resp.job_id(), Finished);
   ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
   EXPECT_THAT(job.attempts(0).rank_gpus(), ::testing::ElementsAre("0", "1"));
-}
-
-constexpr char kAgentToken[] = "gang-test-agent-token";
-
-// A `trainerd agent` process on loopback.
-class AgentProcess {
- public:
-  AgentProcess(int coordinator_port, const std::string& name, const std::string& log_path) : log_path_(log_path) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-      }
-      std::vector<std::string> args = {testing::BuildDir() + "/server/trainerd", "agent", "--coordinator",
-                                       absl::StrCat("127.0.0.1:", coordinator_port), "--cpu-slots", "1",
-                                       "--name", name, "--host", "127.0.0.1", "--grace-period", "2",
-                                       "--agent-token", kAgentToken};
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-  }
-  ~AgentProcess() { Kill(); }
-  void Kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = 0;
-  }
-  // The id the coordinator gave this agent ("" until it registered).
-  std::string Id() const {
-    const std::string log = testing::ReadFile(log_path_);
-    const size_t at = log.find(" as agent-");
-    return at == std::string::npos ? "" : log.substr(at + 4, log.find(':', at) - at - 4);
-  }
-
- private:
-  std::string log_path_;
-  pid_t pid_ = 0;
-};
-
-TEST(Gang, AgentsRunRanksAndALostAgentsJobRestartsOnTheOthers) {
-  TempDir dir;
-  // The coordinator has no slots of its own: every rank runs on an agent.
-  Daemon d(dir / "root", {"--cpu-slots", "0", "--agent-timeout", "2", "--agent-token", kAgentToken});
-  {
-    // A wrong token, and slot counts that would overflow the totals, are refused.
-    auto stub = trainer::v1::AgentService::NewStub(d.channel());
-    trainer::v1::RegisterAgentRequest reg;
-    reg.set_host("127.0.0.1");
-    reg.set_cpu_slots(2000000000);
-    trainer::v1::RegisterAgentResponse resp;
-    grpc::ClientContext wrong;
-    wrong.AddMetadata("x-trainerd-agent-token", "not-the-token");
-    EXPECT_EQ(stub->Register(&wrong, reg, &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
-    grpc::ClientContext huge;
-    huge.AddMetadata("x-trainerd-agent-token", kAgentToken);
-    grpc::Status s = stub->Register(&huge, reg, &resp);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-    EXPECT_THAT(s.error_message(), ::testing::HasSubstr("cpu_slots: must be in [1, 4096]"));
-  }
-  std::vector<std::unique_ptr<AgentProcess>> agents;
-  for (int k = 0; k < 3; ++k) {
-    agents.push_back(std::make_unique<AgentProcess>(d.port(), absl::StrCat("machine", k), dir / absl::StrCat("agent", k, ".log")));
-  }
-  for (int i = 0; i < 400; ++i) {
-    bool all = true;
-    for (const auto& a : agents) all = all && !a->Id().empty();
-    if (all) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  for (const auto& a : agents) ASSERT_FALSE(a->Id().empty()) << "an agent did not register";
-
-  const std::string id = Submit(d, LongSpec(), 0, "multi-node", /*ranks=*/2);
-  Job job = WaitFor(d, id, [&](const Job& j) { return RanksRunning(j, 2) && !Checkpoints(d, id).empty(); });
-  ASSERT_TRUE(RanksRunning(job, 2)) << job.DebugString();
-  const auto& first = job.attempts(0);
-  ASSERT_EQ(first.rank_nodes_size(), 2);
-  EXPECT_NE(first.rank_nodes(0), first.rank_nodes(1));  // one slot per agent
-  EXPECT_FALSE(first.rank_nodes(0).empty());
-
-  // The machine of rank 1 dies: its agent, and the rank with it.
-  const std::string lost = first.rank_nodes(1);
-  for (auto& a : agents) {
-    if (a->Id() == lost) a->Kill();
-  }
-  job = WaitFor(d, id, Finished, 240);
-  ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
-  ASSERT_GE(job.attempts_size(), 2);
-  EXPECT_THAT(job.attempts(0).reason(), HasSubstr("lost"));
-  EXPECT_EQ(job.restarts(), 0);  // a lost machine is not the job's fault
-  const auto& last = job.attempts(job.attempts_size() - 1);
-  for (const std::string& node : last.rank_nodes()) EXPECT_NE(node, lost);
-  EXPECT_EQ(last.resumed_from(), "latest checkpoint");
 }
 
 }  // namespace

@@ -46,7 +46,7 @@ TEST(Placement, PacksRanksOnTheFewestMachines) {
 }
 
 TEST(Placement, RanksGoWhereTheirGpusAre) {
-  // 4 CPU slots on "" but no GPUs: GPU ranks go to the agents that have them.
+  // 4 CPU slots on "" but no GPUs: GPU ranks go to the nodes that have them.
   std::vector<NodeSlots> nodes = {{"", 4, 0}, {"a", 2, 1}, {"b", 2, 2}};
   auto placed = PlaceRanks(3, 1, &nodes);
   ASSERT_TRUE(placed.has_value());
@@ -92,7 +92,7 @@ TEST(AttemptVerdict, FailuresRestartUntilTheLimitButABadSpecNever) {
 TEST(AttemptVerdict, LostNodesCancelsAndShutdownsAreNotTheJobsFault) {
   AttemptEnd lost = Ended(-1, SIGKILL);
   lost.node_lost = true;
-  lost.stop_reason = "agent m1 (10.0.0.2) lost: no poll for 10s";
+  lost.stop_reason = "rank 1: Slurm job 12 ended NODE_FAIL";
   AttemptVerdict v = JudgeAttempt(lost, 3, 3);  // no restarts left, still restarted
   EXPECT_EQ(v.next_state, trainer::v1::RESTARTING);
   EXPECT_FALSE(v.restart_counted);
@@ -122,7 +122,7 @@ TEST(RankLaunchPlan, EachRankGetsItsTorchrunVariablesFilesAndGpus) {
   AttemptLaunchPlan plan;
   plan.attempt = 2;
   plan.resume_from = "true";
-  plan.nodes = {"", "", "agent-1"};
+  plan.nodes = {"", "", "n1"};
   plan.gpus = {{0}, {1}, {0}};
   plan.worker_address = "10.0.0.1:50051";
   plan.secret = "s3cret";
@@ -132,7 +132,7 @@ TEST(RankLaunchPlan, EachRankGetsItsTorchrunVariablesFilesAndGpus) {
   ASSERT_EQ(starts.size(), 3u);
   const RankStart& last = starts[2];
   EXPECT_EQ(last.id.rank, 2);
-  EXPECT_EQ(last.node, "agent-1");
+  EXPECT_EQ(last.node, "n1");
   EXPECT_EQ(last.launch.log_path, "/data/jobs/j1/attempt-2/rank2.log");
   EXPECT_EQ(last.launch.working_dir, "/data/jobs/j1/attempt-2");
   EXPECT_EQ(last.launch.env.at(kEnvRank), "2");

@@ -378,21 +378,6 @@ TEST(Security, ClientCertificatesAreRequiredWithTlsClientCa) {
   EXPECT_GT(job.attempts(0).last_heartbeat_unix_ms(), 0);
 }
 
-TEST(Security, AgentsSendTheirTokenOnlyToACoordinatorTheyVerify) {
-  TempDir dir, certs_dir;
-  Certificates certs(certs_dir);
-  Daemon d(dir.path().string(),
-           {"--tls-cert", certs("server.pem"), "--tls-key", certs("server.key"), "--agent-token", "agent-secret"},
-           certs.Client());
-  const std::string agent = absl::StrCat("timeout 3 ", testing::BuildDir(), "/server/trainerd agent --coordinator ",
-                                         "127.0.0.1:", d.port(), " --cpu-slots 1 --agent-token agent-secret --tls-ca ");
-  auto r = RunCommand(agent + certs("ca.pem"));
-  EXPECT_THAT(r.output, HasSubstr("registered with 127.0.0.1"));
-  r = RunCommand(agent + certs("rogue-ca.pem"));
-  EXPECT_THAT(r.output, HasSubstr("cannot register"));
-  EXPECT_THAT(r.output, Not(HasSubstr("registered with")));
-}
-
 TEST(Security, ADataFileSwappedAfterSubmissionIsRefusedByTheWorker) {
   TempDir dir;
   const std::string d = testing::kFashionDir;

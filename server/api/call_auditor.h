@@ -22,8 +22,8 @@ class CallAuditor {
   void Record(const char* method, const grpc::ServerContext& context, const std::string& user,
               const std::string& job_id, const grpc::Status& status) const;
   // Records the call only when it was refused (UNAUTHENTICATED, PERMISSION_DENIED or
-  // FAILED_PRECONDITION): the internal services' callers are trainerd's own workers
-  // and agents, whose accepted calls would only fill the log.
+  // FAILED_PRECONDITION): the internal service's callers are trainerd's own workers,
+  // whose accepted calls would only fill the log.
   void RecordIfRefused(const char* method, const grpc::ServerContext& context, const std::string& job_id,
                        const grpc::Status& status) const;
 

@@ -69,7 +69,7 @@ std::vector<std::string> RequestProblems(const trainer::v1::SubmitJobRequest& re
   if (r.ranks() > capacity.cpu_slots) {
     problems.push_back(absl::StrCat("resources.ranks: ", r.ranks(), " ranks need as many CPU slots; this trainerd has ",
                                     capacity.cpu_slots,
-                                    " (--cpu-slots plus its agents'; with --launcher slurm, one per node of the partition)"));
+                                    " (--cpu-slots; with --launcher slurm, one per node of the partition)"));
   }
   if (r.gpus_per_rank() < 0) problems.push_back("resources.gpus_per_rank: must be >= 0");
   if (r.gpus_per_rank() > capacity.gpus) {

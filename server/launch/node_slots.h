@@ -7,8 +7,8 @@
 
 namespace trainerd {
 
-// "" is trainerd's own machine (LocalLauncher); other names belong to the launcher that
-// offers them (an agent's id).
+// "" is trainerd's own machine (LocalLauncher); "slurm" is a Slurm partition
+// (SlurmLauncher), whose own scheduler places the ranks on its nodes.
 struct NodeSlots {
   std::string node;
   int32_t cpu_slots = 0;

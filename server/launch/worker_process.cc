@@ -4,7 +4,6 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/resource.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -72,7 +71,6 @@ absl::StatusOr<pid_t> SpawnWorker(const WorkerLaunch& launch) {
   }
   if (pid == 0) {
     ::setsid();
-    if (launch.die_with_parent) ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     const int null_fd = ::open("/dev/null", O_RDONLY);
     if (null_fd >= 0) ::dup2(null_fd, 0);
     ::dup2(log_fd, 1);

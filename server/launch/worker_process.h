@@ -25,9 +25,6 @@ struct WorkerLaunch {
   std::string working_dir;
   std::string log_path;                // stdout + stderr, appended
   std::map<std::string, std::string> env;  // added to trainerd's environment
-  // SIGKILL the worker when the process that started it dies (trainerd agents: ranks
-  // must not outlive the agent that answers for them).
-  bool die_with_parent = false;
   // RLIMIT_AS for the worker (0: none), so that a job that grows too large fails with
   // "out of memory" instead of taking the machine down.
   int64_t address_space_limit_bytes = 0;
