@@ -198,7 +198,16 @@ int RunStatus(TrainerClient& client, const CliArgs& args) {
   std::cout << "ranks       " << job->resources().ranks();
   if (job->resources().gpus_per_rank() > 0) std::cout << " x " << job->resources().gpus_per_rank() << " GPU(s)";
   std::cout << "\n";
-  std::cout << "restarts    " << job->restarts() << "/" << job->max_restarts() << "\n";
+  int32_t preemptions = 0;
+  for (const auto& a : job->attempts()) preemptions += a.preemptions();
+  std::cout << "restarts    " << job->restarts() << "/" << job->max_restarts();
+  if (preemptions > 0) std::cout << "   preemptions " << preemptions << " (not counted)";
+  std::cout << "\n";
+  if (job->attempts_size() > 0 && !job->attempts(job->attempts_size() - 1).slurm_job_id().empty()) {
+    const auto& last = job->attempts(job->attempts_size() - 1);
+    std::cout << "slurm       job " << last.slurm_job_id() << ": "
+              << (last.slurm_state().empty() ? "submitted" : last.slurm_state()) << "\n";
+  }
   std::cout << "output      " << job->output_dir() << "\n";
   if (!job->best_checkpoint().empty()) std::cout << "best        " << job->best_checkpoint() << "\n";
   if (!job->error().empty()) std::cout << "error       " << job->error() << "\n";

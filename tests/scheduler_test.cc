@@ -161,7 +161,8 @@ TEST(SlurmBatchScript, OneTaskPerRankWithItsOwnCommandLineAndSlurmsPlacement) {
     ranks[k].id = RankId{"j1", 3, k};
     ranks[k].node = "slurm";
     ranks[k].launch.program = "/opt/trainer-worker";
-    ranks[k].launch.args = {"--spec", "/d/jobs/j1/spec.json", "--heartbeat-file", k == 0 ? "hb" : "hb-1"};
+    ranks[k].launch.args = {"--spec", "/d/jobs/j1/spec.json", "--resume-from-checkpoint", "/d/out/checkpoint-5",
+                            "--heartbeat-file", k == 0 ? "hb" : "hb-1"};
     ranks[k].launch.working_dir = "/d/jobs/j1/attempt-3";
     ranks[k].launch.log_path = absl::StrCat("/d/jobs/j1/attempt-3/rank", k, ".log");
     ranks[k].launch.env = {{kEnvRank, std::to_string(k)}, {kEnvLocalRank, std::to_string(k)},
@@ -180,7 +181,16 @@ TEST(SlurmBatchScript, OneTaskPerRankWithItsOwnCommandLineAndSlurmsPlacement) {
   const std::string ranks_script = SlurmRankScript(ranks);
   EXPECT_NE(ranks_script.find("1)\n  export RANK='1'"), std::string::npos) << ranks_script;
   EXPECT_NE(ranks_script.find("export TRAINERD_WORKER_SECRET='s'\\''cret'"), std::string::npos);
-  EXPECT_NE(ranks_script.find("'--heartbeat-file' 'hb-1' >> '/d/jobs/j1/attempt-3/rank1.log' 2>&1"), std::string::npos);
+  // The checkpoint it was planned to resume from, or after Slurm requeued it (a
+  // preemption) the newest one.
+  EXPECT_NE(ranks_script.find("  resume='/d/out/checkpoint-5'\n  if [ \"${SLURM_RESTART_COUNT:-0}\" -gt 0 ]; then "
+                              "resume=true; fi\n"),
+            std::string::npos)
+      << ranks_script;
+  EXPECT_NE(ranks_script.find("'--heartbeat-file' 'hb-1' ${resume:+--resume-from-checkpoint \"$resume\"} >> "
+                              "'/d/jobs/j1/attempt-3/rank1.log' 2>&1"),
+            std::string::npos)
+      << ranks_script;
   EXPECT_NE(ranks_script.find("echo \"$status $SLURMD_NODENAME\" > '/d/jobs/j1/attempt-3/rank1.exit'"), std::string::npos);
   // Where the rank runs is Slurm's to say: trainerd's placement and GPU choice are left out.
   EXPECT_EQ(ranks_script.find("export CUDA_VISIBLE_DEVICES"), std::string::npos);

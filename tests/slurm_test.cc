@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -88,9 +89,14 @@ TEST_F(Slurm, TrainerdRunsAGangAsOneSlurmJob) {
     EXPECT_EQ(testing::ReadFile(absl::StrCat(attempt, "/rank", rank, ".exit")), absl::StrCat("0 n", rank + 1, "\n"));
     EXPECT_THAT(testing::ReadFile(absl::StrCat(attempt, "/rank", rank, ".log")), HasSubstr("train_runtime"));
   }
-  // Slurm placed the gang on all three nodes.
-  testing::CommandResult nodes = cluster_->Run("scontrol -o show job $(squeue -h -t all -o %i | tail -n 1)");
+  // Slurm placed the gang on all three nodes; the attempt records the Slurm job's id
+  // and the state it was last seen in.
+  const std::string slurm_id = job.attempts(0).slurm_job_id();
+  ASSERT_FALSE(slurm_id.empty());
+  testing::CommandResult nodes = cluster_->Run("scontrol -o show job " + slurm_id);
   EXPECT_THAT(nodes.output, HasSubstr("NodeList=n[1-3]"));
+  EXPECT_THAT(nodes.output, HasSubstr("JobName=trainerd-" + id + "-1"));
+  EXPECT_THAT(job.attempts(0).slurm_state(), HasSubstr("on n[1-3]"));
 }
 
 // Cancel through Slurm: the rank gets SIGTERM, saves a checkpoint and exits 3, the Slurm
@@ -148,9 +154,10 @@ std::vector<int> RankWorkers(const std::string& id, int rank) {
   return pids;
 }
 
-// trainerd killed while its Slurm job runs: the restarted trainerd ends that Slurm job
-// (it cannot follow it yet) and runs the job again from its checkpoint, never two at once.
-TEST_F(Slurm, ARestartedTrainerdNeverLeavesTwoSlurmJobsForOneJob) {
+// trainerd killed while its Slurm job runs: the restarted trainerd follows that Slurm
+// job again by its recorded id (one attempt, never two copies), the job succeeds, and
+// its log is contiguous.
+TEST_F(Slurm, ARestartedTrainerdReattachesToItsSlurmJob) {
   ::setenv("SLURM_CONF", cluster_->conf().c_str(), 1);
   testing::Daemon d(dir_ / "root", {"--launcher", "slurm", "--cpu-slots", "1"});
   // Long enough that it cannot finish while trainerd restarts.
@@ -167,8 +174,19 @@ TEST_F(Slurm, ARestartedTrainerdNeverLeavesTwoSlurmJobsForOneJob) {
   }, 180);
   ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
   EXPECT_FALSE(overlapped);
-  ASSERT_EQ(job.attempts_size(), 2);
-  EXPECT_EQ(job.attempts(1).resumed_from(), "latest checkpoint");
+  ASSERT_EQ(job.attempts_size(), 1) << job.DebugString();
+  EXPECT_FALSE(job.attempts(0).slurm_job_id().empty());
+  const auto lines = testing::Logs(d, id, false);
+  testing::ExpectContiguous(lines);
+  // Each step line once: nothing read twice or lost across the restart.
+  std::map<std::string, int> steps;
+  for (const auto& line : lines) {
+    if (line.text().find("train step ") != std::string::npos) ++steps[line.text()];
+  }
+  for (const auto& [text, count] : steps) EXPECT_EQ(count, 1) << text;
+  bool last = false;
+  for (const auto& [text, count] : steps) last |= text.find("train step 1500/1500") != std::string::npos;
+  EXPECT_TRUE(last);
 }
 
 // A rank killed with SIGKILL ends the Slurm job; the attempt says which rank on which
@@ -189,6 +207,46 @@ TEST_F(Slurm, AKilledRankRestartsTheJobFromItsCheckpoint) {
   EXPECT_EQ(job.attempts(0).failed_rank(), 1);
   EXPECT_EQ(job.attempts(1).resumed_from(), "latest checkpoint");
   EXPECT_EQ(job.restarts(), 1);
+}
+
+// A higher-priority partition takes the nodes back: Slurm signals the ranks (they save a
+// checkpoint and exit), requeues the job and runs it again when the nodes are free; the
+// requeued run continues from that checkpoint. The job ends with the same weights as an
+// uninterrupted local run, one attempt, one preemption and no restart counted.
+TEST_F(Slurm, APreemptedJobContinuesFromItsCheckpointWithExactWeights) {
+  const trainer::v1::JobSpec spec = testing::Spec("max_steps: 5000, save_steps: 500, logging_steps: 500");
+  std::string reference;
+  {
+    testing::Daemon local(dir_ / "local", {"--cpu-slots", "1"});
+    trainer::v1::Job job = testing::WaitFor(local, testing::Submit(local, spec), testing::Finished, 180);
+    ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+    reference = testing::ReadFile(job.output_dir() + "/model.safetensors");
+  }
+  ::setenv("SLURM_CONF", cluster_->conf().c_str(), 1);
+  testing::Daemon d(dir_ / "root", {"--launcher", "slurm", "--cpu-slots", "1"});
+  const std::string id = testing::Submit(d, spec);
+  testing::WaitFor(d, id, [&](const trainer::v1::Job& j) {
+    return j.state() == trainer::v1::RUNNING && !RankWorkers(id, 0).empty();
+  });
+  testing::CommandResult high = cluster_->Run("sbatch --parsable -p high -N3 --wrap 'sleep 2'");
+  ASSERT_EQ(high.exit_code, 0) << high.output;
+  // Slurm holds a requeued job for two minutes (Reason=BeginTime); an operator's
+  // `scontrol update StartTime=now` lets it run as soon as the nodes are free.
+  trainer::v1::Job job = testing::WaitFor(d, id, [](const trainer::v1::Job& j) {
+    return testing::Finished(j) || j.attempts(0).slurm_state().find("BeginTime") != std::string::npos;
+  });
+  if (!testing::Finished(job)) {
+    testing::CommandResult now = cluster_->Run("scontrol update JobId=" + job.attempts(0).slurm_job_id() + " StartTime=now");
+    EXPECT_EQ(now.exit_code, 0) << now.output;
+  }
+  job = testing::WaitFor(d, id, testing::Finished, 180);
+  ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+  ASSERT_EQ(job.attempts_size(), 1) << job.DebugString();
+  EXPECT_EQ(job.attempts(0).preemptions(), 1);
+  EXPECT_EQ(job.restarts(), 0);
+  const std::string log = testing::ReadFile(absl::StrCat(dir_ / "root", "/jobs/", id, "/attempt-1/rank0.log"));
+  EXPECT_THAT(log, HasSubstr("Stopped by SIGTERM"));
+  EXPECT_EQ(testing::ReadFile(job.output_dir() + "/model.safetensors"), reference);
 }
 
 }  // namespace

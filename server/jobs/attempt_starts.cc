@@ -226,9 +226,13 @@ void AttemptSupervisor::StartAttempt(Job& job, const std::string& resume_from, c
   if (launched.ok()) launched = port.status();
   if (launched.ok()) {
     plan.master_port = *port;
-    absl::StatusOr<std::vector<pid_t>> pids = launcher_->Start(PlanRankStarts(job, plan, options_));
-    launched = pids.status();
-    for (size_t k = 0; pids.ok() && k < a.ranks.size(); ++k) a.ranks[k].pid = (*pids)[k];
+    absl::StatusOr<StartedRanks> started = launcher_->Start(PlanRankStarts(job, plan, options_));
+    launched = started.status();
+    for (size_t k = 0; started.ok() && k < a.ranks.size(); ++k) a.ranks[k].pid = started->pids[k];
+    if (started.ok()) {
+      record->set_slurm_job_id(started->cluster_job_id);
+      a.queued = !started->cluster_job_id.empty();  // a cluster's job starts in its queue
+    }
   }
   for (const Rank& r : a.ranks) {
     record->add_rank_pids(r.pid);
@@ -243,8 +247,10 @@ void AttemptSupervisor::StartAttempt(Job& job, const std::string& resume_from, c
     MoveTo(job, trainer::v1::FAILED);
     return;
   }
-  spdlog::info("job={} attempt {} started: {} rank(s), rank 0 pid {} {}", job.id(), a.number, a.ranks.size(),
-               a.ranks[0].pid, resume_from.empty() ? "" : "resuming from " + record->resumed_from());
+  spdlog::info("job={} attempt {} started: {} rank(s), {} {}", job.id(), a.number, a.ranks.size(),
+               record->slurm_job_id().empty() ? absl::StrCat("rank 0 pid ", a.ranks[0].pid)
+                                              : "Slurm job " + record->slurm_job_id(),
+               resume_from.empty() ? "" : "resuming from " + record->resumed_from());
   running_[job.id()] = std::move(a);
   MoveTo(job, trainer::v1::RUNNING);
 }

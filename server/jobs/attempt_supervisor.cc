@@ -87,6 +87,7 @@ void AttemptSupervisor::RecoverJob(Job job) {
   const trainer::v1::Attempt& record = job.attempts(job.attempts_size() - 1);
   Attempt a = NewAttempt(job, record.number());
   a.started_ms = record.started_unix_ms();
+  a.queued = !record.slurm_job_id().empty();  // until the cluster says where it is
   const std::string marker = JobDir(options_.data_root, job.id());
   size_t adopted = 0;
   for (int k = 0; k < static_cast<int>(a.ranks.size()); ++k) {
@@ -94,7 +95,9 @@ void AttemptSupervisor::RecoverJob(Job job) {
     r.pid = k < record.rank_pids_size() ? record.rank_pids(k) : (k == 0 ? record.pid() : 0);
     if (k < record.rank_nodes_size()) r.node = record.rank_nodes(k);
     if (k < record.rank_gpus_size()) r.gpus = ParseGpus(record.rank_gpus(k));
-    if (launcher_->Adopt(RankId{job.id(), a.number, k}, r.node, r.pid, marker)) ++adopted;
+    const RecordedRank recorded{RankId{job.id(), a.number, k}, r.node, r.pid, marker,
+                                AttemptDir(options_.data_root, job.id(), a.number), record.slurm_job_id()};
+    if (launcher_->Adopt(recorded)) ++adopted;
   }
   if (adopted == a.ranks.size()) {
     std::ifstream secret(absl::StrCat(AttemptDir(options_.data_root, job.id(), a.number), "/", kAttemptSecretFile));
@@ -165,6 +168,10 @@ void AttemptSupervisor::HandleEvents() {
       RecordPid(e.id.job_id, a, e.id.rank, e.pid);
       continue;
     }
+    if (e.kind == RankEvent::Kind::kClusterState) {
+      OnClusterState(e.id.job_id, a, e);
+      continue;
+    }
     if (e.node_lost) {
       // The lost machine is the root cause even when a surviving rank failed first (its
       // collective broke when the peer vanished); a cancel or shutdown stays one.
@@ -187,6 +194,27 @@ void AttemptSupervisor::RecordPid(const std::string& job_id, const Attempt& a, i
   if (record->number() != a.number || rank >= record->rank_pids_size()) return;
   record->set_rank_pids(rank, pid);
   if (rank == 0) record->set_pid(pid);
+  registry_->Put(*job);
+}
+
+void AttemptSupervisor::OnClusterState(const std::string& job_id, Attempt& a, const RankEvent& e) {
+  if (a.queued && !e.queued) a.alive_since_ms = NowMs();
+  a.queued = e.queued;
+  absl::StatusOr<Job> job = registry_->Get(job_id);
+  if (!job.ok() || job->attempts_size() == 0) return;
+  trainer::v1::Attempt* record = job->mutable_attempts(job->attempts_size() - 1);
+  if (record->number() != a.number) return;
+  record->set_slurm_state(e.reason);
+  if (e.preempted) {
+    // Not a failure and not a restart: the cluster took the nodes back, the ranks saved
+    // a checkpoint, and the same Slurm job continues from it when it runs again.
+    record->set_preemptions(record->preemptions() + 1);
+    spdlog::warn("job={} attempt {} preempted by the cluster (Slurm job {} {}): it continues from its checkpoint "
+                 "when it runs again (preemption {}, not counted as a restart)",
+                 job_id, a.number, record->slurm_job_id(), e.reason, record->preemptions());
+  } else {
+    spdlog::info("job={} attempt {}: Slurm job {} {}", job_id, a.number, record->slurm_job_id(), e.reason);
+  }
   registry_->Put(*job);
 }
 
@@ -251,7 +279,8 @@ void AttemptSupervisor::CheckAttempt(const std::string& job_id) {
     if (r.exit) continue;
     // Seconds since the newest sign of life: the attempt's start, the heartbeat file the
     // rank touches, or its last WorkerService heartbeat.
-    double age = (NowMs() - a.started_ms) / 1000.0;
+    if (a.queued) return;
+    double age = (NowMs() - std::max(a.started_ms, a.alive_since_ms)) / 1000.0;
     struct stat st;
     if (::stat(r.heartbeat_path.c_str(), &st) == 0) age = std::min(age, std::difftime(std::time(nullptr), st.st_mtime));
     if (r.last_rpc_heartbeat) age = std::min(age, std::chrono::duration<double>(now - *r.last_rpc_heartbeat).count());

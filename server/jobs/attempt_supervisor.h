@@ -89,6 +89,11 @@ class AttemptSupervisor {
     int32_t number = 0;
     std::vector<Rank> ranks;
     int64_t started_ms = 0;
+    // While the cluster's queue holds the gang (waiting for nodes, or requeued after a
+    // preemption) its ranks cannot send heartbeats: the timeout counts from when it
+    // last left the queue.
+    bool queued = false;
+    int64_t alive_since_ms = 0;
     int32_t gpus_per_rank = 0;
     std::string secret;       // the attempt's WorkerService credential
     std::string stop_reason;  // why trainerd stops it (attempt_verdict.h); "" while it need not stop
@@ -110,6 +115,9 @@ class AttemptSupervisor {
   void RecoverJob(trainer::v1::Job job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleEvents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecordPid(const std::string& job_id, const Attempt& attempt, int32_t rank, pid_t pid)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records a kClusterState event on the attempt (its Slurm state, a preemption).
+  void OnClusterState(const std::string& job_id, Attempt& attempt, const RankEvent& event)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records that rank `rank` ended (on machine `where`, if known). A failure stops the
   // attempt's other ranks; when the last rank has ended (and its output is stored) the

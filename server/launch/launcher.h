@@ -1,8 +1,8 @@
 // Launcher: where the ranks of an attempt run. The supervisor decides what runs (which
 // job, how many ranks, on which node, with which arguments and environment); a launcher
 // starts those ranks, signals them and reports how they ended. trainerd's own machine
-// (LocalLauncher) and `trainerd agent` machines (AgentLauncher) are two launchers; a
-// cluster scheduler is added as a third without touching the supervisor.
+// (LocalLauncher) and a Slurm cluster (SlurmLauncher) are the two launchers; another
+// cluster scheduler (Kubernetes) would be a third, without touching the supervisor.
 //
 // Threads: every method may be called from any thread; implementations guard their own
 // state. The supervisor calls them with its lock held, so a launcher never calls back.
@@ -42,11 +42,32 @@ struct RankStart {
   WorkerLaunch launch;
 };
 
+// What Start returns.
+struct StartedRanks {
+  std::vector<pid_t> pids;     // each rank's, or 0 where a kStarted event tells it later
+  std::string cluster_job_id;  // the cluster's id for the gang (Slurm's job id); "" locally
+};
+
+// A rank that a previous trainerd started, as its attempt's record has it.
+struct RecordedRank {
+  RankId id;
+  std::string node;
+  pid_t pid = 0;
+  std::string marker;          // in its command line: guards against a reused pid
+  std::string working_dir;     // the attempt's folder
+  std::string cluster_job_id;  // StartedRanks::cluster_job_id
+};
+
 // Something that happened to a rank, reported by TakeEvents.
 struct RankEvent {
   enum class Kind {
     kStarted,  // `pid` is known now (for ranks whose pid Start could not return)
     kEnded,    // the rank ended as `exit` says
+    // The gang's state in the cluster's queue changed (reported for rank 0): `reason`
+    // says it ("PENDING (Resources)", "RUNNING on n[1-3]"); `queued` while it waits
+    // there; `preempted` when the cluster preempted it (its ranks saved a checkpoint and
+    // exited) and queued it again: it resumes from that checkpoint when it runs again.
+    kClusterState,
   };
   Kind kind = Kind::kEnded;
   RankId id;
@@ -59,6 +80,8 @@ struct RankEvent {
   bool node_lost = false;
   // The machine it ran on, when the launcher knows it (for the attempt's record).
   std::string where;
+  bool queued = false;     // kClusterState
+  bool preempted = false;  // kClusterState
 };
 
 class Launcher {
@@ -69,15 +92,15 @@ class Launcher {
   virtual std::vector<NodeSlots> Nodes() = 0;
   // The address ranks on `node` are reached at by ranks elsewhere (MASTER_ADDR).
   virtual std::string NodeAddress(const std::string& node) = 0;
-  // Starts `ranks` (each on a node of this launcher). Returns each rank's pid, or 0 where
-  // the launcher learns it later (a kStarted event). On error none of them is left
+  // Starts `ranks` (each on a node of this launcher). On error none of them is left
   // running: a gang starts whole or not at all.
-  virtual absl::StatusOr<std::vector<pid_t>> Start(const std::vector<RankStart>& ranks) = 0;
+  virtual absl::StatusOr<StartedRanks> Start(const std::vector<RankStart>& ranks) = 0;
   // Sends `signal` to every rank of the attempt that still runs.
   virtual void Signal(const std::string& job_id, int32_t attempt, int signal) = 0;
-  // Follows a rank that a previous trainerd started (`pid` on `node`, its command line
-  // mentioning `marker`). False when it no longer runs or cannot be followed.
-  virtual bool Adopt(const RankId& id, const std::string& node, pid_t pid, const std::string& marker) = 0;
+  // Follows a rank that a previous trainerd started. False when it no longer runs and
+  // the launcher cannot tell how it ended; true when its end (past or future) will be
+  // reported by TakeEvents.
+  virtual bool Adopt(const RecordedRank& rank) = 0;
   // What happened since the last call, oldest first. `*nodes_changed` is set when
   // machines came or went (the free slots changed).
   virtual std::vector<RankEvent> TakeEvents(bool* nodes_changed) = 0;

@@ -13,9 +13,10 @@ std::vector<NodeSlots> LocalLauncher::Nodes() { return {NodeSlots{"", cpu_slots_
 
 std::string LocalLauncher::NodeAddress(const std::string& /*node*/) { return host_; }
 
-absl::StatusOr<std::vector<pid_t>> LocalLauncher::Start(const std::vector<RankStart>& ranks) {
+absl::StatusOr<StartedRanks> LocalLauncher::Start(const std::vector<RankStart>& ranks) {
   absl::MutexLock lock(&mu_);
-  std::vector<pid_t> pids;
+  StartedRanks started;
+  std::vector<pid_t>& pids = started.pids;
   for (const RankStart& start : ranks) {
     absl::StatusOr<pid_t> pid = SpawnWorker(start.launch);
     if (!pid.ok()) {
@@ -25,7 +26,7 @@ absl::StatusOr<std::vector<pid_t>> LocalLauncher::Start(const std::vector<RankSt
     pids.push_back(*pid);
     ranks_[start.id] = Process{*pid, true, ""};
   }
-  return pids;
+  return started;
 }
 
 void LocalLauncher::Signal(const std::string& job_id, int32_t attempt, int signal) {
@@ -36,10 +37,10 @@ void LocalLauncher::Signal(const std::string& job_id, int32_t attempt, int signa
   }
 }
 
-bool LocalLauncher::Adopt(const RankId& id, const std::string& /*node*/, pid_t pid, const std::string& marker) {
-  if (!WorkerAlive(pid, marker)) return false;
+bool LocalLauncher::Adopt(const RecordedRank& rank) {
+  if (!WorkerAlive(rank.pid, rank.marker)) return false;
   absl::MutexLock lock(&mu_);
-  ranks_[id] = Process{pid, false, marker};
+  ranks_[rank.id] = Process{rank.pid, false, rank.marker};
   return true;
 }
 

@@ -21,9 +21,9 @@ class LocalLauncher final : public Launcher {
 
   std::vector<NodeSlots> Nodes() override;
   std::string NodeAddress(const std::string& node) override;
-  absl::StatusOr<std::vector<pid_t>> Start(const std::vector<RankStart>& ranks) override;
+  absl::StatusOr<StartedRanks> Start(const std::vector<RankStart>& ranks) override;
   void Signal(const std::string& job_id, int32_t attempt, int signal) override;
-  bool Adopt(const RankId& id, const std::string& node, pid_t pid, const std::string& marker) override;
+  bool Adopt(const RecordedRank& rank) override;
   std::vector<RankEvent> TakeEvents(bool* nodes_changed) override;
 
  private:

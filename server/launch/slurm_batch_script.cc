@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "protocol/worker_environment.h"
+#include "protocol/worker_exit_codes.h"
 
 namespace trainerd {
 
@@ -39,7 +40,8 @@ std::string SlurmBatchScript(const std::vector<RankStart>& ranks, const SlurmJob
   if (!options.account.empty()) absl::StrAppend(&s, "#SBATCH --account=", options.account, "\n");
   for (const std::string& arg : options.extra_args) absl::StrAppend(&s, "#SBATCH ", arg, "\n");
   // A requeued run starts from a clean slate: the exit files are this run's.
-  absl::StrAppend(&s, "rm -f ", ShellQuote(dir), "/rank*.exit\n");
+  absl::StrAppend(&s, "rm -f ", ShellQuote(dir), "/rank*.exit ", ShellQuote(absl::StrCat(dir, "/", kSlurmStopRequestedName)),
+                  "\n");
   // Rank 0's machine by the address Slurm reaches it at (NodeAddr; the node's name
   // where none is set), which need not resolve as a host name.
   absl::StrAppend(&s, "first=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)\n", kEnvMasterAddr,
@@ -69,12 +71,28 @@ std::string SlurmRankScript(const std::vector<RankStart>& ranks) {
                     "=\"${SLURM_NTASKS_PER_NODE:-1}\"\n");
     if (l.address_space_limit_bytes > 0) absl::StrAppend(&s, "  ulimit -v ", l.address_space_limit_bytes / 1024, "\n");
     if (l.process_limit > 0) absl::StrAppend(&s, "  ulimit -u ", l.process_limit, "\n");
-    absl::StrAppend(&s, "  cd ", ShellQuote(l.working_dir), " || exit 127\n  ", ShellQuote(l.program));
-    for (const std::string& arg : l.args) absl::StrAppend(&s, " ", ShellQuote(arg));
+    // A run Slurm requeued after a preemption continues from the newest checkpoint,
+    // which its ranks saved when Slurm signalled them.
+    std::string resume, args;
+    for (size_t k = 0; k < l.args.size(); ++k) {
+      if (l.args[k] == "--resume-from-checkpoint" && k + 1 < l.args.size()) {
+        resume = l.args[++k];
+      } else {
+        absl::StrAppend(&args, " ", ShellQuote(l.args[k]));
+      }
+    }
+    absl::StrAppend(&s, "  resume=", ShellQuote(resume), "\n  if [ \"${SLURM_RESTART_COUNT:-0}\" -gt 0 ]; then resume=true; fi\n");
+    absl::StrAppend(&s, "  cd ", ShellQuote(l.working_dir), " || exit 127\n  ", ShellQuote(l.program), args,
+                    " ${resume:+--resume-from-checkpoint \"$resume\"}");
     absl::StrAppend(&s, " >> ", ShellQuote(l.log_path), " 2>&1\n");
     absl::StrAppend(&s, "  status=$?\n  echo \"$status $SLURMD_NODENAME\" > ",
-                    ShellQuote(absl::StrCat(l.working_dir, "/", RankExitName(r.id.rank))),
-                    "\n  exit \"$status\"\n  ;;\n");
+                    ShellQuote(absl::StrCat(l.working_dir, "/", RankExitName(r.id.rank))), "\n");
+    // A SIGTERM trainerd did not send is Slurm's own: a preemption. The rank saved a
+    // checkpoint; the task waits for Slurm to end it after GraceTime, since Slurm
+    // requeues only a job it preempted to the end, not one that failed meanwhile.
+    absl::StrAppend(&s, "  if [ \"$status\" = ", kWorkerExitStopped, " ] && [ ! -e ",
+                    ShellQuote(absl::StrCat(l.working_dir, "/", kSlurmStopRequestedName)),
+                    " ]; then sleep 86400 & wait; fi\n  exit \"$status\"\n  ;;\n");
   }
   s += "*)\n  exit 127\n  ;;\nesac\n";
   return s;

@@ -33,6 +33,10 @@ std::string SlurmJobName(const std::string& job_id, int32_t attempt);
 // `text` in single quotes for /bin/sh.
 std::string ShellQuote(const std::string& text);
 
+// The file trainerd creates in the attempt's folder before it signals the ranks itself
+// (cancel, shutdown), so that the rank script tells its SIGTERM from Slurm's (preemption).
+inline constexpr char kSlurmStopRequestedName[] = "stop-requested";
+
 // The file a rank's exit status and node ("137 n2") are written to, in the attempt's folder.
 std::string RankExitName(int32_t rank);
 

@@ -14,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -93,8 +94,8 @@ std::vector<NodeSlots> SlurmLauncher::Nodes() {
 
 std::string SlurmLauncher::NodeAddress(const std::string&) { return ""; }  // the rank script's
 
-absl::StatusOr<std::vector<pid_t>> SlurmLauncher::Start(const std::vector<RankStart>& ranks) {
-  if (ranks.empty()) return std::vector<pid_t>{};
+absl::StatusOr<StartedRanks> SlurmLauncher::Start(const std::vector<RankStart>& ranks) {
+  if (ranks.empty()) return StartedRanks{};
   const RankStart& first = ranks.front();
   const std::string dir = first.launch.working_dir;
   SlurmJobOptions job;
@@ -117,36 +118,59 @@ absl::StatusOr<std::vector<pid_t>> SlurmLauncher::Start(const std::vector<RankSt
   }
   spdlog::info("job={} attempt {}: Slurm job {} ({} rank(s))", first.id.job_id, first.id.attempt, id, ranks.size());
   absl::MutexLock lock(&mu_);
-  jobs_[{first.id.job_id, first.id.attempt}] = SlurmJob{id, dir, static_cast<int32_t>(ranks.size())};
-  return std::vector<pid_t>(ranks.size(), 0);
+  SlurmJob& job_record = jobs_[{first.id.job_id, first.id.attempt}];
+  job_record.slurm_id = id;
+  job_record.dir = dir;
+  job_record.ranks = static_cast<int32_t>(ranks.size());
+  return StartedRanks{std::vector<pid_t>(ranks.size(), 0), id};
 }
 
 void SlurmLauncher::Signal(const std::string& job_id, int32_t attempt, int signal) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find({job_id, attempt});
   if (it == jobs_.end()) return;
-  // SIGTERM reaches every rank (they checkpoint and exit); SIGKILL ends the Slurm job.
-  const std::string command = signal == SIGKILL ? "scancel " + it->second.slurm_id
+  // SIGTERM reaches every rank (they checkpoint and exit); SIGKILL ends the Slurm job,
+  // as any signal does to a job still waiting in the queue (it has no ranks to save).
+  const bool waiting = absl::StartsWith(it->second.state, "PENDING");
+  if (absl::Status s = WriteFileAtomically(absl::StrCat(it->second.dir, "/", kSlurmStopRequestedName), "", 0600);
+      !s.ok()) {
+    spdlog::warn("Slurm job {}: {}", it->second.slurm_id, std::string(s.message()));
+  }
+  const std::string command = signal == SIGKILL || waiting ? "scancel " + it->second.slurm_id
                                                 : absl::StrCat("scancel --signal=", signal, " ", it->second.slurm_id);
   CommandOutput r = RunSlurm(command);
   if (r.exit_code != 0) spdlog::warn("{} failed: {}", command, std::string(absl::StripAsciiWhitespace(r.output)));
 }
 
-bool SlurmLauncher::Adopt(const RankId& id, const std::string& node, pid_t, const std::string&) {
-  // One Slurm job holds the attempt's ranks: rank 0's call ends it for all of them.
-  if (node != kNode || id.rank != 0) return false;
-  // Its Slurm job may still run: end it (SIGTERM first: the ranks checkpoint), so that
-  // the attempt that replaces it is the only one writing the job's folder.
+bool SlurmLauncher::Adopt(const RecordedRank& rank) {
+  if (rank.node != kNode) return false;
+  uint64_t numeric = 0;
+  if (!absl::SimpleAtoi(rank.cluster_job_id, &numeric)) {
+    // One Slurm job holds the attempt's ranks: rank 0's call ends it for all of them.
+    if (rank.id.rank == 0) CancelByName(rank.id);
+    return false;
+  }
+  // Followed again from the next poll: queued, running, or ended while trainerd was
+  // down (then its ranks' exit files say how).
+  absl::MutexLock lock(&mu_);
+  SlurmJob& job = jobs_[{rank.id.job_id, rank.id.attempt}];
+  job.slurm_id = rank.cluster_job_id;
+  job.dir = rank.working_dir;
+  job.ranks = std::max(job.ranks, rank.id.rank + 1);
+  return true;
+}
+
+void SlurmLauncher::CancelByName(const RankId& id) {
+  // SIGTERM first (the ranks checkpoint), so that the attempt that replaces it is the
+  // only one writing the job's folder.
   const std::string name = ShellQuote(SlurmJobName(id.job_id, id.attempt));
   CommandOutput r = RunSlurm("scancel --name=" + name);
   if (r.exit_code != 0) spdlog::warn("scancel --name={} failed: {}", name, std::string(absl::StripAsciiWhitespace(r.output)));
-  // Wait until it is gone (ranks that checkpoint take a moment), at most a minute.
   for (int i = 0; i < 300; ++i) {
     CommandOutput queue = RunSlurm("squeue -h -o %i --name=" + name);
     if (queue.exit_code != 0 || absl::StripAsciiWhitespace(queue.output).empty()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
-  return false;
 }
 
 std::vector<RankEvent> SlurmLauncher::TakeEvents(bool*) {
@@ -157,67 +181,92 @@ std::vector<RankEvent> SlurmLauncher::TakeEvents(bool*) {
     return events;
   }
   last_poll_ = now;
-  FinishEndedJobs(&events);
+  PollJobs(&events);
   return events;
 }
 
-void SlurmLauncher::FinishEndedJobs(std::vector<RankEvent>* events) {
-  std::vector<std::string> ids;
-  for (const auto& [key, job] : jobs_) ids.push_back(job.slurm_id);
-  CommandOutput queue = RunSlurm("squeue -h -o '%i %T' -j " + absl::StrJoin(ids, ","));
-  if (queue.exit_code != 0 && queue.output.find("Invalid job id") == std::string::npos) return;  // ask again later
-  std::set<std::string> waiting;  // queued, running, or on their way back to the queue
-  for (absl::string_view line : absl::StrSplit(queue.output, '\n', absl::SkipEmpty())) {
-    std::vector<std::string> cells = absl::StrSplit(line, ' ', absl::SkipEmpty());
-    static const std::set<std::string> kActive = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED",
-                                                  "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED", "STOPPED",
-                                                  "SIGNALING", "STAGE_OUT"};
-    if (cells.size() >= 2 && kActive.count(cells[1])) waiting.insert(cells[0]);
+void SlurmLauncher::PollJobs(std::vector<RankEvent>* events) {
+  // Every job Slurm knows, one line each: ended ones stay listed for MinJobAge (300 s by
+  // default), so an end is seen with its state; a job no longer listed ended long ago.
+  CommandOutput all = RunSlurm("scontrol -o show job");
+  if (all.exit_code != 0) return;  // the controller is away: ask again later
+  std::map<std::string, std::string> lines;
+  for (absl::string_view line : absl::StrSplit(all.output, '\n', absl::SkipEmpty())) {
+    lines[Field(std::string(line), "JobId")] = std::string(line);
   }
+  static const std::set<std::string> kActive = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED",
+                                                "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED", "STOPPED",
+                                                "SIGNALING", "STAGE_OUT"};
+  // States in which the ranks run (and so send heartbeats).
+  static const std::set<std::string> kRanksRun = {"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT", "RESIZING"};
   for (auto it = jobs_.begin(); it != jobs_.end();) {
-    const SlurmJob& job = it->second;
-    if (waiting.count(job.slurm_id)) {
-      ++it;
+    SlurmJob& job = it->second;
+    auto found = lines.find(job.slurm_id);
+    const std::string line = found == lines.end() ? "" : found->second;
+    const std::string state = Field(line, "JobState"), reason = Field(line, "Reason");
+    if (!kActive.count(state)) {
+      ReportEnd(it->first, job, state, reason, events);
+      spdlog::info("Slurm job {} ended: {} {}", job.slurm_id, state.empty() ? "(no longer listed)" : state, reason);
+      it = jobs_.erase(it);
       continue;
     }
-    const std::string info = RunSlurm("scontrol -o show job " + job.slurm_id).output;
-    const std::string state = Field(info, "JobState"), reason = Field(info, "Reason");
-    // Ranks that ended on their own first, in the order they ended (their exit files'
-    // times): the first failure among them is the cause; the ones Slurm killed follow.
-    std::vector<std::pair<struct timespec, RankEvent>> exited;
-    std::vector<RankEvent> killed;
-    for (int32_t rank = 0; rank < job.ranks; ++rank) {
-      RankEvent ended;
-      ended.id = RankId{it->first.first, it->first.second, rank};
-      const std::string path = absl::StrCat(job.dir, "/", RankExitName(rank));
-      std::ifstream exit_file(path);
-      int code = -1;
-      struct stat st {};
-      if (exit_file >> code && ::stat(path.c_str(), &st) == 0) {
-        exit_file >> ended.where;
-        // The rank script's status: 128 + N when signal N killed the worker.
-        if (code > 128) {
-          ended.exit.signal = code - 128;
-        } else {
-          ended.exit.exit_code = code;
-        }
-        exited.emplace_back(st.st_mtim, std::move(ended));
-      } else {
-        ended.exit.signal = SIGKILL;  // it never ended on its own
-        ended.reason = absl::StrCat("rank ", rank, ": Slurm job ", job.slurm_id, " ended ",
-                                    state.empty() ? "(state unknown)" : state,
-                                    reason.empty() || reason == "None" ? "" : " (" + reason + ")");
-        killed.push_back(std::move(ended));
-      }
+    int32_t restarts = 0;
+    (void)absl::SimpleAtoi(Field(line, "Restarts"), &restarts);
+    std::string text = state;
+    if (!reason.empty() && reason != "None") absl::StrAppend(&text, " (", reason, ")");
+    if (kRanksRun.count(state)) absl::StrAppend(&text, " on ", Field(line, "NodeList"));
+    const bool preempted = restarts > job.restarts;
+    if (text != job.state || preempted) {
+      RankEvent e;
+      e.kind = RankEvent::Kind::kClusterState;
+      e.id = RankId{it->first.first, it->first.second, 0};
+      e.reason = text;
+      e.queued = !kRanksRun.count(state);
+      e.preempted = preempted;
+      events->push_back(std::move(e));
+      job.state = text;
+      job.restarts = restarts;
     }
-    std::stable_sort(exited.begin(), exited.end(), [](const auto& a, const auto& b) {
-      return std::tie(a.first.tv_sec, a.first.tv_nsec) < std::tie(b.first.tv_sec, b.first.tv_nsec);
-    });
-    for (auto& [when, e] : exited) events->push_back(std::move(e));
-    for (RankEvent& e : killed) events->push_back(std::move(e));
-    spdlog::info("Slurm job {} ended: {} {}", job.slurm_id, state, reason);
-    it = jobs_.erase(it);
+    ++it;
   }
+}
+
+void SlurmLauncher::ReportEnd(const JobKey& key, const SlurmJob& job, const std::string& state,
+                              const std::string& reason, std::vector<RankEvent>* events) {
+  // Ranks that ended on their own first, in the order they ended (their exit files'
+  // times): the first failure among them is the cause; the ones Slurm killed follow.
+  std::vector<std::pair<struct timespec, RankEvent>> exited;
+  std::vector<RankEvent> killed;
+  for (int32_t rank = 0; rank < job.ranks; ++rank) {
+    RankEvent ended;
+    ended.id = RankId{key.first, key.second, rank};
+    const std::string path = absl::StrCat(job.dir, "/", RankExitName(rank));
+    std::ifstream exit_file(path);
+    int code = -1;
+    struct stat st {};
+    if (exit_file >> code && ::stat(path.c_str(), &st) == 0) {
+      exit_file >> ended.where;
+      // The rank script's status: 128 + N when signal N killed the worker.
+      if (code > 128) {
+        ended.exit.signal = code - 128;
+      } else {
+        ended.exit.exit_code = code;
+      }
+      exited.emplace_back(st.st_mtim, std::move(ended));
+    } else {
+      ended.exit.signal = SIGKILL;  // it never ended on its own
+      ended.node_lost = state == "NODE_FAIL";
+      ended.reason = absl::StrCat("rank ", rank, ": Slurm job ", job.slurm_id, " ended ",
+                                  state.empty() ? "(state unknown)" : state,
+                                  reason.empty() || reason == "None" ? "" : " (" + reason + ")");
+      killed.push_back(std::move(ended));
+    }
+  }
+  std::stable_sort(exited.begin(), exited.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.first.tv_sec, a.first.tv_nsec) < std::tie(b.first.tv_sec, b.first.tv_nsec);
+  });
+  for (auto& [when, e] : exited) events->push_back(std::move(e));
+  for (RankEvent& e : killed) events->push_back(std::move(e));
 }
 
 }  // namespace trainerd

@@ -37,28 +37,38 @@ class SlurmLauncher final : public Launcher {
 
   std::vector<NodeSlots> Nodes() override;
   std::string NodeAddress(const std::string& node) override;
-  absl::StatusOr<std::vector<pid_t>> Start(const std::vector<RankStart>& ranks) override;
+  absl::StatusOr<StartedRanks> Start(const std::vector<RankStart>& ranks) override;
   void Signal(const std::string& job_id, int32_t attempt, int signal) override;
-  // Following a Slurm job across a trainerd restart needs its id on the attempt: not
-  // yet, so such an attempt's Slurm job is cancelled (by its name) and the attempt
-  // restarts from its checkpoint.
-  bool Adopt(const RankId& id, const std::string& node, pid_t pid, const std::string& marker) override;
+  // Follows the attempt's Slurm job again by its id (queued, running or ended while
+  // trainerd was down: its ranks' exit files tell how). An attempt recorded without an
+  // id (trainerd stopped between sbatch and its record) has its Slurm job cancelled by
+  // name, and restarts from its checkpoint.
+  bool Adopt(const RecordedRank& rank) override;
   std::vector<RankEvent> TakeEvents(bool* nodes_changed) override;
 
  private:
   using Clock = std::chrono::steady_clock;
+  using JobKey = std::pair<std::string, int32_t>;  // (job, attempt)
   struct SlurmJob {
     std::string slurm_id;
     std::string dir;  // the attempt's folder
     int32_t ranks = 0;
+    std::string state;     // as last reported ("PENDING (Resources)")
+    int32_t restarts = 0;  // Slurm's count of requeues (preemptions)
   };
 
-  // The jobs' rank events once Slurm says a job ended.
-  void FinishEndedJobs(std::vector<RankEvent>* events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Asks Slurm for every job it knows (one scontrol call), reports the state changes of
+  // the ones followed and their rank events once they ended.
+  void PollJobs(std::vector<RankEvent>* events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The rank events of a job that ended in Slurm `state` (for `reason`).
+  static void ReportEnd(const JobKey& key, const SlurmJob& job, const std::string& state, const std::string& reason,
+                        std::vector<RankEvent>* events);
+  // Cancels an attempt's Slurm job by its name and waits (at most a minute) until it is gone.
+  static void CancelByName(const RankId& id);
 
   const SlurmLauncherOptions options_;
   absl::Mutex mu_;
-  std::map<std::pair<std::string, int32_t>, SlurmJob> jobs_ ABSL_GUARDED_BY(mu_);  // (job, attempt)
+  std::map<JobKey, SlurmJob> jobs_ ABSL_GUARDED_BY(mu_);
   std::vector<NodeSlots> nodes_ ABSL_GUARDED_BY(mu_);
   Clock::time_point nodes_read_ ABSL_GUARDED_BY(mu_);
   Clock::time_point last_poll_ ABSL_GUARDED_BY(mu_);
