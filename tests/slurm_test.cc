@@ -209,6 +209,26 @@ TEST_F(Slurm, AKilledRankRestartsTheJobFromItsCheckpoint) {
   EXPECT_EQ(job.restarts(), 1);
 }
 
+// A 3-rank gang, one rank per Slurm node, ends with the same weights as the same gang
+// run by the local launcher on trainerd's machine.
+TEST_F(Slurm, AGangEndsWithTheWeightsTheLocalLauncherGives) {
+  const trainer::v1::JobSpec spec = testing::Spec("max_steps: 30, save_strategy: 'no'");
+  std::string reference;
+  {
+    testing::Daemon local(dir_ / "local", {"--cpu-slots", "3"});
+    trainer::v1::Job job = testing::WaitFor(local, testing::Submit(local, spec, 0, "gang", 3), testing::Finished, 180);
+    ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+    reference = testing::ReadFile(job.output_dir() + "/model.safetensors");
+  }
+  ::setenv("SLURM_CONF", cluster_->conf().c_str(), 1);
+  testing::Daemon d(dir_ / "root", {"--launcher", "slurm", "--cpu-slots", "3"});
+  trainer::v1::Job job = testing::WaitFor(d, testing::Submit(d, spec, 0, "gang", 3), testing::Finished, 180);
+  ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+  EXPECT_THAT(job.attempts(0).slurm_state(), HasSubstr("on n[1-3]"));
+  EXPECT_FALSE(reference.empty());
+  EXPECT_EQ(testing::ReadFile(job.output_dir() + "/model.safetensors"), reference);
+}
+
 // A higher-priority partition takes the nodes back: Slurm signals the ranks (they save a
 // checkpoint and exit), requeues the job and runs it again when the nodes are free; the
 // requeued run continues from that checkpoint. The job ends with the same weights as an
