@@ -274,12 +274,12 @@ void AttemptSupervisor::CheckAttempt(const std::string& job_id) {
     a.term_sent.reset();
   }
   if (!a.stop_reason.empty()) return;
+  if (a.queued) return;  // ranks in the cluster's queue cannot send heartbeats
   for (size_t k = 0; k < a.ranks.size(); ++k) {
     const Rank& r = a.ranks[k];
     if (r.exit) continue;
     // Seconds since the newest sign of life: the attempt's start, the heartbeat file the
     // rank touches, or its last WorkerService heartbeat.
-    if (a.queued) return;
     double age = (NowMs() - std::max(a.started_ms, a.alive_since_ms)) / 1000.0;
     struct stat st;
     if (::stat(r.heartbeat_path.c_str(), &st) == 0) age = std::min(age, std::difftime(std::time(nullptr), st.st_mtime));
