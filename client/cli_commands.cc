@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/time.h"
 #include "client/cli_format.h"
 #include "client/trainer_client.h"
 #include "spec/spec_defaults.h"
@@ -136,6 +137,14 @@ int RunSubmit(TrainerClient& client, const CliArgs& args) {
   if (args.max_restarts >= 0) req.set_max_restarts(args.max_restarts);
   req.mutable_resources()->set_ranks(args.ranks);
   req.mutable_resources()->set_gpus_per_rank(args.gpus_per_rank);
+  if (!args.time_limit.empty()) {
+    absl::Duration limit;
+    if (!absl::ParseDuration(args.time_limit, &limit) || limit < absl::Seconds(1)) {
+      std::cerr << "--time-limit: '" << args.time_limit << "' is not a duration such as 90m, 2h30m or 600s\n";
+      return kUsage;
+    }
+    req.mutable_resources()->set_time_limit_s(absl::ToInt64Seconds(limit));
+  }
   auto resp = client.SubmitJob(req);
   if (!resp.ok()) return Report(resp.status());
   if (args.json) std::cout << ToJson(resp->job()) << "\n";
@@ -197,6 +206,10 @@ int RunStatus(TrainerClient& client, const CliArgs& args) {
   }
   std::cout << "ranks       " << job->resources().ranks();
   if (job->resources().gpus_per_rank() > 0) std::cout << " x " << job->resources().gpus_per_rank() << " GPU(s)";
+  if (job->resources().time_limit_s() > 0) {
+    std::cout << "   time limit " << absl::FormatDuration(absl::Seconds(job->resources().time_limit_s()))
+              << " per attempt";
+  }
   std::cout << "\n";
   int32_t preemptions = 0;
   for (const auto& a : job->attempts()) preemptions += a.preemptions();

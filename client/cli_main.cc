@@ -34,6 +34,9 @@ CLI::App* DefineSubmit(CLI::App& app, CliArgs& args) {
   submit->add_option("--ranks", args.ranks, "Data-parallel ranks, started together (one CPU slot each)")
       ->capture_default_str();
   submit->add_option("--gpus-per-rank", args.gpus_per_rank, "GPUs each rank needs")->capture_default_str();
+  submit->add_option("--time-limit", args.time_limit,
+                     "Longest run of one attempt, e.g. 90m or 2h30m (SIGTERM and a checkpoint the grace period "
+                     "before it; then the job fails and `resume` continues it)");
   submit->add_flag("--follow,-f", args.follow, "Follow the logs and exit with the job's outcome");
   submit->add_flag("--json", args.json, "Print the submitted job as JSON");
   return submit;

@@ -99,6 +99,7 @@ absl::Status TrainerdServer::Open() {
   if (options_.launcher == "slurm") {
     SlurmLauncherOptions slurm = options_.slurm;
     slurm.cpus_per_rank = m.threads_per_slot;
+    slurm.grace_period_s = m.grace_period_s;
     launcher_ = std::make_unique<SlurmLauncher>(slurm);
   } else {
     launcher_ = std::make_unique<LocalLauncher>(m.cpu_slots, m.gpus, m.advertise_host);

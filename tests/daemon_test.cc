@@ -121,6 +121,48 @@ TEST(Daemon, CancelStopsTheWorkerAfterACheckpoint) {
   EXPECT_FALSE(Checkpoints(d, id).empty());
 }
 
+TEST(Daemon, AJobStopsAtItsTimeLimitAfterACheckpointAndResumeContinuesIt) {
+  TempDir dir;
+  Daemon d(dir.path().string(), {"--grace-period", "3"});
+  grpc::ClientContext ctx;
+  d.Authorize(&ctx);
+  trainer::v1::SubmitJobRequest req;
+  *req.mutable_spec() = Spec("max_steps: 100000, save_steps: 100000");
+  req.mutable_resources()->set_time_limit_s(2);  // not longer than the grace period
+  trainer::v1::SubmitJobResponse resp;
+  grpc::Status s = d.stub().SubmitJob(&ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("resources.time_limit_s: must be longer than trainerd's grace period"));
+
+  req.mutable_resources()->set_time_limit_s(7);  // SIGTERM 3 s before: at 4 s
+  grpc::ClientContext ctx2;
+  d.Authorize(&ctx2);
+  ASSERT_TRUE(d.stub().SubmitJob(&ctx2, req, &resp).ok());
+  const std::string id = resp.job_id();
+  Job job = WaitFor(d, id, Finished, 30);
+  ASSERT_EQ(job.state(), trainer::v1::FAILED);
+  EXPECT_EQ(job.restarts(), 0);  // a limit is not a failure to retry
+  ASSERT_EQ(job.attempts_size(), 1);
+  EXPECT_THAT(job.attempts(0).reason(), HasSubstr("time limit reached"));
+  EXPECT_THAT(job.error(), HasSubstr("time limit reached"));
+  EXPECT_EQ(job.attempts(0).exit_code(), 3);  // the worker saved a checkpoint and stopped
+  const int64_t ran_ms = job.attempts(0).ended_unix_ms() - job.attempts(0).started_unix_ms();
+  EXPECT_GE(ran_ms, 4000);
+  EXPECT_LT(ran_ms, 7000);
+  ASSERT_FALSE(Checkpoints(d, id).empty());
+
+  grpc::ClientContext ctx3;
+  d.Authorize(&ctx3);
+  trainer::v1::ResumeJobRequest resume;
+  resume.set_job_id(id);
+  Job resumed;
+  ASSERT_TRUE(d.stub().ResumeJob(&ctx3, resume, &resumed).ok());
+  job = WaitFor(d, id, [](const Job& j) { return j.attempts_size() == 2 && Finished(j); }, 30);
+  EXPECT_FALSE(job.attempts(1).resumed_from().empty());
+  EXPECT_THAT(job.attempts(1).reason(), HasSubstr("time limit reached"));  // each attempt has the limit
+  EXPECT_GT(job.progress().step(), 0);
+}
+
 TEST(Daemon, KilledWorkerRestartsFromItsCheckpointAndSucceeds) {
   TempDir dir;
   Daemon d(dir.path().string());

@@ -5,6 +5,7 @@
 
 #include <signal.h>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,8 @@
 
 namespace trainerd {
 namespace {
+
+using ::testing::HasSubstr;
 
 TEST(Scheduler, PriorityThenSubmissionTime) {
   auto start = PickJobsToStart({{"old-low", 0, 1}, {"new-high", 5, 3}, {"old-high", 5, 2}}, {2, 0});
@@ -105,6 +108,15 @@ TEST(AttemptVerdict, LostNodesCancelsAndShutdownsAreNotTheJobsFault) {
   v = JudgeAttempt(shutdown, 0, 3);
   EXPECT_EQ(v.next_state, trainer::v1::RESTARTING);
   EXPECT_FALSE(v.restart_counted);
+  AttemptEnd timed_out = Ended(3);  // stopped after a checkpoint at the time limit
+  timed_out.stop_reason = kStopTimeLimit;
+  v = JudgeAttempt(timed_out, 0, 3);
+  EXPECT_EQ(v.next_state, trainer::v1::FAILED);  // not retried: a restart would get round the limit
+  EXPECT_FALSE(v.restart_counted);
+  EXPECT_THAT(v.error, HasSubstr("time limit reached"));
+  AttemptEnd finished_in_time = Ended(0);
+  finished_in_time.stop_reason = kStopTimeLimit;
+  EXPECT_EQ(JudgeAttempt(finished_in_time, 0, 3).next_state, trainer::v1::SUCCEEDED);
   AttemptEnd unknown = Ended(-1);
   unknown.exit.status_unknown = true;
   EXPECT_EQ(JudgeAttempt(unknown, 0, 3).reason, "ended (exit status unknown)");
@@ -119,6 +131,7 @@ TEST(RankLaunchPlan, EachRankGetsItsTorchrunVariablesFilesAndGpus) {
   job.set_id("j1");
   job.mutable_resources()->set_ranks(3);
   job.mutable_resources()->set_gpus_per_rank(1);
+  job.mutable_resources()->set_time_limit_s(600);
   AttemptLaunchPlan plan;
   plan.attempt = 2;
   plan.resume_from = "true";
@@ -136,6 +149,8 @@ TEST(RankLaunchPlan, EachRankGetsItsTorchrunVariablesFilesAndGpus) {
   EXPECT_EQ(last.launch.log_path, "/data/jobs/j1/attempt-2/rank2.log");
   EXPECT_EQ(last.launch.working_dir, "/data/jobs/j1/attempt-2");
   EXPECT_EQ(last.launch.env.at(kEnvRank), "2");
+  EXPECT_EQ(last.gpus_per_rank, 1);  // what a cluster launcher asks the cluster for
+  EXPECT_EQ(last.time_limit_s, 600);
   EXPECT_EQ(last.launch.env.at(kEnvLocalRank), "0");  // the first rank on its node
   EXPECT_EQ(last.launch.env.at(kEnvLocalWorldSize), "1");
   EXPECT_EQ(starts[1].launch.env.at(kEnvLocalRank), "1");
@@ -172,10 +187,13 @@ TEST(SlurmBatchScript, OneTaskPerRankWithItsOwnCommandLineAndSlurmsPlacement) {
   options.partition = "gpu";
   options.cpus_per_rank = 4;
   options.gpus_per_rank = 1;
+  EXPECT_EQ(SlurmBatchScript(ranks, options, "r.sh").find("--time"), std::string::npos);  // the partition's limit
+  options.time_limit_s = 3601;
+  options.signal_ahead_s = 45;
   const std::string batch = SlurmBatchScript(ranks, options, "/d/jobs/j1/attempt-3/slurm-ranks.sh");
   for (const char* line : {"#SBATCH --nodes=2", "#SBATCH --ntasks=2", "#SBATCH --ntasks-per-node=1",
                            "#SBATCH --cpus-per-task=4", "#SBATCH --gpus-per-task=1", "#SBATCH --partition=gpu",
-                           "#SBATCH --requeue", "exec srun --kill-on-bad-exit=1 /bin/sh '/d/jobs/j1/attempt-3/slurm-ranks.sh'"}) {
+                           "#SBATCH --requeue", "#SBATCH --time=61", "#SBATCH --signal=TERM@45", "exec srun --kill-on-bad-exit=1 /bin/sh '/d/jobs/j1/attempt-3/slurm-ranks.sh'"}) {
     EXPECT_NE(batch.find(line), std::string::npos) << line << " in\n" << batch;
   }
   const std::string ranks_script = SlurmRankScript(ranks);

@@ -122,6 +122,37 @@ TEST_F(Slurm, CancelCheckpointsAndEndsTheSlurmJob) {
   EXPECT_TRUE(cluster_->Run("squeue -h").output.empty());
 }
 
+// A job's time limit: Slurm's batch job gets it (--time, with --signal the grace period
+// ahead); trainerd's own clock, which starts when Slurm runs the gang, sends SIGTERM the
+// grace period before it; the rank saves a checkpoint, and the job fails with the reason,
+// no restart used.
+TEST_F(Slurm, ATimeLimitStopsTheRanksAfterACheckpoint) {
+  ::setenv("SLURM_CONF", cluster_->conf().c_str(), 1);
+  testing::Daemon d(dir_ / "root", {"--launcher", "slurm", "--cpu-slots", "1", "--grace-period", "4"});
+  grpc::ClientContext ctx;
+  d.Authorize(&ctx);
+  trainer::v1::SubmitJobRequest req;
+  *req.mutable_spec() = testing::Spec("max_steps: 100000, save_steps: 100000, logging_steps: 20");
+  req.mutable_resources()->set_time_limit_s(10);
+  trainer::v1::SubmitJobResponse resp;
+  ASSERT_TRUE(d.stub().SubmitJob(&ctx, req, &resp).ok());
+  const std::string id = resp.job_id();
+  trainer::v1::Job job = testing::WaitFor(d, id, testing::Finished, 120);
+  ASSERT_EQ(job.state(), trainer::v1::FAILED);
+  EXPECT_EQ(job.restarts(), 0);
+  EXPECT_THAT(job.error(), HasSubstr("time limit reached"));
+  const std::string attempt = absl::StrCat(dir_ / "root", "/jobs/", id, "/attempt-1");
+  const std::string batch = testing::ReadFile(attempt + "/slurm-batch.sh");
+  EXPECT_THAT(batch, HasSubstr("#SBATCH --time=1\n"));
+  EXPECT_THAT(batch, HasSubstr("#SBATCH --signal=TERM@4\n"));
+  EXPECT_THAT(testing::ReadFile(attempt + "/rank0.exit"), ::testing::StartsWith("3 n"));  // stopped after saving
+  EXPECT_FALSE(testing::Checkpoints(d, id).empty());
+  const int64_t ran_ms = job.attempts(0).ended_unix_ms() - job.attempts(0).started_unix_ms();
+  EXPECT_GE(ran_ms, 6000);
+  EXPECT_LT(ran_ms, 20000);
+  EXPECT_TRUE(cluster_->Run("squeue -h").output.empty());
+}
+
 // A gang larger than the partition (one rank per node) is refused at submission, with the
 // reason, instead of waiting in Slurm's queue forever.
 TEST_F(Slurm, AGangLargerThanThePartitionIsRefusedAtSubmission) {
@@ -161,7 +192,7 @@ TEST_F(Slurm, ARestartedTrainerdReattachesToItsSlurmJob) {
   ::setenv("SLURM_CONF", cluster_->conf().c_str(), 1);
   testing::Daemon d(dir_ / "root", {"--launcher", "slurm", "--cpu-slots", "1"});
   // Long enough that it cannot finish while trainerd restarts.
-  const std::string id = testing::Submit(d, testing::Spec("max_steps: 1500, save_steps: 20, logging_steps: 20"));
+  const std::string id = testing::Submit(d, testing::Spec("max_steps: 10000, save_steps: 500, logging_steps: 500"));
   testing::WaitFor(d, id, [&](const trainer::v1::Job& j) {
     return j.state() == trainer::v1::RUNNING && !testing::Checkpoints(d, id).empty();
   });
@@ -185,7 +216,7 @@ TEST_F(Slurm, ARestartedTrainerdReattachesToItsSlurmJob) {
   }
   for (const auto& [text, count] : steps) EXPECT_EQ(count, 1) << text;
   bool last = false;
-  for (const auto& [text, count] : steps) last |= text.find("train step 1500/1500") != std::string::npos;
+  for (const auto& [text, count] : steps) last |= text.find("train step 10000/10000") != std::string::npos;
   EXPECT_TRUE(last);
 }
 
@@ -234,7 +265,8 @@ TEST_F(Slurm, AGangEndsWithTheWeightsTheLocalLauncherGives) {
 // requeued run continues from that checkpoint. The job ends with the same weights as an
 // uninterrupted local run, one attempt, one preemption and no restart counted.
 TEST_F(Slurm, APreemptedJobContinuesFromItsCheckpointWithExactWeights) {
-  const trainer::v1::JobSpec spec = testing::Spec("max_steps: 5000, save_steps: 500, logging_steps: 500");
+  // Long enough (some 6 s of training) that Slurm preempts it before it ends.
+  const trainer::v1::JobSpec spec = testing::Spec("max_steps: 15000, save_steps: 1500, logging_steps: 1500");
   std::string reference;
   {
     testing::Daemon local(dir_ / "local", {"--cpu-slots", "1"});
@@ -245,9 +277,7 @@ TEST_F(Slurm, APreemptedJobContinuesFromItsCheckpointWithExactWeights) {
   ::setenv("SLURM_CONF", cluster_->conf().c_str(), 1);
   testing::Daemon d(dir_ / "root", {"--launcher", "slurm", "--cpu-slots", "1"});
   const std::string id = testing::Submit(d, spec);
-  testing::WaitFor(d, id, [&](const trainer::v1::Job& j) {
-    return j.state() == trainer::v1::RUNNING && !RankWorkers(id, 0).empty();
-  });
+  testing::WaitFor(d, id, [&](const trainer::v1::Job&) { return !RankWorkers(id, 0).empty(); });
   testing::CommandResult high = cluster_->Run("sbatch --parsable -p high -N3 --wrap 'sleep 2'");
   ASSERT_EQ(high.exit_code, 0) << high.output;
   // Slurm holds a requeued job for two minutes (Reason=BeginTime); an operator's

@@ -3,10 +3,28 @@
 #include <algorithm>
 #include <chrono>
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include "server/jobs/job_state.h"
 #include "server/api/status_util.h"
 
 namespace trainerd {
+namespace {
+
+// The same bytes for equal messages (map entries in a fixed order).
+std::string DeterministicBytes(const google::protobuf::Message& message) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream out(&stream);
+    out.SetSerializationDeterministic(true);
+    message.SerializeToCodedStream(&out);
+  }
+  return bytes;
+}
+
+}  // namespace
 
 using namespace trainer::v1;
 
@@ -175,7 +193,9 @@ grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context, const WatchJ
                                       grpc::ServerWriter<JobEvent>* writer) {
   return Observe("WatchJob", Kind::kRead, context, req->job_id(), [&](const Caller& caller) {
     if (auto job = JobFor(caller, req->job_id(), Kind::kRead); !job.ok()) return ToGrpcStatus(job.status());
-    int64_t last_update = -1;
+    // What the watcher has last been sent: two changes within one millisecond (the last
+    // progress and the final state) share updated_unix_ms, so the content decides.
+    std::string last_sent;
     size_t metrics_sent = 0;
     uint64_t seen = registry_->change_counter();
     while (!context->IsCancelled()) {
@@ -190,8 +210,8 @@ grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context, const WatchJ
           ++metrics_sent;
         }
       }
-      if (job->updated_unix_ms() != last_update) {
-        last_update = job->updated_unix_ms();
+      if (std::string now = DeterministicBytes(*job); now != last_sent) {
+        last_sent = std::move(now);
         JobEvent e;
         *e.mutable_job() = *job;
         if (!writer->Write(e)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");

@@ -251,8 +251,14 @@ void AttemptSupervisor::StartAttempt(Job& job, const std::string& resume_from, c
                record->slurm_job_id().empty() ? absl::StrCat("rank 0 pid ", a.ranks[0].pid)
                                               : "Slurm job " + record->slurm_job_id(),
                resume_from.empty() ? "" : "resuming from " + record->resumed_from());
+  // A gang in the cluster's queue is STARTING until the cluster runs it (OnClusterState).
+  const bool queued = a.queued;
   running_[job.id()] = std::move(a);
-  MoveTo(job, trainer::v1::RUNNING);
+  if (queued) {
+    registry_->Put(job);
+  } else {
+    MoveTo(job, trainer::v1::RUNNING);
+  }
 }
 
 }  // namespace trainerd

@@ -58,6 +58,7 @@ AttemptSupervisor::Attempt AttemptSupervisor::NewAttempt(const Job& job, int32_t
   Attempt a;
   a.number = number;
   a.gpus_per_rank = job.resources().gpus_per_rank();
+  a.time_limit_s = job.resources().time_limit_s();
   const std::string dir = AttemptDir(options_.data_root, job.id(), number);
   for (int32_t k = 0; k < std::max(1, job.resources().ranks()); ++k) {
     Rank r;
@@ -172,7 +173,9 @@ void AttemptSupervisor::HandleEvents() {
       OnClusterState(e.id.job_id, a, e);
       continue;
     }
-    if (e.node_lost) {
+    if (e.time_limit) {
+      if (a.stop_reason.empty()) a.stop_reason = kStopTimeLimit;
+    } else if (e.node_lost) {
       // The lost machine is the root cause even when a surviving rank failed first (its
       // collective broke when the peer vanished); a cancel or shutdown stays one.
       if (a.stop_reason != kStopCancelled && a.stop_reason != kStopShutdown) {
@@ -215,7 +218,11 @@ void AttemptSupervisor::OnClusterState(const std::string& job_id, Attempt& a, co
   } else {
     spdlog::info("job={} attempt {}: Slurm job {} {}", job_id, a.number, record->slurm_job_id(), e.reason);
   }
-  registry_->Put(*job);
+  if (job->state() == trainer::v1::STARTING && !e.queued) {
+    MoveTo(*job, trainer::v1::RUNNING);  // the cluster runs the gang now
+  } else {
+    registry_->Put(*job);
+  }
 }
 
 void AttemptSupervisor::OnRankEnded(const std::string& job_id, int32_t rank, ExitInfo exit,
@@ -275,12 +282,21 @@ void AttemptSupervisor::CheckAttempt(const std::string& job_id) {
   }
   if (!a.stop_reason.empty()) return;
   if (a.queued) return;  // ranks in the cluster's queue cannot send heartbeats
+  // Time in the cluster's queue does not count; with Slurm, its own --time and --signal
+  // stop the ranks the same way should trainerd be down then.
+  const double ran_s = (NowMs() - std::max(a.started_ms, a.alive_since_ms)) / 1000.0;
+  if (a.time_limit_s > 0 && ran_s >= a.time_limit_s - options_.grace_period_s) {
+    spdlog::warn("job={} attempt {} has run {:.0f}s of its {}s time limit: SIGTERM, {}s before the end", job_id,
+                 a.number, ran_s, a.time_limit_s, options_.grace_period_s);
+    StopAttempt(job_id, a, SIGTERM, kStopTimeLimit);
+    return;
+  }
   for (size_t k = 0; k < a.ranks.size(); ++k) {
     const Rank& r = a.ranks[k];
     if (r.exit) continue;
     // Seconds since the newest sign of life: the attempt's start, the heartbeat file the
     // rank touches, or its last WorkerService heartbeat.
-    double age = (NowMs() - std::max(a.started_ms, a.alive_since_ms)) / 1000.0;
+    double age = ran_s;
     struct stat st;
     if (::stat(r.heartbeat_path.c_str(), &st) == 0) age = std::min(age, std::difftime(std::time(nullptr), st.st_mtime));
     if (r.last_rpc_heartbeat) age = std::min(age, std::chrono::duration<double>(now - *r.last_rpc_heartbeat).count());

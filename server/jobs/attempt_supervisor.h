@@ -95,6 +95,7 @@ class AttemptSupervisor {
     bool queued = false;
     int64_t alive_since_ms = 0;
     int32_t gpus_per_rank = 0;
+    int64_t time_limit_s = 0;  // the job's resources.time_limit_s
     std::string secret;       // the attempt's WorkerService credential
     std::string stop_reason;  // why trainerd stops it (attempt_verdict.h); "" while it need not stop
     bool node_lost = false;

@@ -32,6 +32,14 @@ AttemptVerdict JudgeAttempt(const AttemptEnd& end, int32_t restarts, int32_t max
     v.next_state = succeeded ? trainer::v1::SUCCEEDED : trainer::v1::RESTARTING;
     return v;
   }
+  if (end.stop_reason == kStopTimeLimit) {
+    v.reason = succeeded ? "finished at its time limit" : "time limit reached (resources.time_limit_s): stopped after a checkpoint";
+    v.next_state = succeeded ? trainer::v1::SUCCEEDED : trainer::v1::FAILED;
+    if (!succeeded) {
+      v.error = absl::StrCat("attempt ", end.attempt, ": ", v.reason, "; ResumeJob (trainer-cli resume) continues from it");
+    }
+    return v;
+  }
   if (succeeded) {
     v.reason = "exited 0";
     v.next_state = trainer::v1::SUCCEEDED;

@@ -14,6 +14,8 @@ namespace trainerd {
 // Why trainerd stopped an attempt itself (AttemptEnd::stop_reason).
 inline constexpr char kStopCancelled[] = "cancelled";
 inline constexpr char kStopShutdown[] = "shutdown";
+// The attempt ran for its job's resources.time_limit_s (trainerd's clock or the cluster's).
+inline constexpr char kStopTimeLimit[] = "time limit reached";
 
 // What the supervisor saw of an attempt's end.
 struct AttemptEnd {
@@ -35,7 +37,9 @@ struct AttemptVerdict {
 std::string DescribeExit(const ExitInfo& exit);
 
 // `restarts` of `max_restarts` are used so far. A bad spec (exit 2) or a job over its
-// memory limit (exit 4) is not retried: it would fail the same way again.
+// memory limit (exit 4) is not retried: it would fail the same way again, nor is one
+// that reached its time limit (a restart would get round the limit; ResumeJob is the
+// user's decision).
 AttemptVerdict JudgeAttempt(const AttemptEnd& end, int32_t restarts, int32_t max_restarts);
 
 // Whether the job's results show that it finished: trainer-worker writes

@@ -58,7 +58,8 @@ absl::StatusOr<std::pair<std::string, std::string>> ResolveWorkerProgram(const s
 // The problems of the request's name, program and resources (the spec's are found by
 // FindSpecProblems).
 std::vector<std::string> RequestProblems(const trainer::v1::SubmitJobRequest& request, const trainer::v1::JobSpec& spec,
-                                         const NodeSlots& capacity) {
+                                         const NodeSlots& capacity, double grace_period_s) {
+  constexpr int64_t kMaxTimeLimitS = 365LL * 24 * 3600;
   std::vector<std::string> problems;
   const auto& r = request.resources();
   if (r.ranks() < 0) problems.push_back("resources.ranks: must be >= 1");
@@ -75,6 +76,14 @@ std::vector<std::string> RequestProblems(const trainer::v1::SubmitJobRequest& re
   if (r.gpus_per_rank() > capacity.gpus) {
     problems.push_back(absl::StrCat("resources.gpus_per_rank: no machine of this trainerd has more than ",
                                     capacity.gpus, " GPUs"));
+  }
+  if (r.time_limit_s() < 0) problems.push_back("resources.time_limit_s: must be >= 0 (0: no limit)");
+  if (r.time_limit_s() > 0 && r.time_limit_s() <= grace_period_s) {
+    problems.push_back(absl::StrCat("resources.time_limit_s: must be longer than trainerd's grace period (",
+                                    grace_period_s, "s), which the ranks get before it to save a checkpoint"));
+  }
+  if (r.time_limit_s() > kMaxTimeLimitS) {
+    problems.push_back(absl::StrCat("resources.time_limit_s: at most ", kMaxTimeLimitS, " (365 days)"));
   }
   if (request.has_max_restarts() && request.max_restarts() < 0) problems.push_back("max_restarts: must be >= 0");
   return problems;
@@ -124,7 +133,7 @@ absl::StatusOr<Job> AdmitJob(const trainer::v1::SubmitJobRequest& request, const
   SpecCheckOptions check;
   check.policy = options.spec_policy;
   std::vector<std::string> problems = FindSpecProblems(spec, check);
-  for (std::string& p : RequestProblems(request, spec, capacity)) problems.push_back(std::move(p));
+  for (std::string& p : RequestProblems(request, spec, capacity, options.grace_period_s)) problems.push_back(std::move(p));
   if (!problems.empty()) return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
   std::pair<std::string, std::string> program;
   if (!request.worker_program().empty()) {
@@ -140,6 +149,7 @@ absl::StatusOr<Job> AdmitJob(const trainer::v1::SubmitJobRequest& request, const
   job.set_priority(request.priority());
   job.mutable_resources()->set_ranks(std::max(1, request.resources().ranks()));
   job.mutable_resources()->set_gpus_per_rank(request.resources().gpus_per_rank());
+  job.mutable_resources()->set_time_limit_s(request.resources().time_limit_s());
   job.set_max_restarts(request.has_max_restarts() ? request.max_restarts() : options.default_max_restarts);
   // The resolved file is what runs, and only while it is still that file (see
   // CheckWorkerProgram): retargeting a symlink after submission changes nothing.

@@ -60,6 +60,8 @@ std::vector<RankStart> PlanRankStarts(const trainer::v1::Job& job, const Attempt
     RankStart start;
     start.id = RankId{job.id(), plan.attempt, static_cast<int32_t>(k)};
     start.node = plan.nodes[k];
+    start.gpus_per_rank = job.resources().gpus_per_rank();
+    start.time_limit_s = job.resources().time_limit_s();
     start.launch = common;
     start.launch.args.push_back("--heartbeat-file");
     start.launch.args.push_back(absl::StrCat(attempt_dir, "/", HeartbeatName(static_cast<int32_t>(k))));

@@ -40,6 +40,12 @@ struct RankStart {
   RankId id;
   std::string node;
   WorkerLaunch launch;
+  // The job's resources.gpus_per_rank: a cluster launcher asks the cluster for them (the
+  // local one is given the GPUs in CUDA_VISIBLE_DEVICES).
+  int32_t gpus_per_rank = 0;
+  // The job's resources.time_limit_s (0: none). The supervisor enforces it; a cluster
+  // launcher hands it to the cluster as well, which enforces it while trainerd is down.
+  int64_t time_limit_s = 0;
 };
 
 // What Start returns.
@@ -74,10 +80,12 @@ struct RankEvent {
   pid_t pid = 0;
   ExitInfo exit;
   // Set when the launcher knows more than the exit status ("could not start: ...",
-  // "agent m1 lost: ..."), for the attempt's record.
+  // "rank 1: Slurm job 12 ended NODE_FAIL"), for the attempt's record.
   std::string reason;
   // The rank's machine went away: not the job's fault, so its restart is not counted.
   bool node_lost = false;
+  // The cluster ended it at the job's time limit (Slurm's TIMEOUT).
+  bool time_limit = false;
   // The machine it ran on, when the launcher knows it (for the attempt's record).
   std::string where;
   bool queued = false;     // kClusterState

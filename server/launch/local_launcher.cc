@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <utility>
 
 namespace trainerd {
@@ -67,6 +68,12 @@ std::vector<RankEvent> LocalLauncher::TakeEvents(bool* /*nodes_changed*/) {
     events.push_back(std::move(ended));
     it = ranks_.erase(it);
   }
+  // Ranks of one gang that ended within one poll: the one a signal killed goes first. A
+  // rank whose peer died exits with an error from its broken collective a moment later,
+  // and the supervisor blames the first failure it is told of.
+  std::stable_sort(events.begin(), events.end(), [](const RankEvent& a, const RankEvent& b) {
+    return a.exit.signal != 0 && b.exit.signal == 0;
+  });
   return events;
 }
 

@@ -1,5 +1,7 @@
 #include "server/launch/slurm_batch_script.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "protocol/worker_environment.h"
 #include "protocol/worker_exit_codes.h"
@@ -36,6 +38,12 @@ std::string SlurmBatchScript(const std::vector<RankStart>& ranks, const SlurmJob
   absl::StrAppend(&s, "#SBATCH --output=", dir, "/slurm-%j.out\n#SBATCH --open-mode=append\n");
   // Preempted jobs go back to the queue and resume from their checkpoint.
   s += "#SBATCH --requeue\n";
+  if (options.time_limit_s > 0) {
+    // Slurm counts in minutes and may signal up to a minute early: the signal goes at
+    // most 65535 s ahead (sbatch's limit).
+    absl::StrAppend(&s, "#SBATCH --time=", (options.time_limit_s + 59) / 60, "\n#SBATCH --signal=TERM@",
+                    std::min<int32_t>(std::max<int32_t>(options.signal_ahead_s, 1), 65535), "\n");
+  }
   if (!options.partition.empty()) absl::StrAppend(&s, "#SBATCH --partition=", options.partition, "\n");
   if (!options.account.empty()) absl::StrAppend(&s, "#SBATCH --account=", options.account, "\n");
   for (const std::string& arg : options.extra_args) absl::StrAppend(&s, "#SBATCH ", arg, "\n");

@@ -25,6 +25,10 @@ struct SlurmJobOptions {
   std::vector<std::string> extra_args;  // more sbatch options, as given
   int32_t cpus_per_rank = 1;
   int32_t gpus_per_rank = 0;
+  // --time, rounded up to whole minutes (0: the partition's limit), and how long before
+  // it the ranks get SIGTERM (--signal) to save a checkpoint.
+  int64_t time_limit_s = 0;
+  int32_t signal_ahead_s = 30;
 };
 
 // The Slurm job name of attempt `attempt` of job `job_id` (unique: job ids are).

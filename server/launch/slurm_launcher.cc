@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -54,14 +55,6 @@ int32_t GpusOf(const std::string& gres) {
   return total;
 }
 
-// "KEY=value" of `scontrol -o show job`'s one line; "" when absent.
-std::string Field(const std::string& line, const std::string& key) {
-  for (absl::string_view token : absl::StrSplit(line, ' ', absl::SkipEmpty())) {
-    if (absl::ConsumePrefix(&token, key + "=")) return std::string(token);
-  }
-  return "";
-}
-
 }  // namespace
 
 SlurmLauncher::SlurmLauncher(SlurmLauncherOptions options) : options_(std::move(options)) {}
@@ -101,6 +94,9 @@ absl::StatusOr<StartedRanks> SlurmLauncher::Start(const std::vector<RankStart>& 
   job.account = options_.account;
   job.extra_args = options_.extra_args;
   job.cpus_per_rank = options_.cpus_per_rank;
+  job.gpus_per_rank = first.gpus_per_rank;
+  job.time_limit_s = first.time_limit_s;
+  job.signal_ahead_s = static_cast<int32_t>(std::ceil(options_.grace_period_s));
   const std::string rank_script = dir + "/slurm-ranks.sh";
   const std::string batch_script = dir + "/slurm-batch.sh";
   if (absl::Status s = WriteFileAtomically(rank_script, SlurmRankScript(ranks), 0700); !s.ok()) return s;
@@ -184,13 +180,29 @@ std::vector<RankEvent> SlurmLauncher::TakeEvents(bool*) {
 }
 
 void SlurmLauncher::PollJobs(std::vector<RankEvent>* events) {
-  // Every job Slurm knows, one line each: ended ones stay listed for MinJobAge (300 s by
-  // default), so an end is seen with its state; a job no longer listed ended long ago.
-  CommandOutput all = RunSlurm("scontrol -o show job");
-  if (all.exit_code != 0) return;  // the controller is away: ask again later
-  std::map<std::string, std::string> lines;
-  for (absl::string_view line : absl::StrSplit(all.output, '\n', absl::SkipEmpty())) {
-    lines[Field(std::string(line), "JobId")] = std::string(line);
+  // The followed jobs only, one line each ("12|RUNNING|None|n[1-3]|0|"): ended ones stay
+  // listed for MinJobAge (300 s by default), so an end is seen with its state; a job no
+  // longer listed ended long ago.
+  std::string ids;
+  for (const auto& [key, job] : jobs_) absl::StrAppend(&ids, ids.empty() ? "" : ",", job.slurm_id);
+  CommandOutput queue =
+      RunSlurm("squeue -h -t all -j " + ids + " -O 'JobID:|,State:|,Reason:|,NodeList:|,RestartCnt:|'");
+  // Slurm refuses a list of which it knows no job; any other failure means the
+  // controller is away: ask again later.
+  if (queue.exit_code != 0 && !absl::StrContains(queue.output, "Invalid job id")) return;
+  struct Listed {
+    std::string state, reason, nodes;
+    int32_t restarts = 0;
+  };
+  std::map<std::string, Listed> listed;
+  for (absl::string_view line : absl::StrSplit(queue.output, '\n', absl::SkipEmpty())) {
+    std::vector<std::string> cells = absl::StrSplit(line, '|');
+    if (cells.size() < 5) continue;
+    Listed& l = listed[cells[0]];
+    l.state = cells[1];
+    l.reason = cells[2];
+    l.nodes = cells[3];
+    (void)absl::SimpleAtoi(cells[4], &l.restarts);
   }
   static const std::set<std::string> kActive = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED",
                                                 "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED", "STOPPED",
@@ -199,20 +211,19 @@ void SlurmLauncher::PollJobs(std::vector<RankEvent>* events) {
   static const std::set<std::string> kRanksRun = {"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT", "RESIZING"};
   for (auto it = jobs_.begin(); it != jobs_.end();) {
     SlurmJob& job = it->second;
-    auto found = lines.find(job.slurm_id);
-    const std::string line = found == lines.end() ? "" : found->second;
-    const std::string state = Field(line, "JobState"), reason = Field(line, "Reason");
+    const Listed& l = listed[job.slurm_id];
+    const std::string& state = l.state;
+    const std::string& reason = l.reason;
     if (!kActive.count(state)) {
       ReportEnd(it->first, job, state, reason, events);
       spdlog::info("Slurm job {} ended: {} {}", job.slurm_id, state.empty() ? "(no longer listed)" : state, reason);
       it = jobs_.erase(it);
       continue;
     }
-    int32_t restarts = 0;
-    (void)absl::SimpleAtoi(Field(line, "Restarts"), &restarts);
+    const int32_t restarts = l.restarts;
     std::string text = state;
     if (!reason.empty() && reason != "None") absl::StrAppend(&text, " (", reason, ")");
-    if (kRanksRun.count(state)) absl::StrAppend(&text, " on ", Field(line, "NodeList"));
+    if (kRanksRun.count(state)) absl::StrAppend(&text, " on ", l.nodes);
     const bool preempted = restarts > job.restarts;
     if (text != job.state || preempted) {
       RankEvent e;
@@ -238,6 +249,7 @@ void SlurmLauncher::ReportEnd(const JobKey& key, const SlurmJob& job, const std:
   for (int32_t rank = 0; rank < job.ranks; ++rank) {
     RankEvent ended;
     ended.id = RankId{key.first, key.second, rank};
+    ended.time_limit = state == "TIMEOUT";  // Slurm's --time (the ranks had --signal's warning)
     const std::string path = absl::StrCat(job.dir, "/", RankExitName(rank));
     std::ifstream exit_file(path);
     int code = -1;

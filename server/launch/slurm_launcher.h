@@ -1,6 +1,6 @@
 // SlurmLauncher: each attempt's gang is one Slurm batch job (slurm_batch_script.h),
-// submitted with sbatch and followed with squeue and scontrol, through Slurm's command
-// line only (no slurmdbd, no agents on the nodes; SLURM_CONF is honoured). The ranks
+// submitted with sbatch, followed with squeue and stopped with scancel, through Slurm's
+// command line only (no slurmdbd, no agents on the nodes; SLURM_CONF is honoured). The ranks
 // write to the job's folder on the shared file system as local ones do. Its one node,
 // "slurm", offers the partition's CPUs and the GPUs of its largest node: Slurm, not
 // trainerd, places the ranks.
@@ -28,6 +28,7 @@ struct SlurmLauncherOptions {
   std::string account;                  // --slurm-account
   std::vector<std::string> extra_args;  // --slurm-extra-args, split on spaces
   int32_t cpus_per_rank = 1;
+  double grace_period_s = 30;           // trainerd's --grace-period: the ranks' time to save
   double poll_interval_s = 1;           // how often squeue is asked
 };
 
@@ -57,8 +58,8 @@ class SlurmLauncher final : public Launcher {
     int32_t restarts = 0;  // Slurm's count of requeues (preemptions)
   };
 
-  // Asks Slurm for every job it knows (one scontrol call), reports the state changes of
-  // the ones followed and their rank events once they ended.
+  // Asks Slurm for the jobs followed (one squeue call for all of them), reports their
+  // state changes, and their rank events once they ended.
   void PollJobs(std::vector<RankEvent>* events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The rank events of a job that ended in Slurm `state` (for `reason`).
   static void ReportEnd(const JobKey& key, const SlurmJob& job, const std::string& state, const std::string& reason,
