@@ -104,8 +104,10 @@ int PrintAudit(TrainerClient& client, int limit, int64_t before, bool json) {
 }
 
 absl::StatusOr<trainer::v1::JobSpec> LoadSpec(const std::string& path, const std::vector<std::string>& sets) {
-  auto spec = LoadJobSpecFile(path, sets);
+  std::vector<std::string> warnings;
+  auto spec = LoadJobSpecFile(path, sets, &warnings);
   if (!spec.ok()) return spec.status();
+  for (const std::string& w : warnings) std::cerr << path << ": " << w << "\n";
   trainer::v1::JobSpec checked = *spec;
   ApplyDefaults(&checked);
   if (absl::Status s = ValidateJobSpec(checked); !s.ok()) return s;

@@ -134,6 +134,7 @@ void ApplyDefaults(trainer::v1::JobSpec* spec) {
   if (!a->has_do_eval()) a->set_do_eval(a->eval_strategy() != "no" || has_eval_data);
 
   auto* model = spec->mutable_model();
+  if (model->type().empty() && !model->name_or_path().empty()) model->set_type("hf");
   if (model->activation().empty()) model->set_activation("relu");
   if (model->type() == "mlp" && model->hidden_sizes().empty()) model->add_hidden_sizes(256);
   if (model->type() == "cnn") {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -72,10 +73,38 @@ bool ParseDouble(const std::string& s, double* out) {
   return true;
 }
 
+// HF TrainingArguments that change nothing here, accepted with a warning (why) so that
+// an HF script's arguments load as they are.
+const std::map<std::string, std::string>& IgnoredHfArguments() {
+  static const auto* ignored = new std::map<std::string, std::string>{
+      {"report_to", "trainerd records metrics itself (trainer-cli metrics, Prometheus); no integrations yet"},
+      {"save_safetensors", "trainerd always saves safetensors"},
+      {"push_to_hub", "trainerd exports to a registry folder instead: set training_args.hub_dir"},
+      {"hub_token", "the registry folder needs no token"},
+      {"dataloader_pin_memory", "batches are copied to the device as they are"},
+      {"dataloader_persistent_workers", "loader threads live for the whole run"},
+      {"remove_unused_columns", "only the columns the data section names are read"},
+      {"group_by_length", "batches are not grouped by length"},
+      {"disable_tqdm", "trainerd prints no progress bars"},
+      {"logging_dir", "logs go to output_dir/training_log.jsonl and trainerd"},
+      {"overwrite_cache", "nothing is cached between runs"},
+      {"ddp_find_unused_parameters", "every parameter's gradient is reduced"},
+      {"include_num_input_tokens_seen", "not counted"},
+  };
+  return *ignored;
+}
+
+// HF's old names of TrainingArguments fields.
+const std::map<std::string, std::string>& RenamedHfArguments() {
+  static const auto* renamed = new std::map<std::string, std::string>{{"evaluation_strategy", "eval_strategy"}};
+  return *renamed;
+}
+
 // Converts YAML to JSON, checked against a message descriptor.
 class YamlToJson {
  public:
   std::vector<std::string> errors;
+  std::vector<std::string> warnings;
 
   std::string Message(const YAML::Node& node, const Descriptor* desc, const std::string& path) {
     if (!node || node.IsNull()) return "{}";
@@ -86,14 +115,25 @@ class YamlToJson {
     if (desc->full_name() == "google.protobuf.Struct") return Generic(node);
     std::vector<std::string> members;
     std::set<std::string> seen;
+    const bool hf_arguments = desc == trainer::v1::TrainingArguments::descriptor();
     for (const auto& kv : node) {
-      const std::string key = kv.first.as<std::string>();
-      const std::string child = path.empty() ? key : absl::StrCat(path, ".", key);
+      std::string key = kv.first.as<std::string>();
+      std::string child = path.empty() ? key : absl::StrCat(path, ".", key);
+      if (hf_arguments && RenamedHfArguments().count(key)) {
+        const std::string now = RenamedHfArguments().at(key);
+        warnings.push_back(absl::StrCat(child, ": HF's old name for ", now, "; read as ", now));
+        key = now;
+        child = path.empty() ? key : absl::StrCat(path, ".", key);
+      }
       if (!seen.insert(key).second) {
         errors.push_back(absl::StrCat(child, ": given more than once"));
         continue;
       }
       const FieldDescriptor* field = desc->FindFieldByName(key);
+      if (field == nullptr && hf_arguments && IgnoredHfArguments().count(key)) {
+        warnings.push_back(absl::StrCat(child, ": accepted and ignored (", IgnoredHfArguments().at(key), ")"));
+        continue;
+      }
       if (field == nullptr) {
         errors.push_back(absl::StrCat(child, ": unknown field"));
         continue;
@@ -234,8 +274,8 @@ void ResolvePath(const std::filesystem::path& base, std::string* path) {
 
 }  // namespace
 
-absl::StatusOr<trainer::v1::JobSpec> ParseJobSpec(std::string_view text,
-                                                  const std::vector<std::string>& overrides) {
+absl::StatusOr<trainer::v1::JobSpec> ParseJobSpec(std::string_view text, const std::vector<std::string>& overrides,
+                                                  std::vector<std::string>* warnings) {
   YAML::Node root;
   try {
     root = YAML::Load(std::string(text));
@@ -253,6 +293,7 @@ absl::StatusOr<trainer::v1::JobSpec> ParseJobSpec(std::string_view text,
   if (!converter.errors.empty()) {
     return absl::InvalidArgumentError(absl::StrJoin(converter.errors, "\n"));
   }
+  if (warnings != nullptr) *warnings = std::move(converter.warnings);
   trainer::v1::JobSpec spec;
   auto status = google::protobuf::util::JsonStringToMessage(json, &spec);
   if (!status.ok()) {
@@ -261,13 +302,13 @@ absl::StatusOr<trainer::v1::JobSpec> ParseJobSpec(std::string_view text,
   return spec;
 }
 
-absl::StatusOr<trainer::v1::JobSpec> LoadJobSpecFile(const std::string& path,
-                                                     const std::vector<std::string>& overrides) {
+absl::StatusOr<trainer::v1::JobSpec> LoadJobSpecFile(const std::string& path, const std::vector<std::string>& overrides,
+                                                     std::vector<std::string>* warnings) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("spec file ", path, ": cannot be read"));
   std::stringstream buffer;
   buffer << in.rdbuf();
-  absl::StatusOr<trainer::v1::JobSpec> spec = ParseJobSpec(buffer.str(), overrides);
+  absl::StatusOr<trainer::v1::JobSpec> spec = ParseJobSpec(buffer.str(), overrides, warnings);
   if (!spec.ok()) return spec;
   const std::filesystem::path base = std::filesystem::absolute(path).parent_path();
   auto* data = spec->mutable_data();
@@ -276,6 +317,7 @@ absl::StatusOr<trainer::v1::JobSpec> LoadJobSpecFile(const std::string& path,
     ResolvePath(base, source->mutable_labels_path());
   }
   ResolvePath(base, spec->mutable_model()->mutable_path());
+  ResolvePath(base, spec->mutable_model()->mutable_name_or_path());
   return spec;
 }
 

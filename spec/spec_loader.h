@@ -22,13 +22,17 @@ namespace trainerd {
 // "dotted.path=value" (value is read as YAML, so lists like "[64, 32]" work) and is
 // applied before the conversion. Returns INVALID_ARGUMENT listing every problem found.
 // Does not apply defaults or validate values; see spec_defaults.h and spec_validator.h.
-absl::StatusOr<trainer::v1::JobSpec> ParseJobSpec(
-    std::string_view text, const std::vector<std::string>& overrides = {});
+// HF TrainingArguments that change nothing here (report_to, push_to_hub, ...) are
+// accepted, and HF's old names (evaluation_strategy) read as the new ones, each with a
+// line in `warnings` (when given) instead of "unknown field".
+absl::StatusOr<trainer::v1::JobSpec> ParseJobSpec(std::string_view text, const std::vector<std::string>& overrides = {},
+                                                  std::vector<std::string>* warnings = nullptr);
 
 // Reads the file at `path` and parses it as ParseJobSpec does. Relative data and model
 // paths inside the spec are resolved against the spec file's folder.
-absl::StatusOr<trainer::v1::JobSpec> LoadJobSpecFile(
-    const std::string& path, const std::vector<std::string>& overrides = {});
+absl::StatusOr<trainer::v1::JobSpec> LoadJobSpecFile(const std::string& path,
+                                                     const std::vector<std::string>& overrides = {},
+                                                     std::vector<std::string>* warnings = nullptr);
 
 // Renders a spec as YAML-compatible JSON (for logs and the saved training arguments).
 std::string JobSpecToJson(const trainer::v1::JobSpec& spec);

@@ -51,7 +51,19 @@ void CheckData(const JobSpec& spec, Checker* c) {
 
 void CheckModel(const JobSpec& spec, Checker* c) {
   const auto& m = spec.model();
-  c->Choice("model.type", m.type(), {"mlp", "cnn", "torchscript", "gpt", "text_classifier"});
+  c->Choice("model.type", m.type(), {"mlp", "cnn", "torchscript", "gpt", "text_classifier", "hf"});
+  if (m.type() == "hf") {
+    if (m.name_or_path().empty()) c->Add("model.name_or_path", "required for an hf model (a save_pretrained folder)");
+    c->File("model.name_or_path", m.name_or_path().empty() ? "" : m.name_or_path() + "/config.json");
+    if (!m.torch_dtype().empty()) {
+      c->Choice("model.torch_dtype", m.torch_dtype(), {"float32", "bfloat16", "float16", "auto"});
+    }
+  } else {
+    for (const auto& [field, value] : std::vector<std::pair<std::string, std::string>>{
+             {"model.name_or_path", m.name_or_path()}, {"model.torch_dtype", m.torch_dtype()}}) {
+      if (!value.empty()) c->Add(field, "only for model.type hf");
+    }
+  }
   for (const auto& [field, value] : std::vector<std::pair<std::string, int64_t>>{
            {"model.hidden_size", m.hidden_size()}, {"model.num_layers", m.num_layers()},
            {"model.num_heads", m.num_heads()}, {"model.intermediate_size", m.intermediate_size()}}) {

@@ -15,7 +15,7 @@
 #include "worker/models/model_factory.h"
 #include "worker/data/dataset_factory.h"
 #include "worker/data/dataset_reader.h"
-#include "worker/checkpoint/safetensors.h"
+#include "worker/models/safetensors.h"
 #include "worker/trainer/trainer.h"
 
 namespace trainerd {

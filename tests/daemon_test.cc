@@ -423,6 +423,11 @@ TEST(Daemon, BadSpecsFuzzedNeverCrashTrainerd) {
       continue;
     }
     ++refused;
+    if (req.ByteSizeLong() > 8 * 1024 * 1024) {
+      // 5,000 strings of 5,000 bytes: gRPC refuses a message over trainerd's limit.
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message().substr(0, 300);
+      continue;
+    }
     ASSERT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message().substr(0, 300);
     const std::string& m = s.error_message();
     const std::string field = m.substr(0, m.find_first_of(".[:"));

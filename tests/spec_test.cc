@@ -82,6 +82,29 @@ colour: blue
   EXPECT_THAT(msg, HasSubstr("training_args.seed: given more than once"));
 }
 
+// An HF script's arguments load as they are: those that change nothing here are
+// accepted with a warning each, HF's old names read as the new ones.
+TEST(SpecLoader, AcceptsHfArgumentsThatChangeNothingWithAWarning) {
+  std::vector<std::string> warnings;
+  auto spec = trainerd::ParseJobSpec(
+      "training_args: {report_to: [wandb], evaluation_strategy: steps, save_safetensors: true, push_to_hub: false, "
+      "dataloader_pin_memory: true, remove_unused_columns: false, group_by_length: false, disable_tqdm: true, "
+      "logging_dir: runs}\n",
+      {}, &warnings);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->training_args().eval_strategy(), "steps");
+  ASSERT_EQ(warnings.size(), 9u);
+  EXPECT_THAT(warnings, ::testing::Contains(::testing::HasSubstr(
+                            "training_args.evaluation_strategy: HF's old name for eval_strategy")));
+  EXPECT_THAT(warnings, ::testing::Contains(::testing::HasSubstr("training_args.report_to: accepted and ignored")));
+  // Both names at once is the same field twice; other unknown fields stay errors.
+  auto both = trainerd::ParseJobSpec("training_args: {evaluation_strategy: steps, eval_strategy: epoch}\n");
+  ASSERT_FALSE(both.ok());
+  EXPECT_THAT(std::string(both.status().message()), ::testing::HasSubstr("eval_strategy: given more than once"));
+  EXPECT_FALSE(trainerd::ParseJobSpec("training_args: {report_too: [wandb]}\n").ok());
+  EXPECT_FALSE(trainerd::ParseJobSpec("model: {report_to: x}\n").ok());  // only TrainingArguments
+}
+
 TEST(SpecLoader, OverridesApplyBeforeConversion) {
   auto spec = ParseJobSpec("training_args: {learning_rate: 0.1}\n",
                            {"training_args.learning_rate=0.5", "model.hidden_sizes=[64, 32]",

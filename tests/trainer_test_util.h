@@ -33,11 +33,9 @@ inline trainer::v1::JobSpec Spec(const std::string& yaml, const std::vector<std:
 // Seeds LibTorch, loads the data and builds the model and Trainer of `spec`.
 inline std::unique_ptr<Trainer> MakeTrainer(const trainer::v1::JobSpec& spec) {
   torch::manual_seed(static_cast<uint64_t>(spec.training_args().seed()));
-  auto data = LoadDatasets(spec.data(), spec.training_args().data_seed());
-  EXPECT_TRUE(data.ok()) << data.status();
-  auto model = CreateModel(spec.model(), *data);
-  EXPECT_TRUE(model.ok()) << model.status();
-  return std::make_unique<Trainer>(spec, std::move(*model), std::move(*data));
+  auto loaded = LoadDataAndModel(spec);
+  EXPECT_TRUE(loaded.ok()) << loaded.status();
+  return std::make_unique<Trainer>(spec, std::move(loaded->model), std::move(loaded->data));
 }
 
 // Just the training arguments of `yaml`, with defaults (no data or model needed).

@@ -152,8 +152,10 @@ int Fail(const absl::Status& status) {
 // policy: started by trainerd, the worker checks it again, so that a file swapped after
 // submission is refused here. INVALID_ARGUMENT lists every problem.
 absl::StatusOr<trainer::v1::JobSpec> LoadCheckedSpec(const std::string& path, const std::vector<std::string>& overrides) {
-  absl::StatusOr<trainer::v1::JobSpec> spec = LoadJobSpecFile(path, overrides);
+  std::vector<std::string> warnings;
+  absl::StatusOr<trainer::v1::JobSpec> spec = LoadJobSpecFile(path, overrides, &warnings);
   if (!spec.ok()) return spec;
+  for (const std::string& w : warnings) spdlog::warn("{}: {}", path, w);
   ApplyDefaults(&*spec);
   SpecCheckOptions check;
   check.policy = SpecPolicyFromEnvironment();
@@ -279,20 +281,18 @@ int RunWorker(const WorkerOptions& options) {
   if (!options.heartbeat_file.empty()) heartbeat = std::make_shared<HeartbeatCallback>(options.heartbeat_file);
   if (resuming) UseTrainedTokenizer(&*spec);
   torch::manual_seed(static_cast<uint64_t>(args.seed()));  // HF's set_seed, before the model exists
-  absl::StatusOr<DatasetBundle> data = LoadDatasets(spec->data(), args.data_seed());
-  if (!data.ok()) return Fail(data.status());
-  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(spec->model(), *data);
-  if (!model.ok()) return Fail(model.status());
-  const bool regression = data->regression;
-  const bool causal_lm = data->causal_lm;
-  const std::optional<Dataset> test = data->test;
+  absl::StatusOr<DataAndModel> loaded = LoadDataAndModel(*spec);
+  if (!loaded.ok()) return Fail(loaded.status());
+  const bool regression = loaded->data.regression;
+  const bool causal_lm = loaded->data.causal_lm;
+  const std::optional<Dataset> test = loaded->data.test;
 
   if (heartbeat) heartbeat->Beat(/*force=*/true);  // loading data can take a while
   std::vector<std::shared_ptr<TrainerCallback>> callbacks = {std::make_shared<StopOnSignalCallback>()};
   if (heartbeat) callbacks.push_back(heartbeat);
   if (reporter) callbacks.push_back(reporter);
   std::signal(SIGTERM, OnSigterm);
-  Trainer trainer(*spec, std::move(*model), std::move(*data), callbacks);
+  Trainer trainer(*spec, std::move(loaded->model), std::move(loaded->data), callbacks);
   std::unique_ptr<Distributed> distributed;
   if (dist_config->world_size > 1) {
     spdlog::info("Joining {} ranks through the store at {}:{}", dist_config->world_size, dist_config->store_host,

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 
@@ -52,6 +54,20 @@ absl::StatusOr<ConfinedFile> OpenConfined(const std::string& path) {
   const fs::path opened = fs::read_symlink(file.path(), ec);
   if (ec || !Allowed(opened)) return Refused(path);
   return file;
+}
+
+absl::StatusOr<std::string> ReadConfined(const std::string& path, size_t limit) {
+  absl::StatusOr<ConfinedFile> file = OpenConfined(path);
+  if (!file.ok()) return file.status();
+  std::string text;
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::read(file->fd(), buf, sizeof(buf))) > 0) {
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > limit) return absl::InvalidArgumentError(absl::StrCat(path, ": larger than ", limit, " bytes"));
+  }
+  if (n < 0) return absl::DataLossError(absl::StrCat(path, ": read failed: ", std::strerror(errno)));
+  return text;
 }
 
 }  // namespace trainerd

@@ -31,6 +31,10 @@ class ConfinedFile {
  private:
   explicit ConfinedFile(int fd) : fd_(fd) {}
   friend absl::StatusOr<ConfinedFile> OpenConfined(const std::string& path);
+
+// The whole of a small file opened by OpenConfined: INVALID_ARGUMENT when it holds more
+// than `limit` bytes, DATA_LOSS when reading fails (with errno's text).
+absl::StatusOr<std::string> ReadConfined(const std::string& path, size_t limit);
   int fd_;
 };
 
@@ -38,6 +42,10 @@ class ConfinedFile {
 // is PERMISSION_DENIED "<path>: <ReadRoots::kRefusal>", whether or not it exists; a
 // path inside them that cannot be opened is NOT_FOUND "<path>: cannot open".
 absl::StatusOr<ConfinedFile> OpenConfined(const std::string& path);
+
+// The whole of a small file opened by OpenConfined: INVALID_ARGUMENT when it holds more
+// than `limit` bytes, DATA_LOSS when reading fails (with errno's text).
+absl::StatusOr<std::string> ReadConfined(const std::string& path, size_t limit);
 
 }  // namespace trainerd
 

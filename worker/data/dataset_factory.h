@@ -9,11 +9,15 @@
 #include "absl/status/statusor.h"
 #include "trainer/v1/job_spec.pb.h"
 #include "worker/data/dataset.h"
+#include "worker/data/tokenized_dataset.h"
 
 namespace trainerd {
 
 // Loads every split named in `data`; `data_seed` shuffles a carved eval split.
-absl::StatusOr<DatasetBundle> LoadDatasets(const trainer::v1::DataSpec& data, int64_t data_seed);
+// `model_tokens`: the vocabulary of a model that brings its own (a Hugging Face folder),
+// which pre-tokenized data needs; null for a model sized by the data.
+absl::StatusOr<DatasetBundle> LoadDatasets(const trainer::v1::DataSpec& data, int64_t data_seed,
+                                           const TokenSpace* model_tokens = nullptr);
 
 }  // namespace trainerd
 

@@ -266,11 +266,7 @@ class TextModel : public Model {
  public:
   explicit TextModel(GptConfig config) : net_(config) {}
   torch::Tensor Forward(const torch::Tensor& inputs) override { return net_->forward(inputs); }
-  NamedTensors NamedParameters() const override {
-    NamedTensors out;
-    for (const auto& item : net_->named_parameters()) out.emplace_back(item.key(), item.value());
-    return out;
-  }
+  NamedTensors NamedParameters() const override { return ModuleParameters(*net_); }
   NamedTensors NamedBuffers() const override { return {}; }
   void SetTraining(bool training) override { net_->train(training); }
   void To(const torch::Device& device) override { net_->to(device); }

@@ -23,6 +23,12 @@ int64_t Model::NumParameters() const {
   return n;
 }
 
+NamedTensors ModuleParameters(const torch::nn::Module& module) {
+  NamedTensors out;
+  for (const auto& item : module.named_parameters()) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
 std::vector<char> SerializeStateDict(const Model& model) {
   c10::Dict<std::string, torch::Tensor> dict;
   for (const auto& [name, t] : model.NamedState()) dict.insert(name, t.detach().cpu());

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <c10/core/Device.h>
+#include <torch/nn/module.h>
 #include <torch/types.h>
 
 #include "absl/status/status.h"
@@ -38,6 +39,11 @@ class Model {
   virtual void To(const torch::Device& device) = 0;
   // Writes a TorchScript module that Python loads with torch.jit.load. May throw.
   virtual void SaveTorchScript(std::ostream& out) const = 0;
+  // False for a model whose portable form is a Hugging Face folder instead (no model.pt).
+  virtual bool HasTorchScript() const { return true; }
+  // The config.json saved beside the weights so that transformers loads them ("": the
+  // model is not a transformers architecture).
+  virtual std::string HfConfigJson() const { return ""; }
 
   // Optional features of token models (the built-in gpt and text_classifier); the
   // defaults say a model lacks them.
@@ -67,6 +73,9 @@ class Model {
   int64_t NumParameters() const;
 };
 
+
+// A LibTorch module's parameters by their dotted names (for Model::NamedParameters).
+NamedTensors ModuleParameters(const torch::nn::Module& module);
 
 // {name: tensor} for every parameter and buffer, in torch.save's format: Python's
 // torch.load of these bytes returns a state dict.

@@ -5,7 +5,10 @@
 #include "absl/strings/str_cat.h"
 #include "worker/data/confined_file.h"
 #include "worker/models/builtin_net.h"
+#include "worker/data/dataset_factory.h"
 #include "worker/models/gpt.h"
+#include "worker/models/hf/hf_config.h"
+#include "worker/models/hf/hf_model_loader.h"
 
 namespace trainerd {
 namespace {
@@ -51,6 +54,7 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const trainer::v1::ModelSpec&
     }
   }
   if (spec.type() == "gpt" || spec.type() == "text_classifier") return CreateTextModel(spec, data);
+  if (spec.type() == "hf") return CreateHfModel(spec, data);
   if (data.tokenizer) {
     return absl::InvalidArgumentError(absl::StrCat("model.type: ", spec.type(),
                                                    " does not read text; use gpt or text_classifier"));
@@ -70,6 +74,26 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const trainer::v1::ModelSpec&
                                                    " classes in the data"));
   }
   return CreateBuiltinNet(spec, data.input_shape, outputs);
+}
+
+absl::StatusOr<DataAndModel> LoadDataAndModel(const trainer::v1::JobSpec& spec) {
+  std::optional<TokenSpace> tokens;
+  if (spec.model().type() == "hf") {
+    absl::StatusOr<HfConfig> config = ReadHfConfig(spec.model().name_or_path());
+    if (!config.ok()) {
+      return absl::Status(config.status().code(), absl::StrCat("model.name_or_path: ", config.status().message()));
+    }
+    tokens = TokenSpace{config->vocab_size, config->pad_token_id};
+  }
+  DataAndModel out;
+  absl::StatusOr<DatasetBundle> data =
+      LoadDatasets(spec.data(), spec.training_args().data_seed(), tokens ? &*tokens : nullptr);
+  if (!data.ok()) return data.status();
+  out.data = *std::move(data);
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(spec.model(), out.data);
+  if (!model.ok()) return model.status();
+  out.model = *std::move(model);
+  return out;
 }
 
 }  // namespace trainerd

@@ -25,7 +25,7 @@
 #include "worker/checkpoint/checkpointer.h"
 #include "worker/distributed/distributed.h"
 #include "worker/checkpoint/optimizer_snapshot.h"
-#include "worker/checkpoint/safetensors.h"
+#include "worker/models/safetensors.h"
 #include "worker/data/sentencepiece_model.h"
 #include "worker/trainer/torch_status.h"
 #include "worker/trainer/trainer.h"
@@ -91,9 +91,11 @@ std::string Trainer::ResolveResumeCheckpoint() const {
 CheckpointFiles Trainer::ModelFiles() {
   CheckpointFiles files;
   files["model.safetensors"] = EncodeSafetensors(model_->NamedState(), {{"format", "pt"}});
-  std::ostringstream script;
-  model_->SaveTorchScript(script);
-  files["model.pt"] = script.str();
+  if (model_->HasTorchScript()) {
+    std::ostringstream script;
+    model_->SaveTorchScript(script);
+    files["model.pt"] = script.str();
+  }
   std::vector<char> state_dict = SerializeStateDict(*model_);
   files["model_state_dict.pt"] = std::string(state_dict.data(), state_dict.size());
   files.merge(RunFiles());
@@ -103,6 +105,9 @@ CheckpointFiles Trainer::ModelFiles() {
 CheckpointFiles Trainer::RunFiles() const {
   CheckpointFiles files = {{"training_args.json", JobSpecToJson(spec_)}};
   if (data_.tokenizer) files["tokenizer.model"] = data_.tokenizer->Serialized();
+  // A transformers architecture's weights carry its names; with its config.json the
+  // folder is one that from_pretrained loads.
+  if (std::string config = model_->HfConfigJson(); !config.empty()) files["config.json"] = std::move(config);
   return files;
 }
 

@@ -6,13 +6,14 @@
 //             "data_offsets": [begin, end]}, ..., "__metadata__": {"k": "v"}}, padded
 //             with spaces to a multiple of 8 bytes
 //   rest      the tensors' bytes, little-endian, row-major, back to back
-#ifndef TRAINERD_WORKER_CHECKPOINT_SAFETENSORS_H_
-#define TRAINERD_WORKER_CHECKPOINT_SAFETENSORS_H_
+#ifndef TRAINERD_WORKER_MODELS_SAFETENSORS_H_
+#define TRAINERD_WORKER_MODELS_SAFETENSORS_H_
 
 #include <map>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "worker/models/model.h"
 
 namespace trainerd {
@@ -23,8 +24,8 @@ std::string EncodeSafetensors(const NamedTensors& tensors,
 
 // Decodes a whole safetensors file. Tensors are copied out of `bytes`. Returns
 // DATA_LOSS for a truncated or inconsistent file.
-absl::StatusOr<NamedTensors> DecodeSafetensors(const std::string& bytes);
+absl::StatusOr<NamedTensors> DecodeSafetensors(absl::string_view bytes);
 
 }  // namespace trainerd
 
-#endif  // TRAINERD_WORKER_CHECKPOINT_SAFETENSORS_H_
+#endif  // TRAINERD_WORKER_MODELS_SAFETENSORS_H_

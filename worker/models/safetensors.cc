@@ -1,4 +1,4 @@
-#include "worker/checkpoint/safetensors.h"
+#include "worker/models/safetensors.h"
 
 #include <cstring>
 
@@ -51,7 +51,7 @@ std::string EncodeSafetensors(const NamedTensors& tensors,
   return out;
 }
 
-absl::StatusOr<NamedTensors> DecodeSafetensors(const std::string& bytes) {
+absl::StatusOr<NamedTensors> DecodeSafetensors(absl::string_view bytes) {
   if (bytes.size() < 8) return absl::DataLossError("safetensors: shorter than its 8-byte header size");
   uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
@@ -74,8 +74,15 @@ absl::StatusOr<NamedTensors> DecodeSafetensors(const std::string& bytes) {
     if (!known) return absl::DataLossError(absl::StrCat("safetensors: ", name, ": unknown dtype"));
     const std::vector<int64_t> shape = info.at("shape").get<std::vector<int64_t>>();
     const auto offsets = info.at("data_offsets").get<std::vector<uint64_t>>();
+    // Each dimension is checked against the file's size before multiplying, so that
+    // a hostile header can neither overflow the count nor ask for a negative size.
     int64_t numel = 1;
-    for (int64_t d : shape) numel *= d;
+    for (int64_t d : shape) {
+      if (d < 0 || (d > 0 && numel > static_cast<int64_t>(bytes.size()) / d)) {
+        return absl::DataLossError(absl::StrCat("safetensors: ", name, ": bad shape"));
+      }
+      numel *= d;
+    }
     if (offsets.size() != 2 || offsets[1] < offsets[0] ||
         offsets[1] - offsets[0] != static_cast<uint64_t>(numel) * c10::elementSize(type) ||
         data_start + offsets[1] > bytes.size()) {

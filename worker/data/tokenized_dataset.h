@@ -1,0 +1,36 @@
+// Pre-tokenized data: JSONL rows with `input_ids` (and optional `attention_mask` and
+// `labels`), as a tokenized Hugging Face dataset is stored, used as given with no
+// tokenizer. For a causal LM the rows are packed into blocks of max_seq_length tokens
+// (data.packing, run_clm's group_texts: concatenated with no tokens added, the rest
+// dropped), or each row is one example, padded with labels -100. For classification
+// (data.train.label_field) each row is one example, padded to max_seq_length (the data
+// loader trims the padding each batch does not need).
+#ifndef TRAINERD_WORKER_DATA_TOKENIZED_DATASET_H_
+#define TRAINERD_WORKER_DATA_TOKENIZED_DATASET_H_
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "trainer/v1/job_spec.pb.h"
+#include "worker/data/dataset.h"
+
+namespace trainerd {
+
+// What the model's tokens are: ids must be below `vocab_size`; `pad_id` pads (-1: the
+// model has none, which classification of rows of unequal length needs).
+struct TokenSpace {
+  int64_t vocab_size = 0;
+  int64_t pad_id = -1;
+};
+
+// True when the source is JSONL whose first row has `input_ids`.
+bool IsTokenizedJsonl(const trainer::v1::DatasetSource& source);
+
+// Loads every split of `data` (all pre-tokenized); `data_seed` shuffles a carved eval
+// split. Errors name the file, the line and the field, never the values.
+absl::StatusOr<DatasetBundle> LoadTokenizedDatasets(const trainer::v1::DataSpec& data, int64_t data_seed,
+                                                    const TokenSpace& tokens);
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_WORKER_DATA_TOKENIZED_DATASET_H_

@@ -1,0 +1,149 @@
+#include "worker/models/hf/hf_weights.h"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <map>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/match.h"
+#include "worker/models/safetensors.h"
+#include "worker/data/confined_file.h"
+
+namespace trainerd {
+namespace {
+
+using nlohmann::json;
+
+// Decodes one safetensors file, mapped rather than read: a shard of a large model is
+// gigabytes, and the page cache already holds it.
+absl::StatusOr<NamedTensors> DecodeFile(const std::string& path) {
+  absl::StatusOr<ConfinedFile> file = OpenConfined(path);
+  if (!file.ok()) return file.status();
+  struct stat st {};
+  if (::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode)) return absl::InvalidArgumentError(path + ": not a file");
+  if (st.st_size == 0) return absl::DataLossError(path + ": empty");
+  void* mapped = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, file->fd(), 0);
+  if (mapped == MAP_FAILED) return absl::DataLossError(absl::StrCat(path, ": cannot map: ", std::strerror(errno)));
+  absl::StatusOr<NamedTensors> decoded =
+      DecodeSafetensors(absl::string_view(static_cast<const char*>(mapped), static_cast<size_t>(st.st_size)));
+  ::munmap(mapped, static_cast<size_t>(st.st_size));
+  if (!decoded.ok()) return absl::Status(decoded.status().code(), absl::StrCat(path, ": ", decoded.status().message()));
+  return decoded;
+}
+
+// The shard files model.safetensors.index.json names, each a plain file name in `dir`.
+absl::StatusOr<std::map<std::string, std::vector<std::string>>> ReadIndex(const std::string& dir) {
+  const std::string path = dir + "/model.safetensors.index.json";
+  absl::StatusOr<std::string> text = ReadConfined(path, 64 << 20);
+  if (!text.ok()) return text.status();
+  json j = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
+    return absl::InvalidArgumentError(path + ": has no weight_map object");
+  }
+  std::map<std::string, std::vector<std::string>> tensors_by_shard;
+  for (const auto& [tensor, shard] : j["weight_map"].items()) {
+    if (!shard.is_string()) return absl::InvalidArgumentError(absl::StrCat(path, ": weight_map.", tensor, ": not a file name"));
+    const std::string name = shard.get<std::string>();
+    if (name.empty() || absl::StrContains(name, "/") || name == "." || name == ".." ||
+        !absl::EndsWith(name, ".safetensors")) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": weight_map.", tensor,
+                                                     ": must name a .safetensors file in the folder"));
+    }
+    tensors_by_shard[name].push_back(tensor);
+  }
+  return tensors_by_shard;
+}
+
+}  // namespace
+
+absl::StatusOr<NamedTensors> ReadHfWeights(const std::string& dir, torch::ScalarType dtype) {
+  std::map<std::string, std::vector<std::string>> shards;
+  struct stat st {};
+  if (::stat((dir + "/model.safetensors").c_str(), &st) == 0) {
+    shards["model.safetensors"] = {};
+  } else if (::stat((dir + "/model.safetensors.index.json").c_str(), &st) == 0) {
+    absl::StatusOr<std::map<std::string, std::vector<std::string>>> index = ReadIndex(dir);
+    if (!index.ok()) return index.status();
+    shards = *std::move(index);
+  } else {
+    return absl::NotFoundError(
+        absl::StrCat(dir, ": has neither model.safetensors nor model.safetensors.index.json (only safetensors "
+                     "weights are read; convert pytorch_model.bin with transformers' save_pretrained)"));
+  }
+  NamedTensors out;
+  for (const auto& [shard, listed] : shards) {
+    absl::StatusOr<NamedTensors> tensors = DecodeFile(dir + "/" + shard);
+    if (!tensors.ok()) return tensors.status();
+    std::set<std::string> present;
+    for (auto& [name, t] : *tensors) {
+      present.insert(name);
+      out.emplace_back(name, t.is_floating_point() ? t.to(dtype) : t);
+    }
+    for (const std::string& name : listed) {
+      if (!present.count(name)) {
+        return absl::DataLossError(absl::StrCat(dir, "/", shard, ": lacks ", name, ", which the index puts there"));
+      }
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<WeightsReport> AssignHfWeights(const NamedTensors& params, const NamedTensors& loaded,
+                                              const std::set<std::string>& may_be_missing,
+                                              const std::set<std::string>& may_be_unused) {
+  auto starts_with_one = [](const std::string& name, const std::set<std::string>& prefixes) {
+    for (const std::string& p : prefixes) {
+      if (absl::StartsWith(name, p)) return true;
+    }
+    return false;
+  };
+  std::map<std::string, torch::Tensor> by_name(loaded.begin(), loaded.end());
+  WeightsReport report;
+  std::vector<std::string> missing, unexpected, mismatched;
+  std::set<std::string> used;
+  for (const auto& [name, target] : params) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) {
+      (starts_with_one(name, may_be_missing) ? report.newly_initialized : missing).push_back(name);
+      continue;
+    }
+    used.insert(name);
+    if (it->second.sizes() != target.sizes()) {
+      mismatched.push_back(absl::StrCat(name, " (the folder has ", c10::str(it->second.sizes()), ", the model ",
+                                        c10::str(target.sizes()), ")"));
+    }
+  }
+  for (const auto& [name, t] : loaded) {
+    if (used.count(name)) continue;
+    (starts_with_one(name, may_be_unused) ? report.unused : unexpected).push_back(name);
+  }
+  std::vector<std::string> problems;
+  if (!missing.empty()) problems.push_back("missing tensors: " + absl::StrJoin(missing, ", "));
+  if (!unexpected.empty()) problems.push_back("unexpected tensors: " + absl::StrJoin(unexpected, ", "));
+  if (!mismatched.empty()) problems.push_back("shape mismatches: " + absl::StrJoin(mismatched, ", "));
+  if (!problems.empty()) return absl::InvalidArgumentError(absl::StrJoin(problems, "; "));
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, target] : params) {
+    auto it = by_name.find(name);
+    if (it != by_name.end()) target.copy_(it->second);
+  }
+  return report;
+}
+
+absl::StatusOr<torch::ScalarType> HfDtype(const std::string& name, const std::string& folder_dtype) {
+  // As from_pretrained: float32 unless asked; "auto" is the dtype the folder was saved in.
+  const std::string n = name == "auto" ? folder_dtype : name;
+  if (n == "float32" || n.empty()) return torch::kFloat;
+  if (n == "bfloat16") return torch::kBFloat16;
+  if (n == "float16") return torch::kHalf;
+  return absl::InvalidArgumentError(absl::StrCat("model.torch_dtype: \"", n,
+                                                 "\" is not one of float32, bfloat16, float16, auto"));
+}
+
+}  // namespace trainerd

@@ -1,0 +1,45 @@
+// The weights of a Hugging Face model folder: model.safetensors, or the shards that
+// model.safetensors.index.json lists, read through OpenConfined (the spec's read
+// roots) and memory-mapped while decoded; and their assignment to a model's parameters
+// by name, with transformers' missing/unexpected-keys rules.
+#ifndef TRAINERD_WORKER_MODELS_HF_HF_WEIGHTS_H_
+#define TRAINERD_WORKER_MODELS_HF_HF_WEIGHTS_H_
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "absl/status/statusor.h"
+#include "worker/models/model.h"
+
+namespace trainerd {
+
+// Every tensor of the folder's weights, floating-point ones converted to `dtype`.
+// Errors name the file (and the shard or tensor): a shard name that leaves the folder,
+// a tensor listed in the index but not in its shard, a truncated file.
+absl::StatusOr<NamedTensors> ReadHfWeights(const std::string& dir, torch::ScalarType dtype);
+
+// What AssignHfWeights did, as transformers reports it when loading.
+struct WeightsReport {
+  std::vector<std::string> newly_initialized;  // model tensors the folder lacks (allowed ones)
+  std::vector<std::string> unused;             // folder tensors the model has no place for (allowed ones)
+};
+
+// Copies `loaded` into `params` (the model's parameters and buffers, by name). A model
+// tensor the folder lacks is an error unless its name starts with one of
+// `may_be_missing` (a task head a base checkpoint has not got: it keeps its
+// initialisation); a folder tensor the model lacks is an error unless it starts with one
+// of `may_be_unused` (the head of another task); a shape mismatch is always an error.
+// Errors list every offending tensor by name.
+absl::StatusOr<WeightsReport> AssignHfWeights(const NamedTensors& params, const NamedTensors& loaded,
+                                              const std::set<std::string>& may_be_missing,
+                                              const std::set<std::string>& may_be_unused);
+
+// "float32" | "bfloat16" | "float16" (HF's torch_dtype names; "auto" is the folder's).
+absl::StatusOr<torch::ScalarType> HfDtype(const std::string& name, const std::string& folder_dtype);
+
+}  // namespace trainerd
+
+#endif  // TRAINERD_WORKER_MODELS_HF_HF_WEIGHTS_H_

@@ -1,0 +1,218 @@
+#include "worker/models/hf/llama_model.h"
+
+#include <cmath>
+#include <limits>
+
+#include <torch/torch.h>
+
+namespace trainerd {
+namespace {
+
+namespace nn = torch::nn;
+
+nn::Linear MakeLinear(int64_t in, int64_t out, bool bias) {
+  return nn::Linear(nn::LinearOptions(in, out).bias(bias));
+}
+
+// LlamaRMSNorm: normalised in float32, scaled in the input's dtype.
+struct RmsNormImpl : nn::Module {
+  RmsNormImpl(int64_t width, double eps) : eps(eps) { weight = register_parameter("weight", torch::ones({width})); }
+  torch::Tensor forward(const torch::Tensor& x) {
+    torch::Tensor h = x.to(torch::kFloat);
+    h = h * torch::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps);
+    return weight * h.to(x.scalar_type());
+  }
+  double eps;
+  torch::Tensor weight;
+};
+TORCH_MODULE(RmsNorm);
+
+// HF's rotate_half: the two halves of each head's features rotate.
+torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  const int64_t half = x.size(-1) / 2;
+  torch::Tensor rotated = torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+  return x * cos + rotated * sin;
+}
+
+struct AttentionImpl : nn::Module {
+  explicit AttentionImpl(const HfConfig& c)
+      : heads(c.num_attention_heads), kv_heads(c.num_key_value_heads), head_dim(c.head_dim) {
+    q_proj = register_module("q_proj", MakeLinear(c.hidden_size, heads * head_dim, c.attention_bias));
+    k_proj = register_module("k_proj", MakeLinear(c.hidden_size, kv_heads * head_dim, c.attention_bias));
+    v_proj = register_module("v_proj", MakeLinear(c.hidden_size, kv_heads * head_dim, c.attention_bias));
+    o_proj = register_module("o_proj", MakeLinear(heads * head_dim, c.hidden_size, c.o_proj_bias));
+  }
+
+  // `mask`: additive, [B or 1, 1, L, L] (0 where attention is allowed).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& mask) {
+    const int64_t b = x.size(0), l = x.size(1);
+    torch::Tensor q = ApplyRope(q_proj(x).view({b, l, heads, head_dim}).transpose(1, 2), cos, sin);
+    torch::Tensor k = ApplyRope(k_proj(x).view({b, l, kv_heads, head_dim}).transpose(1, 2), cos, sin);
+    torch::Tensor v = v_proj(x).view({b, l, kv_heads, head_dim}).transpose(1, 2);
+    if (heads != kv_heads) {  // repeat_kv: query head h reads key/value head h / (heads / kv_heads)
+      const int64_t rep = heads / kv_heads;
+      k = k.unsqueeze(2).expand({b, kv_heads, rep, l, head_dim}).reshape({b, heads, l, head_dim});
+      v = v.unsqueeze(2).expand({b, kv_heads, rep, l, head_dim}).reshape({b, heads, l, head_dim});
+    }
+    torch::Tensor scores = torch::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(head_dim)) + mask;
+    torch::Tensor attn = torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
+    torch::Tensor y = torch::matmul(attn, v).transpose(1, 2).reshape({b, l, heads * head_dim});
+    return o_proj(y);
+  }
+
+  int64_t heads, kv_heads, head_dim;
+  nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+};
+TORCH_MODULE(Attention);
+
+struct MlpImpl : nn::Module {
+  explicit MlpImpl(const HfConfig& c) {
+    gate_proj = register_module("gate_proj", MakeLinear(c.hidden_size, c.intermediate_size, false));
+    up_proj = register_module("up_proj", MakeLinear(c.hidden_size, c.intermediate_size, false));
+    down_proj = register_module("down_proj", MakeLinear(c.intermediate_size, c.hidden_size, false));
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
+  nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+struct DecoderLayerImpl : nn::Module {
+  explicit DecoderLayerImpl(const HfConfig& c) {
+    self_attn = register_module("self_attn", Attention(c));
+    mlp = register_module("mlp", Mlp(c));
+    input_layernorm = register_module("input_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps));
+    post_attention_layernorm = register_module("post_attention_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps));
+  }
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& mask) {
+    torch::Tensor h = x + self_attn(input_layernorm(x), cos, sin, mask);
+    return h + mlp(post_attention_layernorm(h));
+  }
+  Attention self_attn{nullptr};
+  Mlp mlp{nullptr};
+  RmsNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+// LlamaModel: the embedding, the layers and the final norm ("model." in the names).
+struct DecoderImpl : nn::Module {
+  explicit DecoderImpl(const HfConfig& c) : config(c) {
+    embed_tokens = register_module("embed_tokens", nn::Embedding(c.vocab_size, c.hidden_size));
+    layers = register_module("layers", nn::ModuleList());
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c));
+    norm = register_module("norm", RmsNorm(c.hidden_size, c.rms_norm_eps));
+  }
+
+  // The final hidden states [B, L, hidden] of token ids [B, L].
+  torch::Tensor forward(const torch::Tensor& ids, double neftune_alpha) {
+    const int64_t l = ids.size(1);
+    torch::Tensor x = embed_tokens(ids);
+    if (neftune_alpha > 0 && is_training()) {
+      // HF's neftune_post_forward_hook: uniform noise in [-1, 1] x alpha / sqrt(L x d).
+      const double magnitude = neftune_alpha / std::sqrt(static_cast<double>(l * x.size(2)));
+      torch::NoGradGuard no_grad;
+      torch::Tensor noise = torch::empty_like(x).uniform_(-magnitude, magnitude);
+      x = x + noise;
+    }
+    // LlamaRotaryEmbedding, computed in float32 as transformers does.
+    const auto f32 = ids.options().dtype(torch::kFloat);
+    torch::Tensor inv_freq =
+        1.0 / torch::pow(config.rope_theta, torch::arange(0, config.head_dim, 2, ids.options().dtype(torch::kLong))
+                                                .to(torch::kFloat) /
+                                            static_cast<double>(config.head_dim));
+    torch::Tensor freqs = torch::outer(torch::arange(l, f32), inv_freq);
+    torch::Tensor angles = torch::cat({freqs, freqs}, -1);
+    torch::Tensor cos = angles.cos().to(x.scalar_type()), sin = angles.sin().to(x.scalar_type());
+    // torch.finfo(dtype).min, as transformers masks with.
+    const double lowest = x.scalar_type() == torch::kBFloat16 ? static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest())
+                          : x.scalar_type() == torch::kHalf   ? static_cast<double>(std::numeric_limits<c10::Half>::lowest())
+                                                               : static_cast<double>(std::numeric_limits<float>::lowest());
+    torch::Tensor mask =
+        torch::full({l, l}, lowest, ids.options().dtype(x.scalar_type())).triu(1).view({1, 1, l, l});
+    for (const auto& layer : *layers) x = layer->as<DecoderLayer>()->forward(x, cos, sin, mask);
+    return norm(x);
+  }
+
+  HfConfig config;
+  nn::Embedding embed_tokens{nullptr};
+  nn::ModuleList layers{nullptr};
+  RmsNorm norm{nullptr};
+};
+TORCH_MODULE(Decoder);
+
+struct LlamaNetImpl : nn::Module {
+  explicit LlamaNetImpl(const HfConfig& c) : config(c) {
+    model = register_module("model", Decoder(c));
+    if (c.kind == HfArchitecture::kLlamaForSequenceClassification) {
+      score = register_module("score", MakeLinear(c.hidden_size, c.num_labels, false));
+    } else if (!c.tie_word_embeddings) {
+      lm_head = register_module("lm_head", MakeLinear(c.hidden_size, c.vocab_size, false));
+    }
+    // transformers' _init_weights: normal(0, initializer_range) for linear and
+    // embedding weights, zero biases; the norms stay at 1.
+    torch::NoGradGuard no_grad;
+    for (auto& item : named_parameters()) {
+      if (item.key().find("norm") != std::string::npos) continue;
+      if (item.value().dim() >= 2) {
+        item.value().normal_(0, c.initializer_range);
+      } else {
+        item.value().zero_();
+      }
+    }
+  }
+
+  torch::Tensor forward(const torch::Tensor& ids) {
+    torch::Tensor h = model->forward(ids, neftune_alpha);
+    if (score) {
+      // LlamaForSequenceClassification: the last token before the first pad (the last
+      // token of a row without padding).
+      torch::Tensor logits = score(h);
+      torch::Tensor last = torch::full({ids.size(0)}, ids.size(1) - 1, ids.options());
+      if (config.pad_token_id >= 0) {
+        last = (ids == config.pad_token_id).to(torch::kInt).argmax(-1).to(torch::kLong) - 1;
+        last = torch::remainder(last, ids.size(1));
+      }
+      return logits.index({torch::arange(ids.size(0), ids.options()), last}).to(torch::kFloat);
+    }
+    torch::Tensor logits = lm_head ? lm_head(h) : torch::matmul(h, model->embed_tokens->weight.t());
+    return logits.to(torch::kFloat);
+  }
+
+  HfConfig config;
+  double neftune_alpha = 0;
+  Decoder model{nullptr};
+  nn::Linear lm_head{nullptr}, score{nullptr};
+};
+TORCH_MODULE(LlamaNet);
+
+class LlamaModel : public Model {
+ public:
+  LlamaModel(const HfConfig& config, torch::ScalarType dtype) : net_(config) { net_->to(dtype); }
+  torch::Tensor Forward(const torch::Tensor& inputs) override { return net_->forward(inputs); }
+  NamedTensors NamedParameters() const override { return ModuleParameters(*net_); }
+  NamedTensors NamedBuffers() const override { return {}; }
+  void SetTraining(bool training) override { net_->train(training); }
+  void To(const torch::Device& device) override { net_->to(device); }
+  void SaveTorchScript(std::ostream&) const override {
+    throw std::logic_error("a Hugging Face model is saved as a Hugging Face folder, not as TorchScript");
+  }
+  bool HasTorchScript() const override { return false; }
+  std::string HfConfigJson() const override { return trainerd::HfConfigJson(net_->config); }
+  bool SetNeftuneNoiseAlpha(double alpha) override {
+    net_->neftune_alpha = alpha;
+    return true;
+  }
+  torch::Tensor InputEmbeddings(const torch::Tensor& ids) override { return net_->model->embed_tokens(ids); }
+
+ private:
+  LlamaNet net_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> CreateLlamaModel(const HfConfig& config, torch::ScalarType dtype) {
+  return std::make_unique<LlamaModel>(config, dtype);
+}
+
+}  // namespace trainerd
