@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "spec/shard_size.h"
 #include "spec/spec_checker.h"
 #include "spec/spec_defaults.h"
 #include "spec/training_args_checks.h"
@@ -24,6 +25,9 @@ void CheckSource(const std::string& field, const DatasetSource& s, Checker* c) {
     c->File(field + ".labels_path", s.labels_path());
   }
   if (s.limit() < 0) c->Add(field + ".limit", "must be >= 0");
+  if (!s.text_pair_field().empty()) {
+    c->Add(field + ".text_pair_field", "sentence pairs are not supported yet (they need BERT's WordPiece tokenizer)");
+  }
 }
 
 void CheckData(const JobSpec& spec, Checker* c) {
@@ -58,9 +62,15 @@ void CheckModel(const JobSpec& spec, Checker* c) {
     if (!m.torch_dtype().empty()) {
       c->Choice("model.torch_dtype", m.torch_dtype(), {"float32", "bfloat16", "float16", "auto"});
     }
+    if (!m.max_shard_size().empty()) {
+      if (absl::StatusOr<int64_t> size = ParseShardSize(m.max_shard_size()); !size.ok()) {
+        c->problems.push_back(std::string(size.status().message()));
+      }
+    }
   } else {
     for (const auto& [field, value] : std::vector<std::pair<std::string, std::string>>{
-             {"model.name_or_path", m.name_or_path()}, {"model.torch_dtype", m.torch_dtype()}}) {
+             {"model.name_or_path", m.name_or_path()}, {"model.torch_dtype", m.torch_dtype()},
+             {"model.max_shard_size", m.max_shard_size()}}) {
       if (!value.empty()) c->Add(field, "only for model.type hf");
     }
   }

@@ -165,8 +165,9 @@ void CheckSpeedOptions(const JobSpec& spec, Checker* c) {
   if (a.fp16() && a.bf16()) c->Add(p + "fp16", "choose one of fp16 and bf16");
   if (!(a.neftune_noise_alpha() >= 0)) c->Add(p + "neftune_noise_alpha", "must be >= 0");
   const bool token_model = spec.model().type() == "gpt" || spec.model().type() == "text_classifier";
-  if (a.neftune_noise_alpha() > 0 && !token_model) {
-    c->Add(p + "neftune_noise_alpha", "needs a model with token embeddings (gpt or text_classifier)");
+  const bool hf_model = spec.model().type() == "hf";
+  if (a.neftune_noise_alpha() > 0 && !token_model && !hf_model) {
+    c->Add(p + "neftune_noise_alpha", "needs a model with token embeddings (gpt, text_classifier or hf)");
   }
   if (a.torch_compile_backend() != "torchscript") {
     c->Add(p + "torch_compile_backend", absl::StrCat("\"", a.torch_compile_backend(),
@@ -177,20 +178,23 @@ void CheckSpeedOptions(const JobSpec& spec, Checker* c) {
     if (spec.model().type() == "torchscript") {
       c->Add(p + "torch_compile", "a torchscript model already runs in the graph executor");
     }
+    if (hf_model) c->Add(p + "torch_compile", "is not available for hf models yet");
     if (spec.model().dropout() > 0) c->Add(p + "torch_compile", "the compiled graph has no dropout: set model.dropout: 0");
     if (a.neftune_noise_alpha() > 0 || a.gradient_checkpointing()) {
       c->Add(p + "torch_compile", "cannot be combined with neftune_noise_alpha or gradient_checkpointing");
     }
   }
   if (a.use_liger_kernel()) {
-    if (!token_model) c->Add(p + "use_liger_kernel", "needs a built-in text model (gpt or text_classifier)");
+    if (!token_model) {
+      c->Add(p + "use_liger_kernel", "needs a built-in text model (gpt or text_classifier); not yet for hf models");
+    }
     if (a.torch_compile()) c->Add(p + "use_liger_kernel", "cannot be combined with torch_compile");
     if (a.liger_kernel_config().cross_entropy() && a.liger_kernel_config().fused_linear_cross_entropy()) {
       c->Add(p + "liger_kernel_config", "cross_entropy and fused_linear_cross_entropy cannot both be on");
     }
   }
   if (a.gradient_checkpointing() && !token_model) {
-    c->Add(p + "gradient_checkpointing", "needs a model made of blocks (gpt or text_classifier)");
+    c->Add(p + "gradient_checkpointing", "needs a model made of blocks (gpt or text_classifier); not yet for hf models");
   }
 }
 

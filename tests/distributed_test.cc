@@ -179,6 +179,32 @@ TEST(Distributed, TwoRanksWithBatchBMatchOneRankWithBatch2B) {
   EXPECT_TRUE(fs::exists(dir / "two/all_results.json"));
 }
 
+// A Hugging Face folder (tests/fixtures/hf/llama-gqa) fine-tuned data parallel: 2 ranks
+// with batch B log the losses of 1 rank with batch 2B.
+TEST(Distributed, AnHfLlamaFolderOnTwoRanksMatchesOneRankWithTwiceTheBatch) {
+  TempDir dir;
+  std::string rows;
+  for (int r = 0; r < 64; ++r) {
+    rows += "{\"input_ids\": [";
+    for (int k = 0; k < 20 + r % 7; ++k) absl::StrAppend(&rows, k ? ", " : "", 3 + (r * 7 + k * 13) % 500);
+    rows += "]}\n";
+  }
+  testing::WriteFile(dir / "rows.jsonl", rows);
+  testing::WriteFile(dir / "job.yaml", absl::StrCat(
+      "model: {name_or_path: ", std::filesystem::absolute(testing::SourceDir()).string(), "/tests/fixtures/hf/llama-gqa}\n",
+      "data: {train: {path: ", dir / "rows.jsonl", "}, max_seq_length: 16}\n",
+      "training_args: {max_steps: 8, per_device_train_batch_size: 4, learning_rate: 0.05, optim: sgd, ",
+      "logging_steps: 1, save_strategy: 'no', torch_num_threads: 1, do_eval: false}\n"));
+  RunRanks(dir, 1, dir / "job.yaml",
+           {"training_args.output_dir=" + dir / "one", "training_args.per_device_train_batch_size=8"});
+  RunRanks(dir, 2, dir / "job.yaml", {"training_args.output_dir=" + dir / "two"});
+  RunLog one = ReadRunLog(dir / "one"), two = ReadRunLog(dir / "two");
+  ASSERT_EQ(one.loss.size(), 8u);
+  ExpectSameLosses(one, two);
+  // Rank 0 saved the folder transformers loads.
+  EXPECT_TRUE(fs::exists(dir / "two/config.json"));
+}
+
 TEST(Distributed, ResumesWithTheSameWorldSizeAndExplainsAnother) {
   TempDir dir;
   const std::string spec = Spec(dir);

@@ -89,7 +89,7 @@ TEST_P(CausalLmFixture, GivesTransformersLogitsAndLoss) {
 
 INSTANTIATE_TEST_SUITE_P(Hf, CausalLmFixture,
                          ::testing::Values("llama-gqa", "llama-tied", "qwen2", "mistral", "llama-gqa-bf16",
-                                           "llama-gqa-sharded"));
+                                           "llama-gqa-sharded", "gpt2"));
 
 TEST(HfModel, LlamaForSequenceClassificationScoresTheLastRealToken) {
   std::unique_ptr<Model> model = Load(Fixture("llama-seqcls"));
@@ -103,6 +103,56 @@ TEST(HfModel, LlamaForSequenceClassificationScoresTheLastRealToken) {
   const double loss = torch::nn::functional::cross_entropy(logits, ref.at("labels")).item<double>();
   EXPECT_NEAR(loss, ref.at("loss").item<double>(), 1e-5 * ref.at("loss").item<double>());
 }
+
+TEST(HfModel, BertForSequenceClassificationWithTokenTypesAndPadding) {
+  std::unique_ptr<Model> model = Load(Fixture("bert-seqcls"));
+  ASSERT_NE(model, nullptr);
+  model->SetTraining(false);
+  auto ref = ReadTensors(Fixture("bert-seqcls/reference.safetensors"));
+  // Its padding is where the ids are pad_token_id (0), as the reference's mask says.
+  ASSERT_TRUE(torch::equal(ref.at("attention_mask"), ref.at("input_ids").ne(0).to(torch::kLong)));
+  torch::NoGradGuard no_grad;
+  torch::Tensor logits = model->Forward(torch::stack({ref.at("input_ids"), ref.at("token_type_ids")}, 1));
+  ASSERT_EQ(logits.sizes(), ref.at("logits").sizes());
+  const double error = RelativeError(logits, ref.at("logits"));
+  EXPECT_LT(error, 1e-5);
+  const double loss = torch::nn::functional::cross_entropy(logits, ref.at("labels")).item<double>();
+  EXPECT_NEAR(loss, ref.at("loss").item<double>(), 1e-5 * ref.at("loss").item<double>());
+  std::printf("bert-seqcls: logits within %.2e of transformers', loss %.7f vs %.7f\n", error, loss,
+              ref.at("loss").item<double>());
+}
+
+std::map<std::string, std::string> TensorSignatures(const std::string& path);
+std::set<std::string> ConfigKeys(const std::string& text) {
+  std::set<std::string> keys;
+  const nlohmann::json j = nlohmann::json::parse(text);
+  for (const auto& [key, v] : j.items()) keys.insert(key);
+  return keys;
+}
+
+// What the Trainer saves of a loaded model (its state under its names, and its
+// config.json) has the fixture's tensor names, dtypes and shapes and config keys, so
+// that transformers loads it with no missing or unexpected keys.
+class SavedFolder : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SavedFolder, HasTheFixturesTensorsAndConfigKeys) {
+  std::unique_ptr<Model> model = Load(Fixture(GetParam()));
+  ASSERT_NE(model, nullptr);
+  testing::TempDir dir;
+  testing::WriteFile(dir / "model.safetensors", EncodeSafetensors(model->NamedState(), {{"format", "pt"}}));
+  EXPECT_EQ(TensorSignatures(dir / "model.safetensors"), TensorSignatures(Fixture(GetParam() + "/model.safetensors")));
+  const auto files = model->HfFolderFiles();
+  EXPECT_EQ(ConfigKeys(files.at("config.json")), ConfigKeys(testing::ReadFile(Fixture(GetParam() + "/config.json"))));
+  for (const char* name : {"generation_config.json", "tokenizer_config.json", "special_tokens_map.json"}) {
+    const bool has = fs::exists(Fixture(GetParam() + "/" + name));
+    EXPECT_EQ(files.count(name), has ? 1u : 0u) << name;
+    if (has) EXPECT_EQ(files.at(name), testing::ReadFile(Fixture(GetParam() + "/" + name))) << name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Hf, SavedFolder,
+                         ::testing::Values("llama-gqa", "llama-tied", "qwen2", "mistral", "llama-seqcls", "gpt2",
+                                           "bert-seqcls"));
 
 TEST(HfModel, TheBf16AndShardedCopiesLoadToTheSameWeights) {
   std::unique_ptr<Model> whole = Load(Fixture("llama-gqa"));
@@ -169,6 +219,27 @@ TEST(HfModel, MissingUnexpectedAndMisshapenTensorsAreRefusedByName) {
   fs::create_directories(tmp / "empty");
   testing::WriteFile(tmp / "empty/config.json", testing::ReadFile(Fixture("llama-gqa/config.json")));
   EXPECT_THAT(LoadError(tmp / "empty").message(), HasSubstr("has neither model.safetensors"));
+}
+
+// GPT-2 as the hub stores it: names without "transformer." and the attention-mask
+// buffers old checkpoints carry (transformers ignores them; so does trainerd).
+TEST(HfModel, AGpt2FolderWithoutItsPrefixAndWithOldBuffersLoads) {
+  testing::TempDir tmp;
+  fs::create_directories(tmp / "gpt2");
+  testing::WriteFile(tmp / "gpt2/config.json", testing::ReadFile(Fixture("gpt2/config.json")));
+  auto decoded = DecodeSafetensors(testing::ReadFile(Fixture("gpt2/model.safetensors")));
+  ASSERT_TRUE(decoded.ok());
+  for (auto& [name, t] : *decoded) name = name.substr(std::string("transformer.").size());
+  decoded->emplace_back("h.0.attn.bias", torch::ones({1, 1, 128, 128}).tril());
+  decoded->emplace_back("h.0.attn.masked_bias", torch::tensor(-1e4));
+  testing::WriteFile(tmp / "gpt2/model.safetensors", EncodeSafetensors(*decoded));
+  std::unique_ptr<Model> model = Load(tmp / "gpt2"), original = Load(Fixture("gpt2"));
+  ASSERT_TRUE(model && original);
+  model->SetTraining(false);
+  original->SetTraining(false);
+  auto ref = ReadTensors(Fixture("gpt2/reference.safetensors"));
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(model->Forward(ref.at("input_ids")), original->Forward(ref.at("input_ids"))));
 }
 
 // A causal LM checkpoint fine-tuned for classification: lm_head is left unused and the
@@ -280,14 +351,64 @@ TEST(HfTraining, FineTunesALlamaFolderOnPreTokenizedRowsResumesExactlyAndSavesIt
   EXPECT_FALSE(fs::exists(dir / "final/model.pt"));
   absl::StatusOr<HfConfig> saved = ReadHfConfig(dir / "final");
   ASSERT_TRUE(saved.ok()) << saved.status();
-  auto keys = [](const std::string& text) {
-    std::set<std::string> k;
-    const nlohmann::json j = nlohmann::json::parse(text);
-    for (const auto& [key, v] : j.items()) k.insert(key);
-    return k;
-  };
-  EXPECT_EQ(keys(saved->json), keys(testing::ReadFile(Fixture("llama-gqa/config.json"))));
+  EXPECT_EQ(ConfigKeys(saved->json), ConfigKeys(testing::ReadFile(Fixture("llama-gqa/config.json"))));
   // And it loads back by name to the trained weights.
+  std::unique_ptr<Model> back = Load(dir / "final");
+  ASSERT_NE(back, nullptr);
+  NamedTensors c = back->NamedState();
+  ASSERT_EQ(c.size(), a.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, c[i].second)) << a[i].first;
+}
+
+// The optimizations of the built-in GPT work on these models by HF's own names: GaLore
+// on [".*attn.*", ".*mlp.*"] as in the HF guide, NEFTune on the embedding, bf16 autocast,
+// and bfloat16 weights (torch_dtype).
+TEST(HfTraining, GaLoreNeftuneAndBf16TrainOnHfNames) {
+  testing::TempDir dir;
+  WriteTokenRows(dir / "train.jsonl", 60, 7);
+  for (const std::string& extra : {std::string(", optim: galore_adamw, optim_target_modules: ['.*attn.*', '.*mlp.*'], "
+                                               "optim_args: 'rank=8, update_proj_gap=10'"),
+                                   std::string(", neftune_noise_alpha: 5"), std::string(", bf16: true")}) {
+    auto trainer = testing::MakeTrainer(testing::Spec(FineTuneYaml(dir / "out", dir / "train.jsonl", extra + ", save_strategy: 'no'")));
+    ASSERT_TRUE(trainer->train().ok()) << extra;
+    const std::vector<double> losses = testing::LoggedLosses(*trainer);
+    ASSERT_GE(losses.size(), 2u);
+    EXPECT_LT(losses.back(), losses.front()) << extra;
+  }
+  std::string yaml = FineTuneYaml(dir / "out16", dir / "train.jsonl", ", save_strategy: 'no'");
+  yaml.replace(yaml.find("llama-gqa}"), std::string("llama-gqa}").size(), "llama-gqa, torch_dtype: bfloat16}");
+  auto trainer = testing::MakeTrainer(testing::Spec(yaml));
+  EXPECT_EQ(trainer->model().NamedParameters().front().second.scalar_type(), torch::kBFloat16);
+  ASSERT_TRUE(trainer->train().ok());
+  EXPECT_LT(testing::LoggedLosses(*trainer).back(), testing::LoggedLosses(*trainer).front());
+}
+
+// max_shard_size as save_pretrained's: a model larger than it is saved in shards with an
+// index, in checkpoints and the final folder; both load back to the same weights.
+TEST(HfTraining, LargeModelsAreSavedInShardsThatLoadAndResume) {
+  testing::TempDir dir;
+  WriteTokenRows(dir / "train.jsonl", 60, 7);
+  auto yaml = [&](const std::string& out, const std::string& extra) {
+    std::string y = FineTuneYaml(out, dir / "train.jsonl", extra);
+    y.replace(y.find("llama-gqa}"), std::string("llama-gqa}").size(), "llama-gqa, max_shard_size: 200KB}");
+    return y;
+  };
+  auto trainer = testing::MakeTrainer(testing::Spec(yaml(dir / "out", "")));
+  ASSERT_TRUE(trainer->train().ok());
+  // 632 KB of weights in shards of at most 200 KB (one tensor never split).
+  const fs::path checkpoint = fs::path(dir / "out/checkpoint-15");
+  EXPECT_FALSE(fs::exists(checkpoint / "model.safetensors"));
+  ASSERT_TRUE(fs::exists(checkpoint / "model.safetensors.index.json"));
+  EXPECT_TRUE(fs::exists(checkpoint / "model-00001-of-00004.safetensors"));
+  EXPECT_TRUE(fs::exists(checkpoint / "model-00004-of-00004.safetensors"));
+  auto resumed = testing::MakeTrainer(
+      testing::Spec(yaml(dir / "out", absl::StrCat(", resume_from_checkpoint: ", checkpoint.string()))));
+  ASSERT_TRUE(resumed->train().ok());
+  NamedTensors a = trainer->model().NamedParameters(), b = resumed->model().NamedParameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+  ASSERT_TRUE(trainer->save_model(dir / "final").ok());
+  EXPECT_TRUE(fs::exists(dir / "final/model.safetensors.index.json"));
   std::unique_ptr<Model> back = Load(dir / "final");
   ASSERT_NE(back, nullptr);
   NamedTensors c = back->NamedState();
@@ -318,6 +439,53 @@ TEST(HfTraining, PreTokenizedRowsAreCheckedAgainstTheModelsVocabulary) {
   EXPECT_TRUE(torch::equal(loaded->data.train.labels, torch::tensor({5, 6, 7, -100, 8, 9, 10, 11}).view({2, 4})));
 }
 
+// Raw text through the folder's own tokenizer.model with its tokenizer_config.json's
+// conventions gives the ids transformers' LlamaTokenizer gave (BOS added, EOS not).
+TEST(HfTokenizer, TheFoldersSentencepieceGivesTransformersIds) {
+  testing::TempDir dir;
+  const nlohmann::json ref = nlohmann::json::parse(testing::ReadFile(Fixture("llama-gqa/reference_tokenization.json")));
+  std::string rows;
+  for (const auto& text : ref["texts"]) rows += nlohmann::json{{"text", text}}.dump() + "\n";
+  testing::WriteFile(dir / "texts.jsonl", rows);
+  trainer::v1::JobSpec spec = testing::Spec(absl::StrCat(
+      "model: {name_or_path: ", Fixture("llama-gqa"), "}\ndata: {train: {path: ", dir / "texts.jsonl",
+      "}, max_seq_length: 64, packing: false}\ntraining_args: {output_dir: ", dir / "out", "}\n"));
+  absl::StatusOr<DataAndModel> loaded = LoadDataAndModel(spec);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const torch::Tensor& inputs = loaded->data.train.inputs;
+  ASSERT_EQ(inputs.size(0), static_cast<int64_t>(ref["input_ids"].size()));
+  for (size_t i = 0; i < ref["input_ids"].size(); ++i) {
+    const std::vector<int64_t> want = ref["input_ids"][i].get<std::vector<int64_t>>();
+    torch::Tensor got = inputs[i].narrow(0, 0, static_cast<int64_t>(want.size()));
+    EXPECT_TRUE(torch::equal(got, torch::tensor(want))) << ref["texts"][i];
+    // The rest is padding, which no label predicts.
+    EXPECT_EQ(loaded->data.train.labels[i].narrow(0, static_cast<int64_t>(want.size()), 64 - static_cast<int64_t>(want.size()))
+                  .ne(-100).sum().item<int64_t>(), 0);
+  }
+}
+
+// Fine-tuning a Llama folder on Debian's fortunes with its own tokenizer: the loss
+// falls, and the saved folder carries the tokenizer and the configs it came with.
+TEST(HfTraining, FineTunesOnRawTextWithTheFoldersTokenizer) {
+  testing::TempDir dir;
+  auto trainer = testing::MakeTrainer(testing::Spec(absl::StrCat(
+      "model: {name_or_path: ", Fixture("llama-gqa"), "}\n",
+      "data: {train: {path: /usr/share/games/fortunes/cookie, format: text, limit: 300}, max_seq_length: 32}\n",
+      "training_args: {output_dir: ", dir / "out", ", max_steps: 40, per_device_train_batch_size: 8, ",
+      "learning_rate: 0.003, logging_steps: 10, save_strategy: 'no', do_eval: false}\n")));
+  ASSERT_TRUE(trainer->train().ok());
+  const std::vector<double> losses = testing::LoggedLosses(*trainer);
+  ASSERT_GE(losses.size(), 2u);
+  std::printf("fine-tuning llama-gqa on fortunes: loss %.3f -> %.3f over 40 steps\n", losses.front(), losses.back());
+  EXPECT_LT(losses.back(), losses.front() - 0.5);
+  ASSERT_TRUE(trainer->save_model(dir / "final").ok());
+  for (const char* name : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+                           "generation_config.json", "config.json", "model.safetensors"}) {
+    EXPECT_TRUE(fs::exists(dir / ("final/" + std::string(name)))) << name;
+  }
+  EXPECT_EQ(testing::ReadFile(dir / "final/tokenizer.model"), testing::ReadFile(Fixture("llama-gqa/tokenizer.model")));
+}
+
 TEST(HfSpec, NameOrPathMakesAnHfModelAndItsFieldsAreChecked) {
   auto problems = [](const std::string& model) {
     auto spec = ParseJobSpec("model: " + model + "\ndata: {train: {path: /usr/share/games/fortunes/cookie}}\n");
@@ -330,6 +498,8 @@ TEST(HfSpec, NameOrPathMakesAnHfModelAndItsFieldsAreChecked) {
   EXPECT_THAT(problems(absl::StrCat("{name_or_path: ", Fixture("llama-gqa"), ", torch_dtype: float64}")),
               HasSubstr("model.torch_dtype: \"float64\" is not supported"));
   EXPECT_THAT(problems("{type: mlp, torch_dtype: bfloat16}"), HasSubstr("model.torch_dtype: only for model.type hf"));
+  EXPECT_THAT(problems(absl::StrCat("{name_or_path: ", Fixture("llama-gqa"), ", max_shard_size: lots}")),
+              HasSubstr("model.max_shard_size: not a size such as 5GB"));
   EXPECT_EQ(problems(absl::StrCat("{name_or_path: ", Fixture("llama-gqa"), ", torch_dtype: bfloat16}")), "");
 }
 

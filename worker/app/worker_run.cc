@@ -216,8 +216,9 @@ int RunJob(Trainer& trainer, const trainer::v1::JobSpec& spec, const std::option
         !s.ok()) {
       return Fail(s);
     }
-    spdlog::info("Saved the final model to {} (model.pt, model_state_dict.pt, model.safetensors)",
-                 output_dir.string());
+    spdlog::info("Saved the final model to {} ({})", output_dir.string(),
+                 trainer.model().HasTorchScript() ? "model.pt, model_state_dict.pt, model.safetensors"
+                                                  : "a Hugging Face folder: config.json, model.safetensors");
   }
   if (args.do_eval()) {
     absl::StatusOr<Metrics> eval = trainer.evaluate();

@@ -17,7 +17,7 @@ absl::StatusOr<DatasetBundle> LoadDatasets(const trainer::v1::DataSpec& data, in
     }
     return LoadTokenizedDatasets(data, data_seed, *model_tokens);
   }
-  if (format == "text" || format == "jsonl") return LoadTextDatasets(data, data_seed);
+  if (format == "text" || format == "jsonl") return LoadTextDatasets(data, data_seed, model_tokens);
   return LoadTableDatasets(data, data_seed);
 }
 

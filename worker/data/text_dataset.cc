@@ -19,9 +19,22 @@ namespace {
 std::string LabelText(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
 absl::StatusOr<std::shared_ptr<const SentencePieceModel>> MakeTokenizer(const trainer::v1::DataSpec& data,
-                                                                         const std::vector<TextExample>& train) {
+                                                                         const std::vector<TextExample>& train,
+                                                                         const TokenSpace* model_tokens) {
   const auto& t = data.tokenizer();
   std::string error;
+  if (t.path().empty() && model_tokens != nullptr) {
+    if (model_tokens->tokenizer_path.empty()) {
+      return absl::InvalidArgumentError(
+          "data.tokenizer.path: model.name_or_path has no tokenizer.model (a byte-level BPE tokenizer.json is not "
+          "read): give a sentencepiece tokenizer of the model's vocabulary, or pre-tokenized rows (input_ids)");
+    }
+    absl::StatusOr<std::string> bytes = ReadMaybeGzipped(model_tokens->tokenizer_path);
+    if (!bytes.ok()) return absl::InvalidArgumentError(absl::StrCat("model.name_or_path: ", bytes.status().message()));
+    std::shared_ptr<const SentencePieceModel> model = SentencePieceModel::FromSerialized(*bytes, &error);
+    if (!model) return absl::InvalidArgumentError(absl::StrCat("model.name_or_path: tokenizer.model: ", error));
+    return model;
+  }
   if (!t.path().empty()) {
     absl::StatusOr<std::string> bytes = ReadMaybeGzipped(t.path());
     if (!bytes.ok()) return absl::InvalidArgumentError(absl::StrCat("data.tokenizer.path: ", bytes.status().message()));
@@ -41,27 +54,43 @@ absl::StatusOr<std::shared_ptr<const SentencePieceModel>> MakeTokenizer(const tr
   return model;
 }
 
-// Language modelling: all documents' tokens, each followed by </s>, in blocks.
-Dataset PackBlocks(const std::vector<TextExample>& examples, const SentencePieceModel& tokenizer, int64_t block) {
-  std::vector<int64_t> stream;
-  for (const TextExample& e : examples) {
-    for (int id : tokenizer.Encode(e.text)) stream.push_back(id);
-    stream.push_back(tokenizer.eos_id());
-  }
-  const int64_t n = static_cast<int64_t>(stream.size()) / block;
-  torch::Tensor ids = torch::from_blob(stream.data(), {n * block}, torch::kLong).clone().view({n, block});
-  return Dataset{ids, ids};
+// How each text becomes ids: trainerd's own models end each document with </s>; a
+// Hugging Face folder's tokenizer adds what its tokenizer_config.json says (Llama: <s>).
+struct Encoding {
+  bool add_bos = false;
+  bool add_eos = true;
+};
+
+std::vector<int64_t> EncodeText(const SentencePieceModel& tokenizer, const std::string& text, const Encoding& how) {
+  std::vector<int64_t> ids;
+  if (how.add_bos && tokenizer.bos_id() >= 0) ids.push_back(tokenizer.bos_id());
+  for (int id : tokenizer.Encode(text)) ids.push_back(id);
+  if (how.add_eos && tokenizer.eos_id() >= 0) ids.push_back(tokenizer.eos_id());
+  return ids;
 }
 
-// Classification: cut or padded to `length`.
+// Language modelling: every document's tokens, packed into blocks or one example each.
+Dataset LanguageModelExamples(const std::vector<TextExample>& examples, const SentencePieceModel& tokenizer,
+                              int64_t length, const Encoding& how, bool packing, int64_t pad) {
+  std::vector<TokenRow> rows;
+  for (const TextExample& e : examples) {
+    TokenRow r;
+    r.ids = EncodeText(tokenizer, e.text, how);
+    r.labels = r.ids;
+    rows.push_back(std::move(r));
+  }
+  return CausalLmExamples(rows, length, packing, pad);
+}
+
+// Classification: cut or padded (with `pad`) to `length`.
 Dataset PadTexts(const std::vector<TextExample>& examples, const SentencePieceModel& tokenizer, int64_t length,
-                 const std::map<std::string, int64_t>& label_to_id) {
+                 const std::map<std::string, int64_t>& label_to_id, int64_t pad, const Encoding& how) {
   const int64_t n = static_cast<int64_t>(examples.size());
-  torch::Tensor ids = torch::full({n, length}, tokenizer.pad_id(), torch::kLong);
+  torch::Tensor ids = torch::full({n, length}, pad, torch::kLong);
   torch::Tensor labels = torch::empty({n}, torch::kLong);
   auto ids_a = ids.accessor<int64_t, 2>();
   for (int64_t i = 0; i < n; ++i) {
-    std::vector<int> tokens = tokenizer.Encode(examples[i].text);
+    std::vector<int64_t> tokens = EncodeText(tokenizer, examples[i].text, how);
     for (int64_t k = 0; k < std::min<int64_t>(length, static_cast<int64_t>(tokens.size())); ++k) ids_a[i][k] = tokens[k];
     labels[i] = label_to_id.at(examples[i].label);
   }
@@ -119,7 +148,8 @@ absl::StatusOr<std::vector<TextExample>> ReadTextExamples(const trainer::v1::Dat
   return out;
 }
 
-absl::StatusOr<DatasetBundle> LoadTextDatasets(const trainer::v1::DataSpec& data, int64_t data_seed) {
+absl::StatusOr<DatasetBundle> LoadTextDatasets(const trainer::v1::DataSpec& data, int64_t data_seed,
+                                               const TokenSpace* model_tokens) {
   const bool classification = !data.train().label_field().empty();
   auto train = ReadTextExamples(data.train());
   if (!train.ok()) return absl::InvalidArgumentError(absl::StrCat("data.train: ", train.status().message()));
@@ -153,22 +183,34 @@ absl::StatusOr<DatasetBundle> LoadTextDatasets(const trainer::v1::DataSpec& data
   }
 
   DatasetBundle b;
-  auto tokenizer = MakeTokenizer(data, *train);
+  auto tokenizer = MakeTokenizer(data, *train, model_tokens);
   if (!tokenizer.ok()) return tokenizer.status();
   b.tokenizer = *tokenizer;
   b.vocab_size = b.tokenizer->vocab_size();
   b.pad_id = b.tokenizer->pad_id();
+  Encoding how;
+  if (model_tokens != nullptr) {
+    if (b.vocab_size > model_tokens->vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("data.tokenizer: its ", b.vocab_size, " pieces do not fit the ",
+                                                     model_tokens->vocab_size, " of model.name_or_path's vocabulary"));
+    }
+    b.vocab_size = model_tokens->vocab_size;
+    if (model_tokens->pad_id >= 0) b.pad_id = model_tokens->pad_id;
+    how = Encoding{model_tokens->add_bos, model_tokens->add_eos};
+  }
   const int64_t length = data.max_seq_length() > 0 ? data.max_seq_length() : kDefaultMaxSeqLength;
   b.input_shape = {length};
   if (!classification) {
     b.causal_lm = true;
-    b.train = PackBlocks(*train, *b.tokenizer, length);
+    const bool packing = !data.has_packing() || data.packing();
+    const int64_t pad = b.pad_id >= 0 ? b.pad_id : 0;
+    b.train = LanguageModelExamples(*train, *b.tokenizer, length, how, packing, pad);
     if (b.train.size() == 0) {
       return absl::InvalidArgumentError(absl::StrCat("data.train: the text makes no block of max_seq_length ", length,
                                                      " tokens"));
     }
-    if (eval) b.eval = PackBlocks(*eval, *b.tokenizer, length);
-    if (test) b.test = PackBlocks(*test, *b.tokenizer, length);
+    if (eval) b.eval = LanguageModelExamples(*eval, *b.tokenizer, length, how, packing, pad);
+    if (test) b.test = LanguageModelExamples(*test, *b.tokenizer, length, how, packing, pad);
     return b;
   }
   if (b.pad_id < 0) return absl::InvalidArgumentError("data.tokenizer.path: classification needs a tokenizer with a pad id");
@@ -183,9 +225,9 @@ absl::StatusOr<DatasetBundle> LoadTextDatasets(const trainer::v1::DataSpec& data
     b.class_names.push_back(name);
   }
   b.num_classes = next;
-  b.train = PadTexts(*train, *b.tokenizer, length, label_to_id);
-  if (eval) b.eval = PadTexts(*eval, *b.tokenizer, length, label_to_id);
-  if (test) b.test = PadTexts(*test, *b.tokenizer, length, label_to_id);
+  b.train = PadTexts(*train, *b.tokenizer, length, label_to_id, b.pad_id, how);
+  if (eval) b.eval = PadTexts(*eval, *b.tokenizer, length, label_to_id, b.pad_id, how);
+  if (test) b.test = PadTexts(*test, *b.tokenizer, length, label_to_id, b.pad_id, how);
   return b;
 }
 

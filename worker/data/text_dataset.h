@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "trainer/v1/job_spec.pb.h"
 #include "worker/data/dataset.h"
+#include "worker/data/tokenized_dataset.h"
 
 namespace trainerd {
 
@@ -30,7 +31,11 @@ struct TextExample {
 absl::StatusOr<std::vector<TextExample>> ReadTextExamples(const trainer::v1::DatasetSource& source);
 
 // Builds every split of a text job (see above); the bundle carries the tokenizer.
-absl::StatusOr<DatasetBundle> LoadTextDatasets(const trainer::v1::DataSpec& data, int64_t data_seed);
+// `model_tokens` (a Hugging Face folder's, or null): its tokenizer unless
+// data.tokenizer.path names one, its BOS/EOS conventions instead of an EOS after each
+// document, its padding id and its vocabulary (the tokenizer's must fit in it).
+absl::StatusOr<DatasetBundle> LoadTextDatasets(const trainer::v1::DataSpec& data, int64_t data_seed,
+                                               const TokenSpace* model_tokens = nullptr);
 
 }  // namespace trainerd
 

@@ -17,14 +17,6 @@ namespace {
 
 using nlohmann::json;
 
-// One row as read: its tokens (the padding its attention_mask marks left out), their
-// labels (-100 where not predicted), and the class label text for classification.
-struct TokenRow {
-  std::vector<int64_t> ids;
-  std::vector<int64_t> labels;
-  std::string label;
-};
-
 absl::StatusOr<std::vector<int64_t>> IntList(const json& row, const std::string& field, const std::string& where) {
   const auto& v = row[field];
   if (!v.is_array()) return absl::InvalidArgumentError(absl::StrCat(where, ": \"", field, "\" is not a list"));
@@ -134,6 +126,10 @@ Dataset PadRows(const std::vector<TokenRow>& rows, int64_t length, int64_t pad,
 
 }  // namespace
 
+Dataset CausalLmExamples(const std::vector<TokenRow>& rows, int64_t length, bool packing, int64_t pad) {
+  return packing ? PackRows(rows, length) : PadRows(rows, length, pad, nullptr);
+}
+
 bool IsTokenizedJsonl(const trainer::v1::DatasetSource& source) {
   if (DatasetFormat(source) != "jsonl") return false;
   absl::StatusOr<std::string> contents = ReadMaybeGzipped(source.path());
@@ -186,9 +182,7 @@ absl::StatusOr<DatasetBundle> LoadTokenizedDatasets(const trainer::v1::DataSpec&
   if (!classification) {
     b.causal_lm = true;
     const bool packing = !data.has_packing() || data.packing();
-    auto make = [&](const std::vector<TokenRow>& rows) {
-      return packing ? PackRows(rows, length) : PadRows(rows, length, pad, nullptr);
-    };
+    auto make = [&](const std::vector<TokenRow>& rows) { return CausalLmExamples(rows, length, packing, pad); };
     b.train = make(*train);
     if (b.train.size() == 0) {
       return absl::InvalidArgumentError(

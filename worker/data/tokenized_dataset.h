@@ -9,6 +9,8 @@
 #define TRAINERD_WORKER_DATA_TOKENIZED_DATASET_H_
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "trainer/v1/job_spec.pb.h"
@@ -16,12 +18,30 @@
 
 namespace trainerd {
 
-// What the model's tokens are: ids must be below `vocab_size`; `pad_id` pads (-1: the
-// model has none, which classification of rows of unequal length needs).
+// What a model that brings its vocabulary (a Hugging Face folder) fixes about tokens:
+// ids must be below `vocab_size`; `pad_id` pads (-1: the model has none, which
+// classification of rows of unequal length needs). For raw text: the folder's
+// tokenizer (`tokenizer_path`, "" when it has none) and whether it adds BOS and EOS to
+// each text (tokenizer_config.json's add_bos_token, add_eos_token).
 struct TokenSpace {
   int64_t vocab_size = 0;
   int64_t pad_id = -1;
+  std::string tokenizer_path;
+  bool add_bos = false;
+  bool add_eos = false;
 };
+
+// One row of tokens: its ids, and their labels (-100 where nothing is predicted).
+struct TokenRow {
+  std::vector<int64_t> ids;
+  std::vector<int64_t> labels;
+  std::string label;  // the class label's text, for classification
+};
+
+// Causal LM examples of `rows`: packed into blocks of `length` (run_clm's group_texts;
+// the incomplete last block is dropped), or one per row, cut to `length` and padded
+// with `pad`, labels -100 there.
+Dataset CausalLmExamples(const std::vector<TokenRow>& rows, int64_t length, bool packing, int64_t pad);
 
 // True when the source is JSONL whose first row has `input_ids`.
 bool IsTokenizedJsonl(const trainer::v1::DatasetSource& source);

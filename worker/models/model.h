@@ -3,6 +3,7 @@
 #ifndef TRAINERD_WORKER_MODELS_MODEL_H_
 #define TRAINERD_WORKER_MODELS_MODEL_H_
 
+#include <map>
 #include <memory>
 #include <ostream>
 #include <stdexcept>
@@ -41,9 +42,10 @@ class Model {
   virtual void SaveTorchScript(std::ostream& out) const = 0;
   // False for a model whose portable form is a Hugging Face folder instead (no model.pt).
   virtual bool HasTorchScript() const { return true; }
-  // The config.json saved beside the weights so that transformers loads them ("": the
-  // model is not a transformers architecture).
-  virtual std::string HfConfigJson() const { return ""; }
+  // The files saved beside the weights so that transformers loads them: config.json and
+  // the folder's generation and tokenizer configs, by file name (empty: the model is not
+  // a transformers architecture).
+  virtual std::map<std::string, std::string> HfFolderFiles() const { return {}; }
 
   // Optional features of token models (the built-in gpt and text_classifier); the
   // defaults say a model lacks them.

@@ -1,5 +1,7 @@
 #include "worker/models/model_factory.h"
 
+#include <unistd.h>
+
 #include <torch/script.h>
 
 #include "absl/strings/str_cat.h"
@@ -83,7 +85,14 @@ absl::StatusOr<DataAndModel> LoadDataAndModel(const trainer::v1::JobSpec& spec) 
     if (!config.ok()) {
       return absl::Status(config.status().code(), absl::StrCat("model.name_or_path: ", config.status().message()));
     }
-    tokens = TokenSpace{config->vocab_size, config->pad_token_id};
+    absl::StatusOr<HfTokenizerConfig> tokenizer = ReadHfTokenizerConfig(spec.model().name_or_path(), *config);
+    if (!tokenizer.ok()) {
+      return absl::Status(tokenizer.status().code(), absl::StrCat("model.name_or_path: ", tokenizer.status().message()));
+    }
+    const std::string sentencepiece = spec.model().name_or_path() + "/tokenizer.model";
+    tokens = TokenSpace{config->vocab_size, config->pad_token_id,
+                        ::access(sentencepiece.c_str(), F_OK) == 0 ? sentencepiece : "", tokenizer->add_bos,
+                        tokenizer->add_eos};
   }
   DataAndModel out;
   absl::StatusOr<DatasetBundle> data =

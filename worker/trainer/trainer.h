@@ -15,6 +15,7 @@
 #ifndef TRAINERD_WORKER_TRAINER_TRAINER_H_
 #define TRAINERD_WORKER_TRAINER_TRAINER_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -203,7 +204,13 @@ class Trainer {
   void LoadLoopState(const CheckpointContents& in);
   void LoadTrainerState(const CheckpointContents& in);
   void LoadCheckpoint(const std::string& dir);
-  void LoadModelWeights(const std::string& safetensors_bytes);
+  // Loads the weights of a checkpoint's files (model.safetensors, or an index and its
+  // shards); `file(name)` is null for a file that is not there. Throws
+  // std::invalid_argument for missing, misnamed or misshapen tensors.
+  void LoadModelWeights(const std::function<const std::string*(const std::string&)>& file);
+  // The largest weights file of a save: model.max_shard_size for a Hugging Face model
+  // (5GB by default), no limit for the others (their weights stay one file).
+  int64_t MaxShardBytes() const;
   void SaveCheckpoint();
   CheckpointFiles ModelFiles();
   // The job spec as it ran and the tokenizer: in every checkpoint and model export.

@@ -13,6 +13,8 @@
 //   training_args.json  the job spec as it ran
 //   MANIFEST.json       sizes and checksums (CheckpointStore)
 #include <filesystem>
+#include <limits>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -20,11 +22,14 @@
 #include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/torch.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "spec/spec_loader.h"
 #include "worker/checkpoint/checkpointer.h"
 #include "worker/distributed/distributed.h"
 #include "worker/checkpoint/optimizer_snapshot.h"
+#include "spec/shard_size.h"
+#include "worker/models/hf/hf_weights.h"
 #include "worker/models/safetensors.h"
 #include "worker/data/sentencepiece_model.h"
 #include "worker/trainer/torch_status.h"
@@ -90,7 +95,7 @@ std::string Trainer::ResolveResumeCheckpoint() const {
 
 CheckpointFiles Trainer::ModelFiles() {
   CheckpointFiles files;
-  files["model.safetensors"] = EncodeSafetensors(model_->NamedState(), {{"format", "pt"}});
+  files.merge(EncodeWeightFiles(model_->NamedState(), MaxShardBytes()));
   if (model_->HasTorchScript()) {
     std::ostringstream script;
     model_->SaveTorchScript(script);
@@ -105,9 +110,9 @@ CheckpointFiles Trainer::ModelFiles() {
 CheckpointFiles Trainer::RunFiles() const {
   CheckpointFiles files = {{"training_args.json", JobSpecToJson(spec_)}};
   if (data_.tokenizer) files["tokenizer.model"] = data_.tokenizer->Serialized();
-  // A transformers architecture's weights carry its names; with its config.json the
-  // folder is one that from_pretrained loads.
-  if (std::string config = model_->HfConfigJson(); !config.empty()) files["config.json"] = std::move(config);
+  // A transformers architecture's weights carry its names; with its config.json (and
+  // generation and tokenizer configs) the folder is one that from_pretrained loads.
+  files.merge(model_->HfFolderFiles());
   return files;
 }
 
@@ -122,10 +127,22 @@ void Trainer::BuildCheckpointer() {
                            torch::NoGradGuard no_grad;
                            auto weights = std::make_shared<NamedTensors>();
                            for (auto& [name, t] : model_->NamedState()) weights->emplace_back(name, t.detach().clone());
-                           out.PutLater("model.safetensors",
-                                        [weights] { return EncodeSafetensors(*weights, {{"format", "pt"}}); });
+                           // One file, or save_pretrained's shards and index.
+                           const std::vector<WeightShard> shards = PlanWeightShards(*weights, MaxShardBytes());
+                           for (const WeightShard& shard : shards) {
+                             out.PutLater(shard.file, [weights, tensors = shard.tensors] {
+                               NamedTensors part;
+                               for (size_t k : tensors) part.push_back((*weights)[k]);
+                               return EncodeSafetensors(part, {{"format", "pt"}});
+                             });
+                           }
+                           if (shards.size() > 1) out.Put("model.safetensors.index.json", WeightIndexJson(*weights, shards));
                          },
-                         [this](const CheckpointContents& in) { LoadModelWeights(in.Need("model.safetensors")); }),
+                         [this](const CheckpointContents& in) {
+                           LoadModelWeights([&in](const std::string& name) -> const std::string* {
+                             return in.Has(name) ? &in.Need(name) : nullptr;
+                           });
+                         }),
                      Scope::kModel);
   // What the run was (read by people and by HF tools, never loaded back).
   checkpointer_->Add(std::make_unique<StatefulFunctions>(
@@ -249,8 +266,16 @@ void Trainer::LoadTrainerState(const CheckpointContents& in) {
   }
 }
 
-void Trainer::LoadModelWeights(const std::string& safetensors_bytes) {
-  auto decoded = DecodeSafetensors(safetensors_bytes);
+int64_t Trainer::MaxShardBytes() const {
+  if (model_->HfFolderFiles().empty()) return std::numeric_limits<int64_t>::max();
+  const std::string& size = spec_.model().max_shard_size();
+  absl::StatusOr<int64_t> bytes = ParseShardSize(size.empty() ? kDefaultMaxShardSize : size);
+  if (!bytes.ok()) throw std::invalid_argument(std::string(bytes.status().message()));
+  return *bytes;
+}
+
+void Trainer::LoadModelWeights(const std::function<const std::string*(const std::string&)>& file) {
+  auto decoded = DecodeWeightFiles(file);
   if (!decoded.ok()) throw std::invalid_argument(std::string(decoded.status().message()));
   std::map<std::string, torch::Tensor> by_name(decoded->begin(), decoded->end());
   NamedTensors targets = model_->NamedState();
@@ -312,10 +337,18 @@ void Trainer::SaveCheckpoint() {
       training_log_->Record("checkpoint", progress, {{"size_bytes", bytes}}, {{"path", dir}});
       if (!export_to_hub) return;
       const int64_t step = progress.step;
-      // Between saves the registry gets the weights as model.safetensors; model.pt and
-      // model_state_dict.pt join them in the export at the end (save_model).
-      CheckpointFiles model_files = {{"model.safetensors", files.at("model.safetensors")},
-                                     {"training_args.json", files.at("training_args.json")}};
+      // Between saves the registry gets the weights (model.safetensors, or its shards and
+      // index) and the run's files; model.pt and model_state_dict.pt join them in the
+      // export at the end (save_model).
+      static const std::set<std::string> kRunFiles = {"training_args.json",     "tokenizer.model",
+                                                      "config.json",            "generation_config.json",
+                                                      "tokenizer_config.json",  "special_tokens_map.json"};
+      CheckpointFiles model_files;
+      for (const auto& [name, bytes] : files) {
+        const bool weights = absl::StartsWith(name, "model") &&
+                             (absl::EndsWith(name, ".safetensors") || absl::EndsWith(name, ".index.json"));
+        if (weights || kRunFiles.count(name)) model_files[name] = bytes;
+      }
       ExportToHub("model", model_files);
       if (strategy == "checkpoint") ExportToHub("last-checkpoint", files);
       if (strategy == "all_checkpoints") ExportToHub(absl::StrCat(kCheckpointPrefix, step), files);

@@ -9,6 +9,7 @@
 #define TRAINERD_WORKER_MODELS_HF_HF_CONFIG_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -20,11 +21,13 @@ namespace trainerd {
 enum class HfArchitecture {
   kLlamaForCausalLM,  // also MistralForCausalLM and Qwen2ForCausalLM: the same blocks
   kLlamaForSequenceClassification,
+  kGpt2LMHeadModel,
+  kBertForSequenceClassification,
 };
 
 struct HfConfig {
   std::string architecture;  // "LlamaForCausalLM", "Qwen2ForCausalLM", ...
-  std::string model_type;    // "llama", "mistral", "qwen2"
+  std::string model_type;    // "llama", "mistral", "qwen2", "gpt2", "bert"
   HfArchitecture kind = HfArchitecture::kLlamaForCausalLM;
 
   int64_t vocab_size = 0;
@@ -36,6 +39,8 @@ struct HfConfig {
   int64_t head_dim = 0;             // hidden_size / num_attention_heads
   int64_t max_position_embeddings = 0;
   double rms_norm_eps = 1e-6;
+  double layer_norm_eps = 1e-12;  // GPT-2's layer_norm_epsilon, BERT's layer_norm_eps
+  int64_t type_vocab_size = 2;    // BERT's token types
   double rope_theta = 10000.0;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // biases on q, k, v (and o for Llama's attention_bias)
@@ -49,12 +54,37 @@ struct HfConfig {
   int64_t eos_token_id = -1;
   int64_t num_labels = 2;       // sequence classification
   double initializer_range = 0.02;  // the std of a newly initialised weight
+  // Dropout while training, as transformers applies it: GPT-2's embd_pdrop, resid_pdrop
+  // and attn_pdrop; BERT's hidden_dropout_prob and attention_probs_dropout_prob (and
+  // classifier_dropout, else the hidden one, before its classifier); Llama's
+  // attention_dropout.
+  double embedding_dropout = 0;
+  double hidden_dropout = 0;
+  double attention_dropout = 0;
+  double classifier_dropout = 0;
   std::string torch_dtype;      // as saved: "float32", "bfloat16", "float16"
 
   std::string json;  // the file's text, kept so that a saved config keeps every key
+  // The folder's files that travel with the weights when they are saved:
+  // generation_config.json, tokenizer_config.json, special_tokens_map.json (those it has).
+  std::map<std::string, std::string> companion_files;
 };
 
-// Reads DIR/config.json (at most 1 MiB). Errors name the file and the key:
+// tokenizer_config.json's conventions for raw text: whether each text gets BOS and EOS.
+struct HfTokenizerConfig {
+  bool add_bos = false;
+  bool add_eos = false;
+};
+
+// DIR/tokenizer_config.json's add_bos_token and add_eos_token; without the file (or the
+// keys), LlamaTokenizer's defaults for the Llama family (BOS, no EOS), none otherwise.
+absl::StatusOr<HfTokenizerConfig> ReadHfTokenizerConfig(const std::string& dir, const HfConfig& config);
+
+// Whether `kind` classifies sequences (its head is `score` or `classifier`).
+bool IsSequenceClassifier(HfArchitecture kind);
+
+// Reads DIR/config.json (at most 1 MiB), and the companion files beside it. GPT-2's own key names (n_embd, n_head, ...)
+// are read into the common fields, as transformers' attribute_map does. Errors name the file and the key:
 // "config.json: num_attention_heads: 6 does not divide hidden_size 64".
 absl::StatusOr<HfConfig> ReadHfConfig(const std::string& dir);
 

@@ -1,27 +1,78 @@
 #include "worker/models/hf/hf_model_loader.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "worker/models/hf/bert_model.h"
+#include "worker/models/hf/gpt2_model.h"
 #include "worker/models/hf/hf_weights.h"
 #include "worker/models/hf/llama_model.h"
 
 namespace trainerd {
 
+namespace {
+
+// What one architecture's folder holds besides the shared body: its base model's prefix
+// (hub checkpoints of GPT-2 store names without it), its own task head (a base
+// checkpoint may lack it) and the heads of other tasks (left unused).
+// `ignored`: name endings of buffers older checkpoints hold that the model computes
+// (transformers' _keys_to_ignore_on_load_unexpected).
+struct Layout {
+  std::string base_prefix;
+  std::set<std::string> own_head, other_heads;
+  std::vector<std::string> ignored;
+};
+
+Layout LayoutOf(HfArchitecture kind) {
+  switch (kind) {
+    case HfArchitecture::kLlamaForCausalLM: return {"model.", {"lm_head."}, {"score."}, {".rotary_emb.inv_freq"}};
+    case HfArchitecture::kLlamaForSequenceClassification:
+      return {"model.", {"score."}, {"lm_head."}, {".rotary_emb.inv_freq"}};
+    case HfArchitecture::kGpt2LMHeadModel: return {"transformer.", {}, {"lm_head."}, {".attn.bias", ".attn.masked_bias"}};
+    case HfArchitecture::kBertForSequenceClassification:
+      return {"bert.", {"classifier.", "bert.pooler."}, {"cls."}, {".position_ids"}};
+  }
+  return {};
+}
+
+std::unique_ptr<Model> CreateNetwork(const HfConfig& config, torch::ScalarType dtype) {
+  switch (config.kind) {
+    case HfArchitecture::kGpt2LMHeadModel: return CreateGpt2Model(config, dtype);
+    case HfArchitecture::kBertForSequenceClassification: return CreateBertModel(config, dtype);
+    default: return CreateLlamaModel(config, dtype);
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Model>> LoadHfModel(const std::string& dir, const HfConfig& config,
                                                    const std::string& torch_dtype) {
   absl::StatusOr<torch::ScalarType> dtype = HfDtype(torch_dtype, config.torch_dtype);
   if (!dtype.ok()) return dtype.status();
-  std::unique_ptr<Model> model = CreateLlamaModel(config, *dtype);
+  std::unique_ptr<Model> model = CreateNetwork(config, *dtype);
   absl::StatusOr<NamedTensors> weights = ReadHfWeights(dir, *dtype);
   if (!weights.ok()) return weights.status();
-  // The heads of the two tasks: a causal LM's checkpoint fine-tuned for classification
-  // has lm_head but no score (and the other way round).
-  const bool classifier = config.kind == HfArchitecture::kLlamaForSequenceClassification;
-  const std::set<std::string> own_head = {classifier ? "score." : "lm_head."};
-  const std::set<std::string> other_head = {classifier ? "lm_head." : "score."};
-  absl::StatusOr<WeightsReport> report = AssignHfWeights(model->NamedState(), *weights, own_head, other_head);
+  const Layout layout = LayoutOf(config.kind);
+  weights->erase(std::remove_if(weights->begin(), weights->end(),
+                                [&](const auto& named) {
+                                  for (const std::string& end : layout.ignored) {
+                                    if (absl::EndsWith(named.first, end)) return true;
+                                  }
+                                  return false;
+                                }),
+                 weights->end());
+  // A folder saved from the base model alone ("h.0.attn...", not "transformer.h.0...").
+  bool prefixed = false;
+  for (const auto& [name, t] : *weights) prefixed = prefixed || absl::StartsWith(name, layout.base_prefix);
+  if (!prefixed) {
+    for (auto& [name, t] : *weights) name = layout.base_prefix + name;
+  }
+  absl::StatusOr<WeightsReport> report =
+      AssignHfWeights(model->NamedState(), *weights, layout.own_head, layout.other_heads);
   if (!report.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("model.name_or_path: ", dir, ": the weights do not fit ",
                                                    config.architecture, ": ", report.status().message()));
@@ -46,13 +97,17 @@ absl::StatusOr<std::unique_ptr<Model>> CreateHfModel(const trainer::v1::ModelSpe
     return absl::InvalidArgumentError(absl::StrCat("data.tokenizer: its ", data.vocab_size, " tokens do not fit the ",
                                                    config->vocab_size, " of model.name_or_path's vocabulary"));
   }
-  const bool classifier = config->kind == HfArchitecture::kLlamaForSequenceClassification;
+  const bool classifier = IsSequenceClassifier(config->kind);
   if (data.causal_lm && classifier) {
     return absl::InvalidArgumentError(absl::StrCat("model.name_or_path: ", config->architecture,
                                                    " classifies; the data has no labels (data.train.label_field)"));
   }
   if (!data.causal_lm) {
     if (data.regression) return absl::InvalidArgumentError("data.task: regression is not supported for hf models");
+    if (config->kind == HfArchitecture::kGpt2LMHeadModel) {
+      return absl::InvalidArgumentError(
+          "model.name_or_path: GPT2ForSequenceClassification is not implemented; GPT-2 trains as a causal LM");
+    }
     if (!classifier) {
       // AutoModelForSequenceClassification over a causal LM's folder.
       std::string family = config->architecture.substr(0, config->architecture.find("For"));

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -134,6 +135,79 @@ absl::StatusOr<WeightsReport> AssignHfWeights(const NamedTensors& params, const 
     if (it != by_name.end()) target.copy_(it->second);
   }
   return report;
+}
+
+std::vector<WeightShard> PlanWeightShards(const NamedTensors& weights, int64_t max_shard_bytes) {
+  std::vector<WeightShard> shards;
+  int64_t in_shard = 0;
+  for (size_t k = 0; k < weights.size(); ++k) {
+    const int64_t bytes = weights[k].second.numel() * static_cast<int64_t>(weights[k].second.element_size());
+    if (shards.empty() || (in_shard + bytes > max_shard_bytes && !shards.back().tensors.empty())) {
+      shards.emplace_back();
+      in_shard = 0;
+    }
+    shards.back().tensors.push_back(k);
+    in_shard += bytes;
+  }
+  if (shards.size() <= 1) {
+    if (shards.empty()) shards.emplace_back();
+    shards[0].file = "model.safetensors";
+    return shards;
+  }
+  char name[64];
+  for (size_t i = 0; i < shards.size(); ++i) {
+    std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
+    shards[i].file = name;
+  }
+  return shards;
+}
+
+std::string WeightIndexJson(const NamedTensors& weights, const std::vector<WeightShard>& shards) {
+  json map = json::object();
+  int64_t total = 0;
+  for (const WeightShard& shard : shards) {
+    for (size_t k : shard.tensors) {
+      map[weights[k].first] = shard.file;
+      total += weights[k].second.numel() * static_cast<int64_t>(weights[k].second.element_size());
+    }
+  }
+  return json{{"metadata", {{"total_size", total}}}, {"weight_map", map}}.dump(2) + "\n";
+}
+
+std::map<std::string, std::string> EncodeWeightFiles(const NamedTensors& weights, int64_t max_shard_bytes) {
+  std::map<std::string, std::string> files;
+  const std::vector<WeightShard> shards = PlanWeightShards(weights, max_shard_bytes);
+  for (const WeightShard& shard : shards) {
+    NamedTensors part;
+    for (size_t k : shard.tensors) part.push_back(weights[k]);
+    files[shard.file] = EncodeSafetensors(part, {{"format", "pt"}});
+  }
+  if (shards.size() > 1) files["model.safetensors.index.json"] = WeightIndexJson(weights, shards);
+  return files;
+}
+
+absl::StatusOr<NamedTensors> DecodeWeightFiles(const std::function<const std::string*(const std::string&)>& file) {
+  if (const std::string* whole = file("model.safetensors")) return DecodeSafetensors(*whole);
+  const std::string* index = file("model.safetensors.index.json");
+  if (index == nullptr) return absl::NotFoundError("neither model.safetensors nor model.safetensors.index.json");
+  json j = json::parse(*index, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
+    return absl::DataLossError("model.safetensors.index.json: has no weight_map object");
+  }
+  std::set<std::string> shards;
+  for (const auto& [tensor, shard] : j["weight_map"].items()) {
+    if (!shard.is_string()) return absl::DataLossError("model.safetensors.index.json: a shard name is not a string");
+    shards.insert(shard.get<std::string>());
+  }
+  NamedTensors out;
+  for (const std::string& shard : shards) {
+    const std::string* bytes = file(shard);
+    if (bytes == nullptr) return absl::DataLossError(absl::StrCat(shard, ": listed in the index, not present"));
+    absl::StatusOr<NamedTensors> part = DecodeSafetensors(*bytes);
+    if (!part.ok()) return absl::Status(part.status().code(), absl::StrCat(shard, ": ", part.status().message()));
+    for (auto& named : *part) out.push_back(std::move(named));
+  }
+  return out;
 }
 
 absl::StatusOr<torch::ScalarType> HfDtype(const std::string& name, const std::string& folder_dtype) {

@@ -5,6 +5,8 @@
 #ifndef TRAINERD_WORKER_MODELS_HF_HF_WEIGHTS_H_
 #define TRAINERD_WORKER_MODELS_HF_HF_WEIGHTS_H_
 
+#include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -36,6 +38,23 @@ struct WeightsReport {
 absl::StatusOr<WeightsReport> AssignHfWeights(const NamedTensors& params, const NamedTensors& loaded,
                                               const std::set<std::string>& may_be_missing,
                                               const std::set<std::string>& may_be_unused);
+
+// The weight files as save_pretrained writes them: model.safetensors when every tensor
+// fits in `max_shard_bytes`, else shards model-00001-of-0000N.safetensors (tensors in
+// order, a new shard when the next would not fit; a tensor larger than the limit gets a
+// shard of its own) and model.safetensors.index.json naming each tensor's shard.
+struct WeightShard {
+  std::string file;
+  std::vector<size_t> tensors;  // indices into the weights
+};
+std::vector<WeightShard> PlanWeightShards(const NamedTensors& weights, int64_t max_shard_bytes);
+// model.safetensors.index.json of `shards`.
+std::string WeightIndexJson(const NamedTensors& weights, const std::vector<WeightShard>& shards);
+// Every file of the plan, encoded (safetensors with metadata {"format": "pt"}).
+std::map<std::string, std::string> EncodeWeightFiles(const NamedTensors& weights, int64_t max_shard_bytes);
+// The tensors of weight files held in memory (a checkpoint's): model.safetensors, or
+// the index and its shards. `file(name)` returns null for a file that is not there.
+absl::StatusOr<NamedTensors> DecodeWeightFiles(const std::function<const std::string*(const std::string&)>& file);
 
 // "float32" | "bfloat16" | "float16" (HF's torch_dtype names; "auto" is the folder's).
 absl::StatusOr<torch::ScalarType> HfDtype(const std::string& name, const std::string& folder_dtype);

@@ -1,9 +1,10 @@
 #include "worker/models/hf/llama_model.h"
 
 #include <cmath>
-#include <limits>
 
 #include <torch/torch.h>
+
+#include "worker/models/hf/hf_blocks.h"
 
 namespace trainerd {
 namespace {
@@ -36,7 +37,8 @@ torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos, const 
 
 struct AttentionImpl : nn::Module {
   explicit AttentionImpl(const HfConfig& c)
-      : heads(c.num_attention_heads), kv_heads(c.num_key_value_heads), head_dim(c.head_dim) {
+      : heads(c.num_attention_heads), kv_heads(c.num_key_value_heads), head_dim(c.head_dim),
+        dropout(c.attention_dropout) {
     q_proj = register_module("q_proj", MakeLinear(c.hidden_size, heads * head_dim, c.attention_bias));
     k_proj = register_module("k_proj", MakeLinear(c.hidden_size, kv_heads * head_dim, c.attention_bias));
     v_proj = register_module("v_proj", MakeLinear(c.hidden_size, kv_heads * head_dim, c.attention_bias));
@@ -57,11 +59,13 @@ struct AttentionImpl : nn::Module {
     }
     torch::Tensor scores = torch::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(head_dim)) + mask;
     torch::Tensor attn = torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
+    attn = torch::dropout(attn, dropout, is_training());
     torch::Tensor y = torch::matmul(attn, v).transpose(1, 2).reshape({b, l, heads * head_dim});
     return o_proj(y);
   }
 
   int64_t heads, kv_heads, head_dim;
+  double dropout;
   nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 };
 TORCH_MODULE(Attention);
@@ -107,14 +111,7 @@ struct DecoderImpl : nn::Module {
   // The final hidden states [B, L, hidden] of token ids [B, L].
   torch::Tensor forward(const torch::Tensor& ids, double neftune_alpha) {
     const int64_t l = ids.size(1);
-    torch::Tensor x = embed_tokens(ids);
-    if (neftune_alpha > 0 && is_training()) {
-      // HF's neftune_post_forward_hook: uniform noise in [-1, 1] x alpha / sqrt(L x d).
-      const double magnitude = neftune_alpha / std::sqrt(static_cast<double>(l * x.size(2)));
-      torch::NoGradGuard no_grad;
-      torch::Tensor noise = torch::empty_like(x).uniform_(-magnitude, magnitude);
-      x = x + noise;
-    }
+    torch::Tensor x = Embed(ids, neftune_alpha);
     // LlamaRotaryEmbedding, computed in float32 as transformers does.
     const auto f32 = ids.options().dtype(torch::kFloat);
     torch::Tensor inv_freq =
@@ -124,14 +121,15 @@ struct DecoderImpl : nn::Module {
     torch::Tensor freqs = torch::outer(torch::arange(l, f32), inv_freq);
     torch::Tensor angles = torch::cat({freqs, freqs}, -1);
     torch::Tensor cos = angles.cos().to(x.scalar_type()), sin = angles.sin().to(x.scalar_type());
-    // torch.finfo(dtype).min, as transformers masks with.
-    const double lowest = x.scalar_type() == torch::kBFloat16 ? static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest())
-                          : x.scalar_type() == torch::kHalf   ? static_cast<double>(std::numeric_limits<c10::Half>::lowest())
-                                                               : static_cast<double>(std::numeric_limits<float>::lowest());
-    torch::Tensor mask =
-        torch::full({l, l}, lowest, ids.options().dtype(x.scalar_type())).triu(1).view({1, 1, l, l});
+    torch::Tensor mask = torch::full({l, l}, FinfoMin(x.scalar_type()), ids.options().dtype(x.scalar_type()))
+                             .triu(1)
+                             .view({1, 1, l, l});
     for (const auto& layer : *layers) x = layer->as<DecoderLayer>()->forward(x, cos, sin, mask);
     return norm(x);
+  }
+
+  torch::Tensor Embed(const torch::Tensor& ids, double neftune_alpha) {
+    return NeftuneNoise(embed_tokens(ids), neftune_alpha, is_training());
   }
 
   HfConfig config;
@@ -149,17 +147,7 @@ struct LlamaNetImpl : nn::Module {
     } else if (!c.tie_word_embeddings) {
       lm_head = register_module("lm_head", MakeLinear(c.hidden_size, c.vocab_size, false));
     }
-    // transformers' _init_weights: normal(0, initializer_range) for linear and
-    // embedding weights, zero biases; the norms stay at 1.
-    torch::NoGradGuard no_grad;
-    for (auto& item : named_parameters()) {
-      if (item.key().find("norm") != std::string::npos) continue;
-      if (item.value().dim() >= 2) {
-        item.value().normal_(0, c.initializer_range);
-      } else {
-        item.value().zero_();
-      }
-    }
+    InitializeLikeTransformers(*this, c.initializer_range);
   }
 
   torch::Tensor forward(const torch::Tensor& ids) {
@@ -186,27 +174,10 @@ struct LlamaNetImpl : nn::Module {
 };
 TORCH_MODULE(LlamaNet);
 
-class LlamaModel : public Model {
+class LlamaModel : public HfModel<LlamaNet> {
  public:
-  LlamaModel(const HfConfig& config, torch::ScalarType dtype) : net_(config) { net_->to(dtype); }
-  torch::Tensor Forward(const torch::Tensor& inputs) override { return net_->forward(inputs); }
-  NamedTensors NamedParameters() const override { return ModuleParameters(*net_); }
-  NamedTensors NamedBuffers() const override { return {}; }
-  void SetTraining(bool training) override { net_->train(training); }
-  void To(const torch::Device& device) override { net_->to(device); }
-  void SaveTorchScript(std::ostream&) const override {
-    throw std::logic_error("a Hugging Face model is saved as a Hugging Face folder, not as TorchScript");
-  }
-  bool HasTorchScript() const override { return false; }
-  std::string HfConfigJson() const override { return trainerd::HfConfigJson(net_->config); }
-  bool SetNeftuneNoiseAlpha(double alpha) override {
-    net_->neftune_alpha = alpha;
-    return true;
-  }
-  torch::Tensor InputEmbeddings(const torch::Tensor& ids) override { return net_->model->embed_tokens(ids); }
-
- private:
-  LlamaNet net_;
+  using HfModel::HfModel;
+  torch::Tensor InputEmbeddings(const torch::Tensor& ids) override { return net()->model->Embed(ids, 0); }
 };
 
 }  // namespace
