@@ -25,9 +25,6 @@ void CheckSource(const std::string& field, const DatasetSource& s, Checker* c) {
     c->File(field + ".labels_path", s.labels_path());
   }
   if (s.limit() < 0) c->Add(field + ".limit", "must be >= 0");
-  if (!s.text_pair_field().empty()) {
-    c->Add(field + ".text_pair_field", "sentence pairs are not supported yet (they need BERT's WordPiece tokenizer)");
-  }
 }
 
 void CheckData(const JobSpec& spec, Checker* c) {

@@ -64,11 +64,13 @@ Batch DataLoader::Collate(int64_t position) const {
   const int64_t end = std::min(start + options_.batch_size, order_.size(0));
   torch::Tensor indices = order_.slice(0, start, end);
   torch::Tensor inputs = dataset_->inputs.index_select(0, indices);
-  if (options_.trim_pad_id >= 0 && inputs.dim() == 2 && inputs.size(1) > 0) {
-    // Texts are padded at the end: keep the columns up to the longest real sequence.
-    torch::Tensor used = inputs.ne(options_.trim_pad_id).any(0);
+  if (options_.trim_pad_id >= 0 && (inputs.dim() == 2 || inputs.dim() == 3) && inputs.size(-1) > 0) {
+    // Texts are padded at the end: keep the columns up to the longest real sequence
+    // (of [B, L] ids, or of the ids of [B, 2, L] ids and token types).
+    torch::Tensor ids = inputs.dim() == 3 ? inputs.select(1, 0) : inputs;
+    torch::Tensor used = ids.ne(options_.trim_pad_id).any(0);
     const int64_t width = used.any().item<bool>() ? used.nonzero().max().item<int64_t>() + 1 : 1;
-    inputs = inputs.narrow(1, 0, width);
+    inputs = inputs.narrow(-1, 0, width);
   }
   return Batch{normalization_->Apply(inputs), dataset_->labels.index_select(0, indices)};
 }

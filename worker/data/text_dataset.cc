@@ -11,6 +11,7 @@
 #include "spec/spec_defaults.h"
 #include "worker/data/dataset_reader.h"
 #include "worker/data/sentencepiece_model.h"
+#include "worker/data/wordpiece_tokenizer.h"
 
 namespace trainerd {
 namespace {
@@ -97,6 +98,72 @@ Dataset PadTexts(const std::vector<TextExample>& examples, const SentencePieceMo
   return Dataset{ids, labels};
 }
 
+// Classification through BERT's WordPiece: [CLS] text [SEP] (pair [SEP]), padded with
+// `pad` to `length`; with pairs the inputs are [N, 2, length], ids then token types.
+Dataset WordPieceExamples(const std::vector<TextExample>& examples, const WordPieceTokenizer& tokenizer,
+                          int64_t length, const std::map<std::string, int64_t>& label_to_id, int64_t pad,
+                          bool pairs) {
+  const int64_t n = static_cast<int64_t>(examples.size());
+  torch::Tensor ids = torch::full({n, length}, pad, torch::kLong), types = torch::zeros({n, length}, torch::kLong);
+  torch::Tensor labels = torch::empty({n}, torch::kLong);
+  auto ids_a = ids.accessor<int64_t, 2>();
+  auto types_a = types.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < n; ++i) {
+    const EncodedText e = tokenizer.Encode(examples[i].text, pairs ? &examples[i].pair : nullptr, length);
+    for (size_t k = 0; k < e.ids.size(); ++k) {
+      ids_a[i][static_cast<int64_t>(k)] = e.ids[k];
+      types_a[i][static_cast<int64_t>(k)] = e.token_type_ids[k];
+    }
+    labels[i] = label_to_id.at(examples[i].label);
+  }
+  return Dataset{pairs ? torch::stack({ids, types}, 1) : ids, labels};
+}
+
+// Class ids for the labels of every split, in sorted order (names into `bundle`).
+std::map<std::string, int64_t> NumberLabels(const std::vector<TextExample>& train,
+                                            const std::optional<std::vector<TextExample>>& eval,
+                                            const std::optional<std::vector<TextExample>>& test, DatasetBundle* bundle) {
+  std::map<std::string, int64_t> label_to_id;
+  for (const auto* split : {&train, eval ? &*eval : nullptr, test ? &*test : nullptr}) {
+    if (split == nullptr) continue;
+    for (const TextExample& e : *split) label_to_id.emplace(e.label, 0);
+  }
+  int64_t next = 0;
+  for (auto& [name, id] : label_to_id) {
+    id = next++;
+    bundle->class_names.push_back(name);
+  }
+  bundle->num_classes = next;
+  return label_to_id;
+}
+
+// A BERT folder's classification data: its vocab.txt tokenizes, its [PAD] pads.
+absl::StatusOr<DatasetBundle> LoadWordPieceDatasets(const TokenSpace& tokens, int64_t length, bool pairs,
+                                                    bool classification, const std::vector<TextExample>& train,
+                                                    const std::optional<std::vector<TextExample>>& eval,
+                                                    const std::optional<std::vector<TextExample>>& test) {
+  if (!classification) {
+    return absl::InvalidArgumentError("data.train.label_field: a BERT folder classifies: the data needs labels");
+  }
+  absl::StatusOr<std::string> vocab = ReadMaybeGzipped(tokens.wordpiece_vocab);
+  if (!vocab.ok()) return absl::InvalidArgumentError(absl::StrCat("model.name_or_path: ", vocab.status().message()));
+  absl::StatusOr<std::unique_ptr<WordPieceTokenizer>> tokenizer = WordPieceTokenizer::FromVocab(*vocab, tokens.do_lower_case);
+  if (!tokenizer.ok()) return absl::InvalidArgumentError(absl::StrCat("model.name_or_path: ", tokenizer.status().message()));
+  if ((*tokenizer)->vocab_size() > tokens.vocab_size) {
+    return absl::InvalidArgumentError(absl::StrCat("model.name_or_path: vocab.txt's ", (*tokenizer)->vocab_size(),
+                                                   " tokens do not fit the model's ", tokens.vocab_size));
+  }
+  DatasetBundle b;
+  b.input_shape = pairs ? std::vector<int64_t>{2, length} : std::vector<int64_t>{length};
+  b.vocab_size = tokens.vocab_size;
+  b.pad_id = tokens.pad_id >= 0 ? tokens.pad_id : (*tokenizer)->pad_id();
+  const std::map<std::string, int64_t> label_to_id = NumberLabels(train, eval, test, &b);
+  b.train = WordPieceExamples(train, **tokenizer, length, label_to_id, b.pad_id, pairs);
+  if (eval) b.eval = WordPieceExamples(*eval, **tokenizer, length, label_to_id, b.pad_id, pairs);
+  if (test) b.test = WordPieceExamples(*test, **tokenizer, length, label_to_id, b.pad_id, pairs);
+  return b;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<TextExample>> ReadTextExamples(const trainer::v1::DatasetSource& source) {
@@ -118,7 +185,14 @@ absl::StatusOr<std::vector<TextExample>> ReadTextExamples(const trainer::v1::Dat
         return absl::InvalidArgumentError(
             absl::StrCat(source.path(), ":", number, ": no string field \"", text_field, "\" (text_field)"));
       }
-      TextExample e{record[text_field].get<std::string>(), ""};
+      TextExample e{record[text_field].get<std::string>(), "", ""};
+      if (const std::string& pair = source.text_pair_field(); !pair.empty()) {
+        if (!record.contains(pair) || !record[pair].is_string()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(source.path(), ":", number, ": no string field \"", pair, "\" (text_pair_field)"));
+        }
+        e.pair = record[pair].get<std::string>();
+      }
       if (!source.label_field().empty()) {
         if (!record.contains(source.label_field())) {
           return absl::InvalidArgumentError(absl::StrCat(source.path(), ":", number, ": no field \"",
@@ -133,7 +207,7 @@ absl::StatusOr<std::vector<TextExample>> ReadTextExamples(const trainer::v1::Dat
   std::string document;
   auto flush = [&] {
     const std::string text(absl::StripAsciiWhitespace(document));
-    if (!text.empty() && !full()) out.push_back({text, ""});
+    if (!text.empty() && !full()) out.push_back({text, "", ""});
     document.clear();
   };
   while (std::getline(lines, line)) {
@@ -183,6 +257,15 @@ absl::StatusOr<DatasetBundle> LoadTextDatasets(const trainer::v1::DataSpec& data
   }
 
   DatasetBundle b;
+  const int64_t length = data.max_seq_length() > 0 ? data.max_seq_length() : kDefaultMaxSeqLength;
+  const bool pairs = !data.train().text_pair_field().empty();
+  if (model_tokens != nullptr && !model_tokens->wordpiece_vocab.empty()) {
+    return LoadWordPieceDatasets(*model_tokens, length, pairs, classification, *train, eval, test);
+  }
+  if (pairs) {
+    return absl::InvalidArgumentError(
+        "data.train.text_pair_field: sentence pairs need a BERT folder with a vocab.txt (model.name_or_path)");
+  }
   auto tokenizer = MakeTokenizer(data, *train, model_tokens);
   if (!tokenizer.ok()) return tokenizer.status();
   b.tokenizer = *tokenizer;
@@ -198,7 +281,6 @@ absl::StatusOr<DatasetBundle> LoadTextDatasets(const trainer::v1::DataSpec& data
     if (model_tokens->pad_id >= 0) b.pad_id = model_tokens->pad_id;
     how = Encoding{model_tokens->add_bos, model_tokens->add_eos};
   }
-  const int64_t length = data.max_seq_length() > 0 ? data.max_seq_length() : kDefaultMaxSeqLength;
   b.input_shape = {length};
   if (!classification) {
     b.causal_lm = true;
@@ -214,17 +296,7 @@ absl::StatusOr<DatasetBundle> LoadTextDatasets(const trainer::v1::DataSpec& data
     return b;
   }
   if (b.pad_id < 0) return absl::InvalidArgumentError("data.tokenizer.path: classification needs a tokenizer with a pad id");
-  std::map<std::string, int64_t> label_to_id;
-  for (const auto* split : {&*train, eval ? &*eval : nullptr, test ? &*test : nullptr}) {
-    if (split == nullptr) continue;
-    for (const TextExample& e : *split) label_to_id.emplace(e.label, 0);
-  }
-  int64_t next = 0;
-  for (auto& [name, id] : label_to_id) {
-    id = next++;
-    b.class_names.push_back(name);
-  }
-  b.num_classes = next;
+  const std::map<std::string, int64_t> label_to_id = NumberLabels(*train, eval, test, &b);
   b.train = PadTexts(*train, *b.tokenizer, length, label_to_id, b.pad_id, how);
   if (eval) b.eval = PadTexts(*eval, *b.tokenizer, length, label_to_id, b.pad_id, how);
   if (test) b.test = PadTexts(*test, *b.tokenizer, length, label_to_id, b.pad_id, how);

@@ -24,6 +24,7 @@ namespace trainerd {
 struct TextExample {
   std::string text;
   std::string label;  // classification only
+  std::string pair;   // the second text of a pair (text_pair_field), or ""
 };
 
 // Reads the documents of a text file (separated by empty lines or "%" lines) or the

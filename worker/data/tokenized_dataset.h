@@ -29,6 +29,9 @@ struct TokenSpace {
   std::string tokenizer_path;
   bool add_bos = false;
   bool add_eos = false;
+  // A BERT folder's vocab.txt ("" when it has none): WordPiece instead of sentencepiece.
+  std::string wordpiece_vocab;
+  bool do_lower_case = true;
 };
 
 // One row of tokens: its ids, and their labels (-100 where nothing is predicted).

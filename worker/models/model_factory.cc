@@ -90,9 +90,17 @@ absl::StatusOr<DataAndModel> LoadDataAndModel(const trainer::v1::JobSpec& spec) 
       return absl::Status(tokenizer.status().code(), absl::StrCat("model.name_or_path: ", tokenizer.status().message()));
     }
     const std::string sentencepiece = spec.model().name_or_path() + "/tokenizer.model";
-    tokens = TokenSpace{config->vocab_size, config->pad_token_id,
-                        ::access(sentencepiece.c_str(), F_OK) == 0 ? sentencepiece : "", tokenizer->add_bos,
-                        tokenizer->add_eos};
+    const std::string wordpiece = spec.model().name_or_path() + "/vocab.txt";
+    tokens = TokenSpace{config->vocab_size,
+                        config->pad_token_id,
+                        ::access(sentencepiece.c_str(), F_OK) == 0 ? sentencepiece : "",
+                        tokenizer->add_bos,
+                        tokenizer->add_eos,
+                        config->kind == HfArchitecture::kBertForSequenceClassification &&
+                                ::access(wordpiece.c_str(), F_OK) == 0
+                            ? wordpiece
+                            : "",
+                        tokenizer->do_lower_case};
   }
   DataAndModel out;
   absl::StatusOr<DatasetBundle> data =

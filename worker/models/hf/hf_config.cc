@@ -284,10 +284,10 @@ absl::StatusOr<HfConfig> ReadHfConfig(const std::string& dir) {
   if (!text.ok()) return text.status();
   absl::StatusOr<HfConfig> config = ParseHfConfig(*text);
   if (!config.ok()) return absl::Status(config.status().code(), absl::StrCat(dir, "/", config.status().message()));
-  for (const char* name : {"generation_config.json", "tokenizer_config.json", "special_tokens_map.json"}) {
+  for (const char* name : {"generation_config.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"}) {
     const std::string path = absl::StrCat(dir, "/", name);
     if (::access(path.c_str(), F_OK) != 0) continue;
-    absl::StatusOr<std::string> companion = ReadConfined(path, kMaxConfigBytes);
+    absl::StatusOr<std::string> companion = ReadConfined(path, std::string(name) == "vocab.txt" ? 16 << 20 : kMaxConfigBytes);
     if (!companion.ok()) return companion.status();
     config->companion_files[name] = *std::move(companion);
   }
@@ -301,7 +301,8 @@ absl::StatusOr<HfTokenizerConfig> ReadHfTokenizerConfig(const std::string& dir, 
   if (it == config.companion_files.end()) return t;
   json j = json::parse(it->second, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return absl::InvalidArgumentError(dir + "/tokenizer_config.json: not a JSON object");
-  for (const auto& [key, field] : {std::pair{"add_bos_token", &t.add_bos}, {"add_eos_token", &t.add_eos}}) {
+  for (const auto& [key, field] :
+       {std::pair{"add_bos_token", &t.add_bos}, {"add_eos_token", &t.add_eos}, {"do_lower_case", &t.do_lower_case}}) {
     if (!j.contains(key) || j[key].is_null()) continue;
     if (!j[key].is_boolean()) {
       return absl::InvalidArgumentError(absl::StrCat(dir, "/tokenizer_config.json: ", key, ": not true or false"));

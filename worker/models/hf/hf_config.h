@@ -66,7 +66,8 @@ struct HfConfig {
 
   std::string json;  // the file's text, kept so that a saved config keeps every key
   // The folder's files that travel with the weights when they are saved:
-  // generation_config.json, tokenizer_config.json, special_tokens_map.json (those it has).
+  // generation_config.json, tokenizer_config.json, special_tokens_map.json and BERT's
+  // vocab.txt (those it has).
   std::map<std::string, std::string> companion_files;
 };
 
@@ -74,10 +75,12 @@ struct HfConfig {
 struct HfTokenizerConfig {
   bool add_bos = false;
   bool add_eos = false;
+  bool do_lower_case = true;  // BERT's WordPiece
 };
 
-// DIR/tokenizer_config.json's add_bos_token and add_eos_token; without the file (or the
-// keys), LlamaTokenizer's defaults for the Llama family (BOS, no EOS), none otherwise.
+// DIR/tokenizer_config.json's add_bos_token, add_eos_token and do_lower_case; without
+// the file (or the keys), LlamaTokenizer's defaults for the Llama family (BOS, no EOS),
+// none otherwise, and BertTokenizer's lower-casing.
 absl::StatusOr<HfTokenizerConfig> ReadHfTokenizerConfig(const std::string& dir, const HfConfig& config);
 
 // Whether `kind` classifies sequences (its head is `score` or `classifier`).

@@ -119,7 +119,7 @@ absl::StatusOr<std::unique_ptr<Model>> CreateHfModel(const trainer::v1::ModelSpe
                                                      " labels; the data has ", data.num_classes, " classes"));
     }
   }
-  const int64_t length = data.input_shape.empty() ? 0 : data.input_shape[0];
+  const int64_t length = data.input_shape.empty() ? 0 : data.input_shape.back();
   if (config->sliding_window > 0 && length > config->sliding_window) {
     return absl::InvalidArgumentError(absl::StrCat("data.max_seq_length: ", length, " is longer than the model's ",
                                                    "sliding_window ", config->sliding_window, ", which is not implemented"));

@@ -1,0 +1,280 @@
+// Training Hugging Face folders (tests/fixtures/hf): fine-tuning on pre-tokenized rows,
+// raw text through the folder's sentencepiece and BERT's WordPiece (whose ids must equal
+// transformers' tokenizers'), exact resume, sharded saves, the optimizations that apply,
+// and the spec's hf fields.
+#include <algorithm>
+#include <filesystem>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "spec/spec_defaults.h"
+#include "spec/spec_loader.h"
+#include "spec/spec_validator.h"
+#include "tests/hf_test_util.h"
+#include "tests/test_util.h"
+#include "tests/trainer_test_util.h"
+#include "worker/data/wordpiece_tokenizer.h"
+#include "worker/models/hf/hf_config.h"
+#include "worker/models/model_factory.h"
+
+namespace trainerd {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::ConfigKeys;
+using testing::FineTuneYaml;
+using testing::Fixture;
+using testing::Load;
+using testing::TensorSignatures;
+using testing::WriteTokenRows;
+namespace fs = std::filesystem;
+
+TEST(HfTraining, FineTunesALlamaFolderOnPreTokenizedRowsResumesExactlyAndSavesItsFormat) {
+  testing::TempDir dir;
+  WriteTokenRows(dir / "train.jsonl", 60, 7);
+  auto trainer = testing::MakeTrainer(testing::Spec(FineTuneYaml(dir / "out", dir / "train.jsonl")));
+  // Packed as run_clm's group_texts: every token of every row, in blocks of 16.
+  EXPECT_EQ(trainer->data().train.inputs.size(1), 16);
+  EXPECT_TRUE(trainer->data().causal_lm);
+  ASSERT_TRUE(trainer->train().ok());
+  const std::vector<double> losses = testing::LoggedLosses(*trainer);
+  ASSERT_GE(losses.size(), 2u);
+  std::printf("fine-tuning llama-gqa: loss %.3f -> %.3f over 30 steps\n", losses.front(), losses.back());
+  EXPECT_LT(losses.back(), losses.front() - 0.3);
+
+  // Resumed from checkpoint-15, the run ends with the same weights.
+  auto resumed = testing::MakeTrainer(testing::Spec(FineTuneYaml(
+      dir / "out", dir / "train.jsonl", absl::StrCat(", resume_from_checkpoint: ", dir / "out/checkpoint-15"))));
+  ASSERT_TRUE(resumed->train().ok());
+  NamedTensors a = trainer->model().NamedParameters(), b = resumed->model().NamedParameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+
+  // The saved folder and each checkpoint hold what transformers loads: the fixture's
+  // tensor names, dtypes and shapes, and its config keys.
+  ASSERT_TRUE(trainer->save_model(dir / "final").ok());
+  const auto want = TensorSignatures(Fixture("llama-gqa/model.safetensors"));
+  EXPECT_EQ(TensorSignatures(dir / "final/model.safetensors"), want);
+  EXPECT_EQ(TensorSignatures(dir / "out/checkpoint-15/model.safetensors"), want);
+  EXPECT_FALSE(fs::exists(dir / "final/model.pt"));
+  absl::StatusOr<HfConfig> saved = ReadHfConfig(dir / "final");
+  ASSERT_TRUE(saved.ok()) << saved.status();
+  EXPECT_EQ(ConfigKeys(saved->json), ConfigKeys(testing::ReadFile(Fixture("llama-gqa/config.json"))));
+  // And it loads back by name to the trained weights.
+  std::unique_ptr<Model> back = Load(dir / "final");
+  ASSERT_NE(back, nullptr);
+  NamedTensors c = back->NamedState();
+  ASSERT_EQ(c.size(), a.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, c[i].second)) << a[i].first;
+}
+
+// The optimizations of the built-in GPT work on these models by HF's own names: GaLore
+// on [".*attn.*", ".*mlp.*"] as in the HF guide, NEFTune on the embedding, bf16 autocast,
+// and bfloat16 weights (torch_dtype).
+TEST(HfTraining, GaLoreNeftuneAndBf16TrainOnHfNames) {
+  testing::TempDir dir;
+  WriteTokenRows(dir / "train.jsonl", 60, 7);
+  for (const std::string& extra : {std::string(", optim: galore_adamw, optim_target_modules: ['.*attn.*', '.*mlp.*'], "
+                                               "optim_args: 'rank=8, update_proj_gap=10'"),
+                                   std::string(", neftune_noise_alpha: 5"), std::string(", bf16: true")}) {
+    auto trainer = testing::MakeTrainer(testing::Spec(FineTuneYaml(dir / "out", dir / "train.jsonl", extra + ", save_strategy: 'no'")));
+    ASSERT_TRUE(trainer->train().ok()) << extra;
+    const std::vector<double> losses = testing::LoggedLosses(*trainer);
+    ASSERT_GE(losses.size(), 2u);
+    EXPECT_LT(losses.back(), losses.front()) << extra;
+  }
+  std::string yaml = FineTuneYaml(dir / "out16", dir / "train.jsonl", ", save_strategy: 'no'");
+  yaml.replace(yaml.find("llama-gqa}"), std::string("llama-gqa}").size(), "llama-gqa, torch_dtype: bfloat16}");
+  auto trainer = testing::MakeTrainer(testing::Spec(yaml));
+  EXPECT_EQ(trainer->model().NamedParameters().front().second.scalar_type(), torch::kBFloat16);
+  ASSERT_TRUE(trainer->train().ok());
+  EXPECT_LT(testing::LoggedLosses(*trainer).back(), testing::LoggedLosses(*trainer).front());
+}
+
+// max_shard_size as save_pretrained's: a model larger than it is saved in shards with an
+// index, in checkpoints and the final folder; both load back to the same weights.
+TEST(HfTraining, LargeModelsAreSavedInShardsThatLoadAndResume) {
+  testing::TempDir dir;
+  WriteTokenRows(dir / "train.jsonl", 60, 7);
+  auto yaml = [&](const std::string& out, const std::string& extra) {
+    std::string y = FineTuneYaml(out, dir / "train.jsonl", extra);
+    y.replace(y.find("llama-gqa}"), std::string("llama-gqa}").size(), "llama-gqa, max_shard_size: 200KB}");
+    return y;
+  };
+  auto trainer = testing::MakeTrainer(testing::Spec(yaml(dir / "out", "")));
+  ASSERT_TRUE(trainer->train().ok());
+  // 632 KB of weights in shards of at most 200 KB (one tensor never split).
+  const fs::path checkpoint = fs::path(dir / "out/checkpoint-15");
+  EXPECT_FALSE(fs::exists(checkpoint / "model.safetensors"));
+  ASSERT_TRUE(fs::exists(checkpoint / "model.safetensors.index.json"));
+  EXPECT_TRUE(fs::exists(checkpoint / "model-00001-of-00004.safetensors"));
+  EXPECT_TRUE(fs::exists(checkpoint / "model-00004-of-00004.safetensors"));
+  auto resumed = testing::MakeTrainer(
+      testing::Spec(yaml(dir / "out", absl::StrCat(", resume_from_checkpoint: ", checkpoint.string()))));
+  ASSERT_TRUE(resumed->train().ok());
+  NamedTensors a = trainer->model().NamedParameters(), b = resumed->model().NamedParameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+  ASSERT_TRUE(trainer->save_model(dir / "final").ok());
+  EXPECT_TRUE(fs::exists(dir / "final/model.safetensors.index.json"));
+  std::unique_ptr<Model> back = Load(dir / "final");
+  ASSERT_NE(back, nullptr);
+  NamedTensors c = back->NamedState();
+  ASSERT_EQ(c.size(), a.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, c[i].second)) << a[i].first;
+}
+
+TEST(HfTraining, PreTokenizedRowsAreCheckedAgainstTheModelsVocabulary) {
+  testing::TempDir dir;
+  testing::WriteFile(dir / "bad.jsonl", "{\"input_ids\": [1, 2, 512]}\n");
+  trainer::v1::JobSpec spec = testing::Spec(FineTuneYaml(dir / "out", dir / "bad.jsonl"));
+  absl::StatusOr<DataAndModel> loaded = LoadDataAndModel(spec);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_THAT(loaded.status().message(), HasSubstr("bad.jsonl:1: \"input_ids\"[2] is not a token id of the model (0..511)"));
+  testing::WriteFile(dir / "mask.jsonl", "{\"input_ids\": [1, 2, 3], \"attention_mask\": [1, 1]}\n");
+  spec.mutable_data()->mutable_train()->set_path(dir / "mask.jsonl");
+  loaded = LoadDataAndModel(spec);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_THAT(loaded.status().message(), HasSubstr("\"attention_mask\" is not as long as \"input_ids\""));
+  // Without packing each row is one example, its padding labelled -100.
+  testing::WriteFile(dir / "rows.jsonl", "{\"input_ids\": [5, 6, 7]}\n{\"input_ids\": [8, 9, 10, 11, 12]}\n");
+  spec.mutable_data()->mutable_train()->set_path(dir / "rows.jsonl");
+  spec.mutable_data()->set_packing(false);
+  spec.mutable_data()->set_max_seq_length(4);
+  loaded = LoadDataAndModel(spec);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_TRUE(torch::equal(loaded->data.train.inputs, torch::tensor({5, 6, 7, 0, 8, 9, 10, 11}).view({2, 4})));
+  EXPECT_TRUE(torch::equal(loaded->data.train.labels, torch::tensor({5, 6, 7, -100, 8, 9, 10, 11}).view({2, 4})));
+}
+
+// Raw text through the folder's own tokenizer.model with its tokenizer_config.json's
+// conventions gives the ids transformers' LlamaTokenizer gave (BOS added, EOS not).
+TEST(HfTokenizer, TheFoldersSentencepieceGivesTransformersIds) {
+  testing::TempDir dir;
+  const nlohmann::json ref = nlohmann::json::parse(testing::ReadFile(Fixture("llama-gqa/reference_tokenization.json")));
+  std::string rows;
+  for (const auto& text : ref["texts"]) rows += nlohmann::json{{"text", text}}.dump() + "\n";
+  testing::WriteFile(dir / "texts.jsonl", rows);
+  trainer::v1::JobSpec spec = testing::Spec(absl::StrCat(
+      "model: {name_or_path: ", Fixture("llama-gqa"), "}\ndata: {train: {path: ", dir / "texts.jsonl",
+      "}, max_seq_length: 64, packing: false}\ntraining_args: {output_dir: ", dir / "out", "}\n"));
+  absl::StatusOr<DataAndModel> loaded = LoadDataAndModel(spec);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const torch::Tensor& inputs = loaded->data.train.inputs;
+  ASSERT_EQ(inputs.size(0), static_cast<int64_t>(ref["input_ids"].size()));
+  for (size_t i = 0; i < ref["input_ids"].size(); ++i) {
+    const std::vector<int64_t> want = ref["input_ids"][i].get<std::vector<int64_t>>();
+    torch::Tensor got = inputs[i].narrow(0, 0, static_cast<int64_t>(want.size()));
+    EXPECT_TRUE(torch::equal(got, torch::tensor(want))) << ref["texts"][i];
+    // The rest is padding, which no label predicts.
+    EXPECT_EQ(loaded->data.train.labels[i].narrow(0, static_cast<int64_t>(want.size()), 64 - static_cast<int64_t>(want.size()))
+                  .ne(-100).sum().item<int64_t>(), 0);
+  }
+}
+
+// BERT's vocab.txt through trainerd's WordPiece gives the ids (and, for sentence pairs,
+// the token types) transformers' BertTokenizer gave.
+TEST(HfTokenizer, WordPieceGivesBertTokenizersIdsAndTokenTypes) {
+  const nlohmann::json ref = nlohmann::json::parse(testing::ReadFile(Fixture("bert-seqcls/reference_tokenization.json")));
+  auto tokenizer = WordPieceTokenizer::FromVocab(testing::ReadFile(Fixture("bert-seqcls/vocab.txt")), true);
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  for (size_t i = 0; i < ref["texts"].size(); ++i) {
+    const std::string text = ref["texts"][i];
+    EXPECT_EQ((*tokenizer)->Encode(text, nullptr, 512).ids, ref["input_ids"][i].get<std::vector<int64_t>>()) << text;
+  }
+  // pair_texts is transformers' batch call tokenizer(firsts, seconds): [firsts, seconds].
+  for (size_t i = 0; i < ref["pair_texts"][0].size(); ++i) {
+    const std::string a = ref["pair_texts"][0][i], b = ref["pair_texts"][1][i];
+    const EncodedText e = (*tokenizer)->Encode(a, &b, 512);
+    // The reference rows are padded to the longer pair with [PAD] (0), token type 0.
+    std::vector<int64_t> ids = e.ids, types = e.token_type_ids;
+    ids.resize(ref["pair_input_ids"][i].size(), 0);
+    types.resize(ids.size(), 0);
+    EXPECT_EQ(ids, ref["pair_input_ids"][i].get<std::vector<int64_t>>()) << a;
+    EXPECT_EQ(types, ref["pair_token_type_ids"][i].get<std::vector<int64_t>>()) << a;
+  }
+  // longest_first truncation keeps [CLS] and both [SEP]s.
+  const std::string a = ref["pair_texts"][0][0], b = ref["pair_texts"][1][0];
+  const EncodedText cut = (*tokenizer)->Encode(a, &b, 10);
+  ASSERT_EQ(cut.ids.size(), 10u);
+  EXPECT_EQ(cut.ids.front(), 6);  // [CLS]
+  EXPECT_EQ(std::count(cut.ids.begin(), cut.ids.end(), 7), 2);  // [SEP] twice
+  EXPECT_FALSE(WordPieceTokenizer::FromVocab("a\nb\n", true).ok());  // no [CLS], [SEP], [UNK], [PAD]
+}
+
+// A BERT folder fine-tuned on raw sentence pairs (GLUE's shape): WordPiece with token
+// types, the loss falls, and the saved folder carries vocab.txt.
+TEST(HfTraining, FineTunesBertOnSentencePairs) {
+  testing::TempDir dir;
+  std::string rows;
+  const char* words[] = {"quick", "brown", "fox", "lazy", "dog", "journey", "miles", "step", "work", "gifts"};
+  for (int i = 0; i < 120; ++i) {
+    const int label = i % 2;
+    const std::string a = absl::StrCat("the ", words[i % 10], " ", words[(i / 10) % 10]);
+    const std::string b = label ? a : absl::StrCat("a ", words[(i + 3) % 10], " ", words[(i + 7) % 10]);
+    rows += nlohmann::json{{"sentence1", a}, {"sentence2", b}, {"label", label}}.dump() + "\n";
+  }
+  testing::WriteFile(dir / "pairs.jsonl", rows);
+  auto trainer = testing::MakeTrainer(testing::Spec(absl::StrCat(
+      "model: {name_or_path: ", Fixture("bert-seqcls"), "}\n",
+      "data: {train: {path: ", dir / "pairs.jsonl", ", text_field: sentence1, text_pair_field: sentence2, ",
+      "label_field: label}, max_seq_length: 24}\n",
+      "training_args: {output_dir: ", dir / "out", ", max_steps: 60, per_device_train_batch_size: 16, ",
+      "learning_rate: 0.001, logging_steps: 10, save_strategy: 'no', do_eval: false}\n")));
+  EXPECT_EQ(trainer->data().train.inputs.sizes(), (std::vector<int64_t>{120, 2, 24}));  // ids and token types
+  ASSERT_TRUE(trainer->train().ok());
+  const std::vector<double> losses = testing::LoggedLosses(*trainer);
+  ASSERT_GE(losses.size(), 2u);
+  std::printf("fine-tuning bert-seqcls on sentence pairs: loss %.3f -> %.3f over 60 steps\n", losses.front(),
+              losses.back());
+  EXPECT_LT(losses.back(), losses.front());
+  ASSERT_TRUE(trainer->save_model(dir / "final").ok());
+  EXPECT_EQ(testing::ReadFile(dir / "final/vocab.txt"), testing::ReadFile(Fixture("bert-seqcls/vocab.txt")));
+}
+
+// Fine-tuning a Llama folder on Debian's fortunes with its own tokenizer: the loss
+// falls, and the saved folder carries the tokenizer and the configs it came with.
+TEST(HfTraining, FineTunesOnRawTextWithTheFoldersTokenizer) {
+  testing::TempDir dir;
+  auto trainer = testing::MakeTrainer(testing::Spec(absl::StrCat(
+      "model: {name_or_path: ", Fixture("llama-gqa"), "}\n",
+      "data: {train: {path: /usr/share/games/fortunes/cookie, format: text, limit: 300}, max_seq_length: 32}\n",
+      "training_args: {output_dir: ", dir / "out", ", max_steps: 40, per_device_train_batch_size: 8, ",
+      "learning_rate: 0.003, logging_steps: 10, save_strategy: 'no', do_eval: false}\n")));
+  ASSERT_TRUE(trainer->train().ok());
+  const std::vector<double> losses = testing::LoggedLosses(*trainer);
+  ASSERT_GE(losses.size(), 2u);
+  std::printf("fine-tuning llama-gqa on fortunes: loss %.3f -> %.3f over 40 steps\n", losses.front(), losses.back());
+  EXPECT_LT(losses.back(), losses.front() - 0.5);
+  ASSERT_TRUE(trainer->save_model(dir / "final").ok());
+  for (const char* name : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+                           "generation_config.json", "config.json", "model.safetensors"}) {
+    EXPECT_TRUE(fs::exists(dir / ("final/" + std::string(name)))) << name;
+  }
+  EXPECT_EQ(testing::ReadFile(dir / "final/tokenizer.model"), testing::ReadFile(Fixture("llama-gqa/tokenizer.model")));
+}
+
+TEST(HfSpec, NameOrPathMakesAnHfModelAndItsFieldsAreChecked) {
+  auto problems = [](const std::string& model) {
+    auto spec = ParseJobSpec("model: " + model + "\ndata: {train: {path: /usr/share/games/fortunes/cookie}}\n");
+    EXPECT_TRUE(spec.ok()) << spec.status();
+    ApplyDefaults(&*spec);
+    return absl::StrJoin(FindSpecProblems(*spec), "\n");
+  };
+  EXPECT_THAT(problems("{name_or_path: /no/such/folder}"), HasSubstr("model.name_or_path: no such file: /no/such/folder/config.json"));
+  EXPECT_THAT(problems("{type: hf}"), HasSubstr("model.name_or_path: required for an hf model"));
+  EXPECT_THAT(problems(absl::StrCat("{name_or_path: ", Fixture("llama-gqa"), ", torch_dtype: float64}")),
+              HasSubstr("model.torch_dtype: \"float64\" is not supported"));
+  EXPECT_THAT(problems("{type: mlp, torch_dtype: bfloat16}"), HasSubstr("model.torch_dtype: only for model.type hf"));
+  EXPECT_THAT(problems(absl::StrCat("{name_or_path: ", Fixture("llama-gqa"), ", max_shard_size: lots}")),
+              HasSubstr("model.max_shard_size: not a size such as 5GB"));
+  EXPECT_EQ(problems(absl::StrCat("{name_or_path: ", Fixture("llama-gqa"), ", torch_dtype: bfloat16}")), "");
+}
+
+}  // namespace
+}  // namespace trainerd
