@@ -180,7 +180,7 @@ TEST(Distributed, TwoRanksWithBatchBMatchOneRankWithBatch2B) {
 }
 
 // A Hugging Face folder (tests/fixtures/hf/llama-gqa) fine-tuned data parallel: 2 ranks
-// with batch B log the losses of 1 rank with batch 2B.
+// with batch B log the losses of 1 rank with batch 2B, with and without ZeRO-1.
 TEST(Distributed, AnHfLlamaFolderOnTwoRanksMatchesOneRankWithTwiceTheBatch) {
   TempDir dir;
   std::string rows;
@@ -198,9 +198,13 @@ TEST(Distributed, AnHfLlamaFolderOnTwoRanksMatchesOneRankWithTwiceTheBatch) {
   RunRanks(dir, 1, dir / "job.yaml",
            {"training_args.output_dir=" + dir / "one", "training_args.per_device_train_batch_size=8"});
   RunRanks(dir, 2, dir / "job.yaml", {"training_args.output_dir=" + dir / "two"});
-  RunLog one = ReadRunLog(dir / "one"), two = ReadRunLog(dir / "two");
+  // ZeRO-1: each rank keeps half the optimizer state; the run is the same.
+  RunRanks(dir, 2, dir / "job.yaml",
+           {"training_args.output_dir=" + dir / "zero", "training_args.optimizer_sharding=true"});
+  RunLog one = ReadRunLog(dir / "one"), two = ReadRunLog(dir / "two"), zero = ReadRunLog(dir / "zero");
   ASSERT_EQ(one.loss.size(), 8u);
   ExpectSameLosses(one, two);
+  ExpectSameLosses(one, zero);
   // Rank 0 saved the folder transformers loads.
   EXPECT_TRUE(fs::exists(dir / "two/config.json"));
 }

@@ -259,6 +259,32 @@ TEST(HfTraining, FineTunesOnRawTextWithTheFoldersTokenizer) {
   EXPECT_EQ(testing::ReadFile(dir / "final/tokenizer.model"), testing::ReadFile(Fixture("llama-gqa/tokenizer.model")));
 }
 
+// The built-in gpt is a LlamaForCausalLM: its final folder has Llama's names (the fused
+// qkv split), a config.json, and loads as one, computing the same logits.
+TEST(HfTraining, TheBuiltInGptSavesALlamaForCausalLMFolder) {
+  testing::TempDir dir;
+  auto trainer = testing::MakeTrainer(testing::Spec(absl::StrCat(
+      "model: {type: gpt, hidden_size: 64, num_layers: 2, num_heads: 4}\n",
+      "data: {train: {path: /usr/share/games/fortunes/cookie, format: text, limit: 200}, max_seq_length: 32, ",
+      "tokenizer: {vocab_size: 300}}\n",
+      "training_args: {output_dir: ", dir / "out", ", max_steps: 10, per_device_train_batch_size: 8, ",
+      "logging_steps: 5, save_strategy: 'no', do_eval: false}\n")));
+  ASSERT_TRUE(trainer->train().ok());
+  ASSERT_TRUE(trainer->save_model(dir / "final").ok());
+  std::unique_ptr<Model> llama = Load(dir / "final");  // no missing or unexpected tensors
+  ASSERT_NE(llama, nullptr);
+  EXPECT_TRUE(fs::exists(dir / "final/model.pt"));  // and its TorchScript, as before
+  llama->SetTraining(false);
+  trainer->model().SetTraining(false);
+  torch::NoGradGuard no_grad;
+  torch::Tensor ids = trainer->data().train.inputs.slice(0, 0, 4);
+  torch::Tensor want = trainer->model().Forward(ids), got = llama->Forward(ids);
+  ASSERT_EQ(got.sizes(), want.sizes());
+  const double error = ((got - want).abs().max() / want.abs().max()).item<double>();
+  std::printf("built-in gpt saved as LlamaForCausalLM: logits within %.2e\n", error);
+  EXPECT_LT(error, 1e-5);
+}
+
 TEST(HfSpec, NameOrPathMakesAnHfModelAndItsFieldsAreChecked) {
   auto problems = [](const std::string& model) {
     auto spec = ParseJobSpec("model: " + model + "\ndata: {train: {path: /usr/share/games/fortunes/cookie}}\n");

@@ -2,12 +2,15 @@
 
 #include <cmath>
 
+#include <nlohmann/json.hpp>
 #include <torch/script.h>
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "spec/spec_defaults.h"
+#include "worker/data/sentencepiece_model.h"
 #include "worker/models/liger_kernels.h"
 
 namespace trainerd {
@@ -18,10 +21,39 @@ constexpr double kRopeTheta = 10000.0;
 
 struct GptConfig {
   int64_t vocab = 0, width = kDefaultTextHiddenSize, layers = kDefaultTextLayers, heads = kDefaultTextHeads;
-  int64_t inner = 0, classes = 0, pad_id = -1;
+  int64_t inner = 0, classes = 0, pad_id = -1, bos_id = -1, eos_id = -1;
   double dropout = 0;
   bool causal = true;
 };
+
+// The decoder is a LlamaForCausalLM (pre-norm RMSNorm blocks, rotary attention,
+// SwiGLU, tied embeddings): its config.json for the saved folder.
+std::string LlamaConfigJson(const GptConfig& c) {
+  nlohmann::json j = {{"architectures", {"LlamaForCausalLM"}},
+                      {"model_type", "llama"},
+                      {"vocab_size", c.vocab},
+                      {"hidden_size", c.width},
+                      {"intermediate_size", c.inner},
+                      {"num_hidden_layers", c.layers},
+                      {"num_attention_heads", c.heads},
+                      {"num_key_value_heads", c.heads},
+                      {"hidden_act", "silu"},
+                      {"max_position_embeddings", 2048},
+                      {"rms_norm_eps", kRmsEps},
+                      {"rope_theta", kRopeTheta},
+                      {"rope_scaling", nullptr},
+                      {"attention_bias", false},
+                      {"attention_dropout", 0.0},
+                      {"tie_word_embeddings", true},
+                      {"initializer_range", 0.02},
+                      {"pretraining_tp", 1},
+                      {"use_cache", true},
+                      {"torch_dtype", "float32"}};
+  if (c.bos_id >= 0) j["bos_token_id"] = c.bos_id;
+  if (c.eos_id >= 0) j["eos_token_id"] = c.eos_id;
+  if (c.pad_id >= 0) j["pad_token_id"] = c.pad_id;
+  return j.dump(2) + "\n";
+}
 
 torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight) {
   return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + kRmsEps) * weight;
@@ -289,6 +321,42 @@ class TextModel : public Model {
     if (net_->config.classes > 0 || !(k.cross_entropy || k.fused_linear_cross_entropy)) return {};
     return net_->CausalLmLossSum(ids, labels, label_smoothing);
   }
+  // The causal decoder under LlamaForCausalLM's names, its fused qkv split into
+  // q_proj, k_proj and v_proj (the classifier has no transformers counterpart).
+  NamedTensors HfState() const override {
+    if (net_->config.classes > 0) return NamedState();
+    NamedTensors out;
+    for (const auto& [name, t] : NamedState()) {
+      std::vector<std::string> parts = absl::StrSplit(name, '.');
+      if (name == "embedding_weight") {
+        out.emplace_back("model.embed_tokens.weight", t);
+      } else if (name == "norm_weight") {
+        out.emplace_back("model.norm.weight", t);
+      } else if (parts.size() >= 3 && parts[0] == "blocks") {
+        const std::string layer = absl::StrCat("model.layers.", parts[1], ".");
+        const std::string& part = parts[2];
+        if (part == "qkv") {
+          std::vector<torch::Tensor> qkv = t.chunk(3, 0);
+          out.emplace_back(layer + "self_attn.q_proj.weight", qkv[0]);
+          out.emplace_back(layer + "self_attn.k_proj.weight", qkv[1]);
+          out.emplace_back(layer + "self_attn.v_proj.weight", qkv[2]);
+        } else if (part == "out") {
+          out.emplace_back(layer + "self_attn.o_proj.weight", t);
+        } else if (part == "gate" || part == "up" || part == "down") {
+          out.emplace_back(absl::StrCat(layer, "mlp.", part, "_proj.weight"), t);
+        } else if (part == "norm1_weight") {
+          out.emplace_back(layer + "input_layernorm.weight", t);
+        } else if (part == "norm2_weight") {
+          out.emplace_back(layer + "post_attention_layernorm.weight", t);
+        }
+      }
+    }
+    return out;
+  }
+  std::map<std::string, std::string> HfFolderFiles() const override {
+    if (net_->config.classes > 0) return {};
+    return {{"config.json", LlamaConfigJson(net_->config)}};
+  }
   void SaveTorchScript(std::ostream& out) const override {
     torch::jit::Module m("trainerd.TextModel");
     for (const auto& [name, p] : NamedParameters()) {
@@ -317,6 +385,8 @@ absl::StatusOr<std::unique_ptr<Model>> CreateTextModel(const trainer::v1::ModelS
   c.inner = spec.intermediate_size() > 0 ? spec.intermediate_size() : DefaultIntermediateSize(c.width);
   c.dropout = spec.dropout();
   c.pad_id = data.pad_id;
+  c.bos_id = data.tokenizer->bos_id();
+  c.eos_id = data.tokenizer->eos_id();
   if (c.width % c.heads != 0 || (c.width / c.heads) % 2 != 0) {
     return absl::InvalidArgumentError(absl::StrCat("model.num_heads: hidden_size ", c.width, " must split into ",
                                                    c.heads, " heads of an even size"));

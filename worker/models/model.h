@@ -46,6 +46,9 @@ class Model {
   // the folder's generation and tokenizer configs, by file name (empty: the model is not
   // a transformers architecture).
   virtual std::map<std::string, std::string> HfFolderFiles() const { return {}; }
+  // The state under transformers' names, for the saved folder (the built-in gpt maps its
+  // own names to LlamaForCausalLM's); the checkpoints keep NamedState's.
+  virtual NamedTensors HfState() const { return NamedState(); }
 
   // Optional features of token models (the built-in gpt and text_classifier); the
   // defaults say a model lacks them.

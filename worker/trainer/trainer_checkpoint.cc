@@ -95,7 +95,7 @@ std::string Trainer::ResolveResumeCheckpoint() const {
 
 CheckpointFiles Trainer::ModelFiles() {
   CheckpointFiles files;
-  files.merge(EncodeWeightFiles(model_->NamedState(), MaxShardBytes()));
+  files.merge(EncodeWeightFiles(model_->HfState(), MaxShardBytes()));
   if (model_->HasTorchScript()) {
     std::ostringstream script;
     model_->SaveTorchScript(script);
