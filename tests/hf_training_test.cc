@@ -268,8 +268,11 @@ TEST(HfTraining, TheBuiltInGptSavesALlamaForCausalLMFolder) {
       "data: {train: {path: /usr/share/games/fortunes/cookie, format: text, limit: 200}, max_seq_length: 32, ",
       "tokenizer: {vocab_size: 300}}\n",
       "training_args: {output_dir: ", dir / "out", ", max_steps: 10, per_device_train_batch_size: 8, ",
-      "logging_steps: 5, save_strategy: 'no', do_eval: false}\n")));
+      "logging_steps: 5, save_steps: 10, do_eval: false}\n")));
   ASSERT_TRUE(trainer->train().ok());
+  // Its checkpoints keep trainerd's names, so they claim no transformers config.
+  EXPECT_TRUE(fs::exists(dir / "out/checkpoint-10/model.safetensors"));
+  EXPECT_FALSE(fs::exists(dir / "out/checkpoint-10/config.json"));
   ASSERT_TRUE(trainer->save_model(dir / "final").ok());
   std::unique_ptr<Model> llama = Load(dir / "final");  // no missing or unexpected tensors
   ASSERT_NE(llama, nullptr);

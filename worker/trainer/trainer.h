@@ -214,7 +214,12 @@ class Trainer {
   void SaveCheckpoint();
   CheckpointFiles ModelFiles();
   // The job spec as it ran and the tokenizer: in every checkpoint and model export.
-  CheckpointFiles RunFiles() const;
+  // `hf_named_weights`: the weights beside them carry transformers' names (then the
+  // model's config.json and tokenizer configs join them).
+  CheckpointFiles RunFiles(bool hf_named_weights) const;
+  // Whether the model's own names are transformers' (an HF folder's model), so that a
+  // checkpoint of its NamedState is an HF folder too.
+  bool StateHasHfNames() const;
   void ExportToHub(const std::string& name, const CheckpointFiles& files) const;
 
   trainer::v1::JobSpec spec_;

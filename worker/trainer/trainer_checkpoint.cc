@@ -103,17 +103,27 @@ CheckpointFiles Trainer::ModelFiles() {
   }
   std::vector<char> state_dict = SerializeStateDict(*model_);
   files["model_state_dict.pt"] = std::string(state_dict.data(), state_dict.size());
-  files.merge(RunFiles());
+  files.merge(RunFiles(/*hf_named_weights=*/true));
   return files;
 }
 
-CheckpointFiles Trainer::RunFiles() const {
+CheckpointFiles Trainer::RunFiles(bool hf_named_weights) const {
   CheckpointFiles files = {{"training_args.json", JobSpecToJson(spec_)}};
   if (data_.tokenizer) files["tokenizer.model"] = data_.tokenizer->Serialized();
-  // A transformers architecture's weights carry its names; with its config.json (and
-  // generation and tokenizer configs) the folder is one that from_pretrained loads.
-  files.merge(model_->HfFolderFiles());
+  // Weights under transformers' names with their config.json (and generation and
+  // tokenizer configs) make a folder that from_pretrained loads; weights under the
+  // model's own names (the built-in gpt's checkpoints) get no config that would claim so.
+  if (hf_named_weights) files.merge(model_->HfFolderFiles());
   return files;
+}
+
+bool Trainer::StateHasHfNames() const {
+  NamedTensors own = model_->NamedState(), hf = model_->HfState();
+  if (own.size() != hf.size()) return false;
+  for (size_t k = 0; k < own.size(); ++k) {
+    if (own[k].first != hf[k].first) return false;
+  }
+  return true;
 }
 
 void Trainer::BuildCheckpointer() {
@@ -147,7 +157,7 @@ void Trainer::BuildCheckpointer() {
   // What the run was (read by people and by HF tools, never loaded back).
   checkpointer_->Add(std::make_unique<StatefulFunctions>(
                          [this](CheckpointContents& out) {
-                           for (auto& [name, bytes] : RunFiles()) out.Put(name, std::move(bytes));
+                           for (auto& [name, bytes] : RunFiles(StateHasHfNames())) out.Put(name, std::move(bytes));
                          },
                          [](const CheckpointContents&) {}),
                      Scope::kModel);
