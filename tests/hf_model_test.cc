@@ -119,7 +119,9 @@ TEST_P(SavedFolder, HasTheFixturesTensorsAndConfigKeys) {
   for (const char* name : {"generation_config.json", "tokenizer_config.json", "special_tokens_map.json"}) {
     const bool has = fs::exists(Fixture(GetParam() + "/" + name));
     EXPECT_EQ(files.count(name), has ? 1u : 0u) << name;
-    if (has) EXPECT_EQ(files.at(name), testing::ReadFile(Fixture(GetParam() + "/" + name))) << name;
+    if (has) {
+      EXPECT_EQ(files.at(name), testing::ReadFile(Fixture(GetParam() + "/" + name))) << name;
+    }
   }
 }
 

@@ -4,12 +4,14 @@
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+#include <zlib.h>
 #include <torch/torch.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "spec/spec_defaults.h"
+#include "worker/data/confined_file.h"
 #include "worker/data/dataset_reader.h"
 
 namespace trainerd {
@@ -132,16 +134,26 @@ Dataset CausalLmExamples(const std::vector<TokenRow>& rows, int64_t length, bool
 
 bool IsTokenizedJsonl(const trainer::v1::DatasetSource& source) {
   if (DatasetFormat(source) != "jsonl") return false;
-  absl::StatusOr<std::string> contents = ReadMaybeGzipped(source.path());
-  if (!contents.ok()) return false;
-  std::istringstream lines(*contents);
+  // Only the first row is read (the whole file is read once, by the loader that follows).
+  absl::StatusOr<ConfinedFile> file = OpenConfined(source.path());
+  if (!file.ok()) return false;
+  gzFile f = gzopen(file->path().c_str(), "rb");
+  if (f == nullptr) return false;
   std::string line;
-  while (std::getline(lines, line)) {
-    if (absl::StripAsciiWhitespace(line).empty()) continue;
-    json row = json::parse(line, nullptr, /*allow_exceptions=*/false);
-    return row.is_object() && row.contains("input_ids");
+  char buf[1 << 16];
+  bool tokenized = false;
+  while (gzgets(f, buf, sizeof(buf)) != nullptr) {
+    line += buf;
+    if (line.back() != '\n' && !gzeof(f)) continue;  // a row longer than the buffer
+    if (!absl::StripAsciiWhitespace(line).empty()) {
+      json row = json::parse(line, nullptr, /*allow_exceptions=*/false);
+      tokenized = row.is_object() && row.contains("input_ids");
+      break;
+    }
+    line.clear();
   }
-  return false;
+  gzclose(f);
+  return tokenized;
 }
 
 absl::StatusOr<DatasetBundle> LoadTokenizedDatasets(const trainer::v1::DataSpec& data, int64_t data_seed,

@@ -56,7 +56,13 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const trainer::v1::ModelSpec&
     }
   }
   if (spec.type() == "gpt" || spec.type() == "text_classifier") return CreateTextModel(spec, data);
-  if (spec.type() == "hf") return CreateHfModel(spec, data);
+  if (spec.type() == "hf") {
+    absl::StatusOr<HfConfig> config = ReadHfConfig(spec.name_or_path());
+    if (!config.ok()) {
+      return absl::Status(config.status().code(), absl::StrCat("model.name_or_path: ", config.status().message()));
+    }
+    return CreateHfModel(spec, *std::move(config), data);
+  }
   if (data.tokenizer) {
     return absl::InvalidArgumentError(absl::StrCat("model.type: ", spec.type(),
                                                    " does not read text; use gpt or text_classifier"));
@@ -80,6 +86,7 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const trainer::v1::ModelSpec&
 
 absl::StatusOr<DataAndModel> LoadDataAndModel(const trainer::v1::JobSpec& spec) {
   std::optional<TokenSpace> tokens;
+  std::optional<HfConfig> hf_config;  // read once: it fixes the data's tokens and builds the model
   if (spec.model().type() == "hf") {
     absl::StatusOr<HfConfig> config = ReadHfConfig(spec.model().name_or_path());
     if (!config.ok()) {
@@ -101,13 +108,15 @@ absl::StatusOr<DataAndModel> LoadDataAndModel(const trainer::v1::JobSpec& spec) 
                             ? wordpiece
                             : "",
                         tokenizer->do_lower_case};
+    hf_config = *std::move(config);
   }
   DataAndModel out;
   absl::StatusOr<DatasetBundle> data =
       LoadDatasets(spec.data(), spec.training_args().data_seed(), tokens ? &*tokens : nullptr);
   if (!data.ok()) return data.status();
   out.data = *std::move(data);
-  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(spec.model(), out.data);
+  absl::StatusOr<std::unique_ptr<Model>> model =
+      hf_config ? CreateHfModel(spec.model(), *std::move(hf_config), out.data) : CreateModel(spec.model(), out.data);
   if (!model.ok()) return model.status();
   out.model = *std::move(model);
   return out;

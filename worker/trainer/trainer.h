@@ -211,6 +211,8 @@ class Trainer {
   // The largest weights file of a save: model.max_shard_size for a Hugging Face model
   // (5GB by default), no limit for the others (their weights stay one file).
   int64_t MaxShardBytes() const;
+  // Set on the first MaxShardBytes (it asks the model for its files).
+  mutable std::optional<int64_t> max_shard_bytes_;
   void SaveCheckpoint();
   CheckpointFiles ModelFiles();
   // The job spec as it ran and the tokenizer: in every checkpoint and model export.

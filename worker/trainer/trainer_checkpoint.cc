@@ -277,11 +277,12 @@ void Trainer::LoadTrainerState(const CheckpointContents& in) {
 }
 
 int64_t Trainer::MaxShardBytes() const {
-  if (model_->HfFolderFiles().empty()) return std::numeric_limits<int64_t>::max();
+  if (max_shard_bytes_) return *max_shard_bytes_;
+  if (model_->HfFolderFiles().empty()) return *(max_shard_bytes_ = std::numeric_limits<int64_t>::max());
   const std::string& size = spec_.model().max_shard_size();
   absl::StatusOr<int64_t> bytes = ParseShardSize(size.empty() ? kDefaultMaxShardSize : size);
   if (!bytes.ok()) throw std::invalid_argument(std::string(bytes.status().message()));
-  return *bytes;
+  return *(max_shard_bytes_ = *bytes);
 }
 
 void Trainer::LoadModelWeights(const std::function<const std::string*(const std::string&)>& file) {

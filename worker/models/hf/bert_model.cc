@@ -15,13 +15,6 @@ nn::LayerNorm MakeLayerNorm(const HfConfig& c) {
   return nn::LayerNorm(nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps));
 }
 
-torch::Tensor Activation(const HfConfig& c, const torch::Tensor& x) {
-  if (c.hidden_act == "gelu_new") {
-    return 0.5 * x * (1.0 + torch::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * torch::pow(x, 3.0))));
-  }
-  return torch::gelu(x);  // "gelu": the exact one
-}
-
 struct BertEmbeddingsImpl : nn::Module {
   explicit BertEmbeddingsImpl(const HfConfig& c) {
     word_embeddings = register_module("word_embeddings", nn::Embedding(c.vocab_size, c.hidden_size));
@@ -92,7 +85,7 @@ struct BertLayerImpl : nn::Module {
     torch::Tensor probs = torch::dropout(torch::softmax(scores, -1), config.attention_dropout, is_training());
     torch::Tensor context = torch::matmul(probs, v).transpose(1, 2).reshape({b, l, heads * hd});
     torch::Tensor attended = attention->output->forward(context, x, config.hidden_dropout);
-    torch::Tensor inner = Activation(config, intermediate->dense(attended));
+    torch::Tensor inner = Gelu(config.hidden_act, intermediate->dense(attended));
     return output->forward(inner, attended, config.hidden_dropout);
   }
   HfConfig config;

@@ -52,19 +52,15 @@ struct Gpt2AttentionImpl : nn::Module {
 TORCH_MODULE(Gpt2Attention);
 
 struct Gpt2MlpImpl : nn::Module {
-  explicit Gpt2MlpImpl(const HfConfig& c) : tanh_gelu(c.hidden_act == "gelu_new") {
+  explicit Gpt2MlpImpl(const HfConfig& c) : act(c.hidden_act) {
     c_fc = register_module("c_fc", Conv1D(c.hidden_size, c.intermediate_size));
     c_proj = register_module("c_proj", Conv1D(c.intermediate_size, c.hidden_size));
   }
   torch::Tensor forward(const torch::Tensor& x, double dropout) {
-    torch::Tensor h = c_fc(x);
     // GPT-2's MLP ends in resid_pdrop's dropout.
-    // gelu_new is the tanh approximation (NewGELUActivation), gelu the exact one.
-    h = tanh_gelu ? 0.5 * h * (1.0 + torch::tanh(std::sqrt(2.0 / M_PI) * (h + 0.044715 * torch::pow(h, 3.0))))
-                  : torch::gelu(h);
-    return torch::dropout(c_proj(h), dropout, is_training());
+    return torch::dropout(c_proj(Gelu(act, c_fc(x))), dropout, is_training());
   }
-  bool tanh_gelu;
+  std::string act;
   Conv1D c_fc{nullptr}, c_proj{nullptr};
 };
 TORCH_MODULE(Gpt2Mlp);

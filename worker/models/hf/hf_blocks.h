@@ -23,6 +23,15 @@ inline double FinfoMin(torch::ScalarType dtype) {
   return static_cast<double>(std::numeric_limits<float>::lowest());
 }
 
+// transformers' ACT2FN for the GELUs: "gelu_new" (NewGELUActivation, the tanh
+// approximation GPT-2 uses) or "gelu" (the exact one, BERT's).
+inline torch::Tensor Gelu(const std::string& act, const torch::Tensor& x) {
+  if (act == "gelu_new") {
+    return 0.5 * x * (1.0 + torch::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * torch::pow(x, 3.0))));
+  }
+  return torch::gelu(x);
+}
+
 // HF's neftune_post_forward_hook while training: uniform noise in [-1, 1] scaled by
 // alpha / sqrt(L x d) on the embedding output; `x` itself otherwise.
 inline torch::Tensor NeftuneNoise(const torch::Tensor& x, double alpha, bool training) {

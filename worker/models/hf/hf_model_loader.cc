@@ -90,41 +90,36 @@ absl::StatusOr<std::unique_ptr<Model>> LoadHfModel(const std::string& dir, const
   return model;
 }
 
-absl::StatusOr<std::unique_ptr<Model>> CreateHfModel(const trainer::v1::ModelSpec& spec, const DatasetBundle& data) {
-  absl::StatusOr<HfConfig> config = ReadHfConfig(spec.name_or_path());
-  if (!config.ok()) return absl::Status(config.status().code(), absl::StrCat("model.name_or_path: ", config.status().message()));
-  if (data.tokenizer && data.vocab_size > config->vocab_size) {
-    return absl::InvalidArgumentError(absl::StrCat("data.tokenizer: its ", data.vocab_size, " tokens do not fit the ",
-                                                   config->vocab_size, " of model.name_or_path's vocabulary"));
-  }
-  const bool classifier = IsSequenceClassifier(config->kind);
+absl::StatusOr<std::unique_ptr<Model>> CreateHfModel(const trainer::v1::ModelSpec& spec, HfConfig config,
+                                                     const DatasetBundle& data) {
+  const bool classifier = IsSequenceClassifier(config.kind);
   if (data.causal_lm && classifier) {
-    return absl::InvalidArgumentError(absl::StrCat("model.name_or_path: ", config->architecture,
+    return absl::InvalidArgumentError(absl::StrCat("model.name_or_path: ", config.architecture,
                                                    " classifies; the data has no labels (data.train.label_field)"));
   }
   if (!data.causal_lm) {
     if (data.regression) return absl::InvalidArgumentError("data.task: regression is not supported for hf models");
-    if (config->kind == HfArchitecture::kGpt2LMHeadModel) {
+    if (config.kind == HfArchitecture::kGpt2LMHeadModel) {
       return absl::InvalidArgumentError(
           "model.name_or_path: GPT2ForSequenceClassification is not implemented; GPT-2 trains as a causal LM");
     }
     if (!classifier) {
       // AutoModelForSequenceClassification over a causal LM's folder.
-      std::string family = config->architecture.substr(0, config->architecture.find("For"));
-      config->architecture = family + "ForSequenceClassification";
-      config->kind = HfArchitecture::kLlamaForSequenceClassification;
-      config->num_labels = data.num_classes;
-    } else if (config->num_labels < data.num_classes) {
-      return absl::InvalidArgumentError(absl::StrCat("model.name_or_path: the classifier has ", config->num_labels,
+      std::string family = config.architecture.substr(0, config.architecture.find("For"));
+      config.architecture = family + "ForSequenceClassification";
+      config.kind = HfArchitecture::kLlamaForSequenceClassification;
+      config.num_labels = data.num_classes;
+    } else if (config.num_labels < data.num_classes) {
+      return absl::InvalidArgumentError(absl::StrCat("model.name_or_path: the classifier has ", config.num_labels,
                                                      " labels; the data has ", data.num_classes, " classes"));
     }
   }
   const int64_t length = data.input_shape.empty() ? 0 : data.input_shape.back();
-  if (config->sliding_window > 0 && length > config->sliding_window) {
+  if (config.sliding_window > 0 && length > config.sliding_window) {
     return absl::InvalidArgumentError(absl::StrCat("data.max_seq_length: ", length, " is longer than the model's ",
-                                                   "sliding_window ", config->sliding_window, ", which is not implemented"));
+                                                   "sliding_window ", config.sliding_window, ", which is not implemented"));
   }
-  return LoadHfModel(spec.name_or_path(), *config, spec.torch_dtype());
+  return LoadHfModel(spec.name_or_path(), config, spec.torch_dtype());
 }
 
 }  // namespace trainerd

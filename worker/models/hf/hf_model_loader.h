@@ -27,7 +27,9 @@ absl::StatusOr<std::unique_ptr<Model>> LoadHfModel(const std::string& dir, const
 // AutoModelFor<task> class would be: a causal LM's folder trained on labelled rows
 // becomes the family's ForSequenceClassification with the data's classes (its new
 // head initialised); a classifier's folder must have at least the data's classes.
-absl::StatusOr<std::unique_ptr<Model>> CreateHfModel(const trainer::v1::ModelSpec& spec, const DatasetBundle& data);
+// `config`: the folder's, as ReadHfConfig read it.
+absl::StatusOr<std::unique_ptr<Model>> CreateHfModel(const trainer::v1::ModelSpec& spec, HfConfig config,
+                                                     const DatasetBundle& data);
 
 }  // namespace trainerd
 

@@ -38,23 +38,22 @@ absl::StatusOr<NamedTensors> DecodeFile(const std::string& path) {
   return decoded;
 }
 
-// The shard files model.safetensors.index.json names, each a plain file name in `dir`.
-absl::StatusOr<std::map<std::string, std::vector<std::string>>> ReadIndex(const std::string& dir) {
-  const std::string path = dir + "/model.safetensors.index.json";
-  absl::StatusOr<std::string> text = ReadConfined(path, 64 << 20);
-  if (!text.ok()) return text.status();
-  json j = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+// The shards model.safetensors.index.json (`text`, from `where`) names, each a plain file
+// name in the folder, with the tensors it lists in each.
+absl::StatusOr<std::map<std::string, std::vector<std::string>>> ParseIndex(const std::string& text,
+                                                                          const std::string& where) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
-    return absl::InvalidArgumentError(path + ": has no weight_map object");
+    return absl::DataLossError(where + ": has no weight_map object");
   }
   std::map<std::string, std::vector<std::string>> tensors_by_shard;
   for (const auto& [tensor, shard] : j["weight_map"].items()) {
-    if (!shard.is_string()) return absl::InvalidArgumentError(absl::StrCat(path, ": weight_map.", tensor, ": not a file name"));
+    if (!shard.is_string()) return absl::DataLossError(absl::StrCat(where, ": weight_map.", tensor, ": not a file name"));
     const std::string name = shard.get<std::string>();
     if (name.empty() || absl::StrContains(name, "/") || name == "." || name == ".." ||
         !absl::EndsWith(name, ".safetensors")) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": weight_map.", tensor,
-                                                     ": must name a .safetensors file in the folder"));
+      return absl::DataLossError(absl::StrCat(where, ": weight_map.", tensor,
+                                              ": must name a .safetensors file in the folder"));
     }
     tensors_by_shard[name].push_back(tensor);
   }
@@ -69,7 +68,10 @@ absl::StatusOr<NamedTensors> ReadHfWeights(const std::string& dir, torch::Scalar
   if (::stat((dir + "/model.safetensors").c_str(), &st) == 0) {
     shards["model.safetensors"] = {};
   } else if (::stat((dir + "/model.safetensors.index.json").c_str(), &st) == 0) {
-    absl::StatusOr<std::map<std::string, std::vector<std::string>>> index = ReadIndex(dir);
+    const std::string path = dir + "/model.safetensors.index.json";
+    absl::StatusOr<std::string> text = ReadConfined(path, 64 << 20);
+    if (!text.ok()) return text.status();
+    absl::StatusOr<std::map<std::string, std::vector<std::string>>> index = ParseIndex(*text, path);
     if (!index.ok()) return index.status();
     shards = *std::move(index);
   } else {
@@ -190,17 +192,11 @@ absl::StatusOr<NamedTensors> DecodeWeightFiles(const std::function<const std::st
   if (const std::string* whole = file("model.safetensors")) return DecodeSafetensors(*whole);
   const std::string* index = file("model.safetensors.index.json");
   if (index == nullptr) return absl::NotFoundError("neither model.safetensors nor model.safetensors.index.json");
-  json j = json::parse(*index, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
-    return absl::DataLossError("model.safetensors.index.json: has no weight_map object");
-  }
-  std::set<std::string> shards;
-  for (const auto& [tensor, shard] : j["weight_map"].items()) {
-    if (!shard.is_string()) return absl::DataLossError("model.safetensors.index.json: a shard name is not a string");
-    shards.insert(shard.get<std::string>());
-  }
+  absl::StatusOr<std::map<std::string, std::vector<std::string>>> shards =
+      ParseIndex(*index, "model.safetensors.index.json");
+  if (!shards.ok()) return shards.status();
   NamedTensors out;
-  for (const std::string& shard : shards) {
+  for (const auto& [shard, listed] : *shards) {
     const std::string* bytes = file(shard);
     if (bytes == nullptr) return absl::DataLossError(absl::StrCat(shard, ": listed in the index, not present"));
     absl::StatusOr<NamedTensors> part = DecodeSafetensors(*bytes);
