@@ -1,8 +1,15 @@
-// A fine-tuning step of a Hugging Face Llama folder against the built-in GPT of the
-// same size (hidden 256, 4 layers, 4 heads, SwiGLU of the same width, tied embeddings,
-// the same 512-piece tokenizer and the same fortunes), side by side in one run:
-// training samples/s of each, median of alternating rounds. The folder is written by
-// this program (random weights, transformers' names), so nothing is downloaded.
+// Hugging Face Llama folders, measured side by side in one run:
+//
+//  1. A fine-tuning step against the built-in GPT of the same size (hidden 256, 4 layers,
+//     4 heads, SwiGLU of the same width, tied embeddings, the same 512-piece tokenizer
+//     and the same fortunes): training samples/s of each, median of alternating rounds.
+//  2. The memory of one forward + backward of the folder's causal LM loss (batch 16 x 128
+//     tokens) plain, with gradient_checkpointing, with the fused (Liger) kernels and with
+//     both: what the forward pass keeps for backward and the peak (LibTorch's CPU bytes,
+//     CpuMemoryTracker), and the time, median of alternating rounds.
+//
+// The folder is written by this program (random weights, transformers' names), so
+// nothing is downloaded.
 //
 //   hf_bench [--rounds R] [--steps S]
 #include <chrono>
@@ -17,9 +24,11 @@
 #include "bench/bench_util.h"
 #include "spec/spec_defaults.h"
 #include "worker/models/hf/hf_config.h"
+#include "worker/models/hf/hf_model_loader.h"
 #include "worker/models/hf/llama_model.h"
 #include "worker/models/model_factory.h"
 #include "worker/models/safetensors.h"
+#include "worker/trainer/cpu_memory_tracker.h"
 #include "worker/trainer/trainer.h"
 
 namespace trainerd {
@@ -74,6 +83,64 @@ double SamplesPerSecond(const std::string& yaml, int steps) {
   return 16.0 * steps / std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+struct MemoryVariant {
+  std::string name;
+  bool checkpointing;
+  bool kernels;
+  std::vector<double> kept_mb, peak_mb, ms;
+};
+
+// Section 2: one forward + backward of the loss, for each variant in turn.
+void Memory(const fs::path& folder, int rounds) {
+  absl::StatusOr<HfConfig> config = ReadHfConfig(folder.string());
+  absl::StatusOr<std::unique_ptr<Model>> loaded = config.ok() ? LoadHfModel(folder.string(), *config, "")
+                                                              : absl::StatusOr<std::unique_ptr<Model>>(config.status());
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(loaded.status().message()).c_str());
+    std::exit(1);
+  }
+  Model& model = **loaded;
+  model.SetTraining(true);
+  torch::manual_seed(42);
+  const torch::Tensor ids = torch::randint(3, kVocab, {16, 128}, torch::kLong);
+  std::vector<MemoryVariant> variants = {
+      {"plain", false, false}, {"gradient_checkpointing", true, false}, {"use_liger_kernel", false, true},
+      {"both", true, true}};
+  CpuMemoryTracker& memory = CpuMemoryTracker::Install();
+  const double mb = 1024.0 * 1024.0;
+  for (int round = 0; round < rounds; ++round) {
+    for (MemoryVariant& v : variants) {
+      model.SetGradientCheckpointing(v.checkpointing);
+      // Liger's defaults: rope, swiglu, rms_norm and the fused linear + loss.
+      model.SetLigerKernels(v.kernels ? LigerKernels{true, true, true, false, true} : LigerKernels{});
+      for (torch::Tensor& p : model.Parameters()) p.mutable_grad() = torch::Tensor();
+      memory.ResetPeak();
+      const int64_t before = memory.current();
+      const auto start = Clock::now();
+      torch::Tensor loss = model.CausalLmLossSum(ids, ids, 0);
+      if (!loss.defined()) {
+        torch::Tensor logits = model.Forward(ids);
+        loss = torch::nn::functional::cross_entropy(
+            logits.narrow(1, 0, 127).reshape({-1, kVocab}), ids.narrow(1, 1, 127).reshape({-1}),
+            torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+      }
+      const int64_t after_forward = memory.current();
+      loss.backward();
+      v.ms.push_back(1000 * std::chrono::duration<double>(Clock::now() - start).count());
+      v.kept_mb.push_back(static_cast<double>(after_forward - before) / mb);
+      v.peak_mb.push_back(static_cast<double>(memory.peak() - before) / mb);
+    }
+  }
+  std::printf("Llama folder forward + backward of the loss, batch 16 x 128 tokens, median of %d:\n", rounds);
+  const MemoryVariant& plain = variants.front();
+  for (const MemoryVariant& v : variants) {
+    std::printf("  %-24s kept for backward %6.1f MB (%+4.0f%%)  peak %6.1f MB (%+4.0f%%)  time %5.0f ms (x%.2f)\n",
+                v.name.c_str(), bench::Median(v.kept_mb), 100 * (bench::Median(v.kept_mb) / bench::Median(plain.kept_mb) - 1),
+                bench::Median(v.peak_mb), 100 * (bench::Median(v.peak_mb) / bench::Median(plain.peak_mb) - 1),
+                bench::Median(v.ms), bench::Median(v.ms) / bench::Median(plain.ms));
+  }
+}
+
 }  // namespace
 }  // namespace trainerd
 
@@ -99,6 +166,7 @@ int main(int argc, char** argv) {
               "built-in gpt %.0f samples/s, Hugging Face LlamaForCausalLM folder %.0f samples/s = %.2fx\n",
               static_cast<long long>(kHidden), static_cast<long long>(kLayers), rounds, steps, bench::Median(gpt),
               bench::Median(llama), bench::Median(llama) / bench::Median(gpt));
+  Memory(dir / "llama", rounds);
   std::error_code ec;
   fs::remove_all(dir, ec);
   return 0;

@@ -185,16 +185,16 @@ void CheckSpeedOptions(const JobSpec& spec, Checker* c) {
     }
   }
   if (a.use_liger_kernel()) {
-    if (!token_model) {
-      c->Add(p + "use_liger_kernel", "needs a built-in text model (gpt or text_classifier); not yet for hf models");
+    if (!token_model && !hf_model) {
+      c->Add(p + "use_liger_kernel", "needs a text model (gpt, text_classifier, or an hf model of the Llama family)");
     }
     if (a.torch_compile()) c->Add(p + "use_liger_kernel", "cannot be combined with torch_compile");
     if (a.liger_kernel_config().cross_entropy() && a.liger_kernel_config().fused_linear_cross_entropy()) {
       c->Add(p + "liger_kernel_config", "cross_entropy and fused_linear_cross_entropy cannot both be on");
     }
   }
-  if (a.gradient_checkpointing() && !token_model) {
-    c->Add(p + "gradient_checkpointing", "needs a model made of blocks (gpt or text_classifier); not yet for hf models");
+  if (a.gradient_checkpointing() && !token_model && !hf_model) {
+    c->Add(p + "gradient_checkpointing", "needs a model made of blocks (gpt, text_classifier or hf)");
   }
 }
 

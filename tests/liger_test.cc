@@ -177,7 +177,7 @@ TEST(LigerKernels, SpecRefusalsNameTheField) {
                                           "training_args.liger_kernel_config.fused_linear_cross_entropy=true"}),
               HasSubstr("training_args.liger_kernel_config: cross_entropy and fused_linear_cross_entropy"));
   EXPECT_THAT(problems(LmYaml("/tmp/x"), {"training_args.use_liger_kernel=true", "model.type=mlp"}),
-              HasSubstr("training_args.use_liger_kernel: needs a built-in text model"));
+              HasSubstr("training_args.use_liger_kernel: needs a text model"));
 }
 
 }  // namespace

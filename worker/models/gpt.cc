@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "spec/spec_defaults.h"
 #include "worker/data/sentencepiece_model.h"
+#include "worker/models/activation_checkpoint.h"
 #include "worker/models/liger_kernels.h"
 
 namespace trainerd {
@@ -114,50 +115,6 @@ struct BlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(Block);
 
-// Gradient checkpointing for one block, as PyTorch's reentrant checkpoint: forward runs
-// without keeping activations; backward replays it (with the same RNG state, so dropout
-// masks match) and back-propagates through the replay, which accumulates the block's
-// parameter gradients and yields the input's.
-class CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
- public:
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& cos,
-                               const torch::Tensor& sin, const torch::Tensor& mask, BlockImpl* block) {
-    ctx->saved_data["block"] = reinterpret_cast<int64_t>(block);
-    {
-      auto gen = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      ctx->saved_data["rng"] = gen.get_state();
-    }
-    ctx->save_for_backward({x, cos, sin, mask});
-    return block->forward(x, cos, sin, mask);
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad_outputs) {
-    auto* block = reinterpret_cast<BlockImpl*>(ctx->saved_data["block"].toInt());
-    torch::autograd::variable_list saved = ctx->get_saved_variables();
-    torch::Tensor x = saved[0].detach().requires_grad_(true);
-    auto gen = at::detail::getDefaultCPUGenerator();
-    torch::Tensor now;
-    {
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      now = gen.get_state();
-      gen.set_state(ctx->saved_data["rng"].toTensor());
-    }
-    torch::Tensor y;
-    {
-      torch::AutoGradMode enable(true);
-      y = block->forward(x, saved[1], saved[2], saved[3]);
-    }
-    {
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      gen.set_state(now);
-    }
-    torch::autograd::backward({y}, {grad_outputs[0]});
-    return {x.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
-  }
-};
-
 struct GptNetImpl : torch::nn::Module {
   explicit GptNetImpl(GptConfig c) : config(c) {
     embedding = register_parameter("embedding_weight", torch::randn({c.vocab, c.width}) * 0.02);
@@ -207,9 +164,9 @@ struct GptNetImpl : torch::nn::Module {
     torch::Tensor x = Embed(ids);
     for (const auto& block : *blocks) {
       BlockImpl* b = block->as<Block>();
-      x = checkpointing && is_training() && torch::GradMode::is_enabled()
-              ? CheckpointedBlock::apply(x, cos, sin, mask, b)
-              : b->forward(x, cos, sin, mask);
+      x = MaybeCheckpoint(
+          checkpointing && is_training(), [b, cos, sin, mask](const torch::Tensor& h) { return b->forward(h, cos, sin, mask); },
+          x);
     }
     return kernels.rms_norm ? LigerRmsNorm(x, norm, kRmsEps) : RmsNorm(x, norm);
   }

@@ -49,19 +49,23 @@ torch::Tensor Scaled(const torch::Tensor& saved, const torch::Tensor& grad_outpu
   return out.to(dtype);
 }
 
+// Llama's casting: normalised in float32, cast back to x's dtype, then scaled (the same
+// as the plain ops in float32).
 class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight, double eps) {
-    torch::Tensor rstd = torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps);
+    const torch::Tensor xf = x.to(torch::kFloat);
+    torch::Tensor rstd = torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
     ctx->save_for_backward({x, rstd, weight});
-    return x * rstd * weight;
+    return (xf * rstd).to(x.scalar_type()) * weight;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     variable_list saved = ctx->get_saved_variables();
-    const torch::Tensor &x = saved[0], &rstd = saved[1], &weight = saved[2], &dy = grad_outputs[0];
-    torch::Tensor normed = x * rstd;
-    torch::Tensor dnormed = dy * weight;
-    torch::Tensor dweight = (dy * normed).reshape({-1, x.size(-1)}).sum(0);
+    const torch::Tensor &x = saved[0], &rstd = saved[1], &weight = saved[2];
+    const torch::Tensor dy = grad_outputs[0].to(torch::kFloat);
+    torch::Tensor normed = x.to(torch::kFloat) * rstd;
+    torch::Tensor dnormed = dy * weight.to(torch::kFloat);
+    torch::Tensor dweight = (dy * normed.to(x.scalar_type()).to(torch::kFloat)).reshape({-1, x.size(-1)}).sum(0);
     torch::Tensor dx = rstd * (dnormed - normed * (dnormed * normed).mean(-1, /*keepdim=*/true));
     return {dx.to(x.scalar_type()), dweight.to(weight.scalar_type()), torch::Tensor()};
   }

@@ -1,5 +1,5 @@
-// Fused kernels for the built-in text models, after Liger Kernel (use_liger_kernel,
-// liger_kernel_config): custom autograd functions whose forward keeps only what their
+// Fused kernels for the built-in text models and the Llama family, after Liger Kernel
+// (use_liger_kernel, liger_kernel_config): custom autograd functions whose forward keeps only what their
 // hand-written backward needs, instead of every intermediate the composed ops keep.
 //
 //  - RmsNorm keeps x and 1/rms (one number per row).
@@ -30,7 +30,8 @@ struct LigerKernels {
   bool fused_linear_cross_entropy = false;
 };
 
-// x * rsqrt(mean(x^2, -1) + eps) * weight.
+// x * rsqrt(mean(x^2, -1) + eps) * weight, normalised in float32 and cast back to
+// x's dtype before the scaling, as Llama's RMSNorm.
 torch::Tensor LigerRmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 // x * cos + rotate_half(x) * sin, rotate_half as HF Llama ([-x2, x1]).
 torch::Tensor LigerRope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);

@@ -50,8 +50,8 @@ class Model {
   // own names to LlamaForCausalLM's); the checkpoints keep NamedState's.
   virtual NamedTensors HfState() const { return NamedState(); }
 
-  // Optional features of token models (the built-in gpt and text_classifier); the
-  // defaults say a model lacks them.
+  // Optional features of token models (the built-in gpt and text_classifier, and the
+  // Hugging Face architectures); the defaults say a model lacks them.
   // NEFTune: while training, add uniform noise in [-1, 1] x alpha / sqrt(L x d) to the
   // embedding output (HF's neftune hook); 0 turns it off. False if unsupported.
   virtual bool SetNeftuneNoiseAlpha(double /*alpha*/) { return false; }

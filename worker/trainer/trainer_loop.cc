@@ -164,7 +164,8 @@ absl::Status Trainer::ApplySpeedOptions() {
     const auto& c = a.liger_kernel_config();
     const LigerKernels kernels{c.rope(), c.swiglu(), c.rms_norm(), c.cross_entropy(), c.fused_linear_cross_entropy()};
     if (!model_->SetLigerKernels(kernels)) {
-      return absl::InvalidArgumentError("training_args.use_liger_kernel: this model has no fused kernels");
+      return absl::InvalidArgumentError("training_args.use_liger_kernel: this model has no fused kernels (the built-in gpt and "
+                                     "text_classifier have, and hf models of the Llama family)");
     }
   }
   if (a.gradient_checkpointing() && !model_->SetGradientCheckpointing(true)) {

@@ -4,6 +4,7 @@
 
 #include <torch/torch.h>
 
+#include "worker/models/activation_checkpoint.h"
 #include "worker/models/hf/hf_blocks.h"
 
 namespace trainerd {
@@ -138,7 +139,12 @@ struct BertNetImpl : nn::Module {
     // get_extended_attention_mask: (1 - mask) x finfo.min over the keys.
     torch::Tensor padding = ids.eq(config.pad_token_id).view({ids.size(0), 1, 1, l}).to(x.scalar_type());
     torch::Tensor mask = padding * FinfoMin(x.scalar_type());
-    for (const auto& layer : *bert->encoder->layer) x = layer->as<BertLayer>()->forward(x, mask);
+    for (const auto& layer : *bert->encoder->layer) {
+      BertLayerImpl* bert_layer = layer->as<BertLayer>();
+      x = MaybeCheckpoint(
+          checkpointing && is_training(), [bert_layer, mask](const torch::Tensor& h) { return bert_layer->forward(h, mask); },
+          x);
+    }
     torch::Tensor pooled = torch::tanh(bert->pooler->dense(x.select(1, 0)));
     pooled = torch::dropout(pooled, config.classifier_dropout, is_training());
     return classifier(pooled).to(torch::kFloat);
@@ -150,6 +156,7 @@ struct BertNetImpl : nn::Module {
 
   HfConfig config;
   double neftune_alpha = 0;
+  bool checkpointing = false;
   BertBase bert{nullptr};
   nn::Linear classifier{nullptr};
 };

@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include "worker/models/activation_checkpoint.h"
 #include "worker/models/hf/hf_blocks.h"
 
 namespace trainerd {
@@ -123,7 +124,12 @@ struct Gpt2NetImpl : nn::Module {
     torch::Tensor x = Embed(ids) + transformer->wpe(torch::arange(l, ids.options()));
     x = torch::dropout(x, config.embedding_dropout, is_training());
     torch::Tensor allowed = torch::ones({l, l}, ids.options().dtype(torch::kBool)).tril().view({1, 1, l, l});
-    for (const auto& block : *transformer->h) x = block->as<Gpt2Block>()->forward(x, allowed, config);
+    for (const auto& block : *transformer->h) {
+      Gpt2BlockImpl* b = block->as<Gpt2Block>();
+      x = MaybeCheckpoint(
+          checkpointing && is_training(),
+          [this, b, allowed](const torch::Tensor& h) { return b->forward(h, allowed, config); }, x);
+    }
     x = transformer->ln_f(x);
     return torch::matmul(x, transformer->wte->weight.t()).to(torch::kFloat);
   }
@@ -132,6 +138,7 @@ struct Gpt2NetImpl : nn::Module {
 
   HfConfig config;
   double neftune_alpha = 0;
+  bool checkpointing = false;
   Gpt2Transformer transformer{nullptr};
 };
 TORCH_MODULE(Gpt2Net);

@@ -65,7 +65,7 @@ inline void InitializeLikeTransformers(torch::nn::Module& module, double range) 
 }
 
 // A Model over `Net`, a torch module holder whose impl has `config` (HfConfig),
-// `neftune_alpha` and forward(ids). Parameters live in `dtype`. Saved as a Hugging Face
+// `neftune_alpha`, `checkpointing` (recompute each layer in backward) and forward(ids). Parameters live in `dtype`. Saved as a Hugging Face
 // folder: config.json beside transformers-named weights, no TorchScript.
 template <typename Net>
 class HfModel : public Model {
@@ -87,6 +87,10 @@ class HfModel : public Model {
   }
   bool SetNeftuneNoiseAlpha(double alpha) override {
     net_->neftune_alpha = alpha;
+    return true;
+  }
+  bool SetGradientCheckpointing(bool enabled) override {
+    net_->checkpointing = enabled;
     return true;
   }
 

@@ -4,7 +4,9 @@
 
 #include <torch/torch.h>
 
+#include "worker/models/activation_checkpoint.h"
 #include "worker/models/hf/hf_blocks.h"
+#include "worker/models/liger_kernels.h"
 
 namespace trainerd {
 namespace {
@@ -15,15 +17,22 @@ nn::Linear MakeLinear(int64_t in, int64_t out, bool bias) {
   return nn::Linear(nn::LinearOptions(in, out).bias(bias));
 }
 
+// Each module below reads the network's LigerKernels (`kernels`, owned by LlamaNet, which
+// outlives them) to choose between the plain ops and the fused ones.
+
 // LlamaRMSNorm: normalised in float32, scaled in the input's dtype.
 struct RmsNormImpl : nn::Module {
-  RmsNormImpl(int64_t width, double eps) : eps(eps) { weight = register_parameter("weight", torch::ones({width})); }
+  RmsNormImpl(int64_t width, double eps, const LigerKernels* kernels) : eps(eps), kernels(kernels) {
+    weight = register_parameter("weight", torch::ones({width}));
+  }
   torch::Tensor forward(const torch::Tensor& x) {
+    if (kernels->rms_norm) return LigerRmsNorm(x, weight, eps);
     torch::Tensor h = x.to(torch::kFloat);
     h = h * torch::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps);
     return weight * h.to(x.scalar_type());
   }
   double eps;
+  const LigerKernels* kernels;
   torch::Tensor weight;
 };
 TORCH_MODULE(RmsNorm);
@@ -36,9 +45,9 @@ torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos, const 
 }
 
 struct AttentionImpl : nn::Module {
-  explicit AttentionImpl(const HfConfig& c)
+  AttentionImpl(const HfConfig& c, const LigerKernels* kernels)
       : heads(c.num_attention_heads), kv_heads(c.num_key_value_heads), head_dim(c.head_dim),
-        dropout(c.attention_dropout) {
+        dropout(c.attention_dropout), kernels(kernels) {
     q_proj = register_module("q_proj", MakeLinear(c.hidden_size, heads * head_dim, c.attention_bias));
     k_proj = register_module("k_proj", MakeLinear(c.hidden_size, kv_heads * head_dim, c.attention_bias));
     v_proj = register_module("v_proj", MakeLinear(c.hidden_size, kv_heads * head_dim, c.attention_bias));
@@ -49,8 +58,8 @@ struct AttentionImpl : nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask) {
     const int64_t b = x.size(0), l = x.size(1);
-    torch::Tensor q = ApplyRope(q_proj(x).view({b, l, heads, head_dim}).transpose(1, 2), cos, sin);
-    torch::Tensor k = ApplyRope(k_proj(x).view({b, l, kv_heads, head_dim}).transpose(1, 2), cos, sin);
+    torch::Tensor q = Rotate(q_proj(x).view({b, l, heads, head_dim}).transpose(1, 2), cos, sin);
+    torch::Tensor k = Rotate(k_proj(x).view({b, l, kv_heads, head_dim}).transpose(1, 2), cos, sin);
     torch::Tensor v = v_proj(x).view({b, l, kv_heads, head_dim}).transpose(1, 2);
     if (heads != kv_heads) {  // repeat_kv: query head h reads key/value head h / (heads / kv_heads)
       const int64_t rep = heads / kv_heads;
@@ -64,29 +73,38 @@ struct AttentionImpl : nn::Module {
     return o_proj(y);
   }
 
+  torch::Tensor Rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const {
+    return kernels->rope ? LigerRope(x, cos, sin) : ApplyRope(x, cos, sin);
+  }
+
   int64_t heads, kv_heads, head_dim;
   double dropout;
+  const LigerKernels* kernels;
   nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 };
 TORCH_MODULE(Attention);
 
 struct MlpImpl : nn::Module {
-  explicit MlpImpl(const HfConfig& c) {
+  MlpImpl(const HfConfig& c, const LigerKernels* kernels) : kernels(kernels) {
     gate_proj = register_module("gate_proj", MakeLinear(c.hidden_size, c.intermediate_size, false));
     up_proj = register_module("up_proj", MakeLinear(c.hidden_size, c.intermediate_size, false));
     down_proj = register_module("down_proj", MakeLinear(c.intermediate_size, c.hidden_size, false));
   }
-  torch::Tensor forward(const torch::Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
+  torch::Tensor forward(const torch::Tensor& x) {
+    return down_proj(kernels->swiglu ? LigerSwiGlu(gate_proj(x), up_proj(x)) : torch::silu(gate_proj(x)) * up_proj(x));
+  }
+  const LigerKernels* kernels;
   nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(Mlp);
 
 struct DecoderLayerImpl : nn::Module {
-  explicit DecoderLayerImpl(const HfConfig& c) {
-    self_attn = register_module("self_attn", Attention(c));
-    mlp = register_module("mlp", Mlp(c));
-    input_layernorm = register_module("input_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps));
-    post_attention_layernorm = register_module("post_attention_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps));
+  DecoderLayerImpl(const HfConfig& c, const LigerKernels* kernels) {
+    self_attn = register_module("self_attn", Attention(c, kernels));
+    mlp = register_module("mlp", Mlp(c, kernels));
+    input_layernorm = register_module("input_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps, kernels));
+    post_attention_layernorm =
+        register_module("post_attention_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps, kernels));
   }
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask) {
@@ -101,15 +119,16 @@ TORCH_MODULE(DecoderLayer);
 
 // LlamaModel: the embedding, the layers and the final norm ("model." in the names).
 struct DecoderImpl : nn::Module {
-  explicit DecoderImpl(const HfConfig& c) : config(c) {
+  DecoderImpl(const HfConfig& c, const LigerKernels* kernels) : config(c) {
     embed_tokens = register_module("embed_tokens", nn::Embedding(c.vocab_size, c.hidden_size));
     layers = register_module("layers", nn::ModuleList());
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c));
-    norm = register_module("norm", RmsNorm(c.hidden_size, c.rms_norm_eps));
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c, kernels));
+    norm = register_module("norm", RmsNorm(c.hidden_size, c.rms_norm_eps, kernels));
   }
 
-  // The final hidden states [B, L, hidden] of token ids [B, L].
-  torch::Tensor forward(const torch::Tensor& ids, double neftune_alpha) {
+  // The final hidden states [B, L, hidden] of token ids [B, L]; `checkpointing`
+  // recomputes each layer in backward.
+  torch::Tensor forward(const torch::Tensor& ids, double neftune_alpha, bool checkpointing) {
     const int64_t l = ids.size(1);
     torch::Tensor x = Embed(ids, neftune_alpha);
     // LlamaRotaryEmbedding, computed in float32 as transformers does.
@@ -124,7 +143,13 @@ struct DecoderImpl : nn::Module {
     torch::Tensor mask = torch::full({l, l}, FinfoMin(x.scalar_type()), ids.options().dtype(x.scalar_type()))
                              .triu(1)
                              .view({1, 1, l, l});
-    for (const auto& layer : *layers) x = layer->as<DecoderLayer>()->forward(x, cos, sin, mask);
+    for (const auto& layer : *layers) {
+      DecoderLayerImpl* decoder_layer = layer->as<DecoderLayer>();
+      x = MaybeCheckpoint(
+          checkpointing,
+          [decoder_layer, cos, sin, mask](const torch::Tensor& h) { return decoder_layer->forward(h, cos, sin, mask); },
+          x);
+    }
     return norm(x);
   }
 
@@ -141,7 +166,7 @@ TORCH_MODULE(Decoder);
 
 struct LlamaNetImpl : nn::Module {
   explicit LlamaNetImpl(const HfConfig& c) : config(c) {
-    model = register_module("model", Decoder(c));
+    model = register_module("model", Decoder(c, &kernels));
     if (c.kind == HfArchitecture::kLlamaForSequenceClassification) {
       score = register_module("score", MakeLinear(c.hidden_size, c.num_labels, false));
     } else if (!c.tie_word_embeddings) {
@@ -151,7 +176,7 @@ struct LlamaNetImpl : nn::Module {
   }
 
   torch::Tensor forward(const torch::Tensor& ids) {
-    torch::Tensor h = model->forward(ids, neftune_alpha);
+    torch::Tensor h = Hidden(ids);
     if (score) {
       // LlamaForSequenceClassification: the last token before the first pad (the last
       // token of a row without padding).
@@ -167,8 +192,28 @@ struct LlamaNetImpl : nn::Module {
     return logits.to(torch::kFloat);
   }
 
+  // The causal LM's next-token loss summed over the labels that are not -100, through
+  // the fused loss kernels: the chunked linear + loss never makes the whole logits.
+  torch::Tensor CausalLmLossSum(const torch::Tensor& ids, const torch::Tensor& labels, double label_smoothing) {
+    const int64_t l = ids.size(1);
+    torch::Tensor x = Hidden(ids).narrow(1, 0, l - 1).reshape({-1, config.hidden_size});
+    torch::Tensor targets = labels.narrow(1, 1, l - 1).reshape({-1});
+    if (kernels.fused_linear_cross_entropy) {
+      return LigerFusedLinearCrossEntropySum(x, OutputWeight(), targets, label_smoothing);
+    }
+    return LigerCrossEntropySum(torch::matmul(x, OutputWeight().t()), targets, label_smoothing);
+  }
+
+  torch::Tensor Hidden(const torch::Tensor& ids) {
+    return model->forward(ids, neftune_alpha, checkpointing && is_training());
+  }
+  // lm_head's weight, or the token embedding's when they are tied.
+  const torch::Tensor& OutputWeight() const { return lm_head ? lm_head->weight : model->embed_tokens->weight; }
+
+  LigerKernels kernels;  // the modules keep a pointer to it
   HfConfig config;
   double neftune_alpha = 0;
+  bool checkpointing = false;
   Decoder model{nullptr};
   nn::Linear lm_head{nullptr}, score{nullptr};
 };
@@ -178,6 +223,16 @@ class LlamaModel : public HfModel<LlamaNet> {
  public:
   using HfModel::HfModel;
   torch::Tensor InputEmbeddings(const torch::Tensor& ids) override { return net()->model->Embed(ids, 0); }
+  bool SetLigerKernels(const LigerKernels& kernels) override {
+    net()->kernels = kernels;
+    return true;
+  }
+  torch::Tensor CausalLmLossSum(const torch::Tensor& ids, const torch::Tensor& labels,
+                                double label_smoothing) override {
+    const LigerKernels& k = net()->kernels;
+    if (net()->score || !(k.cross_entropy || k.fused_linear_cross_entropy)) return {};
+    return net()->CausalLmLossSum(ids, labels, label_smoothing);
+  }
 };
 
 }  // namespace
