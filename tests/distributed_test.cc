@@ -209,6 +209,43 @@ TEST(Distributed, AnHfLlamaFolderOnTwoRanksMatchesOneRankWithTwiceTheBatch) {
   EXPECT_TRUE(fs::exists(dir / "two/config.json"));
 }
 
+// GPT-2 and BERT folders too (a causal LM with learned positions and Conv1D weights; a
+// sequence classifier with token types and padding): 2 ranks with batch B log the
+// losses of 1 rank with batch 2B. Copies of the fixtures with dropout 0, since each rank
+// draws its own dropout masks.
+TEST(Distributed, Gpt2AndBertFoldersOnTwoRanksMatchOneRankWithTwiceTheBatch) {
+  TempDir dir;
+  std::string rows;
+  for (int r = 0; r < 64; ++r) {
+    rows += "{\"input_ids\": [";
+    for (int k = 0; k < 10 + r % 7; ++k) absl::StrAppend(&rows, k ? ", " : "", 3 + (r * 7 + k * 13) % 500);
+    absl::StrAppend(&rows, "], \"label\": ", r % 2, "}\n");
+  }
+  testing::WriteFile(dir / "rows.jsonl", rows);
+  for (const std::string name : {"gpt2", "bert-seqcls"}) {
+    const fs::path folder = dir.path() / name;
+    fs::copy(fs::absolute(testing::SourceDir()) / "tests/fixtures/hf" / name, folder);
+    nlohmann::json config = nlohmann::json::parse(testing::ReadFile(folder / "config.json"));
+    for (const char* key : {"attn_pdrop", "embd_pdrop", "resid_pdrop", "attention_probs_dropout_prob",
+                            "hidden_dropout_prob", "classifier_dropout"}) {
+      if (config.contains(key)) config[key] = 0.0;
+    }
+    testing::WriteFile(folder / "config.json", config.dump(2));
+    const bool classifier = name == "bert-seqcls";
+    testing::WriteFile(dir / "job.yaml", absl::StrCat(
+        "model: {name_or_path: ", folder.string(), "}\n",
+        "data: {train: {path: ", dir / "rows.jsonl", classifier ? ", label_field: label" : "", "}, max_seq_length: 16}\n",
+        "training_args: {max_steps: 6, per_device_train_batch_size: 4, learning_rate: 0.05, optim: sgd, ",
+        "logging_steps: 1, save_strategy: 'no', torch_num_threads: 1, do_eval: false}\n"));
+    RunRanks(dir, 1, dir / "job.yaml",
+             {"training_args.output_dir=" + dir / (name + "-one"), "training_args.per_device_train_batch_size=8"});
+    RunRanks(dir, 2, dir / "job.yaml", {"training_args.output_dir=" + dir / (name + "-two")});
+    RunLog one = ReadRunLog(dir / (name + "-one")), two = ReadRunLog(dir / (name + "-two"));
+    ASSERT_EQ(one.loss.size(), 6u) << name;
+    ExpectSameLosses(one, two);
+  }
+}
+
 TEST(Distributed, ResumesWithTheSameWorldSizeAndExplainsAnother) {
   TempDir dir;
   const std::string spec = Spec(dir);

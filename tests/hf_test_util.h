@@ -69,6 +69,32 @@ inline void WriteTokenRows(const std::string& path, int rows, uint64_t seed) {
   WriteFile(path, text);
 }
 
+// Pre-tokenized rows for classification: 8 to 16 ids, all from the range of the row's
+// class (label 0: ids 3..199, label 1: 200..399, label 2: 400..511), so that any token
+// tells the class. Fixed by `seed`.
+inline void WriteLabelledTokenRows(const std::string& path, int rows, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const int64_t low[] = {3, 200, 400}, high[] = {200, 400, 512};
+  std::string text;
+  for (int r = 0; r < rows; ++r) {
+    const int label = r % 3;
+    torch::Tensor ids = torch::randint(low[label], high[label], {torch::randint(8, 17, {1}, gen).item<int64_t>()}, gen);
+    text += "{\"input_ids\": [";
+    for (int64_t k = 0; k < ids.size(0); ++k) absl::StrAppend(&text, k ? ", " : "", ids[k].item<int64_t>());
+    absl::StrAppend(&text, "], \"label\": ", label, "}\n");
+  }
+  WriteFile(path, text);
+}
+
+// Every tensor of `a` equals its namesake in `b`, bit for bit, in the same order.
+inline void ExpectSameTensors(const NamedTensors& a, const NamedTensors& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].first, b[i].first);
+    EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+  }
+}
+
 // A 30-step fine-tuning of llama-gqa on the rows at `data` (blocks of 16 tokens, a
 // checkpoint every 15 steps); `extra_args` (", key: value") are added to training_args.
 inline std::string FineTuneYaml(const std::string& out, const std::string& data, const std::string& extra_args = "") {
