@@ -274,6 +274,52 @@ TEST(HfTraining, FineTunesBertOnSentencePairs) {
   EXPECT_EQ(testing::ReadFile(dir / "final/vocab.txt"), testing::ReadFile(Fixture("bert-seqcls/vocab.txt")));
 }
 
+// A GLUE-style tokenized dataset (input_ids, token_type_ids, attention_mask, label) gives
+// BERT the inputs the raw sentence pairs give through vocab.txt; token types the model
+// lacks are refused by name, and a model without token types ignores them.
+TEST(HfTraining, PreTokenizedPairsCarryTheirTokenTypes) {
+  testing::TempDir dir;
+  auto tokenizer = WordPieceTokenizer::FromVocab(testing::ReadFile(Fixture("bert-seqcls/vocab.txt")), true);
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  std::string raw, tokenized;
+  for (int i = 0; i < 12; ++i) {
+    const std::string a = absl::StrCat("the quick fox number ", i), b = i % 2 ? "a lazy dog" : "the long journey";
+    raw += nlohmann::json{{"s1", a}, {"s2", b}, {"label", i % 2}}.dump() + "\n";
+    const EncodedText e = (*tokenizer)->Encode(a, &b, 24);
+    tokenized += nlohmann::json{{"input_ids", e.ids}, {"token_type_ids", e.token_type_ids},
+                                {"attention_mask", std::vector<int>(e.ids.size(), 1)}, {"label", i % 2}}
+                     .dump() +
+                 "\n";
+  }
+  testing::WriteFile(dir / "raw.jsonl", raw);
+  testing::WriteFile(dir / "tokenized.jsonl", tokenized);
+  auto load = [&](const std::string& model, const std::string& source) {
+    auto spec = testing::Spec(absl::StrCat("model: {name_or_path: ", Fixture(model), "}\n",
+                                           "data: {train: ", source, ", max_seq_length: 24}\n",
+                                           "training_args: {output_dir: ", dir / "out", "}\n"));
+    return LoadDataAndModel(spec);
+  };
+  auto from_raw = load("bert-seqcls", absl::StrCat("{path: ", dir / "raw.jsonl", ", text_field: s1, "
+                                                   "text_pair_field: s2, label_field: label}"));
+  auto from_rows = load("bert-seqcls", absl::StrCat("{path: ", dir / "tokenized.jsonl", ", label_field: label}"));
+  ASSERT_TRUE(from_raw.ok()) << from_raw.status();
+  ASSERT_TRUE(from_rows.ok()) << from_rows.status();
+  EXPECT_EQ(from_rows->data.train.inputs.sizes(), (std::vector<int64_t>{12, 2, 24}));
+  EXPECT_TRUE(from_rows->data.train.inputs.select(1, 1).gt(0).any().item<bool>());  // the second texts
+  EXPECT_TRUE(torch::equal(from_rows->data.train.inputs, from_raw->data.train.inputs));
+  EXPECT_TRUE(torch::equal(from_rows->data.train.labels, from_raw->data.train.labels));
+
+  testing::WriteFile(dir / "bad.jsonl", "{\"input_ids\": [5, 6], \"token_type_ids\": [0, 7], \"label\": 1}\n");
+  auto bad = load("bert-seqcls", absl::StrCat("{path: ", dir / "bad.jsonl", ", label_field: label}"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("bad.jsonl:1: \"token_type_ids\"[1] is not a token type of the model (0..1)"));
+  // llama-seqcls reads no token types: the column is ignored.
+  auto llama = load("llama-seqcls", absl::StrCat("{path: ", dir / "bad.jsonl", ", label_field: label}"));
+  ASSERT_TRUE(llama.ok()) << llama.status();
+  EXPECT_EQ(llama->data.train.inputs.dim(), 2);
+}
+
 // Fine-tuning a Llama folder on Debian's fortunes with its own tokenizer: the loss
 // falls, and the saved folder carries the tokenizer and the configs it came with.
 TEST(HfTraining, FineTunesOnRawTextWithTheFoldersTokenizer) {

@@ -41,15 +41,19 @@ absl::StatusOr<TokenRow> ParseRow(const json& row, const trainer::v1::DatasetSou
   TokenRow r;
   absl::StatusOr<std::vector<int64_t>> ids = IntList(row, "input_ids", where);
   if (!ids.ok()) return ids.status();
-  std::vector<int64_t> mask(ids->size(), 1), labels = *ids;
-  for (const char* field : {"attention_mask", "labels"}) {
-    if (!row.contains(field) || (std::string(field) == "labels" && !source.label_field().empty())) continue;
+  std::vector<int64_t> mask(ids->size(), 1), labels = *ids, types;
+  const bool read_types = tokens.type_vocab_size > 0 && !source.label_field().empty();
+  for (const std::string field : {"attention_mask", "labels", "token_type_ids"}) {
+    if (!row.contains(field) || (field == "labels" && !source.label_field().empty()) ||
+        (field == "token_type_ids" && !read_types)) {
+      continue;
+    }
     absl::StatusOr<std::vector<int64_t>> values = IntList(row, field, where);
     if (!values.ok()) return values.status();
     if (values->size() != ids->size()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": \"", field, "\" is not as long as \"input_ids\""));
     }
-    (std::string(field) == "labels" ? labels : mask) = *values;
+    (field == "labels" ? labels : field == "attention_mask" ? mask : types) = *values;
   }
   for (size_t k = 0; k < ids->size(); ++k) {
     if ((*ids)[k] < 0 || (*ids)[k] >= tokens.vocab_size) {
@@ -59,9 +63,15 @@ absl::StatusOr<TokenRow> ParseRow(const json& row, const trainer::v1::DatasetSou
     if (labels[k] != -100 && (labels[k] < 0 || labels[k] >= tokens.vocab_size)) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": \"labels\"[", k, "] is neither -100 nor a token id"));
     }
+    if (!types.empty() && (types[k] < 0 || types[k] >= tokens.type_vocab_size)) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": \"token_type_ids\"[", k,
+                                                     "] is not a token type of the model (0..",
+                                                     tokens.type_vocab_size - 1, ")"));
+    }
     if (mask[k] == 0) continue;  // padding stored with the row
     r.ids.push_back((*ids)[k]);
     r.labels.push_back(labels[k]);
+    if (!types.empty()) r.token_types.push_back(types[k]);
   }
   if (!source.label_field().empty()) {
     if (!row.contains(source.label_field())) {
@@ -106,24 +116,30 @@ Dataset PackRows(const std::vector<TokenRow>& rows, int64_t block) {
   return Dataset{as_blocks(ids), as_blocks(labels)};
 }
 
-// One example per row, cut to `length` and padded with `pad` (labels -100 there).
+// One example per row, cut to `length` and padded with `pad` (labels -100 there). With
+// `with_types` the inputs are [N, 2, length]: ids, then token types (0 where a row has
+// none, and on padding).
 Dataset PadRows(const std::vector<TokenRow>& rows, int64_t length, int64_t pad,
-                const std::map<std::string, int64_t>* label_to_id) {
+                const std::map<std::string, int64_t>* label_to_id, bool with_types = false) {
   const int64_t n = static_cast<int64_t>(rows.size());
-  torch::Tensor ids = torch::full({n, length}, pad, torch::kLong);
+  torch::Tensor ids = torch::full({n, length}, pad, torch::kLong), types = torch::zeros({n, length}, torch::kLong);
   torch::Tensor labels = label_to_id ? torch::empty({n}, torch::kLong) : torch::full({n, length}, -100, torch::kLong);
   auto ids_a = ids.accessor<int64_t, 2>();
+  auto types_a = types.accessor<int64_t, 2>();
   for (int64_t i = 0; i < n; ++i) {
     const TokenRow& r = rows[i];
     const int64_t used = std::min<int64_t>(length, static_cast<int64_t>(r.ids.size()));
     for (int64_t k = 0; k < used; ++k) ids_a[i][k] = r.ids[k];
+    for (int64_t k = 0; k < std::min<int64_t>(used, static_cast<int64_t>(r.token_types.size())); ++k) {
+      types_a[i][k] = r.token_types[k];
+    }
     if (label_to_id) {
       labels[i] = label_to_id->at(r.label);
     } else {
       labels[i].narrow(0, 0, used).copy_(torch::tensor(std::vector<int64_t>(r.labels.begin(), r.labels.begin() + used)));
     }
   }
-  return Dataset{ids, labels};
+  return Dataset{with_types ? torch::stack({ids, types}, 1) : ids, labels};
 }
 
 }  // namespace
@@ -231,9 +247,15 @@ absl::StatusOr<DatasetBundle> LoadTokenizedDatasets(const trainer::v1::DataSpec&
       b.class_names.push_back(name);
     }
   }
-  b.train = PadRows(*train, length, pad, &label_to_id);
-  if (eval) b.eval = PadRows(*eval, length, pad, &label_to_id);
-  if (test) b.test = PadRows(*test, length, pad, &label_to_id);
+  // Token types are the inputs' second row in every split when any row has them.
+  bool with_types = false;
+  for (const auto* split : {&*train, eval ? &*eval : nullptr, test ? &*test : nullptr}) {
+    for (size_t i = 0; split != nullptr && i < split->size(); ++i) with_types |= !(*split)[i].token_types.empty();
+  }
+  if (with_types) b.input_shape = {2, length};
+  b.train = PadRows(*train, length, pad, &label_to_id, with_types);
+  if (eval) b.eval = PadRows(*eval, length, pad, &label_to_id, with_types);
+  if (test) b.test = PadRows(*test, length, pad, &label_to_id, with_types);
   return b;
 }
 

@@ -1,10 +1,13 @@
-// Pre-tokenized data: JSONL rows with `input_ids` (and optional `attention_mask` and
-// `labels`), as a tokenized Hugging Face dataset is stored, used as given with no
-// tokenizer. For a causal LM the rows are packed into blocks of max_seq_length tokens
+// Pre-tokenized data: JSONL rows with `input_ids` (and optional `attention_mask`,
+// `labels` and `token_type_ids`), as a tokenized Hugging Face dataset is stored, used as
+// given with no tokenizer. For a causal LM the rows are packed into blocks of max_seq_length tokens
 // (data.packing, run_clm's group_texts: concatenated with no tokens added, the rest
 // dropped), or each row is one example, padded with labels -100. For classification
 // (data.train.label_field) each row is one example, padded to max_seq_length (the data
-// loader trims the padding each batch does not need).
+// loader trims the padding each batch does not need); for a model that reads token
+// types (BERT) the inputs are then [N, 2, max_seq_length], ids then types, as with text
+// pairs. Models that read none ignore `token_type_ids`, as the Trainer removes the
+// columns a model's forward does not take.
 #ifndef TRAINERD_WORKER_DATA_TOKENIZED_DATASET_H_
 #define TRAINERD_WORKER_DATA_TOKENIZED_DATASET_H_
 
@@ -32,13 +35,16 @@ struct TokenSpace {
   // A BERT folder's vocab.txt ("" when it has none): WordPiece instead of sentencepiece.
   std::string wordpiece_vocab;
   bool do_lower_case = true;
+  // How many token types the model reads (BERT's type_vocab_size); 0: none.
+  int64_t type_vocab_size = 0;
 };
 
 // One row of tokens: its ids, and their labels (-100 where nothing is predicted).
 struct TokenRow {
   std::vector<int64_t> ids;
   std::vector<int64_t> labels;
-  std::string label;  // the class label's text, for classification
+  std::vector<int64_t> token_types;  // empty: the row has none (all 0)
+  std::string label;                 // the class label's text, for classification
 };
 
 // Causal LM examples of `rows`: packed into blocks of `length` (run_clm's group_texts;

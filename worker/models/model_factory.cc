@@ -107,7 +107,8 @@ absl::StatusOr<DataAndModel> LoadDataAndModel(const trainer::v1::JobSpec& spec) 
                                 ::access(wordpiece.c_str(), F_OK) == 0
                             ? wordpiece
                             : "",
-                        tokenizer->do_lower_case};
+                        tokenizer->do_lower_case,
+                        config->kind == HfArchitecture::kBertForSequenceClassification ? config->type_vocab_size : 0};
     hf_config = *std::move(config);
   }
   DataAndModel out;
