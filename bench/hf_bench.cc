@@ -104,8 +104,10 @@ void Memory(const fs::path& folder, int rounds) {
   torch::manual_seed(42);
   const torch::Tensor ids = torch::randint(3, kVocab, {16, 128}, torch::kLong);
   std::vector<MemoryVariant> variants = {
-      {"plain", false, false}, {"gradient_checkpointing", true, false}, {"use_liger_kernel", false, true},
-      {"both", true, true}};
+      {"plain", false, false, {}, {}, {}},
+      {"gradient_checkpointing", true, false, {}, {}, {}},
+      {"use_liger_kernel", false, true, {}, {}, {}},
+      {"both", true, true, {}, {}, {}}};
   CpuMemoryTracker& memory = CpuMemoryTracker::Install();
   const double mb = 1024.0 * 1024.0;
   for (int round = 0; round < rounds; ++round) {

@@ -86,12 +86,15 @@ inline void WriteLabelledTokenRows(const std::string& path, int rows, uint64_t s
   WriteFile(path, text);
 }
 
-// Every tensor of `a` equals its namesake in `b`, bit for bit, in the same order.
+// `a` and `b` hold the same names, and every tensor of `a` equals its namesake in `b`
+// bit for bit (in any order).
 inline void ExpectSameTensors(const NamedTensors& a, const NamedTensors& b) {
+  const std::map<std::string, torch::Tensor> by_name(b.begin(), b.end());
   ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_EQ(a[i].first, b[i].first);
-    EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+  for (const auto& [name, t] : a) {
+    auto it = by_name.find(name);
+    ASSERT_NE(it, by_name.end()) << name;
+    EXPECT_TRUE(torch::equal(t, it->second)) << name;
   }
 }
 

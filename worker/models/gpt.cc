@@ -251,6 +251,25 @@ def forward(self, ids):
   return s;
 }
 
+// The LlamaForCausalLM name(s) of one of the causal decoder's tensors: the fused qkv is
+// q_proj, k_proj and v_proj (its thirds, in that order); the others map one to one.
+std::vector<std::string> LlamaNames(const std::string& name) {
+  if (name == "embedding_weight") return {"model.embed_tokens.weight"};
+  if (name == "norm_weight") return {"model.norm.weight"};
+  std::vector<std::string> parts = absl::StrSplit(name, '.');
+  if (parts.size() < 3 || parts[0] != "blocks") return {name};
+  const std::string layer = absl::StrCat("model.layers.", parts[1], ".");
+  const std::string& part = parts[2];
+  if (part == "qkv") {
+    return {layer + "self_attn.q_proj.weight", layer + "self_attn.k_proj.weight", layer + "self_attn.v_proj.weight"};
+  }
+  if (part == "out") return {layer + "self_attn.o_proj.weight"};
+  if (part == "gate" || part == "up" || part == "down") return {absl::StrCat(layer, "mlp.", part, "_proj.weight")};
+  if (part == "norm1_weight") return {layer + "input_layernorm.weight"};
+  if (part == "norm2_weight") return {layer + "post_attention_layernorm.weight"};
+  return {name};
+}
+
 class TextModel : public Model {
  public:
   explicit TextModel(GptConfig config) : net_(config) {}
@@ -284,29 +303,23 @@ class TextModel : public Model {
     if (net_->config.classes > 0) return NamedState();
     NamedTensors out;
     for (const auto& [name, t] : NamedState()) {
-      std::vector<std::string> parts = absl::StrSplit(name, '.');
-      if (name == "embedding_weight") {
-        out.emplace_back("model.embed_tokens.weight", t);
-      } else if (name == "norm_weight") {
-        out.emplace_back("model.norm.weight", t);
-      } else if (parts.size() >= 3 && parts[0] == "blocks") {
-        const std::string layer = absl::StrCat("model.layers.", parts[1], ".");
-        const std::string& part = parts[2];
-        if (part == "qkv") {
-          std::vector<torch::Tensor> qkv = t.chunk(3, 0);
-          out.emplace_back(layer + "self_attn.q_proj.weight", qkv[0]);
-          out.emplace_back(layer + "self_attn.k_proj.weight", qkv[1]);
-          out.emplace_back(layer + "self_attn.v_proj.weight", qkv[2]);
-        } else if (part == "out") {
-          out.emplace_back(layer + "self_attn.o_proj.weight", t);
-        } else if (part == "gate" || part == "up" || part == "down") {
-          out.emplace_back(absl::StrCat(layer, "mlp.", part, "_proj.weight"), t);
-        } else if (part == "norm1_weight") {
-          out.emplace_back(layer + "input_layernorm.weight", t);
-        } else if (part == "norm2_weight") {
-          out.emplace_back(layer + "post_attention_layernorm.weight", t);
-        }
+      const std::vector<std::string> names = LlamaNames(name);
+      std::vector<torch::Tensor> parts = names.size() == 1 ? std::vector<torch::Tensor>{t} : t.chunk(3, 0);
+      for (size_t k = 0; k < names.size(); ++k) out.emplace_back(names[k], parts[k]);
+    }
+    return out;
+  }
+  std::map<std::string, torch::Tensor> FromHfNames(std::map<std::string, torch::Tensor> tensors) const override {
+    if (net_->config.classes > 0 || tensors.count("model.embed_tokens.weight") == 0) return tensors;
+    std::map<std::string, torch::Tensor> out;
+    for (const auto& [name, t] : NamedState()) {
+      std::vector<torch::Tensor> parts;
+      for (const std::string& hf : LlamaNames(name)) {
+        auto it = tensors.find(hf);
+        if (it != tensors.end()) parts.push_back(it->second);
       }
+      // A missing part leaves the name out: the loader reports it.
+      if (parts.size() == LlamaNames(name).size()) out[name] = parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
     }
     return out;
   }

@@ -46,9 +46,15 @@ class Model {
   // the folder's generation and tokenizer configs, by file name (empty: the model is not
   // a transformers architecture).
   virtual std::map<std::string, std::string> HfFolderFiles() const { return {}; }
-  // The state under transformers' names, for the saved folder (the built-in gpt maps its
-  // own names to LlamaForCausalLM's); the checkpoints keep NamedState's.
+  // The state under transformers' names, for the saved folder and the checkpoints (the
+  // built-in gpt maps its own names to LlamaForCausalLM's).
   virtual NamedTensors HfState() const { return NamedState(); }
+  // HfState's inverse: `tensors` under transformers' names renamed (and the split ones
+  // joined) to NamedState's names. Tensors under the model's own names (checkpoints of
+  // earlier versions) come back unchanged.
+  virtual std::map<std::string, torch::Tensor> FromHfNames(std::map<std::string, torch::Tensor> tensors) const {
+    return tensors;
+  }
 
   // Optional features of token models (the built-in gpt and text_classifier, and the
   // Hugging Face architectures); the defaults say a model lacks them.

@@ -215,13 +215,9 @@ class Trainer {
   mutable std::optional<int64_t> max_shard_bytes_;
   void SaveCheckpoint();
   CheckpointFiles ModelFiles();
-  // The job spec as it ran and the tokenizer: in every checkpoint and model export.
-  // `hf_named_weights`: the weights beside them carry transformers' names (then the
-  // model's config.json and tokenizer configs join them).
-  CheckpointFiles RunFiles(bool hf_named_weights) const;
-  // Whether the model's own names are transformers' (an HF folder's model), so that a
-  // checkpoint of its NamedState is an HF folder too.
-  bool StateHasHfNames() const;
+  // The job spec as it ran, the tokenizer, and the model's config.json and tokenizer
+  // configs (a transformers architecture's): in every checkpoint and model export.
+  CheckpointFiles RunFiles() const;
   void ExportToHub(const std::string& name, const CheckpointFiles& files) const;
 
   trainer::v1::JobSpec spec_;

@@ -103,27 +103,17 @@ CheckpointFiles Trainer::ModelFiles() {
   }
   std::vector<char> state_dict = SerializeStateDict(*model_);
   files["model_state_dict.pt"] = std::string(state_dict.data(), state_dict.size());
-  files.merge(RunFiles(/*hf_named_weights=*/true));
+  files.merge(RunFiles());
   return files;
 }
 
-CheckpointFiles Trainer::RunFiles(bool hf_named_weights) const {
+CheckpointFiles Trainer::RunFiles() const {
   CheckpointFiles files = {{"training_args.json", JobSpecToJson(spec_)}};
   if (data_.tokenizer) files["tokenizer.model"] = data_.tokenizer->Serialized();
-  // Weights under transformers' names with their config.json (and generation and
-  // tokenizer configs) make a folder that from_pretrained loads; weights under the
-  // model's own names (the built-in gpt's checkpoints) get no config that would claim so.
-  if (hf_named_weights) files.merge(model_->HfFolderFiles());
+  // With the weights under transformers' names, config.json (and the generation and
+  // tokenizer configs) make a folder that from_pretrained loads.
+  files.merge(model_->HfFolderFiles());
   return files;
-}
-
-bool Trainer::StateHasHfNames() const {
-  NamedTensors own = model_->NamedState(), hf = model_->HfState();
-  if (own.size() != hf.size()) return false;
-  for (size_t k = 0; k < own.size(); ++k) {
-    if (own[k].first != hf[k].first) return false;
-  }
-  return true;
 }
 
 void Trainer::BuildCheckpointer() {
@@ -136,7 +126,8 @@ void Trainer::BuildCheckpointer() {
                            if (!is_world_process_zero()) return;
                            torch::NoGradGuard no_grad;
                            auto weights = std::make_shared<NamedTensors>();
-                           for (auto& [name, t] : model_->NamedState()) weights->emplace_back(name, t.detach().clone());
+                           // Under transformers' names: a checkpoint is a folder from_pretrained loads.
+                           for (auto& [name, t] : model_->HfState()) weights->emplace_back(name, t.detach().clone());
                            // One file, or save_pretrained's shards and index.
                            const std::vector<WeightShard> shards = PlanWeightShards(*weights, MaxShardBytes());
                            for (const WeightShard& shard : shards) {
@@ -157,7 +148,7 @@ void Trainer::BuildCheckpointer() {
   // What the run was (read by people and by HF tools, never loaded back).
   checkpointer_->Add(std::make_unique<StatefulFunctions>(
                          [this](CheckpointContents& out) {
-                           for (auto& [name, bytes] : RunFiles(StateHasHfNames())) out.Put(name, std::move(bytes));
+                           for (auto& [name, bytes] : RunFiles()) out.Put(name, std::move(bytes));
                          },
                          [](const CheckpointContents&) {}),
                      Scope::kModel);
@@ -288,7 +279,8 @@ int64_t Trainer::MaxShardBytes() const {
 void Trainer::LoadModelWeights(const std::function<const std::string*(const std::string&)>& file) {
   auto decoded = DecodeWeightFiles(file);
   if (!decoded.ok()) throw std::invalid_argument(std::string(decoded.status().message()));
-  std::map<std::string, torch::Tensor> by_name(decoded->begin(), decoded->end());
+  const std::map<std::string, torch::Tensor> by_name =
+      model_->FromHfNames(std::map<std::string, torch::Tensor>(decoded->begin(), decoded->end()));
   NamedTensors targets = model_->NamedState();
   torch::NoGradGuard no_grad;
   for (auto& [name, target] : targets) {
