@@ -11,6 +11,13 @@ using trainer::v1::JobState;
 
 namespace {
 
+// trainerd_jobs_finished_total's outcome label: the final state in lower case.
+std::string Outcome(JobState state) {
+  std::string outcome = StateName(state);
+  for (auto& c : outcome) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return outcome;
+}
+
 const char* CodeName(grpc::StatusCode code) {
   static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
                                  "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
@@ -20,9 +27,15 @@ const char* CodeName(grpc::StatusCode code) {
   return i >= 0 && i < 17 ? kNames[i] : "UNKNOWN";
 }
 
+// The labels of a job's own series. Not `job`: Prometheus keeps that name for the
+// scrape target and would rename ours to exported_job.
+std::map<std::string, std::string> JobLabels(const std::string& id, const std::string& name) {
+  return {{"job_id", id}, {"job_name", name}};
+}
+
 }  // namespace
 
-DaemonMetrics::DaemonMetrics(int32_t cpu_slots, int32_t gpus)
+DaemonMetrics::DaemonMetrics(int32_t cpu_slots, int32_t gpus, const std::string& version)
     : registry_(std::make_shared<prometheus::Registry>()),
       jobs_(BuildGauge().Name("trainerd_jobs").Help("Jobs by state").Register(*registry_)),
       queue_length_(BuildGauge().Name("trainerd_queue_length").Help("Jobs waiting for slots (queued or restarting)")
@@ -38,7 +51,10 @@ DaemonMetrics::DaemonMetrics(int32_t cpu_slots, int32_t gpus)
       requests_(BuildCounter().Name("trainerd_grpc_requests_total").Help("gRPC requests by method and status code")
                     .Register(*registry_)),
       latency_(BuildHistogram().Name("trainerd_grpc_request_duration_seconds")
-                   .Help("gRPC request latency by method").Register(*registry_)),
+                   .Help("gRPC request latency by method (streaming calls are not in it)").Register(*registry_)),
+      stream_duration_(BuildHistogram().Name("trainerd_grpc_stream_duration_seconds")
+                           .Help("How long followers (StreamLogs, WatchJob) stayed, by method")
+                           .Register(*registry_)),
       job_loss_(BuildGauge().Name("trainerd_job_training_loss").Help("Latest training loss of a running job")
                     .Register(*registry_)),
       job_lr_(BuildGauge().Name("trainerd_job_learning_rate").Help("Latest learning rate of a running job")
@@ -54,10 +70,22 @@ DaemonMetrics::DaemonMetrics(int32_t cpu_slots, int32_t gpus)
   for (int s = trainer::v1::QUEUED; s <= trainer::v1::CANCELLED; ++s) {
     jobs_.Add({{"state", StateName(static_cast<JobState>(s))}}).Set(0);
   }
+  // Every outcome from 0, so that increase() sees the first one.
+  for (JobState s : {trainer::v1::SUCCEEDED, trainer::v1::FAILED, trainer::v1::CANCELLED}) {
+    finished_.Add({{"outcome", Outcome(s)}});
+  }
+  BuildGauge().Name("trainerd_build_info").Help("trainerd's version (the value is always 1)")
+      .Register(*registry_).Add({{"version", version}}).Set(1);
 }
 
-void DaemonMetrics::OnRpc(const std::string& method, grpc::StatusCode code, double seconds) {
+void DaemonMetrics::OnRpc(const std::string& method, grpc::StatusCode code, double seconds, bool streamed) {
   requests_.Add({{"method", method}, {"code", CodeName(code)}}).Increment();
+  if (streamed) {
+    stream_duration_
+        .Add({{"method", method}}, prometheus::Histogram::BucketBoundaries{1, 10, 60, 300, 1800, 3600, 14400, 86400})
+        .Observe(seconds);
+    return;
+  }
   latency_.Add({{"method", method}},
                prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                        0.25, 0.5, 1, 5})
@@ -87,7 +115,7 @@ void DaemonMetrics::OnJobChanged(const trainer::v1::Job& job) {
   slots_in_use_.Add({{"kind", "cpu"}}).Set(cpu);
   slots_in_use_.Add({{"kind", "gpu"}}).Set(gpus);
   if (job.state() == trainer::v1::RUNNING && job.progress().step() > 0) {
-    const std::map<std::string, std::string> labels = {{"job", job.id()}};
+    const std::map<std::string, std::string> labels = JobLabels(job.id(), job.name());
     job_loss_.Add(labels).Set(job.progress().loss());
     job_lr_.Add(labels).Set(job.progress().learning_rate());
     job_samples_.Add(labels).Set(job.progress().samples_per_second());
@@ -96,17 +124,14 @@ void DaemonMetrics::OnJobChanged(const trainer::v1::Job& job) {
 }
 
 void DaemonMetrics::OnJobFinished(const trainer::v1::Job& job) {
-  std::string outcome = StateName(job.state());
-  for (auto& c : outcome) c = static_cast<char>(std::tolower(c));
-  finished_.Add({{"outcome", outcome}}).Increment();
+  finished_.Add({{"outcome", Outcome(job.state())}}).Increment();
   // Per-job series end with the job, so their number stays bounded.
-  const std::map<std::string, std::string> labels = {{"job", job.id()}};
+  const std::map<std::string, std::string> labels = JobLabels(job.id(), job.name());
   for (auto* family : {&job_loss_, &job_lr_, &job_samples_, &job_step_}) {
     if (family->Has(labels)) family->Remove(&family->Add(labels));
   }
 }
 
 void DaemonMetrics::OnRestart() { restarts_.Increment(); }
-
 
 }  // namespace trainerd

@@ -1,4 +1,5 @@
-// trainerd's Prometheus metrics (one registry, every family registered once here).
+// trainerd's Prometheus metrics (one registry, every family registered once here), and
+// the process's own (ProcessCollector) beside them.
 #ifndef TRAINERD_SERVER_DAEMON_METRICS_H_
 #define TRAINERD_SERVER_DAEMON_METRICS_H_
 
@@ -21,11 +22,14 @@ namespace trainerd {
 
 class DaemonMetrics {
  public:
-  DaemonMetrics(int32_t cpu_slots, int32_t gpus);
+  // `version`: trainerd's, for trainerd_build_info.
+  DaemonMetrics(int32_t cpu_slots, int32_t gpus, const std::string& version);
 
   std::shared_ptr<prometheus::Registry> registry() { return registry_; }
 
-  void OnRpc(const std::string& method, grpc::StatusCode code, double seconds);
+  // A finished call; `streamed`: a follower (StreamLogs, WatchJob), whose duration goes
+  // to a histogram of its own, not the latency one.
+  void OnRpc(const std::string& method, grpc::StatusCode code, double seconds, bool streamed);
   // A job was stored with a new state or progress.
   void OnJobChanged(const trainer::v1::Job& job);
   void OnJobFinished(const trainer::v1::Job& job);
@@ -42,6 +46,7 @@ class DaemonMetrics {
   prometheus::Family<prometheus::Gauge>& slots_in_use_;
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& latency_;
+  prometheus::Family<prometheus::Histogram>& stream_duration_;
   prometheus::Family<prometheus::Gauge>& job_loss_;
   prometheus::Family<prometheus::Gauge>& job_lr_;
   prometheus::Family<prometheus::Gauge>& job_samples_;

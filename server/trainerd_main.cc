@@ -132,13 +132,16 @@ struct ServerFlags {
   std::string registry_dir;
   std::string max_job_memory;
   std::string slurm_extra_args;
+  int metrics_port = -1;  // -1: not given
 };
 
 void DefineServerFlags(CLI::App& app, trainerd::TrainerdOptions& server_options, ServerFlags& flags) {
   trainerd::JobOptions& options = server_options.jobs;
   app.add_option("--listen", server_options.listen, "gRPC address (loopback by default)")->capture_default_str();
-  app.add_option("--metrics-port", server_options.metrics_port, "Prometheus /metrics port on 127.0.0.1 (0: off)")
+  app.add_option("--metrics-listen", server_options.metrics_listen,
+                 "Prometheus /metrics address, e.g. 0.0.0.0:9464 in a container (off: none)")
       ->capture_default_str();
+  app.add_option("--metrics-port", flags.metrics_port, "Short for --metrics-listen 127.0.0.1:PORT (0: off)");
   app.add_option("--data-root", options.data_root, "Database and job folders")->capture_default_str();
   app.add_option("--cpu-slots", options.cpu_slots, "CPU slots (one per rank)")->capture_default_str();
   app.add_option("--gpus", flags.gpus, "GPUs to schedule (-1: count /dev/nvidiaN)")->capture_default_str();
@@ -205,6 +208,16 @@ bool FinishOptions(trainerd::TrainerdOptions& server_options, const ServerFlags&
   trainerd::JobOptions& options = server_options.jobs;
   server_options.slurm.extra_args = absl::StrSplit(flags.slurm_extra_args, ' ', absl::SkipEmpty());
   options.gpus = flags.gpus >= 0 ? flags.gpus : DetectGpus();
+  // Absolute: workers start in their attempt's folder and are given paths under it.
+  options.data_root = fs::absolute(options.data_root).lexically_normal().string();
+  if (flags.metrics_port > 65535) {
+    std::cerr << "--metrics-port: " << flags.metrics_port << " is not a port\n";
+    return false;
+  }
+  if (flags.metrics_port >= 0) {
+    server_options.metrics_listen = flags.metrics_port == 0 ? "" : "127.0.0.1:" + std::to_string(flags.metrics_port);
+  }
+  if (server_options.metrics_listen == "off") server_options.metrics_listen.clear();
   options.threads_per_slot = std::max(1, cpus / std::max(1, options.cpu_slots));
   SpecPolicy& policy = options.spec_policy;
   policy.data_dirs = flags.data_dirs.empty() ? DefaultDataDirs() : flags.data_dirs;
@@ -225,8 +238,9 @@ int main(int argc, char** argv) {
   CLI::App app{"trainerd: the trainerd coordinator daemon. It queues training jobs, runs each as\n"
                "trainer-worker processes on free slots, restarts failed attempts from their latest\n"
                "checkpoint, and serves jobs, logs and metrics over gRPC and Prometheus.\n\n"
-               "Example:\n  trainerd --listen 127.0.0.1:50051 --metrics-port 9464 --cpu-slots 2\n",
+               "Example:\n  trainerd --listen 127.0.0.1:50051 --metrics-listen 127.0.0.1:9464 --cpu-slots 2\n",
                "trainerd"};
+  app.set_version_flag("--version", std::string("trainerd ") + TRAINERD_VERSION);
   trainerd::TrainerdOptions server_options;
   trainerd::JobOptions& options = server_options.jobs;
   options.data_root = trainerd::DefaultDataRoot();

@@ -11,9 +11,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/data_root.h"
 #include "server/api/job_service_impl.h"
+#include "server/api/reflection_v1_service.h"
 #include "server/api/worker_service_impl.h"
 #include "server/auth/user_admin.h"
 #include "server/daemon_metrics.h"
+#include "server/process_collector.h"
 #include "server/launch/local_launcher.h"
 #include "storage/audit_log.h"
 #include "storage/job_store.h"
@@ -90,7 +92,7 @@ absl::Status TrainerdServer::Open() {
                  options_.admin_token_file.empty() ? AdminTokenPath(m.data_root) + " (trainer-cli reads it there)"
                                                    : options_.admin_token_file);
   }
-  metrics_ = std::make_shared<DaemonMetrics>(m.cpu_slots, m.gpus);
+  metrics_ = std::make_shared<DaemonMetrics>(m.cpu_slots, m.gpus, TRAINERD_VERSION);
   JobObservers observers;
   observers.on_job_changed = [metrics = metrics_](const trainer::v1::Job& j) { metrics->OnJobChanged(j); };
   observers.on_job_finished = [metrics = metrics_](const trainer::v1::Job& j) { metrics->OnJobFinished(j); };
@@ -110,20 +112,22 @@ absl::Status TrainerdServer::Open() {
 }
 
 absl::Status TrainerdServer::Serve(const std::shared_ptr<grpc::ServerCredentials>& credentials) {
-  if (options_.metrics_port > 0) {
+  if (!options_.metrics_listen.empty()) {
     try {
-      exposer_ = std::make_unique<prometheus::Exposer>("127.0.0.1:" + std::to_string(options_.metrics_port));
+      exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics_listen);
       exposer_->RegisterCollectable(metrics_->registry());
+      process_metrics_ = std::make_shared<ProcessCollector>();
+      exposer_->RegisterCollectable(process_metrics_);
     } catch (const std::exception& e) {
-      return absl::UnavailableError(absl::StrCat("--metrics-port ", options_.metrics_port, ": ", e.what()));
+      return absl::UnavailableError(absl::StrCat("--metrics-listen ", options_.metrics_listen, ": ", e.what()));
     }
   }
   options_.access.require_client_certificate = !options_.tls.client_ca.empty();
   access_ = std::make_unique<AccessControl>(users_.get(), options_.access);
   job_service_ = std::make_unique<JobServiceImpl>(
       registry_.get(), supervisor_.get(), access_.get(), audit_.get(),
-      [metrics = metrics_](const std::string& method, grpc::StatusCode code, double seconds) {
-        metrics->OnRpc(method, code, seconds);
+      [metrics = metrics_](const std::string& method, grpc::StatusCode code, double seconds, bool streamed) {
+        metrics->OnRpc(method, code, seconds, streamed);
       });
   worker_service_ = std::make_unique<WorkerServiceImpl>(supervisor_.get(), audit_.get());
   grpc::EnableDefaultHealthCheckService(true);
@@ -135,20 +139,32 @@ absl::Status TrainerdServer::Serve(const std::shared_ptr<grpc::ServerCredentials
   builder.SetMaxReceiveMessageSize(8 << 20);
   builder.RegisterService(job_service_.get());
   builder.RegisterService(worker_service_.get());
+  reflection_v1_ = std::make_unique<ReflectionV1Service>(std::vector<std::string>{
+      trainer::v1::JobService::service_full_name(), trainer::v1::WorkerService::service_full_name(),
+      "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
+      grpc::reflection::v1::ServerReflection::service_full_name()});
+  builder.RegisterService(reflection_v1_.get());
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) return absl::UnavailableError(absl::StrCat("--listen ", options_.listen, ": cannot listen there"));
+  // Health by service name too (grpc_health_probe -service, Kubernetes' grpc.service).
+  for (const char* service : {trainer::v1::JobService::service_full_name(),
+                              trainer::v1::WorkerService::service_full_name()}) {
+    server_->GetHealthCheckService()->SetServingStatus(service, true);
+  }
   const JobOptions& m = options_.jobs;
   supervisor_->Start(m.advertise_host + ":" + std::to_string(port_));
   const TlsServerFiles& tls = options_.tls;
   spdlog::info("trainerd listening on {} (port {}, {}), metrics on {}, data in {}, {} CPU slots, {} GPUs, worker {}",
                options_.listen, port_,
                tls.cert.empty() ? "plaintext" : (tls.client_ca.empty() ? "TLS" : "TLS with client certificates"),
-               options_.metrics_port > 0 ? "127.0.0.1:" + std::to_string(options_.metrics_port) : "off", m.data_root,
+               options_.metrics_listen.empty() ? "off" : options_.metrics_listen, m.data_root,
                m.cpu_slots, m.gpus, m.worker_program);
   return absl::OkStatus();
 }
 
 void TrainerdServer::Shutdown() {
+  // Probes see NOT_SERVING while the workers checkpoint.
+  server_->GetHealthCheckService()->SetServingStatus(false);
   supervisor_->Shutdown();
   registry_->StopWaiting();  // log and watch streams end now
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));

@@ -32,12 +32,14 @@ class AuditLog;
 class DaemonMetrics;
 class JobServiceImpl;
 class JobStore;
+class ProcessCollector;
+class ReflectionV1Service;
 class UserStore;
 class WorkerServiceImpl;
 
 struct TrainerdOptions {
   std::string listen = "127.0.0.1:50051";
-  int metrics_port = 9464;  // on 127.0.0.1; 0: off
+  std::string metrics_listen = "127.0.0.1:9464";  // Prometheus /metrics; "": off
   JobOptions jobs;
   std::string launcher = "local";  // "local" (this machine's processes) or "slurm"
   SlurmLauncherOptions slurm;
@@ -69,6 +71,7 @@ class TrainerdServer {
   std::unique_ptr<UserStore> users_;
   std::unique_ptr<AuditLog> audit_;
   std::shared_ptr<DaemonMetrics> metrics_;
+  std::shared_ptr<ProcessCollector> process_metrics_;
   std::unique_ptr<JobRegistry> registry_;
   std::unique_ptr<OutputTailer> tailer_;
   std::unique_ptr<Launcher> launcher_;  // this machine's processes, or Slurm's jobs
@@ -77,6 +80,7 @@ class TrainerdServer {
   std::unique_ptr<AccessControl> access_;
   std::unique_ptr<JobServiceImpl> job_service_;
   std::unique_ptr<WorkerServiceImpl> worker_service_;
+  std::unique_ptr<ReflectionV1Service> reflection_v1_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };

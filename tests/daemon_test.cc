@@ -16,6 +16,7 @@ namespace trainerd {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::Daemon;
 using testing::TempDir;
 using trainer::v1::Job;
@@ -624,19 +625,47 @@ std::string HttpGet(int port, const std::string& path) {
 TEST(Daemon, PrometheusMetricsAndHealth) {
   TempDir dir;
   Daemon d(dir.path().string());
+  // Every outcome's counter is there from the start, at 0.
+  const std::string fresh = HttpGet(d.metrics_port(), "/metrics");
+  for (const char* outcome : {"succeeded", "failed", "cancelled"}) {
+    EXPECT_THAT(fresh, HasSubstr(absl::StrCat("trainerd_jobs_finished_total{outcome=\"", outcome, "\"} 0")));
+  }
+  // A running job's series carry job_id and job_name (not `job`, the scrape target's).
+  const std::string running = Submit(d, Spec("max_steps: 100000, logging_steps: 5, save_strategy: 'no'"), 0, "probe");
+  WaitFor(d, running, [](const Job& j) { return j.progress().step() >= 5; });
+  EXPECT_THAT(HttpGet(d.metrics_port(), "/metrics"),
+              HasSubstr(absl::StrCat("trainerd_job_step{job_id=\"", running, "\",job_name=\"probe\"}")));
+  grpc::ClientContext cancel_ctx;
+  d.Authorize(&cancel_ctx);
+  trainer::v1::CancelJobRequest cancel;
+  cancel.set_job_id(running);
+  Job cancelling;
+  ASSERT_TRUE(d.stub().CancelJob(&cancel_ctx, cancel, &cancelling).ok());
+  WaitFor(d, running, Finished);
+
   const std::string id = Submit(d, Spec("max_steps: 20"));
   WaitFor(d, id, Finished);
   Get(d, id);
+  Logs(d, id, /*follow=*/false);
   const std::string metrics = HttpGet(d.metrics_port(), "/metrics");
   EXPECT_THAT(metrics, HasSubstr("trainerd_jobs{state=\"SUCCEEDED\"} 1"));
-  EXPECT_THAT(metrics, HasSubstr("trainerd_jobs_submitted_total 1"));
+  EXPECT_THAT(metrics, HasSubstr("trainerd_jobs_submitted_total 2"));
   EXPECT_THAT(metrics, HasSubstr("trainerd_jobs_finished_total{outcome=\"succeeded\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("trainerd_jobs_finished_total{outcome=\"cancelled\"} 1"));
   EXPECT_THAT(metrics, HasSubstr("trainerd_queue_length 0"));
   EXPECT_THAT(metrics, HasSubstr("trainerd_slots_in_use{kind=\"cpu\"} 0"));
   EXPECT_THAT(metrics, HasSubstr("trainerd_grpc_requests_total{code=\"OK\",method=\"GetJob\"}"));
   EXPECT_THAT(metrics, HasSubstr("trainerd_grpc_request_duration_seconds_bucket{method=\"SubmitJob\""));
+  // Streams have a histogram of their own, outside the latency one.
+  EXPECT_THAT(metrics, HasSubstr("trainerd_grpc_stream_duration_seconds_bucket{method=\"StreamLogs\""));
+  EXPECT_THAT(metrics, Not(HasSubstr("trainerd_grpc_request_duration_seconds_bucket{method=\"StreamLogs\"")));
+  EXPECT_THAT(metrics, HasSubstr("trainerd_build_info{version=\"" TRAINERD_TEST_VERSION "\"} 1"));
+  for (const char* process : {"process_cpu_seconds_total ", "process_resident_memory_bytes ", "process_open_fds ",
+                              "process_max_fds ", "process_threads ", "process_start_time_seconds "}) {
+    EXPECT_THAT(metrics, HasSubstr(process));
+  }
   // Per-job series are gone once the job has ended.
-  EXPECT_THAT(metrics, ::testing::Not(HasSubstr("job=\"" + id + "\"")));
+  EXPECT_THAT(metrics, Not(HasSubstr("job_id=\"")));
   if (testing::RunCommand("command -v promtool").exit_code == 0) {
     testing::WriteFile(dir / "metrics.txt", metrics);
     auto check = testing::RunCommand("promtool check metrics < " + dir / "metrics.txt");
@@ -662,42 +691,71 @@ TEST(Daemon, PrometheusMetricsAndHealth) {
   std::string bytes;
   for (const auto& slice : slices) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
   EXPECT_EQ(bytes, std::string("\x08\x01", 2));
-
-  // Server reflection lists the API (ServerReflectionRequest{list_services: ""}: field 7,
-  // an empty string), so that generic tools such as grpcurl work.
-  grpc::ClientContext rctx;
-  grpc::CompletionQueue rcq;
-  auto stream = generic.PrepareCall(&rctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &rcq);
-  auto next = [&] {
-    void* t;
-    bool good = false;
-    rcq.Next(&t, &good);
-    return good;
-  };
-  stream->StartCall(reinterpret_cast<void*>(1));
-  ASSERT_TRUE(next());
-  grpc::Slice list_services(std::string("\x3a\x00", 2));
-  stream->Write(grpc::ByteBuffer(&list_services, 1), reinterpret_cast<void*>(2));
-  ASSERT_TRUE(next());
-  grpc::ByteBuffer reflection;
-  stream->Read(&reflection, reinterpret_cast<void*>(3));
-  ASSERT_TRUE(next());
-  std::vector<grpc::Slice> parts;
-  ASSERT_TRUE(reflection.Dump(&parts).ok());
-  std::string listed;
-  for (const auto& slice : parts) listed.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
-  EXPECT_THAT(listed, HasSubstr("trainer.v1.JobService"));
-  EXPECT_THAT(listed, HasSubstr("grpc.health.v1.Health"));
-  stream->WritesDone(reinterpret_cast<void*>(4));
-  next();
-  grpc::Status finished;
-  stream->Finish(&finished, reinterpret_cast<void*>(5));
-  next();
-  rcq.Shutdown();
-  void* tag_left;
-  bool ok_left;
-  while (rcq.Next(&tag_left, &ok_left)) {
+  // ... and so does each service by name (HealthCheckRequest{service: name}: field 1).
+  for (const std::string service : {"trainer.v1.JobService", "trainer.v1.WorkerService"}) {
+    grpc::ClientContext sctx;
+    grpc::Slice named(std::string("\x0a") + static_cast<char>(service.size()) + service);
+    grpc::ByteBuffer named_request(&named, 1), named_response;
+    grpc::Status named_status;
+    auto named_call = generic.PrepareUnaryCall(&sctx, "/grpc.health.v1.Health/Check", named_request, &cq);
+    named_call->StartCall();
+    named_call->Finish(&named_response, &named_status, reinterpret_cast<void*>(1));
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+    ASSERT_TRUE(named_status.ok()) << service << ": " << named_status.error_message();
+    std::vector<grpc::Slice> named_slices;
+    ASSERT_TRUE(named_response.Dump(&named_slices).ok());
+    std::string named_bytes;
+    for (const auto& slice : named_slices) named_bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+    EXPECT_EQ(named_bytes, std::string("\x08\x01", 2)) << service;
   }
+
+  // Server reflection, v1alpha and v1, lists the API (ServerReflectionRequest
+  // {list_services: ""}: field 7, an empty string), so that generic tools such as grpcurl
+  // work; v1 also sends the descriptor of the file that defines a service (field 4).
+  auto reflect = [&](const std::string& version, const std::string& request_bytes) {
+    grpc::ClientContext rctx;
+    grpc::CompletionQueue rcq;
+    auto stream = generic.PrepareCall(&rctx, "/grpc.reflection." + version + ".ServerReflection/ServerReflectionInfo",
+                                      &rcq);
+    auto next = [&] {
+      void* t;
+      bool good = false;
+      rcq.Next(&t, &good);
+      return good;
+    };
+    std::string answer;
+    stream->StartCall(reinterpret_cast<void*>(1));
+    grpc::Slice request_slice(request_bytes);
+    if (next()) {
+      stream->Write(grpc::ByteBuffer(&request_slice, 1), reinterpret_cast<void*>(2));
+      grpc::ByteBuffer reflection;
+      if (next()) stream->Read(&reflection, reinterpret_cast<void*>(3));
+      std::vector<grpc::Slice> parts;
+      if (next() && reflection.Dump(&parts).ok()) {
+        for (const auto& slice : parts) answer.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+      }
+      stream->WritesDone(reinterpret_cast<void*>(4));
+      next();
+    }
+    grpc::Status finished;
+    stream->Finish(&finished, reinterpret_cast<void*>(5));
+    next();
+    rcq.Shutdown();
+    void* tag_left;
+    bool ok_left;
+    while (rcq.Next(&tag_left, &ok_left)) {
+    }
+    return answer;
+  };
+  for (const std::string version : {"v1alpha", "v1"}) {
+    const std::string listed = reflect(version, std::string("\x3a\x00", 2));
+    EXPECT_THAT(listed, HasSubstr("trainer.v1.JobService")) << version;
+    EXPECT_THAT(listed, HasSubstr("grpc.health.v1.Health")) << version;
+  }
+  const std::string symbol = "trainer.v1.JobService";
+  const std::string file = reflect("v1", std::string("\x22") + static_cast<char>(symbol.size()) + symbol);
+  EXPECT_THAT(file, HasSubstr("trainer/v1/job_service.proto"));
+  EXPECT_THAT(file, HasSubstr("trainer/v1/job_spec.proto"));  // its import comes along
 }
 
 }  // namespace

@@ -47,7 +47,8 @@ grpc::Status JobServiceImpl::Observe(const char* method, Kind kind, grpc::Server
     auditor_.Record(method, *context, user, job_id, status);
   }
   if (observe_) {
-    observe_(method, code, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    observe_(method, code, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+             kind == Kind::kFollow);
   }
   return status;
 }
@@ -162,7 +163,7 @@ grpc::Status JobServiceImpl::WhoAmI(grpc::ServerContext* context, const WhoAmIRe
 
 grpc::Status JobServiceImpl::StreamLogs(grpc::ServerContext* context, const StreamLogsRequest* req,
                                         grpc::ServerWriter<LogLine>* writer) {
-  return Observe("StreamLogs", Kind::kRead, context, req->job_id(), [&](const Caller& caller) {
+  return Observe("StreamLogs", Kind::kFollow, context, req->job_id(), [&](const Caller& caller) {
     if (auto job = JobFor(caller, req->job_id(), Kind::kRead); !job.ok()) return ToGrpcStatus(job.status());
     std::optional<int32_t> rank;
     if (req->has_rank()) rank = req->rank();
@@ -191,7 +192,7 @@ grpc::Status JobServiceImpl::StreamLogs(grpc::ServerContext* context, const Stre
 
 grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context, const WatchJobRequest* req,
                                       grpc::ServerWriter<JobEvent>* writer) {
-  return Observe("WatchJob", Kind::kRead, context, req->job_id(), [&](const Caller& caller) {
+  return Observe("WatchJob", Kind::kFollow, context, req->job_id(), [&](const Caller& caller) {
     if (auto job = JobFor(caller, req->job_id(), Kind::kRead); !job.ok()) return ToGrpcStatus(job.status());
     // What the watcher has last been sent: two changes within one millisecond (the last
     // progress and the final state) share updated_unix_ms, so the content decides.

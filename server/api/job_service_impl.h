@@ -19,8 +19,10 @@ namespace trainerd {
 
 class JobServiceImpl final : public trainer::v1::JobService::Service {
  public:
-  // `observe` (optional) is told each RPC's method, status code and seconds.
-  using Observer = std::function<void(const std::string& method, grpc::StatusCode code, double seconds)>;
+  // `observe` (optional) is told each RPC's method, status code and seconds, and whether
+  // it streamed (then the seconds are how long the client followed, not a latency).
+  using Observer =
+      std::function<void(const std::string& method, grpc::StatusCode code, double seconds, bool streamed)>;
   // Every pointer outlives this object.
   JobServiceImpl(JobRegistry* registry, AttemptSupervisor* supervisor, const AccessControl* access, AuditLog* audit,
                  Observer observe)
@@ -54,8 +56,8 @@ class JobServiceImpl final : public trainer::v1::JobService::Service {
 
  private:
   // Whether a call changes something: changes are audited whatever their outcome;
-  // reads only when refused.
-  enum class Kind { kRead, kChange };
+  // reads only when refused. kFollow: a read that streams (logs, state changes).
+  enum class Kind { kRead, kFollow, kChange };
 
   // Authenticates the caller, runs fn(caller), audits, and tells the observer. `job_id`
   // is read after fn ran (SubmitJob passes its response's field).
