@@ -31,6 +31,18 @@ using testing::Spec;
 using testing::Submit;
 using testing::WaitFor;
 
+// A relative --data-root is made absolute when trainerd starts: its workers, which start
+// in their attempt's folder, find their spec (before, every job failed with exit 2).
+TEST(Daemon, JobRunsUnderARelativeDataRoot) {
+  TempDir dir;
+  const std::string relative = std::filesystem::relative(dir.path() / "root").string();
+  ASSERT_NE(relative.front(), '/');
+  Daemon d(relative);
+  const std::string id = Submit(d, Spec("max_steps: 5"));
+  const Job job = WaitFor(d, id, Finished);
+  EXPECT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+}
+
 TEST(Daemon, JobRunsToSuccessWithLogsMetricsAndCheckpoints) {
   TempDir dir;
   Daemon d(dir.path().string());
