@@ -313,13 +313,14 @@ class TextModel : public Model {
     if (net_->config.classes > 0 || tensors.count("model.embed_tokens.weight") == 0) return tensors;
     std::map<std::string, torch::Tensor> out;
     for (const auto& [name, t] : NamedState()) {
+      const std::vector<std::string> names = LlamaNames(name);
       std::vector<torch::Tensor> parts;
-      for (const std::string& hf : LlamaNames(name)) {
+      for (const std::string& hf : names) {
         auto it = tensors.find(hf);
         if (it != tensors.end()) parts.push_back(it->second);
       }
       // A missing part leaves the name out: the loader reports it.
-      if (parts.size() == LlamaNames(name).size()) out[name] = parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
+      if (parts.size() == names.size()) out[name] = parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
     }
     return out;
   }
