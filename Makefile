@@ -47,6 +47,10 @@ bench: build
 	cd $(BUILD_DIR) && TRAINERD_BUILD_DIR=$$(pwd) ./bench/daemon_bench
 	cd $(BUILD_DIR) && ./bench/distributed_bench
 	./$(BUILD_DIR)/bench/text_bench
+	./$(BUILD_DIR)/bench/liger_bench
+	./$(BUILD_DIR)/bench/galore_bench
+	./$(BUILD_DIR)/bench/hf_bench
+	./$(BUILD_DIR)/bench/slurm_bench
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -1,14 +1,13 @@
-// Helpers the benches share: a spec from YAML with defaults applied, integer flags, and
-// the median of repeated measurements.
+// Helpers the benches that build specs share: a spec from YAML with defaults applied
+// (and, through bench_flags.h, the command line and the median).
 #ifndef TRAINERD_BENCH_BENCH_UTIL_H_
 #define TRAINERD_BENCH_BENCH_UTIL_H_
 
-#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-#include <vector>
 
+#include "bench/bench_flags.h"
 #include "spec/spec_defaults.h"
 #include "spec/spec_loader.h"
 
@@ -23,19 +22,6 @@ inline trainer::v1::JobSpec Spec(const std::string& yaml) {
   }
   ApplyDefaults(&*spec);
   return *spec;
-}
-
-// The value after `name` on the command line ("--rounds 3"), or `fallback`.
-inline int IntFlag(int argc, char** argv, const std::string& name, int fallback) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (argv[i] == name) return std::atoi(argv[i + 1]);
-  }
-  return fallback;
-}
-
-inline double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 }  // namespace trainerd::bench

@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
+#include "bench/bench_flags.h"
 #include "spec/spec_defaults.h"
 #include "spec/spec_loader.h"
 #include "worker/models/model_factory.h"
@@ -84,8 +85,8 @@ void Run(const std::string& name, const std::string& model_yaml, int64_t saves) 
 }  // namespace trainerd
 
 int main(int argc, char** argv) {
-  int64_t saves = 5;
-  if (argc == 3 && std::string(argv[1]) == "--saves") saves = std::atoll(argv[2]);
+  const trainerd::bench::Flags flags(argc, argv, "checkpoint_bench [--saves N]", {{"--saves", 5}});
+  const int64_t saves = flags["--saves"];
   torch::set_num_threads(2);
   std::printf("%-10s %10s %10s %12s %12s %10s\n", "model", "weights MB", "ckpt MB", "blocked ms",
               "write ms", "blocked/total");

@@ -18,6 +18,7 @@
 
 #include <grpcpp/test/server_context_test_spouse.h>
 
+#include "bench/bench_flags.h"
 #include "spec/spec_loader.h"
 #include "server/auth/access_control.h"
 #include "server/auth/access_token.h"
@@ -297,8 +298,9 @@ void AuthenticationCost() {
 }  // namespace trainerd
 
 int main(int argc, char** argv) {
-  int jobs = 10000;
-  if (argc == 3 && std::string(argv[1]) == "--jobs") jobs = std::atoi(argv[2]);
+  const trainerd::bench::Flags flags(argc, argv, "daemon_bench [--jobs N]   (run from the build folder)",
+                                     {{"--jobs", 10000}});
+  const int jobs = flags.Int("--jobs");
   trainerd::AuthenticationCost();
   trainerd::QueueAndList(jobs);
   trainerd::FirstStepAndFollowers();

@@ -25,9 +25,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_flags.h"
+
 namespace {
 
 namespace fs = std::filesystem;
+using trainerd::bench::Median;
 
 std::string BuildDir() {
   const char* d = std::getenv("TRAINERD_BUILD_DIR");
@@ -82,19 +85,12 @@ nlohmann::json Results(const fs::path& output_dir) {
   return nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  int steps = 150, rounds = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::string(argv[i]) == "--steps") steps = std::atoi(argv[i + 1]);
-    if (std::string(argv[i]) == "--rounds") rounds = std::atoi(argv[i + 1]);
-  }
+  const trainerd::bench::Flags flags(argc, argv, "distributed_bench [--steps N] [--rounds R]",
+                                     {{"--steps", 150}, {"--rounds", 3}});
+  const int steps = flags.Int("--steps"), rounds = flags.Int("--rounds");
   const fs::path dir = fs::temp_directory_path() / ("distributed-bench-" + std::to_string(getpid()));
   fs::create_directories(dir);
   const std::string spec = Spec(dir, steps);

@@ -72,8 +72,9 @@ void Compare(int steps, int rank, const std::filesystem::path& dir) {
 }  // namespace trainerd
 
 int main(int argc, char** argv) {
-  const int steps = trainerd::bench::IntFlag(argc, argv, "--steps", 150);
-  const int rank = trainerd::bench::IntFlag(argc, argv, "--rank", 64);
+  const trainerd::bench::Flags flags(argc, argv, "galore_bench [--steps N] [--rank R]",
+                                     {{"--steps", 150}, {"--rank", 64}});
+  const int steps = flags.Int("--steps"), rank = flags.Int("--rank");
   torch::set_num_threads(2);
   spdlog::set_level(spdlog::level::warn);
   const auto dir = std::filesystem::temp_directory_path() / absl::StrCat("galore-bench-", getpid());

@@ -148,11 +148,8 @@ void Memory(const fs::path& folder, int rounds) {
 
 int main(int argc, char** argv) {
   using namespace trainerd;
-  const int rounds = bench::IntFlag(argc, argv, "--rounds", 3), steps = bench::IntFlag(argc, argv, "--steps", 20);
-  if (argc > 1 && std::string(argv[1]) == "--help") {
-    std::printf("usage: hf_bench [--rounds R] [--steps S]\n");
-    return 0;
-  }
+  const bench::Flags flags(argc, argv, "hf_bench [--rounds R] [--steps S]", {{"--rounds", 3}, {"--steps", 20}});
+  const int rounds = flags.Int("--rounds"), steps = flags.Int("--steps");
   const fs::path dir = fs::temp_directory_path() / absl::StrCat("hf-bench-", ::getpid());
   const std::string tokenizer = std::string(TRAINERD_SOURCE_DIR) + "/tests/fixtures/hf/llama-gqa/tokenizer.model";
   WriteLlamaFolder(dir / "llama", tokenizer);

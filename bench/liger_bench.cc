@@ -147,7 +147,7 @@ void WholeGpt(int rounds) {
 }  // namespace trainerd
 
 int main(int argc, char** argv) {
-  const int rounds = trainerd::bench::IntFlag(argc, argv, "--rounds", 5);
+  const int rounds = trainerd::bench::Flags(argc, argv, "liger_bench [--rounds R]", {{"--rounds", 5}}).Int("--rounds");
   torch::set_num_threads(2);
   trainerd::LossAlone(rounds);
   trainerd::WholeGpt(rounds);

@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "bench/bench_flags.h"
 #include "tests/daemon_test_util.h"
 #include "tests/slurm_cluster.h"
 
@@ -20,11 +21,7 @@ namespace trainerd {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
+using bench::Median;
 
 struct FirstStep {
   double total_ms = 0;    // SubmitJob to the first step
@@ -92,15 +89,6 @@ int Run(int runs) {
 }  // namespace trainerd
 
 int main(int argc, char** argv) {
-  int runs = 3;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--runs" && i + 1 < argc) {
-      runs = std::max(1, std::atoi(argv[++i]));
-    } else {
-      std::printf("usage: slurm_bench [--runs N]\n%s", arg == "--help" ? "" : "unknown argument\n");
-      return arg == "--help" ? 0 : 2;
-    }
-  }
-  return trainerd::Run(runs);
+  const trainerd::bench::Flags flags(argc, argv, "slurm_bench [--runs N]", {{"--runs", 3}});
+  return trainerd::Run(flags.Int("--runs"));
 }

@@ -82,6 +82,11 @@ void Checkpointing(int rounds, const fs::path& dir) {
               1000 * Median(seconds[1]), Median(seconds[1]) / Median(seconds[0]));
 }
 
+[[noreturn]] void Fail(const std::string& what, const absl::Status& status) {
+  std::fprintf(stderr, "%s failed: %s\n", what.c_str(), status.ToString().c_str());
+  std::exit(1);
+}
+
 // Training steps per second with torch_compile off and on, alternating rounds.
 void Compile(int rounds, const fs::path& dir) {
   const std::string d = "/usr/share/datasets/fashion-mnist";
@@ -106,7 +111,7 @@ void Compile(int rounds, const fs::path& dir) {
         auto model = CreateModel(spec.model(), *data);
         Trainer trainer(spec, std::move(*model), std::move(*data));
         auto out = trainer.train();
-        if (!out.ok()) std::exit(1);
+        if (!out.ok()) Fail(name, out.status());
         rate[on].push_back(out->metrics.at("train_samples_per_second"));
       }
     }
@@ -124,9 +129,9 @@ void Neftune(const fs::path& dir) {
     auto data = LoadDatasets(spec.data(), 42);
     auto model = CreateModel(spec.model(), *data);
     Trainer trainer(spec, std::move(*model), std::move(*data));
-    if (!trainer.train().ok()) std::exit(1);
+    if (auto out = trainer.train(); !out.ok()) Fail("neftune", out.status());
     auto eval = trainer.evaluate();
-    if (!eval.ok()) std::exit(1);
+    if (!eval.ok()) Fail("neftune evaluation", eval.status());
     std::printf("  alpha %.0f: eval perplexity %.1f\n", alpha, eval->at("eval_perplexity"));
   }
 }
@@ -135,7 +140,7 @@ void Neftune(const fs::path& dir) {
 }  // namespace trainerd
 
 int main(int argc, char** argv) {
-  const int rounds = trainerd::bench::IntFlag(argc, argv, "--rounds", 5);
+  const int rounds = trainerd::bench::Flags(argc, argv, "text_bench [--rounds R]", {{"--rounds", 5}}).Int("--rounds");
   torch::set_num_threads(2);
   const auto dir = std::filesystem::temp_directory_path() / absl::StrCat("text-bench-", getpid());
   trainerd::Checkpointing(rounds, dir);

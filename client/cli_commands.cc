@@ -3,13 +3,17 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <optional>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "client/cli_format.h"
 #include "client/trainer_client.h"
@@ -49,39 +53,84 @@ bool Finished(const trainer::v1::Job& j) {
          j.state() == trainer::v1::CANCELLED;
 }
 
-// Waits for the job to end (polling) and returns it.
+// Waits for the job to end and returns it (following it as `watch` does, through a
+// restart of trainerd too).
 absl::StatusOr<trainer::v1::Job> Wait(TrainerClient& client, const std::string& id) {
-  while (true) {
-    auto job = client.GetJob(id);
-    if (!job.ok() || Finished(*job)) return job;
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  }
+  std::optional<trainer::v1::Job> last;
+  absl::Status s = client.WatchJob(id, [&](const trainer::v1::JobEvent& e) {
+    if (e.has_job()) last = e.job();
+  });
+  if (!s.ok()) return s;
+  if (!last) return client.GetJob(id);
+  return *last;
 }
 
 void PrintOutcome(const trainer::v1::Job& job) {
   std::cout << "job " << job.id() << " " << ShortState(job.state());
   if (!job.error().empty() && job.state() != trainer::v1::SUCCEEDED) std::cout << ": " << job.error();
   std::cout << "\n";
-  if (!job.progress().eval_metrics().empty()) {
-    std::cout << "evaluation:\n";
-    for (const auto& [k, v] : std::map<std::string, double>(job.progress().eval_metrics().begin(),
-                                                            job.progress().eval_metrics().end())) {
+  for (const auto* metrics : {&job.progress().eval_metrics(), &job.progress().test_metrics()}) {
+    if (metrics->empty()) continue;
+    std::cout << (metrics == &job.progress().eval_metrics() ? "evaluation:\n" : "test:\n");
+    for (const auto& [k, v] : std::map<std::string, double>(metrics->begin(), metrics->end())) {
       std::cout << absl::StrFormat("  %-24s %.4f\n", k, v);
     }
   }
 }
 
-int FollowLogs(TrainerClient& client, const std::string& id, std::optional<int> rank, int64_t since,
-               const std::string& level, bool follow) {
-  trainer::v1::StreamLogsRequest req;
-  req.set_job_id(id);
-  req.set_follow(follow);
-  req.set_from_seq(since);
-  req.set_min_level(level);
-  if (rank) req.set_rank(*rank);
-  absl::Status s = client.StreamLogs(req, [](const trainer::v1::LogLine& l) { std::cout << l.text() << "\n" << std::flush; });
+// Prints the log lines `req` asks for: their text, or one JSON object each.
+int FollowLogs(TrainerClient& client, const trainer::v1::StreamLogsRequest& req, bool json,
+               const std::function<void()>& on_line = nullptr) {
+  absl::Status s = client.StreamLogs(req, [&](const trainer::v1::LogLine& l) {
+    std::cout << (json ? ToJson(l) : l.text()) + "\n" << std::flush;  // one write: another thread prints too
+    if (on_line) on_line();
+  });
   return s.ok() ? kOk : Report(s);
 }
+
+// While `follow` prints a job's logs: a progress line when no log line came for
+// `quiet`, so that loading and the first log steps are not silent.
+class ProgressBetweenLines {
+ public:
+  ProgressBetweenLines(TrainerClient& client, std::string id, std::chrono::seconds quiet)
+      : client_(client), id_(std::move(id)), quiet_(quiet), thread_([this] { Run(); }) {}
+  ~ProgressBetweenLines() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+  void SawLine() {
+    absl::MutexLock lock(&mu_);
+    last_line_ = std::chrono::steady_clock::now();
+  }
+
+ private:
+  void Run() {
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (mu_.AwaitWithTimeout(absl::Condition(&stop_), absl::Seconds(1))) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_line_ < quiet_) continue;
+        last_line_ = now;
+      }
+      auto job = client_.GetJob(id_);  // outside the lock: the lines go on meanwhile
+      absl::MutexLock lock(&mu_);
+      if (stop_) return;
+      if (job.ok()) std::cout << ("  ... " + ProgressLine(*job, 0) + "\n") << std::flush;
+    }
+  }
+
+  TrainerClient& client_;
+  const std::string id_;
+  const std::chrono::seconds quiet_;
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::chrono::steady_clock::time_point last_line_ ABSL_GUARDED_BY(mu_) = std::chrono::steady_clock::now();
+  std::thread thread_;
+};
 
 int PrintAudit(TrainerClient& client, int limit, int64_t before, bool json) {
   auto events = client.ListAuditEvents(limit, before);
@@ -152,7 +201,13 @@ int RunSubmit(TrainerClient& client, const CliArgs& args) {
   if (args.json) std::cout << ToJson(resp->job()) << "\n";
   else std::cout << resp->job_id() << "\n" << std::flush;
   if (!args.follow) return kOk;
-  if (int rc = FollowLogs(client, resp->job_id(), std::nullopt, 1, "", true); rc != kOk) return rc;
+  trainer::v1::StreamLogsRequest logs;
+  logs.set_job_id(resp->job_id());
+  logs.set_follow(true);
+  {
+    ProgressBetweenLines progress(client, resp->job_id(), std::chrono::seconds(5));
+    if (int rc = FollowLogs(client, logs, false, [&progress] { progress.SawLine(); }); rc != kOk) return rc;
+  }
   auto job = Wait(client, resp->job_id());
   if (!job.ok()) return Report(job.status());
   PrintOutcome(*job);
@@ -165,8 +220,13 @@ int RunList(TrainerClient& client, const CliArgs& args) {
   req.set_mine(args.mine);
   for (const auto& s : args.states) {
     trainer::v1::JobState st;
-    if (!trainer::v1::JobState_Parse(s, &st)) {
-      std::cerr << "trainer-cli: --state " << s << ": not a job state\n";
+    if (!trainer::v1::JobState_Parse(absl::AsciiStrToUpper(s), &st) || st == trainer::v1::JOB_STATE_UNSPECIFIED) {
+      std::vector<std::string> valid;
+      for (int i = 0; i < trainer::v1::JobState_descriptor()->value_count(); ++i) {
+        const auto* value = trainer::v1::JobState_descriptor()->value(i);
+        if (value->number() != trainer::v1::JOB_STATE_UNSPECIFIED) valid.push_back(absl::AsciiStrToLower(value->name()));
+      }
+      std::cerr << "trainer-cli: --state " << s << ": not a job state (one of " << absl::StrJoin(valid, ", ") << ")\n";
       return kUsage;
     }
     req.add_states(st);
@@ -182,7 +242,7 @@ int RunList(TrainerClient& client, const CliArgs& args) {
   for (const auto& j : resp->jobs()) {
     rows.push_back({j.id(), j.name(), j.owner().empty() ? "-" : j.owner(), ShortState(j.state()),
                     StepProgress(j.progress()),
-                    j.progress().step() > 0 ? absl::StrFormat("%.4f", j.progress().loss()) : "-",
+                    OrDash(j.progress().has_loss(), j.progress().loss(), "%.4f"),
                     HeadlineEval(j.progress()), Age(j.created_unix_ms(), now)});
   }
   std::cout << Table(rows);
@@ -201,10 +261,25 @@ int RunStatus(TrainerClient& client, const CliArgs& args) {
       "job         %s (%s)\nowner       %s\nstate       %s\npriority    %d\nprogress    %s, epoch %.2f\n", job->id(),
       job->name(), job->owner().empty() ? "-" : job->owner(), ShortState(job->state()), job->priority(),
       StepProgress(p), p.epoch());
-  std::cout << absl::StrFormat("loss        %.4f   learning_rate %.3e   %.0f samples/s\n", p.loss(),
-                               p.learning_rate(), p.samples_per_second());
-  for (const auto& [k, v] : std::map<std::string, double>(p.eval_metrics().begin(), p.eval_metrics().end())) {
-    std::cout << absl::StrFormat("%-11s %.4f\n", k, v);
+  std::cout << absl::StrFormat("loss        %s   learning_rate %s   %s samples/s\n",
+                               OrDash(p.has_loss(), p.loss(), "%.4f"),
+                               OrDash(p.has_learning_rate(), p.learning_rate(), "%.3e"),
+                               OrDash(p.has_samples_per_second(), p.samples_per_second(), "%.0f"));
+  for (const auto* metrics : {&p.eval_metrics(), &p.test_metrics()}) {
+    for (const auto& [k, v] : std::map<std::string, double>(metrics->begin(), metrics->end())) {
+      std::cout << absl::StrFormat("%-11s %.4f\n", k, v);
+    }
+  }
+  const int64_t now = NowMs();
+  const int64_t started = job->attempts().empty() ? 0 : job->attempts(0).started_unix_ms();
+  const bool finished = Finished(*job);
+  const int64_t last_end = job->attempts().empty() ? 0 : job->attempts(job->attempts_size() - 1).ended_unix_ms();
+  const int64_t ended = last_end > 0 ? last_end : job->updated_unix_ms();
+  std::cout << "submitted   " << Rfc3339(job->created_unix_ms()) << "\n";
+  if (started > 0) {
+    std::cout << "started     " << Rfc3339(started) << "\n";
+    if (finished) std::cout << "ended       " << Rfc3339(ended) << "\n";
+    std::cout << "duration    " << Duration((finished ? ended : now) - started) << (finished ? "" : " so far") << "\n";
   }
   std::cout << "ranks       " << job->resources().ranks();
   if (job->resources().gpus_per_rank() > 0) std::cout << " x " << job->resources().gpus_per_rank() << " GPU(s)";
@@ -229,11 +304,11 @@ int RunStatus(TrainerClient& client, const CliArgs& args) {
   if (!job->store_error().empty()) {
     std::cout << "unsaved     trainerd cannot save this state (retrying): " << job->store_error() << "\n";
   }
-  std::vector<std::vector<std::string>> rows = {{"ATTEMPT", "STARTED", "ENDED", "EXIT", "REASON", "RESUMED FROM"}};
-  const int64_t now = NowMs();
+  std::vector<std::vector<std::string>> rows = {
+      {"ATTEMPT", "STARTED", "DURATION", "EXIT", "REASON", "RESUMED FROM"}};
   for (const auto& a : job->attempts()) {
-    rows.push_back({std::to_string(a.number()), Age(a.started_unix_ms(), now) + " ago",
-                    a.ended_unix_ms() ? Age(a.ended_unix_ms(), now) + " ago" : "running",
+    rows.push_back({std::to_string(a.number()), Rfc3339(a.started_unix_ms()),
+                    a.ended_unix_ms() ? Duration(a.ended_unix_ms() - a.started_unix_ms()) : "running",
                     a.ended_unix_ms() ? (a.signal() ? absl::StrCat("signal ", a.signal()) : std::to_string(a.exit_code())) : "-",
                     a.reason().empty() ? "-" : a.reason(), a.resumed_from().empty() ? "-" : a.resumed_from()});
   }
@@ -253,7 +328,14 @@ int RunAudit(TrainerClient& client, const CliArgs& args) {
 }
 
 int RunLogs(TrainerClient& client, const CliArgs& args) {
-  return FollowLogs(client, args.job_id, args.rank >= 0 ? std::optional<int>(args.rank) : std::nullopt, args.since, args.level, args.follow);
+  trainer::v1::StreamLogsRequest req;
+  req.set_job_id(args.job_id);
+  req.set_follow(args.follow);
+  req.set_from_seq(args.since);
+  req.set_min_level(args.level);
+  req.set_tail(args.tail);
+  if (args.rank >= 0) req.set_rank(args.rank);
+  return FollowLogs(client, req, args.json);
 }
 
 int RunWatch(TrainerClient& client, const CliArgs& args) {
@@ -286,15 +368,16 @@ int RunMetrics(TrainerClient& client, const CliArgs& args) {
     }
     std::cout << (args.metric_name.empty() ? "all metrics" : args.metric_name) << "\n" << Plot(steps, values, 60, 12);
   } else if (args.csv) {
-    std::cout << "name,split,step,epoch,value\n";
+    std::cout << "name,split,step,epoch,value,attempt\n";
     for (const auto& p : *points) {
-      std::cout << absl::StrFormat("%s,%s,%d,%.6g,%.10g\n", p.name(), p.split(), p.step(), p.epoch(), p.value());
+      std::cout << absl::StrFormat("%s,%s,%d,%.6g,%.10g,%d\n", p.name(), p.split(), p.step(), p.epoch(), p.value(),
+                                   p.attempt());
     }
   } else {
-    std::vector<std::vector<std::string>> rows = {{"STEP", "EPOCH", "SPLIT", "NAME", "VALUE"}};
+    std::vector<std::vector<std::string>> rows = {{"STEP", "EPOCH", "SPLIT", "NAME", "VALUE", "ATTEMPT"}};
     for (const auto& p : *points) {
       rows.push_back({std::to_string(p.step()), absl::StrFormat("%.2f", p.epoch()), p.split(), p.name(),
-                      absl::StrFormat("%.6g", p.value())});
+                      absl::StrFormat("%.6g", p.value()), std::to_string(p.attempt())});
     }
     std::cout << Table(rows);
   }

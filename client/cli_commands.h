@@ -21,7 +21,7 @@ struct CliArgs {
   bool json = false;
   std::string spec_path, name, job_id, level, metric_name, split, time_limit;
   std::vector<std::string> sets, states;
-  int priority = 0, max_restarts = -1, limit = 20, rank = -1, ranks = 1, gpus_per_rank = 0;
+  int priority = 0, max_restarts = -1, limit = 20, rank = -1, ranks = 1, gpus_per_rank = 0, tail = 0;
   int64_t since = 1, checkpoint = 0, before = 0;
   bool follow = false, plot = false, csv = false, delete_files = false, mine = false;
 };

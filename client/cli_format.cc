@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/time.h"
 
 namespace trainerd {
 
@@ -45,6 +47,25 @@ std::string Age(int64_t since, int64_t now) {
   return absl::StrCat(s / 86400, "d");
 }
 
+std::string Rfc3339(int64_t unix_ms) {
+  if (unix_ms <= 0) return "-";
+  return absl::FormatTime(absl::RFC3339_sec, absl::FromUnixMillis(unix_ms), absl::LocalTimeZone());
+}
+
+std::string Duration(int64_t ms) {
+  const int64_t s = std::max<int64_t>(0, ms / 1000);
+  if (s >= 3600) return absl::StrFormat("%dh%02dm%02ds", s / 3600, s / 60 % 60, s % 60);
+  if (s >= 60) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
+  return absl::StrCat(s, "s");
+}
+
+std::string OrDash(bool has, double value, const char* format) {
+  if (!has) return "-";
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), format, value);
+  return buf;
+}
+
 std::string ShortState(trainer::v1::JobState state) { return trainer::v1::JobState_Name(state); }
 
 std::string StepProgress(const trainer::v1::Progress& p) {
@@ -75,9 +96,10 @@ std::string ProgressLine(const trainer::v1::Job& job, int width) {
     const int64_t seconds = static_cast<int64_t>(samples_left / p.samples_per_second());
     eta = absl::StrFormat("%d:%02d", seconds / 60, seconds % 60);
   }
-  return absl::StrFormat("%s%s step %s  epoch %.2f  loss %.4f  lr %.2e  %.0f samples/s  ETA %s", bar,
-                         ShortState(job.state()), StepProgress(p), p.epoch(), p.loss(), p.learning_rate(),
-                         p.samples_per_second(), eta);
+  return absl::StrFormat("%s%s step %s  epoch %.2f  loss %s  lr %s  %s samples/s  ETA %s", bar,
+                         ShortState(job.state()), StepProgress(p), p.epoch(), OrDash(p.has_loss(), p.loss(), "%.4f"),
+                         OrDash(p.has_learning_rate(), p.learning_rate(), "%.2e"),
+                         OrDash(p.has_samples_per_second(), p.samples_per_second(), "%.0f"), eta);
 }
 
 std::string Plot(const std::vector<double>& steps, const std::vector<double>& values, int width, int height) {

@@ -18,6 +18,12 @@ std::string ToJson(const google::protobuf::Message& message);
 std::string Table(const std::vector<std::vector<std::string>>& rows);
 
 std::string Age(int64_t since_unix_ms, int64_t now_ms);
+// RFC 3339 in the local time zone, to the second ("2026-12-04T05:12:09+00:00"); "-" for 0.
+std::string Rfc3339(int64_t unix_ms);
+// "1h02m03s", "4m05s", "12s".
+std::string Duration(int64_t ms);
+// `value` in `format`, or "-" when unset (a proto3 optional field before its first value).
+std::string OrDash(bool has, double value, const char* format);
 std::string ShortState(trainer::v1::JobState state);
 // "120/844 (14%)" or "-".
 std::string StepProgress(const trainer::v1::Progress& p);

@@ -44,7 +44,7 @@ CLI::App* DefineSubmit(CLI::App& app, CliArgs& args) {
 
 CLI::App* DefineList(CLI::App& app, CliArgs& args) {
   auto* list = app.add_subcommand("list", "List jobs, newest first.\nExample: trainer-cli list --state RUNNING");
-  list->add_option("--state", args.states, "Only jobs in this state (repeatable): QUEUED, RUNNING, SUCCEEDED, ...");
+  list->add_option("--state", args.states, "Only jobs in this state (repeatable, any case): queued, starting, running, succeeded, failed, ...");
   list->add_option("--limit", args.limit, "At most this many")->capture_default_str();
   list->add_flag("--mine", args.mine, "Only my jobs");
   list->add_flag("--json", args.json, "JSON: {\"jobs\": [Job...]}");
@@ -76,6 +76,9 @@ Subcommands DefineSubcommands(CLI::App& app, CliArgs& args) {
   logs->add_option("--rank", args.rank, "Only this rank");
   logs->add_option("--since", args.since, "From this sequence number");
   logs->add_option("--level", args.level, "Minimum level: debug, info, warning, error");
+  logs->add_option("--tail", args.tail, "Start at the last N lines (that pass --rank and --level)")
+      ->check(CLI::PositiveNumber);
+  logs->add_flag("--json", args.json, "One LogLine JSON object per line");
 
   auto* watch = app.add_subcommand("watch", "A live progress bar until the job ends.\nExample: trainer-cli watch j1a2b3c");
   watch->add_option("job", args.job_id)->required();

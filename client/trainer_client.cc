@@ -169,38 +169,53 @@ absl::StatusOr<std::vector<trainer::v1::AuditEvent>> TrainerClient::ListAuditEve
   return std::vector<trainer::v1::AuditEvent>(resp.events().begin(), resp.events().end());
 }
 
-absl::Status TrainerClient::StreamLogs(trainer::v1::StreamLogsRequest request,
-                                       const std::function<void(const trainer::v1::LogLine&)>& on_line) {
+absl::Status TrainerClient::Reconnecting(const std::function<grpc::Status(bool* progressed)>& stream) {
   if (!setup_status_.ok()) return setup_status_;
   std::chrono::milliseconds backoff(200);
-  for (int reconnects = 0;; ++reconnects) {
-    auto ctx = Context(/*streaming=*/true);
-    auto reader = stub_->StreamLogs(ctx.get(), request);
-    trainer::v1::LogLine line;
+  for (int failures = 1;; ++failures) {
     bool progressed = false;
-    while (reader->Read(&line)) {
-      on_line(line);
-      request.set_from_seq(line.seq() + 1);
-      progressed = true;
+    grpc::Status s = stream(&progressed);
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE) return Explain(s);
+    if (progressed) {
+      failures = 1;
+      backoff = std::chrono::milliseconds(200);
     }
-    grpc::Status s = reader->Finish();
-    if (s.error_code() != grpc::StatusCode::UNAVAILABLE || reconnects >= 30) return Explain(s);
-    if (progressed) backoff = std::chrono::milliseconds(200);
+    if (failures > kMaxReconnects) return Explain(s);
     std::this_thread::sleep_for(backoff);  // trainerd restarting: continue where we were
     backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
   }
 }
 
+absl::Status TrainerClient::StreamLogs(trainer::v1::StreamLogsRequest request,
+                                       const std::function<void(const trainer::v1::LogLine&)>& on_line) {
+  return Reconnecting([&](bool* progressed) {
+    auto ctx = Context(/*streaming=*/true);
+    auto reader = stub_->StreamLogs(ctx.get(), request);
+    trainer::v1::LogLine line;
+    while (reader->Read(&line)) {
+      on_line(line);
+      request.set_from_seq(line.seq() + 1);
+      request.set_tail(0);  // from here on, every line after the last one seen
+      *progressed = true;
+    }
+    return reader->Finish();
+  });
+}
+
 absl::Status TrainerClient::WatchJob(const std::string& id,
                                      const std::function<void(const trainer::v1::JobEvent&)>& on_event) {
-  if (!setup_status_.ok()) return setup_status_;
   trainer::v1::WatchJobRequest req;
   req.set_job_id(id);
-  auto ctx = Context(/*streaming=*/true);
-  auto reader = stub_->WatchJob(ctx.get(), req);
-  trainer::v1::JobEvent event;
-  while (reader->Read(&event)) on_event(event);
-  return Explain(reader->Finish());
+  return Reconnecting([&](bool* progressed) {
+    auto ctx = Context(/*streaming=*/true);
+    auto reader = stub_->WatchJob(ctx.get(), req);
+    trainer::v1::JobEvent event;
+    while (reader->Read(&event)) {
+      on_event(event);
+      *progressed = true;
+    }
+    return reader->Finish();
+  });
 }
 
 }  // namespace trainerd

@@ -60,7 +60,8 @@ class TrainerClient {
   // Reconnects after a dropped connection, continuing from the last sequence number.
   absl::Status StreamLogs(trainer::v1::StreamLogsRequest request,
                           const std::function<void(const trainer::v1::LogLine&)>& on_line);
-  // Streams job events until the job ends.
+  // Streams job events until the job ends. Reconnects as StreamLogs does; after a
+  // reconnect the job's current state comes again (and its metric points from the start).
   absl::Status WatchJob(const std::string& id, const std::function<void(const trainer::v1::JobEvent&)>& on_event);
 
   // Turns a gRPC status into one a person understands (names the server for
@@ -71,6 +72,11 @@ class TrainerClient {
   template <typename Call>
   absl::Status Unary(bool idempotent, Call&& call);
   std::unique_ptr<grpc::ClientContext> Context(bool streaming = false) const;
+  // Runs `stream` (one streaming call, which sets *progressed when it received
+  // something) again while trainerd is unreachable (a restart), with a backoff of 0.2 s
+  // doubling to 2 s, at most kMaxReconnects times in a row: about a minute.
+  static constexpr int kMaxReconnects = 30;
+  absl::Status Reconnecting(const std::function<grpc::Status(bool* progressed)>& stream);
 
   ClientOptions options_;
   absl::Status setup_status_;

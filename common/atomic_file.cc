@@ -27,34 +27,51 @@ absl::Status SyncPath(const std::string& path) {
   return absl::OkStatus();
 }
 
-absl::Status WriteFileAtomically(const std::string& path, std::string_view contents, mode_t mode) {
-  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
-  // A leftover of an earlier process with this pid goes first: O_EXCL then guarantees
-  // that the file written is a new one with `mode`, not somebody's link or old file.
-  ::unlink(tmp.c_str());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) return Errno("create", tmp);
+namespace {
+
+// Writes all of `contents` to `fd`, fsyncs and closes it (also on failure).
+absl::Status WriteSyncClose(int fd, const std::string& path, std::string_view contents) {
   const char* p = contents.data();
   size_t left = contents.size();
   while (left > 0) {
     const ssize_t n = ::write(fd, p, left);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      absl::Status s = Errno("write", tmp);
+      absl::Status s = Errno("write", path);
       ::close(fd);
-      ::unlink(tmp.c_str());
       return s;
     }
     p += n;
     left -= static_cast<size_t>(n);
   }
   if (::fsync(fd) != 0) {
-    absl::Status s = Errno("fsync", tmp);
+    absl::Status s = Errno("fsync", path);
     ::close(fd);
+    return s;
+  }
+  if (::close(fd) != 0) return Errno("close", path);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status WriteFileSynced(const std::string& path, std::string_view contents, mode_t mode) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0) return Errno("create", path);
+  return WriteSyncClose(fd, path, contents);
+}
+
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents, mode_t mode) {
+  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
+  // A leftover of an earlier process with this pid goes first: O_EXCL then guarantees
+  // that the file written is a new one with `mode`, not somebody's link or old file.
+  ::unlink(tmp.c_str());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return Errno("create", tmp);
+  if (absl::Status s = WriteSyncClose(fd, tmp, contents); !s.ok()) {
     ::unlink(tmp.c_str());
     return s;
   }
-  ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     absl::Status s = Errno("rename to", path);
     ::unlink(tmp.c_str());

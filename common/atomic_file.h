@@ -18,6 +18,11 @@ namespace trainerd {
 // by others, not even for a moment.
 absl::Status WriteFileAtomically(const std::string& path, std::string_view contents, mode_t mode = 0644);
 
+// Writes `contents` to a new file `path` (replacing any file there) and fsyncs it, not
+// atomically: for files inside a temporary folder that is renamed once complete. Errors
+// name the path and errno's text ("No space left on device").
+absl::Status WriteFileSynced(const std::string& path, std::string_view contents, mode_t mode = 0644);
+
 // fsyncs a file or folder.
 absl::Status SyncPath(const std::string& path);
 

@@ -1,6 +1,7 @@
 // One line of trainer_log.jsonl: the training record trainer-worker writes and trainerd
 // reads (progress, metrics, checkpoints). One definition, one writer, one parser.
 //
+//   {"kind":"train_begin","time":1767225590.5,"step":0,"max_steps":100,"epoch":0}
 //   {"kind":"train","time":1767225600.123,"step":40,"max_steps":100,"epoch":0.4,
 //    "loss":0.51,"learning_rate":0.001,...}
 //   {"kind":"checkpoint",...,"size_bytes":123456,"path":"/.../checkpoint-40"}
@@ -19,6 +20,8 @@
 namespace trainerd {
 
 // The kinds of record.
+// A run begins (at step 0, or at the step of the checkpoint it resumed from).
+inline constexpr char kRecordTrainBegin[] = "train_begin";
 inline constexpr char kRecordTrain[] = "train";
 inline constexpr char kRecordEval[] = "eval";
 inline constexpr char kRecordTest[] = "test";
@@ -27,6 +30,8 @@ inline constexpr char kRecordCheckpoint[] = "checkpoint";
 // A checkpoint record's fields.
 inline constexpr char kCheckpointPathField[] = "path";         // text
 inline constexpr char kCheckpointBytesField[] = "size_bytes";  // metric
+// A train_begin record's checkpoint folder, when the run resumed from one.
+inline constexpr char kResumedFromField[] = "resumed_from";  // text
 
 struct TrainingRecord {
   std::string kind;

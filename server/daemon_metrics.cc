@@ -116,10 +116,12 @@ void DaemonMetrics::OnJobChanged(const trainer::v1::Job& job) {
   slots_in_use_.Add({{"kind", "gpu"}}).Set(gpus);
   if (job.state() == trainer::v1::RUNNING && job.progress().step() > 0) {
     const std::map<std::string, std::string> labels = JobLabels(job.id(), job.name());
-    job_loss_.Add(labels).Set(job.progress().loss());
-    job_lr_.Add(labels).Set(job.progress().learning_rate());
-    job_samples_.Add(labels).Set(job.progress().samples_per_second());
-    job_step_.Add(labels).Set(static_cast<double>(job.progress().step()));
+    // A value the job has not logged yet gets no series (rather than a false 0).
+    const trainer::v1::Progress& p = job.progress();
+    if (p.has_loss()) job_loss_.Add(labels).Set(p.loss());
+    if (p.has_learning_rate()) job_lr_.Add(labels).Set(p.learning_rate());
+    if (p.has_samples_per_second()) job_samples_.Add(labels).Set(p.samples_per_second());
+    job_step_.Add(labels).Set(static_cast<double>(p.step()));
   }
 }
 

@@ -158,10 +158,11 @@ absl::Status JobStore::AppendOutput(OutputBatch* batch) {
       if (absl::Status s = line.Run(); !s.ok()) return s;
       line.Reset();
     }
-    Statement metric(db, "INSERT INTO metrics (job_id, name, split, step, epoch, value, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    Statement metric(db, "INSERT INTO metrics (job_id, name, split, step, epoch, value, time_ms, attempt) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     for (const auto& m : batch->metrics) {
       metric.Bind(1, batch->job_id).Bind(2, m.name()).Bind(3, m.split()).Bind(4, m.step()).Bind(5, m.epoch())
-          .Bind(6, m.value()).Bind(7, m.time_unix_ms());
+          .Bind(6, m.value()).Bind(7, m.time_unix_ms()).Bind(8, int64_t{m.attempt()});
       if (absl::Status s = metric.Run(); !s.ok()) return s;
       metric.Reset();
     }
@@ -208,12 +209,26 @@ absl::StatusOr<std::vector<trainer::v1::LogLine>> JobStore::ReadLogs(const std::
   return out;
 }
 
+absl::StatusOr<int64_t> JobStore::SeqOfLastLogs(const std::string& job_id, int64_t n, std::optional<int32_t> rank,
+                                                const std::string& min_level) {
+  std::string sql = "SELECT seq FROM logs WHERE job_id = ?1 AND level >= ?2";
+  if (rank) sql += " AND rank = ?4";
+  sql += " ORDER BY seq DESC LIMIT 1 OFFSET ?3";
+  absl::MutexLock lock(&mu_);
+  Statement st(db_, sql);
+  st.Bind(1, job_id).Bind(2, int64_t{min_level.empty() ? 0 : LogLevelRank(min_level)}).Bind(3, std::max<int64_t>(0, n - 1));
+  if (rank) st.Bind(4, int64_t{*rank});
+  if (st.Step()) return st.Int(0);
+  if (absl::Status s = st.Done(); !s.ok()) return s;
+  return 1;  // fewer lines than n: all of them
+}
+
 absl::StatusOr<std::vector<trainer::v1::MetricPoint>> JobStore::ReadMetrics(const std::string& job_id,
                                                                             const std::string& name,
                                                                             const std::string& split,
                                                                             int64_t skip) {
   absl::MutexLock lock(&mu_);
-  Statement st(db_, "SELECT name, split, step, epoch, value, time_ms FROM metrics WHERE job_id = ?1 "
+  Statement st(db_, "SELECT name, split, step, epoch, value, time_ms, attempt FROM metrics WHERE job_id = ?1 "
                     "AND (?2 = '' OR name = ?2) AND (?3 = '' OR split = ?3) ORDER BY rowid LIMIT -1 OFFSET ?4");
   st.Bind(1, job_id).Bind(2, name).Bind(3, split).Bind(4, skip);
   std::vector<trainer::v1::MetricPoint> out;
@@ -225,6 +240,7 @@ absl::StatusOr<std::vector<trainer::v1::MetricPoint>> JobStore::ReadMetrics(cons
     m.set_epoch(st.Double(3));
     m.set_value(st.Double(4));
     m.set_time_unix_ms(st.Int(5));
+    m.set_attempt(static_cast<int32_t>(st.Int(6)));
     out.push_back(std::move(m));
   }
   if (absl::Status s = st.Done(); !s.ok()) return s;

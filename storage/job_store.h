@@ -75,6 +75,10 @@ class JobStore {
   absl::StatusOr<std::vector<trainer::v1::LogLine>> ReadLogs(const std::string& job_id, int64_t from_seq,
                                                              int limit, std::optional<int32_t> rank,
                                                              const std::string& min_level);
+  // The seq of the `n`-th last log line that passes the filters of ReadLogs (the first
+  // line's, 1, when there are fewer).
+  absl::StatusOr<int64_t> SeqOfLastLogs(const std::string& job_id, int64_t n, std::optional<int32_t> rank,
+                                        const std::string& min_level);
   // Metric points in the order they were recorded, after skipping the first `skip`
   // (a follower passes how many it has already seen).
   absl::StatusOr<std::vector<trainer::v1::MetricPoint>> ReadMetrics(const std::string& job_id,

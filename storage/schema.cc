@@ -62,6 +62,11 @@ const std::vector<std::string>& SchemaMigrations() {
         time_ms INTEGER NOT NULL,
         event BLOB NOT NULL);
       )sql",
+      // 4: the attempt that logged each metric point, so that a resumed run's history
+      // replaces the points an earlier attempt logged past its checkpoint.
+      R"sql(
+      ALTER TABLE metrics ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
+      )sql",
   };
   return *m;
 }

@@ -2,6 +2,8 @@
 // newest valid checkpoint, rotation that keeps the best one; TrainerState JSON.
 #include "worker/checkpoint/checkpoint_store.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include <gmock/gmock.h>
@@ -132,6 +134,28 @@ TEST(TrainerStateJson, RoundTripsInHfSchema) {
   EXPECT_DOUBLE_EQ(back->stateful_callbacks["EarlyStoppingCallback"].attributes["early_stopping_patience_counter"], 1);
   EXPECT_FALSE(TrainerStateFromJson("[1, 2]").ok());
   EXPECT_FALSE(TrainerStateFromJson("{\"epoch\": 1}").ok());
+}
+
+// What a worker killed mid-save leaves: its temporary folder goes; a folder it had moved
+// aside comes back if the new copy never took its name, and goes if it did; folders of
+// live processes (this one) stay.
+TEST(CheckpointStore, RecoverInterruptedWritesAfterADeadWriter) {
+  TempDir dir;
+  const std::string dead = std::to_string(std::stoll(testing::ReadFile("/proc/sys/kernel/pid_max")) + 1);
+  const std::string alive = std::to_string(::getpid());
+  for (const std::string& name : std::vector<std::string>{".checkpoint-5.tmp-" + dead, ".checkpoint-7.old-" + dead,
+                                                          ".checkpoint-3.old-" + dead, "checkpoint-3",
+                                                          ".checkpoint-9.tmp-" + alive, ".hidden.tmp-x", "checkpoint-1"}) {
+    fs::create_directories(dir / name);
+  }
+  testing::WriteFile(dir / (".checkpoint-7.old-" + dead + "/model.safetensors"), "only copy");
+  const std::vector<std::string> done = CheckpointStore::RecoverInterruptedWrites(dir.path().string());
+  EXPECT_EQ(done.size(), 3u) << ::testing::PrintToString(done);
+  EXPECT_FALSE(fs::exists(dir / (".checkpoint-5.tmp-" + dead)));
+  EXPECT_EQ(testing::ReadFile(dir / "checkpoint-7/model.safetensors"), "only copy");
+  EXPECT_FALSE(fs::exists(dir / (".checkpoint-3.old-" + dead)));
+  for (const char* kept : {"checkpoint-3", "checkpoint-1", ".hidden.tmp-x"}) EXPECT_TRUE(fs::exists(dir / kept));
+  EXPECT_TRUE(fs::exists(dir / (".checkpoint-9.tmp-" + alive)));
 }
 
 }  // namespace

@@ -76,16 +76,22 @@ TEST_F(CliTest, EveryCommandWithJsonParsedBack) {
   auto human = Cli("status " + id);
   EXPECT_THAT(human.output, HasSubstr("exited 0"));
   EXPECT_THAT(human.output, HasSubstr("30/30 (100%)"));
+  EXPECT_THAT(human.output, ::testing::ContainsRegex("started +20[0-9-]+T[0-9:]+[-+Z]"));  // RFC 3339
+  EXPECT_THAT(human.output, ::testing::ContainsRegex("duration +[0-9]+s"));
 
   auto list = Parse<trainer::v1::ListJobsResponse>(Cli("list --json --state SUCCEEDED").output);
   ASSERT_EQ(list.jobs_size(), 1);
   EXPECT_EQ(list.jobs(0).id(), id);
   EXPECT_THAT(Cli("list").output, HasSubstr("json-job"));
-  EXPECT_EQ(Cli("list --state BOGUS").exit_code, 2);
+  EXPECT_EQ(Parse<trainer::v1::ListJobsResponse>(Cli("list --json --state succeeded").output).jobs_size(), 1);
+  auto bogus = Cli("list --state BOGUS");
+  EXPECT_EQ(bogus.exit_code, 2);
+  EXPECT_THAT(bogus.output, HasSubstr("one of queued, starting, running"));
 
   auto metrics = Parse<trainer::v1::GetMetricsResponse>(Cli("metrics --json --name loss " + id).output);
   EXPECT_EQ(metrics.points_size(), 6);
-  EXPECT_THAT(Cli("metrics --csv --name loss " + id).output, HasSubstr("name,split,step,epoch,value\nloss,train,5,"));
+  EXPECT_THAT(Cli("metrics --csv --name loss " + id).output,
+              HasSubstr("name,split,step,epoch,value,attempt\nloss,train,5,"));
   EXPECT_THAT(Cli("metrics --plot --name loss " + id).output, HasSubstr("*"));
 
   auto checkpoints = Parse<trainer::v1::ListCheckpointsResponse>(Cli("checkpoints --json " + id).output);
@@ -96,13 +102,25 @@ TEST_F(CliTest, EveryCommandWithJsonParsedBack) {
   EXPECT_EQ(logs.exit_code, 0);
   EXPECT_THAT(logs.output, HasSubstr("train step 30/30"));
   EXPECT_THAT(Cli("logs " + id + " --level warning").output, ::testing::Not(HasSubstr("train step")));
+  auto tail = Cli("logs " + id + " --tail 2");
+  EXPECT_EQ(tail.exit_code, 0) << tail.output;
+  EXPECT_EQ(std::count(tail.output.begin(), tail.output.end(), '\n'), 2) << tail.output;
+  const std::string all_logs = Cli("logs " + id).output;
+  EXPECT_EQ(Parse<trainer::v1::LogLine>(Cli("logs --json --tail 1 " + id).output).seq(),
+            std::count(all_logs.begin(), all_logs.end(), '\n'));  // the last line: seqs run from 1
 
   // Resume from checkpoint 10 runs it again; then it can be deleted.
   auto resumed = Cli("resume " + id + " --checkpoint 10");
   EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_THAT(resumed.output, HasSubstr("QUEUED"));
   EXPECT_EQ(Cli("wait " + id).exit_code, 0);
-  EXPECT_EQ(Parse<trainer::v1::Job>(Cli("status --json " + id).output).attempts_size(), 2);
+  const auto twice = Parse<trainer::v1::Job>(Cli("status --json " + id).output);
+  ASSERT_EQ(twice.attempts_size(), 2);
+  EXPECT_EQ(twice.attempts(1).start_step(), 10);
+  // The history as it stands: steps 5 and 10 of attempt 1, 15 to 30 of attempt 2.
+  auto history = Parse<trainer::v1::GetMetricsResponse>(Cli("metrics --json --name loss " + id).output);
+  ASSERT_EQ(history.points_size(), 6);
+  for (const auto& p : history.points()) EXPECT_EQ(p.attempt(), p.step() <= 10 ? 1 : 2) << p.step();
   EXPECT_EQ(Cli("delete " + id + " --files").exit_code, 0);
   EXPECT_EQ(Cli("status " + id).exit_code, 3);
 }
@@ -140,6 +158,35 @@ TEST_F(CliTest, InvalidSpecAndUnreachableServerMessages) {
   EXPECT_EQ(down.exit_code, 5);
   EXPECT_THAT(down.output, HasSubstr("cannot reach trainerd at 127.0.0.1:"));
   EXPECT_THAT(down.output, HasSubstr("is it running?"));
+}
+
+// wait and watch follow a job through a restart of trainerd, as logs -f does.
+TEST_F(CliTest, WaitAndWatchReconnectAcrossARestartOfTrainerd) {
+  testing::WriteFile(dir_ / "long.yaml", absl::StrReplaceAll(testing::ReadFile(dir_ / "job.yaml"),
+                                                             {{"max_steps: 30", "max_steps: 600"}}));
+  const std::string id(absl::StripAsciiWhitespace(Cli("submit " + dir_ / "long.yaml").output));
+  const std::string wait_out = dir_ / "wait.out", watch_out = dir_ / "watch.out";
+  auto background = [&](const std::string& command, const std::string& out) {
+    return RunCommand(absl::StrCat("TRAINERD_DATA_ROOT=", dir_.path().string(), " XDG_CONFIG_HOME=", dir_ / "config",
+                                   " TRAINER_TOKEN= ", testing::BuildDir(), "/client/trainer-cli --server 127.0.0.1:",
+                                   daemon_->port(), " ", command, " ", id, " > ", out, " 2>&1; echo exit $? >> ", out,
+                                   " &"));
+  };
+  background("wait", wait_out);
+  background("watch", watch_out);
+  testing::WaitFor(*daemon_, id, [](const trainer::v1::Job& j) { return j.progress().step() >= 5; });
+  EXPECT_EQ(daemon_->Stop(SIGTERM), 0);
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // the followers see it gone
+  daemon_->Start();
+  testing::WaitFor(*daemon_, id, testing::Finished);
+  for (const std::string& out : {wait_out, watch_out}) {
+    std::string text;
+    for (int i = 0; i < 100 && (text = testing::ReadFile(out)).find("exit ") == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_THAT(text, HasSubstr("SUCCEEDED")) << out;
+    EXPECT_THAT(text, HasSubstr("exit 0")) << out;
+  }
 }
 
 TEST_F(CliTest, WatchPrintsPlainLinesWhenPiped) {

@@ -3,12 +3,16 @@
 #include <limits>
 #include <random>
 
+#include <set>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <grpcpp/generic/generic_stub.h>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_split.h"
+#include "protocol/training_record.h"
 #include "tests/daemon_test_util.h"
 #include "tests/spec_fuzz_util.h"
 
@@ -118,7 +122,8 @@ TEST(Daemon, BadSpecsAreRejectedWithFieldErrors) {
 TEST(Daemon, CancelStopsTheWorkerAfterACheckpoint) {
   TempDir dir;
   Daemon d(dir.path().string());
-  const std::string id = Submit(d, Spec("max_steps: 100000, save_steps: 100000"));
+  // 800 training examples in batches of 32: an epoch is 25 steps, each evaluated.
+  const std::string id = Submit(d, Spec("max_steps: 100000, save_steps: 100000, eval_strategy: epoch"));
   WaitFor(d, id, [](const Job& j) { return j.progress().step() >= 10; });
   grpc::ClientContext ctx;
   d.Authorize(&ctx);
@@ -131,7 +136,18 @@ TEST(Daemon, CancelStopsTheWorkerAfterACheckpoint) {
   EXPECT_EQ(job.state(), trainer::v1::CANCELLED);
   EXPECT_EQ(job.attempts(0).reason(), "cancelled");
   EXPECT_EQ(job.attempts(0).exit_code(), 3);  // the worker saved a checkpoint and stopped
+  EXPECT_EQ(job.attempts(0).failed_rank(), -1);  // stopped, not failed
   EXPECT_FALSE(Checkpoints(d, id).empty());
+  // It stopped at once: no evaluation of the unfinished epoch, no train_end record (the
+  // run has not ended; its resumption would write one).
+  const std::string log = testing::ReadFile(job.output_dir() + "/trainer_log.jsonl");
+  for (const std::string& line : std::vector<std::string>(absl::StrSplit(log, '\n'))) {
+    EXPECT_THAT(line, Not(HasSubstr("\"kind\":\"train_end\"")));
+    auto record = ParseTrainingRecord(line);
+    if (record && record->kind == "eval") {
+      EXPECT_EQ(record->step % 25, 0) << line;
+    }
+  }
 }
 
 TEST(Daemon, AJobStopsAtItsTimeLimitAfterACheckpointAndResumeContinuesIt) {
@@ -187,12 +203,35 @@ TEST(Daemon, KilledWorkerRestartsFromItsCheckpointAndSucceeds) {
   ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
   ASSERT_EQ(job.attempts_size(), 2);
   EXPECT_EQ(job.restarts(), 1);
-  EXPECT_THAT(job.attempts(0).reason(), HasSubstr("SIGKILL"));
-  EXPECT_EQ(job.attempts(1).resumed_from(), "latest checkpoint");
+  // Not "out of memory": the kernel's OOM killer did not run (nothing here fills memory).
+  EXPECT_EQ(job.attempts(0).reason(), "killed by SIGKILL");
+  EXPECT_EQ(job.error(), "");  // it succeeded: what attempt 1 met stays in its reason
+  EXPECT_EQ(job.attempts(0).failed_rank(), 0);
+  // The folder the worker resumed from, and the step its training began at.
+  const std::string resumed_from = job.attempts(1).resumed_from();
+  EXPECT_THAT(resumed_from, HasSubstr(job.output_dir() + "/checkpoint-"));
+  ASSERT_TRUE(job.attempts(1).has_start_step());
+  EXPECT_EQ(absl::StrCat(job.output_dir(), "/checkpoint-", job.attempts(1).start_step()), resumed_from);
   bool resumed = false;
   for (const auto& l : Logs(d, id, false)) resumed |= l.text().find("Resuming from") != std::string::npos;
   EXPECT_TRUE(resumed);
   ExpectContiguous(Logs(d, id, false));
+
+  // The loss history as the run stands: every logged step once (1500 / 50), attempt 1's
+  // up to the checkpoint, attempt 2's after it.
+  grpc::ClientContext ctx;
+  d.Authorize(&ctx);
+  trainer::v1::GetMetricsRequest mreq;
+  mreq.set_job_id(id);
+  mreq.set_name("loss");
+  trainer::v1::GetMetricsResponse metrics;
+  ASSERT_TRUE(d.stub().GetMetrics(&ctx, mreq, &metrics).ok());
+  std::set<int64_t> steps;
+  for (const auto& p : metrics.points()) {
+    EXPECT_TRUE(steps.insert(p.step()).second) << "step " << p.step() << " twice";
+    EXPECT_EQ(p.attempt(), p.step() <= job.attempts(1).start_step() ? 1 : 2) << "step " << p.step();
+  }
+  EXPECT_EQ(steps.size(), 30u);
 }
 
 TEST(Daemon, SurvivesItsOwnKillMinus9) {
@@ -230,7 +269,7 @@ TEST(Daemon, JobWhoseWorkerDiedWithTheDaemonRestartsFromCheckpoint) {
   ASSERT_EQ(job.attempts_size(), 2);
   EXPECT_EQ(job.attempts(0).reason(), "worker lost while trainerd was down");
   EXPECT_EQ(job.restarts(), 0);  // not the job's fault
-  EXPECT_EQ(job.attempts(1).resumed_from(), "latest checkpoint");
+  EXPECT_THAT(job.attempts(1).resumed_from(), HasSubstr(job.output_dir() + "/checkpoint-"));
 }
 
 TEST(Daemon, OneSlotRunsJobsOneAfterTheOtherByPriority) {
@@ -260,7 +299,8 @@ TEST(Daemon, SigtermStopsGracefullyAndTheJobResumesAtNextStart) {
   ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
   ASSERT_EQ(job.attempts_size(), 2);
   EXPECT_EQ(job.attempts(0).exit_code(), 3);
-  EXPECT_EQ(job.attempts(1).resumed_from(), "latest checkpoint");
+  EXPECT_EQ(job.attempts(0).failed_rank(), -1);  // a graceful shutdown is no rank's failure
+  EXPECT_THAT(job.attempts(1).resumed_from(), HasSubstr("/checkpoint-"));
 }
 
 // The WorkerService, driven by hand for a custom worker program (from an allowed folder)
@@ -600,6 +640,46 @@ TEST(Daemon, StateThatCannotBeSavedIsRetriedAndNeverLost) {
   bool last_step = false;
   for (const auto& l : lines) last_step |= l.text().find("train step 60/60") != std::string::npos;
   EXPECT_TRUE(last_step) << "log lines read while the database was locked were kept";
+}
+
+// A data root on a file system that fills up (a 24 MB tmpfs; a checkpoint of this MLP
+// with Adam's state is about 20 MB, more than the space left after the first): the
+// failed save frees its space, the job ends FAILED with the worker's reason, the logs
+// before it are kept, and all of it is still so after trainerd restarts.
+TEST(Daemon, AFullDiskFailsTheJobWithItsReasonAndLosesNothing) {
+  TempDir dir;
+  const std::string root = dir / "root";
+  std::filesystem::create_directories(root);
+  if (testing::RunCommand("mount -t tmpfs -o size=24m trainerd-test " + root).exit_code != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs here (needs root)";
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { testing::RunCommand("umount -l " + path); }
+  } unmount{root};
+  auto d = std::make_unique<Daemon>(root, std::vector<std::string>{"--max-restarts", "1"});
+  const std::string id =
+      Submit(*d, Spec("max_steps: 200, save_steps: 5, logging_steps: 1", "{type: mlp, hidden_sizes: [2048]}"));
+  Job job = WaitFor(*d, id, Finished, 120);
+  EXPECT_EQ(job.state(), trainer::v1::FAILED);
+  EXPECT_THAT(job.error(), HasSubstr("No space left on device"));
+  EXPECT_THAT(job.attempts(0).reason(), HasSubstr("No space left on device"));
+  EXPECT_EQ(job.store_error(), "");  // the failed save freed its space: the state is on disk
+  const auto logs = Logs(*d, id, false);
+  ExpectContiguous(logs);
+  bool logged_steps = false, logged_error = false;
+  for (const auto& l : logs) {
+    logged_steps |= l.text().find("train step 4/200") != std::string::npos;
+    logged_error |= l.level() == "error" && l.text().find("No space left on device") != std::string::npos;
+  }
+  EXPECT_TRUE(logged_steps);
+  EXPECT_TRUE(logged_error);
+  EXPECT_EQ(d->Stop(SIGTERM), 0);
+  d->Start();
+  const Job after = testing::Get(*d, id);
+  EXPECT_EQ(after.state(), trainer::v1::FAILED);
+  EXPECT_EQ(after.error(), job.error());
+  EXPECT_EQ(Logs(*d, id, false).size(), logs.size());
 }
 
 TEST(Daemon, RealWorkersHeartbeatOverTheWorkerService) {

@@ -13,6 +13,7 @@
 #include "protocol/worker_exit_codes.h"
 #include "server/jobs/attempt_verdict.h"
 #include "server/jobs/job_state.h"
+#include "server/jobs/metric_history.h"
 #include "server/jobs/rank_launch_plan.h"
 #include "server/launch/slurm_batch_script.h"
 
@@ -90,6 +91,49 @@ TEST(AttemptVerdict, FailuresRestartUntilTheLimitButABadSpecNever) {
   EXPECT_EQ(v.reason, "exited 2: the worker rejected the spec");
   EXPECT_EQ(JudgeAttempt(Ended(kWorkerExitOutOfMemory), 0, 3).next_state, trainer::v1::FAILED);
   EXPECT_EQ(JudgeAttempt(Ended(0), 0, 3).next_state, trainer::v1::SUCCEEDED);
+}
+
+// SIGKILL is "out of memory" only when the kernel's OOM killer ran meanwhile.
+TEST(AttemptVerdict, SigkillIsCalledOutOfMemoryOnlyAfterTheOomKiller) {
+  ExitInfo killed{-1, SIGKILL, false};
+  EXPECT_EQ(DescribeExit(killed), "killed by SIGKILL");
+  killed.oom_killed = true;
+  EXPECT_THAT(DescribeExit(killed), ::testing::HasSubstr("out of memory (the kernel's OOM killer"));
+  EXPECT_GE(OomKillCount(), 0);  // /proc/vmstat has the counter on every kernel this runs on
+}
+
+trainer::v1::MetricPoint Point(const std::string& name, int64_t step, int32_t attempt) {
+  trainer::v1::MetricPoint p;
+  p.set_name(name);
+  p.set_split("train");
+  p.set_step(step);
+  p.set_attempt(attempt);
+  return p;
+}
+
+// Attempt 1 logged steps 10..40 and saved at 20; attempt 2 resumed from 20 and logged
+// 30 again; attempt 3 has not begun training yet. The history is 10, 20 (attempt 1)
+// and 30 (attempt 2); attempt 1's 30 and 40 are no longer the run's.
+TEST(MetricHistory, AResumedAttemptReplacesWhatTheEarlierOneLoggedPastItsCheckpoint) {
+  google::protobuf::RepeatedPtrField<trainer::v1::Attempt> attempts;
+  attempts.Add()->set_number(1);
+  attempts[0].set_start_step(0);
+  attempts.Add()->set_number(2);
+  attempts[1].set_start_step(20);
+  attempts.Add()->set_number(3);  // starting: no start_step yet
+  std::vector<trainer::v1::MetricPoint> points = {Point("loss", 10, 1), Point("loss", 20, 1), Point("loss", 30, 1),
+                                                  Point("loss", 40, 1), Point("loss", 30, 2)};
+  std::vector<trainer::v1::MetricPoint> history = CurrentHistory(points, attempts);
+  std::vector<std::pair<int64_t, int32_t>> kept;
+  for (const auto& p : history) kept.emplace_back(p.step(), p.attempt());
+  EXPECT_EQ(kept, (std::vector<std::pair<int64_t, int32_t>>{{10, 1}, {20, 1}, {30, 2}}));
+  // A restart without a checkpoint begins at 0: only the new attempt's points remain.
+  attempts[2].set_start_step(0);
+  points.push_back(Point("loss", 10, 3));
+  history = CurrentHistory(points, attempts);
+  ASSERT_EQ(history.size(), 1u);
+  EXPECT_EQ(history[0].step(), 10);
+  EXPECT_EQ(history[0].attempt(), 3);
 }
 
 TEST(AttemptVerdict, LostNodesCancelsAndShutdownsAreNotTheJobsFault) {

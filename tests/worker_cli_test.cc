@@ -114,6 +114,23 @@ TEST(WorkerCli, TrainsEvaluatesPredictsAndSaves) {
   auto again = RunCommand(absl::StrCat(Worker(), " --spec ", dir / "job.yaml"));
   EXPECT_EQ(again.exit_code, 2);
   EXPECT_THAT(again.output, HasSubstr("training_args.output_dir"));
+
+  // With overwrite_output_dir the new run starts trainer_log.jsonl afresh, and the
+  // temporary folder of a worker killed while saving (its pid is past pid_max, so dead)
+  // is gone before this run saves anything.
+  const std::string dead_pid = std::to_string(std::stoll(testing::ReadFile("/proc/sys/kernel/pid_max")) + 1);
+  std::filesystem::create_directories(dir / ("out/.checkpoint-12.tmp-" + dead_pid));
+  testing::WriteFile(dir / ("out/.checkpoint-12.tmp-" + dead_pid + "/model.safetensors"), "half");
+  auto overwrite = RunCommand(absl::StrCat(Worker(), " --spec ", dir / "job.yaml",
+                                           " --set training_args.overwrite_output_dir=true --set training_args.max_steps=10",
+                                           " --set training_args.do_predict=false"));
+  ASSERT_EQ(overwrite.exit_code, 0) << overwrite.output;
+  EXPECT_THAT(overwrite.output, HasSubstr("An interrupted save: removed"));
+  EXPECT_FALSE(std::filesystem::exists(dir / ("out/.checkpoint-12.tmp-" + dead_pid)));
+  const std::string fresh = testing::ReadFile(dir / "out/trainer_log.jsonl");
+  EXPECT_THAT(fresh, HasSubstr("\"max_steps\":10"));
+  EXPECT_THAT(fresh, ::testing::Not(HasSubstr("\"max_steps\":30")));
+  EXPECT_THAT(fresh, ::testing::Not(HasSubstr("\"kind\":\"test\"")));
 }
 
 TEST(WorkerCli, InvalidSpecListsEveryBadField) {

@@ -2,12 +2,14 @@
 // training loop's arithmetic (gradient accumulation), customisation by subclassing,
 // TorchScript models, bf16.
 #include <cmath>
+#include <cstring>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include "absl/strings/str_split.h"
 #include "spec/spec_defaults.h"
 #include "spec/spec_loader.h"
 #include "spec/spec_validator.h"
@@ -236,6 +238,42 @@ TEST(Data, ReadsCsvWithStringLabelsAndCarvesEvalSplit) {
   ASSERT_FALSE(regression.ok());
   EXPECT_THAT(std::string(regression.status().message()), ::testing::HasSubstr("data row 2, column 2"));
   EXPECT_THAT(std::string(regression.status().message()), ::testing::Not(::testing::HasSubstr("s3cret")));
+}
+
+// Fashion-MNIST pixels normalised as torchvision's ToTensor + Normalize compute them,
+// bit for bit, checked against a Python reference that reads the IDX file itself: a
+// Python user who feeds the same images to HF Trainer gets the same float32 inputs.
+TEST(Data, PixelsNormaliseBitForBitAsTorchvision) {
+  constexpr int kImages = 16;
+  const std::string images = absl::StrCat(testing::kFashionDir, "/train-images-idx3-ubyte.gz");
+  auto spec = Spec(absl::StrCat("data: {train: {path: ", images, ", labels_path: ", testing::kFashionDir,
+                                "/train-labels-idx1-ubyte.gz, limit: ", kImages,
+                                "}, mean: 0.2860, std: 0.3530}\nmodel: {type: mlp}"));
+  auto b = LoadDatasets(spec.data(), 1);
+  ASSERT_TRUE(b.ok()) << b.status();
+  const torch::Tensor raw = torch::cat({b->train.inputs.flatten(), torch::arange(256).to(torch::kUInt8)});
+  const torch::Tensor ours = b->normalization.Apply(raw).contiguous();
+  ASSERT_EQ(ours.scalar_type(), torch::kFloat);
+
+  auto py = testing::RunCommand(absl::StrCat("/usr/bin/python3 ", testing::SourceDir(), "/tests/normalize_reference.py ",
+                                             images, " ", kImages, " 0.2860 0.3530"));
+  ASSERT_EQ(py.exit_code, 0) << py.output;
+  const std::vector<std::string> lines = absl::StrSplit(py.output, '\n', absl::SkipEmpty());
+  ASSERT_EQ(static_cast<int64_t>(lines.size()), ours.numel());
+  // The fused multiply-add trainerd used before, to show that the check can fail.
+  const torch::Tensor mean = torch::tensor(0.2860f), std = torch::tensor(0.3530f);
+  const torch::Tensor fused = torch::addcmul(-mean / std, raw, torch::scalar_tensor(1.0 / 255) / std).contiguous();
+  int64_t differ = 0, fused_differ = 0;
+  for (int64_t i = 0; i < ours.numel(); ++i) {
+    uint32_t ours_bits, fused_bits;
+    std::memcpy(&ours_bits, ours.data_ptr<float>() + i, 4);
+    std::memcpy(&fused_bits, fused.data_ptr<float>() + i, 4);
+    const uint32_t reference = static_cast<uint32_t>(std::stoul(lines[i], nullptr, 16));
+    differ += ours_bits != reference;
+    fused_differ += fused_bits != reference;
+  }
+  EXPECT_EQ(differ, 0) << "of " << ours.numel() << " pixels";
+  EXPECT_GT(fused_differ, 100);
 }
 
 TEST(Data, LoaderOrderIsPerEpochAndPrefetchKeepsIt) {

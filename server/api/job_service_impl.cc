@@ -7,6 +7,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include "server/jobs/job_state.h"
+#include "server/jobs/metric_history.h"
 #include "server/api/status_util.h"
 
 namespace trainerd {
@@ -125,11 +126,14 @@ grpc::Status JobServiceImpl::ListCheckpoints(grpc::ServerContext* context, const
 grpc::Status JobServiceImpl::GetMetrics(grpc::ServerContext* context, const GetMetricsRequest* req,
                                         GetMetricsResponse* resp) {
   return Observe("GetMetrics", Kind::kRead, context, req->job_id(), [&](const Caller& caller) {
-    if (auto job = JobFor(caller, req->job_id(), Kind::kRead); !job.ok()) return ToGrpcStatus(job.status());
+    auto job = JobFor(caller, req->job_id(), Kind::kRead);
+    if (!job.ok()) return ToGrpcStatus(job.status());
     return Reply(Respond(registry_->store()->ReadMetrics(req->job_id(), req->name(), req->split()),
-                         [](std::vector<MetricPoint> points) {
+                         [&job](std::vector<MetricPoint> points) {
                            GetMetricsResponse r;
-                           for (auto& p : points) *r.add_points() = std::move(p);
+                           for (auto& p : CurrentHistory(std::move(points), job->attempts())) {
+                             *r.add_points() = std::move(p);
+                           }
                            return r;
                          }),
                  resp);
@@ -168,6 +172,11 @@ grpc::Status JobServiceImpl::StreamLogs(grpc::ServerContext* context, const Stre
     std::optional<int32_t> rank;
     if (req->has_rank()) rank = req->rank();
     int64_t next = std::max<int64_t>(1, req->from_seq());
+    if (req->tail() > 0) {
+      auto first = registry_->store()->SeqOfLastLogs(req->job_id(), req->tail(), rank, req->min_level());
+      if (!first.ok()) return ToGrpcStatus(first.status());
+      next = std::max(next, *first);
+    }
     uint64_t seen = registry_->change_counter();
     while (!context->IsCancelled()) {
       auto job = registry_->Get(req->job_id());

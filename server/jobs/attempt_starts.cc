@@ -211,7 +211,8 @@ void AttemptSupervisor::StartAttempt(Job& job, const std::string& resume_from, c
   trainer::v1::Attempt* record = job.add_attempts();
   record->set_number(a.number);
   record->set_started_unix_ms(a.started_ms);
-  record->set_resumed_from(resume_from == "true" ? "latest checkpoint" : resume_from);
+  // "true" (the latest valid checkpoint) becomes the folder the worker reports it used.
+  record->set_resumed_from(resume_from == "true" ? "" : resume_from);
   record->set_failed_rank(-1);
 
   // The attempt's folder and secret first (kept beside the attempt, owner-only, so that a
@@ -250,7 +251,9 @@ void AttemptSupervisor::StartAttempt(Job& job, const std::string& resume_from, c
   spdlog::info("job={} attempt {} started: {} rank(s), {} {}", job.id(), a.number, a.ranks.size(),
                record->slurm_job_id().empty() ? absl::StrCat("rank 0 pid ", a.ranks[0].pid)
                                               : "Slurm job " + record->slurm_job_id(),
-               resume_from.empty() ? "" : "resuming from " + record->resumed_from());
+               resume_from.empty()      ? ""
+               : resume_from == "true" ? "resuming from its latest checkpoint"
+                                       : "resuming from " + resume_from);
   // A gang in the cluster's queue is STARTING until the cluster runs it (OnClusterState).
   const bool queued = a.queued;
   running_[job.id()] = std::move(a);

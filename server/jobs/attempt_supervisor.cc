@@ -15,6 +15,7 @@
 #include "protocol/job_layout.h"
 #include "server/jobs/attempt_verdict.h"
 #include "server/jobs/job_state.h"
+#include "server/jobs/worker_log_parsing.h"
 
 namespace trainerd {
 namespace {
@@ -323,11 +324,21 @@ void AttemptSupervisor::FinishAttempt(const std::string& job_id, const ExitInfo&
   record->set_signal(exit.signal);
   record->set_pid(0);
   record->clear_rank_pids();
-  record->set_failed_rank(a.failed_rank);
-  const AttemptVerdict verdict =
-      JudgeAttempt({a.number, exit, a.stop_reason, a.node_lost, a.failed_rank}, job->restarts(), job->max_restarts());
+  // A rank that exits because trainerd stopped the attempt did not fail.
+  const bool stopped_by_trainerd =
+      a.stop_reason == kStopCancelled || a.stop_reason == kStopShutdown || a.stop_reason == kStopTimeLimit;
+  const int32_t failed_rank = stopped_by_trainerd ? -1 : a.failed_rank;
+  record->set_failed_rank(failed_rank);
+  AttemptEnd end{a.number, exit, a.stop_reason, a.node_lost, failed_rank, ""};
+  if (failed_rank >= 0 && !a.node_lost) {
+    end.worker_error = LastErrorMessage(absl::StrCat(AttemptDir(options_.data_root, job_id, a.number), "/",
+                                                     RankLogName(failed_rank)));
+  }
+  const AttemptVerdict verdict = JudgeAttempt(end, job->restarts(), job->max_restarts());
   record->set_reason(verdict.reason);
   if (!verdict.error.empty()) job->set_error(verdict.error);
+  // A job that succeeded has no error; what earlier attempts met stays in their reasons.
+  if (verdict.next_state == trainer::v1::SUCCEEDED) job->clear_error();
   if (verdict.next_state == trainer::v1::RESTARTING && a.stop_reason != kStopShutdown) {
     if (verdict.restart_counted) job->set_restarts(job->restarts() + 1);
     spdlog::warn("job={} attempt {} failed ({}); {}", job_id, a.number, verdict.reason,

@@ -12,7 +12,10 @@ namespace trainerd {
 
 std::string DescribeExit(const ExitInfo& exit) {
   if (exit.status_unknown) return "ended (exit status unknown)";
-  if (exit.signal == SIGKILL) return "killed by SIGKILL (out of memory?)";
+  if (exit.signal == SIGKILL && exit.oom_killed) {
+    return "killed by SIGKILL: out of memory (the kernel's OOM killer ran meanwhile)";
+  }
+  if (exit.signal == SIGKILL) return "killed by SIGKILL";
   if (exit.signal != 0) return absl::StrCat("killed by signal ", exit.signal, " (", strsignal(exit.signal), ")");
   if (exit.exit_code == kWorkerExitInvalidSpec) return "exited 2: the worker rejected the spec";
   if (exit.exit_code == kWorkerExitOutOfMemory) return "exited 4: out of memory (see the rank's log for the limit)";
@@ -46,6 +49,7 @@ AttemptVerdict JudgeAttempt(const AttemptEnd& end, int32_t restarts, int32_t max
     return v;
   }
   v.reason = end.stop_reason.empty() ? DescribeExit(end.exit) : end.stop_reason;
+  if (!end.worker_error.empty()) absl::StrAppend(&v.reason, ": ", end.worker_error);
   v.error = absl::StrCat("attempt ", end.attempt, ": ", v.reason);
   const bool hopeless = end.exit.exit_code == kWorkerExitInvalidSpec || end.exit.exit_code == kWorkerExitOutOfMemory;
   if (end.node_lost) {

@@ -24,6 +24,7 @@ struct AttemptEnd {
   std::string stop_reason;  // kStopCancelled, kStopShutdown, "heartbeat lost ...", "rank 1 ..."; "" when none
   bool node_lost = false;   // a machine went away: not the job's fault
   int32_t failed_rank = -1;
+  std::string worker_error;  // the failed rank's last error line (LastErrorMessage), if any
 };
 
 struct AttemptVerdict {

@@ -1,5 +1,6 @@
 #include "server/jobs/worker_log_parsing.h"
 
+#include <algorithm>
 #include <fstream>
 
 #include "absl/strings/match.h"
@@ -45,6 +46,27 @@ trainer::v1::LogLine ParseLogLine(const std::string& line, int32_t rank, int32_t
   return l;
 }
 
+std::string LastErrorMessage(const std::string& log_path, int64_t window) {
+  std::ifstream in(log_path, std::ios::binary);
+  if (!in) return "";
+  in.seekg(0, std::ios::end);
+  const int64_t size = in.tellg();
+  const int64_t start = std::max<int64_t>(0, size - window);
+  std::string chunk(size - start, '\0');
+  in.seekg(start);
+  in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+  std::string found;
+  for (absl::string_view line : absl::StrSplit(chunk, '\n')) {
+    const trainer::v1::LogLine parsed = ParseLogLine(std::string(line), 0, 0, 0);
+    if (parsed.level() != "error") continue;
+    // "2026-01-02T03:04:05.678 error [rank 1] text": the text.
+    std::vector<absl::string_view> parts = absl::StrSplit(line, absl::MaxSplits(' ', 2));
+    found = std::string(parts.size() == 3 ? parts[2] : line);
+  }
+  if (found.size() > 300) found = found.substr(0, 297) + "...";
+  return found;
+}
+
 std::vector<trainer::v1::MetricPoint> MetricPoints(const TrainingRecord& r) {
   std::vector<trainer::v1::MetricPoint> points;
   if (r.kind == kRecordCheckpoint) return points;
@@ -63,16 +85,17 @@ std::vector<trainer::v1::MetricPoint> MetricPoints(const TrainingRecord& r) {
 }
 
 void UpdateProgress(const TrainingRecord& r, trainer::v1::Progress* p) {
-  if (r.step > 0) p->set_step(r.step);
+  // A run that begins again (a restart without a checkpoint) goes back to its step.
+  if (r.step > 0 || r.kind == kRecordTrainBegin) p->set_step(r.step);
   if (r.max_steps > 0) p->set_max_steps(r.max_steps);
   if (r.epoch > 0) p->set_epoch(r.epoch);
   for (const auto& [name, value] : r.metrics) {
     if (r.kind == kRecordTrain && name == "loss") p->set_loss(value);
     if (r.kind == kRecordTrain && name == "learning_rate") p->set_learning_rate(value);
     if (r.kind == kRecordTrain && name == "samples_per_second") p->set_samples_per_second(value);
-    if (r.kind == kRecordEval && !absl::EndsWith(name, "_runtime") && !absl::EndsWith(name, "_per_second")) {
-      (*p->mutable_eval_metrics())[name] = value;
-    }
+    const bool quality = !absl::EndsWith(name, "_runtime") && !absl::EndsWith(name, "_per_second");
+    if (r.kind == kRecordEval && quality) (*p->mutable_eval_metrics())[name] = value;
+    if (r.kind == kRecordTest && quality) (*p->mutable_test_metrics())[name] = value;
   }
 }
 

@@ -24,6 +24,11 @@ std::vector<std::string> ReadNewLines(const std::string& path, int64_t* offset, 
 // A worker log line: level from spdlog's pattern, else "info".
 trainer::v1::LogLine ParseLogLine(const std::string& line, int32_t rank, int32_t attempt, int64_t now_ms);
 
+// The text of the last error-level line among the last `window` bytes of a worker's log
+// (its reason to exit, e.g. "saving ... failed: write ...: No space left on device"),
+// without the time stamp and level, at most 300 characters; "" when there is none.
+std::string LastErrorMessage(const std::string& log_path, int64_t window = 64 << 10);
+
 // A training record's metrics as points of the split its kind names (train_end's
 // belong to train). A checkpoint record has none.
 std::vector<trainer::v1::MetricPoint> MetricPoints(const TrainingRecord& record);

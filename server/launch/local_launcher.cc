@@ -25,7 +25,7 @@ absl::StatusOr<StartedRanks> LocalLauncher::Start(const std::vector<RankStart>& 
       return pid.status();
     }
     pids.push_back(*pid);
-    ranks_[start.id] = Process{*pid, true, ""};
+    ranks_[start.id] = Process{*pid, true, "", OomKillCount()};
   }
   return started;
 }
@@ -58,6 +58,9 @@ std::vector<RankEvent> LocalLauncher::TakeEvents(bool* /*nodes_changed*/) {
         continue;
       }
       ended.exit = *exit;
+      // The kernel's OOM killer sends SIGKILL: name it only when it ran meanwhile.
+      const int64_t at_start = it->second.oom_kills_at_start;
+      ended.exit.oom_killed = exit->signal == SIGKILL && at_start >= 0 && OomKillCount() > at_start;
     } else {
       if (WorkerAlive(it->second.pid, it->second.marker)) {
         ++it;

@@ -31,6 +31,7 @@ class LocalLauncher final : public Launcher {
     pid_t pid = 0;
     bool child = true;   // false: adopted, watched through /proc
     std::string marker;  // for adopted ones: guards against a reused pid
+    int64_t oom_kills_at_start = -1;  // OomKillCount() when it started
   };
 
   const int32_t cpu_slots_, gpus_;

@@ -131,6 +131,16 @@ absl::StatusOr<int> PickFreePort() {
   return static_cast<int>(ntohs(addr.sin_port));
 }
 
+int64_t OomKillCount() {
+  std::ifstream in("/proc/vmstat");
+  std::string name;
+  int64_t value;
+  while (in >> name >> value) {
+    if (name == "oom_kill") return value;
+  }
+  return -1;
+}
+
 std::optional<ExitInfo> ReapWorker(pid_t pid) {
   int status = 0;
   const pid_t reaped = ::waitpid(pid, &status, WNOHANG);

@@ -57,7 +57,13 @@ struct ExitInfo {
   // Set for a worker trainerd could not wait for (one a previous trainerd started): it
   // is gone, but how it ended is not known.
   bool status_unknown = false;
+  // SIGKILL while the kernel's OOM killer ran (OomKillCount rose during the worker's life).
+  bool oom_killed = false;
 };
+
+// How many processes the kernel's OOM killer has killed since boot, on the whole machine
+// and in memory-limited cgroups alike (/proc/vmstat's oom_kill); -1 when unknown.
+int64_t OomKillCount();
 
 // Reaps child `pid` without blocking: nullopt while it runs. Only that child is
 // reaped, so that other children of trainerd (a scheduler's commands) keep theirs.

@@ -25,6 +25,7 @@
 #include "spec/spec_defaults.h"
 #include "spec/spec_loader.h"
 #include "spec/spec_validator.h"
+#include "worker/checkpoint/checkpoint_store.h"
 #include "protocol/job_layout.h"
 #include "worker/data/confined_file.h"
 #include "worker/data/dataset_reader.h"
@@ -114,6 +115,7 @@ class StopOnSignalCallback : public TrainerCallback {
   void on_step_end(const TrainingArguments& args, TrainerState&, TrainerControl& control) override {
     if (!g_stop_requested.load()) return;
     control.should_training_stop = true;
+    control.interrupted = true;
     if (args.save_strategy() != "no") control.should_save = true;
   }
 };
@@ -178,6 +180,15 @@ absl::Status PrepareOutputDir(const trainer::v1::JobSpec& spec, bool resuming, b
   fs::create_directories(output_dir, ec);
   if (ec) return absl::InvalidArgumentError(absl::StrCat("training_args.output_dir: ", ec.message()));
   if (!main_rank) return absl::OkStatus();
+  // A worker killed while saving leaves its temporary folders; they go before this run
+  // saves anything.
+  std::vector<std::string> folders = {output_dir.string()};
+  if (!args.hub_dir().empty()) folders.push_back((fs::path(args.hub_dir()) / args.hub_model_id()).string());
+  for (const std::string& folder : folders) {
+    for (const std::string& line : CheckpointStore::RecoverInterruptedWrites(folder)) {
+      spdlog::warn("An interrupted save: {}", line);
+    }
+  }
   return WriteFileAtomically((output_dir / "job_spec.json").string(), JobSpecToJson(spec));
 }
 
@@ -310,7 +321,10 @@ int RunWorker(const WorkerOptions& options) {
     return Fail(s);
   }
   // Rank 0 writes the job's log and results; the other ranks compute the same numbers.
-  auto log = main_rank ? TrainingLog::Open((output_dir / kTrainingLogFile).string(), options.metrics_fd)
+  // A new training run starts the log afresh (overwrite_output_dir); resuming and
+  // evaluating alone add to it.
+  const bool append = resuming || !args.do_train();
+  auto log = main_rank ? TrainingLog::Open((output_dir / kTrainingLogFile).string(), options.metrics_fd, append)
                        : TrainingLog::Open("", -1);
   if (!log.ok()) return Fail(log.status());
   trainer.set_training_log(std::move(*log));

@@ -1,9 +1,12 @@
 #include "worker/checkpoint/checkpoint_store.h"
 
+#include <signal.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -40,15 +43,70 @@ absl::StatusOr<std::string> ReadWholeFile(const fs::path& path) {
   return s.str();
 }
 
-absl::Status WriteAndSync(const fs::path& path, const std::string& contents) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-  out.close();
-  if (!out) return absl::InternalError(absl::StrCat("write ", path.string(), " failed"));
-  return SyncPath(path.string());
+// WriteFolder's temporary siblings of `final_path`: .<name>.tmp-<pid> (being written)
+// and .<name>.old-<pid> (the copy it replaces, moved aside). RecoverInterruptedWrites
+// parses the same names.
+constexpr char kWritingTag[] = ".tmp-";
+constexpr char kReplacedTag[] = ".old-";
+
+fs::path Sibling(const fs::path& final_path, const char* tag, pid_t pid) {
+  return final_path.parent_path() / absl::StrCat(".", final_path.filename().string(), tag, pid);
+}
+
+// Splits ".<name><tag><pid>" into name and pid; false for any other name.
+bool ParseSibling(const std::string& file_name, const char* tag, std::string* name, pid_t* pid) {
+  const size_t at = file_name.rfind(tag);
+  if (file_name.size() < 2 || file_name[0] != '.' || at == std::string::npos || at < 2) return false;
+  int64_t value;
+  if (!absl::SimpleAtoi(file_name.substr(at + std::strlen(tag)), &value) || value <= 0) return false;
+  *name = file_name.substr(1, at - 1);
+  *pid = static_cast<pid_t>(value);
+  return true;
+}
+
+bool ProcessIsAlive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
+
+// Creates `dir` with `files` and MANIFEST.json (written last), each fsynced, and the
+// folder itself fsynced.
+absl::Status WriteFilesAndManifest(const fs::path& dir, const CheckpointFiles& files) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("create ", dir.string(), ": ", ec.message()));
+  json manifest = {{"format", 1}, {"files", json::object()}};
+  for (const auto& [name, contents] : files) {
+    if (absl::Status s = WriteFileSynced((dir / name).string(), contents); !s.ok()) return s;
+    manifest["files"][name] = {{"size", contents.size()}, {"crc32", Crc32(contents)}};
+  }
+  if (absl::Status s = WriteFileSynced((dir / kManifestFile).string(), manifest.dump(2)); !s.ok()) return s;
+  return SyncPath(dir.string());
 }
 
 }  // namespace
+
+std::vector<std::string> CheckpointStore::RecoverInterruptedWrites(const std::string& dir) {
+  std::vector<std::string> done;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string file_name = entry.path().filename().string();
+    std::string name;
+    pid_t pid;
+    const bool writing = ParseSibling(file_name, kWritingTag, &name, &pid);
+    if (!writing && !ParseSibling(file_name, kReplacedTag, &name, &pid)) continue;
+    if (!entry.is_directory(ec) || pid == ::getpid() || ProcessIsAlive(pid)) continue;
+    const fs::path final_path = fs::path(dir) / name;
+    std::error_code op;
+    if (!writing && !fs::exists(final_path, op)) {
+      fs::rename(entry.path(), final_path, op);  // the only copy: it takes its name back
+      done.push_back(absl::StrCat("restored ", final_path.string(), " from ", file_name,
+                                  op ? absl::StrCat(" failed: ", op.message()) : ""));
+      continue;
+    }
+    fs::remove_all(entry.path(), op);
+    done.push_back(absl::StrCat("removed ", entry.path().string(), " (left by process ", pid, ")",
+                                op ? absl::StrCat(" failed: ", op.message()) : ""));
+  }
+  return done;
+}
 
 CheckpointStore::CheckpointStore(std::string output_dir, int64_t save_total_limit)
     : output_dir_(std::move(output_dir)), save_total_limit_(save_total_limit) {
@@ -113,21 +171,16 @@ void CheckpointStore::WriterLoop() {
 absl::Status CheckpointStore::WriteFolder(const std::string& dest, const CheckpointFiles& files) {
   const fs::path final_path(dest);
   const fs::path parent = final_path.parent_path();
-  const fs::path tmp = parent / absl::StrCat(".", final_path.filename().string(), ".tmp-", ::getpid());
+  const fs::path tmp = Sibling(final_path, kWritingTag, ::getpid());
   std::error_code ec;
   fs::remove_all(tmp, ec);
-  fs::create_directories(tmp, ec);
-  if (ec) return absl::InternalError(absl::StrCat("create ", tmp.string(), ": ", ec.message()));
-  json manifest = {{"format", 1}, {"files", json::object()}};
-  for (const auto& [name, contents] : files) {
-    if (absl::Status s = WriteAndSync(tmp / name, contents); !s.ok()) return s;
-    manifest["files"][name] = {{"size", contents.size()}, {"crc32", Crc32(contents)}};
+  if (absl::Status s = WriteFilesAndManifest(tmp, files); !s.ok()) {
+    fs::remove_all(tmp, ec);  // what was written goes, and with it the space (a full disk)
+    return s;
   }
-  if (absl::Status s = WriteAndSync(tmp / kManifestFile, manifest.dump(2)); !s.ok()) return s;
-  if (absl::Status s = SyncPath(tmp.string()); !s.ok()) return s;
   // Replace an existing folder of the same name (e.g. re-saving a step after resume):
   // move it aside first so that a crash leaves one valid copy.
-  const fs::path old = parent / absl::StrCat(".", final_path.filename().string(), ".old-", ::getpid());
+  const fs::path old = Sibling(final_path, kReplacedTag, ::getpid());
   if (fs::exists(final_path)) {
     fs::rename(final_path, old, ec);
     if (ec) return absl::InternalError(absl::StrCat("rename ", dest, ": ", ec.message()));

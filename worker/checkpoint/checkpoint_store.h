@@ -79,6 +79,14 @@ class CheckpointStore {
   // replacing any existing `dest`. Used for checkpoints and model exports.
   static absl::Status WriteFolder(const std::string& dest, const CheckpointFiles& files);
 
+  // Clears what WriteFolder leaves in `dir` when its process dies mid-write (call it
+  // when a run starts, before anything is saved there): the temporary folders
+  // .<name>.tmp-<pid> go, and a folder moved aside as .<name>.old-<pid> goes too, or
+  // takes its name back if the process died before the new copy replaced it. Folders
+  // of this process and of live processes are left alone. Returns what it changed, one
+  // line each, for the log.
+  static std::vector<std::string> RecoverInterruptedWrites(const std::string& dir);
+
  private:
   struct Job {
     int64_t step;

@@ -30,17 +30,20 @@ struct Dataset {
 };
 
 // x = (x / scale - mean) / std, with mean and std broadcast over the feature dims,
-// stored as one multiply-add so that a batch is normalised in a single pass.
+// computed in float32 in exactly that order, as torchvision's ToTensor + Normalize do
+// (a fused multiply-add differs from them in the last bit for most pixel values, and a
+// Python user reproducing a run would see other losses).
 struct Normalization {
-  // `mean` undefined means 0, `std` undefined means 1.
+  // `mean` undefined means 0, `std` undefined means 1; both float32.
   static Normalization Create(double scale, const torch::Tensor& mean, const torch::Tensor& std);
 
   // Converts a batch of raw inputs (uint8 or float) to normalised float32; never
   // modifies `raw`. A default-constructed Normalization only converts.
   torch::Tensor Apply(const torch::Tensor& raw) const;
 
-  torch::Tensor multiplier;  // 1 / (scale * std)
-  torch::Tensor offset;      // -mean / std
+  double scale = 1;
+  torch::Tensor mean;
+  torch::Tensor std;
 };
 
 // One collated batch.

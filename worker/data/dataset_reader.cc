@@ -294,18 +294,19 @@ absl::StatusOr<DatasetBundle> LoadTableDatasets(const trainer::v1::DataSpec& dat
 
 Normalization Normalization::Create(double scale, const torch::Tensor& mean, const torch::Tensor& std) {
   Normalization n;
-  n.multiplier = torch::scalar_tensor(1.0 / scale, torch::kFloat);
-  n.offset = torch::scalar_tensor(0.0, torch::kFloat);
-  if (std.defined()) n.multiplier = n.multiplier / std;
-  if (mean.defined()) n.offset = std.defined() ? -mean / std : -mean;
+  n.scale = scale;
+  if (mean.defined()) n.mean = mean.to(torch::kFloat);
+  if (std.defined()) n.std = std.to(torch::kFloat);
   return n;
 }
 
 torch::Tensor Normalization::Apply(const torch::Tensor& raw) const {
   if (raw.scalar_type() == torch::kLong) return raw;  // token ids
-  if (!multiplier.defined()) return raw.to(torch::kFloat, /*non_blocking=*/false, /*copy=*/true);
-  // offset + raw * multiplier, promoted to float in the same kernel.
-  return torch::addcmul(offset, raw, multiplier);
+  torch::Tensor x = raw.to(torch::kFloat, /*non_blocking=*/false, /*copy=*/true);
+  if (scale != 1) x.div_(scale);  // ToTensor: img.float().div(255)
+  if (mean.defined()) x.sub_(mean);  // Normalize: tensor.sub_(mean).div_(std)
+  if (std.defined()) x.div_(std);
+  return x;
 }
 
 }  // namespace trainerd

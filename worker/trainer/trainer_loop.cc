@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
+#include "protocol/training_record.h"
 #include "worker/models/compiled_model.h"
 #include "worker/distributed/distributed.h"
 #include "worker/distributed/gradient_reducer.h"
@@ -80,6 +81,11 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
   LogTrainingPlan(run);
   const auto& a = args();
   callbacks_.on_train_begin(a, state_, control_);
+  // Where this run begins in trainer_log.jsonl: a resumed run's records after it replace
+  // the ones an earlier run logged past its checkpoint.
+  std::map<std::string, std::string> begin;
+  if (!resumed_from_.empty()) begin[kResumedFromField] = resumed_from_;
+  training_log_->Record(kRecordTrainBegin, CurrentProgress(), {}, begin);
   if (a.eval_on_start() && resumed_from_.empty()) EvaluateDuringTraining();
   model_->SetTraining(true);
   run.start = run.last_log_time = Clock::now();
@@ -220,6 +226,7 @@ void Trainer::TrainEpoch(TrainRun& run, int64_t epoch) {
   loop_.epoch = epoch + 1;
   loop_.batches_done = 0;
   callbacks_.on_epoch_end(a, state_, control_);
+  if (control_.interrupted) return;  // saved at the step it stopped; resumed from there
   LogSaveEvaluate(run, std::nan(""));
 }
 
@@ -284,7 +291,7 @@ absl::StatusOr<TrainOutput> Trainer::FinishTraining(const TrainRun& run) {
   }
   // Rank 0 writes the checkpoints: the others wait until they are on disk.
   if (world_size() > 1) distributed_->Barrier();
-  if (a.load_best_model_at_end() && state_.best_model_checkpoint) {
+  if (a.load_best_model_at_end() && state_.best_model_checkpoint && !control_.interrupted) {
     spdlog::info("Loading best model from {} (step {}, {} = {})", *state_.best_model_checkpoint,
                  state_.best_global_step.value_or(-1), a.metric_for_best_model(), state_.best_metric.value_or(0));
     auto files = CheckpointStore::Read(*state_.best_model_checkpoint);
@@ -317,7 +324,8 @@ absl::StatusOr<TrainOutput> Trainer::FinishTraining(const TrainRun& run) {
     out.metrics["train_fp16_skipped_steps"] = static_cast<double>(loss_scaler_->skipped_steps());
     out.metrics["train_fp16_loss_scale"] = loss_scaler_->scale();
   }
-  log(out.metrics, "train_end");
+  // An interrupted run has not ended: its resumption writes the train_end record.
+  if (!control_.interrupted) log(out.metrics, "train_end");
   callbacks_.on_train_end(a, state_, control_);
   return out;
 }
@@ -327,12 +335,13 @@ void Trainer::SyncControlAcrossRanks() {
   // A stop request (SIGTERM, trainerd's "stop") reaches ranks at different steps; every
   // rank must stop and save at the same one, or the others would wait in a collective.
   torch::Tensor flags = torch::tensor({control_.should_training_stop ? 1.0 : 0.0, control_.should_save ? 1.0 : 0.0,
-                                       control_.should_epoch_stop ? 1.0 : 0.0},
+                                       control_.should_epoch_stop ? 1.0 : 0.0, control_.interrupted ? 1.0 : 0.0},
                                       torch::kDouble);
   distributed_->AllReduceSum(flags);
   control_.should_training_stop = flags[0].item<double>() > 0;
   control_.should_save = flags[1].item<double>() > 0;
   control_.should_epoch_stop = flags[2].item<double>() > 0;
+  control_.interrupted = flags[3].item<double>() > 0;
 }
 
 void Trainer::MaybeLogSaveEvaluate(double grad_norm, double samples_per_second) {

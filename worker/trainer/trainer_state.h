@@ -45,6 +45,10 @@ struct TrainerControl {
   bool should_save = false;
   bool should_evaluate = false;
   bool should_log = false;
+  // Not HF's: the run stops to be resumed later (trainerd's cancel or shutdown, a time
+  // limit), not because it is done. It skips what only a finished run does: the
+  // end-of-epoch evaluation, the best model's reload and the train_end record.
+  bool interrupted = false;
 };
 
 // trainer_state.json, as HF writes it (integers where HF has integers).

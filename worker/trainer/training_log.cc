@@ -1,6 +1,8 @@
 #include "worker/trainer/training_log.h"
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cmath>
 
 #include <spdlog/spdlog.h>
@@ -22,13 +24,13 @@ std::string HumanValue(const std::string& key, double v) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<TrainingLog>> TrainingLog::Open(const std::string& jsonl_path, int fd) {
+absl::StatusOr<std::unique_ptr<TrainingLog>> TrainingLog::Open(const std::string& jsonl_path, int fd, bool append) {
   std::unique_ptr<TrainingLog> log(new TrainingLog());
   absl::MutexLock lock(&log->mu_);  // nobody else has it yet; the lock satisfies the annotations
   if (!jsonl_path.empty()) {
-    log->file_ = std::fopen(jsonl_path.c_str(), "a");
+    log->file_ = std::fopen(jsonl_path.c_str(), append ? "a" : "w");
     if (log->file_ == nullptr) {
-      return absl::InternalError(absl::StrCat("cannot open ", jsonl_path, " for writing"));
+      return absl::InternalError(absl::StrCat("cannot open ", jsonl_path, " for writing: ", std::strerror(errno)));
     }
   }
   if (fd >= 0) {
@@ -73,9 +75,17 @@ void TrainingLog::Record(const std::string& kind, const Progress& progress, cons
     absl::MutexLock lock(&mu_);
     for (std::FILE* f : {file_, fd_stream_}) {
       if (f == nullptr) continue;
-      std::fputs(json.c_str(), f);
-      std::fputc('\n', f);
-      std::fflush(f);
+      if (std::fputs(json.c_str(), f) < 0 || std::fputc('\n', f) < 0 || std::fflush(f) != 0) {
+        // Training goes on (checkpoints report their own failures); the first failure of
+        // each sink is logged with its reason, e.g. a full disk.
+        const bool first = (f == file_ ? !file_failed_ : !fd_failed_);
+        (f == file_ ? file_failed_ : fd_failed_) = true;
+        if (first) {
+          spdlog::error("writing the training log ({}) failed: {}", f == file_ ? "trainer_log.jsonl" : "to trainerd",
+                        std::strerror(errno));
+        }
+        std::clearerr(f);
+      }
     }
   }
 }

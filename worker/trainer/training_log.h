@@ -30,9 +30,10 @@ struct Progress {
 
 class TrainingLog {
  public:
-  // Opens the JSONL sinks: `jsonl_path` (appended to; empty for none) and `fd` (an open,
-  // writable descriptor the log takes over; -1 for none).
-  static absl::StatusOr<std::unique_ptr<TrainingLog>> Open(const std::string& jsonl_path, int fd);
+  // Opens the JSONL sinks: `jsonl_path` (appended to, or emptied first unless `append`;
+  // empty for none) and `fd` (an open, writable descriptor the log takes over; -1 for none).
+  static absl::StatusOr<std::unique_ptr<TrainingLog>> Open(const std::string& jsonl_path, int fd,
+                                                           bool append = true);
   ~TrainingLog();
 
   // Writes one record to every sink. `text` adds string fields (e.g. a checkpoint's
@@ -49,6 +50,8 @@ class TrainingLog {
   absl::Mutex mu_;  // one record at a time (the checkpoint writer's thread records too)
   std::FILE* file_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::FILE* fd_stream_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool file_failed_ ABSL_GUARDED_BY(mu_) = false;  // a write to file_ failed (reported once)
+  bool fd_failed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace trainerd
