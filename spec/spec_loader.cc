@@ -77,7 +77,6 @@ bool ParseDouble(const std::string& s, double* out) {
 // an HF script's arguments load as they are.
 const std::map<std::string, std::string>& IgnoredHfArguments() {
   static const auto* ignored = new std::map<std::string, std::string>{
-      {"report_to", "trainerd records metrics itself (trainer-cli metrics, Prometheus); no integrations yet"},
       {"save_safetensors", "trainerd always saves safetensors"},
       {"push_to_hub", "trainerd exports to a registry folder instead: set training_args.hub_dir"},
       {"hub_token", "the registry folder needs no token"},
@@ -86,7 +85,6 @@ const std::map<std::string, std::string>& IgnoredHfArguments() {
       {"remove_unused_columns", "only the columns the data section names are read"},
       {"group_by_length", "batches are not grouped by length"},
       {"disable_tqdm", "trainerd prints no progress bars"},
-      {"logging_dir", "logs go to output_dir/training_log.jsonl and trainerd"},
       {"overwrite_cache", "nothing is cached between runs"},
       {"ddp_find_unused_parameters", "every parameter's gradient is reduced"},
       {"include_num_input_tokens_seen", "not counted"},
@@ -147,7 +145,30 @@ class YamlToJson {
  private:
   static std::string Name(const std::string& path) { return path.empty() ? "spec" : path; }
 
+  // HF takes report_to as one name or a list; its integrations other than TensorBoard
+  // are dropped with a warning, so that an HF script's arguments still load.
+  std::string ReportTo(const YAML::Node& node, const FieldDescriptor* field, const std::string& path) {
+    std::vector<std::string> items;
+    const bool one = node.IsScalar();
+    for (size_t i = 0; i < (one ? 1 : node.size()); ++i) {
+      const YAML::Node item = one ? node : node[i];
+      const std::string name = item.IsScalar() ? item.as<std::string>() : "";
+      const std::string item_path = one ? path : absl::StrCat(path, "[", i, "]");
+      if (name == "tensorboard" || name == "all" || name == "none" || !item.IsScalar()) {
+        items.push_back(Single(item, field, item_path));
+      } else {
+        warnings.push_back(absl::StrCat(item_path, ": \"", name.substr(0, 64),
+                                        "\" is not available here (tensorboard is); ignored"));
+      }
+    }
+    if (!one && !node.IsSequence()) errors.push_back(absl::StrCat(path, ": expected a name or a list of names"));
+    return absl::StrCat("[", absl::StrJoin(items, ","), "]");
+  }
+
   std::string Field(const YAML::Node& node, const FieldDescriptor* field, const std::string& path) {
+    if (field->name() == "report_to" && field->containing_type() == trainer::v1::TrainingArguments::descriptor()) {
+      return ReportTo(node, field, path);
+    }
     if (field->is_repeated()) {
       if (!node.IsSequence()) {
         errors.push_back(absl::StrCat(path, ": expected a list"));

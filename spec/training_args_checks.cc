@@ -38,6 +38,14 @@ void CheckCheckpointArgs(const JobSpec& spec, Checker* c) {
   const std::string& resume = a.resume_from_checkpoint();
   if (!resume.empty() && resume != "true" && resume != "false") c->File(p + "resume_from_checkpoint", resume);
   c->Choice(p + "hub_strategy", a.hub_strategy(), {"end", "every_save", "checkpoint", "all_checkpoints"});
+  for (int i = 0; i < a.report_to_size(); ++i) {
+    c->Choice(absl::StrCat(p, "report_to[", i, "]"), a.report_to(i), {"tensorboard", "all", "none"});
+  }
+  // The event files stay inside the job's folder: a path that leaves it is refused.
+  const std::string& logging_dir = a.logging_dir();
+  const bool inside = logging_dir.empty() || (logging_dir[0] != '/' && logging_dir.find("..") == std::string::npos) ||
+                      (logging_dir.rfind(a.output_dir() + "/", 0) == 0 && logging_dir.find("..") == std::string::npos);
+  if (!inside) c->Add(p + "logging_dir", "must be a folder inside output_dir (a relative path is taken from it)");
 
   const bool wants_best = a.load_best_model_at_end() || a.save_strategy() == "best";
   if (wants_best && a.eval_strategy() == "no") {

@@ -3,6 +3,7 @@
 // spec's refusals.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <c10/core/CPUAllocator.h>
 #include <torch/torch.h>
 
 #include "spec/spec_defaults.h"
@@ -178,6 +179,24 @@ TEST(LigerKernels, SpecRefusalsNameTheField) {
               HasSubstr("training_args.liger_kernel_config: cross_entropy and fused_linear_cross_entropy"));
   EXPECT_THAT(problems(LmYaml("/tmp/x"), {"training_args.use_liger_kernel=true", "model.type=mlp"}),
               HasSubstr("training_args.use_liger_kernel: needs a text model"));
+}
+
+// The tracker counts LibTorch's CPU memory without breaking kernels that allocate
+// through raw_allocate (NNPACK's convolutions: a CNN trained after the tracker was
+// installed hit "dptr.get() == dptr.get_context()" before).
+TEST(CpuMemoryTracker, ServesRawAllocationsAndConvolutions) {
+  CpuMemoryTracker& tracker = CpuMemoryTracker::Install();
+  const int64_t before = tracker.current();
+  void* raw = c10::GetCPUAllocator()->raw_allocate(1000);
+  ASSERT_NE(raw, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(raw) % 64, 0u);
+  EXPECT_EQ(tracker.current(), before + 1000);
+  c10::GetCPUAllocator()->raw_deallocate(raw);
+  EXPECT_EQ(tracker.current(), before);
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(1, 8, 3));
+  torch::Tensor y = conv->forward(torch::randn({16, 1, 28, 28}));
+  y.sum().backward();
+  EXPECT_EQ(y.sizes(), (std::vector<int64_t>{16, 8, 26, 26}));
 }
 
 }  // namespace

@@ -93,10 +93,17 @@ TEST(SpecLoader, AcceptsHfArgumentsThatChangeNothingWithAWarning) {
       {}, &warnings);
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->training_args().eval_strategy(), "steps");
-  ASSERT_EQ(warnings.size(), 9u);
+  ASSERT_EQ(warnings.size(), 8u);  // logging_dir is read: TensorBoard's folder
+  EXPECT_EQ(spec->training_args().logging_dir(), "runs");
   EXPECT_THAT(warnings, ::testing::Contains(::testing::HasSubstr(
                             "training_args.evaluation_strategy: HF's old name for eval_strategy")));
-  EXPECT_THAT(warnings, ::testing::Contains(::testing::HasSubstr("training_args.report_to: accepted and ignored")));
+  EXPECT_THAT(warnings, ::testing::Contains(::testing::HasSubstr(
+                            "training_args.report_to[0]: \"wandb\" is not available here (tensorboard is); ignored")));
+  EXPECT_EQ(spec->training_args().report_to_size(), 0);
+  // One name or a list, as HF takes it.
+  auto one = trainerd::ParseJobSpec("training_args: {report_to: tensorboard}\n");
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->training_args().report_to(0), "tensorboard");
   // Both names at once is the same field twice; other unknown fields stay errors.
   auto both = trainerd::ParseJobSpec("training_args: {evaluation_strategy: steps, eval_strategy: epoch}\n");
   ASSERT_FALSE(both.ok());

@@ -1,6 +1,7 @@
 // End to end: the trainer-worker binary on a spec file, as a user runs it.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -232,6 +233,60 @@ data:
     checkpoints += e.path().filename().string().rfind("checkpoint-", 0) == 0;
   }
   EXPECT_EQ(checkpoints, 3);
+}
+
+// report_to: tensorboard writes event files that an independent reader (Python, from
+// the public record and protobuf definitions) reads back: every logged metric at its
+// step, with HF's tags, equal to the trainer_log.jsonl values as float32. A resumed run
+// adds its file to the same folder (the newest under output_dir/runs).
+TEST(WorkerCli, TensorBoardEventFilesReadBackByAnIndependentReader) {
+  TempDir dir;
+  const std::string d = testing::kFashionDir;
+  testing::WriteFile(dir / "job.yaml", absl::StrCat(
+      "training_args: {output_dir: ", dir / "out", ", max_steps: 10, logging_steps: 5, save_steps: 10,"
+      " eval_strategy: steps, eval_steps: 10, report_to: tensorboard}\n",
+      "model: {type: mlp, hidden_sizes: [16]}\n",
+      "data: {train: {path: ", d, "/train-images-idx3-ubyte.gz, labels_path: ", d,
+      "/train-labels-idx1-ubyte.gz, limit: 400}, eval_split: 0.25, mean: 0.286, std: 0.353}\n"));
+  const std::string job = absl::StrCat(Worker(), " --spec ", dir / "job.yaml");
+  auto first = RunCommand(job);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  auto resumed = RunCommand(job + " --set training_args.max_steps=20 --resume-from-checkpoint true");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  std::vector<std::string> runs;
+  for (const auto& e : std::filesystem::directory_iterator(dir / "out/runs")) runs.push_back(e.path().string());
+  ASSERT_EQ(runs.size(), 1u);
+  int files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(runs[0])) files += e.path().filename().string().rfind("events.out.tfevents.", 0) == 0;
+  EXPECT_EQ(files, 2);  // one per run
+
+  auto read = RunCommand(absl::StrCat("/usr/bin/python3 ", testing::SourceDir(), "/tests/tensorboard_reader.py ", runs[0]));
+  ASSERT_EQ(read.exit_code, 0) << read.output;
+  const nlohmann::json events = nlohmann::json::parse(read.output, nullptr, false);
+  ASSERT_TRUE(events.is_object()) << read.output;
+  EXPECT_EQ(events["file_versions"], nlohmann::json::array({"brain.Event:2", "brain.Event:2"}));
+  // train/loss at 5, 10 (first run) and 15, 20 (resumed): as trainer_log.jsonl says.
+  std::vector<std::pair<int64_t, float>> logged;
+  for (const std::string& line : std::vector<std::string>(absl::StrSplit(testing::ReadFile(dir / "out/trainer_log.jsonl"), '\n'))) {
+    const nlohmann::json r = nlohmann::json::parse(line, nullptr, false);
+    if (r.is_object() && r["kind"] == "train") logged.emplace_back(r["step"].get<int64_t>(), r["loss"].get<float>());
+  }
+  std::vector<std::pair<int64_t, float>> scalars;
+  for (const auto& point : events["scalars"]["train/loss"]) scalars.emplace_back(point[0].get<int64_t>(), point[1].get<float>());
+  EXPECT_EQ(scalars, logged);
+  EXPECT_EQ(scalars.size(), 4u);
+  ASSERT_TRUE(events["scalars"].contains("eval/loss"));
+  // Steps 10 and 20, each evaluated by eval_steps and again by do_eval's final evaluate.
+  EXPECT_EQ(events["scalars"]["eval/loss"].size(), 4u);
+  EXPECT_TRUE(events["scalars"].contains("train/learning_rate"));
+  EXPECT_TRUE(events["scalars"].contains("train/train_runtime"));
+
+  // A corrupted byte is caught by the reader's checksums (so the check above can fail).
+  std::string bytes = testing::ReadFile(runs[0] + "/" + std::filesystem::directory_iterator(runs[0])->path().filename().string());
+  bytes[bytes.size() / 2] ^= 0x5a;
+  TempDir bad;
+  testing::WriteFile(bad / "events.out.tfevents.1.host", bytes);
+  EXPECT_NE(RunCommand("/usr/bin/python3 " + testing::SourceDir() + "/tests/tensorboard_reader.py " + bad.path().string()).exit_code, 0);
 }
 
 }  // namespace

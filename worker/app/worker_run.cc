@@ -31,6 +31,7 @@
 #include "worker/data/dataset_reader.h"
 #include "worker/distributed/distributed.h"
 #include "worker/models/model.h"
+#include "worker/trainer/tensorboard_callback.h"
 #include "worker/trainer/torch_status.h"
 #include "worker/trainer/trainer.h"
 #include "worker/app/worker_reporter.h"
@@ -140,6 +141,14 @@ class HeartbeatCallback : public TrainerCallback {
   std::string path_;
   std::chrono::steady_clock::time_point last_;
 };
+
+// Whether training_args.report_to names `integration` ("all" names every one).
+bool ReportsTo(const TrainingArguments& args, const std::string& integration) {
+  for (const std::string& name : args.report_to()) {
+    if (name == integration || name == "all") return true;
+  }
+  return false;
+}
 
 int Fail(const absl::Status& status) {
   if (status.code() == absl::StatusCode::kResourceExhausted) {
@@ -303,6 +312,12 @@ int RunWorker(const WorkerOptions& options) {
   std::vector<std::shared_ptr<TrainerCallback>> callbacks = {std::make_shared<StopOnSignalCallback>()};
   if (heartbeat) callbacks.push_back(heartbeat);
   if (reporter) callbacks.push_back(reporter);
+  if (main_rank && ReportsTo(args, "tensorboard")) {
+    auto writer = TensorBoardWriter::Create(TensorBoardDir(args, resuming));
+    if (!writer.ok()) return Fail(writer.status());
+    spdlog::info("TensorBoard: scalars go to {}", (*writer)->path());
+    callbacks.push_back(std::make_shared<TensorBoardCallback>(std::move(*writer)));
+  }
   std::signal(SIGTERM, OnSigterm);
   Trainer trainer(*spec, std::move(loaded->model), std::move(loaded->data), callbacks);
   std::unique_ptr<Distributed> distributed;

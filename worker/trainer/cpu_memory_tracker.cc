@@ -1,17 +1,22 @@
 #include "worker/trainer/cpu_memory_tracker.h"
 
+#include <new>
+
 #include <c10/core/CPUAllocator.h>
 
 namespace trainerd {
 namespace {
 
-// What a tracked allocation's DataPtr carries: the base allocator's DataPtr (freed with
-// it) and the size to subtract.
-struct Allocation {
-  c10::DataPtr inner;
+// What sits before a tracked allocation's data: how to free the base allocator's block
+// and the size to subtract. 64 bytes keep the data at LibTorch's alignment.
+struct Header {
+  c10::DeleterFnPtr deleter;
+  void* context;
   int64_t bytes;
   std::atomic<int64_t>* current;
 };
+constexpr size_t kHeaderBytes = 64;
+static_assert(sizeof(Header) <= kHeaderBytes);
 
 }  // namespace
 
@@ -25,21 +30,25 @@ CpuMemoryTracker& CpuMemoryTracker::Install() {
 }
 
 c10::DataPtr CpuMemoryTracker::allocate(size_t bytes) const {
-  c10::DataPtr inner = base_->allocate(bytes);
-  void* data = inner.get();
+  c10::DataPtr inner = base_->allocate(bytes + kHeaderBytes);
+  char* block = static_cast<char*>(inner.get());
   const c10::Device device = inner.device();
+  const c10::DeleterFnPtr deleter = inner.get_deleter();
   const auto n = static_cast<int64_t>(bytes);
+  new (block) Header{deleter, inner.release_context(), n, &current_};
   const int64_t now = current_.fetch_add(n) + n;
   int64_t peak = peak_.load();
   while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
   }
-  return c10::DataPtr(data, new Allocation{std::move(inner), n, &current_}, &CpuMemoryTracker::Free, device);
+  void* data = block + kHeaderBytes;
+  return c10::DataPtr(data, data, &CpuMemoryTracker::Free, device);
 }
 
-void CpuMemoryTracker::Free(void* context) {
-  auto* allocation = static_cast<Allocation*>(context);
-  allocation->current->fetch_sub(allocation->bytes);
-  delete allocation;
+void CpuMemoryTracker::Free(void* data) {
+  if (data == nullptr) return;
+  const Header header = *reinterpret_cast<Header*>(static_cast<char*>(data) - kHeaderBytes);
+  header.current->fetch_sub(header.bytes);
+  if (header.deleter != nullptr) header.deleter(header.context);
 }
 
 }  // namespace trainerd

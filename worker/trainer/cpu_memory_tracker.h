@@ -17,7 +17,11 @@ class CpuMemoryTracker : public c10::Allocator {
   // allocated before are not counted) and returns it. It is never destroyed.
   static CpuMemoryTracker& Install();
 
+  // Each allocation's DataPtr has its data as its context, as LibTorch's raw_allocate
+  // (used by some CPU kernels, e.g. NNPACK's convolutions) requires: the bookkeeping
+  // lives in a header just before the data.
   c10::DataPtr allocate(size_t bytes) const override;
+  c10::DeleterFnPtr raw_deleter() const override { return &Free; }
 
   int64_t current() const { return current_.load(); }
   int64_t peak() const { return peak_.load(); }
@@ -26,7 +30,7 @@ class CpuMemoryTracker : public c10::Allocator {
 
  private:
   explicit CpuMemoryTracker(c10::Allocator* base) : base_(base) {}
-  static void Free(void* context);
+  static void Free(void* data);
 
   c10::Allocator* base_;
   mutable std::atomic<int64_t> current_{0};

@@ -59,7 +59,7 @@ std::string TrainingLog::ToHumanLine(const std::string& kind, const Progress& p,
 
 void TrainingLog::Record(const std::string& kind, const Progress& progress, const Metrics& metrics,
                          const std::map<std::string, std::string>& text) {
-  if (kind != "checkpoint") spdlog::info("{}", ToHumanLine(kind, progress, metrics));
+  if (kind != kRecordCheckpoint && kind != kRecordTrainBegin) spdlog::info("{}", ToHumanLine(kind, progress, metrics));
   const double now =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   TrainingRecord record;
