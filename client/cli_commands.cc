@@ -13,9 +13,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "client/cli_format.h"
+#include "client/progress_between_lines.h"
 #include "client/trainer_client.h"
 #include "spec/spec_defaults.h"
 #include "spec/spec_loader.h"
@@ -87,50 +87,6 @@ int FollowLogs(TrainerClient& client, const trainer::v1::StreamLogsRequest& req,
   });
   return s.ok() ? kOk : Report(s);
 }
-
-// While `follow` prints a job's logs: a progress line when no log line came for
-// `quiet`, so that loading and the first log steps are not silent.
-class ProgressBetweenLines {
- public:
-  ProgressBetweenLines(TrainerClient& client, std::string id, std::chrono::seconds quiet)
-      : client_(client), id_(std::move(id)), quiet_(quiet), thread_([this] { Run(); }) {}
-  ~ProgressBetweenLines() {
-    {
-      absl::MutexLock lock(&mu_);
-      stop_ = true;
-    }
-    thread_.join();
-  }
-  void SawLine() {
-    absl::MutexLock lock(&mu_);
-    last_line_ = std::chrono::steady_clock::now();
-  }
-
- private:
-  void Run() {
-    while (true) {
-      {
-        absl::MutexLock lock(&mu_);
-        if (mu_.AwaitWithTimeout(absl::Condition(&stop_), absl::Seconds(1))) return;
-        const auto now = std::chrono::steady_clock::now();
-        if (now - last_line_ < quiet_) continue;
-        last_line_ = now;
-      }
-      auto job = client_.GetJob(id_);  // outside the lock: the lines go on meanwhile
-      absl::MutexLock lock(&mu_);
-      if (stop_) return;
-      if (job.ok()) std::cout << ("  ... " + ProgressLine(*job, 0) + "\n") << std::flush;
-    }
-  }
-
-  TrainerClient& client_;
-  const std::string id_;
-  const std::chrono::seconds quiet_;
-  absl::Mutex mu_;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::chrono::steady_clock::time_point last_line_ ABSL_GUARDED_BY(mu_) = std::chrono::steady_clock::now();
-  std::thread thread_;
-};
 
 int PrintAudit(TrainerClient& client, int limit, int64_t before, bool json) {
   auto events = client.ListAuditEvents(limit, before);
