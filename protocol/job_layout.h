@@ -8,6 +8,8 @@
 //       checkpoint-<step>/       CheckpointDirName; complete once MANIFEST.json exists
 //         MANIFEST.json          every file's size and CRC-32, written last
 //         trainer_state.json     HF's TrainerState (also in output/ at the end)
+//     deleted-owner              a deleted job whose folder was kept: its owner, who may
+//                                still delete the folder (DeleteJob with delete_files)
 //     attempt-<n>/               AttemptDir: one per run of the job
 //       rank<r>.log              each rank's stdout and stderr
 //       heartbeat, heartbeat-<r> touched by each rank as it makes progress
@@ -32,6 +34,7 @@ inline constexpr char kCheckpointPrefix[] = "checkpoint-";
 inline constexpr char kManifestFile[] = "MANIFEST.json";
 inline constexpr char kTrainerStateFile[] = "trainer_state.json";  // HF's, in output_dir and each checkpoint
 inline constexpr char kAttemptSecretFile[] = ".secret";
+inline constexpr char kDeletedOwnerFile[] = "deleted-owner";
 
 inline std::string JobDir(const std::string& data_root, const std::string& job_id) {
   return data_root + "/jobs/" + job_id;

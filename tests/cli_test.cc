@@ -121,8 +121,13 @@ TEST_F(CliTest, EveryCommandWithJsonParsedBack) {
   auto history = Parse<trainer::v1::GetMetricsResponse>(Cli("metrics --json --name loss " + id).output);
   ASSERT_EQ(history.points_size(), 6);
   for (const auto& p : history.points()) EXPECT_EQ(p.attempt(), p.step() <= 10 ? 1 : 2) << p.step();
-  EXPECT_EQ(Cli("delete " + id + " --files").exit_code, 0);
+  // Deleted without --files, the folder stays until its owner deletes it with --files.
+  EXPECT_EQ(Cli("delete " + id).exit_code, 0);
   EXPECT_EQ(Cli("status " + id).exit_code, 3);
+  EXPECT_TRUE(std::filesystem::exists(dir_ / ("jobs/" + id)));
+  EXPECT_EQ(Cli("delete " + id + " --files").exit_code, 0);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / ("jobs/" + id)));
+  EXPECT_EQ(Cli("delete " + id + " --files").exit_code, 3);
 }
 
 TEST_F(CliTest, CancelAndExitCodes) {

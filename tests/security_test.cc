@@ -69,10 +69,10 @@ class As {
     Job out;
     return d_.stub().ResumeJob(Context().get(), req, &out).error_code();
   }
-  grpc::StatusCode Delete(const std::string& id) {
+  grpc::StatusCode Delete(const std::string& id, bool files = true) {
     trainer::v1::DeleteJobRequest req;
     req.set_job_id(id);
-    req.set_delete_files(true);
+    req.set_delete_files(files);
     trainer::v1::DeleteJobResponse out;
     return d_.stub().DeleteJob(Context().get(), req, &out).error_code();
   }
@@ -157,6 +157,18 @@ TEST(Security, UsersReadAndChangeOnlyTheirOwnJobs) {
   EXPECT_EQ(alice.Cancel(id), grpc::StatusCode::OK);
   testing::WaitFor(d, id, testing::Finished);
 
+  // Deleted without its files, the folder stays alice's: bob may not delete it, she may;
+  // a name that is no job id never reaches the file system.
+  const std::string folder = dir / ("jobs/" + id);
+  EXPECT_EQ(alice.Delete(id, /*files=*/false), grpc::StatusCode::OK);
+  ASSERT_TRUE(std::filesystem::exists(folder));
+  EXPECT_EQ(bob.Delete(id), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(bob.Delete("../jobs"), grpc::StatusCode::NOT_FOUND);
+  EXPECT_TRUE(std::filesystem::exists(folder));
+  EXPECT_EQ(alice.Delete(id), grpc::StatusCode::OK);
+  EXPECT_FALSE(std::filesystem::exists(folder));
+  EXPECT_EQ(alice.Delete(id), grpc::StatusCode::NOT_FOUND);
+
   // The refusals and the changes are in the audit log, which only admins read.
   std::vector<trainer::v1::AuditEvent> events;
   EXPECT_EQ(alice.Audit(&events).error_code(), grpc::StatusCode::PERMISSION_DENIED);
@@ -167,7 +179,7 @@ TEST(Security, UsersReadAndChangeOnlyTheirOwnJobs) {
     cancels += e.action() == "CancelJob" && e.code() == "OK";
     user_adds += e.action() == "user add" && e.code() == "OK";
   }
-  EXPECT_EQ(bob_refused, 7);
+  EXPECT_EQ(bob_refused, 8);  // 7 verbs on the running job, 1 delete of the kept folder
   EXPECT_EQ(cancels, 2);
   EXPECT_EQ(user_adds, 2);
 }

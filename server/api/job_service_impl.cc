@@ -105,7 +105,17 @@ grpc::Status JobServiceImpl::ResumeJob(grpc::ServerContext* context, const Resum
 grpc::Status JobServiceImpl::DeleteJob(grpc::ServerContext* context, const DeleteJobRequest* req,
                                        DeleteJobResponse*) {
   return Observe("DeleteJob", Kind::kChange, context, req->job_id(), [&](const Caller& caller) {
-    if (auto job = JobFor(caller, req->job_id(), Kind::kChange); !job.ok()) return ToGrpcStatus(job.status());
+    auto job = JobFor(caller, req->job_id(), Kind::kChange);
+    if (!job.ok() && job.status().code() == absl::StatusCode::kNotFound && req->delete_files()) {
+      // Deleted before without its files: the folder is its owner's to delete still.
+      return ToGrpcStatus(supervisor_->DeleteKeptFolder(req->job_id(), [&](const std::string& owner) {
+        Job kept;
+        kept.set_id(req->job_id());
+        kept.set_owner(owner);
+        return access_->CheckChange(caller, kept);
+      }));
+    }
+    if (!job.ok()) return ToGrpcStatus(job.status());
     return ToGrpcStatus(supervisor_->Delete(req->job_id(), req->delete_files()));
   });
 }

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <set>
 
@@ -63,13 +64,41 @@ absl::StatusOr<Job> AttemptSupervisor::Submit(const trainer::v1::SubmitJobReques
 
 absl::Status AttemptSupervisor::Delete(const std::string& id, bool delete_files) {
   absl::MutexLock lock(&mu_);
+  absl::StatusOr<Job> job = registry_->Get(id);
+  if (!job.ok()) return job.status();
+  const std::string dir = JobDir(options_.data_root, id);
+  // A folder kept without its record says whose it is, so that they can still delete it
+  // (written first: a finished job only; the registry refuses the others below).
+  if (!delete_files && IsTerminal(job->state()) && fs::exists(dir)) {
+    if (absl::Status s = WriteFileAtomically(absl::StrCat(dir, "/", kDeletedOwnerFile), job->owner() + "\n", 0600);
+        !s.ok()) {
+      return s;
+    }
+  }
   if (absl::Status s = registry_->Delete(id); !s.ok()) return s;
   tailer_->Forget(id);
   resume_requests_.erase(id);
-  if (delete_files) {
-    std::error_code ec;
-    fs::remove_all(JobDir(options_.data_root, id), ec);
-  }
+  return delete_files ? RemoveJobFolder(id) : absl::OkStatus();
+}
+
+absl::Status AttemptSupervisor::DeleteKeptFolder(const std::string& id,
+                                                 const std::function<absl::Status(const std::string&)>& may_delete) {
+  // Job ids are trainerd's ("j" and hex digits): anything else never names a folder.
+  const bool well_formed = id.size() > 1 && id.size() <= 64 && id[0] == 'j' &&
+                           id.find_first_not_of("0123456789abcdef", 1) == std::string::npos;
+  const std::string marker = absl::StrCat(JobDir(options_.data_root, id), "/", kDeletedOwnerFile);
+  std::ifstream in(marker);
+  std::string owner;
+  if (!well_formed || !in || !std::getline(in, owner)) return absl::NotFoundError(absl::StrCat("job ", id, " not found"));
+  if (absl::Status s = may_delete(owner); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  return RemoveJobFolder(id);
+}
+
+absl::Status AttemptSupervisor::RemoveJobFolder(const std::string& id) {
+  std::error_code ec;
+  fs::remove_all(JobDir(options_.data_root, id), ec);
+  if (ec) return absl::InternalError(absl::StrCat("deleting ", JobDir(options_.data_root, id), ": ", ec.message()));
   return absl::OkStatus();
 }
 

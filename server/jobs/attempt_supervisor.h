@@ -56,8 +56,14 @@ class AttemptSupervisor {
   absl::StatusOr<trainer::v1::Job> Cancel(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   // Queues a new attempt of a finished job from checkpoint `step` (0: the latest).
   absl::StatusOr<trainer::v1::Job> Resume(const std::string& id, int64_t checkpoint_step) ABSL_LOCKS_EXCLUDED(mu_);
-  // Deletes a finished job's records, and its folder when `delete_files`.
+  // Deletes a finished job's records, and its folder when `delete_files` (else the
+  // folder keeps the owner's name in kDeletedOwnerFile).
   absl::Status Delete(const std::string& id, bool delete_files) ABSL_LOCKS_EXCLUDED(mu_);
+  // Deletes the folder a Delete kept, once `may_delete(owner)` allows it (the caller's
+  // right to change that owner's jobs). NOT_FOUND when there is no such folder.
+  absl::Status DeleteKeptFolder(const std::string& id,
+                                const std::function<absl::Status(const std::string& owner)>& may_delete)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // The WorkerService heartbeat, authenticated by the attempt's secret.
   absl::StatusOr<trainer::v1::HeartbeatResponse> WorkerHeartbeat(const std::string& secret,
                                                                  const trainer::v1::HeartbeatRequest& request)
@@ -109,6 +115,7 @@ class AttemptSupervisor {
   };
 
   void Loop() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status RemoveJobFolder(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PollOnce() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // An attempt of `job` numbered `number`, its ranks' files named, nothing started.
   Attempt NewAttempt(const trainer::v1::Job& job, int32_t number) const;

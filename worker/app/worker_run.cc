@@ -241,9 +241,16 @@ int RunJob(Trainer& trainer, const trainer::v1::JobSpec& spec, const std::option
                                                   : "a Hugging Face folder: config.json, model.safetensors");
   }
   if (args.do_eval()) {
-    absl::StatusOr<Metrics> eval = trainer.evaluate();
-    if (!eval.ok()) return Fail(eval.status());
-    all_results.insert(eval->begin(), eval->end());
+    // Training that evaluated its last step has evaluated these very weights already.
+    std::optional<Metrics> done = trainer.EvaluationOfCurrentWeights();
+    if (done) {
+      spdlog::info("The final evaluation is step {}'s: the weights have not changed since", trainer.state().global_step);
+      all_results.insert(done->begin(), done->end());
+    } else {
+      absl::StatusOr<Metrics> eval = trainer.evaluate();
+      if (!eval.ok()) return Fail(eval.status());
+      all_results.insert(eval->begin(), eval->end());
+    }
   }
   if (args.do_predict() && test) {
     absl::StatusOr<PredictionOutput> out = trainer.predict(*test, "test");

@@ -327,8 +327,14 @@ absl::StatusOr<Metrics> Trainer::evaluate(const Dataset* dataset, const std::str
     PredictionOutput out = EvaluationLoop(*loader, prefix, /*prediction_loss_only=*/false);
     log(out.metrics, prefix);
     callbacks_.on_evaluate(args(), state_, control_, out.metrics);
+    if (dataset == nullptr && prefix == "eval") last_evaluation_ = {state_.global_step, out.metrics};
     return out.metrics;
   });
+}
+
+std::optional<Metrics> Trainer::EvaluationOfCurrentWeights() const {
+  if (!last_evaluation_ || last_evaluation_->first != state_.global_step) return std::nullopt;
+  return last_evaluation_->second;
 }
 
 absl::StatusOr<PredictionOutput> Trainer::predict(const Dataset& dataset, const std::string& prefix) {

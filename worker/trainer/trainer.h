@@ -89,6 +89,11 @@ class Trainer {
   // Adds a callback after those given to the constructor (it misses on_init_end).
   void add_callback(std::shared_ptr<TrainerCallback> callback) { callbacks_.Add(std::move(callback)); }
 
+  // The metrics of the latest evaluation on the eval split if it was taken at the
+  // current global step with the current weights (an evaluation at the last step of
+  // training): the final evaluation need not run again.
+  std::optional<Metrics> EvaluationOfCurrentWeights() const;
+
   Model& model() { return *model_; }
   // Where the model trains: the CPU, or this rank's GPU (see use_cpu).
   const torch::Device& device() const { return device_; }
@@ -228,6 +233,9 @@ class Trainer {
   CallbackHandler callbacks_;
   LoopState loop_;
   std::string resumed_from_;
+  // The latest evaluation on the eval split and the step it was taken at; reset when
+  // the weights change without a step (the best model reloaded).
+  std::optional<std::pair<int64_t, Metrics>> last_evaluation_;
   std::unique_ptr<CheckpointStore> checkpoint_store_;
   std::unique_ptr<Checkpointer> checkpointer_;  // built at the first save or load
   std::unique_ptr<torch::optim::Optimizer> optimizer_;

@@ -296,6 +296,7 @@ absl::StatusOr<TrainOutput> Trainer::FinishTraining(const TrainRun& run) {
                  state_.best_global_step.value_or(-1), a.metric_for_best_model(), state_.best_metric.value_or(0));
     auto files = CheckpointStore::Read(*state_.best_model_checkpoint);
     if (!files.ok()) return files.status();
+    last_evaluation_.reset();  // other weights from here on
     LoadModelWeights([&files](const std::string& name) -> const std::string* {
       auto it = files->find(name);
       return it == files->end() ? nullptr : &it->second;
