@@ -12,7 +12,7 @@ DEB_PACKAGES := cmake ninja-build ccache g++ clang pkg-config \
   libtorch-dev libopenblas0-openmp libgloo-dev libsentencepiece-dev python3-sentencepiece fortunes \
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc libre2-dev libssl-dev openssl \
   libabsl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev nlohmann-json3-dev zlib1g-dev \
-  libgtest-dev libgmock-dev libsqlite3-dev prometheus-cpp-dev prometheus dataset-fashion-mnist \
+  libgtest-dev libgmock-dev libsqlite3-dev prometheus-cpp-dev prometheus python3-kubernetes dataset-fashion-mnist \
   munge slurmctld slurmd slurm-client
 
 .PHONY: all deps build demo test clean bench
