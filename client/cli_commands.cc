@@ -196,7 +196,8 @@ int RunList(TrainerClient& client, const CliArgs& args) {
   std::vector<std::vector<std::string>> rows = {{"ID", "NAME", "OWNER", "STATE", "STEP", "LOSS", "EVAL", "AGE"}};
   const int64_t now = NowMs();
   for (const auto& j : resp->jobs()) {
-    rows.push_back({j.id(), j.name(), j.owner().empty() ? "-" : j.owner(), ShortState(j.state()),
+    rows.push_back({j.id(), j.name(), j.owner().empty() ? "-" : j.owner(),
+                    ShortState(j.state()) + (j.queue_position() > 0 ? absl::StrCat(" #", j.queue_position()) : ""),
                     StepProgress(j.progress()),
                     OrDash(j.progress().has_loss(), j.progress().loss(), "%.4f"),
                     HeadlineEval(j.progress()), Age(j.created_unix_ms(), now)});
@@ -213,10 +214,13 @@ int RunStatus(TrainerClient& client, const CliArgs& args) {
     return kOk;
   }
   const auto& p = job->progress();
-  std::cout << absl::StrFormat(
-      "job         %s (%s)\nowner       %s\nstate       %s\npriority    %d\nprogress    %s, epoch %.2f\n", job->id(),
-      job->name(), job->owner().empty() ? "-" : job->owner(), ShortState(job->state()), job->priority(),
-      StepProgress(p), p.epoch());
+  std::cout << absl::StrFormat("job         %s (%s)\nowner       %s\nstate       %s\n", job->id(), job->name(),
+                               job->owner().empty() ? "-" : job->owner(), ShortState(job->state()));
+  if (job->queue_position() > 0) {
+    std::cout << "queue       #" << job->queue_position() << ": " << job->queue_reason() << "\n";
+  }
+  std::cout << absl::StrFormat("priority    %d\nprogress    %s, epoch %.2f\n", job->priority(), StepProgress(p),
+                               p.epoch());
   std::cout << absl::StrFormat("loss        %s   learning_rate %s   %s samples/s\n",
                                OrDash(p.has_loss(), p.loss(), "%.4f"),
                                OrDash(p.has_learning_rate(), p.learning_rate(), "%.3e"),

@@ -82,6 +82,9 @@ std::string HeadlineEval(const trainer::v1::Progress& p) {
 }
 
 std::string ProgressLine(const trainer::v1::Job& job, int width) {
+  if (job.queue_position() > 0) {
+    return absl::StrCat(ShortState(job.state()), " #", job.queue_position(), " in the queue: ", job.queue_reason());
+  }
   const auto& p = job.progress();
   std::string bar;
   if (width > 0 && p.max_steps() > 0) {

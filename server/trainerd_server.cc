@@ -166,7 +166,7 @@ void TrainerdServer::Shutdown() {
   // Probes see NOT_SERVING while the workers checkpoint.
   server_->GetHealthCheckService()->SetServingStatus(false);
   supervisor_->Shutdown();
-  registry_->StopWaiting();  // log and watch streams end now
+  job_service_->StopFollowers();  // log and watch streams end now (clients reconnect)
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server_.reset();
   supervisor_.reset();

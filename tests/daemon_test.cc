@@ -1,5 +1,6 @@
 // End to end: a real trainerd on a loopback port, real trainer-worker processes, a real
 // SQLite file, real (tiny) training.
+#include <fstream>
 #include <limits>
 #include <random>
 
@@ -85,6 +86,73 @@ TEST(Daemon, JobRunsToSuccessWithLogsMetricsAndCheckpoints) {
   EXPECT_EQ(checkpoints.back().step(), 40);
   EXPECT_GT(checkpoints.back().size_bytes(), 0);
   EXPECT_THAT(checkpoints.back().checksum(), HasSubstr("crc32:"));
+}
+
+int64_t Threads(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string key;
+  int64_t n = 0;
+  while (in >> key) {
+    if (key == "Threads:") in >> n;
+  }
+  return n;
+}
+
+// 200 clients following a running job's logs hold no thread of trainerd's each (the
+// callback API and one pump), and every one of them gets the job's end.
+TEST(Daemon, JobRunsWithTwoHundredFollowersOnAFewThreads) {
+  TempDir dir;
+  Daemon d(dir.path().string());
+  const std::string id = Submit(d, Spec("max_steps: 100000, logging_steps: 50, save_strategy: 'no'"));
+  WaitFor(d, id, [](const Job& j) { return j.progress().step() > 0; });
+  const int64_t before = Threads(d.pid());
+  constexpr int kFollowers = 200;
+  struct Follower {
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientAsyncReader<trainer::v1::LogLine>> reader;
+    trainer::v1::LogLine line;
+    grpc::Status status;
+  };
+  grpc::CompletionQueue cq;
+  std::vector<std::unique_ptr<Follower>> all;
+  trainer::v1::StreamLogsRequest req;
+  req.set_job_id(id);
+  req.set_follow(true);
+  for (int f = 0; f < kFollowers; ++f) {
+    all.push_back(std::make_unique<Follower>());
+    d.Authorize(&all[f]->ctx);
+    all[f]->reader = d.stub().AsyncStreamLogs(&all[f]->ctx, req, &cq, reinterpret_cast<void*>(intptr_t{f} * 2));
+  }
+  void* tag;
+  bool ok;
+  int started = 0, finished = 0;
+  auto next = [&] { return cq.AsyncNext(&tag, &ok, std::chrono::system_clock::now() + std::chrono::seconds(60)); };
+  while (started < kFollowers && next() == grpc::CompletionQueue::GOT_EVENT) {
+    ASSERT_TRUE(ok);
+    const intptr_t f = reinterpret_cast<intptr_t>(tag) / 2;
+    started += all[f]->line.seq() == 0;
+    all[f]->reader->Read(&all[f]->line, tag);
+  }
+  ASSERT_EQ(started, kFollowers);
+  EXPECT_LT(Threads(d.pid()) - before, 20) << before << " threads before";
+  grpc::ClientContext ctx;
+  d.Authorize(&ctx);
+  trainer::v1::CancelJobRequest cancel;
+  cancel.set_job_id(id);
+  Job cancelled;
+  ASSERT_TRUE(d.stub().CancelJob(&ctx, cancel, &cancelled).ok());
+  while (finished < kFollowers && next() == grpc::CompletionQueue::GOT_EVENT) {
+    const intptr_t f = reinterpret_cast<intptr_t>(tag) / 2;
+    if (reinterpret_cast<intptr_t>(tag) % 2 == 1) {
+      EXPECT_TRUE(all[f]->status.ok()) << all[f]->status.error_message();
+      ++finished;
+    } else if (ok) {
+      all[f]->reader->Read(&all[f]->line, tag);
+    } else {
+      all[f]->reader->Finish(&all[f]->status, reinterpret_cast<void*>(f * 2 + 1));
+    }
+  }
+  EXPECT_EQ(finished, kFollowers);  // the job ended: every follow ended with it
 }
 
 TEST(Daemon, BadSpecsAreRejectedWithFieldErrors) {
@@ -275,12 +343,23 @@ TEST(Daemon, JobWhoseWorkerDiedWithTheDaemonRestartsFromCheckpoint) {
 TEST(Daemon, OneSlotRunsJobsOneAfterTheOtherByPriority) {
   TempDir dir;
   Daemon d(dir.path().string(), {"--cpu-slots", "1"});
-  const std::string first = Submit(d, Spec("max_steps: 60"));
+  const std::string first = Submit(d, Spec("max_steps: 250"));
   WaitFor(d, first, [](const Job& j) { return j.state() == trainer::v1::RUNNING; });
   const std::string low = Submit(d, Spec("max_steps: 10"), /*priority=*/0);
   const std::string high = Submit(d, Spec("max_steps: 10"), /*priority=*/10);
   EXPECT_EQ(Get(d, low).state(), trainer::v1::QUEUED);
+  // Each says where it stands and why it waits, as squeue's REASON.
+  const Job waiting_high = WaitFor(d, high, [](const Job& j) { return j.queue_position() > 0; }, 10);
+  if (waiting_high.state() == trainer::v1::QUEUED) {
+    EXPECT_EQ(waiting_high.queue_position(), 1);
+    EXPECT_EQ(waiting_high.queue_reason(), "Resources: needs 1 CPU slot(s); 0 slot(s) free");
+    const Job waiting_low = Get(d, low);
+    EXPECT_EQ(waiting_low.queue_position(), 2);
+    EXPECT_EQ(waiting_low.queue_reason(), "Priority: 1 job(s) ahead");
+  }
   Job a = WaitFor(d, first, Finished), b = WaitFor(d, low, Finished), c = WaitFor(d, high, Finished);
+  EXPECT_EQ(b.queue_position(), 0);  // no longer queued
+  EXPECT_EQ(b.queue_reason(), "");
   ASSERT_EQ(b.state(), trainer::v1::SUCCEEDED);
   ASSERT_EQ(c.state(), trainer::v1::SUCCEEDED);
   // Never two at once, and the higher priority went first.

@@ -106,6 +106,7 @@ class Daemon {
   }
 
   trainer::v1::JobService::Stub& stub() { return *stub_; }
+  pid_t pid() const { return pid_; }
   // The first admin's token, which trainerd wrote to the data root on its first start.
   const std::string& admin_token() const {
     if (admin_token_.empty()) {

@@ -94,6 +94,24 @@ TEST(AttemptVerdict, FailuresRestartUntilTheLimitButABadSpecNever) {
 }
 
 // SIGKILL is "out of memory" only when the kernel's OOM killer ran meanwhile.
+// Every queued job's place and reason: what fits starts, the head that does not fit
+// waits for resources, and everything behind it for priority.
+TEST(Scheduler, PlanQueueSaysWhereEachJobStandsAndWhy) {
+  auto spots = PlanQueue({{"small", 0, 2, 1}, {"first", 5, 1, 1}, {"big", 5, 3, 4, 2}, {"later", 0, 4, 1}}, {3, 1});
+  ASSERT_EQ(spots.size(), 4u);
+  EXPECT_EQ(spots[0].id, "first");
+  EXPECT_EQ(spots[0].position, 1);
+  EXPECT_EQ(spots[0].reason, "");  // starts now
+  EXPECT_EQ(spots[1].id, "big");
+  EXPECT_EQ(spots[1].reason, "Resources: needs 4 CPU slot(s) and 2 GPU(s); 2 slot(s) and 1 GPU(s) free");
+  EXPECT_EQ(spots[2].id, "small");
+  EXPECT_EQ(spots[2].position, 3);
+  EXPECT_EQ(spots[2].reason, "Priority: 2 job(s) ahead");  // it would fit, but big holds the slots
+  EXPECT_EQ(spots[3].reason, "Priority: 3 job(s) ahead");
+  EXPECT_EQ(PickJobsToStart({{"small", 0, 2, 1}, {"first", 5, 1, 1}, {"big", 5, 3, 4, 2}}, {3, 1}),
+            std::vector<std::string>{"first"});
+}
+
 TEST(AttemptVerdict, SigkillIsCalledOutOfMemoryOnlyAfterTheOomKiller) {
   ExitInfo killed{-1, SIGKILL, false};
   EXPECT_EQ(DescribeExit(killed), "killed by SIGKILL");

@@ -6,7 +6,7 @@
 
 namespace trainerd {
 
-void CallAuditor::Record(const char* method, const grpc::ServerContext& context, const std::string& user,
+void CallAuditor::Record(const char* method, const grpc::ServerContextBase& context, const std::string& user,
                          const std::string& job_id, const grpc::Status& status) const {
   trainer::v1::AuditEvent event;
   event.set_user(user);
@@ -23,7 +23,7 @@ void CallAuditor::Record(const char* method, const grpc::ServerContext& context,
   }
 }
 
-void CallAuditor::RecordIfRefused(const char* method, const grpc::ServerContext& context, const std::string& job_id,
+void CallAuditor::RecordIfRefused(const char* method, const grpc::ServerContextBase& context, const std::string& job_id,
                                   const grpc::Status& status) const {
   const grpc::StatusCode code = status.error_code();
   if (code == grpc::StatusCode::UNAUTHENTICATED || code == grpc::StatusCode::PERMISSION_DENIED ||

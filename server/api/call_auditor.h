@@ -19,12 +19,12 @@ class CallAuditor {
 
   // Records the call. `user` is "" for a caller who was not authenticated; `job_id` is
   // the caller's text (cut to 64 bytes), the detail the answer's first line.
-  void Record(const char* method, const grpc::ServerContext& context, const std::string& user,
+  void Record(const char* method, const grpc::ServerContextBase& context, const std::string& user,
               const std::string& job_id, const grpc::Status& status) const;
   // Records the call only when it was refused (UNAUTHENTICATED, PERMISSION_DENIED or
   // FAILED_PRECONDITION): the internal service's callers are trainerd's own workers,
   // whose accepted calls would only fill the log.
-  void RecordIfRefused(const char* method, const grpc::ServerContext& context, const std::string& job_id,
+  void RecordIfRefused(const char* method, const grpc::ServerContextBase& context, const std::string& job_id,
                        const grpc::Status& status) const;
 
  private:

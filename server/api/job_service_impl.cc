@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
+#include <optional>
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
+#include "server/api/following_stream.h"
 #include "server/jobs/job_state.h"
 #include "server/jobs/metric_history.h"
 #include "server/api/status_util.h"
@@ -54,6 +57,14 @@ grpc::Status JobServiceImpl::Observe(const char* method, Kind kind, grpc::Server
   return status;
 }
 
+void JobServiceImpl::ShowQueueSpot(Job* job) const {
+  if (job->state() != QUEUED && job->state() != RESTARTING) return;
+  if (std::optional<QueueSpot> spot = supervisor_->QueueSpotOf(job->id())) {
+    job->set_queue_position(spot->position);
+    job->set_queue_reason(spot->reason);
+  }
+}
+
 absl::StatusOr<Job> JobServiceImpl::JobFor(const Caller& caller, const std::string& id, Kind kind) const {
   absl::StatusOr<Job> job = registry_->Get(id);
   if (!job.ok()) return job.status();
@@ -77,14 +88,20 @@ grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* context, const Submi
 
 grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* context, const GetJobRequest* req, Job* resp) {
   return Observe("GetJob", Kind::kRead, context, req->job_id(), [&](const Caller& caller) {
-    return Reply(JobFor(caller, req->job_id(), Kind::kRead), resp);
+    absl::StatusOr<Job> job = JobFor(caller, req->job_id(), Kind::kRead);
+    if (job.ok()) ShowQueueSpot(&*job);
+    return Reply(std::move(job), resp);
   });
 }
 
 grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext* context, const ListJobsRequest* req,
                                       ListJobsResponse* resp) {
   return Observe("ListJobs", Kind::kRead, context, "", [&](const Caller& caller) {
-    return Reply(registry_->List(*req, access_->ListOwner(caller, req->mine())), resp);
+    absl::StatusOr<ListJobsResponse> list = registry_->List(*req, access_->ListOwner(caller, req->mine()));
+    if (list.ok()) {
+      for (Job& job : *list->mutable_jobs()) ShowQueueSpot(&job);
+    }
+    return Reply(std::move(list), resp);
   });
 }
 
@@ -175,71 +192,89 @@ grpc::Status JobServiceImpl::WhoAmI(grpc::ServerContext* context, const WhoAmIRe
   });
 }
 
-grpc::Status JobServiceImpl::StreamLogs(grpc::ServerContext* context, const StreamLogsRequest* req,
-                                        grpc::ServerWriter<LogLine>* writer) {
-  return Observe("StreamLogs", Kind::kFollow, context, req->job_id(), [&](const Caller& caller) {
-    if (auto job = JobFor(caller, req->job_id(), Kind::kRead); !job.ok()) return ToGrpcStatus(job.status());
+template <typename Item, typename MakeFetch>
+grpc::ServerWriteReactor<Item>* JobServiceImpl::Follow(const char* method, grpc::CallbackServerContext* context,
+                                                       const std::string& job_id, MakeFetch&& make_fetch) {
+  const auto start = std::chrono::steady_clock::now();
+  typename FollowingStream<Item>::OnEnd on_end = [this, method, start](const grpc::Status& status) {
+    if (observe_) {
+      observe_(method, status.error_code(),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), /*streamed=*/true);
+    }
+  };
+  absl::StatusOr<Caller> caller = access_->Authenticate(*context);
+  const std::string user = caller.ok() ? caller->user : "";
+  absl::StatusOr<typename FollowingStream<Item>::Fetch> fetch =
+      caller.ok() ? make_fetch(*caller) : absl::StatusOr<typename FollowingStream<Item>::Fetch>(caller.status());
+  if (!fetch.ok()) {
+    const grpc::Status refused = ToGrpcStatus(fetch.status());
+    if (refused.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+        refused.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+      auditor_.Record(method, *context, user, job_id, refused);
+    }
+    return FollowingStream<Item>::Refuse(refused, std::move(on_end));
+  }
+  return FollowingStream<Item>::Start(&followers_, std::move(*fetch), std::move(on_end));
+}
+
+grpc::ServerWriteReactor<LogLine>* JobServiceImpl::StreamLogs(grpc::CallbackServerContext* context,
+                                                              const StreamLogsRequest* req) {
+  return Follow<LogLine>("StreamLogs", context, req->job_id(), [&](const Caller& caller)
+                             -> absl::StatusOr<FollowingStream<LogLine>::Fetch> {
+    if (auto job = JobFor(caller, req->job_id(), Kind::kRead); !job.ok()) return job.status();
     std::optional<int32_t> rank;
     if (req->has_rank()) rank = req->rank();
     int64_t next = std::max<int64_t>(1, req->from_seq());
     if (req->tail() > 0) {
       auto first = registry_->store()->SeqOfLastLogs(req->job_id(), req->tail(), rank, req->min_level());
-      if (!first.ok()) return ToGrpcStatus(first.status());
+      if (!first.ok()) return first.status();
       next = std::max(next, *first);
     }
-    uint64_t seen = registry_->change_counter();
-    while (!context->IsCancelled()) {
-      auto job = registry_->Get(req->job_id());
-      if (!job.ok()) return ToGrpcStatus(job.status());
+    // Each fetch reads what is new since the last line sent. The job's state is read
+    // first: a finished job's lines are all stored by then, so an empty read ends it.
+    return [this, id = req->job_id(), rank, level = req->min_level(), follow = req->follow(),
+            next](std::deque<LogLine>* out, bool* done) mutable -> absl::Status {
+      auto job = registry_->Get(id);
+      if (!job.ok()) return job.status();
       const bool finished = IsTerminal(job->state());
-      // Read everything available (the job may have ended meanwhile: drain first).
-      while (true) {
-        auto lines = registry_->store()->ReadLogs(req->job_id(), next, 500, rank, req->min_level());
-        if (!lines.ok()) return ToGrpcStatus(lines.status());
-        if (lines->empty()) break;
-        for (const LogLine& l : *lines) {
-          if (!writer->Write(l)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
-          next = l.seq() + 1;
-        }
+      auto lines = registry_->store()->ReadLogs(id, next, 500, rank, level);
+      if (!lines.ok()) return lines.status();
+      for (LogLine& l : *lines) {
+        next = l.seq() + 1;
+        out->push_back(std::move(l));
       }
-      if (!req->follow() || finished) break;
-      seen = registry_->WaitForChange(seen, std::chrono::milliseconds(500));
-    }
-    return grpc::Status::OK;
+      *done = lines->empty() && (!follow || finished);
+      return absl::OkStatus();
+    };
   });
 }
 
-grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context, const WatchJobRequest* req,
-                                      grpc::ServerWriter<JobEvent>* writer) {
-  return Observe("WatchJob", Kind::kFollow, context, req->job_id(), [&](const Caller& caller) {
-    if (auto job = JobFor(caller, req->job_id(), Kind::kRead); !job.ok()) return ToGrpcStatus(job.status());
+grpc::ServerWriteReactor<JobEvent>* JobServiceImpl::WatchJob(grpc::CallbackServerContext* context,
+                                                             const WatchJobRequest* req) {
+  return Follow<JobEvent>("WatchJob", context, req->job_id(), [&](const Caller& caller)
+                              -> absl::StatusOr<FollowingStream<JobEvent>::Fetch> {
+    if (auto job = JobFor(caller, req->job_id(), Kind::kRead); !job.ok()) return job.status();
     // What the watcher has last been sent: two changes within one millisecond (the last
     // progress and the final state) share updated_unix_ms, so the content decides.
-    std::string last_sent;
-    size_t metrics_sent = 0;
-    uint64_t seen = registry_->change_counter();
-    while (!context->IsCancelled()) {
-      auto job = registry_->Get(req->job_id());
-      if (!job.ok()) return ToGrpcStatus(job.status());
-      auto points = registry_->store()->ReadMetrics(req->job_id(), "", "", static_cast<int64_t>(metrics_sent));
+    return [this, id = req->job_id(), last_sent = std::string(), metrics_sent = int64_t{0}](
+               std::deque<JobEvent>* out, bool* done) mutable -> absl::Status {
+      auto job = registry_->Get(id);
+      if (!job.ok()) return job.status();
+      auto points = registry_->store()->ReadMetrics(id, "", "", metrics_sent);
       if (points.ok()) {
-        for (const MetricPoint& point : *points) {
-          JobEvent e;
-          *e.mutable_metric() = point;
-          if (!writer->Write(e)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+        for (MetricPoint& point : *points) {
+          *out->emplace_back().mutable_metric() = std::move(point);
           ++metrics_sent;
         }
       }
+      ShowQueueSpot(&*job);
       if (std::string now = DeterministicBytes(*job); now != last_sent) {
         last_sent = std::move(now);
-        JobEvent e;
-        *e.mutable_job() = *job;
-        if (!writer->Write(e)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+        *out->emplace_back().mutable_job() = *job;
       }
-      if (IsTerminal(job->state())) break;
-      seen = registry_->WaitForChange(seen, std::chrono::milliseconds(500));
-    }
-    return grpc::Status::OK;
+      *done = IsTerminal(job->state());
+      return absl::OkStatus();
+    };
   });
 }
 

@@ -12,12 +12,18 @@
 #include "server/jobs/attempt_supervisor.h"
 #include "server/jobs/job_registry.h"
 #include "server/api/call_auditor.h"
+#include "server/api/follow_pump.h"
 #include "storage/audit_log.h"
 #include "trainer/v1/job_service.grpc.pb.h"
 
 namespace trainerd {
 
-class JobServiceImpl final : public trainer::v1::JobService::Service {
+// StreamLogs and WatchJob use gRPC's callback API (following_stream.h): a follower
+// holds no server thread; the others are synchronous.
+using JobServiceBase = trainer::v1::JobService::WithCallbackMethod_StreamLogs<
+    trainer::v1::JobService::WithCallbackMethod_WatchJob<trainer::v1::JobService::Service>>;
+
+class JobServiceImpl final : public JobServiceBase {
  public:
   // `observe` (optional) is told each RPC's method, status code and seconds, and whether
   // it streamed (then the seconds are how long the client followed, not a latency).
@@ -31,7 +37,13 @@ class JobServiceImpl final : public trainer::v1::JobService::Service {
         access_(access),
         audit_(audit),
         auditor_(audit),
-        observe_(std::move(observe)) {}
+        observe_(std::move(observe)),
+        followers_(registry) {}
+
+  // Ends every log and watch stream (UNAVAILABLE: clients reconnect); for shutdown.
+  void StopFollowers() { followers_.Stop(); }
+  // Streams following jobs now.
+  size_t follower_count() { return followers_.size(); }
 
   grpc::Status SubmitJob(grpc::ServerContext*, const trainer::v1::SubmitJobRequest*,
                          trainer::v1::SubmitJobResponse*) override;
@@ -46,10 +58,10 @@ class JobServiceImpl final : public trainer::v1::JobService::Service {
                                trainer::v1::ListCheckpointsResponse*) override;
   grpc::Status GetMetrics(grpc::ServerContext*, const trainer::v1::GetMetricsRequest*,
                           trainer::v1::GetMetricsResponse*) override;
-  grpc::Status StreamLogs(grpc::ServerContext*, const trainer::v1::StreamLogsRequest*,
-                          grpc::ServerWriter<trainer::v1::LogLine>*) override;
-  grpc::Status WatchJob(grpc::ServerContext*, const trainer::v1::WatchJobRequest*,
-                        grpc::ServerWriter<trainer::v1::JobEvent>*) override;
+  grpc::ServerWriteReactor<trainer::v1::LogLine>* StreamLogs(grpc::CallbackServerContext*,
+                                                             const trainer::v1::StreamLogsRequest*) override;
+  grpc::ServerWriteReactor<trainer::v1::JobEvent>* WatchJob(grpc::CallbackServerContext*,
+                                                            const trainer::v1::WatchJobRequest*) override;
   grpc::Status ListAuditEvents(grpc::ServerContext*, const trainer::v1::ListAuditEventsRequest*,
                                trainer::v1::ListAuditEventsResponse*) override;
   grpc::Status WhoAmI(grpc::ServerContext*, const trainer::v1::WhoAmIRequest*, trainer::v1::WhoAmIResponse*) override;
@@ -64,6 +76,13 @@ class JobServiceImpl final : public trainer::v1::JobService::Service {
   template <typename Fn>
   grpc::Status Observe(const char* method, Kind kind, grpc::ServerContext* context, const std::string& job_id,
                        Fn&& fn);
+  // Observe for a following stream: authenticates, and starts the stream that
+  // make_fetch(caller) returns the Fetch of (or refuses the call with its error).
+  template <typename Item, typename MakeFetch>
+  grpc::ServerWriteReactor<Item>* Follow(const char* method, grpc::CallbackServerContext* context,
+                                         const std::string& job_id, MakeFetch&& make_fetch);
+  // Adds where a queued job stands (queue_position, queue_reason) to what is sent.
+  void ShowQueueSpot(trainer::v1::Job* job) const;
   // Job `id` when `caller` may read it (kRead) or change it (kChange).
   absl::StatusOr<trainer::v1::Job> JobFor(const Caller& caller, const std::string& id, Kind kind) const;
 
@@ -73,6 +92,7 @@ class JobServiceImpl final : public trainer::v1::JobService::Service {
   AuditLog* audit_;
   CallAuditor auditor_;
   Observer observe_;
+  FollowPump followers_;
 };
 
 }  // namespace trainerd

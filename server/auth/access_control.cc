@@ -6,7 +6,7 @@
 
 namespace trainerd {
 
-absl::StatusOr<Caller> AccessControl::Authenticate(const grpc::ServerContext& context) const {
+absl::StatusOr<Caller> AccessControl::Authenticate(const grpc::ServerContextBase& context) const {
   if (options_.require_client_certificate) {
     std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
     if (auth == nullptr || !auth->IsPeerAuthenticated()) {

@@ -50,7 +50,7 @@ class AccessControl {
 
   // The caller of `context`, or UNAUTHENTICATED saying what is missing (never echoing
   // the token).
-  absl::StatusOr<Caller> Authenticate(const grpc::ServerContext& context) const;
+  absl::StatusOr<Caller> Authenticate(const grpc::ServerContextBase& context) const;
   // OK when `caller` may read `job`; PERMISSION_DENIED otherwise.
   absl::Status CheckRead(const Caller& caller, const trainer::v1::Job& job) const;
   // OK when `caller` may cancel, resume or delete `job`; PERMISSION_DENIED otherwise.

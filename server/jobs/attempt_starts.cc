@@ -57,7 +57,7 @@ absl::StatusOr<Job> AttemptSupervisor::Submit(const trainer::v1::SubmitJobReques
     fs::remove_all(JobDir(options_.data_root, job->id()), ec);  // nothing of it stays behind
     return s;
   }
-  schedule_needed_ = true;
+  QueueChanged();
   spdlog::info("job={} submitted by {} name={} priority={}", job->id(), owner, job->name(), job->priority());
   return job;
 }
@@ -122,7 +122,7 @@ absl::StatusOr<Job> AttemptSupervisor::Resume(const std::string& id, int64_t che
   job->clear_error();
   if (absl::Status s = registry_->Transition(*job, trainer::v1::QUEUED); !s.ok()) return s;
   if (!checkpoint.empty()) resume_requests_[id] = checkpoint;
-  schedule_needed_ = true;
+  QueueChanged();
   return *job;
 }
 
@@ -169,6 +169,13 @@ std::vector<int32_t> AttemptSupervisor::FreeGpus(const std::string& node, int32_
   return out;
 }
 
+std::optional<QueueSpot> AttemptSupervisor::QueueSpotOf(const std::string& id) {
+  absl::MutexLock lock(&spots_mu_);
+  auto it = queue_spots_.find(id);
+  if (it == queue_spots_.end()) return std::nullopt;
+  return it->second;
+}
+
 void AttemptSupervisor::Schedule() {
   if (!schedule_needed_) return;
   std::vector<NodeSlots> nodes = FreeSlotsByNode();
@@ -177,24 +184,42 @@ void AttemptSupervisor::Schedule() {
     total.cpu_slots += n.cpu_slots;
     total.gpus += n.gpus;
   }
-  if (total.cpu_slots <= 0) return;  // nothing can start until a slot frees
-  schedule_needed_ = false;
+  // Nothing can start until a slot frees; the queue is read then only to say where each
+  // job stands (when it changed, at most once a second: thousands may wait).
+  const bool can_start = total.cpu_slots > 0;
+  const auto now = Clock::now();
+  if (!can_start && (!queue_changed_ || now - queue_planned_ < std::chrono::seconds(1))) return;
+  if (can_start) schedule_needed_ = false;
+  queue_changed_ = false;
+  queue_planned_ = now;
   auto queued = registry_->store()->JobsInStates({trainer::v1::QUEUED, trainer::v1::RESTARTING});
-  if (!queued.ok() || queued->empty()) return;
+  if (!queued.ok()) return;
   std::vector<QueuedJob> queue;
   for (const Job& job : *queued) {
     if (running_.count(job.id())) continue;
     queue.push_back({job.id(), job.priority(), job.created_unix_ms(), job.resources().ranks(),
                      job.resources().ranks() * job.resources().gpus_per_rank()});
   }
-  for (const std::string& id : PickJobsToStart(queue, total)) {
+  std::vector<std::string> starts;
+  {
+    absl::MutexLock lock(&spots_mu_);
+    queue_spots_.clear();
+    for (QueueSpot& spot : PlanQueue(std::move(queue), total)) {
+      if (spot.reason.empty()) {
+        starts.push_back(spot.id);
+      } else {
+        queue_spots_[spot.id] = std::move(spot);
+      }
+    }
+  }
+  for (const std::string& id : starts) {
     absl::StatusOr<Job> job = registry_->Get(id);  // the latest copy, saved or not
     if (!job.ok()) continue;
     std::optional<std::vector<std::string>> placement =
         PlaceRanks(std::max(1, job->resources().ranks()), job->resources().gpus_per_rank(), &nodes);
     if (!placement) {
       // Enough slots in all, but not where the GPUs are: try again when something frees.
-      schedule_needed_ = true;
+      QueueChanged();
       continue;
     }
     std::string resume;
@@ -219,7 +244,7 @@ void AttemptSupervisor::StartAttempt(Job& job, const std::string& resume_from, c
     spdlog::error("job={} {}", job.id(), std::string(s.message()));
     job.set_error(std::string(s.message()));
     MoveTo(job, trainer::v1::FAILED);
-    schedule_needed_ = true;  // its slots stayed free for the next job
+    QueueChanged();  // its slots stayed free for the next job
     return;
   }
   Attempt a = NewAttempt(job, job.attempts_size() + 1);

@@ -188,7 +188,7 @@ void AttemptSupervisor::HandleEvents() {
     }
     OnRankEnded(e.id.job_id, e.id.rank, e.exit, e.where);
   }
-  if (nodes_changed) schedule_needed_ = true;
+  if (nodes_changed) QueueChanged();
 }
 
 void AttemptSupervisor::RecordPid(const std::string& job_id, const Attempt& a, int32_t rank, pid_t pid) {
@@ -314,7 +314,7 @@ void AttemptSupervisor::CheckAttempt(const std::string& job_id) {
 void AttemptSupervisor::FinishAttempt(const std::string& job_id, const ExitInfo& exit) {
   auto node = running_.extract(job_id);
   if (node.empty()) return;
-  schedule_needed_ = true;  // slots are free, and the job may be queued again
+  QueueChanged();  // slots are free, and the job may be queued again
   const Attempt& a = node.mapped();
   absl::StatusOr<Job> job = registry_->Get(job_id);
   if (!job.ok()) return;
@@ -366,6 +366,7 @@ absl::StatusOr<Job> AttemptSupervisor::Cancel(const std::string& id) {
   auto it = running_.find(id);
   if (it == running_.end()) {
     if (absl::Status s = registry_->Transition(*job, trainer::v1::CANCELLED); !s.ok()) return s;
+    QueueChanged();  // the jobs behind it move up
     return *job;
   }
   StopAttempt(id, it->second, SIGTERM, kStopCancelled);

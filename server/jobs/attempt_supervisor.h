@@ -27,6 +27,7 @@
 #include "server/jobs/job_options.h"
 #include "server/jobs/job_registry.h"
 #include "server/jobs/output_tailer.h"
+#include "server/jobs/scheduler.h"
 #include "server/launch/launcher.h"
 #include "trainer/v1/job_service.pb.h"
 
@@ -68,6 +69,9 @@ class AttemptSupervisor {
   absl::StatusOr<trainer::v1::HeartbeatResponse> WorkerHeartbeat(const std::string& secret,
                                                                  const trainer::v1::HeartbeatRequest& request)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Where queued job `id` stood at the scheduler's last pass (nullopt: not queued, or
+  // queued since). Never waits for the supervisor's work (its own lock).
+  std::optional<QueueSpot> QueueSpotOf(const std::string& id) ABSL_LOCKS_EXCLUDED(spots_mu_);
   // The most one job can ask for: every node's CPU slots together, and the GPUs of the
   // node that has most (a rank's GPUs are on its own machine).
   NodeSlots Capacity();
@@ -139,6 +143,11 @@ class AttemptSupervisor {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishAttempt(const std::string& job_id, const ExitInfo& exit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Schedule() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The queue or the free slots may have changed: schedule, and plan the queue again.
+  void QueueChanged() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    schedule_needed_ = true;
+    queue_changed_ = true;
+  }
   // Starts every rank of a new attempt; `nodes` says where each rank runs.
   void StartAttempt(trainer::v1::Job& job, const std::string& resume_from, const std::vector<std::string>& nodes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -163,6 +172,12 @@ class AttemptSupervisor {
   // Set when the queue or the free slots may have changed: Schedule() reads the queue
   // from the store only then, so thousands of queued jobs cost nothing per poll.
   bool schedule_needed_ ABSL_GUARDED_BY(mu_) = true;
+  // While nothing can start, the queue is still read to say where each job stands: when
+  // it changed, at most once a second.
+  bool queue_changed_ ABSL_GUARDED_BY(mu_) = true;
+  Clock::time_point queue_planned_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex spots_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::map<std::string, QueueSpot> queue_spots_ ABSL_GUARDED_BY(spots_mu_);  // the jobs that wait
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_thread_ ABSL_GUARDED_BY(mu_) = false;
   std::string worker_address_ ABSL_GUARDED_BY(mu_);

@@ -2,20 +2,42 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
+
 namespace trainerd {
 
-std::vector<std::string> PickJobsToStart(std::vector<QueuedJob> queue, FreeSlots free) {
+std::vector<QueueSpot> PlanQueue(std::vector<QueuedJob> queue, FreeSlots free) {
   std::sort(queue.begin(), queue.end(), [](const QueuedJob& a, const QueuedJob& b) {
     if (a.priority != b.priority) return a.priority > b.priority;
     if (a.submitted_ms != b.submitted_ms) return a.submitted_ms < b.submitted_ms;
     return a.id < b.id;
   });
-  std::vector<std::string> start;
+  std::vector<QueueSpot> spots;
+  const QueuedJob* blocked = nullptr;  // the head that does not fit: nothing behind it starts
   for (const QueuedJob& job : queue) {
-    if (job.cpu_slots > free.cpu_slots || job.gpus > free.gpus) break;  // reserve for the head
-    free.cpu_slots -= job.cpu_slots;
-    free.gpus -= job.gpus;
-    start.push_back(job.id);
+    QueueSpot spot{job.id, static_cast<int32_t>(spots.size()) + 1, ""};
+    if (blocked != nullptr) {
+      spot.reason = absl::StrCat("Priority: ", spot.position - 1, " job(s) ahead");
+    } else if (job.cpu_slots > free.cpu_slots || job.gpus > free.gpus) {
+      blocked = &job;
+      spot.reason = absl::StrCat("Resources: needs ", job.cpu_slots, " CPU slot(s)",
+                                 job.gpus > 0 ? absl::StrCat(" and ", job.gpus, " GPU(s)") : "", "; ",
+                                 std::max(free.cpu_slots, 0), " slot(s)",
+                                 job.gpus > 0 ? absl::StrCat(" and ", std::max(free.gpus, 0), " GPU(s)") : "",
+                                 " free");
+    } else {
+      free.cpu_slots -= job.cpu_slots;
+      free.gpus -= job.gpus;
+    }
+    spots.push_back(std::move(spot));
+  }
+  return spots;
+}
+
+std::vector<std::string> PickJobsToStart(std::vector<QueuedJob> queue, FreeSlots free) {
+  std::vector<std::string> start;
+  for (QueueSpot& spot : PlanQueue(std::move(queue), free)) {
+    if (spot.reason.empty()) start.push_back(std::move(spot.id));
   }
   return start;
 }

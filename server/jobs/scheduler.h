@@ -28,6 +28,18 @@ struct FreeSlots {
   int32_t gpus = 0;
 };
 
+// Where a queued job stands: its place in the queue (1 = next) and, unless it starts
+// now, why it waits, as squeue's REASON: "Resources" for the head of the queue that does
+// not fit, "Priority" for those behind it.
+struct QueueSpot {
+  std::string id;
+  int32_t position = 0;
+  std::string reason;  // "" when it starts now
+};
+
+// Every queued job's spot, in queue order.
+std::vector<QueueSpot> PlanQueue(std::vector<QueuedJob> queue, FreeSlots free);
+
 // Returns the ids of the jobs to start now, in start order.
 std::vector<std::string> PickJobsToStart(std::vector<QueuedJob> queue, FreeSlots free);
 
