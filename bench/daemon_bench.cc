@@ -14,7 +14,6 @@
 #include <atomic>
 #include <numeric>
 #include <cstdio>
-#include <fstream>
 #include <thread>
 
 #include <grpcpp/test/server_context_test_spouse.h>
@@ -25,6 +24,7 @@
 #include "server/auth/access_token.h"
 #include "storage/user_store.h"
 #include "tests/daemon_test_util.h"
+#include "tests/log_followers.h"
 
 namespace trainerd {
 namespace {
@@ -240,21 +240,6 @@ void FirstStepAndFollowers() {
               static_cast<long long>(*hi));
 }
 
-// What trainerd's process holds: threads and resident memory (/proc/PID/status).
-struct ProcessUse {
-  int64_t threads = 0, rss_kb = 0;
-};
-ProcessUse Use(pid_t pid) {
-  ProcessUse u;
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string key;
-  while (in >> key) {
-    if (key == "Threads:") in >> u.threads;
-    if (key == "VmRSS:") in >> u.rss_kb;
-  }
-  return u;
-}
-
 // `followers` clients following one running job's logs (StreamLogs, follow), driven by
 // one completion queue on 10 channels: trainerd's threads and memory beside none.
 void FollowerCost(int followers) {
@@ -262,63 +247,24 @@ void FollowerCost(int followers) {
   testing::Daemon d(dir.path().string(), {"--cpu-slots", "1"});
   const std::string id = testing::Submit(d, TinySpec(1000000, 200));
   testing::WaitFor(d, id, [](const trainer::v1::Job& j) { return j.progress().step() > 0; });
-  const ProcessUse before = Use(d.pid());
+  const testing::ProcessUse before = testing::Use(d.pid());
   std::vector<std::unique_ptr<trainer::v1::JobService::Stub>> stubs;
+  std::vector<trainer::v1::JobService::Stub*> stub_ptrs;
   for (int c = 0; c < 10; ++c) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     stubs.push_back(trainer::v1::JobService::NewStub(grpc::CreateCustomChannel(
         absl::StrCat("127.0.0.1:", d.port()), grpc::InsecureChannelCredentials(), args)));
+    stub_ptrs.push_back(stubs.back().get());
   }
-  struct Follower {
-    grpc::ClientContext ctx;
-    std::unique_ptr<grpc::ClientAsyncReader<trainer::v1::LogLine>> reader;
-    trainer::v1::LogLine line;
-    grpc::Status status;
-  };
-  grpc::CompletionQueue cq;
-  std::vector<std::unique_ptr<Follower>> all;
-  trainer::v1::StreamLogsRequest req;
-  req.set_job_id(id);
-  req.set_follow(true);
-  for (int f = 0; f < followers; ++f) {
-    all.push_back(std::make_unique<Follower>());
-    d.Authorize(&all[f]->ctx);
-    all[f]->reader = stubs[f % stubs.size()]->AsyncStreamLogs(&all[f]->ctx, req, &cq, reinterpret_cast<void*>(intptr_t{f} * 2));
-  }
-  // Every stream started and reading; then 3 s of following (each read asks for the next).
-  int64_t lines = 0, started = 0;
-  const auto until = std::chrono::system_clock::now() + std::chrono::seconds(15);
-  void* tag;
-  bool ok;
-  while (cq.AsyncNext(&tag, &ok, until) == grpc::CompletionQueue::GOT_EVENT) {
-    const auto f = reinterpret_cast<intptr_t>(tag) / 2;
-    if (reinterpret_cast<intptr_t>(tag) % 2 == 1 || !ok) continue;
-    lines += all[f]->line.seq() > 0;
-    started += all[f]->line.seq() == 0;
-    all[f]->reader->Read(&all[f]->line, tag);
-    if (started == followers) break;
-  }
-  std::this_thread::sleep_for(std::chrono::seconds(3));
-  const ProcessUse with = Use(d.pid());
-  for (auto& f : all) f->ctx.TryCancel();
-  int finished = 0;
-  while (finished < followers && cq.AsyncNext(&tag, &ok, std::chrono::system_clock::now() + std::chrono::seconds(10)) ==
-                                     grpc::CompletionQueue::GOT_EVENT) {
-    const auto f = reinterpret_cast<intptr_t>(tag) / 2;
-    if (reinterpret_cast<intptr_t>(tag) % 2 == 1) {
-      ++finished;
-    } else if (ok) {
-      all[f]->reader->Read(&all[f]->line, tag);
-    } else {
-      all[f]->reader->Finish(&all[f]->status, reinterpret_cast<void*>(f * 2 + 1));
-    }
-  }
-  std::printf("%d log followers of one running job (all %lld streams started): trainerd threads %lld -> %lld, "
+  testing::LogFollowers all(stub_ptrs, id, followers, [&d](grpc::ClientContext* c) { d.Authorize(c); });
+  const int started = all.WaitStarted(std::chrono::seconds(15));
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // following
+  const testing::ProcessUse with = testing::Use(d.pid());
+  std::printf("%d log followers of one running job (%d streams started): trainerd threads %lld -> %lld, "
               "resident memory %.1f -> %.1f MB (%.1f KB per follower)\n",
-              followers, static_cast<long long>(started), static_cast<long long>(before.threads),
-              static_cast<long long>(with.threads), before.rss_kb / 1024.0, with.rss_kb / 1024.0,
-              static_cast<double>(with.rss_kb - before.rss_kb) / followers);
+              followers, started, static_cast<long long>(before.threads), static_cast<long long>(with.threads),
+              before.rss_kb / 1024.0, with.rss_kb / 1024.0, static_cast<double>(with.rss_kb - before.rss_kb) / followers);
 }
 
 void AuthenticationCost() {

@@ -1,6 +1,5 @@
 // End to end: a real trainerd on a loopback port, real trainer-worker processes, a real
 // SQLite file, real (tiny) training.
-#include <fstream>
 #include <limits>
 #include <random>
 
@@ -15,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "protocol/training_record.h"
 #include "tests/daemon_test_util.h"
+#include "tests/log_followers.h"
 #include "tests/spec_fuzz_util.h"
 
 namespace trainerd {
@@ -88,16 +88,6 @@ TEST(Daemon, JobRunsToSuccessWithLogsMetricsAndCheckpoints) {
   EXPECT_THAT(checkpoints.back().checksum(), HasSubstr("crc32:"));
 }
 
-int64_t Threads(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string key;
-  int64_t n = 0;
-  while (in >> key) {
-    if (key == "Threads:") in >> n;
-  }
-  return n;
-}
-
 // 200 clients following a running job's logs hold no thread of trainerd's each (the
 // callback API and one pump), and every one of them gets the job's end.
 TEST(Daemon, JobRunsWithTwoHundredFollowersOnAFewThreads) {
@@ -105,54 +95,18 @@ TEST(Daemon, JobRunsWithTwoHundredFollowersOnAFewThreads) {
   Daemon d(dir.path().string());
   const std::string id = Submit(d, Spec("max_steps: 100000, logging_steps: 50, save_strategy: 'no'"));
   WaitFor(d, id, [](const Job& j) { return j.progress().step() > 0; });
-  const int64_t before = Threads(d.pid());
+  const int64_t before = testing::Use(d.pid()).threads;
   constexpr int kFollowers = 200;
-  struct Follower {
-    grpc::ClientContext ctx;
-    std::unique_ptr<grpc::ClientAsyncReader<trainer::v1::LogLine>> reader;
-    trainer::v1::LogLine line;
-    grpc::Status status;
-  };
-  grpc::CompletionQueue cq;
-  std::vector<std::unique_ptr<Follower>> all;
-  trainer::v1::StreamLogsRequest req;
-  req.set_job_id(id);
-  req.set_follow(true);
-  for (int f = 0; f < kFollowers; ++f) {
-    all.push_back(std::make_unique<Follower>());
-    d.Authorize(&all[f]->ctx);
-    all[f]->reader = d.stub().AsyncStreamLogs(&all[f]->ctx, req, &cq, reinterpret_cast<void*>(intptr_t{f} * 2));
-  }
-  void* tag;
-  bool ok;
-  int started = 0, finished = 0;
-  auto next = [&] { return cq.AsyncNext(&tag, &ok, std::chrono::system_clock::now() + std::chrono::seconds(60)); };
-  while (started < kFollowers && next() == grpc::CompletionQueue::GOT_EVENT) {
-    ASSERT_TRUE(ok);
-    const intptr_t f = reinterpret_cast<intptr_t>(tag) / 2;
-    started += all[f]->line.seq() == 0;
-    all[f]->reader->Read(&all[f]->line, tag);
-  }
-  ASSERT_EQ(started, kFollowers);
-  EXPECT_LT(Threads(d.pid()) - before, 20) << before << " threads before";
+  testing::LogFollowers followers({&d.stub()}, id, kFollowers, [&d](grpc::ClientContext* c) { d.Authorize(c); });
+  ASSERT_EQ(followers.WaitStarted(std::chrono::seconds(60)), kFollowers);
+  EXPECT_LT(testing::Use(d.pid()).threads - before, 20) << before << " threads before";
   grpc::ClientContext ctx;
   d.Authorize(&ctx);
   trainer::v1::CancelJobRequest cancel;
   cancel.set_job_id(id);
   Job cancelled;
   ASSERT_TRUE(d.stub().CancelJob(&ctx, cancel, &cancelled).ok());
-  while (finished < kFollowers && next() == grpc::CompletionQueue::GOT_EVENT) {
-    const intptr_t f = reinterpret_cast<intptr_t>(tag) / 2;
-    if (reinterpret_cast<intptr_t>(tag) % 2 == 1) {
-      EXPECT_TRUE(all[f]->status.ok()) << all[f]->status.error_message();
-      ++finished;
-    } else if (ok) {
-      all[f]->reader->Read(&all[f]->line, tag);
-    } else {
-      all[f]->reader->Finish(&all[f]->status, reinterpret_cast<void*>(f * 2 + 1));
-    }
-  }
-  EXPECT_EQ(finished, kFollowers);  // the job ended: every follow ended with it
+  EXPECT_EQ(followers.Drain(std::chrono::seconds(60)), kFollowers);  // every follow ended OK with the job
 }
 
 TEST(Daemon, BadSpecsAreRejectedWithFieldErrors) {
