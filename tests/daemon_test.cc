@@ -100,12 +100,7 @@ TEST(Daemon, JobRunsWithTwoHundredFollowersOnAFewThreads) {
   testing::LogFollowers followers({&d.stub()}, id, kFollowers, [&d](grpc::ClientContext* c) { d.Authorize(c); });
   ASSERT_EQ(followers.WaitStarted(std::chrono::seconds(60)), kFollowers);
   EXPECT_LT(testing::Use(d.pid()).threads - before, 20) << before << " threads before";
-  grpc::ClientContext ctx;
-  d.Authorize(&ctx);
-  trainer::v1::CancelJobRequest cancel;
-  cancel.set_job_id(id);
-  Job cancelled;
-  ASSERT_TRUE(d.stub().CancelJob(&ctx, cancel, &cancelled).ok());
+  testing::Cancel(d, id);
   EXPECT_EQ(followers.Drain(std::chrono::seconds(60)), kFollowers);  // every follow ended OK with the job
 }
 
@@ -147,12 +142,7 @@ TEST(Daemon, CancelStopsTheWorkerAfterACheckpoint) {
   // 800 training examples in batches of 32: an epoch is 25 steps, each evaluated.
   const std::string id = Submit(d, Spec("max_steps: 100000, save_steps: 100000, eval_strategy: epoch"));
   WaitFor(d, id, [](const Job& j) { return j.progress().step() >= 10; });
-  grpc::ClientContext ctx;
-  d.Authorize(&ctx);
-  trainer::v1::CancelJobRequest req;
-  req.set_job_id(id);
-  Job cancelling;
-  ASSERT_TRUE(d.stub().CancelJob(&ctx, req, &cancelling).ok());
+  const Job cancelling = testing::Cancel(d, id);
   EXPECT_EQ(cancelling.state(), trainer::v1::CANCELLING);
   Job job = WaitFor(d, id, Finished, 30);
   EXPECT_EQ(job.state(), trainer::v1::CANCELLED);
@@ -404,12 +394,7 @@ TEST(Daemon, WorkerServiceAuthenticatesReportsAndAsksToStop) {
   for (const auto& e : audit.events()) ++refusals[e.action() + " " + e.code()];
   EXPECT_GE(refusals["Heartbeat UNAUTHENTICATED"], 1);
 
-  grpc::ClientContext cancel_ctx;
-  d.Authorize(&cancel_ctx);
-  trainer::v1::CancelJobRequest cancel;
-  cancel.set_job_id(id);
-  Job cancelling;
-  ASSERT_TRUE(d.stub().CancelJob(&cancel_ctx, cancel, &cancelling).ok());
+  testing::Cancel(d, id);
   ASSERT_TRUE(call(secret, &resp).ok());  // the script ignores SIGTERM: still running
   EXPECT_TRUE(resp.stop());
   EXPECT_EQ(resp.reason(), "cancelled");
@@ -500,12 +485,7 @@ TEST(Daemon, BadSpecsFuzzedNeverCrashTrainerd) {
     grpc::Status s = d.stub().SubmitJob(&ctx, req, &resp);
     if (s.ok()) {
       ++ok;
-      grpc::ClientContext cancel_ctx;
-      d.Authorize(&cancel_ctx);
-      trainer::v1::CancelJobRequest cancel;
-      cancel.set_job_id(resp.job_id());
-      Job cancelled;
-      ASSERT_TRUE(d.stub().CancelJob(&cancel_ctx, cancel, &cancelled).ok());
+      testing::Cancel(d, resp.job_id());
       continue;
     }
     ++refused;
@@ -559,12 +539,7 @@ TEST(Daemon, WorkerProgramReplacedAfterSubmissionIsNotRun) {
   testing::WriteFile(workers + "/ok.new", "#!/bin/sh\necho replaced\nexit 0\n");
   std::filesystem::permissions(workers + "/ok.new", std::filesystem::perms::owner_all);
   std::filesystem::rename(workers + "/ok.new", workers + "/ok");
-  grpc::ClientContext cctx;
-  d.Authorize(&cctx);
-  trainer::v1::CancelJobRequest cancel;
-  cancel.set_job_id(blocker);
-  Job cancelled;
-  ASSERT_TRUE(d.stub().CancelJob(&cctx, cancel, &cancelled).ok());
+  testing::Cancel(d, blocker);
   const Job job = WaitFor(d, queued, Finished, 30);
   EXPECT_EQ(job.state(), trainer::v1::FAILED);
   EXPECT_THAT(job.error(), HasSubstr("worker_program: the file was replaced after submission"));
@@ -760,12 +735,7 @@ TEST(Daemon, PrometheusMetricsAndHealth) {
   WaitFor(d, running, [](const Job& j) { return j.progress().step() >= 5; });
   EXPECT_THAT(HttpGet(d.metrics_port(), "/metrics"),
               HasSubstr(absl::StrCat("trainerd_job_step{job_id=\"", running, "\",job_name=\"probe\"}")));
-  grpc::ClientContext cancel_ctx;
-  d.Authorize(&cancel_ctx);
-  trainer::v1::CancelJobRequest cancel;
-  cancel.set_job_id(running);
-  Job cancelling;
-  ASSERT_TRUE(d.stub().CancelJob(&cancel_ctx, cancel, &cancelling).ok());
+  testing::Cancel(d, running);
   WaitFor(d, running, Finished);
 
   const std::string id = Submit(d, Spec("max_steps: 20"));

@@ -167,6 +167,18 @@ inline std::string Submit(Daemon& d, const trainer::v1::JobSpec& spec, int prior
   return resp.job_id();
 }
 
+// CancelJob as the admin; the job as the answer has it (CANCELLING for a running one).
+inline trainer::v1::Job Cancel(Daemon& d, const std::string& id) {
+  grpc::ClientContext ctx;
+  d.Authorize(&ctx);
+  trainer::v1::CancelJobRequest req;
+  req.set_job_id(id);
+  trainer::v1::Job job;
+  grpc::Status s = d.stub().CancelJob(&ctx, req, &job);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return job;
+}
+
 inline trainer::v1::Job Get(Daemon& d, const std::string& id) {
   grpc::ClientContext ctx;
   d.Authorize(&ctx);
