@@ -6,6 +6,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <c10/core/CPUAllocator.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
@@ -21,6 +22,7 @@
 #include "worker/data/confined_file.h"
 #include "worker/data/data_loader.h"
 #include "worker/data/dataset_reader.h"
+#include "worker/trainer/large_block_cache.h"
 #include "worker/trainer/loss_scaler.h"
 #include "worker/trainer/metrics.h"
 #include "worker/optim/optimizer_factory.h"
@@ -274,6 +276,32 @@ TEST(Data, PixelsNormaliseBitForBitAsTorchvision) {
   }
   EXPECT_EQ(differ, 0) << "of " << ours.numel() << " pixels";
   EXPECT_GT(fused_differ, 100);
+}
+
+// Freed blocks of 4 MiB and more come back to the next allocation of their size (no new
+// mmap to fault in); small ones and raw allocations (NNPACK's) pass through; values are
+// the same.
+TEST(Data, LargeBlockCacheReusesFreedBlocksAndChangesNoValue) {
+  LargeBlockCache& cache = LargeBlockCache::Install(int64_t{256} << 20);
+  const int64_t reuses = cache.reuses();
+  void* first = nullptr;
+  {
+    torch::Tensor big = torch::ones({10, 1000, 1000});  // 40 MB
+    first = big.data_ptr();
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(first) % 64, 0u);
+  }
+  EXPECT_GE(cache.cached_bytes(), int64_t{40} << 20);
+  torch::Tensor again = torch::zeros({10, 1000, 1000});
+  EXPECT_EQ(again.data_ptr(), first);
+  EXPECT_EQ(cache.reuses(), reuses + 1);
+  EXPECT_EQ(again.sum().item<double>(), 0);
+  void* raw = c10::GetCPUAllocator()->raw_allocate(100);
+  c10::GetCPUAllocator()->raw_deallocate(raw);
+  torch::manual_seed(3);
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(1, 32, 3));
+  const torch::Tensor x = torch::randn({1000, 1, 28, 28});
+  const torch::Tensor a = conv->forward(x), b = conv->forward(x);  // b partly in blocks a freed
+  EXPECT_TRUE(torch::equal(a, b));
 }
 
 TEST(Data, LoaderOrderIsPerEpochAndPrefetchKeepsIt) {

@@ -31,6 +31,7 @@
 #include "worker/data/dataset_reader.h"
 #include "worker/distributed/distributed.h"
 #include "worker/models/model.h"
+#include "worker/trainer/large_block_cache.h"
 #include "worker/trainer/tensorboard_callback.h"
 #include "worker/trainer/torch_status.h"
 #include "worker/trainer/trainer.h"
@@ -56,6 +57,14 @@ namespace fs = std::filesystem;
 void TuneProcess() {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  // Tensors over glibc's 32 MiB are fresh mmaps, faulted in page by page every batch:
+  // keep freed large blocks for reuse, at most 1 GiB or an eighth of a memory limit.
+  struct rlimit limit {};
+  int64_t cap = int64_t{1} << 30;
+  if (::getrlimit(RLIMIT_AS, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    cap = std::min<int64_t>(cap, static_cast<int64_t>(limit.rlim_cur / 8));
+  }
+  LargeBlockCache::Install(cap);
   at::globalContext().setFlushDenormal(true);
 }
 
