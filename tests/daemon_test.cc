@@ -246,6 +246,41 @@ TEST(Daemon, KilledWorkerRestartsFromItsCheckpointAndSucceeds) {
   EXPECT_EQ(steps.size(), 30u);
 }
 
+// Killed before its first checkpoint, a job starts over: trainer_log.jsonl keeps both
+// runs (trainerd reads it by offset: a worker under trainerd never empties it), each
+// beginning with a train_begin at step 0, and the metrics history is the new run's.
+TEST(Daemon, AJobKilledBeforeItsFirstCheckpointStartsOverAndItsLogKeepsBothRuns) {
+  TempDir dir;
+  Daemon d(dir.path().string());
+  const std::string id = Submit(d, Spec("max_steps: 3000, save_strategy: 'no', logging_steps: 20"));
+  Job job = WaitFor(d, id, [](const Job& j) { return j.progress().step() >= 40; });
+  ::kill(job.attempts(0).pid(), SIGKILL);
+  job = WaitFor(d, id, Finished);
+  ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+  ASSERT_EQ(job.attempts_size(), 2);
+  EXPECT_EQ(job.attempts(1).resumed_from(), "");
+  EXPECT_EQ(job.attempts(1).start_step(), 0);
+  const std::string log = testing::ReadFile(job.output_dir() + "/trainer_log.jsonl");
+  int begins = 0;
+  for (const std::string& line : std::vector<std::string>(absl::StrSplit(log, '\n'))) {
+    auto record = ParseTrainingRecord(line);
+    if (record && record->kind == "train_begin") {
+      ++begins;
+      EXPECT_EQ(record->step, 0);
+    }
+  }
+  EXPECT_EQ(begins, 2);
+  grpc::ClientContext ctx;
+  d.Authorize(&ctx);
+  trainer::v1::GetMetricsRequest req;
+  req.set_job_id(id);
+  req.set_name("loss");
+  trainer::v1::GetMetricsResponse metrics;
+  ASSERT_TRUE(d.stub().GetMetrics(&ctx, req, &metrics).ok());
+  EXPECT_EQ(metrics.points_size(), 150);  // 3000 / 20, all of the second run
+  for (const auto& p : metrics.points()) EXPECT_EQ(p.attempt(), 2);
+}
+
 TEST(Daemon, SurvivesItsOwnKillMinus9) {
   TempDir dir;
   auto d = std::make_unique<Daemon>(dir.path().string());

@@ -27,6 +27,7 @@
 #include "spec/spec_validator.h"
 #include "worker/checkpoint/checkpoint_store.h"
 #include "protocol/job_layout.h"
+#include "protocol/worker_environment.h"
 #include "worker/data/confined_file.h"
 #include "worker/data/dataset_reader.h"
 #include "worker/distributed/distributed.h"
@@ -352,9 +353,10 @@ int RunWorker(const WorkerOptions& options) {
     return Fail(s);
   }
   // Rank 0 writes the job's log and results; the other ranks compute the same numbers.
-  // A new training run starts the log afresh (overwrite_output_dir); resuming and
-  // evaluating alone add to it.
-  const bool append = resuming || !args.do_train();
+  // A new training run starts the log afresh (overwrite_output_dir); resuming,
+  // evaluating alone and every attempt under trainerd (which reads the file as it grows,
+  // by offset) add to it.
+  const bool append = resuming || !args.do_train() || std::getenv(kEnvAttempt) != nullptr;
   auto log = main_rank ? TrainingLog::Open((output_dir / kTrainingLogFile).string(), options.metrics_fd, append)
                        : TrainingLog::Open("", -1);
   if (!log.ok()) return Fail(log.status());
