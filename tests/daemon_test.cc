@@ -71,14 +71,7 @@ TEST(Daemon, JobRunsToSuccessWithLogsMetricsAndCheckpoints) {
   EXPECT_TRUE(saw_step_line);
   EXPECT_EQ(Logs(d, id, false, 5).front().seq(), 5);
 
-  grpc::ClientContext ctx;
-  d.Authorize(&ctx);
-  trainer::v1::GetMetricsRequest mreq;
-  mreq.set_job_id(id);
-  mreq.set_name("loss");
-  mreq.set_split("train");
-  trainer::v1::GetMetricsResponse metrics;
-  ASSERT_TRUE(d.stub().GetMetrics(&ctx, mreq, &metrics).ok());
+  const trainer::v1::GetMetricsResponse metrics = testing::Metrics(d, id, "loss", "train");
   EXPECT_EQ(metrics.points_size(), 8);  // every 5 of 40 steps
 
   const auto checkpoints = Checkpoints(d, id);
@@ -231,13 +224,7 @@ TEST(Daemon, KilledWorkerRestartsFromItsCheckpointAndSucceeds) {
 
   // The loss history as the run stands: every logged step once (1500 / 50), attempt 1's
   // up to the checkpoint, attempt 2's after it.
-  grpc::ClientContext ctx;
-  d.Authorize(&ctx);
-  trainer::v1::GetMetricsRequest mreq;
-  mreq.set_job_id(id);
-  mreq.set_name("loss");
-  trainer::v1::GetMetricsResponse metrics;
-  ASSERT_TRUE(d.stub().GetMetrics(&ctx, mreq, &metrics).ok());
+  const trainer::v1::GetMetricsResponse metrics = testing::Metrics(d, id, "loss");
   std::set<int64_t> steps;
   for (const auto& p : metrics.points()) {
     EXPECT_TRUE(steps.insert(p.step()).second) << "step " << p.step() << " twice";
@@ -270,13 +257,7 @@ TEST(Daemon, AJobKilledBeforeItsFirstCheckpointStartsOverAndItsLogKeepsBothRuns)
     }
   }
   EXPECT_EQ(begins, 2);
-  grpc::ClientContext ctx;
-  d.Authorize(&ctx);
-  trainer::v1::GetMetricsRequest req;
-  req.set_job_id(id);
-  req.set_name("loss");
-  trainer::v1::GetMetricsResponse metrics;
-  ASSERT_TRUE(d.stub().GetMetrics(&ctx, req, &metrics).ok());
+  const trainer::v1::GetMetricsResponse metrics = testing::Metrics(d, id, "loss");
   EXPECT_EQ(metrics.points_size(), 150);  // 3000 / 20, all of the second run
   for (const auto& p : metrics.points()) EXPECT_EQ(p.attempt(), 2);
 }

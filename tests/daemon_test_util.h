@@ -167,6 +167,21 @@ inline std::string Submit(Daemon& d, const trainer::v1::JobSpec& spec, int prior
   return resp.job_id();
 }
 
+// GetMetrics as the admin: the job's history of metric `name` (in `split`, "" for all).
+inline trainer::v1::GetMetricsResponse Metrics(Daemon& d, const std::string& id, const std::string& name,
+                                               const std::string& split = "") {
+  grpc::ClientContext ctx;
+  d.Authorize(&ctx);
+  trainer::v1::GetMetricsRequest req;
+  req.set_job_id(id);
+  req.set_name(name);
+  req.set_split(split);
+  trainer::v1::GetMetricsResponse metrics;
+  grpc::Status s = d.stub().GetMetrics(&ctx, req, &metrics);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return metrics;
+}
+
 // CancelJob as the admin; the job as the answer has it (CANCELLING for a running one).
 inline trainer::v1::Job Cancel(Daemon& d, const std::string& id) {
   grpc::ClientContext ctx;
