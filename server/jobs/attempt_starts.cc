@@ -83,9 +83,7 @@ absl::Status AttemptSupervisor::Delete(const std::string& id, bool delete_files)
 
 absl::Status AttemptSupervisor::DeleteKeptFolder(const std::string& id,
                                                  const std::function<absl::Status(const std::string&)>& may_delete) {
-  // Job ids are trainerd's ("j" and hex digits): anything else never names a folder.
-  const bool well_formed = id.size() > 1 && id.size() <= 64 && id[0] == 'j' &&
-                           id.find_first_not_of("0123456789abcdef", 1) == std::string::npos;
+  const bool well_formed = IsJobId(id);  // anything else never names a folder
   const std::string marker = absl::StrCat(JobDir(options_.data_root, id), "/", kDeletedOwnerFile);
   std::ifstream in(marker);
   std::string owner;

@@ -324,10 +324,7 @@ void AttemptSupervisor::FinishAttempt(const std::string& job_id, const ExitInfo&
   record->set_signal(exit.signal);
   record->set_pid(0);
   record->clear_rank_pids();
-  // A rank that exits because trainerd stopped the attempt did not fail.
-  const bool stopped_by_trainerd =
-      a.stop_reason == kStopCancelled || a.stop_reason == kStopShutdown || a.stop_reason == kStopTimeLimit;
-  const int32_t failed_rank = stopped_by_trainerd ? -1 : a.failed_rank;
+  const int32_t failed_rank = StoppedByTrainerd(a.stop_reason) ? -1 : a.failed_rank;
   record->set_failed_rank(failed_rank);
   AttemptEnd end{a.number, exit, a.stop_reason, a.node_lost, failed_rank, ""};
   if (failed_rank >= 0 && !a.node_lost) {

@@ -22,6 +22,10 @@ std::string DescribeExit(const ExitInfo& exit) {
   return absl::StrCat("exited ", exit.exit_code);
 }
 
+bool StoppedByTrainerd(const std::string& stop_reason) {
+  return stop_reason == kStopCancelled || stop_reason == kStopShutdown || stop_reason == kStopTimeLimit;
+}
+
 AttemptVerdict JudgeAttempt(const AttemptEnd& end, int32_t restarts, int32_t max_restarts) {
   AttemptVerdict v;
   const bool succeeded = !end.exit.status_unknown && end.exit.exit_code == 0 && end.exit.signal == 0;

@@ -17,6 +17,10 @@ inline constexpr char kStopShutdown[] = "shutdown";
 // The attempt ran for its job's resources.time_limit_s (trainerd's clock or the cluster's).
 inline constexpr char kStopTimeLimit[] = "time limit reached";
 
+// Whether `stop_reason` is trainerd stopping the attempt itself (cancel, shutdown, time
+// limit): its ranks' exits are then no rank's failure.
+bool StoppedByTrainerd(const std::string& stop_reason);
+
 // What the supervisor saw of an attempt's end.
 struct AttemptEnd {
   int32_t attempt = 0;

@@ -21,14 +21,16 @@ namespace {
 namespace fs = std::filesystem;
 using trainer::v1::Job;
 
+constexpr char kHexDigits[] = "0123456789abcdef";
+constexpr size_t kJobIdDigits = 11;
+
 std::string NewJobId() {
   ABSL_CONST_INIT static absl::Mutex mu(absl::kConstInit);
   absl::MutexLock lock(&mu);
   static std::mt19937_64 rng{std::random_device{}()};
-  static const char kHex[] = "0123456789abcdef";
   std::string id = "j";
   uint64_t v = rng();
-  for (int i = 0; i < 11; ++i, v >>= 4) id += kHex[v & 15];
+  for (size_t i = 0; i < kJobIdDigits; ++i, v >>= 4) id += kHexDigits[v & 15];
   return id;
 }
 
@@ -165,6 +167,10 @@ absl::StatusOr<Job> AdmitJob(const trainer::v1::SubmitJobRequest& request, const
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", job.output_dir(), ": ", ec.message()));
   if (absl::Status s = WriteFileAtomically(dir + "/" + kSpecFile, JobSpecToJson(spec)); !s.ok()) return s;
   return job;
+}
+
+bool IsJobId(const std::string& id) {
+  return id.size() == 1 + kJobIdDigits && id[0] == 'j' && id.find_first_not_of(kHexDigits, 1) == std::string::npos;
 }
 
 }  // namespace trainerd

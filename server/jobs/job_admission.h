@@ -20,6 +20,10 @@ namespace trainerd {
 absl::StatusOr<trainer::v1::Job> AdmitJob(const trainer::v1::SubmitJobRequest& request, const std::string& owner,
                                           const NodeSlots& capacity, const JobOptions& options);
 
+// Whether `id` has the form of the job ids AdmitJob gives ("j" and 11 hex digits): only
+// such a name may become a folder path.
+bool IsJobId(const std::string& id);
+
 // OK while a job's custom worker_program is still the file resolved at submission, in
 // one of `allowed_dirs`.
 absl::Status CheckWorkerProgram(const trainer::v1::Job& job, const std::vector<std::string>& allowed_dirs);

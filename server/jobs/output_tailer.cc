@@ -113,7 +113,7 @@ absl::Status OutputTailer::TailTrainingLog(const std::string& job_id, int64_t no
   int64_t& offset = Offset(metrics.tail_key);
   const int64_t before = offset;
   absl::Status s;
-  // The records of the running attempt (the last one); 0 before any.
+  // The records are the running attempt's (the last one; none before the first).
   trainer::v1::Attempt* attempt = job->attempts().empty() ? nullptr : job->mutable_attempts(job->attempts_size() - 1);
   for (const std::string& line : ReadNewLines(absl::StrCat(job->output_dir(), "/", kTrainingLogFile), &offset)) {
     std::optional<TrainingRecord> record = ParseTrainingRecord(line);
@@ -123,25 +123,22 @@ absl::Status OutputTailer::TailTrainingLog(const std::string& job_id, int64_t no
       m.set_attempt(attempt ? attempt->number() : 0);
       metrics.metrics.push_back(std::move(m));
     }
-    if (record->kind != kRecordCheckpoint && record->kind != kRecordTrainBegin) continue;
-    const std::string path =
-        record->text[record->kind == kRecordCheckpoint ? kCheckpointPathField : kResumedFromField];
-    if (record->kind == kRecordTrainBegin && path.empty()) {
-      if (attempt) attempt->set_start_step(record->step);
+    // Folders the worker names are taken only inside the job's output_dir.
+    auto inside = [&](const std::string& path) {
+      std::error_code ec;
+      const bool ok = IsWithin(fs::weakly_canonical(path, ec), fs::weakly_canonical(job->output_dir(), ec)) && !ec;
+      if (!ok) spdlog::warn("job={} ignores a {} record naming a folder outside its output_dir", job_id, record->kind);
+      return ok;
+    };
+    if (record->kind == kRecordTrainBegin && attempt != nullptr) {
+      const std::string& from = record->text[kResumedFromField];
+      attempt->set_start_step(record->step);
+      if (!from.empty() && inside(from)) attempt->set_resumed_from(from);
       continue;
     }
-    std::error_code ec;
-    if (!IsWithin(fs::weakly_canonical(path, ec), fs::weakly_canonical(job->output_dir(), ec)) || ec) {
-      spdlog::warn("job={} ignores a {} record naming a folder outside its output_dir", job_id, record->kind);
-      continue;
-    }
-    if (record->kind == kRecordTrainBegin) {
-      if (attempt) {
-        attempt->set_start_step(record->step);
-        attempt->set_resumed_from(path);
-      }
-      continue;
-    }
+    if (record->kind != kRecordCheckpoint) continue;
+    const std::string path = record->text[kCheckpointPathField];
+    if (!inside(path)) continue;
     s = registry_->store()->PutCheckpoint(job_id, CheckpointFromRecord(*record, path, now_ms, &*job));
     if (!s.ok()) break;
   }

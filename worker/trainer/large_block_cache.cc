@@ -45,7 +45,7 @@ Header* HeaderOf(void* data) { return reinterpret_cast<Header*>(static_cast<char
 LargeBlockCache& LargeBlockCache::Install(int64_t max_cached_bytes) {
   static LargeBlockCache* installed = [max_cached_bytes] {
     TheCache().max_cached_bytes = max_cached_bytes;
-    auto* cache = new LargeBlockCache(c10::GetCPUAllocator(), max_cached_bytes);
+    auto* cache = new LargeBlockCache(c10::GetCPUAllocator());
     c10::SetCPUAllocator(cache, /*priority=*/200);
     return cache;
   }();

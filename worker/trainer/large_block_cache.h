@@ -33,11 +33,10 @@ class LargeBlockCache : public c10::Allocator {
   int64_t reuses() const;
 
  private:
-  LargeBlockCache(c10::Allocator* base, int64_t max_cached_bytes) : base_(base), max_cached_bytes_(max_cached_bytes) {}
+  explicit LargeBlockCache(c10::Allocator* base) : base_(base) {}
   static void Free(void* data);
 
   c10::Allocator* const base_;
-  const int64_t max_cached_bytes_;
 };
 
 }  // namespace trainerd

@@ -28,14 +28,14 @@ absl::StatusOr<std::unique_ptr<TrainingLog>> TrainingLog::Open(const std::string
   std::unique_ptr<TrainingLog> log(new TrainingLog());
   absl::MutexLock lock(&log->mu_);  // nobody else has it yet; the lock satisfies the annotations
   if (!jsonl_path.empty()) {
-    log->file_ = std::fopen(jsonl_path.c_str(), append ? "a" : "w");
-    if (log->file_ == nullptr) {
+    log->file_.file = std::fopen(jsonl_path.c_str(), append ? "a" : "w");
+    if (log->file_.file == nullptr) {
       return absl::InternalError(absl::StrCat("cannot open ", jsonl_path, " for writing: ", std::strerror(errno)));
     }
   }
   if (fd >= 0) {
-    log->fd_stream_ = fdopen(fd, "a");
-    if (log->fd_stream_ == nullptr) {
+    log->fd_stream_.file = fdopen(fd, "a");
+    if (log->fd_stream_.file == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat("--metrics-fd ", fd, ": not a writable descriptor"));
     }
   }
@@ -43,8 +43,9 @@ absl::StatusOr<std::unique_ptr<TrainingLog>> TrainingLog::Open(const std::string
 }
 
 TrainingLog::~TrainingLog() {
-  if (file_ != nullptr) std::fclose(file_);
-  if (fd_stream_ != nullptr) std::fclose(fd_stream_);
+  for (Sink* sink : {&file_, &fd_stream_}) {
+    if (sink->file != nullptr) std::fclose(sink->file);
+  }
 }
 
 std::string TrainingLog::ToHumanLine(const std::string& kind, const Progress& p, const Metrics& metrics) {
@@ -73,17 +74,14 @@ void TrainingLog::Record(const std::string& kind, const Progress& progress, cons
   const std::string json = FormatTrainingRecord(record);
   {
     absl::MutexLock lock(&mu_);
-    for (std::FILE* f : {file_, fd_stream_}) {
+    for (Sink* sink : {&file_, &fd_stream_}) {
+      std::FILE* f = sink->file;
       if (f == nullptr) continue;
       if (std::fputs(json.c_str(), f) < 0 || std::fputc('\n', f) < 0 || std::fflush(f) != 0) {
         // Training goes on (checkpoints report their own failures); the first failure of
         // each sink is logged with its reason, e.g. a full disk.
-        const bool first = (f == file_ ? !file_failed_ : !fd_failed_);
-        (f == file_ ? file_failed_ : fd_failed_) = true;
-        if (first) {
-          spdlog::error("writing the training log ({}) failed: {}", f == file_ ? "trainer_log.jsonl" : "to trainerd",
-                        std::strerror(errno));
-        }
+        if (!sink->failed) spdlog::error("writing the training log to {} failed: {}", sink->name, std::strerror(errno));
+        sink->failed = true;
         std::clearerr(f);
       }
     }

@@ -46,12 +46,17 @@ class TrainingLog {
                                  const Metrics& metrics);
 
  private:
+  // Where records go; a failed write is reported once per sink.
+  struct Sink {
+    const char* name;
+    std::FILE* file = nullptr;
+    bool failed = false;
+  };
+
   TrainingLog() = default;
   absl::Mutex mu_;  // one record at a time (the checkpoint writer's thread records too)
-  std::FILE* file_ ABSL_GUARDED_BY(mu_) = nullptr;
-  std::FILE* fd_stream_ ABSL_GUARDED_BY(mu_) = nullptr;
-  bool file_failed_ ABSL_GUARDED_BY(mu_) = false;  // a write to file_ failed (reported once)
-  bool fd_failed_ ABSL_GUARDED_BY(mu_) = false;
+  Sink file_ ABSL_GUARDED_BY(mu_){"trainer_log.jsonl"};
+  Sink fd_stream_ ABSL_GUARDED_BY(mu_){"the stream to trainerd"};
 };
 
 }  // namespace trainerd
