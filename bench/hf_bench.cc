@@ -23,7 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "bench/bench_util.h"
 #include "spec/spec_defaults.h"
-#include "worker/models/hf/hf_config.h"
+#include "spec/hf_config.h"
 #include "worker/models/hf/hf_model_loader.h"
 #include "worker/models/hf/llama_model.h"
 #include "worker/models/model_factory.h"

@@ -108,37 +108,16 @@ int PrintAudit(TrainerClient& client, int limit, int64_t before, bool json) {
   return kOk;
 }
 
-absl::StatusOr<trainer::v1::JobSpec> LoadSpec(const std::string& path, const std::vector<std::string>& sets) {
+// The request `submit` sends and `validate` checks: the spec file read (its loader
+// warnings printed), --set applied, and the flags. The spec is not checked here: that
+// is trainerd's to do, with its path policy and its files (this may be another machine).
+absl::StatusOr<trainer::v1::SubmitJobRequest> BuildSubmitRequest(const CliArgs& args, bool validate_only) {
   std::vector<std::string> warnings;
-  auto spec = LoadJobSpecFile(path, sets, &warnings);
+  auto spec = LoadJobSpecFile(args.spec_path, args.sets, &warnings);
   if (!spec.ok()) return spec.status();
-  for (const std::string& w : warnings) std::cerr << path << ": " << w << "\n";
-  trainer::v1::JobSpec checked = *spec;
-  ApplyDefaults(&checked);
-  if (absl::Status s = ValidateJobSpec(checked); !s.ok()) return s;
-  return spec;
-}
-
-}  // namespace
-
-int RunValidate(const CliArgs& args) {
-  auto spec = LoadSpec(args.spec_path, args.sets);
-  if (!spec.ok()) {
-    std::cerr << args.spec_path << ": invalid:\n" << spec.status().message() << "\n";
-    return kInvalidSpec;
-  }
-  std::cout << args.spec_path << ": valid\n";
-  return kOk;
-}
-
-int RunSubmit(TrainerClient& client, const CliArgs& args) {
-  auto spec = LoadSpec(args.spec_path, args.sets);
-  if (!spec.ok()) {
-    std::cerr << args.spec_path << ": invalid:\n" << spec.status().message() << "\n";
-    return kInvalidSpec;
-  }
+  for (const std::string& w : warnings) std::cerr << args.spec_path << ": " << w << "\n";
   trainer::v1::SubmitJobRequest req;
-  *req.mutable_spec() = *spec;
+  *req.mutable_spec() = *std::move(spec);
   req.set_name(args.name);
   req.set_priority(args.priority);
   if (args.max_restarts >= 0) req.set_max_restarts(args.max_restarts);
@@ -147,13 +126,66 @@ int RunSubmit(TrainerClient& client, const CliArgs& args) {
   if (!args.time_limit.empty()) {
     absl::Duration limit;
     if (!absl::ParseDuration(args.time_limit, &limit) || limit < absl::Seconds(1)) {
-      std::cerr << "--time-limit: '" << args.time_limit << "' is not a duration such as 90m, 2h30m or 600s\n";
-      return kUsage;
+      return absl::InvalidArgumentError(
+          absl::StrCat("--time-limit: '", args.time_limit, "' is not a duration such as 90m, 2h30m or 600s"));
     }
     req.mutable_resources()->set_time_limit_s(absl::ToInt64Seconds(limit));
   }
-  auto resp = client.SubmitJob(req);
-  if (!resp.ok()) return Report(resp.status());
+  req.set_validate_only(validate_only);
+  return req;
+}
+
+int PrintInvalid(const CliArgs& args, const absl::Status& s) {
+  std::cerr << args.spec_path << ": invalid:\n" << s.message() << "\n";
+  return kInvalidSpec;
+}
+
+// validate without trainerd: the same checks trainerd runs, on this machine's files,
+// without trainerd's path policy (which only trainerd knows).
+int ValidateLocally(const CliArgs& args, const trainer::v1::SubmitJobRequest& req, const std::string& why) {
+  std::cerr << "trainer-cli: " << why << "; checking on this machine, without trainerd's folder policy\n";
+  trainer::v1::JobSpec checked = req.spec();
+  ApplyDefaults(&checked);
+  SpecCheckOptions options;
+  options.gpus_per_rank = req.resources().gpus_per_rank();
+  if (absl::Status s = ValidateJobSpec(checked, options); !s.ok()) return PrintInvalid(args, s);
+  std::cout << args.spec_path << ": valid (checked locally)\n";
+  return kOk;
+}
+
+}  // namespace
+
+int RunValidate(TrainerClient& client, const CliArgs& args) {
+  absl::StatusOr<trainer::v1::SubmitJobRequest> req = BuildSubmitRequest(args, /*validate_only=*/true);
+  if (!req.ok()) return PrintInvalid(args, req.status());
+  // trainerd's answer is the one a submission gets: its folders, its GPUs, its limits.
+  absl::StatusOr<trainer::v1::SubmitJobResponse> resp = client.SubmitJob(*req);
+  if (resp.ok()) {
+    for (const std::string& w : resp->warnings()) std::cerr << args.spec_path << ": " << w << "\n";
+    std::cout << args.spec_path << ": valid (checked by trainerd at " << client.server() << ")\n";
+    return kOk;
+  }
+  switch (resp.status().code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kPermissionDenied:
+      return PrintInvalid(args, resp.status());
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+      return ValidateLocally(args, *req, absl::StrCat("trainerd at ", client.server(), " is not reachable"));
+    default:
+      return ValidateLocally(args, *req, std::string(resp.status().message()));
+  }
+}
+
+int RunSubmit(TrainerClient& client, const CliArgs& args) {
+  absl::StatusOr<trainer::v1::SubmitJobRequest> req = BuildSubmitRequest(args, /*validate_only=*/false);
+  if (!req.ok()) return PrintInvalid(args, req.status());
+  auto resp = client.SubmitJob(*req);
+  if (!resp.ok()) {
+    if (resp.status().code() == absl::StatusCode::kInvalidArgument) return PrintInvalid(args, resp.status());
+    return Report(resp.status());
+  }
+  for (const std::string& w : resp->warnings()) std::cerr << args.spec_path << ": " << w << "\n";
   if (args.json) std::cout << ToJson(resp->job()) << "\n";
   else std::cout << resp->job_id() << "\n" << std::flush;
   if (!args.follow) return kOk;
@@ -259,6 +291,10 @@ int RunStatus(TrainerClient& client, const CliArgs& args) {
               << (last.slurm_state().empty() ? "submitted" : last.slurm_state()) << "\n";
   }
   std::cout << "output      " << job->output_dir() << "\n";
+  if (!job->requested_output_dir().empty()) {
+    std::cout << "            (not the spec's output_dir " << job->requested_output_dir()
+              << ": trainerd writes each job to its own folder)\n";
+  }
   if (!job->best_checkpoint().empty()) std::cout << "best        " << job->best_checkpoint() << "\n";
   if (!job->error().empty()) std::cout << "error       " << job->error() << "\n";
   if (!job->store_error().empty()) {

@@ -27,7 +27,7 @@ struct CliArgs {
 };
 
 // Each returns the exit status.
-int RunValidate(const CliArgs& args);
+int RunValidate(TrainerClient& client, const CliArgs& args);
 int RunSubmit(TrainerClient& client, const CliArgs& args);
 int RunList(TrainerClient& client, const CliArgs& args);
 int RunStatus(TrainerClient& client, const CliArgs& args);

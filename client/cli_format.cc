@@ -99,29 +99,40 @@ std::string ProgressLine(const trainer::v1::Job& job, int width) {
     const int64_t seconds = static_cast<int64_t>(samples_left / p.samples_per_second());
     eta = absl::StrFormat("%d:%02d", seconds / 60, seconds % 60);
   }
-  return absl::StrFormat("%s%s step %s  epoch %.2f  loss %s  lr %s  %s samples/s  ETA %s", bar,
-                         ShortState(job.state()), StepProgress(p), p.epoch(), OrDash(p.has_loss(), p.loss(), "%.4f"),
-                         OrDash(p.has_learning_rate(), p.learning_rate(), "%.2e"),
+  // The values come from the latest training record; the step moves on with heartbeats
+  // in between, so values of an earlier step say which step they are from.
+  const std::string logged =
+      p.has_loss() && p.logged_step() != p.step() ? absl::StrCat("(at step ", p.logged_step(), ") ") : "";
+  return absl::StrFormat("%s%s step %s  %sepoch %.2f  loss %s  lr %s  %s samples/s  ETA %s", bar,
+                         ShortState(job.state()), StepProgress(p), logged, p.epoch(),
+                         OrDash(p.has_loss(), p.loss(), "%.4f"), OrDash(p.has_learning_rate(), p.learning_rate(), "%.2e"),
                          OrDash(p.has_samples_per_second(), p.samples_per_second(), "%.0f"), eta);
 }
 
 std::string Plot(const std::vector<double>& steps, const std::vector<double>& values, int width, int height) {
   if (values.empty()) return "(no points)\n";
   const auto [lo_it, hi_it] = std::minmax_element(values.begin(), values.end());
-  const double lo = *lo_it, hi = *hi_it == *lo_it ? *lo_it + 1 : *hi_it;
-  std::vector<std::string> grid(height, std::string(width, ' '));
+  const double lo = *lo_it, hi = *hi_it;
+  // A flat series (one point, or every value equal) is one row labelled with its value:
+  // an axis invented around it would show values that were never logged.
+  const int rows = hi == lo ? 1 : height;
+  std::vector<std::string> grid(rows, std::string(width, ' '));
   for (size_t i = 0; i < values.size(); ++i) {
     const int x = values.size() == 1 ? 0 : static_cast<int>(std::lround(i * (width - 1.0) / (values.size() - 1)));
-    const int y = static_cast<int>(std::lround((values[i] - lo) / (hi - lo) * (height - 1)));
-    grid[height - 1 - y][x] = '*';
+    const int y = rows == 1 ? 0 : static_cast<int>(std::lround((values[i] - lo) / (hi - lo) * (rows - 1)));
+    grid[rows - 1 - y][x] = '*';
   }
   std::string out;
-  for (int r = 0; r < height; ++r) {
-    const double label = hi - (hi - lo) * r / (height - 1);
+  for (int r = 0; r < rows; ++r) {
+    const double label = rows == 1 ? hi : hi - (hi - lo) * r / (rows - 1);
     out += absl::StrFormat("%10.4f |%s\n", label, grid[r]);
   }
   out += absl::StrFormat("%10s +%s\n", "", std::string(width, '-'));
-  out += absl::StrFormat("%10s  step %.0f .. %.0f\n", "", steps.front(), steps.back());
+  if (steps.size() == 1) {
+    out += absl::StrFormat("%10s  step %.0f (one point)\n", "", steps.front());
+  } else {
+    out += absl::StrFormat("%10s  step %.0f .. %.0f\n", "", steps.front(), steps.back());
+  }
   return out;
 }
 

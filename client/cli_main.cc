@@ -19,7 +19,6 @@ namespace {
 using Runner = int (*)(TrainerClient&, const CliArgs&);
 
 struct Subcommands {
-  CLI::App* validate = nullptr;  // runs without trainerd
   std::vector<std::pair<CLI::App*, Runner>> with_client;
 };
 
@@ -102,13 +101,20 @@ Subcommands DefineSubcommands(CLI::App& app, CliArgs& args) {
   audit->add_option("--limit", args.limit, "At most this many")->capture_default_str();
   audit->add_option("--before", args.before, "Only events older than this sequence number");
   audit->add_flag("--json", args.json, "JSON: {\"events\": [AuditEvent...]}");
-  auto* validate = app.add_subcommand("validate", "Check a spec locally, listing every bad field.\nExample: trainer-cli validate job.yaml");
+  auto* validate = app.add_subcommand(
+      "validate", "Check a spec as trainerd checks a submission (its folders, GPUs and limits; on this machine "
+                  "when trainerd is not reachable), listing every bad field; queues nothing.\n"
+                  "Example: trainer-cli validate job.yaml --gpus-per-rank 1");
   validate->add_option("spec", args.spec_path)->required();
   validate->add_option("--set", args.sets, "Override a spec field (repeatable)");
+  validate->add_option("--priority", args.priority, "As submit's");
+  validate->add_option("--ranks", args.ranks, "As submit's")->capture_default_str();
+  validate->add_option("--gpus-per-rank", args.gpus_per_rank, "As submit's")->capture_default_str();
+  validate->add_option("--time-limit", args.time_limit, "As submit's");
 
   Subcommands out;
-  out.validate = validate;
   out.with_client = {
+      {validate, RunValidate},
       {submit, RunSubmit},
       {list, RunList},
       {status, RunStatus},
@@ -158,7 +164,6 @@ int main(int argc, char** argv) {
   }
   options.deadline = std::chrono::milliseconds(args.timeout_s * 1000);
 
-  if (subcommands.validate->parsed()) return RunValidate(args);
   TrainerClient client(options);
   for (const auto& [command, run] : subcommands.with_client) {
     if (command->parsed()) return run(client, args);

@@ -19,7 +19,12 @@ TrainerClient::TrainerClient(ClientOptions options) : options_(std::move(options
   }
   absl::StatusOr<std::string> token =
       FindAccessToken(options_.token, options_.data_root.empty() ? DefaultDataRoot() : options_.data_root);
-  if (token.ok()) token_ = *token; else setup_status_ = token.status();
+  if (token.ok()) {
+    absl::MutexLock lock(&token_mu_);
+    token_ = *token;
+  } else {
+    setup_status_ = token.status();
+  }
   TlsClientFiles tls = options_.tls;
   if (const char* ca = std::getenv("TRAINER_TLS_CA"); tls.ca.empty() && ca != nullptr) tls.ca = ca;
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = MakeChannelCredentials(tls);
@@ -36,10 +41,20 @@ TrainerClient::TrainerClient(ClientOptions options) : options_(std::move(options
   stub_ = trainer::v1::JobService::NewStub(channel_);
 }
 
+std::string TrainerClient::Token() const {
+  absl::MutexLock lock(&token_mu_);
+  if (token_.empty() && options_.token.empty()) {
+    absl::StatusOr<std::string> found =
+        FindAccessToken("", options_.data_root.empty() ? DefaultDataRoot() : options_.data_root);
+    if (found.ok()) token_ = *found;
+  }
+  return token_;
+}
+
 std::unique_ptr<grpc::ClientContext> TrainerClient::Context(bool streaming) const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   if (!streaming) ctx->set_deadline(std::chrono::system_clock::now() + options_.deadline);
-  if (!token_.empty()) ctx->AddMetadata(kAuthorizationMetadata, "Bearer " + token_);
+  if (const std::string token = Token(); !token.empty()) ctx->AddMetadata(kAuthorizationMetadata, "Bearer " + token);
   return ctx;
 }
 
@@ -58,20 +73,33 @@ absl::Status TrainerClient::Explain(const grpc::Status& s) const {
     return absl::DeadlineExceededError(absl::StrCat("trainerd at ", server_, " did not answer within ",
                                                     options_.deadline.count(), " ms"));
   }
+  if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED && Token().empty()) {
+    // No token was found at all: say where trainer-cli looked, since a trainerd started
+    // with --data-root DIR keeps the first admin's token in DIR/admin.token.
+    const std::string data_root = options_.data_root.empty() ? DefaultDataRoot() : options_.data_root;
+    return absl::UnauthenticatedError(absl::StrCat(
+        "no access token: pass --token, set TRAINER_TOKEN or write it to ~/.config/trainerd/token. On trainerd's "
+        "machine, as its account, trainer-cli also reads the first admin's token from the data root: it looked for ",
+        AdminTokenPath(data_root), "; for a trainerd started with --data-root DIR, set TRAINERD_DATA_ROOT=DIR"));
+  }
   return absl::Status(code, s.error_message());
 }
 
 template <typename Call>
 absl::Status TrainerClient::Unary(bool idempotent, Call&& call) {
   if (!setup_status_.ok()) return setup_status_;
-  std::chrono::milliseconds backoff(100);
+  // 0.25 + 0.5 + 1 s: a trainerd started a moment ago (`trainerd &` then a command) is
+  // waited for, one that is down is reported within two seconds.
+  std::chrono::milliseconds backoff(250);
   grpc::Status s;
   for (int attempt = 1; attempt <= (idempotent ? options_.max_attempts : 1); ++attempt) {
     auto ctx = Context();
     s = call(ctx.get());
     if (s.error_code() != grpc::StatusCode::UNAVAILABLE) break;
     if (attempt < options_.max_attempts) {
-      std::this_thread::sleep_for(backoff);
+      // Waiting for the channel (not sleeping) makes it try to connect again now: a
+      // channel left in its failure state would answer the next call at once.
+      channel_->WaitForConnected(std::chrono::system_clock::now() + backoff);
       backoff *= 2;
     }
   }
@@ -181,7 +209,7 @@ absl::Status TrainerClient::Reconnecting(const std::function<grpc::Status(bool* 
       backoff = std::chrono::milliseconds(200);
     }
     if (failures > kMaxReconnects) return Explain(s);
-    std::this_thread::sleep_for(backoff);  // trainerd restarting: continue where we were
+    channel_->WaitForConnected(std::chrono::system_clock::now() + backoff);  // trainerd restarting
     backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
   }
 }

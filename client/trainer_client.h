@@ -15,7 +15,9 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/tls_credentials.h"
 #include "trainer/v1/job_service.grpc.pb.h"
 
@@ -81,7 +83,11 @@ class TrainerClient {
   ClientOptions options_;
   absl::Status setup_status_;
   std::string server_;
-  std::string token_;
+  // The token calls carry. Found again when none was found at first: a trainerd started
+  // a moment ago writes its admin.token when it starts, after this client was made.
+  std::string Token() const ABSL_LOCKS_EXCLUDED(token_mu_);
+  mutable absl::Mutex token_mu_;
+  mutable std::string token_ ABSL_GUARDED_BY(token_mu_);
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<trainer::v1::JobService::Stub> stub_;
 };

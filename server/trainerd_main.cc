@@ -63,17 +63,29 @@ int64_t PhysicalMemoryBytes() {
   return static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<int64_t>(::sysconf(_SC_PAGESIZE));
 }
 
-// The folders a one-person setup reads from: Debian's data sets and fortunes, and the
-// daemon user's home. A team replaces them with its own (--data-dir).
-std::vector<std::string> DefaultDataDirs() {
-  std::vector<std::string> dirs = {"/usr/share/datasets", "/usr/share/games/fortunes"};
-  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') dirs.push_back(home);
-  return dirs;
+// The folders jobs read from unless the operator names others (--data-dir): Debian's
+// data sets and fortunes. Never a home folder wholesale: it holds the daemon account's
+// own files, and whoever runs trainerd says which of their folders jobs may read.
+std::vector<std::string> DefaultDataDirs() { return {"/usr/share/datasets", "/usr/share/games/fortunes"}; }
+
+// What jobs must never read, whatever the data folders are: trainerd's data root, the
+// daemon account's own trainer-cli token folder, and the files holding its secrets.
+std::vector<std::string> PrivatePaths(const trainerd::TrainerdOptions& server_options) {
+  std::vector<std::string> paths = {server_options.jobs.data_root};
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    paths.push_back(std::string(home) + "/.config/trainerd");
+  }
+  for (const std::string& file : {server_options.admin_token_file, server_options.tls.key, server_options.tls.cert,
+                                  server_options.tls.client_ca}) {
+    if (!file.empty()) paths.push_back(fs::absolute(file).lexically_normal().string());
+  }
+  return paths;
 }
 
 struct UserCommand {
   CLI::App* add = nullptr;
   CLI::App* list = nullptr;
+  CLI::App* rotate = nullptr;
   CLI::App* revoke = nullptr;
   std::string name;
   bool admin = false;
@@ -93,11 +105,14 @@ int RunUserCommand(const UserCommand& command, const std::string& data_root) {
     return 1;
   }
   absl::Status s;
-  if (*command.add) {
-    absl::StatusOr<std::string> token = trainerd::AddUser(users->get(), audit->get(), command.name, command.admin);
+  if (*command.add || *command.rotate) {
+    absl::StatusOr<std::string> token =
+        *command.add ? trainerd::AddUser(users->get(), audit->get(), command.name, command.admin)
+                     : trainerd::RotateToken(users->get(), audit->get(), command.name);
     if (token.ok()) {
       std::cout << *token << std::endl;  // before the note on stderr
-      std::cerr << "user " << command.name << " added" << (command.admin ? " (admin)" : "")
+      std::cerr << "user " << command.name << (*command.add ? " added" : ": new token; the old ones no longer work")
+                << (command.admin ? " (admin)" : "")
                 << "; the token above is shown once: give it to them for ~/.config/trainerd/token (mode 0600)\n";
     }
     s = token.status();
@@ -150,6 +165,9 @@ void DefineServerFlags(CLI::App& app, trainerd::TrainerdOptions& server_options,
                  "A folder whose programs jobs may name as worker_program (repeatable)");
   app.add_option("--max-restarts", options.default_max_restarts, "Default restarts of a failing job")
       ->capture_default_str();
+  app.add_option("--max-user-priority", options.max_user_priority,
+                 "The highest job priority a user who is not an admin may ask for (admins: any)")
+      ->capture_default_str();
   app.add_option("--heartbeat-timeout", options.heartbeat_timeout_s,
                  "Seconds without progress before a worker counts as hung and is killed")->capture_default_str();
   app.add_option("--grace-period", options.grace_period_s,
@@ -160,8 +178,8 @@ void DefineServerFlags(CLI::App& app, trainerd::TrainerdOptions& server_options,
                  "--listen there)")
       ->capture_default_str();
   app.add_option("--data-dir", flags.data_dirs,
-                 "A folder jobs may read data and models from (repeatable; default: /usr/share/datasets, "
-                 "/usr/share/games/fortunes and $HOME)");
+                 "A folder jobs may read data and models from (repeatable; default: /usr/share/datasets and "
+                 "/usr/share/games/fortunes). trainerd's own data root and credentials stay unreadable in any case");
   app.add_option("--registry-dir", flags.registry_dir, "Where jobs may export models (hub_dir; default: DATA_ROOT/registry)");
   app.add_option("--max-job-memory", flags.max_job_memory,
                  "The most memory one job may need, e.g. 8G (default: this machine's memory / --cpu-slots)");
@@ -195,10 +213,14 @@ CLI::App* DefineUserCommand(CLI::App& app, std::string& data_root, UserCommand& 
   command.add->add_option("name", command.name, "User name")->required();
   command.add->add_flag("--admin", command.admin, "The user may act on every job and read the audit log");
   command.list = user_cmd->add_subcommand("list", "List users");
-  command.revoke = user_cmd->add_subcommand("revoke", "Revoke a user's tokens (its jobs stay)");
+  command.rotate = user_cmd->add_subcommand("rotate", "Give a user a new token (shown once); the old ones stop working "
+                                                      "and the user keeps their jobs");
+  command.rotate->add_option("name", command.name, "User name")->required();
+  command.revoke = user_cmd->add_subcommand("revoke", "Revoke a user's tokens (its jobs stay, for admins; the name "
+                                                      "added again is a new account)");
   command.revoke->add_option("name", command.name, "User name")->required();
   // --data-root may come after the verb too: `trainerd user list --data-root DIR`.
-  for (CLI::App* verb : {command.add, command.list, command.revoke}) verb->fallthrough();
+  for (CLI::App* verb : {command.add, command.list, command.rotate, command.revoke}) verb->fallthrough();
   return user_cmd;
 }
 
@@ -222,7 +244,7 @@ bool FinishOptions(trainerd::TrainerdOptions& server_options, const ServerFlags&
   SpecPolicy& policy = options.spec_policy;
   policy.data_dirs = flags.data_dirs.empty() ? DefaultDataDirs() : flags.data_dirs;
   policy.registry_dir = flags.registry_dir.empty() ? options.data_root + "/registry" : flags.registry_dir;
-  policy.private_dir = options.data_root;
+  policy.private_paths = PrivatePaths(server_options);
   policy.limits.max_threads = options.threads_per_slot;
   policy.limits.max_job_memory_bytes = PhysicalMemoryBytes() / std::max(1, options.cpu_slots);
   if (!flags.max_job_memory.empty() && !ParseSize(flags.max_job_memory, &policy.limits.max_job_memory_bytes)) {

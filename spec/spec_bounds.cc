@@ -24,11 +24,21 @@ bool IsStructType(const google::protobuf::Descriptor* d) {
   return n == "google.protobuf.Struct" || n == "google.protobuf.Value" || n == "google.protobuf.ListValue";
 }
 
+// Every number of a spec ends up as a 32-bit float (learning rates, betas and
+// thresholds in the optimizer's and the loss's tensors) or as a bounded integer: it must
+// be 0 or of a float's normal magnitude, or it would overflow (1e308 -> inf) or vanish
+// (1e-40) at run time, after the job was accepted.
 void CheckNumber(const std::string& field, double v, std::vector<std::string>* problems) {
+  constexpr double kMax = std::numeric_limits<float>::max();
+  constexpr double kMin = std::numeric_limits<float>::min();
   if (!std::isfinite(v)) {
     problems->push_back(absl::StrCat(field, ": must be a finite number"));
-  } else if (std::fpclassify(v) == FP_SUBNORMAL) {
-    problems->push_back(absl::StrCat(field, ": is too close to zero (a subnormal number); use 0 or a larger value"));
+  } else if (std::abs(v) > kMax) {
+    problems->push_back(absl::StrCat(field, ": is too large for a 32-bit float (at most ", absl::StrFormat("%.4g", kMax),
+                                     " in magnitude)"));
+  } else if (v != 0 && std::abs(v) < kMin) {
+    problems->push_back(absl::StrCat(field, ": is too close to zero for a 32-bit float (0, or at least ",
+                                     absl::StrFormat("%.4g", kMin), " in magnitude)"));
   }
 }
 

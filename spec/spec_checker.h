@@ -45,6 +45,8 @@ class Checker {
     Add(field, absl::StrCat("\"", shown, "\" is not supported; ", Choices(allowed)));
   }
   void SkipFile(const std::string& field) { skip_files_.insert(field); }
+  // Whether `field` was refused by the path policy: such a file is never opened.
+  bool Skipped(const std::string& field) const { return skip_files_.count(field) > 0; }
   void File(const std::string& field, const std::string& path) {
     if (skip_files_.count(field)) return;
     if (options_.check_files && !path.empty() && !std::filesystem::exists(path)) {

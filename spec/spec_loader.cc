@@ -1,10 +1,14 @@
 #include "spec/spec_loader.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -17,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "spec/spec_bounds.h"
 
 namespace trainerd {
 namespace {
@@ -99,12 +104,20 @@ const std::map<std::string, std::string>& RenamedHfArguments() {
 }
 
 // Converts YAML to JSON, checked against a message descriptor.
+//
+// YAML aliases refer to a node instead of copying it, so a small document can stand for
+// an exponentially large one (a "billion laughs"). The conversion writes the expanded
+// document, and stops as soon as it has written kMaxSpecBytes: the bound holds while the
+// document is expanded, not after.
 class YamlToJson {
  public:
   std::vector<std::string> errors;
   std::vector<std::string> warnings;
 
+  bool exhausted() const { return left_ < 0; }
+
   std::string Message(const YAML::Node& node, const Descriptor* desc, const std::string& path) {
+    if (Spend(2)) return "{}";
     if (!node || node.IsNull()) return "{}";
     if (!node.IsMap()) {
       errors.push_back(absl::StrCat(Name(path), ": expected a mapping of fields"));
@@ -115,7 +128,12 @@ class YamlToJson {
     std::set<std::string> seen;
     const bool hf_arguments = desc == trainer::v1::TrainingArguments::descriptor();
     for (const auto& kv : node) {
-      std::string key = kv.first.as<std::string>();
+      if (!kv.first.IsScalar()) {
+        errors.push_back(absl::StrCat(Name(path), ": a field name must be a plain word"));
+        continue;
+      }
+      std::string key = kv.first.Scalar();
+      if (Spend(key.size() + 4)) return "{}";
       std::string child = path.empty() ? key : absl::StrCat(path, ".", key);
       if (hf_arguments && RenamedHfArguments().count(key)) {
         const std::string now = RenamedHfArguments().at(key);
@@ -192,6 +210,7 @@ class YamlToJson {
       return "null";
     }
     const std::string s = node.Scalar();
+    if (Spend(s.size() + 2)) return "null";
     switch (field->cpp_type()) {
       case FieldDescriptor::CPPTYPE_STRING:
         return JsonQuote(s);
@@ -223,6 +242,19 @@ class YamlToJson {
     }
   }
 
+  // Counts `bytes` of output against the bound; true (with the error, once) when the
+  // document has grown past it and the conversion must stop.
+  bool Spend(size_t bytes) {
+    if (left_ < 0) return true;
+    left_ -= static_cast<int64_t>(bytes);
+    if (left_ >= 0) return false;
+    errors.push_back(absl::StrCat("spec: expands to more than ", kMaxSpecBytes,
+                                  " bytes (are YAML aliases (*name) repeating large parts?)"));
+    return true;
+  }
+
+  int64_t left_ = static_cast<int64_t>(kMaxSpecBytes);
+
   static std::string JsonNumber(double v) {
     std::ostringstream os;
     os.precision(17);
@@ -232,11 +264,16 @@ class YamlToJson {
 
   // Free-form values (google.protobuf.Struct): numbers and booleans keep their type.
   std::string Generic(const YAML::Node& node) {
-    if (!node || node.IsNull()) return "null";
+    if (Spend(2) || !node || node.IsNull()) return "null";
     if (node.IsMap()) {
       std::vector<std::string> members;
       for (const auto& kv : node) {
-        members.push_back(absl::StrCat(JsonQuote(kv.first.as<std::string>()), ":", Generic(kv.second)));
+        if (!kv.first.IsScalar()) {
+          errors.push_back("spec: a key inside a free-form value must be a plain word");
+          return "null";
+        }
+        if (Spend(kv.first.Scalar().size() + 4)) return "null";
+        members.push_back(absl::StrCat(JsonQuote(kv.first.Scalar()), ":", Generic(kv.second)));
       }
       return absl::StrCat("{", absl::StrJoin(members, ","), "}");
     }
@@ -246,6 +283,7 @@ class YamlToJson {
       return absl::StrCat("[", absl::StrJoin(items, ","), "]");
     }
     const std::string s = node.Scalar();
+    if (Spend(s.size() + 2)) return "null";
     double d;
     bool b;
     if (node.Tag() != "!" && ParseDouble(s, &d)) return JsonNumber(d);
@@ -323,13 +361,56 @@ absl::StatusOr<trainer::v1::JobSpec> ParseJobSpec(std::string_view text, const s
   return spec;
 }
 
+absl::StatusOr<std::string> ReadSpecFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    const int err = errno;
+    return (err == ENOENT ? absl::NotFoundError : absl::InvalidArgumentError)(
+        absl::StrCat("spec file ", path, ": cannot be read: ", std::strerror(err)));
+  }
+  struct stat st {};
+  std::string text;
+  absl::Status status;
+  if (::fstat(fd, &st) != 0) {
+    status = absl::InvalidArgumentError(absl::StrCat("spec file ", path, ": cannot be read: ", std::strerror(errno)));
+  } else if (S_ISDIR(st.st_mode)) {
+    status = absl::InvalidArgumentError(absl::StrCat("spec file ", path, ": is a folder; give the spec file in it"));
+  } else if (!S_ISREG(st.st_mode)) {
+    status = absl::InvalidArgumentError(
+        absl::StrCat("spec file ", path, ": is not a regular file (a device, pipe or socket)"));
+  } else if (static_cast<uint64_t>(st.st_size) > kMaxSpecBytes) {
+    status = absl::InvalidArgumentError(
+        absl::StrCat("spec file ", path, ": is ", st.st_size, " bytes; at most ", kMaxSpecBytes, " are accepted"));
+  } else {
+    // Read at most one byte past the bound: a file that grows meanwhile is refused too.
+    text.resize(kMaxSpecBytes + 1);
+    size_t got = 0;
+    while (got < text.size()) {
+      const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        status = absl::InvalidArgumentError(absl::StrCat("spec file ", path, ": read failed: ", std::strerror(errno)));
+        break;
+      }
+      if (n == 0) break;
+      got += static_cast<size_t>(n);
+    }
+    text.resize(got);
+    if (status.ok() && got > kMaxSpecBytes) {
+      status = absl::InvalidArgumentError(absl::StrCat("spec file ", path, ": is larger than ", kMaxSpecBytes,
+                                                       " bytes, the most accepted"));
+    }
+  }
+  ::close(fd);
+  if (!status.ok()) return status;
+  return text;
+}
+
 absl::StatusOr<trainer::v1::JobSpec> LoadJobSpecFile(const std::string& path, const std::vector<std::string>& overrides,
                                                      std::vector<std::string>* warnings) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("spec file ", path, ": cannot be read"));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  absl::StatusOr<trainer::v1::JobSpec> spec = ParseJobSpec(buffer.str(), overrides, warnings);
+  absl::StatusOr<std::string> text = ReadSpecFile(path);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<trainer::v1::JobSpec> spec = ParseJobSpec(*text, overrides, warnings);
   if (!spec.ok()) return spec;
   const std::filesystem::path base = std::filesystem::absolute(path).parent_path();
   auto* data = spec->mutable_data();

@@ -22,13 +22,20 @@ namespace trainerd {
 // "dotted.path=value" (value is read as YAML, so lists like "[64, 32]" work) and is
 // applied before the conversion. Returns INVALID_ARGUMENT listing every problem found.
 // Does not apply defaults or validate values; see spec_defaults.h and spec_validator.h.
+// The document may not expand (YAML aliases) to more than kMaxSpecBytes; that is
+// checked while it is expanded.
 // HF TrainingArguments that change nothing here (report_to, push_to_hub, ...) are
 // accepted, and HF's old names (evaluation_strategy) read as the new ones, each with a
 // line in `warnings` (when given) instead of "unknown field".
 absl::StatusOr<trainer::v1::JobSpec> ParseJobSpec(std::string_view text, const std::vector<std::string>& overrides = {},
                                                   std::vector<std::string>* warnings = nullptr);
 
-// Reads the file at `path` and parses it as ParseJobSpec does. Relative data and model
+// The text of the spec file at `path`: INVALID_ARGUMENT, naming the file and what is
+// wrong, for a folder, a device or pipe, or a file over kMaxSpecBytes (never read past
+// the bound); NOT_FOUND when there is no such file.
+absl::StatusOr<std::string> ReadSpecFile(const std::string& path);
+
+// Reads the file at `path` (ReadSpecFile) and parses it as ParseJobSpec does. Relative data and model
 // paths inside the spec are resolved against the spec file's folder.
 absl::StatusOr<trainer::v1::JobSpec> LoadJobSpecFile(const std::string& path,
                                                      const std::vector<std::string>& overrides = {},

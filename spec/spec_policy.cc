@@ -94,9 +94,10 @@ ReadRoots::ReadRoots(const std::string& output_dir, const SpecPolicy& policy) : 
   if (!output_dir.empty()) exceptions.push_back(output_dir);
   if (!policy.registry_dir.empty()) exceptions.push_back(policy.registry_dir);
   exceptions_ = Resolve(exceptions);
-  if (!policy.private_dir.empty()) {
+  for (const std::string& path : policy.private_paths) {
     std::error_code ec;
-    excluded_ = fs::weakly_canonical(policy.private_dir, ec);
+    const fs::path resolved = ResolvePath(fs::absolute(path, ec), &ec);
+    if (!ec) excluded_.push_back(resolved);
   }
 }
 
@@ -105,7 +106,9 @@ bool ReadRoots::Allows(const fs::path& real) const {
   for (const fs::path& e : exceptions_) {
     if (IsWithin(real, e)) return true;
   }
-  if (excluded_ && IsWithin(real, *excluded_)) return false;
+  for (const fs::path& excluded : excluded_) {
+    if (IsWithin(real, excluded)) return false;
+  }
   for (const fs::path& root : roots_) {
     if (IsWithin(real, root)) return true;
   }
@@ -134,7 +137,7 @@ std::map<std::string, std::string> SpecPolicyToEnvironment(const SpecPolicy& pol
   std::map<std::string, std::string> env;
   if (policy.confined()) env[kEnvDataDirs] = absl::StrJoin(policy.data_dirs, ":");
   if (!policy.registry_dir.empty()) env[kEnvRegistryDir] = policy.registry_dir;
-  if (!policy.private_dir.empty()) env[kEnvPrivateDir] = policy.private_dir;
+  if (!policy.private_paths.empty()) env[kEnvPrivateDir] = absl::StrJoin(policy.private_paths, ":");
   if (policy.limits.max_job_memory_bytes > 0) env[kEnvMaxJobMemory] = std::to_string(policy.limits.max_job_memory_bytes);
   if (policy.limits.max_threads > 0) env[kEnvMaxThreads] = std::to_string(policy.limits.max_threads);
   return env;
@@ -146,7 +149,7 @@ SpecPolicy SpecPolicyFromEnvironment() {
     policy.data_dirs = absl::StrSplit(v, ':', absl::SkipEmpty());
   }
   if (const char* v = std::getenv(kEnvRegistryDir)) policy.registry_dir = v;
-  if (const char* v = std::getenv(kEnvPrivateDir)) policy.private_dir = v;
+  if (const char* v = std::getenv(kEnvPrivateDir)) policy.private_paths = absl::StrSplit(v, ':', absl::SkipEmpty());
   if (const char* v = std::getenv(kEnvMaxJobMemory)) {
     int64_t bytes = 0;
     if (absl::SimpleAtoi(v, &bytes)) policy.limits.max_job_memory_bytes = bytes;

@@ -31,10 +31,11 @@ struct SpecPolicy {
   // Folders a job may read from. Empty: paths are not confined (a worker run by hand).
   std::vector<std::string> data_dirs;
   std::string registry_dir;  // where hub_dir may point (and models be read); "" refuses hub_dir when confined
-  // trainerd's data root (other jobs' folders, tokens, the database): nothing in it is
-  // readable except the job's own output_dir and the registry, even when a data folder
-  // (e.g. the home folder) holds it.
-  std::string private_dir;
+  // trainerd's own state and credentials: its data root (other jobs' folders, tokens,
+  // the database), the daemon account's ~/.config/trainerd, its TLS key and admin token
+  // files. Nothing in them is readable except the job's own output_dir and the
+  // registry, even when a data folder (e.g. a home folder) holds them.
+  std::vector<std::string> private_paths;
   SpecLimits limits;
 
   bool confined() const { return !data_dirs.empty(); }
@@ -63,8 +64,7 @@ class ReadRoots {
 
  private:
   bool confined_;
-  std::vector<std::filesystem::path> roots_, exceptions_;
-  std::optional<std::filesystem::path> excluded_;
+  std::vector<std::filesystem::path> roots_, exceptions_, excluded_;
 };
 
 // `path` (absolute) with every symlink followed, also one whose target does not exist

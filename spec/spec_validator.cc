@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "spec/dataset_format.h"
+#include "spec/input_checks.h"
 #include "spec/shard_size.h"
 #include "spec/spec_checker.h"
 #include "spec/spec_defaults.h"
@@ -17,10 +19,13 @@ using trainer::v1::JobSpec;
 
 void CheckSource(const std::string& field, const DatasetSource& s, Checker* c) {
   c->File(field + ".path", s.path());
-  std::string format = s.format();
-  if (!format.empty()) c->Choice(field + ".format", format, {"idx", "csv", "tsv", "text", "jsonl"});
-  const bool is_idx = format == "idx" || (format.empty() && s.path().find("idx") != std::string::npos);
-  if (is_idx) {
+  const std::string format = DatasetFormat(s);
+  if (!s.format().empty()) {
+    c->Choice(field + ".format", s.format(), DatasetFormats());
+  } else if (format.empty()) {
+    c->Add(field + ".format", absl::StrCat("the file name does not tell the format; set it: ", Choices(DatasetFormats())));
+  }
+  if (format == "idx") {
     if (s.labels_path().empty()) c->Add(field + ".labels_path", "required for IDX data");
     c->File(field + ".labels_path", s.labels_path());
   }
@@ -55,7 +60,8 @@ void CheckModel(const JobSpec& spec, Checker* c) {
   c->Choice("model.type", m.type(), {"mlp", "cnn", "torchscript", "gpt", "text_classifier", "hf"});
   if (m.type() == "hf") {
     if (m.name_or_path().empty()) c->Add("model.name_or_path", "required for an hf model (a save_pretrained folder)");
-    c->File("model.name_or_path", m.name_or_path().empty() ? "" : m.name_or_path() + "/config.json");
+    // Its files (config.json, weights, tokenizer) are input_checks.cc's: they say more
+    // than "no such file" (a Hub id, a folder with only tokenizer.json).
     if (!m.torch_dtype().empty()) {
       c->Choice("model.torch_dtype", m.torch_dtype(), {"float32", "bfloat16", "float16", "auto"});
     }
@@ -132,6 +138,15 @@ std::vector<std::string> FindSpecProblems(const JobSpec& spec, const SpecCheckOp
   CheckData(spec, &c);
   CheckModel(spec, &c);
   CheckLossAndMetrics(spec, &c);
+  if (options.gpus_per_rank == 0 && spec.training_args().fp16()) {
+    c.Add("training_args.fp16", "needs a CUDA GPU (fp16 autocast is CUDA-only in LibTorch), and this job gets none "
+                                "(trainer-cli --gpus-per-rank, resources.gpus_per_rank); on the CPU use bf16");
+  }
+  // The files are looked at once the spec itself is sound: its checks assume sane
+  // fields, and their answers would only repeat what is already said.
+  if (options.check_files && c.problems.empty()) {
+    CheckInputFiles(spec, ReadRoots(spec.training_args().output_dir(), options.policy), &c);
+  }
   return c.problems;
 }
 

@@ -3,6 +3,7 @@
 #ifndef TRAINERD_SPEC_SPEC_VALIDATOR_H_
 #define TRAINERD_SPEC_SPEC_VALIDATOR_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -13,8 +14,11 @@
 namespace trainerd {
 
 struct SpecCheckOptions {
-  // Check that data and model files exist. Off where the spec will run on another machine.
+  // Check the data and model files: that they exist, and what their first bytes say
+  // (spec/input_checks.h). Off where the spec will run on another machine.
   bool check_files = true;
+  // The GPUs each rank of the job gets; -1: not known here (not checked).
+  int32_t gpus_per_rank = -1;
   // Where the job's files may be and how large it may grow (see spec_policy.h).
   SpecPolicy policy;
 };

@@ -14,12 +14,20 @@ using trainer::v1::Job;
 
 const char* kLevels[] = {"debug", "info", "warning", "error"};
 
-// Reads every row of a statement whose first column is a serialized Job.
+// The job of a row whose columns are its serialized Job and its owner_id (which jobs
+// stored before users had ids get from the column, as migration 5 set it).
+bool ParseJob(Statement& st, Job* job) {
+  if (!job->ParseFromString(st.Blob(0))) return false;
+  if (job->owner_id() == 0) job->set_owner_id(st.Int(1));
+  return true;
+}
+
+// Reads every row of a statement that selects `job, owner_id`.
 absl::StatusOr<std::vector<Job>> ReadJobs(Statement& st) {
   std::vector<Job> out;
   while (st.Step()) {
     Job job;
-    if (job.ParseFromString(st.Blob(0))) out.push_back(std::move(job));
+    if (ParseJob(st, &job)) out.push_back(std::move(job));
   }
   if (absl::Status s = st.Done(); !s.ok()) return s;
   return out;
@@ -56,42 +64,42 @@ absl::StatusOr<int> JobStore::schema_version() {
 
 absl::Status JobStore::PutJob(const Job& job) {
   absl::MutexLock lock(&mu_);
-  Statement st(db_,
-               "INSERT OR REPLACE INTO jobs (id, state, priority, created_ms, owner, job) VALUES (?, ?, ?, ?, ?, ?)");
+  Statement st(db_, "INSERT OR REPLACE INTO jobs (id, state, priority, created_ms, owner, job, owner_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)");
   st.Bind(1, job.id()).Bind(2, int64_t{job.state()}).Bind(3, int64_t{job.priority()})
-      .Bind(4, job.created_unix_ms()).Bind(5, job.owner()).BindBlob(6, job.SerializeAsString());
+      .Bind(4, job.created_unix_ms()).Bind(5, job.owner()).BindBlob(6, job.SerializeAsString()).Bind(7, job.owner_id());
   return st.Run();
 }
 
 absl::StatusOr<Job> JobStore::GetJob(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  Statement st(db_, "SELECT job FROM jobs WHERE id = ?");
+  Statement st(db_, "SELECT job, owner_id FROM jobs WHERE id = ?");
   st.Bind(1, id);
   if (!st.Step()) {
     if (absl::Status s = st.Done(); !s.ok()) return s;
     return absl::NotFoundError(absl::StrCat("job ", id, " not found"));
   }
   Job job;
-  if (!job.ParseFromString(st.Blob(0))) return absl::DataLossError(absl::StrCat("job ", id, ": unreadable record"));
+  if (!ParseJob(st, &job)) return absl::DataLossError(absl::StrCat("job ", id, ": unreadable record"));
   return job;
 }
 
 absl::StatusOr<std::vector<Job>> JobStore::ListJobs(const std::vector<trainer::v1::JobState>& states,
-                                                    const std::string& owner, int limit, int64_t before_created_ms,
+                                                    int64_t owner_id, int limit, int64_t before_created_ms,
                                                     const std::string& before_id) {
-  std::string sql = "SELECT job FROM jobs WHERE 1";
+  std::string sql = "SELECT job, owner_id FROM jobs WHERE 1";
   if (!states.empty()) {
     std::vector<std::string> values;
     for (auto s : states) values.push_back(std::to_string(static_cast<int>(s)));
     sql += absl::StrCat(" AND state IN (", absl::StrJoin(values, ","), ")");
   }
   if (before_created_ms > 0) sql += " AND (created_ms < ?1 OR (created_ms = ?1 AND id < ?2))";
-  if (!owner.empty()) sql += " AND owner = ?3";
+  if (owner_id != 0) sql += " AND owner_id = ?3";
   sql += absl::StrCat(" ORDER BY created_ms DESC, id DESC LIMIT ", limit);
   absl::MutexLock lock(&mu_);
   Statement st(db_, sql);
   if (before_created_ms > 0) st.Bind(1, before_created_ms).Bind(2, before_id);
-  if (!owner.empty()) st.Bind(3, owner);
+  if (owner_id != 0) st.Bind(3, owner_id);
   return ReadJobs(st);
 }
 
@@ -99,7 +107,7 @@ absl::StatusOr<std::vector<Job>> JobStore::JobsInStates(const std::vector<traine
   std::vector<std::string> values;
   for (auto s : states) values.push_back(std::to_string(static_cast<int>(s)));
   absl::MutexLock lock(&mu_);
-  Statement st(db_, absl::StrCat("SELECT job FROM jobs WHERE state IN (", absl::StrJoin(values, ","),
+  Statement st(db_, absl::StrCat("SELECT job, owner_id FROM jobs WHERE state IN (", absl::StrJoin(values, ","),
                                  ") ORDER BY created_ms, id"));
   return ReadJobs(st);
 }
@@ -137,6 +145,13 @@ absl::StatusOr<std::vector<trainer::v1::Checkpoint>> JobStore::ListCheckpoints(c
   }
   if (absl::Status s = st.Done(); !s.ok()) return s;
   return out;
+}
+
+absl::Status JobStore::DeleteCheckpoint(const std::string& job_id, int64_t step) {
+  absl::MutexLock lock(&mu_);
+  Statement st(db_, "DELETE FROM checkpoints WHERE job_id = ? AND step = ?");
+  st.Bind(1, job_id).Bind(2, step);
+  return st.Run();
 }
 
 absl::Status JobStore::AppendOutput(OutputBatch* batch) {

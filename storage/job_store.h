@@ -49,10 +49,10 @@ class JobStore {
   // Inserts or replaces a job.
   absl::Status PutJob(const trainer::v1::Job& job);
   absl::StatusOr<trainer::v1::Job> GetJob(const std::string& id);
-  // Newest first. `states` empty = all; `owner` empty = anybody's. `before_created_ms`/
+  // Newest first. `states` empty = all; `owner_id` 0 = anybody's. `before_created_ms`/
   // `before_id` page from a previous page's last job (0/"" = from the newest).
   absl::StatusOr<std::vector<trainer::v1::Job>> ListJobs(const std::vector<trainer::v1::JobState>& states,
-                                                         const std::string& owner,
+                                                         int64_t owner_id,
                                                          int limit, int64_t before_created_ms,
                                                          const std::string& before_id);
   // Jobs in any of `states`, oldest first (the daemon's recovery and queue).
@@ -63,6 +63,8 @@ class JobStore {
   // Records a checkpoint, replacing any earlier record of the same (job, step).
   absl::Status PutCheckpoint(const std::string& job_id, const trainer::v1::Checkpoint& checkpoint);
   absl::StatusOr<std::vector<trainer::v1::Checkpoint>> ListCheckpoints(const std::string& job_id);
+  // Forgets the checkpoint of (job, step), e.g. one that save_total_limit deleted.
+  absl::Status DeleteCheckpoint(const std::string& job_id, int64_t step);
 
   // Appends a batch of output and moves the file's tail offset, atomically. Lines get
   // the job's next sequence numbers (returned in `batch->lines`).

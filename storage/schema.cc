@@ -67,6 +67,17 @@ const std::vector<std::string>& SchemaMigrations() {
       R"sql(
       ALTER TABLE metrics ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
       )sql",
+      // 5: users are accounts with an id that is never given again, and jobs belong to
+      // the account (owner_id), not to its name: a name revoked and added again is a
+      // new account that does not inherit the old one's jobs. Existing jobs go to the
+      // account that holds their owner's name now.
+      R"sql(
+      ALTER TABLE users ADD COLUMN id INTEGER NOT NULL DEFAULT 0;
+      UPDATE users SET id = rowid;
+      ALTER TABLE jobs ADD COLUMN owner_id INTEGER NOT NULL DEFAULT 0;
+      UPDATE jobs SET owner_id = COALESCE((SELECT users.id FROM users WHERE users.name = jobs.owner), 0);
+      CREATE INDEX jobs_by_owner_id_created ON jobs (owner_id, created_ms DESC, id DESC);
+      )sql",
   };
   return *m;
 }

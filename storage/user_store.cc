@@ -27,7 +27,7 @@ absl::StatusOr<std::unique_ptr<UserStore>> UserStore::Open(const std::string& pa
 UserStore::UserStore(sqlite3* db)
     : db_(db),
       find_by_token_(std::make_unique<Statement>(
-          db, "SELECT u.name, u.admin, u.created_ms, u.revoked_ms FROM tokens t JOIN users u ON u.name = t.user "
+          db, "SELECT u.name, u.admin, u.created_ms, u.revoked_ms, u.id FROM tokens t JOIN users u ON u.name = t.user "
               "WHERE t.sha256 = ? AND u.revoked_ms = 0")) {}
 
 UserStore::~UserStore() {
@@ -48,11 +48,32 @@ absl::Status UserStore::AddUser(const std::string& name, bool admin, const std::
       return s;
     }
     const int64_t now = NowMs();
-    Statement user(db, "INSERT OR REPLACE INTO users (name, admin, created_ms, revoked_ms) VALUES (?, ?, ?, 0)");
+    // Rows are never deleted, so the next id is above every id ever given.
+    Statement user(db, "INSERT OR REPLACE INTO users (name, admin, created_ms, revoked_ms, id) "
+                       "VALUES (?, ?, ?, 0, (SELECT COALESCE(MAX(id), 0) + 1 FROM users))");
     user.Bind(1, name).Bind(2, int64_t{admin ? 1 : 0}).Bind(3, now);
     if (absl::Status s = user.Run(); !s.ok()) return s;
     Statement token(db, "INSERT INTO tokens (sha256, user, created_ms) VALUES (?, ?, ?)");
     token.Bind(1, token_sha256).Bind(2, name).Bind(3, now);
+    return token.Run();
+  });
+}
+
+absl::Status UserStore::ReplaceTokens(const std::string& name, const std::string& token_sha256) {
+  absl::MutexLock lock(&mu_);
+  sqlite3* const db = db_;  // the transaction's body runs under this lock
+  return InTransaction(db, [&]() -> absl::Status {
+    Statement active(db, "SELECT 1 FROM users WHERE name = ? AND revoked_ms = 0");
+    active.Bind(1, name);
+    if (!active.Step()) {
+      if (absl::Status s = active.Done(); !s.ok()) return s;
+      return absl::NotFoundError(absl::StrCat("no active user ", name));
+    }
+    Statement old_tokens(db, "DELETE FROM tokens WHERE user = ?");
+    old_tokens.Bind(1, name);
+    if (absl::Status s = old_tokens.Run(); !s.ok()) return s;
+    Statement token(db, "INSERT INTO tokens (sha256, user, created_ms) VALUES (?, ?, ?)");
+    token.Bind(1, token_sha256).Bind(2, name).Bind(3, NowMs());
     return token.Run();
   });
 }
@@ -77,9 +98,9 @@ absl::Status UserStore::RevokeUser(const std::string& name) {
 
 absl::StatusOr<std::vector<UserRecord>> UserStore::ListUsers() {
   absl::MutexLock lock(&mu_);
-  Statement st(db_, "SELECT name, admin, created_ms, revoked_ms FROM users ORDER BY name");
+  Statement st(db_, "SELECT name, admin, created_ms, revoked_ms, id FROM users ORDER BY name");
   std::vector<UserRecord> out;
-  while (st.Step()) out.push_back(UserRecord{st.Text(0), st.Int(1) != 0, st.Int(2), st.Int(3)});
+  while (st.Step()) out.push_back(UserRecord{st.Text(0), st.Int(4), st.Int(1) != 0, st.Int(2), st.Int(3)});
   if (absl::Status s = st.Done(); !s.ok()) return s;
   return out;
 }
@@ -93,7 +114,7 @@ absl::StatusOr<UserRecord> UserStore::FindByTokenHash(const std::string& token_s
     if (absl::Status s = st.Done(); !s.ok()) return s;
     return absl::NotFoundError("no such token");
   }
-  UserRecord user{st.Text(0), st.Int(1) != 0, st.Int(2), st.Int(3)};
+  UserRecord user{st.Text(0), st.Int(4), st.Int(1) != 0, st.Int(2), st.Int(3)};
   st.Reset();  // ends the read transaction, so that the WAL can be checkpointed
   return user;
 }

@@ -26,6 +26,9 @@ class Statement;
 
 struct UserRecord {
   std::string name;
+  // The account's number, never given again: a name revoked and added again is a new
+  // account with a new id (jobs belong to the id).
+  int64_t id = 0;
   bool admin = false;
   int64_t created_unix_ms = 0;
   int64_t revoked_unix_ms = 0;  // 0: active
@@ -37,9 +40,14 @@ class UserStore {
   static absl::StatusOr<std::unique_ptr<UserStore>> Open(const std::string& path);
   ~UserStore();
 
-  // Adds `name` with one token. ALREADY_EXISTS for an active user; a revoked user is
-  // active again, with the new token and role.
+  // Adds `name` with one token. ALREADY_EXISTS for an active user; a revoked name is a
+  // new account again (a new id: none of the old account's jobs), with the new token
+  // and role.
   absl::Status AddUser(const std::string& name, bool admin, const std::string& token_sha256);
+  // Replaces every token of the active user `name` with one new token: the same
+  // account (its jobs stay its own), the old tokens stop working. NOT_FOUND for a name
+  // that is not an active user.
+  absl::Status ReplaceTokens(const std::string& name, const std::string& token_sha256);
   // Deletes every token of `name` and marks the user revoked; its jobs stay. NOT_FOUND
   // for a name that was never added.
   absl::Status RevokeUser(const std::string& name);

@@ -16,7 +16,7 @@
 #include "tests/hf_test_util.h"
 #include "tests/test_util.h"
 #include "worker/models/safetensors.h"
-#include "worker/models/hf/hf_config.h"
+#include "spec/hf_config.h"
 #include "worker/models/hf/hf_model_loader.h"
 #include "worker/models/hf/hf_weights.h"
 

@@ -175,10 +175,18 @@ TEST(HfLigerKernels, FineTuningLogsTheSameLossesAndOtherArchitecturesAreRefused)
     for (size_t i = 0; i < plain.size(); ++i) EXPECT_NEAR(fused[i], plain[i], 1e-4) << extra << " log " << i;
   }
 
+  // GPT-2 has none: refused when the spec is checked (at submission), naming the field,
+  // and again by the Trainer should a spec reach it unchecked.
   std::string yaml = FineTuneYaml(dir / "gpt2", dir / "train.jsonl", ", use_liger_kernel: true, save_strategy: 'no'");
   yaml.replace(yaml.find("llama-gqa"), std::string("llama-gqa").size(), "gpt2");
-  auto gpt2 = testing::MakeTrainer(testing::Spec(yaml));
-  const absl::Status refused = gpt2->train().status();
+  trainer::v1::JobSpec spec = *ParseJobSpec(yaml);
+  ApplyDefaults(&spec);
+  EXPECT_THAT(std::string(ValidateJobSpec(spec).message()),
+              HasSubstr("training_args.use_liger_kernel: GPT2LMHeadModel has no fused kernels here"));
+  absl::StatusOr<DataAndModel> loaded = LoadDataAndModel(spec);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  Trainer gpt2(spec, std::move(loaded->model), std::move(loaded->data));
+  const absl::Status refused = gpt2.train().status();
   EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(refused.message()), HasSubstr("training_args.use_liger_kernel: this model has no fused kernels"));
 }

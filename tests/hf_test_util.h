@@ -14,7 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "tests/test_util.h"
-#include "worker/models/hf/hf_config.h"
+#include "spec/hf_config.h"
 #include "worker/models/hf/hf_model_loader.h"
 #include "worker/models/safetensors.h"
 

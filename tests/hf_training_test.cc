@@ -19,7 +19,7 @@
 #include "tests/test_util.h"
 #include "tests/trainer_test_util.h"
 #include "worker/data/wordpiece_tokenizer.h"
-#include "worker/models/hf/hf_config.h"
+#include "spec/hf_config.h"
 #include "worker/models/model_factory.h"
 
 namespace trainerd {
@@ -274,6 +274,35 @@ TEST(HfTraining, FineTunesBertOnSentencePairs) {
   EXPECT_EQ(testing::ReadFile(dir / "final/vocab.txt"), testing::ReadFile(Fixture("bert-seqcls/vocab.txt")));
 }
 
+// A classifier folder fine-tuned on data with another number of labels (llama-seqcls has
+// 3): its head is resized to the data's and newly initialized, as from_pretrained(
+// num_labels=2, ignore_mismatched_sizes=True), and the saved config.json names the
+// data's labels (before, the 3-label head and LABEL_0..2 were kept without a word).
+TEST(HfTraining, AClassifierTakesTheDatasLabelsAndNamesThem) {
+  testing::TempDir dir;
+  std::string rows;
+  for (int i = 0; i < 40; ++i) {
+    rows += nlohmann::json{{"text", i % 2 ? "a fine day of sun" : "rain and a cold wind"},
+                           {"label", i % 2 ? "pos" : "neg"}}.dump() + "\n";
+  }
+  testing::WriteFile(dir / "sentiment.jsonl", rows);
+  auto trainer = testing::MakeTrainer(testing::Spec(absl::StrCat(
+      "model: {name_or_path: ", Fixture("llama-seqcls"), "}\n",
+      "data: {train: {path: ", dir / "sentiment.jsonl", ", label_field: label}, max_seq_length: 16}\n",
+      "training_args: {output_dir: ", dir / "out", ", max_steps: 4, per_device_train_batch_size: 8, ",
+      "save_strategy: 'no', do_eval: false}\n")));
+  ASSERT_TRUE(trainer->train().ok());
+  ASSERT_TRUE(trainer->save_model(dir / "final").ok());
+  const nlohmann::json config = nlohmann::json::parse(testing::ReadFile(dir / "final/config.json"));
+  EXPECT_EQ(config["id2label"], (nlohmann::json{{"0", "neg"}, {"1", "pos"}}));
+  EXPECT_EQ(config["label2id"], (nlohmann::json{{"neg", 0}, {"pos", 1}}));
+  std::unique_ptr<Model> back = Load(dir / "final");
+  ASSERT_NE(back, nullptr);
+  for (const auto& [name, t] : back->NamedState()) {
+    if (name == "score.weight") EXPECT_EQ(t.size(0), 2);
+  }
+}
+
 // A GLUE-style tokenized dataset (input_ids, token_type_ids, attention_mask, label) gives
 // BERT the inputs the raw sentence pairs give through vocab.txt; token types the model
 // lacks are refused by name, and a model without token types ignores them.
@@ -388,12 +417,12 @@ TEST(HfTraining, TheBuiltInGptSavesALlamaForCausalLMFolder) {
 
 TEST(HfSpec, NameOrPathMakesAnHfModelAndItsFieldsAreChecked) {
   auto problems = [](const std::string& model) {
-    auto spec = ParseJobSpec("model: " + model + "\ndata: {train: {path: /usr/share/games/fortunes/cookie}}\n");
+    auto spec = ParseJobSpec("model: " + model + "\ndata: {train: {path: /usr/share/games/fortunes/cookie, format: text}}\n");
     EXPECT_TRUE(spec.ok()) << spec.status();
     ApplyDefaults(&*spec);
     return absl::StrJoin(FindSpecProblems(*spec), "\n");
   };
-  EXPECT_THAT(problems("{name_or_path: /no/such/folder}"), HasSubstr("model.name_or_path: no such file: /no/such/folder/config.json"));
+  EXPECT_THAT(problems("{name_or_path: /no/such/folder}"), HasSubstr("model.name_or_path: no config.json in /no/such/folder"));
   EXPECT_THAT(problems("{type: hf}"), HasSubstr("model.name_or_path: required for an hf model"));
   EXPECT_THAT(problems(absl::StrCat("{name_or_path: ", Fixture("llama-gqa"), ", torch_dtype: float64}")),
               HasSubstr("model.torch_dtype: \"float64\" is not supported"));

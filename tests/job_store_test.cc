@@ -2,6 +2,10 @@
 // gap-free sequence numbers and tail offsets, reopening, deletion.
 #include "storage/job_store.h"
 
+#include <sqlite3.h>
+
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "storage/audit_log.h"
@@ -70,13 +74,13 @@ TEST(JobStore, ListsNewestFirstWithPagesAndStateFilter) {
     ASSERT_TRUE(store->PutJob(MakeJob("j" + std::to_string(i), i * 10,
                                       i % 2 ? trainer::v1::QUEUED : trainer::v1::SUCCEEDED)).ok());
   }
-  auto page1 = *store->ListJobs({}, "", 2, 0, "");
+  auto page1 = *store->ListJobs({}, 0, 2, 0, "");
   ASSERT_EQ(page1.size(), 2u);
   EXPECT_EQ(page1[0].id(), "j5");
   EXPECT_EQ(page1[1].id(), "j4");
-  auto page2 = *store->ListJobs({}, "", 2, page1.back().created_unix_ms(), page1.back().id());
+  auto page2 = *store->ListJobs({}, 0, 2, page1.back().created_unix_ms(), page1.back().id());
   EXPECT_EQ(page2[0].id(), "j3");
-  auto queued = *store->ListJobs({trainer::v1::QUEUED}, "", 10, 0, "");
+  auto queued = *store->ListJobs({trainer::v1::QUEUED}, 0, 10, 0, "");
   EXPECT_EQ(queued.size(), 3u);
   auto oldest_first = *store->JobsInStates({trainer::v1::QUEUED});
   EXPECT_EQ(oldest_first.front().id(), "j1");
@@ -151,10 +155,64 @@ TEST(UserStore, AddsRevokesAndFindsUsersByTokenHash) {
   auto list = (*users)->ListUsers();
   ASSERT_EQ(list->size(), 2u);
   EXPECT_GT((*list)[0].revoked_unix_ms, 0);
-  // Re-added, alice is active again with her new token only.
+  // Re-added, alice is active again with her new token only, as a new account: ids
+  // are never given again.
+  const int64_t first_id = (*list)[0].id;
   ASSERT_TRUE((*users)->AddUser("alice", false, "hash-b").ok());
   EXPECT_EQ((*users)->FindByTokenHash("hash-b")->name, "alice");
+  EXPECT_GT((*users)->FindByTokenHash("hash-b")->id, std::max(first_id, (*users)->FindByTokenHash("hash-r")->id));
   EXPECT_EQ((*users)->FindByTokenHash("hash-a").status().code(), absl::StatusCode::kNotFound);
+  // A rotated token keeps the account.
+  const int64_t id = (*users)->FindByTokenHash("hash-b")->id;
+  ASSERT_TRUE((*users)->ReplaceTokens("alice", "hash-c").ok());
+  EXPECT_EQ((*users)->FindByTokenHash("hash-c")->id, id);
+  EXPECT_EQ((*users)->FindByTokenHash("hash-b").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*users)->ReplaceTokens("nobody", "hash-d").code(), absl::StatusCode::kNotFound);
+}
+
+// A database of schema 4 (jobs owned by a name) migrates: each job belongs to the
+// account that holds its owner's name, and a job of an unknown name to nobody (admins).
+TEST(JobStore, MigrationGivesJobsTheirOwnersAccount) {
+  TempDir dir;
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir / "trainerd.db").c_str(), &db), SQLITE_OK);
+    for (int v = 0; v < 4; ++v) ASSERT_EQ(sqlite3_exec(db, SchemaMigrations()[v].c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    Job owned = MakeJob("a", 1, trainer::v1::SUCCEEDED), stray = MakeJob("b", 2, trainer::v1::SUCCEEDED);
+    owned.set_owner("carol");
+    stray.set_owner("gone");
+    const std::string sql = "PRAGMA user_version = 4;"
+                            "INSERT INTO users (name, admin, created_ms) VALUES ('root', 1, 1), ('carol', 0, 1);";
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    for (const Job& job : {owned, stray}) {
+      sqlite3_stmt* st = nullptr;
+      ASSERT_EQ(sqlite3_prepare_v2(db, "INSERT INTO jobs (id, state, priority, created_ms, owner, job) VALUES "
+                                       "(?, 4, 0, 1, ?, ?)", -1, &st, nullptr), SQLITE_OK);
+      const std::string blob = job.SerializeAsString();
+      sqlite3_bind_text(st, 1, job.id().c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 2, job.owner().c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_blob(st, 3, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT);
+      ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
+      sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+  }
+  auto opened = JobStore::Open(dir / "trainerd.db");
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  auto store = *std::move(opened);
+  auto users = *UserStore::Open(dir / "trainerd.db");
+  int64_t carol = 0;
+  const std::vector<UserRecord> listed = *users->ListUsers();
+  for (const UserRecord& u : listed) {
+    if (u.name == "carol") carol = u.id;
+  }
+  ASSERT_GT(carol, 0);
+  EXPECT_EQ(store->GetJob("a")->owner_id(), carol);
+  EXPECT_EQ(store->GetJob("b")->owner_id(), 0);
+  EXPECT_EQ(store->ListJobs({}, carol, 10, 0, "")->size(), 1u);
+  // A new account for the name after a revoke does not get the old jobs.
+  ASSERT_TRUE(users->AddUser("dora", false, "hash-d").ok());
+  EXPECT_GT(users->FindByTokenHash("hash-d")->id, carol);
 }
 
 TEST(AuditLog, ListsNewestFirstWithPages) {

@@ -41,9 +41,10 @@ class As {
     if (!token_.empty()) Daemon::AuthorizeAs(token_, ctx.get());
     return ctx;
   }
-  grpc::Status Submit(std::string* id) {
+  grpc::Status Submit(std::string* id, int priority = 0) {
     trainer::v1::SubmitJobRequest req;
     *req.mutable_spec() = Spec("max_steps: 100000, save_steps: 20");
+    req.set_priority(priority);
     trainer::v1::SubmitJobResponse resp;
     grpc::Status s = d_.stub().SubmitJob(Context().get(), req, &resp);
     *id = resp.job_id();
@@ -292,6 +293,125 @@ TEST(Security, TrainerCliRefusesTokenFilesOthersCanRead) {
                               " ", testing::BuildDir(), "/client/trainer-cli --server 127.0.0.1:", d.port(), " list"));
   EXPECT_EQ(r.exit_code, 8) << r.output;
   EXPECT_THAT(r.output, HasSubstr("~/.config/trainerd/token"));
+  // ... and where trainer-cli looked for the first admin's token, which a trainerd
+  // started with --data-root keeps there (before, the message did not name it).
+  EXPECT_THAT(r.output, HasSubstr(dir / "none/admin.token"));
+  EXPECT_THAT(r.output, HasSubstr("TRAINERD_DATA_ROOT"));
+}
+
+// A user revoked and added again under the same name is a new account: the jobs of the
+// old one are not the new token's to read, cancel or delete (before, they were: jobs
+// belonged to the name).
+TEST(Security, ANameAddedAgainAfterARevokeIsANewAccount) {
+  TempDir dir;
+  Daemon d(dir.path().string());
+  As first(d, AddUser(d, "erin")), admin(d, d.admin_token());
+  std::string id;
+  ASSERT_TRUE(first.Submit(&id).ok());
+  auto r = RunCommand(absl::StrCat(testing::BuildDir(), "/server/trainerd user revoke --data-root ", d.data_root(),
+                                   " erin"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  As second(d, AddUser(d, "erin"));
+  std::string theirs;
+  ASSERT_TRUE(second.Submit(&theirs).ok());
+  EXPECT_EQ(second.GetJob(id), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(second.Cancel(id), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(second.Delete(id), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(second.List(), ::testing::ElementsAre(theirs));
+  Job job;
+  ASSERT_EQ(admin.GetJob(id, &job), grpc::StatusCode::OK);
+  EXPECT_EQ(job.owner(), "erin");
+  Job new_job;
+  ASSERT_EQ(second.GetJob(theirs, &new_job), grpc::StatusCode::OK);
+  EXPECT_NE(job.owner_id(), new_job.owner_id());
+  EXPECT_EQ(admin.Cancel(id), grpc::StatusCode::OK);
+  EXPECT_EQ(second.Cancel(theirs), grpc::StatusCode::OK);
+}
+
+// A rotated token keeps the account: the new token reaches the user's jobs, the old one
+// stops working.
+TEST(Security, ARotatedTokenKeepsTheUsersJobs) {
+  TempDir dir;
+  Daemon d(dir.path().string());
+  const std::string old_token = AddUser(d, "gina");
+  As before(d, old_token);
+  std::string id;
+  ASSERT_TRUE(before.Submit(&id).ok());
+  auto r = RunCommand(absl::StrCat(testing::BuildDir(), "/server/trainerd user rotate --data-root ", d.data_root(),
+                                   " gina"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const size_t at = r.output.find("trd_");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  As after(d, r.output.substr(at, r.output.find('\n', at) - at));
+  EXPECT_EQ(after.GetJob(id), grpc::StatusCode::OK);
+  EXPECT_THAT(after.List(), ::testing::ElementsAre(id));
+  const auto rotated = std::chrono::steady_clock::now();
+  while (before.GetJob(id) == grpc::StatusCode::OK &&
+         std::chrono::steady_clock::now() - rotated < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(before.GetJob(id), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(after.Cancel(id), grpc::StatusCode::OK);
+  r = RunCommand(absl::StrCat(testing::BuildDir(), "/server/trainerd user rotate --data-root ", d.data_root(), " nobody"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.output, HasSubstr("no active user nobody"));
+}
+
+// Priorities above the operator's limit are for admins (before, any user could take
+// the head of the queue with 2^31-1).
+TEST(Security, PrioritiesAboveTheOperatorsLimitAreForAdmins) {
+  TempDir dir;
+  Daemon d(dir.path().string(), {"--max-user-priority", "10"});
+  As frank(d, AddUser(d, "frank")), admin(d, d.admin_token());
+  std::string id;
+  const grpc::Status refused = frank.Submit(&id, 2147483647);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(refused.error_message(), HasSubstr("priority: at most 10 for users who are not admins"));
+  ASSERT_TRUE(frank.Submit(&id, 10).ok());
+  EXPECT_EQ(frank.Cancel(id), grpc::StatusCode::OK);
+  ASSERT_TRUE(admin.Submit(&id, 2147483647).ok());
+  EXPECT_EQ(admin.Cancel(id), grpc::StatusCode::OK);
+}
+
+// trainerd's own credentials are never readable by jobs, whatever the data folders
+// are: the daemon account's ~/.config/trainerd and its admin token file, even inside a
+// --data-dir. And the default data folders do not open the home folder (before, $HOME
+// was one of them).
+TEST(Security, JobsCannotReadTrainerdsOwnCredentials) {
+  TempDir dir;
+  const std::string home = dir / "home";
+  std::filesystem::create_directories(home + "/.config/trainerd");
+  testing::WriteFile(home + "/.config/trainerd/token", "trd_secret\n");
+  testing::WriteFile(home + "/admin-token", "trd_" + std::string(64, 'b') + "\n");  // the admin's, below
+  ::chmod((home + "/admin-token").c_str(), 0600);
+  testing::WriteFile(home + "/table.csv", "x,label\n1,0\n");
+  const char* saved = std::getenv("HOME");
+  const std::string saved_home = saved == nullptr ? "" : saved;
+  ::setenv("HOME", home.c_str(), 1);  // the daemon account's home, for the daemons started below
+  const std::string admin_token = "trd_" + std::string(64, 'b');
+  auto problems = [&admin_token](Daemon& d, const std::string& path) {
+    grpc::ClientContext ctx;
+    Daemon::AuthorizeAs(std::filesystem::exists(d.data_root() + "/admin.token") ? d.admin_token() : admin_token, &ctx);
+    trainer::v1::SubmitJobRequest req;
+    *req.mutable_spec() = Spec("max_steps: 1");
+    req.mutable_spec()->mutable_data()->mutable_train()->set_path(path);
+    req.mutable_spec()->mutable_data()->mutable_train()->set_format("csv");
+    req.set_validate_only(true);
+    trainer::v1::SubmitJobResponse resp;
+    return d.stub().SubmitJob(&ctx, req, &resp).error_message();
+  };
+  {
+    Daemon defaults(dir / "root1");
+    EXPECT_THAT(problems(defaults, home + "/table.csv"), HasSubstr("data.train.path: is not under a folder"));
+  }
+  {
+    Daemon opened(dir / "root2", {"--data-dir", home, "--admin-token-file", home + "/admin-token"});
+    EXPECT_THAT(problems(opened, home + "/table.csv"), Not(HasSubstr("data.train.path")));
+    for (const std::string& secret : {home + "/.config/trainerd/token", home + "/admin-token"}) {
+      EXPECT_THAT(problems(opened, secret), HasSubstr("data.train.path: is not under a folder")) << secret;
+    }
+  }
+  if (saved != nullptr) ::setenv("HOME", saved_home.c_str(), 1); else ::unsetenv("HOME");
 }
 
 // A CA, a server certificate for 127.0.0.1 and client certificates, made with openssl.
@@ -405,6 +525,7 @@ TEST(Security, ADataFileSwappedAfterSubmissionIsRefusedByTheWorker) {
   testing::WaitFor(daemon, holder, Running);
   trainer::v1::JobSpec spec = Spec("max_steps: 20");
   spec.mutable_data()->mutable_train()->set_path(dir / "data/images.gz");
+  spec.mutable_data()->mutable_train()->set_format("idx");
   const std::string id = testing::Submit(daemon, spec);
   ASSERT_FALSE(id.empty()) << "the link points inside the allowed folders at submission";
   // Retargeted outside the roots while the job waits.

@@ -33,7 +33,7 @@ trainer::v1::JobSpec Valid(const std::string& extra_yaml = "") {
   EXPECT_TRUE(spec.ok()) << spec.status();
   if (spec->model().type().empty()) spec->mutable_model()->set_type("mlp");
   if (spec->data().train().path().empty()) {
-    spec->mutable_data()->mutable_train()->set_path("/etc/hostname");
+    spec->mutable_data()->mutable_train()->set_path(testing::TableFile());
     spec->mutable_data()->mutable_train()->set_format("csv");
   }
   ApplyDefaults(&*spec);
@@ -91,6 +91,21 @@ TEST(SpecBounds, NumbersMustBeFiniteAndNormal) {
   EXPECT_THAT(Problems(weights), HasSubstr("loss.class_weights[1]: must be a finite number"));
 }
 
+// Every number becomes a 32-bit float (or a bounded integer): 1e308 passed the bounds,
+// overflowed at run time, exited 1 and was retried; now it is refused at submission.
+TEST(SpecBounds, NumbersAreBoundedByTheFloatTheyBecome) {
+  for (double bad : {1e308, -1e39, 1e-40}) {
+    auto spec = Valid();
+    spec.mutable_training_args()->set_learning_rate(bad);
+    EXPECT_THAT(Problems(spec), HasSubstr("training_args.learning_rate: is too")) << bad;
+  }
+  for (double good : {3.0e38, 1e-37, 0.0}) {
+    auto spec = Valid();
+    spec.mutable_training_args()->set_weight_decay(good);
+    EXPECT_THAT(Problems(spec), Not(HasSubstr("training_args.weight_decay"))) << good;
+  }
+}
+
 TEST(SpecBounds, LongStringsListsAndSpecsAreRefused) {
   auto spec = Valid();
   spec.mutable_training_args()->set_optim(std::string(5000, 'x'));
@@ -141,13 +156,13 @@ class SpecPaths : public ::testing::Test {
     std::ofstream(root() / "state/admin.token") << "t\n";
     fs::create_symlink(root() / "outside/secret.csv", root() / "data/link.csv");
     policy_.data_dirs = {(root() / "data").string(), root().string() + "/state"};
-    policy_.private_dir = (root() / "state").string();
+    policy_.private_paths = {(root() / "state").string()};
     policy_.registry_dir = (root() / "state/registry").string();
   }
   fs::path root() const { return dir_.path(); }
   std::string Check(const std::string& field_yaml) {
     auto spec = Valid(field_yaml);
-    if (spec.data().train().path() == "/etc/hostname") {
+    if (spec.data().train().path() == testing::TableFile()) {
       spec.mutable_data()->mutable_train()->set_path((root() / "data/train.csv").string());
     }
     spec.mutable_training_args()->set_output_dir((root() / "state/jobs/j1/output").string());
@@ -211,14 +226,14 @@ TEST(SpecPolicyEnvironment, RoundTrips) {
   SpecPolicy policy;
   policy.data_dirs = {"/a", "/b c"};
   policy.registry_dir = "/r";
-  policy.private_dir = "/p";
+  policy.private_paths = {"/p", "/q/r"};
   policy.limits.max_job_memory_bytes = 123456789;
   policy.limits.max_threads = 3;
   for (const auto& [k, v] : SpecPolicyToEnvironment(policy)) ::setenv(k.c_str(), v.c_str(), 1);
   const SpecPolicy back = SpecPolicyFromEnvironment();
   EXPECT_EQ(back.data_dirs, policy.data_dirs);
   EXPECT_EQ(back.registry_dir, "/r");
-  EXPECT_EQ(back.private_dir, "/p");
+  EXPECT_EQ(back.private_paths, (std::vector<std::string>{"/p", "/q/r"}));
   EXPECT_EQ(back.limits.max_job_memory_bytes, 123456789);
   EXPECT_EQ(back.limits.max_threads, 3);
 }
@@ -234,7 +249,7 @@ TEST(SpecFuzz, EveryAnswerIsValidOrNamesAField) {
   SpecCheckOptions options;
   options.policy.data_dirs = {"/usr/share/datasets"};
   options.policy.registry_dir = "/tmp";
-  options.policy.private_dir = "/var/lib";
+  options.policy.private_paths = {"/var/lib"};
   options.policy.limits.max_job_memory_bytes = int64_t{4} << 30;
   options.policy.limits.max_threads = 2;
   const std::vector<std::string> tops = {"training_args", "model", "data", "loss", "metrics", "callbacks", "spec"};

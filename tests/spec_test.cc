@@ -2,18 +2,22 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/text_format.h"
 #include "spec/spec_defaults.h"
+#include "spec/sentencepiece_pad.h"
 #include "spec/spec_loader.h"
 #include "spec/spec_validator.h"
+#include "tests/test_util.h"
 
 namespace trainerd {
 namespace {
@@ -25,7 +29,7 @@ trainer::v1::JobSpec Valid(const std::string& extra_yaml = "") {
   auto spec = ParseJobSpec(extra_yaml);
   EXPECT_TRUE(spec.ok()) << spec.status();
   spec->mutable_model()->set_type("mlp");
-  spec->mutable_data()->mutable_train()->set_path("/etc/hostname");
+  spec->mutable_data()->mutable_train()->set_path(testing::TableFile());
   spec->mutable_data()->mutable_train()->set_format("csv");
   ApplyDefaults(&*spec);
   return *spec;
@@ -104,6 +108,13 @@ TEST(SpecLoader, AcceptsHfArgumentsThatChangeNothingWithAWarning) {
   auto one = trainerd::ParseJobSpec("training_args: {report_to: tensorboard}\n");
   ASSERT_TRUE(one.ok()) << one.status();
   EXPECT_EQ(one->training_args().report_to(0), "tensorboard");
+  // none is HF's "no integration": read as it is, without a warning (as the README and
+  // the llama example say; an example once promised a warning that never came).
+  std::vector<std::string> none_warnings;
+  auto none = trainerd::ParseJobSpec("training_args: {report_to: none}\n", {}, &none_warnings);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->training_args().report_to(0), "none");
+  EXPECT_TRUE(none_warnings.empty());
   // Both names at once is the same field twice; other unknown fields stay errors.
   auto both = trainerd::ParseJobSpec("training_args: {evaluation_strategy: steps, eval_strategy: epoch}\n");
   ASSERT_FALSE(both.ok());
@@ -131,6 +142,45 @@ TEST(SpecLoader, RejectsMalformedYaml) {
   auto spec = ParseJobSpec("training_args: [unclosed\n");
   ASSERT_FALSE(spec.ok());
   EXPECT_THAT(std::string(spec.status().message()), HasSubstr("not valid YAML"));
+}
+
+// Every read of a spec file is bounded and says what is wrong: a folder (once read as
+// an empty spec), a device such as /dev/zero (once read without end), a file over 1 MiB.
+TEST(SpecLoader, BoundsEveryReadOfASpecFile) {
+  testing::TempDir dir;
+  auto folder = LoadJobSpecFile(dir.path().string());
+  ASSERT_FALSE(folder.ok());
+  EXPECT_EQ(folder.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(folder.status().message()), HasSubstr("is a folder"));
+  auto zero = LoadJobSpecFile("/dev/zero");
+  ASSERT_FALSE(zero.ok());
+  EXPECT_THAT(std::string(zero.status().message()), HasSubstr("is not a regular file"));
+  testing::WriteFile(dir / "big.yaml", "# " + std::string(2 << 20, 'x') + "\n");
+  auto big = LoadJobSpecFile(dir / "big.yaml");
+  ASSERT_FALSE(big.ok());
+  EXPECT_THAT(std::string(big.status().message()), HasSubstr("at most 1048576 are accepted"));
+  auto missing = LoadJobSpecFile(dir / "none.yaml");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+}
+
+// A few hundred bytes whose aliases nest nine deep stand for 10^9 values: the bound holds
+// while the document is expanded (before, validate allocated until it aborted).
+TEST(SpecLoader, AliasesCannotExpandPastTheBound) {
+  std::string yaml = "training_args:\n  lr_scheduler_kwargs:\n    a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 9; ++i) {
+    std::string items;
+    for (int k = 0; k < 10; ++k) items += absl::StrCat(k ? ", " : "", "*a", i - 1);
+    yaml += absl::StrCat("    a", i, ": &a", i, " [", items, "]\n");
+  }
+  ASSERT_LT(yaml.size(), 1000u);
+  const auto start = std::chrono::steady_clock::now();
+  auto spec = ParseJobSpec(yaml);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(std::string(spec.status().message()), HasSubstr("spec: expands to more than 1048576 bytes"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  // Aliases that stay small are YAML as usual.
+  auto small = ParseJobSpec("training_args: {lr_scheduler_kwargs: {a: &a [1, 2], b: *a}}\nmodel: {type: mlp}\n");
+  EXPECT_TRUE(small.ok()) << small.status();
 }
 
 TEST(SpecDefaults, HuggingFaceDefaults) {
@@ -281,6 +331,22 @@ TEST(OptimArgs, Parses) {
   EXPECT_DOUBLE_EQ(args->at("nesterov"), 1.0);
   EXPECT_FALSE(ParseOptimArgs("momentum").ok());
   EXPECT_FALSE(ParseOptimArgs("momentum=fast").ok());
+}
+
+// The pad id of a tokenizer.model, read without sentencepiece: the fixtures' Llama
+// tokenizer has none (sentencepiece's own answer, from Python: -1), and hand-made
+// ModelProto bytes give theirs.
+TEST(SentencePiecePad, ReadsTheTrainerSpecsPadId) {
+  auto fixture = SentencePiecePadId(testing::SourceDir() + "/tests/fixtures/hf/llama-gqa/tokenizer.model", ReadRoots("", {}));
+  ASSERT_TRUE(fixture.ok()) << fixture.status();
+  EXPECT_EQ(*fixture, -1);
+  // trainer_spec (field 2) { pad_id (field 43): 3 }
+  EXPECT_EQ(*SentencePiecePadIdOf(std::string("\x12\x03\xd8\x02\x03", 5)), 3);
+  // pad_id: -1 written out (a ten-byte varint), after a piece (field 1) that is skipped.
+  const std::string minus_one("\xd8\x02\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 12);
+  EXPECT_EQ(*SentencePiecePadIdOf(std::string("\x0a\x01\x41\x12\x0c", 5) + minus_one), -1);
+  EXPECT_EQ(*SentencePiecePadIdOf(""), -1);  // no trainer_spec: the default
+  EXPECT_FALSE(SentencePiecePadIdOf(std::string("\x12\x09\xd8", 3)).ok());
 }
 
 }  // namespace

@@ -55,6 +55,18 @@ inline void WriteFile(const std::string& path, const std::string& contents) {
   std::ofstream(path) << contents;
 }
 
+// A small valid CSV table (columns x and label), for specs whose data is not the point:
+// validation reads a data file's header and first rows.
+inline std::string TableFile() {
+  static const std::string* path = [] {
+    auto* p = new std::string((std::filesystem::temp_directory_path() /
+                               ("trainerd-test-table-" + std::to_string(::getpid()) + ".csv")).string());
+    WriteFile(*p, "x,label\n1,0\n2,1\n");
+    return p;
+  }();
+  return *path;
+}
+
 struct CommandResult {
   int exit_code = -1;
   std::string output;  // stdout and stderr together

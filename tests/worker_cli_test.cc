@@ -58,7 +58,7 @@ TEST(WorkerCli, AnEmptySplitIsRefusedByName) {
       "model: {type: mlp, hidden_sizes: [8]}\n",
       "data:\n  train: {path: ", d, "/train-images-idx3-ubyte.gz, labels_path: ", d,
       "/train-labels-idx1-ubyte.gz, limit: 64}\n",
-      "  eval: {path: ", dir / "empty-images", ", labels_path: ", dir / "empty-labels", "}\n"));
+      "  eval: {path: ", dir / "empty-images", ", labels_path: ", dir / "empty-labels", ", format: idx}\n"));
   auto r = RunCommand(absl::StrCat(Worker(), " --spec ", dir / "job.yaml"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_THAT(r.output, HasSubstr("data.eval: holds no examples"));

@@ -19,7 +19,7 @@
 #include "worker/models/model_factory.h"
 #include "worker/data/dataset_factory.h"
 #include "worker/optim/adafactor.h"
-#include "worker/data/confined_file.h"
+#include "spec/confined_file.h"
 #include "worker/data/data_loader.h"
 #include "worker/data/dataset_reader.h"
 #include "worker/trainer/large_block_cache.h"

@@ -76,13 +76,7 @@ absl::StatusOr<Job> JobServiceImpl::JobFor(const Caller& caller, const std::stri
 grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* context, const SubmitJobRequest* req,
                                        SubmitJobResponse* resp) {
   return Observe("SubmitJob", Kind::kChange, context, resp->job_id(), [&](const Caller& caller) {
-    return Reply(Respond(supervisor_->Submit(*req, caller.user), [](Job job) {
-                   SubmitJobResponse r;
-                   r.set_job_id(job.id());
-                   *r.mutable_job() = std::move(job);
-                   return r;
-                 }),
-                 resp);
+    return Reply(supervisor_->Submit(*req, Submitter{caller.user, caller.user_id, caller.admin}), resp);
   });
 }
 
@@ -125,12 +119,8 @@ grpc::Status JobServiceImpl::DeleteJob(grpc::ServerContext* context, const Delet
     auto job = JobFor(caller, req->job_id(), Kind::kChange);
     if (!job.ok() && job.status().code() == absl::StatusCode::kNotFound && req->delete_files()) {
       // Deleted before without its files: the folder is its owner's to delete still.
-      return ToGrpcStatus(supervisor_->DeleteKeptFolder(req->job_id(), [&](const std::string& owner) {
-        Job kept;
-        kept.set_id(req->job_id());
-        kept.set_owner(owner);
-        return access_->CheckChange(caller, kept);
-      }));
+      return ToGrpcStatus(supervisor_->DeleteKeptFolder(
+          req->job_id(), [&](const Job& kept) { return access_->CheckChange(caller, kept); }));
     }
     if (!job.ok()) return ToGrpcStatus(job.status());
     return ToGrpcStatus(supervisor_->Delete(req->job_id(), req->delete_files()));
@@ -141,7 +131,7 @@ grpc::Status JobServiceImpl::ListCheckpoints(grpc::ServerContext* context, const
                                              ListCheckpointsResponse* resp) {
   return Observe("ListCheckpoints", Kind::kRead, context, req->job_id(), [&](const Caller& caller) {
     if (auto job = JobFor(caller, req->job_id(), Kind::kRead); !job.ok()) return ToGrpcStatus(job.status());
-    return Reply(Respond(registry_->store()->ListCheckpoints(req->job_id()), [](std::vector<Checkpoint> list) {
+    return Reply(Respond(registry_->Checkpoints(req->job_id()), [](std::vector<Checkpoint> list) {
                    ListCheckpointsResponse r;
                    for (auto& c : list) *r.add_checkpoints() = std::move(c);
                    return r;

@@ -35,7 +35,7 @@ absl::StatusOr<Caller> AccessControl::Authenticate(const grpc::ServerContextBase
   absl::StatusOr<UserRecord> user = users_->FindByTokenHash(hash);
   if (absl::IsNotFound(user.status())) return absl::UnauthenticatedError("the access token is not valid (or was revoked)");
   if (!user.ok()) return user.status();
-  Caller caller{user->name, user->admin};
+  Caller caller{user->name, user->id, user->admin};
   absl::MutexLock lock(&mu_);
   if (cache_.size() > 10000) cache_.clear();
   cache_[hash] = CachedCaller{caller, now};
@@ -48,7 +48,7 @@ absl::Status AccessControl::CheckRead(const Caller& caller, const trainer::v1::J
 }
 
 absl::Status AccessControl::CheckChange(const Caller& caller, const trainer::v1::Job& job) const {
-  if (caller.admin || (!job.owner().empty() && job.owner() == caller.user)) return absl::OkStatus();
+  if (caller.admin || (job.owner_id() != 0 && job.owner_id() == caller.user_id)) return absl::OkStatus();
   return absl::PermissionDeniedError(
       absl::StrCat("job ", job.id(), " belongs to another user; ", caller.user, " may act only on their own jobs"));
 }
@@ -58,9 +58,9 @@ absl::Status AccessControl::CheckAdmin(const Caller& caller) const {
   return absl::PermissionDeniedError(absl::StrCat(caller.user, " is not an admin"));
 }
 
-std::string AccessControl::ListOwner(const Caller& caller, bool mine) const {
-  if (mine || !(caller.admin || options_.share_read)) return caller.user;
-  return "";
+int64_t AccessControl::ListOwner(const Caller& caller, bool mine) const {
+  if (mine || !(caller.admin || options_.share_read)) return caller.user_id;
+  return 0;
 }
 
 }  // namespace trainerd

@@ -9,7 +9,8 @@
 // map lookup instead of a SQLite query, and a revoked token stops working within that
 // time.
 //
-// Authorization: a user reads and changes only the jobs they own; admins every job.
+// Authorization: a user reads and changes only the jobs their account owns (by id: a
+// name revoked and added again is another account); admins every job.
 // With `share_read`, every user reads every job (changes stay the owner's).
 #ifndef TRAINERD_SERVER_ACCESS_CONTROL_H_
 #define TRAINERD_SERVER_ACCESS_CONTROL_H_
@@ -33,6 +34,7 @@ namespace trainerd {
 
 struct Caller {
   std::string user;
+  int64_t user_id = 0;  // the account (UserRecord::id): what jobs belong to
   bool admin = false;
 };
 
@@ -57,9 +59,9 @@ class AccessControl {
   absl::Status CheckChange(const Caller& caller, const trainer::v1::Job& job) const;
   // OK for admins; PERMISSION_DENIED otherwise.
   absl::Status CheckAdmin(const Caller& caller) const;
-  // The owner ListJobs must keep to for `caller` ("" = anybody's): their own unless
+  // The account ListJobs must keep to for `caller` (0 = anybody's): their own unless
   // they may read every job and did not ask for `mine`.
-  std::string ListOwner(const Caller& caller, bool mine) const;
+  int64_t ListOwner(const Caller& caller, bool mine) const;
 
  private:
   struct CachedCaller {

@@ -70,6 +70,16 @@ absl::StatusOr<std::string> AddUser(UserStore* users, AuditLog* audit, const std
   return token;
 }
 
+absl::StatusOr<std::string> RotateToken(UserStore* users, AuditLog* audit, const std::string& name) {
+  if (absl::Status s = CheckUserName(name); !s.ok()) return s;
+  absl::StatusOr<std::string> token = NewAccessToken();
+  if (!token.ok()) return token.status();
+  absl::Status s = users->ReplaceTokens(name, TokenSha256(*token));
+  AuditUserChange(audit, "user rotate", name, s);
+  if (!s.ok()) return s;
+  return token;
+}
+
 absl::Status RevokeUser(UserStore* users, AuditLog* audit, const std::string& name) {
   absl::Status s = users->RevokeUser(name);
   AuditUserChange(audit, "user revoke", name, s);

@@ -1,5 +1,5 @@
 // Users as the operator manages them: the admin a fresh data root gets, and the
-// `trainerd user add|list|revoke` commands, which work on the data root's database
+// `trainerd user add|list|rotate|revoke` commands, which work on the data root's database
 // directly (like sqlite3), also while the daemon runs.
 #ifndef TRAINERD_SERVER_USER_ADMIN_H_
 #define TRAINERD_SERVER_USER_ADMIN_H_
@@ -31,6 +31,9 @@ absl::Status CheckUserName(const std::string& name);
 
 // `trainerd user add NAME [--admin]`: adds the user and returns its new token (shown once).
 absl::StatusOr<std::string> AddUser(UserStore* users, AuditLog* audit, const std::string& name, bool admin);
+// `trainerd user rotate NAME`: a new token for the same account (the old ones stop
+// working; the jobs stay the user's). Returns the new token (shown once).
+absl::StatusOr<std::string> RotateToken(UserStore* users, AuditLog* audit, const std::string& name);
 // `trainerd user revoke NAME`.
 absl::Status RevokeUser(UserStore* users, AuditLog* audit, const std::string& name);
 // `trainerd user list`: a table of users on `out`.

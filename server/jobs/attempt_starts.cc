@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/atomic_file.h"
@@ -45,21 +46,23 @@ std::string NewSecret() {
 
 }  // namespace
 
-absl::StatusOr<Job> AttemptSupervisor::Submit(const trainer::v1::SubmitJobRequest& request, const std::string& owner) {
+absl::StatusOr<trainer::v1::SubmitJobResponse> AttemptSupervisor::Submit(const trainer::v1::SubmitJobRequest& request,
+                                                                         const Submitter& submitter) {
   if (shutting_down()) return absl::UnavailableError("trainerd is shutting down; not accepting jobs");
-  absl::StatusOr<Job> job = AdmitJob(request, owner, Capacity(), options_);
-  if (!job.ok()) return job.status();
+  absl::StatusOr<trainer::v1::SubmitJobResponse> admitted = AdmitJob(request, submitter, Capacity(), options_);
+  if (!admitted.ok() || request.validate_only()) return admitted;
+  const Job& job = admitted->job();
   absl::MutexLock lock(&mu_);
   absl::Status s = shutting_down_ ? absl::UnavailableError("trainerd is shutting down; not accepting jobs")
-                                  : registry_->Add(*job);
+                                  : registry_->Add(job);
   if (!s.ok()) {
     std::error_code ec;
-    fs::remove_all(JobDir(options_.data_root, job->id()), ec);  // nothing of it stays behind
+    fs::remove_all(JobDir(options_.data_root, job.id()), ec);  // nothing of it stays behind
     return s;
   }
   QueueChanged();
-  spdlog::info("job={} submitted by {} name={} priority={}", job->id(), owner, job->name(), job->priority());
-  return job;
+  spdlog::info("job={} submitted by {} name={} priority={}", job.id(), submitter.user, job.name(), job.priority());
+  return admitted;
 }
 
 absl::Status AttemptSupervisor::Delete(const std::string& id, bool delete_files) {
@@ -70,7 +73,8 @@ absl::Status AttemptSupervisor::Delete(const std::string& id, bool delete_files)
   // A folder kept without its record says whose it is, so that they can still delete it
   // (written first: a finished job only; the registry refuses the others below).
   if (!delete_files && IsTerminal(job->state()) && fs::exists(dir)) {
-    if (absl::Status s = WriteFileAtomically(absl::StrCat(dir, "/", kDeletedOwnerFile), job->owner() + "\n", 0600);
+    if (absl::Status s = WriteFileAtomically(absl::StrCat(dir, "/", kDeletedOwnerFile),
+                                             absl::StrCat(job->owner(), "\n", job->owner_id(), "\n"), 0600);
         !s.ok()) {
       return s;
     }
@@ -82,13 +86,18 @@ absl::Status AttemptSupervisor::Delete(const std::string& id, bool delete_files)
 }
 
 absl::Status AttemptSupervisor::DeleteKeptFolder(const std::string& id,
-                                                 const std::function<absl::Status(const std::string&)>& may_delete) {
+                                                 const std::function<absl::Status(const Job&)>& may_delete) {
   const bool well_formed = IsJobId(id);  // anything else never names a folder
   const std::string marker = absl::StrCat(JobDir(options_.data_root, id), "/", kDeletedOwnerFile);
   std::ifstream in(marker);
-  std::string owner;
+  std::string owner, owner_id;
   if (!well_formed || !in || !std::getline(in, owner)) return absl::NotFoundError(absl::StrCat("job ", id, " not found"));
-  if (absl::Status s = may_delete(owner); !s.ok()) return s;
+  Job kept;
+  kept.set_id(id);
+  kept.set_owner(owner);
+  int64_t account = 0;  // a marker written before accounts had ids: admins only
+  if (std::getline(in, owner_id) && absl::SimpleAtoi(owner_id, &account)) kept.set_owner_id(account);
+  if (absl::Status s = may_delete(kept); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   return RemoveJobFolder(id);
 }

@@ -24,6 +24,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "server/jobs/job_admission.h"
 #include "server/jobs/job_options.h"
 #include "server/jobs/job_registry.h"
 #include "server/jobs/output_tailer.h"
@@ -48,10 +49,11 @@ class AttemptSupervisor {
   // Starts the supervisor thread. Workers reach the WorkerService at `worker_address`.
   void Start(const std::string& worker_address) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Admits (job_admission.h) and queues a job owned by user `owner`. UNAVAILABLE while
-  // shutting down; on error nothing of the job is kept.
-  absl::StatusOr<trainer::v1::Job> Submit(const trainer::v1::SubmitJobRequest& request, const std::string& owner)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // Admits (job_admission.h) and queues a job of `submitter`'s; a validate_only
+  // request is admitted and not queued. UNAVAILABLE while shutting down; on error
+  // nothing of the job is kept.
+  absl::StatusOr<trainer::v1::SubmitJobResponse> Submit(const trainer::v1::SubmitJobRequest& request,
+                                                        const Submitter& submitter) ABSL_LOCKS_EXCLUDED(mu_);
   // Cancels a job: a queued one at once, a running one by SIGTERM (SIGKILL after the
   // grace period).
   absl::StatusOr<trainer::v1::Job> Cancel(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
@@ -60,10 +62,11 @@ class AttemptSupervisor {
   // Deletes a finished job's records, and its folder when `delete_files` (else the
   // folder keeps the owner's name in kDeletedOwnerFile).
   absl::Status Delete(const std::string& id, bool delete_files) ABSL_LOCKS_EXCLUDED(mu_);
-  // Deletes the folder a Delete kept, once `may_delete(owner)` allows it (the caller's
-  // right to change that owner's jobs). NOT_FOUND when there is no such folder.
+  // Deletes the folder a Delete kept, once `may_delete(job)` allows it (the caller's
+  // right to change the job: only its id, owner and owner_id are known). NOT_FOUND when
+  // there is no such folder.
   absl::Status DeleteKeptFolder(const std::string& id,
-                                const std::function<absl::Status(const std::string& owner)>& may_delete)
+                                const std::function<absl::Status(const trainer::v1::Job& kept)>& may_delete)
       ABSL_LOCKS_EXCLUDED(mu_);
   // The WorkerService heartbeat, authenticated by the attempt's secret.
   absl::StatusOr<trainer::v1::HeartbeatResponse> WorkerHeartbeat(const std::string& secret,

@@ -60,9 +60,15 @@ absl::StatusOr<std::pair<std::string, std::string>> ResolveWorkerProgram(const s
 // The problems of the request's name, program and resources (the spec's are found by
 // FindSpecProblems).
 std::vector<std::string> RequestProblems(const trainer::v1::SubmitJobRequest& request, const trainer::v1::JobSpec& spec,
-                                         const NodeSlots& capacity, double grace_period_s) {
+                                         const Submitter& submitter, const NodeSlots& capacity,
+                                         const JobOptions& options) {
   constexpr int64_t kMaxTimeLimitS = 365LL * 24 * 3600;
+  const double grace_period_s = options.grace_period_s;
   std::vector<std::string> problems;
+  if (!submitter.admin && request.priority() > options.max_user_priority) {
+    problems.push_back(absl::StrCat("priority: at most ", options.max_user_priority,
+                                    " for users who are not admins (trainerd --max-user-priority)"));
+  }
   const auto& r = request.resources();
   if (r.ranks() < 0) problems.push_back("resources.ranks: must be >= 1");
   if (r.ranks() > 1 && spec.training_args().optim() == "galore_adamw_layerwise") {
@@ -120,22 +126,34 @@ absl::Status CheckWorkerProgram(const Job& job, const std::vector<std::string>& 
   return absl::OkStatus();
 }
 
-absl::StatusOr<Job> AdmitJob(const trainer::v1::SubmitJobRequest& request, const std::string& owner,
-                             const NodeSlots& capacity, const JobOptions& options) {
+absl::StatusOr<trainer::v1::SubmitJobResponse> AdmitJob(const trainer::v1::SubmitJobRequest& request,
+                                                        const Submitter& submitter, const NodeSlots& capacity,
+                                                        const JobOptions& options) {
   if (absl::Status s = CheckNameAndProgram(request); !s.ok()) return s;
-  const std::string id = NewJobId();
-  const std::string dir = JobDir(options.data_root, id);
+  const bool validate_only = request.validate_only();
+  const std::string id = validate_only ? "" : NewJobId();
+  // A validation has no folder of its own: its output_dir is a name no file has yet.
+  const std::string dir = JobDir(options.data_root, validate_only ? "validate" : id);
+  trainer::v1::SubmitJobResponse response;
   trainer::v1::JobSpec spec = request.spec();
   // trainerd owns where a job writes: its output goes under the job's folder. Set before
   // validation, so that paths into the job's own output_dir are allowed.
-  spec.mutable_training_args()->set_output_dir((fs::path(dir) / kOutputDirName).string());
+  const std::string requested_output_dir = spec.training_args().output_dir();
+  const std::string output_dir = (fs::path(dir) / kOutputDirName).string();
+  spec.mutable_training_args()->set_output_dir(output_dir);
+  if (!requested_output_dir.empty() && requested_output_dir != output_dir) {
+    response.add_warnings(absl::StrCat("training_args.output_dir: not used; trainerd writes each job's output to its "
+                                       "own folder (", validate_only ? "<data-root>/jobs/<id>/output" : output_dir,
+                                       "), shown by trainer-cli status"));
+  }
   // Exports in the shared registry are named after the job unless the spec names them.
-  if (!spec.training_args().has_hub_model_id()) spec.mutable_training_args()->set_hub_model_id(id);
+  if (!spec.training_args().has_hub_model_id() && !validate_only) spec.mutable_training_args()->set_hub_model_id(id);
   ApplyDefaults(&spec);
   SpecCheckOptions check;
   check.policy = options.spec_policy;
+  check.gpus_per_rank = request.resources().gpus_per_rank();
   std::vector<std::string> problems = FindSpecProblems(spec, check);
-  for (std::string& p : RequestProblems(request, spec, capacity, options.grace_period_s)) problems.push_back(std::move(p));
+  for (std::string& p : RequestProblems(request, spec, submitter, capacity, options)) problems.push_back(std::move(p));
   if (!problems.empty()) return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
   std::pair<std::string, std::string> program;
   if (!request.worker_program().empty()) {
@@ -144,10 +162,11 @@ absl::StatusOr<Job> AdmitJob(const trainer::v1::SubmitJobRequest& request, const
     program = *resolved;
   }
 
-  Job job;
+  Job& job = *response.mutable_job();
   job.set_id(id);
   job.set_name(request.name().empty() ? job.id() : request.name());
-  job.set_owner(owner);
+  job.set_owner(submitter.user);
+  job.set_owner_id(submitter.user_id);
   job.set_priority(request.priority());
   job.mutable_resources()->set_ranks(std::max(1, request.resources().ranks()));
   job.mutable_resources()->set_gpus_per_rank(request.resources().gpus_per_rank());
@@ -158,15 +177,18 @@ absl::StatusOr<Job> AdmitJob(const trainer::v1::SubmitJobRequest& request, const
   job.set_worker_program(program.first);
   job.set_worker_program_id(program.second);
   job.set_created_unix_ms(NowMs());
-  job.set_output_dir(spec.training_args().output_dir());
+  job.set_output_dir(output_dir);
+  if (requested_output_dir != output_dir) job.set_requested_output_dir(requested_output_dir);
   spec.mutable_training_args()->set_run_name(job.name());
   *job.mutable_spec() = spec;
   job.set_state(trainer::v1::QUEUED);
+  response.set_job_id(id);
+  if (validate_only) return response;
   std::error_code ec;
   fs::create_directories(job.output_dir(), ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", job.output_dir(), ": ", ec.message()));
   if (absl::Status s = WriteFileAtomically(dir + "/" + kSpecFile, JobSpecToJson(spec)); !s.ok()) return s;
-  return job;
+  return response;
 }
 
 bool IsJobId(const std::string& id) {

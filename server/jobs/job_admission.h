@@ -4,6 +4,7 @@
 #ifndef TRAINERD_SERVER_JOBS_JOB_ADMISSION_H_
 #define TRAINERD_SERVER_JOBS_JOB_ADMISSION_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -14,11 +15,20 @@
 
 namespace trainerd {
 
-// The QUEUED job that `request` from user `owner` becomes, its folder created and its
-// spec written there. `capacity`: the most CPU slots one job can have (all nodes
-// together) and the most GPUs of one node.
-absl::StatusOr<trainer::v1::Job> AdmitJob(const trainer::v1::SubmitJobRequest& request, const std::string& owner,
-                                          const NodeSlots& capacity, const JobOptions& options);
+// Who submits a job.
+struct Submitter {
+  std::string user;      // the name, shown as the job's owner
+  int64_t user_id = 0;   // the account, which the job belongs to
+  bool admin = false;    // may use any priority
+};
+
+// The QUEUED job that `request` from `submitter` becomes, with what the submitter should
+// know (warnings); its folder is created and its spec written there unless the request
+// is validate_only (then the job has no id and nothing is written). `capacity`: the
+// most CPU slots one job can have (all nodes together) and the most GPUs of one node.
+absl::StatusOr<trainer::v1::SubmitJobResponse> AdmitJob(const trainer::v1::SubmitJobRequest& request,
+                                                        const Submitter& submitter, const NodeSlots& capacity,
+                                                        const JobOptions& options);
 
 // Whether `id` has the form of the job ids AdmitJob gives ("j" and 11 hex digits): only
 // such a name may become a folder path.

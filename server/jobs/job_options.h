@@ -19,6 +19,8 @@ struct JobOptions {
   int32_t gpus = 0;              // this machine's
   int32_t threads_per_slot = 1;  // LibTorch threads of a rank whose spec leaves them at 0
   int32_t default_max_restarts = 3;
+  // The highest priority a user who is not an admin may give a job.
+  int32_t max_user_priority = 100;
   double heartbeat_timeout_s = 300;
   double grace_period_s = 30;
   double poll_interval_s = 0.1;

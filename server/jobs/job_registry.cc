@@ -1,5 +1,7 @@
 #include "server/jobs/job_registry.h"
 
+#include <filesystem>
+
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/numbers.h"
@@ -32,13 +34,35 @@ absl::StatusOr<Job> JobRegistry::Get(const std::string& id) {
   return cache_.emplace(id, *job).first->second;  // a change saved meanwhile is newer: emplace keeps it
 }
 
+absl::StatusOr<std::vector<trainer::v1::Checkpoint>> JobRegistry::Checkpoints(const std::string& id) {
+  absl::StatusOr<Job> job = Get(id);
+  if (!job.ok()) return job.status();
+  absl::StatusOr<std::vector<trainer::v1::Checkpoint>> stored = store_->ListCheckpoints(id);
+  if (!stored.ok()) return stored.status();
+  std::vector<trainer::v1::Checkpoint> live;
+  for (trainer::v1::Checkpoint& c : *stored) {
+    // Only a folder that is certainly gone is forgotten (an unreadable one may be back).
+    std::error_code ec;
+    if (std::filesystem::status(c.path(), ec).type() == std::filesystem::file_type::not_found) {
+      // Forgetting it is tidying: the listing is right without it, so a failure is logged.
+      if (absl::Status s = store_->DeleteCheckpoint(id, c.step()); !s.ok()) {
+        spdlog::warn("job={} cannot forget deleted checkpoint {}: {}", id, c.path(), std::string(s.message()));
+      }
+      continue;
+    }
+    c.set_is_best(!job->best_checkpoint().empty() && c.path() == job->best_checkpoint());
+    live.push_back(std::move(c));
+  }
+  return live;
+}
+
 bool JobRegistry::Cached(const std::string& id) {
   absl::ReaderMutexLock lock(&mu_);
   return cache_.count(id) > 0;
 }
 
 absl::StatusOr<trainer::v1::ListJobsResponse> JobRegistry::List(const trainer::v1::ListJobsRequest& request,
-                                                                const std::string& owner) {
+                                                                int64_t owner_id) {
   const int limit = request.page_size() <= 0 ? 50 : std::min(request.page_size(), 1000);
   int64_t before_ms = 0;
   std::string before_id;
@@ -53,7 +77,7 @@ absl::StatusOr<trainer::v1::ListJobsResponse> JobRegistry::List(const trainer::v
   }
   std::vector<trainer::v1::JobState> states;
   for (int s : request.states()) states.push_back(static_cast<trainer::v1::JobState>(s));
-  auto jobs = store_->ListJobs(states, owner, limit + 1, before_ms, before_id);
+  auto jobs = store_->ListJobs(states, owner_id, limit + 1, before_ms, before_id);
   if (!jobs.ok()) return jobs.status();
   trainer::v1::ListJobsResponse out;
   for (int i = 0; i < std::min<int>(limit, jobs->size()); ++i) *out.add_jobs() = (*jobs)[i];

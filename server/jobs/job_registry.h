@@ -18,6 +18,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -42,9 +43,9 @@ class JobRegistry {
 
   // The job as last changed (saved or not). NOT_FOUND for an unknown id.
   absl::StatusOr<trainer::v1::Job> Get(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
-  // A page of jobs from the store, newest first; `owner` non-empty: only that user's.
-  absl::StatusOr<trainer::v1::ListJobsResponse> List(const trainer::v1::ListJobsRequest& request,
-                                                     const std::string& owner);
+  // A page of jobs from the store, newest first; `owner_id` non-zero: only that
+  // account's.
+  absl::StatusOr<trainer::v1::ListJobsResponse> List(const trainer::v1::ListJobsRequest& request, int64_t owner_id);
 
   // Stores a new job. On error nothing of it is kept.
   absl::Status Add(const trainer::v1::Job& job) ABSL_LOCKS_EXCLUDED(write_mu_);
@@ -60,6 +61,12 @@ class JobRegistry {
   absl::Status Transition(trainer::v1::Job& job, trainer::v1::JobState to) ABSL_LOCKS_EXCLUDED(write_mu_);
   // Deletes a finished job's records. FAILED_PRECONDITION while it is not finished.
   absl::Status Delete(const std::string& id) ABSL_LOCKS_EXCLUDED(write_mu_);
+
+  // The job's checkpoints whose folders are still on disk, oldest first, with is_best
+  // set on the job's one best checkpoint (none without metric_for_best_model). Records
+  // of folders that are gone (save_total_limit rotated them, a person deleted them) are
+  // dropped from the store, so that they are neither listed nor offered to resume.
+  absl::StatusOr<std::vector<trainer::v1::Checkpoint>> Checkpoints(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Retries saving the jobs whose last write failed.
   void FlushUnsaved() ABSL_LOCKS_EXCLUDED(write_mu_);

@@ -33,7 +33,8 @@ std::string ManifestChecksum(const std::string& checkpoint_dir) {
 }
 
 // The checkpoint a "checkpoint" record announces, with the job's latest evaluation;
-// updates the job's best checkpoint from the trainer state saved in it.
+// updates the job's best checkpoint from the trainer state saved in it. Which checkpoint
+// is the best is the job's to say when they are listed (it changes after this one).
 trainer::v1::Checkpoint CheckpointFromRecord(const TrainingRecord& record, const std::string& path, int64_t now_ms,
                                              Job* job) {
   trainer::v1::Checkpoint c;
@@ -48,7 +49,6 @@ trainer::v1::Checkpoint CheckpointFromRecord(const TrainingRecord& record, const
   if (j.is_object() && j.contains("best_model_checkpoint") && j["best_model_checkpoint"].is_string()) {
     job->set_best_checkpoint(j["best_model_checkpoint"].get<std::string>());
   }
-  c.set_is_best(job->best_checkpoint() == path);
   c.set_checksum(ManifestChecksum(path));
   return c;
 }

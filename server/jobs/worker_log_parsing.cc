@@ -89,6 +89,7 @@ void UpdateProgress(const TrainingRecord& r, trainer::v1::Progress* p) {
   if (r.step > 0 || r.kind == kRecordTrainBegin) p->set_step(r.step);
   if (r.max_steps > 0) p->set_max_steps(r.max_steps);
   if (r.epoch > 0) p->set_epoch(r.epoch);
+  if (r.kind == kRecordTrain) p->set_logged_step(r.step);
   for (const auto& [name, value] : r.metrics) {
     if (r.kind == kRecordTrain && name == "loss") p->set_loss(value);
     if (r.kind == kRecordTrain && name == "learning_rate") p->set_learning_rate(value);

@@ -28,7 +28,7 @@
 #include "worker/checkpoint/checkpoint_store.h"
 #include "protocol/job_layout.h"
 #include "protocol/worker_environment.h"
-#include "worker/data/confined_file.h"
+#include "spec/confined_file.h"
 #include "worker/data/dataset_reader.h"
 #include "worker/distributed/distributed.h"
 #include "worker/models/model.h"
@@ -167,6 +167,22 @@ int Fail(const absl::Status& status) {
   }
   spdlog::error("{}", std::string(status.message()));
   return status.code() == absl::StatusCode::kInvalidArgument ? kWorkerExitInvalidSpec : kWorkerExitFailed;
+}
+
+// A failure to load the job's data or model. What the spec names and cannot be had (a
+// file refused, missing or not as the spec says) fails the same way at every retry: it
+// is the spec's (exit 2, not retried), as a check at submission would have said.
+int FailLoading(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+      spdlog::error("{}", std::string(status.message()));
+      return kWorkerExitInvalidSpec;
+    default:
+      return Fail(status);
+  }
 }
 
 // The spec at `path` with `overrides` and HF's defaults, checked against trainerd's
@@ -320,7 +336,7 @@ int RunWorker(const WorkerOptions& options) {
   if (resuming) UseTrainedTokenizer(&*spec);
   torch::manual_seed(static_cast<uint64_t>(args.seed()));  // HF's set_seed, before the model exists
   absl::StatusOr<DataAndModel> loaded = LoadDataAndModel(*spec);
-  if (!loaded.ok()) return Fail(loaded.status());
+  if (!loaded.ok()) return FailLoading(loaded.status());
   const bool regression = loaded->data.regression;
   const bool causal_lm = loaded->data.causal_lm;
   const std::optional<Dataset> test = loaded->data.test;

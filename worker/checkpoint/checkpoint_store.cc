@@ -156,12 +156,14 @@ void CheckpointStore::WriterLoop() {
     const std::string dest = (fs::path(output_dir_) / absl::StrCat(kCheckpointPrefix, job.step)).string();
     absl::StatusOr<CheckpointFiles> files = job.produce();
     absl::Status status = files.ok() ? WriteFolder(dest, *files) : files.status();
-    if (job.on_done) job.on_done(status, files.ok() ? *files : CheckpointFiles{});
+    // Rotation comes before on_done, whose "checkpoint" record tells trainerd which
+    // folders exist: the ones rotated away are gone by the time it reads it.
     if (status.ok()) {
       Rotate(job.keep);
     } else {
       spdlog::error("saving {} failed: {}", dest, std::string(status.message()));
     }
+    if (job.on_done) job.on_done(status, files.ok() ? *files : CheckpointFiles{});
     absl::MutexLock lock(&mu_);
     if (!status.ok() && error_.ok()) error_ = status;
     busy_ = false;

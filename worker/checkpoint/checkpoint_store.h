@@ -53,7 +53,7 @@ class CheckpointStore {
 
   // Queues checkpoint-<step>, whose files `produce` makes. `keep` names checkpoint
   // folders rotation must not delete (the best one, the one resumed from). `on_done`
-  // runs after the folder is committed (or failed), before rotation. Returns the
+  // runs after the folder is committed (or failed) and older ones rotated. Returns the
   // folder's final path. If the previous write failed, returns that error and queues
   // nothing.
   absl::StatusOr<std::string> Save(int64_t step, CheckpointProducer produce,

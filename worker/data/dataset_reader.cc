@@ -12,7 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "worker/data/confined_file.h"
+#include "spec/confined_file.h"
 
 namespace trainerd {
 
@@ -34,55 +34,14 @@ absl::StatusOr<std::string> ReadMaybeGzipped(const std::string& path) {
   return out;
 }
 
-std::string DatasetFormat(const trainer::v1::DatasetSource& s) {
-  if (!s.format().empty()) return s.format();
-  if (absl::StrContains(s.path(), ".tsv")) return "tsv";
-  if (absl::StrContains(s.path(), ".csv")) return "csv";
-  if (absl::StrContains(s.path(), ".jsonl")) return "jsonl";
-  if (absl::EndsWith(s.path(), ".txt")) return "text";
-  return "idx";
-}
-
 namespace {
-
-uint32_t BigEndian32(const std::string& s, size_t offset) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data() + offset);
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
-
-std::vector<std::string> SplitRow(const std::string& line, char delimiter) {
-  std::vector<std::string> cells;
-  std::string cell;
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        cell += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        cell += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == delimiter) {
-      cells.push_back(std::string(absl::StripAsciiWhitespace(cell)));
-      cell.clear();
-    } else if (c != '\r') {
-      cell += c;
-    }
-  }
-  cells.push_back(std::string(absl::StripAsciiWhitespace(cell)));
-  return cells;
-}
 
 absl::StatusOr<Dataset> ReadSource(const trainer::v1::DatasetSource& s, bool regression,
                                    std::map<std::string, int64_t>* label_to_id) {
   const std::string format = DatasetFormat(s);
   if (format == "idx") return ReadIdxDataset(s.path(), s.labels_path(), s.limit());
-  return ReadTableDataset(s, format == "tsv" ? '\t' : ',', regression, label_to_id);
+  if (format == "csv" || format == "tsv") return ReadTableDataset(s, format == "tsv" ? '\t' : ',', regression, label_to_id);
+  return absl::InvalidArgumentError(absl::StrCat(s.path(), ": not an IDX, CSV or TSV file (format \"", format, "\")"));
 }
 
 // The labels of a table's rows (`raw`, as read): numbers for regression; else class ids,
@@ -134,20 +93,20 @@ absl::StatusOr<Dataset> ReadIdxDataset(const std::string& images_path,
   if (!images.ok()) return images.status();
   auto labels = ReadMaybeGzipped(labels_path);
   if (!labels.ok()) return labels.status();
-  if (images->size() < 16 || BigEndian32(*images, 0) != 2051) {
+  if (images->size() < 16 || IdxNumber(*images, 0) != kIdxImagesMagic) {
     return absl::InvalidArgumentError(absl::StrCat(images_path, ": not an IDX images file"));
   }
-  if (labels->size() < 8 || BigEndian32(*labels, 0) != 2049) {
+  if (labels->size() < 8 || IdxNumber(*labels, 0) != kIdxLabelsMagic) {
     return absl::InvalidArgumentError(absl::StrCat(labels_path, ": not an IDX labels file"));
   }
-  int64_t n = BigEndian32(*images, 4);
-  const int64_t rows = BigEndian32(*images, 8), cols = BigEndian32(*images, 12);
+  int64_t n = IdxNumber(*images, 4);
+  const int64_t rows = IdxNumber(*images, 8), cols = IdxNumber(*images, 12);
   // Bounded before they are multiplied: a hostile header must not overflow the size check.
   if (rows <= 0 || cols <= 0 || rows > 65536 || cols > 65536) {
     return absl::InvalidArgumentError(absl::StrCat(images_path, ": images of ", rows, " x ", cols, " pixels"));
   }
-  if (static_cast<int64_t>(BigEndian32(*labels, 4)) != n) {
-    return absl::InvalidArgumentError(absl::StrCat(labels_path, ": has ", BigEndian32(*labels, 4),
+  if (static_cast<int64_t>(IdxNumber(*labels, 4)) != n) {
+    return absl::InvalidArgumentError(absl::StrCat(labels_path, ": has ", IdxNumber(*labels, 4),
                                                    " labels for ", n, " images"));
   }
   if (images->size() != 16 + static_cast<size_t>(n * rows * cols) ||
@@ -170,7 +129,7 @@ absl::StatusOr<Dataset> ReadTableDataset(const trainer::v1::DatasetSource& s, ch
   if (!in) return absl::NotFoundError(absl::StrCat(s.path(), ": cannot open"));
   std::string line;
   if (!std::getline(in, line)) return absl::InvalidArgumentError(absl::StrCat(s.path(), ": empty"));
-  const std::vector<std::string> header = SplitRow(line, delimiter);
+  const std::vector<std::string> header = SplitTableRow(line, delimiter);
   const std::string label_column = s.label_column().empty() ? "label" : s.label_column();
   auto column = [&](const std::string& name) -> int64_t {
     auto it = std::find(header.begin(), header.end(), name);
@@ -200,7 +159,7 @@ absl::StatusOr<Dataset> ReadTableDataset(const trainer::v1::DatasetSource& s, ch
   while (std::getline(in, line) && (s.limit() == 0 || static_cast<int64_t>(raw_labels.size()) < s.limit())) {
     ++row;
     if (absl::StripAsciiWhitespace(line).empty()) continue;
-    const std::vector<std::string> cells = SplitRow(line, delimiter);
+    const std::vector<std::string> cells = SplitTableRow(line, delimiter);
     if (cells.size() != header.size()) {
       return absl::InvalidArgumentError(absl::StrCat(s.path(), ":", row, ": has ", cells.size(),
                                                      " columns, the header has ", header.size()));

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "spec/dataset_format.h"
 #include "trainer/v1/job_spec.pb.h"
 #include "worker/data/dataset.h"
 
@@ -15,10 +16,6 @@ namespace trainerd {
 
 // Reads a whole file, gunzipping it when it is gzipped (plain files are read as they are).
 absl::StatusOr<std::string> ReadMaybeGzipped(const std::string& path);
-
-// A source's format: its `format` field, else guessed from the file name (.csv, .tsv,
-// .jsonl, .txt; otherwise idx).
-std::string DatasetFormat(const trainer::v1::DatasetSource& source);
 
 // Reads IDX files, the format of MNIST and Fashion-MNIST, gzipped or not: images
 // (magic 2051, uint8 [N, rows, cols]) become inputs [N, 1, rows, cols]; labels (magic

@@ -11,7 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "spec/spec_defaults.h"
-#include "worker/data/confined_file.h"
+#include "spec/confined_file.h"
 #include "worker/data/dataset_reader.h"
 
 namespace trainerd {

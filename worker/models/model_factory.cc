@@ -5,11 +5,11 @@
 #include <torch/script.h>
 
 #include "absl/strings/str_cat.h"
-#include "worker/data/confined_file.h"
+#include "spec/confined_file.h"
 #include "worker/models/builtin_net.h"
 #include "worker/data/dataset_factory.h"
 #include "worker/models/gpt.h"
-#include "worker/models/hf/hf_config.h"
+#include "spec/hf_config.h"
 #include "worker/models/hf/hf_model_loader.h"
 
 namespace trainerd {

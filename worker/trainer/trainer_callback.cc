@@ -39,6 +39,7 @@ void DefaultFlowCallback::on_epoch_end(const TrainingArguments& args, TrainerSta
 
 void EarlyStoppingCallback::on_evaluate(const TrainingArguments& args, TrainerState& state,
                                         TrainerControl& control, const Metrics& metrics) {
+  if (!training_) return;
   const std::string key = BestMetricKey(args);
   auto it = metrics.find(key);
   if (it == metrics.end()) {

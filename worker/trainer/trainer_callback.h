@@ -68,6 +68,10 @@ class EarlyStoppingCallback : public TrainerCallback {
  public:
   EarlyStoppingCallback(int64_t patience, double threshold)
       : patience_(patience), threshold_(threshold) {}
+  void on_train_begin(const TrainingArguments&, TrainerState&, TrainerControl&) override { training_ = true; }
+  void on_train_end(const TrainingArguments&, TrainerState&, TrainerControl&) override { training_ = false; }
+  // Counts evaluations during training only: one after train_end (the final do_eval)
+  // has no training left to stop.
   void on_evaluate(const TrainingArguments& args, TrainerState& state, TrainerControl& control,
                    const Metrics& metrics) override;
   std::string stateful_name() const override { return "EarlyStoppingCallback"; }
@@ -79,6 +83,7 @@ class EarlyStoppingCallback : public TrainerCallback {
   int64_t patience_;
   double threshold_;
   int64_t counter_ = 0;
+  bool training_ = false;
 };
 
 // Stops training after a fixed number of optimizer steps (the seed's example callback).

@@ -7,7 +7,7 @@
 
 #include <memory>
 
-#include "worker/models/hf/hf_config.h"
+#include "spec/hf_config.h"
 #include "worker/models/model.h"
 
 namespace trainerd {

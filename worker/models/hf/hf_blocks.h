@@ -10,7 +10,7 @@
 
 #include <torch/torch.h>
 
-#include "worker/models/hf/hf_config.h"
+#include "spec/hf_config.h"
 #include "worker/models/model.h"
 
 namespace trainerd {

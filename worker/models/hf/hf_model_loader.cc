@@ -81,6 +81,12 @@ absl::StatusOr<std::unique_ptr<Model>> LoadHfModel(const std::string& dir, const
     spdlog::warn("Some weights of the model checkpoint at {} were not used when initializing {}: [{}]", dir,
                  config.architecture, absl::StrJoin(report->unused, ", "));
   }
+  if (!report->resized.empty()) {
+    spdlog::warn("Some weights of {} were not initialized from the model checkpoint at {} and are newly initialized "
+                 "because the shapes did not match (ignore_mismatched_sizes): {}. You should probably TRAIN this model "
+                 "on a down-stream task to be able to use it for predictions and inference.",
+                 config.architecture, dir, absl::StrJoin(report->resized, "; "));
+  }
   if (!report->newly_initialized.empty()) {
     spdlog::warn("Some weights of {} were not initialized from the model checkpoint at {} and are newly "
                  "initialized: [{}]. You should probably TRAIN this model on a down-stream task to be able to use "
@@ -109,10 +115,17 @@ absl::StatusOr<std::unique_ptr<Model>> CreateHfModel(const trainer::v1::ModelSpe
       config.architecture = family + "ForSequenceClassification";
       config.kind = HfArchitecture::kLlamaForSequenceClassification;
       config.num_labels = data.num_classes;
-    } else if (config.num_labels < data.num_classes) {
-      return absl::InvalidArgumentError(absl::StrCat("model.name_or_path: the classifier has ", config.num_labels,
-                                                     " labels; the data has ", data.num_classes, " classes"));
+    } else if (config.num_labels != data.num_classes) {
+      // As from_pretrained(num_labels=N, ignore_mismatched_sizes=True): the head gets the
+      // data's number of labels and starts afresh; the body keeps its weights.
+      spdlog::warn("num_labels: {} has {} labels and the data {} classes: its classifier head is resized to {} "
+                   "and newly initialized", config.architecture, config.num_labels, data.num_classes,
+                   data.num_classes);
+      config.num_labels = data.num_classes;
     }
+    // config.json names the labels as the data does (id2label, label2id), as a model
+    // fine-tuned with HF's run_classification script has them.
+    if (static_cast<int64_t>(data.class_names.size()) == config.num_labels) config.id2label = data.class_names;
   }
   const int64_t length = data.input_shape.empty() ? 0 : data.input_shape.back();
   if (config.sliding_window > 0 && length > config.sliding_window) {

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "worker/models/hf/hf_config.h"
+#include "spec/hf_config.h"
 #include "trainer/v1/job_spec.pb.h"
 #include "worker/data/dataset.h"
 #include "worker/models/model.h"

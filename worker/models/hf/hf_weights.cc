@@ -14,7 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/match.h"
 #include "worker/models/safetensors.h"
-#include "worker/data/confined_file.h"
+#include "spec/confined_file.h"
 
 namespace trainerd {
 namespace {
@@ -118,6 +118,12 @@ absl::StatusOr<WeightsReport> AssignHfWeights(const NamedTensors& params, const 
     }
     used.insert(name);
     if (it->second.sizes() != target.sizes()) {
+      if (starts_with_one(name, may_be_missing)) {
+        report.resized.push_back(absl::StrCat(name, ": found shape ", c10::str(it->second.sizes()),
+                                              " in the checkpoint and ", c10::str(target.sizes()), " in the model"));
+        by_name.erase(it);  // not copied: the model's initialisation stays
+        continue;
+      }
       mismatched.push_back(absl::StrCat(name, " (the folder has ", c10::str(it->second.sizes()), ", the model ",
                                         c10::str(target.sizes()), ")"));
     }

@@ -27,6 +27,11 @@ absl::StatusOr<NamedTensors> ReadHfWeights(const std::string& dir, torch::Scalar
 struct WeightsReport {
   std::vector<std::string> newly_initialized;  // model tensors the folder lacks (allowed ones)
   std::vector<std::string> unused;             // folder tensors the model has no place for (allowed ones)
+  // Task-head tensors whose shape in the folder differs from the model's (a classifier
+  // fine-tuned on another number of labels): newly initialized, as transformers'
+  // ignore_mismatched_sizes does; "name: found shape [3, 64] in the checkpoint and [2, 64]
+  // in the model".
+  std::vector<std::string> resized;
 };
 
 // Copies `loaded` into `params` (the model's parameters and buffers, by name). A model

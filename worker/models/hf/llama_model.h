@@ -16,7 +16,7 @@
 
 #include <memory>
 
-#include "worker/models/hf/hf_config.h"
+#include "spec/hf_config.h"
 #include "worker/models/model.h"
 
 namespace trainerd {

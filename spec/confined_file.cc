@@ -1,4 +1,4 @@
-#include "worker/data/confined_file.h"
+#include "spec/confined_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -20,7 +20,8 @@ namespace fs = std::filesystem;
 ABSL_CONST_INIT absl::Mutex roots_mu(absl::kConstInit);
 std::unique_ptr<ReadRoots> confined_roots ABSL_GUARDED_BY(roots_mu);  // null: not confined
 
-bool Allowed(const fs::path& resolved) {
+bool Allowed(const fs::path& resolved, const ReadRoots* roots) {
+  if (roots != nullptr) return roots->Allows(resolved);
   absl::MutexLock lock(&roots_mu);
   return confined_roots == nullptr || confined_roots->Allows(resolved);
 }
@@ -42,22 +43,22 @@ ConfinedFile::~ConfinedFile() {
 
 std::string ConfinedFile::path() const { return absl::StrCat("/proc/self/fd/", fd_); }
 
-absl::StatusOr<ConfinedFile> OpenConfined(const std::string& path) {
+absl::StatusOr<ConfinedFile> OpenConfined(const std::string& path, const ReadRoots* roots) {
   // Checked before opening too: a refused path is refused the same way whether or not
   // it exists (the open's error would tell).
   std::error_code ec;
   const fs::path before = ResolvePath(fs::absolute(path, ec), &ec);
-  if (ec || !Allowed(before)) return Refused(path);
+  if (ec || !Allowed(before, roots)) return Refused(path);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
   ConfinedFile file(fd);
   const fs::path opened = fs::read_symlink(file.path(), ec);
-  if (ec || !Allowed(opened)) return Refused(path);
+  if (ec || !Allowed(opened, roots)) return Refused(path);
   return file;
 }
 
-absl::StatusOr<std::string> ReadConfined(const std::string& path, size_t limit) {
-  absl::StatusOr<ConfinedFile> file = OpenConfined(path);
+absl::StatusOr<std::string> ReadConfined(const std::string& path, const ReadRoots* roots, size_t limit) {
+  absl::StatusOr<ConfinedFile> file = OpenConfined(path, roots);
   if (!file.ok()) return file.status();
   std::string text;
   char buf[65536];

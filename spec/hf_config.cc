@@ -1,4 +1,4 @@
-#include "worker/models/hf/hf_config.h"
+#include "spec/hf_config.h"
 
 #include <unistd.h>
 
@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
-#include "worker/data/confined_file.h"
+#include "spec/confined_file.h"
 
 namespace trainerd {
 namespace {
@@ -322,13 +322,15 @@ std::string HfConfigJson(const HfConfig& config) {
   j["architectures"] = {config.architecture};
   j["model_type"] = config.model_type;
   // transformers counts a classifier's labels by id2label (2 when it is absent).
+  const bool named = static_cast<int64_t>(config.id2label.size()) == config.num_labels;
   if (IsSequenceClassifier(config.kind) &&
-      (!j.contains("id2label") || !j["id2label"].is_object() ||
+      (named || !j.contains("id2label") || !j["id2label"].is_object() ||
        static_cast<int64_t>(j["id2label"].size()) != config.num_labels)) {
     json id2label = json::object(), label2id = json::object();
     for (int64_t k = 0; k < config.num_labels; ++k) {
-      id2label[std::to_string(k)] = absl::StrCat("LABEL_", k);
-      label2id[absl::StrCat("LABEL_", k)] = k;
+      const std::string label = named ? config.id2label[k] : absl::StrCat("LABEL_", k);
+      id2label[std::to_string(k)] = label;
+      label2id[label] = k;
     }
     j["id2label"] = id2label;
     j["label2id"] = label2id;

@@ -5,8 +5,8 @@
 // The one home of the config keys trainerd reads and writes: the loaders read them here,
 // and WriteHfConfig writes the same keys back (the folder's own config.json is kept,
 // only what training changed is updated).
-#ifndef TRAINERD_WORKER_MODELS_HF_HF_CONFIG_H_
-#define TRAINERD_WORKER_MODELS_HF_HF_CONFIG_H_
+#ifndef TRAINERD_SPEC_HF_CONFIG_H_
+#define TRAINERD_SPEC_HF_CONFIG_H_
 
 #include <cstdint>
 #include <map>
@@ -53,6 +53,9 @@ struct HfConfig {
   int64_t bos_token_id = -1;
   int64_t eos_token_id = -1;
   int64_t num_labels = 2;       // sequence classification
+  // The labels by id, when training named them (the data's classes); written as
+  // id2label/label2id. Empty: the folder's own (or LABEL_k).
+  std::vector<std::string> id2label;
   double initializer_range = 0.02;  // the std of a newly initialised weight
   // Dropout while training, as transformers applies it: GPT-2's embd_pdrop, resid_pdrop
   // and attn_pdrop; BERT's hidden_dropout_prob and attention_probs_dropout_prob (and
@@ -100,4 +103,4 @@ std::string HfConfigJson(const HfConfig& config);
 
 }  // namespace trainerd
 
-#endif  // TRAINERD_WORKER_MODELS_HF_HF_CONFIG_H_
+#endif  // TRAINERD_SPEC_HF_CONFIG_H_
