@@ -7,13 +7,13 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
-# Build and test dependencies (see README "Dependencies" for what each is for).
+# Build and test dependencies (docs/design.md, "Dependencies", says what each is for).
 DEB_PACKAGES := cmake ninja-build ccache g++ clang pkg-config \
   libtorch-dev libopenblas0-openmp libgloo-dev libsentencepiece-dev python3-sentencepiece fortunes \
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc libre2-dev libssl-dev openssl \
   libabsl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev nlohmann-json3-dev zlib1g-dev \
   libgtest-dev libgmock-dev libsqlite3-dev prometheus-cpp-dev prometheus python3-kubernetes dataset-fashion-mnist \
-  munge slurmctld slurmd slurm-client
+  munge slurmctld slurmd slurm-client iproute2
 
 .PHONY: all deps build demo test clean bench
 
