@@ -16,10 +16,8 @@
 #include "absl/time/time.h"
 #include "client/cli_format.h"
 #include "client/progress_between_lines.h"
+#include "client/submit_request.h"
 #include "client/trainer_client.h"
-#include "spec/spec_defaults.h"
-#include "spec/spec_loader.h"
-#include "spec/spec_validator.h"
 
 namespace trainerd {
 namespace {
@@ -108,47 +106,15 @@ int PrintAudit(TrainerClient& client, int limit, int64_t before, bool json) {
   return kOk;
 }
 
-// The request `submit` sends and `validate` checks: the spec file read (its loader
-// warnings printed), --set applied, and the flags. The spec is not checked here: that
-// is trainerd's to do, with its path policy and its files (this may be another machine).
-absl::StatusOr<trainer::v1::SubmitJobRequest> BuildSubmitRequest(const CliArgs& args, bool validate_only) {
-  std::vector<std::string> warnings;
-  auto spec = LoadJobSpecFile(args.spec_path, args.sets, &warnings);
-  if (!spec.ok()) return spec.status();
-  for (const std::string& w : warnings) std::cerr << args.spec_path << ": " << w << "\n";
-  trainer::v1::SubmitJobRequest req;
-  *req.mutable_spec() = *std::move(spec);
-  req.set_name(args.name);
-  req.set_priority(args.priority);
-  if (args.max_restarts >= 0) req.set_max_restarts(args.max_restarts);
-  req.mutable_resources()->set_ranks(args.ranks);
-  req.mutable_resources()->set_gpus_per_rank(args.gpus_per_rank);
-  if (!args.time_limit.empty()) {
-    absl::Duration limit;
-    if (!absl::ParseDuration(args.time_limit, &limit) || limit < absl::Seconds(1)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--time-limit: '", args.time_limit, "' is not a duration such as 90m, 2h30m or 600s"));
-    }
-    req.mutable_resources()->set_time_limit_s(absl::ToInt64Seconds(limit));
-  }
-  req.set_validate_only(validate_only);
-  return req;
-}
-
 int PrintInvalid(const CliArgs& args, const absl::Status& s) {
   std::cerr << args.spec_path << ": invalid:\n" << s.message() << "\n";
   return kInvalidSpec;
 }
 
-// validate without trainerd: the same checks trainerd runs, on this machine's files,
-// without trainerd's path policy (which only trainerd knows).
+// validate without trainerd (CheckLocally), saying so.
 int ValidateLocally(const CliArgs& args, const trainer::v1::SubmitJobRequest& req, const std::string& why) {
   std::cerr << "trainer-cli: " << why << "; checking on this machine, without trainerd's folder policy\n";
-  trainer::v1::JobSpec checked = req.spec();
-  ApplyDefaults(&checked);
-  SpecCheckOptions options;
-  options.gpus_per_rank = req.resources().gpus_per_rank();
-  if (absl::Status s = ValidateJobSpec(checked, options); !s.ok()) return PrintInvalid(args, s);
+  if (absl::Status s = CheckLocally(req); !s.ok()) return PrintInvalid(args, s);
   std::cout << args.spec_path << ": valid (checked locally)\n";
   return kOk;
 }
