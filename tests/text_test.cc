@@ -8,6 +8,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "spec/spec_defaults.h"
 #include "spec/spec_loader.h"
@@ -286,6 +287,44 @@ metrics: [accuracy]
   auto eval = trainer->evaluate();
   ASSERT_TRUE(eval.ok()) << eval.status();
   EXPECT_GT(eval->at("eval_accuracy"), 0.95);
+
+  // A LlamaForSequenceClassification: its folder says so, and model.pt computes the same
+  // logits (the score of each text's last token before the padding).
+  Model& model = trainer->model();
+  EXPECT_THAT(model.HfFolderFiles().at("config.json"), HasSubstr("LlamaForSequenceClassification"));
+  model.SetTraining(false);
+  torch::NoGradGuard no_grad;
+  torch::Tensor logits = model.Forward(batch->inputs);
+  std::stringstream script;
+  model.SaveTorchScript(script);
+  torch::jit::Module loaded = torch::jit::load(script);
+  EXPECT_TRUE(torch::allclose(loaded.forward({batch->inputs}).toTensor(), logits, 1e-4, 1e-4));
+}
+
+TEST(Gpt, CheckpointsOfEarlierVersionsLoadUnderLlamaNames) {
+  TempDir dir;
+  auto trainer = MakeTrainer(Spec(LmYaml(dir / "out", 1)));
+  Model& model = trainer->model();
+  // The names the built-in decoder had before it became a Llama configuration.
+  const NamedTensors hf = model.HfState();
+  std::map<std::string, torch::Tensor> state(hf.begin(), hf.end()), legacy;
+  legacy["embedding_weight"] = state.at("model.embed_tokens.weight");
+  legacy["norm_weight"] = state.at("model.norm.weight");
+  for (int i = 0; i < 2; ++i) {
+    const std::string l = absl::StrCat("model.layers.", i, "."), b = absl::StrCat("blocks.", i, ".");
+    legacy[b + "qkv.weight"] = torch::cat({state.at(l + "self_attn.q_proj.weight"), state.at(l + "self_attn.k_proj.weight"),
+                                           state.at(l + "self_attn.v_proj.weight")});
+    legacy[b + "out.weight"] = state.at(l + "self_attn.o_proj.weight");
+    for (const char* m : {"gate", "up", "down"}) legacy[b + m + ".weight"] = state.at(l + "mlp." + m + "_proj.weight");
+    legacy[b + "norm1_weight"] = state.at(l + "input_layernorm.weight");
+    legacy[b + "norm2_weight"] = state.at(l + "post_attention_layernorm.weight");
+  }
+  const std::map<std::string, torch::Tensor> renamed = model.FromHfNames(legacy);
+  ASSERT_EQ(renamed.size(), state.size());
+  for (const auto& [name, t] : state) {
+    ASSERT_EQ(renamed.count(name), 1u) << name;
+    EXPECT_TRUE(torch::equal(renamed.at(name), t)) << name;
+  }
 }
 
 }  // namespace

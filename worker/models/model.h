@@ -25,15 +25,31 @@ namespace trainerd {
 
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
+class AdaptableLinearImpl;  // adaptable_linear.h
+
+// One linear layer of a model, by its module name ("model.layers.0.self_attn.q_proj"):
+// what a LoRA adapter may wrap.
+struct LinearLayer {
+  std::string name;
+  AdaptableLinearImpl* layer;
+};
+
 class Model {
  public:
   virtual ~Model() = default;
 
   // Maps a batch of normalised inputs to logits [B, classes] or predictions [B, outputs].
   virtual torch::Tensor Forward(const torch::Tensor& inputs) = 0;
-  // Parameters and buffers by dotted name ("layers.0.weight"), as in a PyTorch state dict.
+  // The trained parameters and the buffers by dotted name ("layers.0.weight"), as in a
+  // PyTorch state dict: what the optimizer updates, gradients are reduced over, and a
+  // checkpoint holds.
   virtual NamedTensors NamedParameters() const = 0;
   virtual NamedTensors NamedBuffers() const = 0;
+  // Tensors the model computes with but never trains (a LoRA job's frozen base): ranks
+  // start from the same ones, nothing else touches them.
+  virtual NamedTensors FrozenState() const { return {}; }
+  // The linear layers an adapter may wrap, in module order (empty: none).
+  virtual std::vector<LinearLayer> LinearLayers() { return {}; }
   // Training mode turns dropout on.
   virtual void SetTraining(bool training) = 0;
   // Moves parameters and buffers to `device` (before the optimizer is built).

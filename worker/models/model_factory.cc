@@ -8,7 +8,7 @@
 #include "spec/confined_file.h"
 #include "worker/models/builtin_net.h"
 #include "worker/data/dataset_factory.h"
-#include "worker/models/gpt.h"
+#include "worker/models/builtin_text_model.h"
 #include "spec/hf_config.h"
 #include "worker/models/hf/hf_model_loader.h"
 

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "worker/models/activation_checkpoint.h"
+#include "worker/models/adaptable_linear.h"
 #include "worker/models/hf/hf_blocks.h"
 
 namespace trainerd {
@@ -31,11 +32,11 @@ TORCH_MODULE(BertEmbeddings);
 // BertSelfAttention's query/key/value, under "attention.self".
 struct BertSelfAttentionImpl : nn::Module {
   explicit BertSelfAttentionImpl(const HfConfig& c) {
-    query = register_module("query", nn::Linear(c.hidden_size, c.hidden_size));
-    key = register_module("key", nn::Linear(c.hidden_size, c.hidden_size));
-    value = register_module("value", nn::Linear(c.hidden_size, c.hidden_size));
+    query = register_module("query", AdaptableLinear(c.hidden_size, c.hidden_size));
+    key = register_module("key", AdaptableLinear(c.hidden_size, c.hidden_size));
+    value = register_module("value", AdaptableLinear(c.hidden_size, c.hidden_size));
   }
-  nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
+  AdaptableLinear query{nullptr}, key{nullptr}, value{nullptr};
 };
 TORCH_MODULE(BertSelfAttention);
 
@@ -43,13 +44,13 @@ TORCH_MODULE(BertSelfAttention);
 // (BertSelfOutput, BertOutput).
 struct BertDenseOutputImpl : nn::Module {
   BertDenseOutputImpl(const HfConfig& c, int64_t in) {
-    dense = register_module("dense", nn::Linear(in, c.hidden_size));
+    dense = register_module("dense", AdaptableLinear(in, c.hidden_size));
     LayerNorm = register_module("LayerNorm", MakeLayerNorm(c));
   }
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual, double dropout) {
     return LayerNorm(torch::dropout(dense(x), dropout, is_training()) + residual);
   }
-  nn::Linear dense{nullptr};
+  AdaptableLinear dense{nullptr};
   nn::LayerNorm LayerNorm{nullptr};
 };
 TORCH_MODULE(BertDenseOutput);
@@ -65,8 +66,8 @@ struct BertAttentionImpl : nn::Module {
 TORCH_MODULE(BertAttention);
 
 struct BertDenseImpl : nn::Module {
-  BertDenseImpl(int64_t in, int64_t out) { dense = register_module("dense", nn::Linear(in, out)); }
-  nn::Linear dense{nullptr};
+  BertDenseImpl(int64_t in, int64_t out) { dense = register_module("dense", AdaptableLinear(in, out)); }
+  AdaptableLinear dense{nullptr};
 };
 TORCH_MODULE(BertDense);
 
@@ -121,7 +122,7 @@ TORCH_MODULE(BertBase);
 struct BertNetImpl : nn::Module {
   explicit BertNetImpl(const HfConfig& c) : config(c) {
     bert = register_module("bert", BertBase(c));
-    classifier = register_module("classifier", nn::Linear(c.hidden_size, c.num_labels));
+    classifier = register_module("classifier", AdaptableLinear(c.hidden_size, c.num_labels));
     InitializeLikeTransformers(*this, c.initializer_range);
   }
 
@@ -158,7 +159,7 @@ struct BertNetImpl : nn::Module {
   double neftune_alpha = 0;
   bool checkpointing = false;
   BertBase bert{nullptr};
-  nn::Linear classifier{nullptr};
+  AdaptableLinear classifier{nullptr};
 };
 TORCH_MODULE(BertNet);
 

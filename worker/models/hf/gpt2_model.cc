@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "worker/models/activation_checkpoint.h"
+#include "worker/models/adaptable_linear.h"
 #include "worker/models/hf/hf_blocks.h"
 
 namespace trainerd {
@@ -15,20 +16,9 @@ namespace nn = torch::nn;
 
 // GPT-2's Conv1D: a linear layer whose weight is stored [in, out] (transposed against
 // nn.Linear), as its checkpoints hold it.
-struct Conv1DImpl : nn::Module {
-  Conv1DImpl(int64_t in, int64_t out) {
-    weight = register_parameter("weight", torch::empty({in, out}));
-    bias = register_parameter("bias", torch::zeros({out}));
-  }
-  torch::Tensor forward(const torch::Tensor& x) { return torch::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(OutShape(x)); }
-  std::vector<int64_t> OutShape(const torch::Tensor& x) const {
-    std::vector<int64_t> shape = x.sizes().vec();
-    shape.back() = weight.size(1);
-    return shape;
-  }
-  torch::Tensor weight, bias;
-};
-TORCH_MODULE(Conv1D);
+AdaptableLinear Conv1D(int64_t in, int64_t out) {
+  return AdaptableLinear(in, out, /*bias=*/true, /*fan_in_fan_out=*/true);
+}
 
 struct Gpt2AttentionImpl : nn::Module {
   explicit Gpt2AttentionImpl(const HfConfig& c) : heads(c.num_attention_heads), head_dim(c.head_dim) {
@@ -48,7 +38,7 @@ struct Gpt2AttentionImpl : nn::Module {
     return torch::dropout(c_proj(y), c.hidden_dropout, is_training());
   }
   int64_t heads, head_dim;
-  Conv1D c_attn{nullptr}, c_proj{nullptr};
+  AdaptableLinear c_attn{nullptr}, c_proj{nullptr};
 };
 TORCH_MODULE(Gpt2Attention);
 
@@ -62,7 +52,7 @@ struct Gpt2MlpImpl : nn::Module {
     return torch::dropout(c_proj(Gelu(act, c_fc(x))), dropout, is_training());
   }
   std::string act;
-  Conv1D c_fc{nullptr}, c_proj{nullptr};
+  AdaptableLinear c_fc{nullptr}, c_proj{nullptr};
 };
 TORCH_MODULE(Gpt2Mlp);
 

@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "spec/hf_config.h"
+#include "worker/models/adaptable_linear.h"
 #include "worker/models/model.h"
 
 namespace trainerd {
@@ -92,6 +93,13 @@ class HfModel : public Model {
   bool SetGradientCheckpointing(bool enabled) override {
     net_->checkpointing = enabled;
     return true;
+  }
+  std::vector<LinearLayer> LinearLayers() override {
+    std::vector<LinearLayer> layers;
+    for (const auto& item : net_->named_modules()) {
+      if (auto* linear = dynamic_cast<AdaptableLinearImpl*>(item.value().get())) layers.push_back({item.key(), linear});
+    }
+    return layers;
   }
 
  protected:

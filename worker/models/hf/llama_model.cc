@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "worker/models/activation_checkpoint.h"
+#include "worker/models/adaptable_linear.h"
 #include "worker/models/hf/hf_blocks.h"
 #include "worker/models/liger_kernels.h"
 
@@ -13,9 +14,7 @@ namespace {
 
 namespace nn = torch::nn;
 
-nn::Linear MakeLinear(int64_t in, int64_t out, bool bias) {
-  return nn::Linear(nn::LinearOptions(in, out).bias(bias));
-}
+AdaptableLinear MakeLinear(int64_t in, int64_t out, bool bias) { return AdaptableLinear(in, out, bias); }
 
 // Each module below reads the network's LigerKernels (`kernels`, owned by LlamaNet, which
 // outlives them) to choose between the plain ops and the fused ones.
@@ -80,7 +79,7 @@ struct AttentionImpl : nn::Module {
   int64_t heads, kv_heads, head_dim;
   double dropout;
   const LigerKernels* kernels;
-  nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  AdaptableLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 };
 TORCH_MODULE(Attention);
 
@@ -94,7 +93,7 @@ struct MlpImpl : nn::Module {
     return down_proj(kernels->swiglu ? LigerSwiGlu(gate_proj(x), up_proj(x)) : torch::silu(gate_proj(x)) * up_proj(x));
   }
   const LigerKernels* kernels;
-  nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  AdaptableLinear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(Mlp);
 
@@ -215,14 +214,16 @@ struct LlamaNetImpl : nn::Module {
   double neftune_alpha = 0;
   bool checkpointing = false;
   Decoder model{nullptr};
-  nn::Linear lm_head{nullptr}, score{nullptr};
+  AdaptableLinear lm_head{nullptr}, score{nullptr};
 };
 TORCH_MODULE(LlamaNet);
 
 class LlamaModel : public HfModel<LlamaNet> {
  public:
   using HfModel::HfModel;
-  torch::Tensor InputEmbeddings(const torch::Tensor& ids) override { return net()->model->Embed(ids, 0); }
+  torch::Tensor InputEmbeddings(const torch::Tensor& ids) override {
+    return net()->model->Embed(ids, net()->neftune_alpha);
+  }
   bool SetLigerKernels(const LigerKernels& kernels) override {
     net()->kernels = kernels;
     return true;
