@@ -50,6 +50,7 @@ bench: build
 	./$(BUILD_DIR)/bench/liger_bench
 	./$(BUILD_DIR)/bench/galore_bench
 	./$(BUILD_DIR)/bench/hf_bench
+	./$(BUILD_DIR)/bench/lora_bench
 	./$(BUILD_DIR)/bench/slurm_bench
 
 clean:

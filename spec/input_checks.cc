@@ -17,6 +17,7 @@
 #include "spec/confined_file.h"
 #include "spec/dataset_format.h"
 #include "spec/hf_config.h"
+#include "spec/lora_config.h"
 #include "spec/sentencepiece_pad.h"
 #include "spec/spec_defaults.h"
 
@@ -200,9 +201,42 @@ bool IsLlamaFamily(HfArchitecture kind) {
 
 bool Exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
+// An hf job's LoRA adapter (its targets among the model's layers) and its memory
+// estimate. `config` is the folder's; a causal LM trained on labels becomes its
+// family's sequence classifier, as the worker builds it.
+void CheckLoraAndMemory(const JobSpec& spec, HfConfig config, const ReadRoots& roots, const SpecLimits& limits,
+                        Checker* c) {
+  const bool classification = !spec.data().train().label_field().empty();
+  if (classification && config.kind == HfArchitecture::kLlamaForCausalLM) {
+    config.kind = HfArchitecture::kLlamaForSequenceClassification;
+  }
+  int64_t trainable = HfParameterCount(config);
+  absl::StatusOr<std::optional<trainer::v1::PeftConfig>> peft = EffectivePeftConfig(spec, config, &roots);
+  if (!peft.ok()) return c->problems.push_back(std::string(peft.status().message()));
+  if (*peft) {
+    const std::string& adapter = spec.model().adapter_name_or_path();
+    if (!adapter.empty() && !Exists(absl::StrCat(adapter, "/", kAdapterWeightsFile))) {
+      c->Add("model.adapter_name_or_path", absl::StrCat("no ", kAdapterWeightsFile, " in ", adapter));
+    }
+    const bool seq_cls = (*peft)->task_type() == "SEQ_CLS";
+    if (seq_cls != IsSequenceClassifier(config.kind)) {
+      c->Add("peft.task_type", absl::StrCat((*peft)->task_type(), ", and the model ",
+                                            IsSequenceClassifier(config.kind) ? "classifies (SEQ_CLS)"
+                                                                              : "is a causal LM (CAUSAL_LM)"));
+    }
+    absl::StatusOr<int64_t> count = LoraTrainableParameterCount(**peft, config);
+    if (!count.ok()) return c->problems.push_back(std::string(count.status().message()));
+    trainable = *count;
+  }
+  if (limits.max_job_memory_bytes <= 0) return;
+  const int64_t estimate = EstimateHfJobMemoryBytes(spec, config, trainable);
+  if (estimate > limits.max_job_memory_bytes) c->problems.push_back(MemoryLimitProblem(estimate, limits.max_job_memory_bytes));
+}
+
 // An hf model folder: config.json as the worker reads it, weights, a tokenizer for raw
 // text, a pad token for classification, and what the architecture can do.
-void CheckHfFolder(const JobSpec& spec, const DataShape& data, const ReadRoots& roots, Checker* c) {
+void CheckHfFolder(const JobSpec& spec, const DataShape& data, const ReadRoots& roots, const SpecLimits& limits,
+                   Checker* c) {
   const std::string& dir = spec.model().name_or_path();
   absl::StatusOr<std::string> text = ReadConfined(dir + "/config.json", roots, 1 << 20);
   if (text.status().code() == absl::StatusCode::kNotFound) {
@@ -234,6 +268,7 @@ void CheckHfFolder(const JobSpec& spec, const DataShape& data, const ReadRoots& 
   if (data.text && bert && !Exists(dir + "/vocab.txt") && spec.data().tokenizer().path().empty()) {
     c->Add("model.name_or_path", "a BERT folder needs its vocab.txt to tokenize text");
   }
+  CheckLoraAndMemory(spec, *config, roots, limits, c);
   if (!data.text && !data.tokenized) return;  // no text data: the data checks said why
   const bool classification = !spec.data().train().label_field().empty();
   if (!classification && IsSequenceClassifier(config->kind)) {
@@ -260,10 +295,10 @@ void CheckHfFolder(const JobSpec& spec, const DataShape& data, const ReadRoots& 
 
 }  // namespace
 
-void CheckInputFiles(const JobSpec& spec, const ReadRoots& roots, Checker* c) {
+void CheckInputFiles(const JobSpec& spec, const ReadRoots& roots, const SpecLimits& limits, Checker* c) {
   const DataShape data = CheckDataFiles(spec, roots, c);
   if (spec.model().type() == "hf" && !spec.model().name_or_path().empty() && !c->Skipped("model.name_or_path")) {
-    CheckHfFolder(spec, data, roots, c);
+    CheckHfFolder(spec, data, roots, limits, c);
   }
 }
 

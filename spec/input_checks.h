@@ -5,12 +5,14 @@
 //
 // Read: the data files' first 64 KiB (IDX magic numbers and counts; a CSV/TSV header
 // and its first rows; a JSONL file's first row), an hf folder's config.json, which
-// weights and tokenizer files it has, and a tokenizer.model's pad id. Files are opened
+// weights and tokenizer files it has, a tokenizer.model's pad id, and a LoRA adapter's
+// adapter_config.json. Files are opened
 // confined (ReadRoots), and an answer never quotes what a file holds, only where
 // (row, column) and what is wrong.
 #ifndef TRAINERD_SPEC_INPUT_CHECKS_H_
 #define TRAINERD_SPEC_INPUT_CHECKS_H_
 
+#include "spec/spec_bounds.h"
 #include "spec/spec_checker.h"
 #include "spec/spec_policy.h"
 #include "trainer/v1/job_spec.pb.h"
@@ -19,7 +21,9 @@ namespace trainerd {
 
 // Adds a problem for each input file of `spec` (defaults applied) that the worker would
 // refuse. Fields the checker already refused (paths outside `roots`) are not opened.
-void CheckInputFiles(const trainer::v1::JobSpec& spec, const ReadRoots& roots, Checker* c);
+// An hf job's memory estimate (from its config.json and its LoRA adapter) is held to
+// `limits` here, where the folder is read.
+void CheckInputFiles(const trainer::v1::JobSpec& spec, const ReadRoots& roots, const SpecLimits& limits, Checker* c);
 
 }  // namespace trainerd
 

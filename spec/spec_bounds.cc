@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "spec/lora_config.h"
 #include "spec/spec_defaults.h"
 
 namespace trainerd {
@@ -226,13 +227,40 @@ double EstimateActivations(const JobSpec& spec) {
 
 std::string Megabytes(double bytes) { return absl::StrFormat("%.0f MB", bytes / 1e6); }
 
+int64_t Saturate(double bytes) {
+  if (!(bytes < static_cast<double>(std::numeric_limits<int64_t>::max()))) return std::numeric_limits<int64_t>::max();
+  return static_cast<int64_t>(bytes);
+}
+
 }  // namespace
 
 int64_t EstimateJobMemoryBytes(const JobSpec& spec) {
   // Weights, gradients and up to two optimizer moments per parameter, 4 bytes each.
-  const double bytes = 16 * EstimateParameters(spec.model(), spec.data()) + 4 * EstimateActivations(spec);
-  if (!(bytes < static_cast<double>(std::numeric_limits<int64_t>::max()))) return std::numeric_limits<int64_t>::max();
-  return static_cast<int64_t>(bytes);
+  return Saturate(16 * EstimateParameters(spec.model(), spec.data()) + 4 * EstimateActivations(spec));
+}
+
+int64_t EstimateHfJobMemoryBytes(const JobSpec& spec, const HfConfig& config, int64_t trainable) {
+  const std::string& dtype = spec.model().torch_dtype() == "auto" ? config.torch_dtype : spec.model().torch_dtype();
+  const double width = dtype == "bfloat16" || dtype == "float16" ? 2 : 4;
+  const double all = static_cast<double>(HfParameterCount(config));
+  const double trained = static_cast<double>(trainable);
+  const bool lora = trainable < HfParameterCount(config);
+  // Full fine-tuning: weights, gradients and two moments in the model's dtype. LoRA: the
+  // frozen weights once, the adapters' four float32 copies.
+  const double parameters = lora ? width * all + 16 * trained : 4 * width * all;
+  const auto& a = spec.training_args();
+  const double batch = static_cast<double>(std::max(a.per_device_train_batch_size(), a.per_device_eval_batch_size()));
+  const double seq = static_cast<double>(spec.data().max_seq_length() > 0 ? spec.data().max_seq_length()
+                                                                          : kDefaultMaxSeqLength);
+  const double h = static_cast<double>(config.hidden_size), layers = static_cast<double>(config.num_hidden_layers);
+  const double per_token = layers * (16 * h + seq) + 2 * static_cast<double>(config.vocab_size);
+  return Saturate(parameters + 4 * batch * seq * per_token);
+}
+
+std::string MemoryLimitProblem(int64_t estimate, int64_t limit) {
+  return absl::StrCat("model: the job would need about ", Megabytes(static_cast<double>(estimate)),
+                      " (parameters, gradients, optimizer state and one batch); the limit is ",
+                      Megabytes(static_cast<double>(limit)), " (trainerd --max-job-memory)");
 }
 
 void FindBoundsProblems(const JobSpec& spec, const SpecLimits& limits, std::vector<std::string>* problems) {
@@ -246,12 +274,7 @@ void FindBoundsProblems(const JobSpec& spec, const SpecLimits& limits, std::vect
   CheckCeilings(spec, limits, problems);
   if (problems->size() > before || limits.max_job_memory_bytes <= 0) return;
   const int64_t estimate = EstimateJobMemoryBytes(spec);
-  if (estimate > limits.max_job_memory_bytes) {
-    problems->push_back(absl::StrCat("model: the job would need about ", Megabytes(static_cast<double>(estimate)),
-                                     " (parameters, gradients, optimizer state and one batch); the limit is ",
-                                     Megabytes(static_cast<double>(limits.max_job_memory_bytes)),
-                                     " (trainerd --max-job-memory)"));
-  }
+  if (estimate > limits.max_job_memory_bytes) problems->push_back(MemoryLimitProblem(estimate, limits.max_job_memory_bytes));
 }
 
 }  // namespace trainerd

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "spec/hf_config.h"
 #include "trainer/v1/job_spec.pb.h"
 
 namespace trainerd {
@@ -37,6 +38,14 @@ void FindBoundsProblems(const trainer::v1::JobSpec& spec, const SpecLimits& limi
 // (a lower bound where the data decides a size, e.g. an MLP's input width). Saturates
 // at INT64_MAX instead of overflowing.
 int64_t EstimateJobMemoryBytes(const trainer::v1::JobSpec& spec);
+
+// The same estimate for an hf model of `config` of which `trainable` parameters train
+// (all of them, or a LoRA job's adapters): the weights in model.torch_dtype, and for the
+// trained ones their gradients and two optimizer moments (LoRA's in float32).
+int64_t EstimateHfJobMemoryBytes(const trainer::v1::JobSpec& spec, const HfConfig& config, int64_t trainable);
+
+// "model: the job would need about N MB ...; the limit is M MB (trainerd --max-job-memory)".
+std::string MemoryLimitProblem(int64_t estimate, int64_t limit);
 
 }  // namespace trainerd
 

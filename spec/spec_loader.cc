@@ -150,6 +150,11 @@ class YamlToJson {
         continue;
       }
       if (kv.second.IsNull()) continue;  // "key:" with no value means "not set".
+      // peft's target_modules is a list of names or one expression (or "all-linear").
+      if (desc == trainer::v1::PeftConfig::descriptor() && key == "target_modules" && kv.second.IsScalar()) {
+        field = desc->FindFieldByName("target_modules_regex");
+        key = field->name();
+      }
       members.push_back(absl::StrCat(JsonQuote(key), ":", Field(kv.second, field, child)));
     }
     return absl::StrCat("{", absl::StrJoin(members, ","), "}");

@@ -180,6 +180,7 @@ void FindPathProblems(const trainer::v1::JobSpec& spec, const SpecPolicy& policy
   CheckPath("data.tokenizer.path", d.tokenizer().path(), read, what, problems);
   CheckPath("model.path", spec.model().path(), read, what, problems);
   CheckPath("model.name_or_path", spec.model().name_or_path(), read, what, problems);
+  CheckPath("model.adapter_name_or_path", spec.model().adapter_name_or_path(), read, what, problems);
   const std::string& resume = a.resume_from_checkpoint();
   if (resume != "true" && resume != "false") {
     CheckPath("training_args.resume_from_checkpoint", resume, read, what, problems);

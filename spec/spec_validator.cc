@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "spec/dataset_format.h"
 #include "spec/input_checks.h"
+#include "spec/lora_config.h"
 #include "spec/shard_size.h"
 #include "spec/spec_checker.h"
 #include "spec/spec_defaults.h"
@@ -73,6 +74,7 @@ void CheckModel(const JobSpec& spec, Checker* c) {
   } else {
     for (const auto& [field, value] : std::vector<std::pair<std::string, std::string>>{
              {"model.name_or_path", m.name_or_path()}, {"model.torch_dtype", m.torch_dtype()},
+             {"model.adapter_name_or_path", m.adapter_name_or_path()},
              {"model.max_shard_size", m.max_shard_size()}}) {
       if (!value.empty()) c->Add(field, "only for model.type hf");
     }
@@ -95,6 +97,33 @@ void CheckModel(const JobSpec& spec, Checker* c) {
   if (!(m.dropout() >= 0 && m.dropout() < 1)) c->Add("model.dropout", "must be in [0, 1)");
   c->Choice("model.activation", m.activation(), {"relu", "gelu", "tanh"});
   if (m.num_outputs() < 0) c->Add("model.num_outputs", "must be >= 0");
+}
+
+// LoRA (the peft section, or an adapter folder to start from). The files (the folder's
+// layers against target_modules) are input_checks.cc's.
+void CheckPeft(const JobSpec& spec, Checker* c) {
+  const std::string& adapter = spec.model().adapter_name_or_path();
+  if (!spec.has_peft() && adapter.empty()) return;
+  if (spec.model().type() != "hf") {
+    return c->Add(spec.has_peft() ? "peft" : "model.adapter_name_or_path",
+                  "LoRA adapts a pretrained hf model (model.name_or_path); the built-in models start from random "
+                  "weights: train them in full");
+  }
+  FindPeftProblems(spec.peft(), &c->problems);
+  if (!adapter.empty() && spec.has_peft()) {
+    trainer::v1::PeftConfig rest = spec.peft();
+    rest.clear_merge_on_save();
+    if (rest.ByteSizeLong() != 0) {
+      c->Add("peft", "model.adapter_name_or_path's adapter_config.json sets the adapter; only peft.merge_on_save may "
+                     "be given with it");
+    }
+  }
+  const std::string& optim = spec.training_args().optim();
+  if (optim.rfind("galore_", 0) == 0) {
+    c->Add("training_args.optim", absl::StrCat(optim, " projects the gradients of full weights, and with LoRA the "
+                                               "base weights are frozen (the adapters are low-rank already): use "
+                                               "adamw_torch"));
+  }
 }
 
 void CheckLossAndMetrics(const JobSpec& spec, Checker* c) {
@@ -137,6 +166,7 @@ std::vector<std::string> FindSpecProblems(const JobSpec& spec, const SpecCheckOp
   CheckTrainingArgs(spec, &c);
   CheckData(spec, &c);
   CheckModel(spec, &c);
+  CheckPeft(spec, &c);
   CheckLossAndMetrics(spec, &c);
   if (options.gpus_per_rank == 0 && spec.training_args().fp16()) {
     c.Add("training_args.fp16", "needs a CUDA GPU (fp16 autocast is CUDA-only in LibTorch), and this job gets none "
@@ -145,7 +175,7 @@ std::vector<std::string> FindSpecProblems(const JobSpec& spec, const SpecCheckOp
   // The files are looked at once the spec itself is sound: its checks assume sane
   // fields, and their answers would only repeat what is already said.
   if (options.check_files && c.problems.empty()) {
-    CheckInputFiles(spec, ReadRoots(spec.training_args().output_dir(), options.policy), &c);
+    CheckInputFiles(spec, ReadRoots(spec.training_args().output_dir(), options.policy), options.policy.limits, &c);
   }
   return c.problems;
 }

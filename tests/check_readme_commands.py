@@ -33,6 +33,8 @@ SHORT = {
     "llama-finetune.yaml": ("--set training_args.max_steps=10 --set training_args.eval_steps=5 "
                             "--set training_args.save_steps=5"),
     "bert-classify.yaml": "--set training_args.max_steps=10",
+    "llama-lora.yaml": ("--set training_args.max_steps=10 --set training_args.eval_steps=5 "
+                        "--set training_args.save_steps=5"),
 }
 
 
@@ -100,7 +102,7 @@ def main():
     source, build = (os.path.abspath(a) for a in sys.argv[1:3])
     blocks = readme_blocks(os.path.join(source, "README.md"))
     examples = example_commands(os.path.join(source, "examples"))
-    if len(blocks) < 5 or len(examples) < 8:
+    if len(blocks) < 5 or len(examples) < 10:
         print(f"found only {len(blocks)} README blocks and {len(examples)} example commands")
         return 1
     with tempfile.TemporaryDirectory(prefix="trainerd-readme-") as work:

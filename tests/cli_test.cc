@@ -194,6 +194,49 @@ TEST_F(CliTest, WaitAndWatchReconnectAcrossARestartOfTrainerd) {
   }
 }
 
+// A LoRA job end to end: submitted and followed, its adapter checkpoints listed, its
+// size in the metrics, its final folder and registry export peft adapter folders.
+TEST_F(CliTest, LoraJobEndToEnd) {
+  // A trainerd that may read the rows and the fixtures.
+  const std::string fixtures = std::filesystem::absolute(testing::SourceDir()).string() + "/tests/fixtures/hf";
+  TempDir in;  // outside the data root, which jobs may not read
+  daemon_.reset();
+  daemon_ = std::make_unique<Daemon>(dir_.path().string(),
+                                     std::vector<std::string>{"--data-dir", in.path().string(), "--data-dir", fixtures});
+  std::string rows;
+  for (int r = 0; r < 48; ++r) {
+    rows += "{\"input_ids\": [";
+    for (int k = 0; k < 20 + r % 7; ++k) absl::StrAppend(&rows, k ? ", " : "", 3 + (r * 7 + k * 13) % 500);
+    rows += "]}\n";
+  }
+  testing::WriteFile(in / "rows.jsonl", rows);
+  testing::WriteFile(dir_ / "lora.yaml", absl::StrCat(
+      "model: {name_or_path: ", fixtures, "/llama-gqa}\n",
+      "peft: {r: 4, lora_alpha: 8, merge_on_save: true}\n",
+      "data: {train: {path: ", in / "rows.jsonl", "}, max_seq_length: 16}\n",
+      "training_args: {max_steps: 12, per_device_train_batch_size: 4, learning_rate: 0.01, logging_steps: 4, ",
+      "save_steps: 4, save_total_limit: 2, do_eval: false, hub_dir: ", dir_ / "registry", ", hub_model_id: lora, hub_strategy: every_save}\n"));
+  auto r = Cli("submit " + dir_ / "lora.yaml" + " --name lora --follow");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("SUCCEEDED"));
+  const std::string id = Parse<trainer::v1::ListJobsResponse>(Cli("list --json").output).jobs(0).id();
+  auto checkpoints = Parse<trainer::v1::ListCheckpointsResponse>(Cli("checkpoints --json " + id).output);
+  ASSERT_EQ(checkpoints.checkpoints_size(), 2);  // save_total_limit
+  EXPECT_EQ(checkpoints.checkpoints(1).step(), 12);
+  auto size = Parse<trainer::v1::GetMetricsResponse>(Cli("metrics --json --name trainable_params " + id).output);
+  ASSERT_EQ(size.points_size(), 1);
+  EXPECT_EQ(size.points(0).value(), 2 * 4 * (128 + 96));  // q_proj and v_proj, r 4, two layers
+  const auto job = Parse<trainer::v1::Job>(Cli("status --json " + id).output);
+  const std::filesystem::path out = job.output_dir();
+  for (const char* name : {"adapter_model.safetensors", "adapter_config.json", "tokenizer_config.json",
+                           "merged/model.safetensors", "merged/config.json", "checkpoint-12/adapter_model.safetensors"}) {
+    EXPECT_TRUE(std::filesystem::exists(out / name)) << name;
+  }
+  EXPECT_FALSE(std::filesystem::exists(out / "model.safetensors"));
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "registry/lora/model/adapter_model.safetensors"))
+      << Cli("logs " + id).output;
+}
+
 TEST_F(CliTest, WatchPrintsPlainLinesWhenPiped) {
   const std::string id = Submit();
   auto r = Cli("watch " + id + " | cat");

@@ -209,6 +209,40 @@ TEST(Distributed, AnHfLlamaFolderOnTwoRanksMatchesOneRankWithTwiceTheBatch) {
   EXPECT_TRUE(fs::exists(dir / "two/config.json"));
 }
 
+// LoRA on that folder: only the adapters are reduced and sharded, and 2 ranks with batch B
+// still log the losses of 1 rank with batch 2B, with and without ZeRO-1; the frozen base
+// is in no bucket and no shard, and rank 0's checkpoints hold the adapter.
+TEST(Distributed, LoraAdaptersOnTwoRanksMatchOneRankWithTwiceTheBatch) {
+  TempDir dir;
+  std::string rows;
+  for (int r = 0; r < 64; ++r) {
+    rows += "{\"input_ids\": [";
+    for (int k = 0; k < 20 + r % 7; ++k) absl::StrAppend(&rows, k ? ", " : "", 3 + (r * 7 + k * 13) % 500);
+    rows += "]}\n";
+  }
+  testing::WriteFile(dir / "rows.jsonl", rows);
+  testing::WriteFile(dir / "job.yaml", absl::StrCat(
+      "model: {name_or_path: ", std::filesystem::absolute(testing::SourceDir()).string(), "/tests/fixtures/hf/llama-gqa}\n",
+      "peft: {r: 4, lora_alpha: 8, target_modules: [q_proj, v_proj, o_proj]}\n",
+      "data: {train: {path: ", dir / "rows.jsonl", "}, max_seq_length: 16}\n",
+      "training_args: {max_steps: 8, per_device_train_batch_size: 4, learning_rate: 0.05, optim: sgd, ",
+      "logging_steps: 1, save_steps: 4, torch_num_threads: 1, do_eval: false}\n"));
+  RunRanks(dir, 1, dir / "job.yaml",
+           {"training_args.output_dir=" + dir / "one", "training_args.per_device_train_batch_size=8"});
+  RunRanks(dir, 2, dir / "job.yaml", {"training_args.output_dir=" + dir / "two"});
+  RunRanks(dir, 2, dir / "job.yaml",
+           {"training_args.output_dir=" + dir / "zero", "training_args.optimizer_sharding=true"});
+  RunLog one = ReadRunLog(dir / "one"), two = ReadRunLog(dir / "two"), zero = ReadRunLog(dir / "zero");
+  ASSERT_EQ(one.loss.size(), 8u);
+  ExpectSameLosses(one, two);
+  ExpectSameLosses(one, zero);
+  for (const char* name : {"adapter_model.safetensors", "adapter_config.json", "optimizer_0.pt", "optimizer_1.pt"}) {
+    EXPECT_TRUE(fs::exists(fs::path(dir / "zero") / "checkpoint-4" / name)) << name;
+  }
+  EXPECT_FALSE(fs::exists(fs::path(dir / "zero") / "checkpoint-4" / "model.safetensors"));
+  EXPECT_THAT(testing::ReadFile(dir / "rank0.log"), HasSubstr("trainable params: 2816 || all params: 160832"));
+}
+
 // GPT-2 and BERT folders too (a causal LM with learned positions and Conv1D weights; a
 // sequence classifier with token types and padding): 2 ranks with batch B log the
 // losses of 1 rank with batch 2B. Copies of the fixtures with dropout 0, since each rank

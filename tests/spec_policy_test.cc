@@ -252,7 +252,8 @@ TEST(SpecFuzz, EveryAnswerIsValidOrNamesAField) {
   options.policy.private_paths = {"/var/lib"};
   options.policy.limits.max_job_memory_bytes = int64_t{4} << 30;
   options.policy.limits.max_threads = 2;
-  const std::vector<std::string> tops = {"training_args", "model", "data", "loss", "metrics", "callbacks", "spec"};
+  const std::vector<std::string> tops = {"training_args", "model", "data",   "loss",
+                                         "metrics",       "callbacks", "spec", "peft"};
   int valid = 0;
   for (int n = 0; n < 3000; ++n) {
     trainer::v1::JobSpec spec = Valid(absl::StrCat("data: {train: {path: ", testing::kFashionDir,

@@ -262,9 +262,12 @@ int RunJob(Trainer& trainer, const trainer::v1::JobSpec& spec, const std::option
         !s.ok()) {
       return Fail(s);
     }
+    const Model& model = trainer.model();
     spdlog::info("Saved the final model to {} ({})", output_dir.string(),
-                 trainer.model().HasTorchScript() ? "model.pt, model_state_dict.pt, model.safetensors"
-                                                  : "a Hugging Face folder: config.json, model.safetensors");
+                 model.HasTorchScript()                        ? "model.pt, model_state_dict.pt, model.safetensors"
+                 : model.WeightsFilePrefix() == "adapter_model" ? "a peft adapter folder: adapter_config.json, "
+                                                                  "adapter_model.safetensors"
+                                                                : "a Hugging Face folder: config.json, model.safetensors");
   }
   if (args.do_eval()) {
     // Training that evaluated its last step has evaluated these very weights already.

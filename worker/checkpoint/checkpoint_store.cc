@@ -74,6 +74,9 @@ absl::Status WriteFilesAndManifest(const fs::path& dir, const CheckpointFiles& f
   if (ec) return absl::InternalError(absl::StrCat("create ", dir.string(), ": ", ec.message()));
   json manifest = {{"format", 1}, {"files", json::object()}};
   for (const auto& [name, contents] : files) {
+    // A name may hold a folder (a LoRA job's merged/model.safetensors).
+    if (name.find('/') != std::string::npos) fs::create_directories((dir / name).parent_path(), ec);
+    if (ec) return absl::InternalError(absl::StrCat("create ", (dir / name).parent_path().string(), ": ", ec.message()));
     if (absl::Status s = WriteFileSynced((dir / name).string(), contents); !s.ok()) return s;
     manifest["files"][name] = {{"size", contents.size()}, {"crc32", Crc32(contents)}};
   }

@@ -103,6 +103,10 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
 
 torch::Tensor MaybeCheckpoint(bool enabled, const BlockFunction& block, const torch::Tensor& x) {
   if (!enabled || !torch::GradMode::is_enabled()) return block(x);
+  // A function's output needs a gradient only when an input does: with a frozen
+  // embedding (LoRA) the block's input needs none, and the adapters inside would get no
+  // gradient. As HF's enable_input_require_grads, the input is made to need one.
+  if (!x.requires_grad()) return CheckpointFunction::apply(x.detach().requires_grad_(true), block);
   return CheckpointFunction::apply(x, block);
 }
 

@@ -27,6 +27,10 @@ class ForwardingModel : public Model {
   bool HasTorchScript() const override { return inner_->HasTorchScript(); }
   std::map<std::string, std::string> HfFolderFiles() const override { return inner_->HfFolderFiles(); }
   NamedTensors HfState() const override { return inner_->HfState(); }
+  std::string WeightsFilePrefix() const override { return inner_->WeightsFilePrefix(); }
+  std::map<std::string, std::string> MergedFolderFiles(int64_t max_shard_bytes) const override {
+    return inner_->MergedFolderFiles(max_shard_bytes);
+  }
   std::map<std::string, torch::Tensor> FromHfNames(std::map<std::string, torch::Tensor> tensors) const override {
     return inner_->FromHfNames(std::move(tensors));
   }

@@ -23,6 +23,12 @@ int64_t Model::NumParameters() const {
   return n;
 }
 
+int64_t Model::NumAllParameters() const {
+  int64_t n = NumParameters();
+  for (auto& [name, t] : FrozenState()) n += t.numel();
+  return n;
+}
+
 NamedTensors ModuleParameters(const torch::nn::Module& module) {
   NamedTensors out;
   for (const auto& item : module.named_parameters()) out.emplace_back(item.key(), item.value());

@@ -65,6 +65,12 @@ class Model {
   // The state under transformers' names, for the saved folder and the checkpoints (the
   // built-in gpt maps its own names to LlamaForCausalLM's).
   virtual NamedTensors HfState() const { return NamedState(); }
+  // The stem of the weights files: "model" (model.safetensors, or shards and
+  // model.safetensors.index.json), or "adapter_model" for a LoRA adapter.
+  virtual std::string WeightsFilePrefix() const { return "model"; }
+  // Files a saved model folder gets beside the others, by path (a LoRA job's merged/
+  // folder when peft.merge_on_save), weights in files of at most `max_shard_bytes`.
+  virtual std::map<std::string, std::string> MergedFolderFiles(int64_t /*max_shard_bytes*/) const { return {}; }
   // HfState's inverse: `tensors` under transformers' names renamed (and the split ones
   // joined) to NamedState's names. Tensors under the model's own names (checkpoints of
   // earlier versions) come back unchanged.
@@ -97,7 +103,10 @@ class Model {
   std::vector<torch::Tensor> Parameters() const;
   // Parameters then buffers: everything a state dict or a checkpoint holds.
   NamedTensors NamedState() const;
+  // The trained parameters' elements.
   int64_t NumParameters() const;
+  // Every parameter's elements, frozen ones included (peft's "all params").
+  int64_t NumAllParameters() const;
 };
 
 

@@ -10,6 +10,8 @@
 #include "worker/data/dataset_factory.h"
 #include "worker/models/builtin_text_model.h"
 #include "spec/hf_config.h"
+#include "spec/lora_config.h"
+#include "worker/models/adapters/lora_model.h"
 #include "worker/models/hf/hf_model_loader.h"
 
 namespace trainerd {
@@ -116,10 +118,32 @@ absl::StatusOr<DataAndModel> LoadDataAndModel(const trainer::v1::JobSpec& spec) 
       LoadDatasets(spec.data(), spec.training_args().data_seed(), tokens ? &*tokens : nullptr);
   if (!data.ok()) return data.status();
   out.data = *std::move(data);
+  std::optional<trainer::v1::PeftConfig> peft;
+  if (hf_config) {
+    // The adapter is fitted to the model as the task makes it: a causal LM's folder
+    // trained on labels is its family's classifier.
+    HfConfig task = *hf_config;
+    if (!out.data.causal_lm && task.kind == HfArchitecture::kLlamaForCausalLM) {
+      task.kind = HfArchitecture::kLlamaForSequenceClassification;
+    }
+    absl::StatusOr<std::optional<trainer::v1::PeftConfig>> effective = EffectivePeftConfig(spec, task);
+    if (!effective.ok()) return effective.status();
+    peft = *std::move(effective);
+  }
   absl::StatusOr<std::unique_ptr<Model>> model =
       hf_config ? CreateHfModel(spec.model(), *std::move(hf_config), out.data) : CreateModel(spec.model(), out.data);
   if (!model.ok()) return model.status();
   out.model = *std::move(model);
+  if (!peft) return out;
+  absl::StatusOr<std::unique_ptr<Model>> lora = CreateLoraModel(std::move(out.model), *peft, spec.model().name_or_path());
+  if (!lora.ok()) return lora.status();
+  out.model = *std::move(lora);
+  const std::string& adapter = spec.model().adapter_name_or_path();
+  if (!adapter.empty()) {
+    if (absl::Status s = LoadAdapterWeights(*out.model, adapter); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("model.adapter_name_or_path: ", s.message()));
+    }
+  }
   return out;
 }
 

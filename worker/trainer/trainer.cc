@@ -105,6 +105,7 @@ void Trainer::set_distributed(Distributed* distributed) {
   // As DDP does at construction: every rank starts from rank 0's weights.
   std::vector<torch::Tensor> state;
   for (auto& [name, t] : model_->NamedState()) state.push_back(t);
+  for (auto& [name, t] : model_->FrozenState()) state.push_back(t);
   distributed_->Broadcast(state, /*root=*/0);
 }
 
@@ -367,7 +368,9 @@ absl::Status Trainer::save_model(const std::string& output_dir) {
     std::filesystem::create_directories(output_dir);
     const CheckpointFiles files = ModelFiles();  // encoded once, for the folder and the export
     for (const auto& [name, bytes] : files) {
-      if (absl::Status s = WriteFileAtomically(output_dir + "/" + name, bytes); !s.ok()) return s;
+      const std::filesystem::path path = std::filesystem::path(output_dir) / name;
+      std::filesystem::create_directories(path.parent_path());  // merged/ of a LoRA job
+      if (absl::Status s = WriteFileAtomically(path.string(), bytes); !s.ok()) return s;
     }
     if (!args().hub_dir().empty()) ExportToHub("model", files);
     return absl::OkStatus();

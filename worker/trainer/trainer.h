@@ -173,6 +173,8 @@ class Trainer {
   // fp16's loss scaler, torch_compile, fused kernels, gradient checkpointing, NEFTune.
   absl::Status ApplySpeedOptions();
   void LogTrainingPlan(const TrainRun& run);
+  // The trained parameters' share of all of them, in percent (peft's trainable%).
+  double TrainablePercent() const;
   void TrainEpoch(TrainRun& run, int64_t epoch);
   // One optimizer update over `group`'s micro-batches; returns the gradient norm (NaN
   // when not clipped).
@@ -220,6 +222,8 @@ class Trainer {
   mutable std::optional<int64_t> max_shard_bytes_;
   void SaveCheckpoint();
   CheckpointFiles ModelFiles();
+  // Throws when `weights` would make a weights file with nothing in it.
+  void CheckWeightsToSave(const NamedTensors& weights) const;
   // The job spec as it ran, the tokenizer, and the model's config.json and tokenizer
   // configs (a transformers architecture's): in every checkpoint and model export.
   CheckpointFiles RunFiles() const;

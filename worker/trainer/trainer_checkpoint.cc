@@ -2,7 +2,8 @@
 // registered once with the Checkpointer (BuildCheckpointer), its save beside its load.
 //
 // A checkpoint folder holds (HF's names where HF has one):
-//   model.safetensors   parameters and buffers
+//   model.safetensors   parameters and buffers (a LoRA job: adapter_model.safetensors
+//                       and adapter_config.json, never the frozen base)
 //   optimizer.pt        optimizer state (LibTorch archive)        [not with save_only_model]
 //                       (optimizer_<rank>.pt, each rank's shard, with optimizer_sharding)
 //   scheduler.json      reduce_lr_on_plateau state                [not with save_only_model]
@@ -95,16 +96,42 @@ std::string Trainer::ResolveResumeCheckpoint() const {
 
 CheckpointFiles Trainer::ModelFiles() {
   CheckpointFiles files;
-  files.merge(EncodeWeightFiles(model_->HfState(), MaxShardBytes()));
+  const std::string prefix = model_->WeightsFilePrefix();
+  const NamedTensors weights = model_->HfState();
+  CheckWeightsToSave(weights);
+  files.merge(EncodeWeightFiles(weights, MaxShardBytes(), prefix));
+  // What was written must load back: an adapter folder that peft cannot read is a
+  // failed save, not a successful one.
+  auto decoded = DecodeWeightFiles(
+      [&files](const std::string& name) -> const std::string* {
+        auto it = files.find(name);
+        return it == files.end() ? nullptr : &it->second;
+      },
+      prefix);
+  if (!decoded.ok() || decoded->size() != weights.size()) {
+    throw std::runtime_error(absl::StrCat("the saved ", prefix, " weights do not load back: ",
+                                          decoded.ok() ? "tensors are missing" : decoded.status().message()));
+  }
   if (model_->HasTorchScript()) {
     std::ostringstream script;
     model_->SaveTorchScript(script);
     files["model.pt"] = script.str();
   }
-  std::vector<char> state_dict = SerializeStateDict(*model_);
-  files["model_state_dict.pt"] = std::string(state_dict.data(), state_dict.size());
+  if (prefix == "model") {  // an adapter's state dict would pass for the model's
+    std::vector<char> state_dict = SerializeStateDict(*model_);
+    files["model_state_dict.pt"] = std::string(state_dict.data(), state_dict.size());
+  }
+  files.merge(model_->MergedFolderFiles(MaxShardBytes()));
   files.merge(RunFiles());
   return files;
+}
+
+void Trainer::CheckWeightsToSave(const NamedTensors& weights) const {
+  // peft's classic failure: an adapter file with no tensors after a "successful" run.
+  if (weights.empty()) {
+    throw std::runtime_error(absl::StrCat("nothing to save: the model has no ", model_->WeightsFilePrefix(),
+                                          " tensors"));
+  }
 }
 
 CheckpointFiles Trainer::RunFiles() const {
@@ -126,10 +153,13 @@ void Trainer::BuildCheckpointer() {
                            if (!is_world_process_zero()) return;
                            torch::NoGradGuard no_grad;
                            auto weights = std::make_shared<NamedTensors>();
-                           // Under transformers' names: a checkpoint is a folder from_pretrained loads.
+                           // Under transformers' names (peft's for an adapter): a checkpoint is a folder
+                           // from_pretrained loads.
                            for (auto& [name, t] : model_->HfState()) weights->emplace_back(name, t.detach().clone());
+                           CheckWeightsToSave(*weights);
                            // One file, or save_pretrained's shards and index.
-                           const std::vector<WeightShard> shards = PlanWeightShards(*weights, MaxShardBytes());
+                           const std::string prefix = model_->WeightsFilePrefix();
+                           const std::vector<WeightShard> shards = PlanWeightShards(*weights, MaxShardBytes(), prefix);
                            for (const WeightShard& shard : shards) {
                              out.PutLater(shard.file, [weights, tensors = shard.tensors] {
                                NamedTensors part;
@@ -137,7 +167,9 @@ void Trainer::BuildCheckpointer() {
                                return EncodeSafetensors(part, {{"format", "pt"}});
                              });
                            }
-                           if (shards.size() > 1) out.Put("model.safetensors.index.json", WeightIndexJson(*weights, shards));
+                           if (shards.size() > 1) {
+                             out.Put(prefix + ".safetensors.index.json", WeightIndexJson(*weights, shards));
+                           }
                          },
                          [this](const CheckpointContents& in) {
                            LoadModelWeights([&in](const std::string& name) -> const std::string* {
@@ -277,7 +309,7 @@ int64_t Trainer::MaxShardBytes() const {
 }
 
 void Trainer::LoadModelWeights(const std::function<const std::string*(const std::string&)>& file) {
-  auto decoded = DecodeWeightFiles(file);
+  auto decoded = DecodeWeightFiles(file, model_->WeightsFilePrefix());
   if (!decoded.ok()) throw std::invalid_argument(std::string(decoded.status().message()));
   const std::map<std::string, torch::Tensor> by_name =
       model_->FromHfNames(std::map<std::string, torch::Tensor>(decoded->begin(), decoded->end()));
@@ -331,8 +363,8 @@ void Trainer::SaveCheckpoint() {
   const std::string strategy = args().hub_strategy();
   const bool export_to_hub = !args().hub_dir().empty() && strategy != "end";
   const Progress progress = CurrentProgress();
-  CheckpointDone on_done = [this, progress, dir, strategy, export_to_hub](const absl::Status& s,
-                                                                         const CheckpointFiles& files) {
+  CheckpointDone on_done = [this, progress, dir, strategy, export_to_hub, prefix = model_->WeightsFilePrefix()](
+                              const absl::Status& s, const CheckpointFiles& files) {
       if (!s.ok()) return;
       // Tells whoever reads the JSON log (trainerd) that this checkpoint is on disk.
       double bytes = 0;
@@ -343,12 +375,12 @@ void Trainer::SaveCheckpoint() {
       // Between saves the registry gets the weights (model.safetensors, or its shards and
       // index) and the run's files; model.pt and model_state_dict.pt join them in the
       // export at the end (save_model).
-      static const std::set<std::string> kRunFiles = {"training_args.json",     "tokenizer.model",
-                                                      "config.json",            "generation_config.json",
-                                                      "tokenizer_config.json",  "special_tokens_map.json"};
+      static const std::set<std::string> kRunFiles = {
+          "training_args.json",    "tokenizer.model",         "config.json",          "generation_config.json",
+          "tokenizer_config.json", "special_tokens_map.json", "adapter_config.json", "vocab.txt"};
       CheckpointFiles model_files;
       for (const auto& [name, bytes] : files) {
-        const bool weights = absl::StartsWith(name, "model") &&
+        const bool weights = absl::StartsWith(name, prefix) &&
                              (absl::EndsWith(name, ".safetensors") || absl::EndsWith(name, ".index.json"));
         if (weights || kRunFiles.count(name)) model_files[name] = bytes;
       }

@@ -85,7 +85,10 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
   // the ones an earlier run logged past its checkpoint.
   std::map<std::string, std::string> begin;
   if (!resumed_from_.empty()) begin[kResumedFromField] = resumed_from_;
-  training_log_->Record(kRecordTrainBegin, CurrentProgress(), {}, begin);
+  const Metrics sizes = {{"trainable_params", static_cast<double>(model_->NumParameters())},
+                         {"all_params", static_cast<double>(model_->NumAllParameters())},
+                         {"trainable_percent", TrainablePercent()}};
+  training_log_->Record(kRecordTrainBegin, CurrentProgress(), sizes, begin);
   if (a.eval_on_start() && resumed_from_.empty()) EvaluateDuringTraining();
   model_->SetTraining(true);
   run.start = run.last_log_time = Clock::now();
@@ -183,14 +186,21 @@ absl::Status Trainer::ApplySpeedOptions() {
   return absl::OkStatus();
 }
 
+double Trainer::TrainablePercent() const {
+  const int64_t all = model_->NumAllParameters();
+  return all == 0 ? 0.0 : 100.0 * static_cast<double>(model_->NumParameters()) / static_cast<double>(all);
+}
+
 void Trainer::LogTrainingPlan(const TrainRun& run) {
   const auto& a = args();
   spdlog::info("***** Running training *****");
   spdlog::info("  Num examples = {}, num epochs = {}, batch size = {}, accumulation steps = {}",
                run.loader->num_examples(), state_.num_train_epochs, a.per_device_train_batch_size(),
                run.accumulation);
-  spdlog::info("  Total optimization steps = {}, trainable parameters = {}, threads = {}",
-               state_.max_steps, model_->NumParameters(), torch::get_num_threads());
+  spdlog::info("  Total optimization steps = {}, threads = {}", state_.max_steps, torch::get_num_threads());
+  // As peft's print_trainable_parameters.
+  spdlog::info("  trainable params: {} || all params: {} || trainable%: {:.4f}", model_->NumParameters(),
+               model_->NumAllParameters(), TrainablePercent());
   if (reducer_) {
     spdlog::info("  Data parallel: {} ranks over {}, total batch size = {}, {} gradient bucket(s)", world_size(),
                  distributed_->backend(), a.per_device_train_batch_size() * run.accumulation * world_size(),

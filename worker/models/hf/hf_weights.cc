@@ -145,7 +145,8 @@ absl::StatusOr<WeightsReport> AssignHfWeights(const NamedTensors& params, const 
   return report;
 }
 
-std::vector<WeightShard> PlanWeightShards(const NamedTensors& weights, int64_t max_shard_bytes) {
+std::vector<WeightShard> PlanWeightShards(const NamedTensors& weights, int64_t max_shard_bytes,
+                                          const std::string& prefix) {
   std::vector<WeightShard> shards;
   int64_t in_shard = 0;
   for (size_t k = 0; k < weights.size(); ++k) {
@@ -159,13 +160,13 @@ std::vector<WeightShard> PlanWeightShards(const NamedTensors& weights, int64_t m
   }
   if (shards.size() <= 1) {
     if (shards.empty()) shards.emplace_back();
-    shards[0].file = "model.safetensors";
+    shards[0].file = prefix + ".safetensors";
     return shards;
   }
   char name[64];
   for (size_t i = 0; i < shards.size(); ++i) {
-    std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
-    shards[i].file = name;
+    std::snprintf(name, sizeof(name), "-%05zu-of-%05zu.safetensors", i + 1, shards.size());
+    shards[i].file = prefix + name;
   }
   return shards;
 }
@@ -182,24 +183,26 @@ std::string WeightIndexJson(const NamedTensors& weights, const std::vector<Weigh
   return json{{"metadata", {{"total_size", total}}}, {"weight_map", map}}.dump(2) + "\n";
 }
 
-std::map<std::string, std::string> EncodeWeightFiles(const NamedTensors& weights, int64_t max_shard_bytes) {
+std::map<std::string, std::string> EncodeWeightFiles(const NamedTensors& weights, int64_t max_shard_bytes,
+                                                     const std::string& prefix) {
   std::map<std::string, std::string> files;
-  const std::vector<WeightShard> shards = PlanWeightShards(weights, max_shard_bytes);
+  const std::vector<WeightShard> shards = PlanWeightShards(weights, max_shard_bytes, prefix);
   for (const WeightShard& shard : shards) {
     NamedTensors part;
     for (size_t k : shard.tensors) part.push_back(weights[k]);
     files[shard.file] = EncodeSafetensors(part, {{"format", "pt"}});
   }
-  if (shards.size() > 1) files["model.safetensors.index.json"] = WeightIndexJson(weights, shards);
+  if (shards.size() > 1) files[prefix + ".safetensors.index.json"] = WeightIndexJson(weights, shards);
   return files;
 }
 
-absl::StatusOr<NamedTensors> DecodeWeightFiles(const std::function<const std::string*(const std::string&)>& file) {
-  if (const std::string* whole = file("model.safetensors")) return DecodeSafetensors(*whole);
-  const std::string* index = file("model.safetensors.index.json");
-  if (index == nullptr) return absl::NotFoundError("neither model.safetensors nor model.safetensors.index.json");
-  absl::StatusOr<std::map<std::string, std::vector<std::string>>> shards =
-      ParseIndex(*index, "model.safetensors.index.json");
+absl::StatusOr<NamedTensors> DecodeWeightFiles(const std::function<const std::string*(const std::string&)>& file,
+                                               const std::string& prefix) {
+  const std::string whole_name = prefix + ".safetensors", index_name = prefix + ".safetensors.index.json";
+  if (const std::string* whole = file(whole_name)) return DecodeSafetensors(*whole);
+  const std::string* index = file(index_name);
+  if (index == nullptr) return absl::NotFoundError(absl::StrCat("neither ", whole_name, " nor ", index_name));
+  absl::StatusOr<std::map<std::string, std::vector<std::string>>> shards = ParseIndex(*index, index_name);
   if (!shards.ok()) return shards.status();
   NamedTensors out;
   for (const auto& [shard, listed] : *shards) {

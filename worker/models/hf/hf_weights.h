@@ -52,14 +52,18 @@ struct WeightShard {
   std::string file;
   std::vector<size_t> tensors;  // indices into the weights
 };
-std::vector<WeightShard> PlanWeightShards(const NamedTensors& weights, int64_t max_shard_bytes);
+// `prefix` names the files ("model": model.safetensors, model-00001-of-00002.safetensors).
+std::vector<WeightShard> PlanWeightShards(const NamedTensors& weights, int64_t max_shard_bytes,
+                                          const std::string& prefix = "model");
 // model.safetensors.index.json of `shards`.
 std::string WeightIndexJson(const NamedTensors& weights, const std::vector<WeightShard>& shards);
 // Every file of the plan, encoded (safetensors with metadata {"format": "pt"}).
-std::map<std::string, std::string> EncodeWeightFiles(const NamedTensors& weights, int64_t max_shard_bytes);
+std::map<std::string, std::string> EncodeWeightFiles(const NamedTensors& weights, int64_t max_shard_bytes,
+                                                     const std::string& prefix = "model");
 // The tensors of weight files held in memory (a checkpoint's): model.safetensors, or
 // the index and its shards. `file(name)` returns null for a file that is not there.
-absl::StatusOr<NamedTensors> DecodeWeightFiles(const std::function<const std::string*(const std::string&)>& file);
+absl::StatusOr<NamedTensors> DecodeWeightFiles(const std::function<const std::string*(const std::string&)>& file,
+                                               const std::string& prefix = "model");
 
 // "float32" | "bfloat16" | "float16" (HF's torch_dtype names; "auto" is the folder's).
 absl::StatusOr<torch::ScalarType> HfDtype(const std::string& name, const std::string& folder_dtype);

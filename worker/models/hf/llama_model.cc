@@ -197,6 +197,9 @@ struct LlamaNetImpl : nn::Module {
     const int64_t l = ids.size(1);
     torch::Tensor x = Hidden(ids).narrow(1, 0, l - 1).reshape({-1, config.hidden_size});
     torch::Tensor targets = labels.narrow(1, 1, l - 1).reshape({-1});
+    // The fused linear + loss reads lm_head's weight directly: with an adapter on lm_head
+    // (LoRA) the head's own forward must make the logits.
+    if (lm_head && lm_head->adapter != nullptr) return LigerCrossEntropySum(lm_head(x), targets, label_smoothing);
     if (kernels.fused_linear_cross_entropy) {
       return LigerFusedLinearCrossEntropySum(x, OutputWeight(), targets, label_smoothing);
     }

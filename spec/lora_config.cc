@@ -1,0 +1,408 @@
+#include "spec/lora_config.h"
+
+#include <cmath>
+#include <set>
+
+#include <nlohmann/json.hpp>
+#include <re2/re2.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "spec/target_modules.h"
+
+namespace trainerd {
+namespace {
+
+using nlohmann::json;
+using trainer::v1::JobSpec;
+using trainer::v1::PeftConfig;
+
+constexpr size_t kMaxAdapterConfigBytes = 1 << 20;
+
+bool LlamaFamily(const std::string& model_type) {
+  return model_type == "llama" || model_type == "mistral" || model_type == "qwen2";
+}
+
+// peft's suffix rule: `name` is `entry` or ends with "." + entry.
+bool NameMatches(const std::string& name, const std::string& entry) {
+  return name == entry || absl::EndsWith(name, "." + entry);
+}
+
+// The decoder/encoder layer a module is in (peft's COMMON_LAYERS_PATTERN), or -1.
+int64_t LayerIndex(const std::string& name) {
+  static const re2::RE2 kLayer(R"((?:^|\.)(?:layers|h|block|blocks|layer)\.(\d+)\.)");
+  int64_t index = -1;
+  return RE2::PartialMatch(name, kLayer, &index) ? index : -1;
+}
+
+bool Targeted(const PeftConfig& peft, const re2::RE2* regex, const std::string& name) {
+  if (peft.target_modules_regex() == "all-linear") return !IsTaskHead(name);
+  if (regex != nullptr) return RE2::FullMatch(name, *regex);
+  for (const std::string& entry : peft.target_modules()) {
+    if (NameMatches(name, entry)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<HfLinearLayer> HfLinearLayers(const HfConfig& c) {
+  std::vector<HfLinearLayer> out;
+  const int64_t h = c.hidden_size, inner = c.intermediate_size;
+  if (c.kind == HfArchitecture::kGpt2LMHeadModel) {
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      const std::string p = absl::StrCat("transformer.h.", i, ".");
+      out.push_back({p + "attn.c_attn", h, 3 * h, true});
+      out.push_back({p + "attn.c_proj", h, h, true});
+      out.push_back({p + "mlp.c_fc", h, inner, true});
+      out.push_back({p + "mlp.c_proj", inner, h, true});
+    }
+    return out;  // lm_head is the token embedding
+  }
+  if (c.kind == HfArchitecture::kBertForSequenceClassification) {
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      const std::string p = absl::StrCat("bert.encoder.layer.", i, ".");
+      for (const char* m : {"query", "key", "value"}) out.push_back({p + "attention.self." + m, h, h, true});
+      out.push_back({p + "attention.output.dense", h, h, true});
+      out.push_back({p + "intermediate.dense", h, inner, true});
+      out.push_back({p + "output.dense", inner, h, true});
+    }
+    out.push_back({"bert.pooler.dense", h, h, true});
+    out.push_back({"classifier", h, c.num_labels, true});
+    return out;
+  }
+  const int64_t q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = absl::StrCat("model.layers.", i, ".");
+    out.push_back({p + "self_attn.q_proj", h, q, c.attention_bias});
+    out.push_back({p + "self_attn.k_proj", h, kv, c.attention_bias});
+    out.push_back({p + "self_attn.v_proj", h, kv, c.attention_bias});
+    out.push_back({p + "self_attn.o_proj", q, h, c.o_proj_bias});
+    out.push_back({p + "mlp.gate_proj", h, inner, false});
+    out.push_back({p + "mlp.up_proj", h, inner, false});
+    out.push_back({p + "mlp.down_proj", inner, h, false});
+  }
+  if (c.kind == HfArchitecture::kLlamaForSequenceClassification) {
+    out.push_back({"score", h, c.num_labels, false});
+  } else if (!c.tie_word_embeddings) {
+    out.push_back({"lm_head", h, c.vocab_size, false});
+  }
+  return out;
+}
+
+int64_t HfParameterCount(const HfConfig& c) {
+  int64_t n = 0;
+  for (const HfLinearLayer& l : HfLinearLayers(c)) n += l.in * l.out + (l.bias ? l.out : 0);
+  const int64_t h = c.hidden_size;
+  n += c.vocab_size * h;  // token embedding
+  if (c.kind == HfArchitecture::kGpt2LMHeadModel) {
+    n += c.max_position_embeddings * h + c.num_hidden_layers * 4 * h + 2 * h;  // positions, ln_1, ln_2, ln_f
+  } else if (c.kind == HfArchitecture::kBertForSequenceClassification) {
+    n += (c.max_position_embeddings + c.type_vocab_size) * h + 2 * h + c.num_hidden_layers * 4 * h;
+  } else {
+    n += c.num_hidden_layers * 2 * h + h;  // RMSNorm weights
+  }
+  return n;
+}
+
+bool IsTaskHead(const std::string& name) { return name == "lm_head" || name == "score" || name == "classifier"; }
+
+std::vector<std::string> DefaultLoraTargets(const std::string& model_type) {
+  if (model_type == "gpt2") return {"c_attn"};
+  if (model_type == "bert") return {"query", "value"};
+  if (LlamaFamily(model_type)) return {"q_proj", "v_proj"};
+  return {};
+}
+
+PeftConfig WithLoraDefaults(PeftConfig peft, const std::string& model_type, bool classifier) {
+  if (!peft.has_peft_type()) peft.set_peft_type("LORA");
+  if (!peft.has_r()) peft.set_r(8);
+  if (!peft.has_lora_alpha()) peft.set_lora_alpha(8);
+  if (!peft.has_bias()) peft.set_bias("none");
+  if (!peft.has_init_lora_weights()) peft.set_init_lora_weights(true);
+  if (peft.target_modules().empty() && !peft.has_target_modules_regex()) {
+    for (const std::string& t : DefaultLoraTargets(model_type)) peft.add_target_modules(t);
+  }
+  // peft sets fan_in_fan_out for GPT-2's Conv1D (with a warning when it was unset).
+  if (model_type == "gpt2") peft.set_fan_in_fan_out(true);
+  if (!peft.has_task_type()) peft.set_task_type(classifier ? "SEQ_CLS" : "CAUSAL_LM");
+  // As peft's PeftModelForSequenceClassification: the classification head trains in
+  // full (it is new, or fitted to other labels).
+  if (peft.task_type() == "SEQ_CLS") {
+    const std::string head = model_type == "bert" ? "classifier" : "score";
+    bool listed = false;
+    for (const std::string& m : peft.modules_to_save()) listed = listed || m == head;
+    if (!listed) peft.add_modules_to_save(head);
+  }
+  return peft;
+}
+
+void FindPeftProblems(const PeftConfig& peft, std::vector<std::string>* problems) {
+  auto add = [problems](const std::string& field, const std::string& what) {
+    problems->push_back(absl::StrCat("peft.", field, ": ", what));
+  };
+  if (peft.has_peft_type() && peft.peft_type() != "LORA") {
+    add("peft_type", absl::StrCat("\"", peft.peft_type().substr(0, 64), "\" is not supported; LORA is"));
+  }
+  if (peft.has_r() && peft.r() <= 0) add("r", "must be > 0");
+  if (peft.r() > 65536) add("r", "must be at most 65536");
+  if (peft.has_lora_alpha() && !(peft.lora_alpha() > 0)) add("lora_alpha", "must be > 0");
+  if (!(peft.lora_dropout() >= 0 && peft.lora_dropout() < 1)) add("lora_dropout", "must be in [0, 1)");
+  if (peft.has_bias() && peft.bias() != "none" && peft.bias() != "all" && peft.bias() != "lora_only") {
+    add("bias", absl::StrCat("\"", peft.bias().substr(0, 64), "\" is not supported; must be one of none, all, lora_only"));
+  }
+  if (peft.has_task_type() && peft.task_type() != "CAUSAL_LM" && peft.task_type() != "SEQ_CLS") {
+    add("task_type", absl::StrCat("\"", peft.task_type().substr(0, 64),
+                                  "\" is not supported; CAUSAL_LM and SEQ_CLS are"));
+  }
+  if (peft.has_target_modules_regex() && peft.target_modules_regex() != "all-linear") {
+    if (absl::Status s = CheckTargetPattern(peft.target_modules_regex()); !s.ok()) {
+      add("target_modules", std::string(s.message()));
+    }
+  }
+  for (int i = 0; i < peft.target_modules_size(); ++i) {
+    if (peft.target_modules(i).empty()) add(absl::StrCat("target_modules[", i, "]"), "must not be empty");
+  }
+  for (int i = 0; i < peft.modules_to_save_size(); ++i) {
+    if (peft.modules_to_save(i).empty()) add(absl::StrCat("modules_to_save[", i, "]"), "must not be empty");
+  }
+  for (int i = 0; i < peft.layers_to_transform_size(); ++i) {
+    if (peft.layers_to_transform(i) < 0) add(absl::StrCat("layers_to_transform[", i, "]"), "must be >= 0");
+  }
+}
+
+absl::StatusOr<std::vector<HfLinearLayer>> SelectLoraTargets(const PeftConfig& peft,
+                                                             const std::vector<HfLinearLayer>& layers) {
+  std::unique_ptr<re2::RE2> regex;
+  if (peft.has_target_modules_regex() && peft.target_modules_regex() != "all-linear") {
+    if (absl::Status s = CheckTargetPattern(peft.target_modules_regex()); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("peft.target_modules: ", s.message()));
+    }
+    regex = std::make_unique<re2::RE2>(peft.target_modules_regex());
+  }
+  const std::set<int64_t> chosen(peft.layers_to_transform().begin(), peft.layers_to_transform().end());
+  std::vector<HfLinearLayer> out;
+  bool any_name = false;
+  for (const HfLinearLayer& layer : layers) {
+    if (!Targeted(peft, regex.get(), layer.name) || InModulesToSave(peft, layer.name)) continue;
+    any_name = true;
+    if (!chosen.empty() && chosen.count(LayerIndex(layer.name)) == 0) continue;
+    out.push_back(layer);
+  }
+  if (!any_name) {
+    std::set<std::string> names;
+    for (const HfLinearLayer& layer : layers) names.insert(layer.name.substr(layer.name.rfind('.') + 1));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "peft.target_modules: matches none of the model's linear layers (", absl::StrJoin(names, ", "),
+        "; e.g. ", layers.empty() ? "none" : layers.front().name, ")"));
+  }
+  if (out.empty()) {
+    return absl::InvalidArgumentError("peft.layers_to_transform: none of these layers has a targeted module");
+  }
+  for (int i = 0; i < peft.modules_to_save_size(); ++i) {
+    bool found = false;
+    for (const HfLinearLayer& layer : layers) found = found || NameMatches(layer.name, peft.modules_to_save(i));
+    if (!found) {
+      return absl::InvalidArgumentError(absl::StrCat("peft.modules_to_save[", i, "]: \"",
+                                                     peft.modules_to_save(i).substr(0, 64),
+                                                     "\" names no linear layer of the model"));
+    }
+  }
+  return out;
+}
+
+bool InModulesToSave(const PeftConfig& peft, const std::string& name) {
+  for (const std::string& entry : peft.modules_to_save()) {
+    if (NameMatches(name, entry) || absl::StrContains("." + name + ".", "." + entry + ".")) return true;
+  }
+  return false;
+}
+
+double LoraScaling(const PeftConfig& peft) {
+  const double r = static_cast<double>(peft.r());
+  return peft.use_rslora() ? peft.lora_alpha() / std::sqrt(r) : peft.lora_alpha() / r;
+}
+
+absl::StatusOr<int64_t> LoraTrainableParameterCount(const PeftConfig& peft, const HfConfig& config) {
+  const std::vector<HfLinearLayer> layers = HfLinearLayers(config);
+  absl::StatusOr<std::vector<HfLinearLayer>> targets = SelectLoraTargets(peft, layers);
+  if (!targets.ok()) return targets.status();
+  int64_t n = 0;
+  std::set<std::string> targeted;
+  for (const HfLinearLayer& t : *targets) {
+    n += peft.r() * (t.in + t.out);
+    targeted.insert(t.name);
+  }
+  for (const HfLinearLayer& l : layers) {
+    if (InModulesToSave(peft, l.name)) {
+      n += l.in * l.out + (l.bias ? l.out : 0);
+    } else if (l.bias && (peft.bias() == "all" || (peft.bias() == "lora_only" && targeted.count(l.name)))) {
+      n += l.out;
+    }
+  }
+  return n;
+}
+
+std::string AdapterConfigJson(const PeftConfig& peft, const std::vector<std::string>& target_names,
+                              const std::string& base_model_name_or_path) {
+  json targets = json::array();
+  if (peft.has_target_modules_regex() && peft.target_modules_regex() != "all-linear") {
+    targets = peft.target_modules_regex();  // peft keeps a string as given
+  } else {
+    for (const std::string& t : target_names) targets.push_back(t);
+  }
+  json modules_to_save = nullptr;
+  if (peft.modules_to_save_size() > 0) {
+    modules_to_save = json(std::vector<std::string>(peft.modules_to_save().begin(), peft.modules_to_save().end()));
+  }
+  json layers = nullptr;
+  if (peft.layers_to_transform_size() > 0) {
+    layers = json(std::vector<int64_t>(peft.layers_to_transform().begin(), peft.layers_to_transform().end()));
+  }
+  // Integral values as integers (peft's types): r, and lora_alpha when it is whole.
+  json alpha = peft.lora_alpha();
+  if (std::floor(peft.lora_alpha()) == peft.lora_alpha()) alpha = static_cast<int64_t>(peft.lora_alpha());
+  const json j = {{"alpha_pattern", json::object()},
+                  {"auto_mapping", nullptr},
+                  {"base_model_name_or_path", base_model_name_or_path},
+                  {"bias", peft.bias()},
+                  {"fan_in_fan_out", peft.fan_in_fan_out()},
+                  {"inference_mode", true},
+                  {"init_lora_weights", peft.init_lora_weights()},
+                  {"layer_replication", nullptr},
+                  {"layers_pattern", nullptr},
+                  {"layers_to_transform", layers},
+                  {"loftq_config", json::object()},
+                  {"lora_alpha", alpha},
+                  {"lora_dropout", peft.lora_dropout()},
+                  {"megatron_config", nullptr},
+                  {"megatron_core", "megatron.core"},
+                  {"modules_to_save", modules_to_save},
+                  {"peft_type", "LORA"},
+                  {"r", peft.r()},
+                  {"rank_pattern", json::object()},
+                  {"revision", nullptr},
+                  {"target_modules", targets},
+                  {"task_type", peft.task_type()},
+                  {"use_dora", false},
+                  {"use_rslora", peft.use_rslora()}};
+  return j.dump(2) + "\n";
+}
+
+namespace {
+
+absl::Status AdapterConfigError(const std::string& key, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(kAdapterConfigFile, ": ", key, ": ", what));
+}
+
+// The names of a JSON list of strings (or one string); false when it is neither.
+bool StringList(const json& value, std::vector<std::string>* out) {
+  if (value.is_string()) return out->push_back(value.get<std::string>()), true;
+  if (!value.is_array()) return false;
+  for (const json& item : value) {
+    if (!item.is_string()) return false;
+    out->push_back(item.get<std::string>());
+  }
+  return true;
+}
+
+// Options of peft's LoraConfig that change the arithmetic and are not implemented here:
+// refused by name rather than silently ignored.
+absl::Status RefuseUnsupported(const json& j) {
+  // Comparisons, not json::value(): a key of another type must not throw.
+  if (j.contains("use_dora") && j["use_dora"] == true) {
+    return AdapterConfigError("use_dora", "DoRA adapters are not supported");
+  }
+  for (const char* key : {"rank_pattern", "alpha_pattern"}) {
+    if (j.contains(key) && !j[key].is_null() && !(j[key].is_object() && j[key].empty())) {
+      return AdapterConfigError(key, "per-module ranks and alphas are not supported");
+    }
+  }
+  if (j.contains("layer_replication") && !j["layer_replication"].is_null()) {
+    return AdapterConfigError("layer_replication", "is not supported");
+  }
+  if (j.contains("loftq_config") && !(j["loftq_config"].is_object() && j["loftq_config"].empty())) {
+    return AdapterConfigError("loftq_config", "LoftQ is not supported");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<PeftConfig> ReadAdapterConfig(const std::string& dir, const ReadRoots* roots) {
+  absl::StatusOr<std::string> text = ReadConfined(dir + "/" + kAdapterConfigFile, roots, kMaxAdapterConfigBytes);
+  if (!text.ok()) return text.status();
+  const json j = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(kAdapterConfigFile, ": not a JSON object"));
+  if (absl::Status s = RefuseUnsupported(j); !s.ok()) return s;
+  PeftConfig p;
+  if (j.contains("peft_type") && j["peft_type"] != "LORA") {
+    const std::string type = j["peft_type"].is_string() ? j["peft_type"].get<std::string>().substr(0, 64) : "?";
+    return AdapterConfigError("peft_type", absl::StrCat("\"", type, "\" is not supported; LORA is"));
+  }
+  p.set_peft_type("LORA");
+  if (!j.contains("r") || !j["r"].is_number_integer()) return AdapterConfigError("r", "expected an integer");
+  p.set_r(j["r"].get<int64_t>());
+  for (const auto& [key, setter] : std::vector<std::pair<const char*, void (PeftConfig::*)(double)>>{
+           {"lora_alpha", &PeftConfig::set_lora_alpha}, {"lora_dropout", &PeftConfig::set_lora_dropout}}) {
+    if (!j.contains(key) || j[key].is_null()) continue;
+    if (!j[key].is_number()) return AdapterConfigError(key, "expected a number");
+    (p.*setter)(j[key].get<double>());
+  }
+  if (j.contains("target_modules") && !j["target_modules"].is_null()) {
+    std::vector<std::string> names;
+    if (!StringList(j["target_modules"], &names)) return AdapterConfigError("target_modules", "expected names");
+    if (j["target_modules"].is_string()) {
+      p.set_target_modules_regex(names[0]);
+    } else {
+      for (const std::string& n : names) p.add_target_modules(n);
+    }
+  }
+  if (j.contains("modules_to_save") && !j["modules_to_save"].is_null()) {
+    std::vector<std::string> names;
+    if (!StringList(j["modules_to_save"], &names)) return AdapterConfigError("modules_to_save", "expected names");
+    for (const std::string& n : names) p.add_modules_to_save(n);
+  }
+  const json& layers = j.contains("layers_to_transform") ? j["layers_to_transform"] : json(nullptr);
+  if (layers.is_number_integer()) p.add_layers_to_transform(layers.get<int64_t>());
+  if (layers.is_array()) {
+    for (const json& l : layers) {
+      if (!l.is_number_integer()) return AdapterConfigError("layers_to_transform", "expected layer numbers");
+      p.add_layers_to_transform(l.get<int64_t>());
+    }
+  }
+  if (j.contains("bias") && j["bias"].is_string()) p.set_bias(j["bias"].get<std::string>());
+  if (j.contains("task_type") && j["task_type"].is_string()) p.set_task_type(j["task_type"].get<std::string>());
+  for (const auto& [key, setter] : std::vector<std::pair<const char*, void (PeftConfig::*)(bool)>>{
+           {"use_rslora", &PeftConfig::set_use_rslora}, {"fan_in_fan_out", &PeftConfig::set_fan_in_fan_out}}) {
+    if (j.contains(key) && j[key].is_boolean()) (p.*setter)(j[key].get<bool>());
+  }
+  // Loading does not initialise anything: only false is kept (the adapter is used as saved).
+  p.set_init_lora_weights(!(j.contains("init_lora_weights") && j["init_lora_weights"] == false));
+  std::vector<std::string> problems;
+  FindPeftProblems(p, &problems);
+  if (!problems.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(kAdapterConfigFile, ": ", problems.front().substr(5)));
+  }
+  return p;
+}
+
+absl::StatusOr<std::optional<PeftConfig>> EffectivePeftConfig(const JobSpec& spec, const HfConfig& config,
+                                                              const ReadRoots* roots) {
+  const bool classifier = IsSequenceClassifier(config.kind);
+  const std::string& adapter = spec.model().adapter_name_or_path();
+  if (adapter.empty()) {
+    if (!spec.has_peft()) return std::nullopt;
+    return WithLoraDefaults(spec.peft(), config.model_type, classifier);
+  }
+  absl::StatusOr<PeftConfig> read = ReadAdapterConfig(adapter, roots);
+  if (!read.ok()) {
+    return absl::Status(read.status().code(), absl::StrCat("model.adapter_name_or_path: ", read.status().message()));
+  }
+  // The validator allows only merge_on_save beside an adapter folder.
+  if (spec.has_peft()) read->set_merge_on_save(spec.peft().merge_on_save());
+  return WithLoraDefaults(*std::move(read), config.model_type, classifier);
+}
+
+}  // namespace trainerd
