@@ -17,6 +17,7 @@
 #include "spec/confined_file.h"
 #include "spec/dataset_format.h"
 #include "spec/hf_config.h"
+#include "spec/adapter_config.h"
 #include "spec/lora_config.h"
 #include "spec/sentencepiece_pad.h"
 #include "spec/spec_defaults.h"

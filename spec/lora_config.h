@@ -1,7 +1,7 @@
 // peft's LoraConfig, in one place for trainerd's validator and the worker: which linear
 // layers of a Hugging Face architecture get adapters (peft's matching rules and
-// per-architecture defaults), how many parameters that trains, the names adapter tensors
-// are saved under, and adapter_config.json written and read. Torch-free.
+// per-architecture defaults), how many parameters that trains, and the names adapter
+// tensors are saved under. Torch-free. adapter_config.json is adapter_config.h's.
 //
 // peft's rules, as peft 0.10 applies them:
 //   - target_modules as a list: a module is targeted when its name equals an entry or
@@ -18,12 +18,10 @@
 #define TRAINERD_SPEC_LORA_CONFIG_H_
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "spec/confined_file.h"
 #include "spec/hf_config.h"
 #include "trainer/v1/job_spec.pb.h"
 
@@ -31,8 +29,6 @@ namespace trainerd {
 
 // The prefix peft puts before a base model's names in an adapter file.
 inline constexpr char kPeftPrefix[] = "base_model.model.";
-inline constexpr char kAdapterConfigFile[] = "adapter_config.json";
-inline constexpr char kAdapterWeightsFile[] = "adapter_model.safetensors";
 
 // One linear layer of an architecture: its module name and shape.
 struct HfLinearLayer {
@@ -79,23 +75,6 @@ double LoraScaling(const trainer::v1::PeftConfig& peft);
 // The parameters a LoRA job of `config`'s architecture trains: adapters,
 // modules_to_save (linear ones) and biases per `bias`.
 absl::StatusOr<int64_t> LoraTrainableParameterCount(const trainer::v1::PeftConfig& peft, const HfConfig& config);
-
-// adapter_config.json as peft's save_pretrained writes it (every key of peft 0.10's
-// LoraConfig), targets listed as resolved names (peft writes the set it matched).
-std::string AdapterConfigJson(const trainer::v1::PeftConfig& peft, const std::vector<std::string>& target_names,
-                              const std::string& base_model_name_or_path);
-
-// Reads DIR/adapter_config.json (written by peft or by trainerd) into a PeftConfig.
-// Errors name the file and the key; peft types and options trainerd does not implement
-// (DoRA, rank_pattern, alpha_pattern, layer_replication, LoftQ) are refused by name.
-absl::StatusOr<trainer::v1::PeftConfig> ReadAdapterConfig(const std::string& dir, const ReadRoots* roots = nullptr);
-
-// The adapter a job trains or uses: its `peft` section, or model.adapter_name_or_path's
-// adapter_config.json (with the section's merge_on_save), defaults filled in for the
-// model's architecture. Unset when the job has neither.
-absl::StatusOr<std::optional<trainer::v1::PeftConfig>> EffectivePeftConfig(const trainer::v1::JobSpec& spec,
-                                                                           const HfConfig& config,
-                                                                           const ReadRoots* roots = nullptr);
 
 }  // namespace trainerd
 

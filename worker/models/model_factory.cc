@@ -10,7 +10,7 @@
 #include "worker/data/dataset_factory.h"
 #include "worker/models/builtin_text_model.h"
 #include "spec/hf_config.h"
-#include "spec/lora_config.h"
+#include "spec/adapter_config.h"
 #include "worker/models/adapters/lora_model.h"
 #include "worker/models/hf/hf_model_loader.h"
 

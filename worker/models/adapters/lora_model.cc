@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "spec/confined_file.h"
+#include "spec/adapter_config.h"
 #include "spec/lora_config.h"
 #include "worker/models/adaptable_linear.h"
 #include "worker/models/forwarding_model.h"
