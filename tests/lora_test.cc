@@ -168,6 +168,30 @@ TEST_P(LoraFixture, SavesPeftsFormatAndLoadsBackExactly) {
   testing::ExpectSameTensors(again->NamedParameters(), weights);
 }
 
+// peft's initialisation (init_lora_weights: true): B is zero, so a new adapter computes
+// exactly what the base does, bit for bit; A is Kaiming-uniform (|A| <= 1/sqrt(in)).
+TEST(LoraInit, ANewAdapterComputesExactlyTheBase) {
+  const std::string base = Fixture("llama-gqa");
+  std::unique_ptr<Model> plain = testing::Load(base);
+  ASSERT_NE(plain, nullptr);
+  auto ref = ReadTensors(Fixture("llama-gqa/reference.safetensors"));
+  torch::NoGradGuard no_grad;
+  plain->SetTraining(false);
+  const torch::Tensor want = plain->Forward(ref.at("input_ids"));
+  absl::StatusOr<std::unique_ptr<Model>> lora =
+      CreateLoraModel(testing::Load(base), WithLoraDefaults({}, "llama", false), base);
+  ASSERT_TRUE(lora.ok()) << lora.status();
+  (*lora)->SetTraining(false);
+  EXPECT_TRUE(torch::equal((*lora)->Forward(ref.at("input_ids")), want));
+  for (const auto& [name, t] : (*lora)->NamedParameters()) {
+    if (name.find("lora_B") != std::string::npos) EXPECT_EQ(t.abs().max().item<double>(), 0.0) << name;
+    if (name.find("lora_A") != std::string::npos) {
+      EXPECT_LE(t.abs().max().item<double>(), 1.0 / std::sqrt(64.0)) << name;
+      EXPECT_GT(t.abs().max().item<double>(), 0.5 / std::sqrt(64.0)) << name;
+    }
+  }
+}
+
 // The layers the validator reasons about (torch-free, from config.json) are exactly the
 // worker's modules, so that what trainerd accepts at submission is what runs.
 TEST(LoraTargets, ConfigLayersAreTheModelsLinearLayers) {
