@@ -13,6 +13,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -136,6 +137,11 @@ class YamlToJson {
         key = now;
         child = path.empty() ? key : absl::StrCat(path, ".", key);
       }
+      // HF reads fsdp_config's keys with or without their "fsdp_" prefix.
+      if (desc == trainer::v1::FsdpConfig::descriptor() && absl::StartsWith(key, "fsdp_")) {
+        key = key.substr(5);
+        child = absl::StrCat(path, ".", key);
+      }
       if (!seen.insert(key).second) {
         errors.push_back(absl::StrCat(child, ": given more than once"));
         continue;
@@ -183,10 +189,23 @@ class YamlToJson {
     return absl::StrCat("[", absl::StrJoin(items, ","), "]");
   }
 
-  std::string Field(const YAML::Node& node, const FieldDescriptor* field, const std::string& path) {
-    if (field->name() == "report_to" && field->containing_type() == trainer::v1::TrainingArguments::descriptor()) {
-      return ReportTo(node, field, path);
-    }
+  // HF takes fsdp as true/false, one string of options ("full_shard auto_wrap") or a list.
+  std::string Fsdp(const YAML::Node& node, const FieldDescriptor* field, const std::string& path) {
+    if (!node.IsScalar()) return Field(node, field, path, /*special=*/false);
+    const std::string s = node.Scalar();
+    if (Spend(s.size() + 4)) return "[]";
+    bool on;
+    if (ParseBool(s, &on)) return on ? "[\"full_shard\"]" : "[]";
+    std::vector<std::string> items;
+    for (absl::string_view option : absl::StrSplit(s, ' ', absl::SkipEmpty())) items.push_back(JsonQuote(std::string(option)));
+    return absl::StrCat("[", absl::StrJoin(items, ","), "]");
+  }
+
+  std::string Field(const YAML::Node& node, const FieldDescriptor* field, const std::string& path,
+                    bool special = true) {
+    const bool hf_arguments = field->containing_type() == trainer::v1::TrainingArguments::descriptor();
+    if (special && hf_arguments && field->name() == "report_to") return ReportTo(node, field, path);
+    if (special && hf_arguments && field->name() == "fsdp") return Fsdp(node, field, path);
     if (field->is_repeated()) {
       if (!node.IsSequence()) {
         errors.push_back(absl::StrCat(path, ": expected a list"));

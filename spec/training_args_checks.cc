@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "spec/fsdp_options.h"
 #include "spec/spec_defaults.h"
 #include "spec/target_modules.h"
 
@@ -244,6 +245,7 @@ void CheckTrainingArgs(const JobSpec& spec, Checker* c) {
   c->Choice(p + "log_level_replica", a.log_level_replica(), {"debug", "info", "warning", "error", "critical"});
   if (a.ddp_timeout() <= 0) c->Add(p + "ddp_timeout", "must be > 0 (seconds)");
   CheckSpeedOptions(spec, c);
+  for (const std::string& problem : FindFsdpProblems(spec)) c->problems.push_back(problem);
   if (!(a.ddp_bucket_cap_mb() > 0)) c->Add(p + "ddp_bucket_cap_mb", "must be > 0");
 
   CheckCheckpointArgs(spec, c);

@@ -23,11 +23,16 @@ ALLOWED = {
     "worker/models": {"protocol", "common", "spec", "worker/data"},
     "worker/optim": {"protocol", "common", "spec"},
     "worker/distributed": {"protocol", "common"},
-    "worker/checkpoint": {"protocol", "common", "spec", "worker/data", "worker/models", "worker/optim"},
+    # Checkpoint parts gather each rank's state (RNG, optimizer shards) through collectives.
+    "worker/checkpoint": {"protocol", "common", "spec", "worker/data", "worker/models", "worker/optim",
+                          "worker/distributed"},
+    # How ranks share a step (DDP, ZeRO): over the model, with its own checkpoint parts.
+    "worker/parallel": {"protocol", "common", "spec", "worker/models", "worker/optim", "worker/distributed",
+                        "worker/checkpoint"},
     "worker/trainer": {"protocol", "common", "spec", "worker/data", "worker/models", "worker/optim",
-                       "worker/distributed", "worker/checkpoint"},
+                       "worker/distributed", "worker/checkpoint", "worker/parallel"},
     "worker/app": {"protocol", "common", "spec", "worker/data", "worker/models", "worker/optim",
-                   "worker/distributed", "worker/checkpoint", "worker/trainer"},
+                   "worker/distributed", "worker/checkpoint", "worker/parallel", "worker/trainer"},
 }
 TORCH_FREE = {"protocol", "common", "spec", "storage", "client", "server", "server/launch", "server/jobs",
               "server/auth", "server/api"}

@@ -109,6 +109,8 @@ TEST(Checkpoint, ResumeTrueSkipsCorruptCheckpoints) {
   auto status = refused->train();
   ASSERT_FALSE(status.ok());
   EXPECT_THAT(std::string(status.status().message()), HasSubstr("training_args.resume_from_checkpoint"));
+  // Damage is data loss, not a bad spec: the worker exits to be retried (not with 2).
+  EXPECT_EQ(status.status().code(), absl::StatusCode::kDataLoss) << status.status();
 }
 
 TEST(Checkpoint, RotationKeepsBestAndLoadsItAtEnd) {

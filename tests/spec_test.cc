@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/text_format.h"
+#include "spec/fsdp_options.h"
 #include "spec/spec_defaults.h"
 #include "spec/sentencepiece_pad.h"
 #include "spec/spec_loader.h"
@@ -322,6 +323,56 @@ TEST(SpecValidator, EvalStepsRatio) {
   auto bad = Valid("training_args: {eval_strategy: steps, eval_steps: 2.5}\ndata: {eval_split: 0.1}");
   EXPECT_THAT(std::string(ValidateJobSpec(bad).message()),
               HasSubstr("training_args.eval_steps: must be an integer, or a ratio < 1"));
+}
+
+// HF's fsdp forms: a string of options, a list, a bool, and fsdp_config keys with or
+// without their "fsdp_" prefix; each resolves to one sharding.
+TEST(Fsdp, ReadsHfsFormsOfFsdpAndFsdpConfig) {
+  auto text = Valid("training_args: {fsdp: full_shard auto_wrap, fsdp_config: {fsdp_transformer_layer_cls_to_wrap: "
+                    "[LlamaDecoderLayer], backward_prefetch: backward_pre}}");
+  ASSERT_EQ(text.training_args().fsdp_size(), 2);
+  EXPECT_EQ(text.training_args().fsdp(1), "auto_wrap");
+  EXPECT_EQ(text.training_args().fsdp_config().transformer_layer_cls_to_wrap(0), "LlamaDecoderLayer");
+  EXPECT_TRUE(FindSpecProblems(text).empty()) << ValidateJobSpec(text);
+  EXPECT_EQ(ResolveFsdp(text.training_args()).StrategyName(), "full_shard");
+  EXPECT_FALSE(FsdpNoOpWarnings(text.training_args()).empty());  // backward_prefetch, auto_wrap
+
+  auto list = Valid("training_args: {fsdp: [shard_grad_op, offload]}");
+  EXPECT_EQ(ResolveFsdp(list.training_args()).StrategyName(), "shard_grad_op");
+  EXPECT_TRUE(ResolveFsdp(list.training_args()).offload);
+  // FSDP2's form: true, with reshard_after_forward false meaning ZeRO-2.
+  auto v2 = Valid("training_args: {fsdp: true, fsdp_config: {version: 2, reshard_after_forward: false}}");
+  EXPECT_EQ(ResolveFsdp(v2.training_args()).StrategyName(), "shard_grad_op");
+  EXPECT_EQ(ResolveFsdp(Valid("training_args: {fsdp: true}").training_args()).StrategyName(), "full_shard");
+  EXPECT_FALSE(ResolveFsdp(Valid("training_args: {fsdp: false}").training_args()).enabled);
+  EXPECT_FALSE(ResolveFsdp(Valid().training_args()).enabled);
+}
+
+TEST(Fsdp, RefusesBadConfigsByName) {
+  auto all = [](const std::string& yaml) {
+    std::string out;
+    for (const auto& p : FindSpecProblems(Valid(yaml))) out += p + "\n";
+    return out;
+  };
+  EXPECT_THAT(all("training_args: {fsdp: [full_shard, hybrid_shard]}"),
+              HasSubstr("training_args.fsdp[1]: \"hybrid_shard\" is not supported"));
+  EXPECT_THAT(all("training_args: {fsdp: full_shard shard_grad_op}"),
+              HasSubstr("training_args.fsdp: choose one of full_shard and shard_grad_op"));
+  EXPECT_THAT(all("training_args: {fsdp: offload}"), HasSubstr("training_args.fsdp: needs full_shard or shard_grad_op"));
+  EXPECT_THAT(all("training_args: {fsdp_config: {version: 2}}"), HasSubstr("training_args.fsdp_config: needs"));
+  EXPECT_THAT(all("training_args: {fsdp: full_shard, fsdp_config: {version: 3}}"),
+              HasSubstr("training_args.fsdp_config.version: must be 1 or 2"));
+  EXPECT_THAT(all("training_args: {fsdp: full_shard, fsdp_config: {transformer_layer_cls_to_wrap: [T5Block]}}"),
+              HasSubstr("training_args.fsdp_config.transformer_layer_cls_to_wrap[0]: \"T5Block\" is not"));
+  EXPECT_THAT(all("training_args: {fsdp: full_shard, fsdp_config: {state_dict_type: SHARDED_STATE_DICT}}"),
+              HasSubstr("training_args.fsdp_config.state_dict_type: SHARDED_STATE_DICT is not available yet"));
+  EXPECT_THAT(all("training_args: {fsdp: full_shard, optimizer_sharding: true}"),
+              HasSubstr("training_args.optimizer_sharding: fsdp shards the optimizer state already"));
+  EXPECT_THAT(all("training_args: {fsdp: full_shard, optim: adafactor}"), HasSubstr("training_args.optim: adafactor"));
+  // An unknown key of fsdp_config is refused by the loader, with its path.
+  auto unknown = ParseJobSpec("training_args: {fsdp: full_shard, fsdp_config: {fsdp_no_such_key: 1}}");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("training_args.fsdp_config.no_such_key: unknown field"));
 }
 
 TEST(OptimArgs, Parses) {

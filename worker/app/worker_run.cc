@@ -254,8 +254,10 @@ int RunJob(Trainer& trainer, const trainer::v1::JobSpec& spec, const std::option
       return kExitStopped;
     }
   }
-  if (args.do_train() && main_rank) {
+  if (args.do_train()) {
     if (absl::Status s = trainer.save_model(output_dir.string()); !s.ok()) return Fail(s);
+  }
+  if (args.do_train() && main_rank) {
     // HF's trainer.save_state(): the final TrainerState beside the model.
     if (absl::Status s = WriteFileAtomically((output_dir / kTrainerStateFile).string(),
                                              TrainerStateToJson(trainer.state()));

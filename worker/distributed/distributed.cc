@@ -183,6 +183,46 @@ std::vector<std::string> Distributed::AllGatherBytes(const std::string& bytes) {
   return out;
 }
 
+void Distributed::AllGatherInto(const torch::Tensor& shard, torch::Tensor& full) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = shard.numel();
+  if (full.numel() != n * config_.world_size || !full.is_contiguous()) {
+    throw std::logic_error("AllGatherInto: the full buffer is not world_size contiguous slices of the shard");
+  }
+  std::vector<torch::Tensor> input = {shard.reshape({-1}).to(device_)};
+  torch::Tensor target = full.device() == device_ ? full : torch::empty_like(full, full.options().device(device_));
+  std::vector<std::vector<torch::Tensor>> outputs(1);
+  for (int r = 0; r < config_.world_size; ++r) outputs[0].push_back(target.narrow(0, r * n, n));
+  Wait(group_->allgather(outputs, input), "all-gather");
+  if (!target.is_same(full)) full.copy_(target);
+}
+
+void Distributed::ReduceScatterSum(torch::Tensor& full, torch::Tensor& shard) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = shard.numel();
+  if (full.numel() != n * config_.world_size || !full.is_contiguous()) {
+    throw std::logic_error("ReduceScatterSum: the full buffer is not world_size contiguous slices of the shard");
+  }
+  if (backend_ == "nccl") {
+    torch::Tensor source = full.to(device_);
+    std::vector<torch::Tensor> output = {torch::empty({n}, source.options())};
+    std::vector<std::vector<torch::Tensor>> inputs(1);
+    for (int r = 0; r < config_.world_size; ++r) inputs[0].push_back(source.narrow(0, r * n, n));
+    Wait(group_->reduce_scatter(output, inputs), "reduce-scatter");
+    shard.copy_(output[0].view(shard.sizes()));
+    return;
+  }
+  AllReduceSum(full);
+  shard.copy_(full.narrow(0, static_cast<int64_t>(config_.rank) * n, n).view(shard.sizes()));
+}
+
 void Distributed::Barrier() { Wait(group_->barrier(), "barrier"); }
+
+double MeanOverRanks(Distributed* distributed, double value) {
+  if (distributed == nullptr || distributed->world_size() == 1) return value;
+  torch::Tensor t = torch::tensor({value}, torch::kDouble);
+  distributed->AllReduceSum(t);
+  return t.item<double>() / distributed->world_size();
+}
 
 }  // namespace trainerd

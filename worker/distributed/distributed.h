@@ -64,6 +64,14 @@ class Distributed {
   void AllReduceSum(torch::Tensor& tensor);
   // Starts summing `tensor` in place; wait on the returned work.
   c10::intrusive_ptr<c10d::Work> AllReduceSumAsync(torch::Tensor& tensor);
+  // Fills `full` (world_size equal slices, contiguous) with every rank's `shard` (one
+  // slice's size), in rank order: the slices are the message, nothing else is allocated.
+  void AllGatherInto(const torch::Tensor& shard, torch::Tensor& full);
+  // Sums `full` (world_size equal slices, contiguous) over the ranks and writes this
+  // rank's slice of the sum into `shard` (a reduce-scatter). Gloo has no reduce-scatter
+  // in this LibTorch: there `full` is all-reduced in place and the slice copied, which
+  // moves W times the data but gives the same result. `full` is clobbered.
+  void ReduceScatterSum(torch::Tensor& full, torch::Tensor& shard);
   // Every rank's `tensor` (same shape on every rank), in rank order.
   std::vector<torch::Tensor> AllGather(const torch::Tensor& tensor);
   // Every rank's `bytes`, in rank order (sizes may differ).
@@ -84,6 +92,10 @@ class Distributed {
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::ProcessGroup> group_;
 };
+
+// The mean of `value` over `distributed`'s ranks (the value itself when null or of one
+// rank). Every rank must call it at the same point.
+double MeanOverRanks(Distributed* distributed, double value);
 
 }  // namespace trainerd
 

@@ -38,6 +38,8 @@ class ForwardingModel : public Model {
   bool SetNeftuneNoiseAlpha(double alpha) override { return inner_->SetNeftuneNoiseAlpha(alpha); }
   torch::Tensor InputEmbeddings(const torch::Tensor& ids) override { return inner_->InputEmbeddings(ids); }
   bool SetGradientCheckpointing(bool enabled) override { return inner_->SetGradientCheckpointing(enabled); }
+  std::vector<std::string> BlockPrefixes() const override { return inner_->BlockPrefixes(); }
+  bool SetBlockWrapper(BlockWrapper wrapper) override { return inner_->SetBlockWrapper(std::move(wrapper)); }
   bool SetLigerKernels(const LigerKernels& kernels) override { return inner_->SetLigerKernels(kernels); }
   torch::Tensor CausalLmLossSum(const torch::Tensor& ids, const torch::Tensor& labels,
                                 double label_smoothing) override {

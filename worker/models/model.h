@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "trainer/v1/job_spec.pb.h"
 #include "worker/data/dataset.h"
+#include "worker/models/block_runner.h"
 #include "worker/models/liger_kernels.h"
 
 namespace trainerd {
@@ -90,6 +91,13 @@ class Model {
   // Gradient checkpointing: blocks keep only their inputs and recompute activations in
   // backward. False if unsupported.
   virtual bool SetGradientCheckpointing(bool /*enabled*/) { return false; }
+  // The repeated blocks (transformer layers) by their parameters' name prefix
+  // ("model.layers.0."), in forward order: the units a sharding strategy gathers one at
+  // a time. Empty: the model has none.
+  virtual std::vector<std::string> BlockPrefixes() const { return {}; }
+  // Runs every block's forward through `wrapper` (block_runner.h; null: directly). False
+  // if the model has no blocks.
+  virtual bool SetBlockWrapper(BlockWrapper /*wrapper*/) { return false; }
   // Fused (Liger) kernels, see liger_kernels.h. False if unsupported.
   virtual bool SetLigerKernels(const LigerKernels& /*kernels*/) { return false; }
   // A causal LM's summed next-token loss computed by the model itself (the fused loss

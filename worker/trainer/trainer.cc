@@ -15,7 +15,8 @@
 #include "common/atomic_file.h"
 #include "protocol/worker_environment.h"
 #include "worker/distributed/distributed.h"
-#include "worker/distributed/gradient_reducer.h"
+#include "worker/checkpoint/optimizer_snapshot.h"
+#include "worker/parallel/parallel_strategy.h"
 #include "worker/trainer/metrics.h"
 #include "worker/optim/optimizer_factory.h"
 #include "worker/trainer/torch_status.h"
@@ -96,7 +97,7 @@ Trainer::Trainer(trainer::v1::JobSpec spec, std::unique_ptr<Model> model, Datase
 Trainer::~Trainer() {
   // Pending checkpoint writes report to training_log_: finish them while it exists.
   checkpoint_store_.reset();
-  reducer_.reset();
+  strategy_.reset();
 }
 
 void Trainer::set_distributed(Distributed* distributed) {
@@ -113,11 +114,18 @@ bool Trainer::is_world_process_zero() const { return distributed_ == nullptr || 
 
 int Trainer::world_size() const { return distributed_ == nullptr ? 1 : distributed_->world_size(); }
 
-double Trainer::MeanAcrossRanks(double value) {
-  if (world_size() == 1) return value;
-  torch::Tensor t = torch::tensor({value}, torch::kDouble);
-  distributed_->AllReduceSum(t);
-  return t.item<double>() / world_size();
+double Trainer::MeanAcrossRanks(double value) { return MeanOverRanks(distributed_, value); }
+
+ParallelStrategy& Trainer::strategy() {
+  if (!strategy_) strategy_ = CreateParallelStrategy(args(), model_.get(), distributed_);
+  return *strategy_;
+}
+
+Metrics Trainer::MeasureOptimizerMemory() {
+  // The serialised state is what the optimizer holds: its tensors dominate the bytes.
+  Metrics out = strategy().OptimizerStateMetrics(static_cast<double>(SerializedOptimizerBytes(*optimizer_)));
+  if (const std::string line = optimizer_capabilities_->DescribeState(&out); !line.empty()) spdlog::info("{}", line);
+  return out;
 }
 
 torch::Tensor Trainer::GatherInDatasetOrder(const torch::Tensor& local, int64_t n) {
@@ -161,8 +169,8 @@ std::unique_ptr<DataLoader> Trainer::get_test_dataloader(const Dataset& dataset)
 
 void Trainer::create_optimizer() {
   if (optimizer_) return;
-  auto created = CreateOptimizer(args(), OptimizedParameters(), &optimizer_capabilities_);
-  if (!created.ok()) throw std::invalid_argument(std::string(created.status().message()));
+  auto created = CreateOptimizer(args(), strategy().OptimizedParameters(), &optimizer_capabilities_);
+  if (!created.ok()) throw StatusError(created.status());
   optimizer_ = std::move(*created);
   if (optimizer_capabilities_->StepsDuringBackward()) {
     optimizer_capabilities_->AttachBackwardSteps();
@@ -176,7 +184,7 @@ void Trainer::create_optimizer() {
 void Trainer::create_scheduler(int64_t num_training_steps) {
   if (lr_schedule_) return;
   auto created = LrSchedule::Create(args(), num_training_steps);
-  if (!created.ok()) throw std::invalid_argument(std::string(created.status().message()));
+  if (!created.ok()) throw StatusError(created.status());
   lr_schedule_ = std::move(*created);
 }
 
@@ -365,8 +373,11 @@ void Trainer::log(const Metrics& logs, const std::string& kind) {
 
 absl::Status Trainer::save_model(const std::string& output_dir) {
   return RunGuardedStatus("save_model", [&] {
+    // Every rank takes part (sharded weights are gathered); rank 0 writes.
+    CheckpointFiles files;  // encoded once, for the folder and the export
+    strategy().WithFullWeights([&] { if (is_world_process_zero()) files = ModelFiles(); }, /*write_back=*/false);
+    if (!is_world_process_zero()) return absl::OkStatus();
     std::filesystem::create_directories(output_dir);
-    const CheckpointFiles files = ModelFiles();  // encoded once, for the folder and the export
     for (const auto& [name, bytes] : files) {
       const std::filesystem::path path = std::filesystem::path(output_dir) / name;
       std::filesystem::create_directories(path.parent_path());  // merged/ of a LoRA job

@@ -28,6 +28,7 @@
 #include "worker/data/data_loader.h"
 #include "worker/data/dataset.h"
 #include "worker/trainer/loss_scaler.h"
+#include "worker/trainer/loop_state.h"
 #include "worker/trainer/lr_schedule.h"
 #include "worker/trainer/metrics_map.h"
 #include "worker/models/model.h"
@@ -41,7 +42,7 @@
 namespace trainerd {
 
 class Distributed;
-class GradientReducer;
+class ParallelStrategy;
 
 struct TrainOutput {
   int64_t global_step = 0;
@@ -81,7 +82,8 @@ class Trainer {
   virtual absl::StatusOr<PredictionOutput> predict(const Dataset& dataset,
                                                    const std::string& prefix = "test");
 
-  // Writes the model to `output_dir` (created if needed), each file atomically:
+  // Writes the model to `output_dir` (created if needed), each file atomically (every
+  // rank calls it: a sharded model is gathered; rank 0 writes):
   // model.pt (TorchScript), model_state_dict.pt (torch.load-able), model.safetensors.
   // With hub_dir set, also exports the model there (every hub_strategy exports at end).
   absl::Status save_model(const std::string& output_dir);
@@ -153,17 +155,6 @@ class Trainer {
   LrSchedule* lr_scheduler() { return lr_schedule_.get(); }
 
  private:
-  // Where the loop is, and its running sums: saved in checkpoints so that a resumed run
-  // continues exactly (same data position, same logged losses).
-  struct LoopState {
-    int64_t epoch = 0;          // epoch to continue
-    int64_t batches_done = 0;   // batches of that epoch already used
-    double loss_since_log = 0;
-    int64_t last_logged_step = 0;
-    double total_loss = 0;
-    int64_t total_samples = 0;
-  };
-
   // train(), top to bottom in HF's order: prepare, then each epoch hands each
   // optimizer update to TrainStep, then finish (trainer_loop.cc).
   struct TrainRun;
@@ -205,16 +196,7 @@ class Trainer {
   // Registers every stateful part of the run with checkpointer_ (once the optimizer,
   // the schedule and the loss scaler exist).
   void BuildCheckpointer();
-  void SaveOptimizerState(CheckpointContents& out);
-  void LoadOptimizerState(const CheckpointContents& in);
-  void SaveLoopState(CheckpointContents& out);
-  void LoadLoopState(const CheckpointContents& in);
-  void LoadTrainerState(const CheckpointContents& in);
   void LoadCheckpoint(const std::string& dir);
-  // Loads the weights of a checkpoint's files (model.safetensors, or an index and its
-  // shards); `file(name)` is null for a file that is not there. Throws
-  // std::invalid_argument for missing, misnamed or misshapen tensors.
-  void LoadModelWeights(const std::function<const std::string*(const std::string&)>& file);
   // The largest weights file of a save: model.max_shard_size for a Hugging Face model
   // (5GB by default), no limit for the others (their weights stay one file).
   int64_t MaxShardBytes() const;
@@ -222,8 +204,6 @@ class Trainer {
   mutable std::optional<int64_t> max_shard_bytes_;
   void SaveCheckpoint();
   CheckpointFiles ModelFiles();
-  // Throws when `weights` would make a weights file with nothing in it.
-  void CheckWeightsToSave(const NamedTensors& weights) const;
   // The job spec as it ran, the tokenizer, and the model's config.json and tokenizer
   // configs (a transformers architecture's): in every checkpoint and model export.
   CheckpointFiles RunFiles() const;
@@ -253,18 +233,12 @@ class Trainer {
   bool compiled_ = false;  // torch_compile: model_ runs its forward as TorchScript
   std::unique_ptr<LossScaler> loss_scaler_;  // fp16 only
   Distributed* distributed_ = nullptr;
-  std::unique_ptr<GradientReducer> reducer_;
-
-  // ZeRO stage 1 (optimizer_sharding, trainer_sharding.cc): each rank's optimizer holds
-  // only the parameters it owns; after each step the owners broadcast them.
-  bool ShardsOptimizer() const;
-  // The parameters this rank's optimizer updates: all of them, or its shard.
-  NamedTensors OptimizedParameters();
-  void BroadcastUpdatedParameters();
-  // This rank's optimizer-state size, with ZeRO the unsharded size (all ranks call it)
-  // and with GaLore the targeted weights' state against AdamW's; logged once.
+  // How the ranks share a step (one rank, DDP, ZeRO-1); made with the optimizer.
+  std::unique_ptr<ParallelStrategy> strategy_;
+  ParallelStrategy& strategy();
+  // This rank's optimizer-state size (and with GaLore the targeted weights' state against
+  // AdamW's); logged once. All ranks call it.
   Metrics MeasureOptimizerMemory();
-  std::vector<int> param_owner_;  // rank owning each of model_->NamedParameters()
   Metrics optimizer_memory_;
 };
 

@@ -8,9 +8,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "protocol/training_record.h"
+#include "worker/checkpoint/model_weights_part.h"
 #include "worker/models/compiled_model.h"
 #include "worker/distributed/distributed.h"
-#include "worker/distributed/gradient_reducer.h"
+#include "worker/parallel/parallel_strategy.h"
 #include "worker/optim/optimizer_factory.h"
 #include "worker/trainer/torch_status.h"
 #include "worker/trainer/trainer.h"
@@ -125,11 +126,8 @@ absl::Status Trainer::PrepareTraining(TrainRun& run) {
   state_.eval_steps = StepsFromArg(a.eval_steps());
   state_.save_steps = a.save_strategy() == "steps" ? StepsFromArg(a.save_steps()) : 0;
   create_optimizer_and_scheduler(state_.max_steps);
-  std::vector<torch::Tensor>& params = run.params;
-  for (const torch::Tensor& p : model_->Parameters()) {
-    if (p.requires_grad()) params.push_back(p);
-  }
-  if (params.empty()) {
+  run.params = strategy().GradientTensors();
+  if (run.params.empty()) {
     return absl::InvalidArgumentError("model: has no trainable parameters (none requires grad)");
   }
 
@@ -142,10 +140,7 @@ absl::Status Trainer::PrepareTraining(TrainRun& run) {
         "averaged across ranks; this run has ", world_size(), " ranks"));
   }
 
-  if (world_size() > 1 && !reducer_) {
-    const auto cap = static_cast<int64_t>(a.ddp_bucket_cap_mb() * 1024 * 1024);
-    reducer_ = std::make_unique<GradientReducer>(params, distributed_, cap);
-  }
+  strategy().PrepareBackward();
 
   resumed_from_ = ResolveResumeCheckpoint();
   if (!resumed_from_.empty()) {
@@ -177,7 +172,9 @@ absl::Status Trainer::ApplySpeedOptions() {
                                      "text_classifier have, and hf models of the Llama family)");
     }
   }
-  if (a.gradient_checkpointing() && !model_->SetGradientCheckpointing(true)) {
+  // fsdp_config.activation_checkpointing is HF's other name for it.
+  const bool checkpointing = a.gradient_checkpointing() || a.fsdp_config().activation_checkpointing();
+  if (checkpointing && !model_->SetGradientCheckpointing(true)) {
     return absl::InvalidArgumentError("training_args.gradient_checkpointing: this model does not support it");
   }
   if (a.neftune_noise_alpha() > 0 && !model_->SetNeftuneNoiseAlpha(a.neftune_noise_alpha())) {
@@ -201,11 +198,8 @@ void Trainer::LogTrainingPlan(const TrainRun& run) {
   // As peft's print_trainable_parameters.
   spdlog::info("  trainable params: {} || all params: {} || trainable%: {:.4f}", model_->NumParameters(),
                model_->NumAllParameters(), TrainablePercent());
-  if (reducer_) {
-    spdlog::info("  Data parallel: {} ranks over {}, total batch size = {}, {} gradient bucket(s)", world_size(),
-                 distributed_->backend(), a.per_device_train_batch_size() * run.accumulation * world_size(),
-                 reducer_->num_buckets());
-  }
+  const std::string parallel = strategy().Describe(a.per_device_train_batch_size() * run.accumulation * world_size());
+  if (!parallel.empty()) spdlog::info("  {}", parallel);
 }
 
 void Trainer::TrainEpoch(TrainRun& run, int64_t epoch) {
@@ -256,21 +250,20 @@ double Trainer::TrainStep(TrainRun& run, std::vector<Batch>& group) {
   const double num_items = ItemsPerRank(group);
   double step_loss = 0;
   for (size_t i = 0; i < group.size(); ++i) {
-    // Gradients are all-reduced only in the backward of the last micro-batch.
-    if (reducer_) reducer_->set_sync(i + 1 == group.size());
+    strategy_->BeginMicroBatch(i + 1 == group.size());
     step_loss += training_step(*model_, group[i], num_items).item<double>();
     run.samples_since_log += group[i].size();
     loop_.total_samples += group[i].size();
     if (i + 1 < group.size()) callbacks_.on_substep_end(a, state_, control_);
   }
-  if (reducer_) reducer_->Finish();
+  strategy_->FinishGradients();
   // fp16: gradients back to their true size; an overflow skips this update (the
   // gradients are averaged already, so every rank decides the same).
   const bool skip_update = loss_scaler_ && !loss_scaler_->Unscale(run.params);
   // HF reports grad_norm only when it clips (max_grad_norm > 0). An optimizer that
   // steps during backward has spent (and freed) the gradients already.
   const double grad_norm = a.max_grad_norm() > 0 && !skip_update && !run.steps_in_backward
-                               ? torch::nn::utils::clip_grad_norm_(run.params, a.max_grad_norm())
+                               ? strategy_->ClipGradNorm(a.max_grad_norm())
                                : std::nan("");
   callbacks_.on_pre_optimizer_step(a, state_, control_);
   if (skip_update) {
@@ -280,11 +273,7 @@ double Trainer::TrainStep(TrainRun& run, std::vector<Batch>& group) {
     optimizer_->step();
   }
   if (loss_scaler_) loss_scaler_->Update(skip_update);
-  if (ShardsOptimizer()) {
-    BroadcastUpdatedParameters();
-    // The optimizer zeroes only its shard's gradients.
-    for (torch::Tensor& p : run.params) p.mutable_grad().reset();
-  }
+  strategy_->FinishOptimizerStep();
   if (optimizer_memory_.empty()) optimizer_memory_ = MeasureOptimizerMemory();
   callbacks_.on_optimizer_step(a, state_, control_);
   optimizer_->zero_grad();
@@ -307,10 +296,14 @@ absl::StatusOr<TrainOutput> Trainer::FinishTraining(const TrainRun& run) {
     auto files = CheckpointStore::Read(*state_.best_model_checkpoint);
     if (!files.ok()) return files.status();
     last_evaluation_.reset();  // other weights from here on
-    LoadModelWeights([&files](const std::string& name) -> const std::string* {
-      auto it = files->find(name);
-      return it == files->end() ? nullptr : &it->second;
-    });
+    strategy_->WithFullWeights(
+        [&] {
+          LoadModelWeights(*model_, [&files](const std::string& name) -> const std::string* {
+            auto it = files->find(name);
+            return it == files->end() ? nullptr : &it->second;
+          });
+        },
+        /*write_back=*/true);
   }
 
   const double runtime = SecondsSince(run.start);
@@ -324,11 +317,8 @@ absl::StatusOr<TrainOutput> Trainer::FinishTraining(const TrainRun& run) {
                  {"train_steps_per_second", (state_.global_step - run.resumed_step) / runtime},
                  {"train_loss", out.training_loss},
                  {"train_data_wait_fraction", run.data_wait_seconds / runtime}};
-  if (reducer_) {
-    // The all-reduce time that backward did not hide (the loop waited for it).
-    out.metrics["train_allreduce_wait_fraction"] = reducer_->wait_seconds() / runtime;
-    out.metrics["train_allreduce_wait_ms_per_step"] =
-        1000 * reducer_->wait_seconds() / std::max<int64_t>(1, state_.global_step - run.resumed_step);
+  for (const auto& [name, value] : strategy_->RunMetrics(runtime, state_.global_step - run.resumed_step)) {
+    out.metrics[name] = value;
   }
   out.metrics.insert(optimizer_memory_.begin(), optimizer_memory_.end());
   if (loss_scaler_) {

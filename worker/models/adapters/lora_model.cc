@@ -107,6 +107,12 @@ class LoraModel : public ForwardingModel {
     return tensors;
   }
   std::string WeightsFilePrefix() const override { return "adapter_model"; }
+  // The base's blocks under peft's names, which the trained tensors carry.
+  std::vector<std::string> BlockPrefixes() const override {
+    std::vector<std::string> prefixes = inner().BlockPrefixes();
+    for (std::string& prefix : prefixes) prefix = kPeftPrefix + prefix;
+    return prefixes;
+  }
   bool HasTorchScript() const override { return false; }
   void SaveTorchScript(std::ostream&) const override {
     throw std::logic_error("a LoRA adapter is saved as a peft adapter folder, not as TorchScript");

@@ -4,7 +4,7 @@
 
 #include <torch/torch.h>
 
-#include "worker/models/activation_checkpoint.h"
+#include "worker/models/block_runner.h"
 #include "worker/models/adaptable_linear.h"
 #include "worker/models/hf/hf_blocks.h"
 
@@ -140,11 +140,11 @@ struct BertNetImpl : nn::Module {
     // get_extended_attention_mask: (1 - mask) x finfo.min over the keys.
     torch::Tensor padding = ids.eq(config.pad_token_id).view({ids.size(0), 1, 1, l}).to(x.scalar_type());
     torch::Tensor mask = padding * FinfoMin(x.scalar_type());
-    for (const auto& layer : *bert->encoder->layer) {
-      BertLayerImpl* bert_layer = layer->as<BertLayer>();
-      x = MaybeCheckpoint(
-          checkpointing && is_training(), [bert_layer, mask](const torch::Tensor& h) { return bert_layer->forward(h, mask); },
-          x);
+    for (size_t i = 0; i < bert->encoder->layer->size(); ++i) {
+      BertLayerImpl* bert_layer = bert->encoder->layer[i]->as<BertLayer>();
+      x = blocks.Run(
+          static_cast<int64_t>(i), [bert_layer, mask](const torch::Tensor& h) { return bert_layer->forward(h, mask); }, x,
+          is_training());
     }
     torch::Tensor pooled = torch::tanh(bert->pooler->dense(x.select(1, 0)));
     pooled = torch::dropout(pooled, config.classifier_dropout, is_training());
@@ -156,8 +156,9 @@ struct BertNetImpl : nn::Module {
   }
 
   HfConfig config;
+  static constexpr const char* kBlockPrefix = "bert.encoder.layer.";
   double neftune_alpha = 0;
-  bool checkpointing = false;
+  BlockRunner blocks;
   BertBase bert{nullptr};
   AdaptableLinear classifier{nullptr};
 };

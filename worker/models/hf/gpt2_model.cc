@@ -5,7 +5,7 @@
 
 #include <torch/torch.h>
 
-#include "worker/models/activation_checkpoint.h"
+#include "worker/models/block_runner.h"
 #include "worker/models/adaptable_linear.h"
 #include "worker/models/hf/hf_blocks.h"
 
@@ -114,11 +114,11 @@ struct Gpt2NetImpl : nn::Module {
     torch::Tensor x = Embed(ids) + transformer->wpe(torch::arange(l, ids.options()));
     x = torch::dropout(x, config.embedding_dropout, is_training());
     torch::Tensor allowed = torch::ones({l, l}, ids.options().dtype(torch::kBool)).tril().view({1, 1, l, l});
-    for (const auto& block : *transformer->h) {
-      Gpt2BlockImpl* b = block->as<Gpt2Block>();
-      x = MaybeCheckpoint(
-          checkpointing && is_training(),
-          [this, b, allowed](const torch::Tensor& h) { return b->forward(h, allowed, config); }, x);
+    for (size_t i = 0; i < transformer->h->size(); ++i) {
+      Gpt2BlockImpl* b = transformer->h[i]->as<Gpt2Block>();
+      x = blocks.Run(
+          static_cast<int64_t>(i), [this, b, allowed](const torch::Tensor& h) { return b->forward(h, allowed, config); },
+          x, is_training());
     }
     x = transformer->ln_f(x);
     return torch::matmul(x, transformer->wte->weight.t()).to(torch::kFloat);
@@ -127,8 +127,9 @@ struct Gpt2NetImpl : nn::Module {
   torch::Tensor Embed(const torch::Tensor& ids) { return NeftuneNoise(transformer->wte(ids), neftune_alpha, is_training()); }
 
   HfConfig config;
+  static constexpr const char* kBlockPrefix = "transformer.h.";
   double neftune_alpha = 0;
-  bool checkpointing = false;
+  BlockRunner blocks;
   Gpt2Transformer transformer{nullptr};
 };
 TORCH_MODULE(Gpt2Net);

@@ -66,7 +66,8 @@ inline void InitializeLikeTransformers(torch::nn::Module& module, double range) 
 }
 
 // A Model over `Net`, a torch module holder whose impl has `config` (HfConfig),
-// `neftune_alpha`, `checkpointing` (recompute each layer in backward) and forward(ids). Parameters live in `dtype`. Saved as a Hugging Face
+// `neftune_alpha`, `blocks` (a BlockRunner for its layers, named kBlockPrefix + index)
+// and forward(ids). Parameters live in `dtype`. Saved as a Hugging Face
 // folder: config.json beside transformers-named weights, no TorchScript.
 template <typename Net>
 class HfModel : public Model {
@@ -91,7 +92,18 @@ class HfModel : public Model {
     return true;
   }
   bool SetGradientCheckpointing(bool enabled) override {
-    net_->checkpointing = enabled;
+    net_->blocks.checkpointing = enabled;
+    return true;
+  }
+  std::vector<std::string> BlockPrefixes() const override {
+    std::vector<std::string> prefixes;
+    for (int64_t i = 0; i < net_->config.num_hidden_layers; ++i) {
+      prefixes.push_back(std::string(net_->kBlockPrefix) + std::to_string(i) + ".");
+    }
+    return prefixes;
+  }
+  bool SetBlockWrapper(BlockWrapper wrapper) override {
+    net_->blocks.wrapper = std::move(wrapper);
     return true;
   }
   std::vector<LinearLayer> LinearLayers() override {

@@ -4,7 +4,7 @@
 
 #include <torch/torch.h>
 
-#include "worker/models/activation_checkpoint.h"
+#include "worker/models/block_runner.h"
 #include "worker/models/adaptable_linear.h"
 #include "worker/models/hf/hf_blocks.h"
 #include "worker/models/liger_kernels.h"
@@ -125,9 +125,9 @@ struct DecoderImpl : nn::Module {
     norm = register_module("norm", RmsNorm(c.hidden_size, c.rms_norm_eps, kernels));
   }
 
-  // The final hidden states [B, L, hidden] of token ids [B, L]; `checkpointing`
-  // recomputes each layer in backward.
-  torch::Tensor forward(const torch::Tensor& ids, double neftune_alpha, bool checkpointing) {
+  // The final hidden states [B, L, hidden] of token ids [B, L], each layer run by
+  // `blocks` (checkpointed in training when asked).
+  torch::Tensor forward(const torch::Tensor& ids, double neftune_alpha, const BlockRunner& blocks) {
     const int64_t l = ids.size(1);
     torch::Tensor x = Embed(ids, neftune_alpha);
     // LlamaRotaryEmbedding, computed in float32 as transformers does.
@@ -142,12 +142,12 @@ struct DecoderImpl : nn::Module {
     torch::Tensor mask = torch::full({l, l}, FinfoMin(x.scalar_type()), ids.options().dtype(x.scalar_type()))
                              .triu(1)
                              .view({1, 1, l, l});
-    for (const auto& layer : *layers) {
-      DecoderLayerImpl* decoder_layer = layer->as<DecoderLayer>();
-      x = MaybeCheckpoint(
-          checkpointing,
+    for (size_t i = 0; i < layers->size(); ++i) {
+      DecoderLayerImpl* decoder_layer = layers[i]->as<DecoderLayer>();
+      x = blocks.Run(
+          static_cast<int64_t>(i),
           [decoder_layer, cos, sin, mask](const torch::Tensor& h) { return decoder_layer->forward(h, cos, sin, mask); },
-          x);
+          x, is_training());
     }
     return norm(x);
   }
@@ -207,15 +207,16 @@ struct LlamaNetImpl : nn::Module {
   }
 
   torch::Tensor Hidden(const torch::Tensor& ids) {
-    return model->forward(ids, neftune_alpha, checkpointing && is_training());
+    return model->forward(ids, neftune_alpha, blocks);
   }
   // lm_head's weight, or the token embedding's when they are tied.
   const torch::Tensor& OutputWeight() const { return lm_head ? lm_head->weight : model->embed_tokens->weight; }
 
   LigerKernels kernels;  // the modules keep a pointer to it
   HfConfig config;
+  static constexpr const char* kBlockPrefix = "model.layers.";
   double neftune_alpha = 0;
-  bool checkpointing = false;
+  BlockRunner blocks;
   Decoder model{nullptr};
   AdaptableLinear lm_head{nullptr}, score{nullptr};
 };

@@ -1,0 +1,76 @@
+#include "worker/parallel/flat_parameter.h"
+
+#include <stdexcept>
+#include <utility>
+
+#include "worker/distributed/distributed.h"
+
+namespace trainerd {
+
+FlatParameter::FlatParameter(NamedTensors params, bool decays, int world_size, int rank)
+    : params_(std::move(params)), world_size_(world_size), rank_(rank) {
+  if (params_.empty()) throw std::logic_error("FlatParameter: no parameters");
+  for (const auto& [name, p] : params_) {
+    offsets_.push_back(numel_);
+    numel_ += p.numel();
+  }
+  shard_numel_ = (numel_ + world_size_ - 1) / world_size_;
+  const torch::Tensor& first = params_.front().second;
+  torch::NoGradGuard no_grad;
+  flat_ = torch::zeros({padded_numel()}, first.options().requires_grad(false));
+  for (size_t i = 0; i < params_.size(); ++i) {
+    torch::Tensor& p = params_[i].second;
+    torch::Tensor view = flat_.narrow(0, offsets_[i], p.numel());
+    view.copy_(p.detach().reshape({-1}));
+    // The parameter keeps its identity (autograd leaf, optimizer-free) and gets the
+    // buffer's memory as its data.
+    p.set_data(view.view(p.sizes()));
+  }
+  shard_ = flat_.narrow(0, rank_ * shard_numel_, shard_numel_).clone();
+  if (decays) shard_ = shard_.view({1, shard_numel_});
+  shard_.set_requires_grad(true);
+}
+
+void FlatParameter::Gather(Distributed& distributed) {
+  c10::StorageImpl* storage = flat_.storage().unsafeGetStorageImpl();
+  if (!gathered_) {
+    const size_t bytes = static_cast<size_t>(padded_numel()) * flat_.element_size();
+    storage->set_data_ptr_noswap(storage->allocator()->allocate(bytes));
+    storage->set_nbytes(bytes);
+  }
+  distributed.AllGatherInto(shard_.detach().reshape({-1}), flat_);
+  gathered_ = true;
+}
+
+void FlatParameter::Release() {
+  if (!gathered_) return;
+  flat_.storage().unsafeGetStorageImpl()->reset();
+  gathered_ = false;
+}
+
+void FlatParameter::CopyParametersToShard() {
+  if (!gathered_) throw std::logic_error("FlatParameter: the parameters are not gathered");
+  torch::NoGradGuard no_grad;
+  shard_.detach().reshape({-1}).copy_(flat_.narrow(0, rank_ * shard_numel_, shard_numel_));
+}
+
+void FlatParameter::ReduceGradients(Distributed& distributed) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor grads = torch::zeros({padded_numel()}, flat_.options());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    torch::Tensor& p = params_[i].second;
+    if (p.grad().defined()) grads.narrow(0, offsets_[i], p.numel()).copy_(p.grad().reshape({-1}));
+    p.mutable_grad().reset();
+  }
+  // Shaped as the shard and not a view: the optimizer's zero_grad detaches it in place.
+  torch::Tensor mine = torch::empty(shard_.sizes(), flat_.options());
+  distributed.ReduceScatterSum(grads, mine);
+  mine.div_(world_size_);
+  if (shard_.grad().defined()) {
+    shard_.mutable_grad().add_(mine);
+  } else {
+    shard_.mutable_grad() = mine;
+  }
+}
+
+}  // namespace trainerd

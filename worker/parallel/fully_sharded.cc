@@ -1,0 +1,211 @@
+#include "worker/parallel/fully_sharded.h"
+
+#include <cmath>
+#include <map>
+#include <stdexcept>
+#include <utility>
+
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "worker/distributed/distributed.h"
+#include "worker/optim/optimizer_factory.h"
+
+namespace trainerd {
+
+FullyShardedDataParallel::FullyShardedDataParallel(Model* model, Distributed* distributed, const FsdpOptions& options)
+    : ParallelStrategy(distributed), model_(model), options_(options) {
+  if (options_.offload) {
+    const NamedTensors params = model_->NamedParameters();
+    if (!params.empty() && params.front().second.is_cuda()) {
+      throw std::invalid_argument("training_args.fsdp: offload to CPU memory is not available on GPUs yet");
+    }
+    spdlog::info("fsdp offload: training on the CPU keeps every shard in CPU memory already");
+  }
+  BuildUnits();
+  model_->SetBlockWrapper(
+      [this](int64_t index, const BlockFunction& forward, const torch::Tensor& x) { return RunBlock(index, forward, x); });
+}
+
+FullyShardedDataParallel::~FullyShardedDataParallel() {
+  model_->SetBlockWrapper(nullptr);
+  // The hooks refer to this object; the parameters hold their accumulators weakly.
+  accumulators_.clear();
+}
+
+void FullyShardedDataParallel::BuildUnits() {
+  const std::vector<std::string> prefixes = model_->BlockPrefixes();
+  units_.resize(1 + prefixes.size());
+  units_[0].name = "root";
+  for (size_t i = 0; i < prefixes.size(); ++i) {
+    units_[1 + i].name = prefixes[i];
+    units_[1 + i].kept_whole = !options_.reshard_after_forward;
+  }
+  // Each unit's parameters by dtype and weight-decay class, in the model's order (the
+  // same on every rank).
+  std::vector<std::map<std::pair<int, bool>, NamedTensors>> groups(units_.size());
+  for (const auto& [name, p] : model_->NamedParameters()) {
+    if (!p.requires_grad()) continue;
+    size_t unit = 0;
+    for (size_t i = 0; i < prefixes.size() && unit == 0; ++i) {
+      if (absl::StartsWith(name, prefixes[i])) unit = 1 + i;
+    }
+    groups[unit][{static_cast<int>(p.scalar_type()), UsesWeightDecay(name, p)}].emplace_back(name, p);
+  }
+  for (size_t u = 0; u < units_.size(); ++u) {
+    for (auto& [kind, params] : groups[u]) {
+      units_[u].flats.push_back(std::make_unique<FlatParameter>(std::move(params), kind.second, world_size(), rank()));
+    }
+    if (!units_[u].kept_whole) Release(units_[u]);
+  }
+}
+
+std::string FullyShardedDataParallel::Describe(int64_t total_batch_size) const {
+  int64_t all = 0, mine = 0;
+  for (const Unit& unit : units_) {
+    for (const auto& flat : unit.flats) {
+      all += flat->numel();
+      mine += flat->shard_numel();
+    }
+  }
+  return absl::StrCat("Fully sharded data parallel (", name(), "): ", world_size(), " ranks over ",
+                      distributed()->backend(), ", total batch size = ", total_batch_size, ", ", units_.size(),
+                      " unit(s); this rank's shards hold ", mine, " of ", all, " trained parameters");
+}
+
+NamedTensors FullyShardedDataParallel::OptimizedParameters() {
+  NamedTensors shards;
+  for (const Unit& unit : units_) {
+    for (size_t k = 0; k < unit.flats.size(); ++k) {
+      shards.emplace_back(absl::StrCat("fsdp.", unit.name, ".flat", k), unit.flats[k]->shard());
+    }
+  }
+  return shards;
+}
+
+std::vector<torch::Tensor> FullyShardedDataParallel::GradientTensors() {
+  std::vector<torch::Tensor> shards;
+  for (auto& [name, shard] : OptimizedParameters()) shards.push_back(shard);
+  return shards;
+}
+
+void FullyShardedDataParallel::Gather(Unit& unit) {
+  for (auto& flat : unit.flats) {
+    if (!flat->gathered()) flat->Gather(*distributed());
+  }
+}
+
+void FullyShardedDataParallel::Release(Unit& unit) {
+  for (auto& flat : unit.flats) flat->Release();
+}
+
+torch::Tensor FullyShardedDataParallel::RunBlock(int64_t index, const BlockFunction& forward, const torch::Tensor& x) {
+  Unit& unit = units_.at(1 + index);
+  if (unit.kept_whole) return forward(x);
+  Gather(unit);
+  torch::Tensor out = forward(x);
+  // Autograd kept views of the weights' memory; backward gathers them again first.
+  Release(unit);
+  if (out.requires_grad()) {
+    out.register_hook([this, index](const torch::Tensor& grad) {
+      Gather(units_[1 + index]);
+      return grad;
+    });
+  }
+  return out;
+}
+
+void FullyShardedDataParallel::PrepareBackward() {
+  if (!accumulators_.empty()) return;
+  for (size_t u = 0; u < units_.size(); ++u) {
+    for (auto& flat : units_[u].flats) {
+      for (const auto& [name, p] : flat->params()) {
+        std::shared_ptr<torch::autograd::Node> accumulator = torch::autograd::impl::grad_accumulator(p);
+        accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+            [this, u](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+              OnGradientReady(u);
+              return outputs;
+            }));
+        accumulators_.push_back(std::move(accumulator));
+      }
+    }
+  }
+}
+
+void FullyShardedDataParallel::BeginMicroBatch(bool last) {
+  sync_ = last;
+  for (Unit& unit : units_) {
+    unit.pending = 0;
+    for (const auto& flat : unit.flats) unit.pending += static_cast<int64_t>(flat->params().size());
+    unit.reduced = false;
+  }
+}
+
+void FullyShardedDataParallel::OnGradientReady(size_t u) {
+  Unit& unit = units_[u];
+  if (--unit.pending == 0) FinishUnitBackward(unit);
+}
+
+void FullyShardedDataParallel::FinishUnitBackward(Unit& unit) {
+  if (sync_) {
+    for (auto& flat : unit.flats) flat->ReduceGradients(*distributed());
+    unit.reduced = true;
+  }
+  if (!unit.kept_whole) Release(unit);
+}
+
+void FullyShardedDataParallel::FinishGradients() {
+  // Units some of whose parameters got no gradient in this step never finished: they
+  // reduce what they have (zeros for the rest), in unit order on every rank.
+  for (Unit& unit : units_) {
+    if (!unit.reduced && !unit.flats.empty()) {
+      Gather(unit);  // what a hook may have left released or gathered, consistently
+      for (auto& flat : unit.flats) flat->ReduceGradients(*distributed());
+      unit.reduced = true;
+      if (!unit.kept_whole) Release(unit);
+    }
+  }
+}
+
+double FullyShardedDataParallel::ClipGradNorm(double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads;
+  torch::Tensor squares = torch::zeros({1}, torch::kDouble);
+  for (const torch::Tensor& shard : GradientTensors()) {
+    if (!shard.grad().defined()) continue;
+    grads.push_back(shard.grad());
+    squares += shard.grad().to(torch::kDouble).pow(2).sum().cpu();
+  }
+  distributed()->AllReduceSum(squares);
+  const double total = std::sqrt(squares.item<double>());
+  // torch.nn.utils.clip_grad_norm_'s rule.
+  const double coef = max_norm / (total + 1e-6);
+  if (coef < 1) {
+    for (torch::Tensor& g : grads) g.mul_(coef);
+  }
+  return total;
+}
+
+void FullyShardedDataParallel::FinishOptimizerStep() {
+  // The kept units' whole weights from the updated shards; the others gather when used.
+  for (Unit& unit : units_) {
+    if (!unit.kept_whole) continue;
+    for (auto& flat : unit.flats) flat->Gather(*distributed());
+  }
+}
+
+void FullyShardedDataParallel::WithFullWeights(const std::function<void()>& fn, bool write_back) {
+  for (Unit& unit : units_) Gather(unit);
+  fn();
+  for (Unit& unit : units_) {
+    if (write_back) {
+      for (auto& flat : unit.flats) flat->CopyParametersToShard();
+    }
+    if (!unit.kept_whole) Release(unit);
+  }
+}
+
+}  // namespace trainerd

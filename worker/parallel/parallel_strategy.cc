@@ -1,0 +1,63 @@
+#include "worker/parallel/parallel_strategy.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "spec/fsdp_options.h"
+
+#include "worker/checkpoint/optimizer_state_part.h"
+#include "worker/parallel/data_parallel.h"
+#include "worker/parallel/fully_sharded.h"
+#include "worker/distributed/distributed.h"
+#include "worker/parallel/sharded_optimizer.h"
+
+namespace trainerd {
+
+int ParallelStrategy::world_size() const { return distributed_ == nullptr ? 1 : distributed_->world_size(); }
+
+int ParallelStrategy::rank() const { return distributed_ == nullptr ? 0 : distributed_->rank(); }
+
+double ParallelStrategy::ClipGradNorm(double max_norm) {
+  return torch::nn::utils::clip_grad_norm_(GradientTensors(), max_norm);
+}
+
+std::unique_ptr<Stateful> ParallelStrategy::MakeOptimizerStatePart(const trainer::v1::TrainingArguments& args,
+                                                                   torch::optim::Optimizer* optimizer,
+                                                                   const torch::Device& device) {
+  return std::make_unique<OptimizerStatePart>(&args, optimizer, OptimizedParameters(), distributed(),
+                                              ShardsOptimizerState(), device);
+}
+
+StrategyMetrics ParallelStrategy::OptimizerStateMetrics(double bytes_on_this_rank) {
+  const double mb = 1024.0 * 1024.0;
+  StrategyMetrics out = {{"train_optimizer_state_mb", bytes_on_this_rank / mb}};
+  if (!ShardsOptimizerState()) return out;
+  torch::Tensor sum = torch::tensor({bytes_on_this_rank}, torch::kDouble);
+  distributed_->AllReduceSum(sum);
+  const double total = sum.item<double>();
+  spdlog::info("{}: this rank holds {:.2f} MB of optimizer state; unsharded every rank would hold {:.2f} MB "
+               "({:.2f} MB saved per rank)",
+               display_name(), bytes_on_this_rank / mb, total / mb, (total - bytes_on_this_rank) / mb);
+  out["train_optimizer_state_unsharded_mb"] = total / mb;
+  return out;
+}
+
+StrategyMetrics ParallelStrategy::RunMetrics(double, int64_t) const { return {}; }
+
+std::unique_ptr<ParallelStrategy> CreateParallelStrategy(const trainer::v1::TrainingArguments& args, Model* model,
+                                                         Distributed* distributed) {
+  const auto bucket_cap = static_cast<int64_t>(args.ddp_bucket_cap_mb() * 1024 * 1024);
+  const bool several = distributed != nullptr && distributed->world_size() > 1;
+  const FsdpOptions fsdp = ResolveFsdp(args);
+  if (fsdp.enabled && !several) spdlog::info("fsdp: one rank holds everything; training as a single process");
+  if (fsdp.enabled) {
+    for (const std::string& warning : FsdpNoOpWarnings(args)) spdlog::warn("{}", warning);
+  }
+  if (several && fsdp.enabled) return std::make_unique<FullyShardedDataParallel>(model, distributed, fsdp);
+  if (several && args.optimizer_sharding()) {
+    return std::make_unique<ShardedOptimizer>(model, distributed, bucket_cap);
+  }
+  return std::make_unique<DataParallel>(model, several ? distributed : nullptr, bucket_cap);
+}
+
+}  // namespace trainerd
