@@ -86,13 +86,7 @@ TEST(Distributed, TwoRanksWithBatchBMatchOneRankWithBatch2B) {
 // with batch B log the losses of 1 rank with batch 2B, with and without ZeRO-1.
 TEST(Distributed, AnHfLlamaFolderOnTwoRanksMatchesOneRankWithTwiceTheBatch) {
   TempDir dir;
-  std::string rows;
-  for (int r = 0; r < 64; ++r) {
-    rows += "{\"input_ids\": [";
-    for (int k = 0; k < 20 + r % 7; ++k) absl::StrAppend(&rows, k ? ", " : "", 3 + (r * 7 + k * 13) % 500);
-    rows += "]}\n";
-  }
-  testing::WriteFile(dir / "rows.jsonl", rows);
+  testing::WriteTokenRows(dir, 64);
   testing::WriteFile(dir / "job.yaml", absl::StrCat(
       "model: {name_or_path: ", std::filesystem::absolute(testing::SourceDir()).string(), "/tests/fixtures/hf/llama-gqa}\n",
       "data: {train: {path: ", dir / "rows.jsonl", "}, max_seq_length: 16}\n",
@@ -117,13 +111,7 @@ TEST(Distributed, AnHfLlamaFolderOnTwoRanksMatchesOneRankWithTwiceTheBatch) {
 // is in no bucket and no shard, and rank 0's checkpoints hold the adapter.
 TEST(Distributed, LoraAdaptersOnTwoRanksMatchOneRankWithTwiceTheBatch) {
   TempDir dir;
-  std::string rows;
-  for (int r = 0; r < 64; ++r) {
-    rows += "{\"input_ids\": [";
-    for (int k = 0; k < 20 + r % 7; ++k) absl::StrAppend(&rows, k ? ", " : "", 3 + (r * 7 + k * 13) % 500);
-    rows += "]}\n";
-  }
-  testing::WriteFile(dir / "rows.jsonl", rows);
+  testing::WriteTokenRows(dir, 64);
   testing::WriteFile(dir / "job.yaml", absl::StrCat(
       "model: {name_or_path: ", std::filesystem::absolute(testing::SourceDir()).string(), "/tests/fixtures/hf/llama-gqa}\n",
       "peft: {r: 4, lora_alpha: 8, target_modules: [q_proj, v_proj, o_proj]}\n",

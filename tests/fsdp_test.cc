@@ -30,18 +30,6 @@ using testing::RunRanks;
 using testing::StartRanks;
 using testing::TempDir;
 
-// Token rows for a causal LM (ids below every fixture's vocabulary).
-std::string WriteRows(const TempDir& dir) {
-  std::string rows;
-  for (int r = 0; r < 96; ++r) {
-    rows += "{\"input_ids\": [";
-    for (int k = 0; k < 20 + r % 7; ++k) absl::StrAppend(&rows, k ? ", " : "", 3 + (r * 7 + k * 13) % 500);
-    rows += "]}\n";
-  }
-  testing::WriteFile(dir / "rows.jsonl", rows);
-  return dir / "rows.jsonl";
-}
-
 std::string Fixture(const std::string& name) {
   return (fs::absolute(testing::SourceDir()) / "tests/fixtures/hf" / name).string();
 }
@@ -72,7 +60,7 @@ void ExpectSameWeights(const std::string& expected_file, const std::string& actu
 // same global batch, and save the same final folder, which loads again.
 TEST(Fsdp, ShardedRanksMatchOneRankOnALlamaFolder) {
   TempDir dir;
-  const std::string rows = WriteRows(dir);
+  const std::string rows = testing::WriteTokenRows(dir, 96);
   testing::WriteFile(dir / "job.yaml", absl::StrCat(
       "model: {name_or_path: ", Fixture("llama-gqa"), "}\n",
       "data: {train: {path: ", rows, "}, max_seq_length: 16}\n",
@@ -137,7 +125,7 @@ TEST(Fsdp, TheBuiltInGptWithBf16AndGradientCheckpointing) {
 // uninterrupted run logs. A constant learning rate lets the killed run be an endless one.
 TEST(Fsdp, ResumesExactlyAfterARankIsKilled) {
   TempDir dir;
-  const std::string rows = WriteRows(dir);
+  const std::string rows = testing::WriteTokenRows(dir, 96);
   testing::WriteFile(dir / "job.yaml", absl::StrCat(
       "model: {name_or_path: ", Fixture("llama-gqa"), "}\n",
       "data: {train: {path: ", rows, "}, max_seq_length: 16}\n",

@@ -130,6 +130,19 @@ inline void ExpectSameLosses(const RunLog& expected, const RunLog& actual, int64
   }
 }
 
+// Writes `n` rows of token ids for a causal LM (ids below every fixture's vocabulary,
+// 20 to 26 tokens) to dir/rows.jsonl and returns its path.
+inline std::string WriteTokenRows(const TempDir& dir, int n) {
+  std::string rows;
+  for (int r = 0; r < n; ++r) {
+    rows += "{\"input_ids\": [";
+    for (int k = 0; k < 20 + r % 7; ++k) absl::StrAppend(&rows, k ? ", " : "", 3 + (r * 7 + k * 13) % 500);
+    rows += "]}\n";
+  }
+  WriteFile(dir / "rows.jsonl", rows);
+  return dir / "rows.jsonl";
+}
+
 }  // namespace trainerd::testing
 
 #endif  // TRAINERD_TESTS_RANK_PROCESSES_H_

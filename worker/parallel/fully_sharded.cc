@@ -162,7 +162,6 @@ void FullyShardedDataParallel::FinishGradients() {
   // reduce what they have (zeros for the rest), in unit order on every rank.
   for (Unit& unit : units_) {
     if (!unit.reduced && !unit.flats.empty()) {
-      Gather(unit);  // what a hook may have left released or gathered, consistently
       for (auto& flat : unit.flats) flat->ReduceGradients(*distributed());
       unit.reduced = true;
       if (!unit.kept_whole) Release(unit);
