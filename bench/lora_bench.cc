@@ -29,7 +29,7 @@
 #include "bench/bench_util.h"
 #include "spec/hf_config.h"
 #include "spec/lora_config.h"
-#include "spec/spec_bounds.h"
+#include "spec/memory_estimate.h"
 #include "worker/models/hf/hf_weights.h"
 #include "worker/models/hf/llama_model.h"
 #include "worker/models/model_factory.h"
@@ -41,25 +41,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-std::string LlamaConfigText(int64_t hidden, int64_t layers, int64_t vocab, const std::string& dtype) {
-  return absl::StrCat(
-      "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"vocab_size\": ", vocab,
-      ", \"hidden_size\": ", hidden, ", \"intermediate_size\": ", (8 * hidden / 3 + 255) / 256 * 256,
-      ", \"num_hidden_layers\": ", layers, ", \"num_attention_heads\": ", hidden / 64,
-      ", \"num_key_value_heads\": ", hidden / 64, ", \"max_position_embeddings\": 4096, \"rms_norm_eps\": 1e-05, "
-      "\"rope_theta\": 10000.0, \"tie_word_embeddings\": false, \"bos_token_id\": 1, \"eos_token_id\": 2, "
-      "\"torch_dtype\": \"", dtype, "\"}");
-}
-
-HfConfig ParsedOrExit(const std::string& text) {
-  absl::StatusOr<HfConfig> parsed = ParseHfConfig(text);
-  if (!parsed.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(parsed.status().message()).c_str());
-    std::exit(1);
-  }
-  return *parsed;
-}
+using bench::LlamaConfigText;
+using bench::ParsedOrExit;
 
 // A LlamaForCausalLM folder with random weights and the tests' 512-piece tokenizer.
 void WriteLlamaFolder(const fs::path& dir, int64_t hidden) {

@@ -129,6 +129,7 @@ int RunValidate(TrainerClient& client, const CliArgs& args) {
   if (resp.ok()) {
     for (const std::string& w : resp->warnings()) std::cerr << args.spec_path << ": " << w << "\n";
     std::cout << args.spec_path << ": valid (checked by trainerd at " << client.server() << ")\n";
+    if (resp->has_memory_per_rank()) std::cout << "  memory: " << resp->memory_per_rank().summary() << "\n";
     return kOk;
   }
   switch (resp.status().code()) {

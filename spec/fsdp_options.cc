@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "spec/deepspeed_config.h"
 
 namespace trainerd {
 namespace {
@@ -23,6 +24,14 @@ std::string FsdpOptions::StrategyName() const {
 
 FsdpOptions ResolveFsdp(const trainer::v1::TrainingArguments& a) {
   FsdpOptions o;
+  // A DeepSpeed config's ZeRO stages 2 and 3 are the same sharding.
+  const DeepSpeedConfig ds = ResolveDeepSpeed(a);
+  if (ds.enabled && ds.stage >= 2) {
+    o.enabled = true;
+    o.reshard_after_forward = ds.stage == 3;
+    o.offload = ds.offload_optimizer;
+    return o;
+  }
   o.enabled = Has(a, "full_shard") || Has(a, "shard_grad_op");
   if (!o.enabled) return o;
   o.reshard_after_forward = Has(a, "full_shard");
@@ -31,7 +40,16 @@ FsdpOptions ResolveFsdp(const trainer::v1::TrainingArguments& a) {
     o.reshard_after_forward = false;
   }
   o.offload = Has(a, "offload") || a.fsdp_config().cpu_offload();
+  o.sharded_state_dict = a.fsdp_config().state_dict_type() == "SHARDED_STATE_DICT";
   return o;
+}
+
+std::string ParallelStrategyName(const trainer::v1::TrainingArguments& args, int ranks) {
+  const FsdpOptions fsdp = ResolveFsdp(args);
+  if (fsdp.enabled) return fsdp.StrategyName();
+  if (ranks <= 1) return "single";
+  if (args.optimizer_sharding() || ResolveDeepSpeed(args).stage == 1) return "zero1";
+  return "ddp";
 }
 
 const std::vector<std::string>& KnownBlockClasses() {
@@ -69,12 +87,9 @@ std::vector<std::string> FindFsdpProblems(const trainer::v1::JobSpec& spec) {
       add(p + "fsdp_config.backward_prefetch", "must be one of BACKWARD_PRE, BACKWARD_POST, NO_PREFETCH");
     }
   }
-  if (c.has_state_dict_type() && c.state_dict_type() != "FULL_STATE_DICT") {
-    add(p + "fsdp_config.state_dict_type",
-        c.state_dict_type() == "SHARDED_STATE_DICT"
-            ? "SHARDED_STATE_DICT is not available yet: checkpoints hold the whole weights (FULL_STATE_DICT) beside "
-              "each rank's optimizer shard"
-            : "must be FULL_STATE_DICT or SHARDED_STATE_DICT");
+  if (c.has_state_dict_type() && c.state_dict_type() != "FULL_STATE_DICT" &&
+      c.state_dict_type() != "SHARDED_STATE_DICT") {
+    add(p + "fsdp_config.state_dict_type", "must be FULL_STATE_DICT or SHARDED_STATE_DICT");
   }
   for (int i = 0; i < c.transformer_layer_cls_to_wrap_size(); ++i) {
     const std::string& cls = c.transformer_layer_cls_to_wrap(i);
@@ -85,16 +100,15 @@ std::vector<std::string> FindFsdpProblems(const trainer::v1::JobSpec& spec) {
                        absl::StrJoin(known, ", ")));
     }
   }
-  if (!enabled) return problems;
+  if (!ResolveFsdp(a).enabled) return problems;  // what follows holds for deepspeed's stages 2 and 3 too
   if (a.optimizer_sharding()) add(p + "optimizer_sharding", "fsdp shards the optimizer state already; leave it off");
   if (a.torch_compile()) add(p + "torch_compile", "cannot be combined with fsdp");
   if (absl::StartsWith(a.optim(), "galore_") || a.optim() == "adafactor") {
     // Their state is shaped by each whole matrix, which a flat shard no longer is.
     add(p + "optim", absl::StrCat(a.optim(), " keeps per-matrix state and cannot update flat shards; use an "
-                                             "element-wise optimizer (adamw_torch, sgd, lion, ...) with fsdp"));
+                                             "element-wise optimizer (adamw_torch, sgd, adagrad, rmsprop) with fsdp"));
   }
   if (a.fp16()) add(p + "fp16", "with fsdp use bf16 (fp16's loss scaling does not work on shards yet)");
-  if (spec.has_peft()) add("peft", "LoRA with fsdp is not available yet");
   return problems;
 }
 

@@ -16,12 +16,22 @@ struct FsdpOptions {
   // shard_grad_op (ZeRO-2), whole weights kept, gradients and optimizer state sharded.
   bool reshard_after_forward = true;
   bool offload = false;  // optimizer state and fp32 master shards in CPU memory
+  // Checkpoints hold each rank's slice of the weights (SHARDED_STATE_DICT) instead of
+  // the whole weights (FULL_STATE_DICT, gathered).
+  bool sharded_state_dict = false;
   // "full_shard" or "shard_grad_op" (what a checkpoint records); "" when not enabled.
   std::string StrategyName() const;
 };
 
-// What `args` asks for (expects FindFsdpProblems to have found nothing).
+// What `args` asks for, through fsdp or a DeepSpeed config's ZeRO stage 2 or 3 (expects
+// FindFsdpProblems to have found nothing).
 FsdpOptions ResolveFsdp(const trainer::v1::TrainingArguments& args);
+
+// How `ranks` ranks share each step of a job with `args`, by the name checkpoints record:
+// "single" (one rank), "ddp", "zero1" (optimizer_sharding, DeepSpeed stage 1),
+// "shard_grad_op" or "full_shard" (fsdp, DeepSpeed stages 2 and 3, on any number of
+// ranks). The worker builds the strategy this names; the memory estimate follows it.
+std::string ParallelStrategyName(const trainer::v1::TrainingArguments& args, int ranks);
 
 // Every problem of training_args.fsdp and fsdp_config, as "field: what is wrong": unknown
 // options, contradictions, and what cannot be combined with sharding.

@@ -205,7 +205,7 @@ bool Exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0;
 // An hf job's LoRA adapter (its targets among the model's layers) and its memory
 // estimate. `config` is the folder's; a causal LM trained on labels becomes its
 // family's sequence classifier, as the worker builds it.
-void CheckLoraAndMemory(const JobSpec& spec, HfConfig config, const ReadRoots& roots, const SpecLimits& limits,
+void CheckLoraAndMemory(const JobSpec& spec, HfConfig config, const ReadRoots& roots,
                         Checker* c) {
   const bool classification = !spec.data().train().label_field().empty();
   if (classification && config.kind == HfArchitecture::kLlamaForCausalLM) {
@@ -229,14 +229,12 @@ void CheckLoraAndMemory(const JobSpec& spec, HfConfig config, const ReadRoots& r
     if (!count.ok()) return c->problems.push_back(std::string(count.status().message()));
     trainable = *count;
   }
-  if (limits.max_job_memory_bytes <= 0) return;
-  const int64_t estimate = EstimateHfJobMemoryBytes(spec, config, trainable);
-  if (estimate > limits.max_job_memory_bytes) c->problems.push_back(MemoryLimitProblem(estimate, limits.max_job_memory_bytes));
+  c->Memory(HfFootprint(spec, config, trainable), spec);
 }
 
 // An hf model folder: config.json as the worker reads it, weights, a tokenizer for raw
 // text, a pad token for classification, and what the architecture can do.
-void CheckHfFolder(const JobSpec& spec, const DataShape& data, const ReadRoots& roots, const SpecLimits& limits,
+void CheckHfFolder(const JobSpec& spec, const DataShape& data, const ReadRoots& roots,
                    Checker* c) {
   const std::string& dir = spec.model().name_or_path();
   absl::StatusOr<std::string> text = ReadConfined(dir + "/config.json", roots, 1 << 20);
@@ -269,7 +267,7 @@ void CheckHfFolder(const JobSpec& spec, const DataShape& data, const ReadRoots& 
   if (data.text && bert && !Exists(dir + "/vocab.txt") && spec.data().tokenizer().path().empty()) {
     c->Add("model.name_or_path", "a BERT folder needs its vocab.txt to tokenize text");
   }
-  CheckLoraAndMemory(spec, *config, roots, limits, c);
+  CheckLoraAndMemory(spec, *config, roots, c);
   if (!data.text && !data.tokenized) return;  // no text data: the data checks said why
   const bool classification = !spec.data().train().label_field().empty();
   if (!classification && IsSequenceClassifier(config->kind)) {
@@ -296,10 +294,10 @@ void CheckHfFolder(const JobSpec& spec, const DataShape& data, const ReadRoots& 
 
 }  // namespace
 
-void CheckInputFiles(const JobSpec& spec, const ReadRoots& roots, const SpecLimits& limits, Checker* c) {
+void CheckInputFiles(const JobSpec& spec, const ReadRoots& roots, Checker* c) {
   const DataShape data = CheckDataFiles(spec, roots, c);
   if (spec.model().type() == "hf" && !spec.model().name_or_path().empty() && !c->Skipped("model.name_or_path")) {
-    CheckHfFolder(spec, data, roots, limits, c);
+    CheckHfFolder(spec, data, roots, c);
   }
 }
 

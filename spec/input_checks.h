@@ -12,7 +12,6 @@
 #ifndef TRAINERD_SPEC_INPUT_CHECKS_H_
 #define TRAINERD_SPEC_INPUT_CHECKS_H_
 
-#include "spec/spec_bounds.h"
 #include "spec/spec_checker.h"
 #include "spec/spec_policy.h"
 #include "trainer/v1/job_spec.pb.h"
@@ -21,9 +20,9 @@ namespace trainerd {
 
 // Adds a problem for each input file of `spec` (defaults applied) that the worker would
 // refuse. Fields the checker already refused (paths outside `roots`) are not opened.
-// An hf job's memory estimate (from its config.json and its LoRA adapter) is held to
-// `limits` here, where the folder is read.
-void CheckInputFiles(const trainer::v1::JobSpec& spec, const ReadRoots& roots, const SpecLimits& limits, Checker* c);
+// An hf job's memory estimate (from its config.json and its LoRA adapter) is made here,
+// where the folder is read (Checker::Memory).
+void CheckInputFiles(const trainer::v1::JobSpec& spec, const ReadRoots& roots, Checker* c);
 
 }  // namespace trainerd
 

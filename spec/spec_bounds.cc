@@ -10,8 +10,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "spec/lora_config.h"
-#include "spec/spec_defaults.h"
 
 namespace trainerd {
 namespace {
@@ -169,99 +167,7 @@ void CheckCeilings(const JobSpec& spec, const SpecLimits& limits, std::vector<st
   }
 }
 
-// Parameters of the built-in models; widths the data decides count as 1.
-double EstimateParameters(const trainer::v1::ModelSpec& m, const trainer::v1::DataSpec& d) {
-  const double outputs = std::max<double>(1, static_cast<double>(m.num_outputs()));
-  double params = 0;
-  double width = std::max<double>(1, d.train().feature_columns_size());
-  if (m.type() == "cnn") {
-    double channels = 1;
-    for (int64_t c : m.conv_channels()) {
-      params += 9 * channels * static_cast<double>(c) + static_cast<double>(c);
-      channels = static_cast<double>(c);
-    }
-    width = channels;
-  }
-  if (m.type() == "mlp" || m.type() == "cnn") {
-    for (int64_t h : m.hidden_sizes()) {
-      params += width * static_cast<double>(h) + static_cast<double>(h);
-      width = static_cast<double>(h);
-    }
-    return params + width * outputs + outputs;
-  }
-  if (m.type() == "gpt" || m.type() == "text_classifier") {
-    const double h = static_cast<double>(m.hidden_size() > 0 ? m.hidden_size() : kDefaultTextHiddenSize);
-    const double layers = static_cast<double>(m.num_layers() > 0 ? m.num_layers() : kDefaultTextLayers);
-    const double inner = static_cast<double>(
-        m.intermediate_size() > 0 ? m.intermediate_size() : DefaultIntermediateSize(static_cast<int64_t>(h)));
-    const double vocab = static_cast<double>(d.tokenizer().vocab_size() > 0 ? d.tokenizer().vocab_size()
-                                                                           : kDefaultVocabSize);
-    params = vocab * h + layers * (4 * h * h + 3 * h * inner + 2 * h) + h;
-    if (m.type() == "text_classifier") params += h * outputs + outputs;
-  }
-  return params;
-}
-
-// Activations of one batch (kept for backward), in floats.
-double EstimateActivations(const JobSpec& spec) {
-  const auto& m = spec.model();
-  const auto& a = spec.training_args();
-  const double batch = static_cast<double>(std::max(a.per_device_train_batch_size(), a.per_device_eval_batch_size()));
-  if (m.type() == "gpt" || m.type() == "text_classifier") {
-    const double seq = static_cast<double>(spec.data().max_seq_length() > 0 ? spec.data().max_seq_length()
-                                                                            : kDefaultMaxSeqLength);
-    const double h = static_cast<double>(m.hidden_size() > 0 ? m.hidden_size() : kDefaultTextHiddenSize);
-    const double layers = static_cast<double>(m.num_layers() > 0 ? m.num_layers() : kDefaultTextLayers);
-    const double vocab = static_cast<double>(spec.data().tokenizer().vocab_size() > 0
-                                                 ? spec.data().tokenizer().vocab_size() : kDefaultVocabSize);
-    // Per token: about 16 hidden-sized tensors per block, the attention scores, and the
-    // logits with their gradient (a GPT's output layer).
-    double per_token = layers * (16 * h + seq) + (m.type() == "gpt" ? 2 * vocab : 0);
-    return batch * seq * per_token;
-  }
-  double widths = 0;
-  for (int64_t h : m.hidden_sizes()) widths += static_cast<double>(h);
-  for (int64_t c : m.conv_channels()) widths += static_cast<double>(c);
-  return batch * 3 * widths;
-}
-
-std::string Megabytes(double bytes) { return absl::StrFormat("%.0f MB", bytes / 1e6); }
-
-int64_t Saturate(double bytes) {
-  if (!(bytes < static_cast<double>(std::numeric_limits<int64_t>::max()))) return std::numeric_limits<int64_t>::max();
-  return static_cast<int64_t>(bytes);
-}
-
 }  // namespace
-
-int64_t EstimateJobMemoryBytes(const JobSpec& spec) {
-  // Weights, gradients and up to two optimizer moments per parameter, 4 bytes each.
-  return Saturate(16 * EstimateParameters(spec.model(), spec.data()) + 4 * EstimateActivations(spec));
-}
-
-int64_t EstimateHfJobMemoryBytes(const JobSpec& spec, const HfConfig& config, int64_t trainable) {
-  const std::string& dtype = spec.model().torch_dtype() == "auto" ? config.torch_dtype : spec.model().torch_dtype();
-  const double width = dtype == "bfloat16" || dtype == "float16" ? 2 : 4;
-  const double all = static_cast<double>(HfParameterCount(config));
-  const double trained = static_cast<double>(trainable);
-  const bool lora = trainable < HfParameterCount(config);
-  // Full fine-tuning: weights, gradients and two moments in the model's dtype. LoRA: the
-  // frozen weights once, the adapters' four float32 copies.
-  const double parameters = lora ? width * all + 16 * trained : 4 * width * all;
-  const auto& a = spec.training_args();
-  const double batch = static_cast<double>(std::max(a.per_device_train_batch_size(), a.per_device_eval_batch_size()));
-  const double seq = static_cast<double>(spec.data().max_seq_length() > 0 ? spec.data().max_seq_length()
-                                                                          : kDefaultMaxSeqLength);
-  const double h = static_cast<double>(config.hidden_size), layers = static_cast<double>(config.num_hidden_layers);
-  const double per_token = layers * (16 * h + seq) + 2 * static_cast<double>(config.vocab_size);
-  return Saturate(parameters + 4 * batch * seq * per_token);
-}
-
-std::string MemoryLimitProblem(int64_t estimate, int64_t limit) {
-  return absl::StrCat("model: the job would need about ", Megabytes(static_cast<double>(estimate)),
-                      " (parameters, gradients, optimizer state and one batch); the limit is ",
-                      Megabytes(static_cast<double>(limit)), " (trainerd --max-job-memory)");
-}
 
 void FindBoundsProblems(const JobSpec& spec, const SpecLimits& limits, std::vector<std::string>* problems) {
   const size_t size = spec.ByteSizeLong();
@@ -269,12 +175,8 @@ void FindBoundsProblems(const JobSpec& spec, const SpecLimits& limits, std::vect
     problems->push_back(absl::StrCat("spec: is ", size, " bytes encoded; at most ", kMaxSpecBytes, " are accepted"));
     return;  // nothing in it is looked at further
   }
-  const size_t before = problems->size();
   WalkMessage(spec, "", 0, problems);
   CheckCeilings(spec, limits, problems);
-  if (problems->size() > before || limits.max_job_memory_bytes <= 0) return;
-  const int64_t estimate = EstimateJobMemoryBytes(spec);
-  if (estimate > limits.max_job_memory_bytes) problems->push_back(MemoryLimitProblem(estimate, limits.max_job_memory_bytes));
 }
 
 }  // namespace trainerd

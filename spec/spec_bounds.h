@@ -4,9 +4,8 @@
 //
 // Structural bounds hold for every field (found by walking the message): numbers are
 // finite and of normal magnitude (no inf, NaN or subnormals), strings and lists are
-// short, the encoded spec is at most kMaxSpecBytes. Size bounds come from an estimate of
-// the memory a job needs (its parameters, gradients and optimizer state, plus one batch's
-// activations), refused above the operator's limit with the estimate in the message.
+// short, the encoded spec is at most kMaxSpecBytes, sizes are under fixed ceilings. The
+// memory a job needs is estimated in memory_estimate.h.
 #ifndef TRAINERD_SPEC_SPEC_BOUNDS_H_
 #define TRAINERD_SPEC_SPEC_BOUNDS_H_
 
@@ -15,7 +14,6 @@
 #include <string>
 #include <vector>
 
-#include "spec/hf_config.h"
 #include "trainer/v1/job_spec.pb.h"
 
 namespace trainerd {
@@ -33,19 +31,6 @@ struct SpecLimits {
 // Appends "field: what is wrong" for every bound `spec` (defaults applied) breaks.
 void FindBoundsProblems(const trainer::v1::JobSpec& spec, const SpecLimits& limits,
                         std::vector<std::string>* problems);
-
-// The estimated bytes a job needs while training, from its model, batch and optimizer
-// (a lower bound where the data decides a size, e.g. an MLP's input width). Saturates
-// at INT64_MAX instead of overflowing.
-int64_t EstimateJobMemoryBytes(const trainer::v1::JobSpec& spec);
-
-// The same estimate for an hf model of `config` of which `trainable` parameters train
-// (all of them, or a LoRA job's adapters): the weights in model.torch_dtype, and for the
-// trained ones their gradients and two optimizer moments (LoRA's in float32).
-int64_t EstimateHfJobMemoryBytes(const trainer::v1::JobSpec& spec, const HfConfig& config, int64_t trainable);
-
-// "model: the job would need about N MB ...; the limit is M MB (trainerd --max-job-memory)".
-std::string MemoryLimitProblem(int64_t estimate, int64_t limit);
 
 }  // namespace trainerd
 

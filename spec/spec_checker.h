@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -28,6 +29,18 @@ class Checker {
  public:
   explicit Checker(const SpecCheckOptions& options) : options_(options) {}
   std::vector<std::string> problems;
+  // Set by the check that sizes the model (CheckJobSpec returns it).
+  std::optional<RankMemory> memory;
+
+  const SpecCheckOptions& options() const { return options_; }
+  // Records what each rank of the job would hold, and the problem when it is more than
+  // the limit.
+  void Memory(const ModelFootprint& model, const trainer::v1::JobSpec& spec) {
+    memory = EstimateRankMemory(model, spec.training_args(), options_.ranks);
+    const std::string problem =
+        MemoryLimitProblem(model, spec.training_args(), *memory, options_.policy.limits.max_job_memory_bytes);
+    if (!problem.empty()) problems.push_back(problem);
+  }
 
   void Add(const std::string& field, const std::string& what) {
     problems.push_back(absl::StrCat(field, ": ", what));

@@ -352,8 +352,40 @@ void ResolvePath(const std::filesystem::path& base, std::string* path) {
 
 }  // namespace
 
-absl::StatusOr<trainer::v1::JobSpec> ParseJobSpec(std::string_view text, const std::vector<std::string>& overrides,
-                                                  std::vector<std::string>* warnings) {
+namespace {
+
+// HF's training_args.deepspeed may name a JSON file: read (from `base`, the spec file's
+// folder, when the path is relative) into the spec, so that the spec carries the config
+// itself to trainerd. Without a spec file (`base` null) the config must be inline.
+absl::Status InlineDeepSpeedFile(YAML::Node& root, const std::filesystem::path* base) {
+  if (!root.IsMap()) return absl::OkStatus();
+  YAML::Node args = root["training_args"];
+  if (!args || !args.IsMap()) return absl::OkStatus();
+  YAML::Node deepspeed = args["deepspeed"];
+  if (!deepspeed || !deepspeed.IsScalar()) return absl::OkStatus();
+  constexpr char kField[] = "training_args.deepspeed";
+  if (base == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        kField, ": give the DeepSpeed config itself (a file path is read from a spec file by trainer-cli and "
+                "trainer-worker)"));
+  }
+  std::filesystem::path file = deepspeed.Scalar();
+  if (file.is_relative()) file = (*base / file).lexically_normal();
+  absl::StatusOr<std::string> text = ReadSpecFile(file.string());
+  if (!text.ok()) return absl::Status(text.status().code(), absl::StrCat(kField, ": ", text.status().message()));
+  YAML::Node config;
+  try {
+    config = YAML::Load(*text);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(kField, ": ", file.string(), " is not valid JSON: ", e.what()));
+  }
+  if (!config.IsMap()) return absl::InvalidArgumentError(absl::StrCat(kField, ": ", file.string(), " is not a JSON object"));
+  args["deepspeed"] = config;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<trainer::v1::JobSpec> ParseSpecText(std::string_view text, const std::vector<std::string>& overrides,
+                                                   std::vector<std::string>* warnings, const std::filesystem::path* base) {
   YAML::Node root;
   try {
     root = YAML::Load(std::string(text));
@@ -365,6 +397,7 @@ absl::StatusOr<trainer::v1::JobSpec> ParseJobSpec(std::string_view text, const s
     absl::Status s = ApplyOverride(root, o);
     if (!s.ok()) return s;
   }
+  if (absl::Status s = InlineDeepSpeedFile(root, base); !s.ok()) return s;
   YamlToJson converter;
   const std::string json =
       converter.Message(root, trainer::v1::JobSpec::descriptor(), /*path=*/"");
@@ -380,13 +413,20 @@ absl::StatusOr<trainer::v1::JobSpec> ParseJobSpec(std::string_view text, const s
   return spec;
 }
 
+}  // namespace
+
+absl::StatusOr<trainer::v1::JobSpec> ParseJobSpec(std::string_view text, const std::vector<std::string>& overrides,
+                                                  std::vector<std::string>* warnings) {
+  return ParseSpecText(text, overrides, warnings, nullptr);
+}
+
 absl::StatusOr<trainer::v1::JobSpec> LoadJobSpecFile(const std::string& path, const std::vector<std::string>& overrides,
                                                      std::vector<std::string>* warnings) {
   absl::StatusOr<std::string> text = ReadSpecFile(path);
   if (!text.ok()) return text.status();
-  absl::StatusOr<trainer::v1::JobSpec> spec = ParseJobSpec(*text, overrides, warnings);
-  if (!spec.ok()) return spec;
   const std::filesystem::path base = std::filesystem::absolute(path).parent_path();
+  absl::StatusOr<trainer::v1::JobSpec> spec = ParseSpecText(*text, overrides, warnings, &base);
+  if (!spec.ok()) return spec;
   auto* data = spec->mutable_data();
   for (auto* source : {data->mutable_train(), data->mutable_eval(), data->mutable_test()}) {
     ResolvePath(base, source->mutable_path());

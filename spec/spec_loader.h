@@ -26,7 +26,8 @@ namespace trainerd {
 // checked while it is expanded.
 // HF TrainingArguments that change nothing here (report_to, push_to_hub, ...) are
 // accepted, and HF's old names (evaluation_strategy) read as the new ones, each with a
-// line in `warnings` (when given) instead of "unknown field".
+// line in `warnings` (when given) instead of "unknown field". training_args.deepspeed
+// must hold the config itself here (LoadJobSpecFile also reads a path).
 absl::StatusOr<trainer::v1::JobSpec> ParseJobSpec(std::string_view text, const std::vector<std::string>& overrides = {},
                                                   std::vector<std::string>* warnings = nullptr);
 
@@ -36,7 +37,9 @@ absl::StatusOr<trainer::v1::JobSpec> ParseJobSpec(std::string_view text, const s
 absl::StatusOr<std::string> ReadSpecFile(const std::string& path);
 
 // Reads the file at `path` (ReadSpecFile) and parses it as ParseJobSpec does. Relative data and model
-// paths inside the spec are resolved against the spec file's folder.
+// paths inside the spec are resolved against the spec file's folder; a
+// training_args.deepspeed that names a JSON file (relative: to that folder) is read into
+// the spec.
 absl::StatusOr<trainer::v1::JobSpec> LoadJobSpecFile(const std::string& path,
                                                      const std::vector<std::string>& overrides = {},
                                                      std::vector<std::string>* warnings = nullptr);

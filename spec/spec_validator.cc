@@ -154,11 +154,14 @@ void CheckLossAndMetrics(const JobSpec& spec, Checker* c) {
 
 }  // namespace
 
-std::vector<std::string> FindSpecProblems(const JobSpec& spec, const SpecCheckOptions& options) {
+SpecCheckResult CheckJobSpec(const JobSpec& spec, const SpecCheckOptions& options) {
   Checker c(options);
   // Out-of-bounds values are reported alone: the checks below assume sane sizes.
   FindBoundsProblems(spec, options.policy.limits, &c.problems);
-  if (!c.problems.empty()) return c.problems;
+  if (!c.problems.empty()) return {c.problems, std::nullopt};
+  // A built-in model is sized from the spec; an hf folder from its config (below).
+  if (spec.model().type() != "hf") c.Memory(BuiltinFootprint(spec), spec);
+  if (!c.problems.empty()) return {c.problems, c.memory};
   // A refused path is never looked up: the answer must not tell whether a path outside
   // the allowed folders exists.
   FindPathProblems(spec, options.policy, &c.problems);
@@ -175,9 +178,13 @@ std::vector<std::string> FindSpecProblems(const JobSpec& spec, const SpecCheckOp
   // The files are looked at once the spec itself is sound: its checks assume sane
   // fields, and their answers would only repeat what is already said.
   if (options.check_files && c.problems.empty()) {
-    CheckInputFiles(spec, ReadRoots(spec.training_args().output_dir(), options.policy), options.policy.limits, &c);
+    CheckInputFiles(spec, ReadRoots(spec.training_args().output_dir(), options.policy), &c);
   }
-  return c.problems;
+  return {c.problems, c.memory};
+}
+
+std::vector<std::string> FindSpecProblems(const JobSpec& spec, const SpecCheckOptions& options) {
+  return CheckJobSpec(spec, options).problems;
 }
 
 absl::Status ValidateJobSpec(const JobSpec& spec, const SpecCheckOptions& options) {

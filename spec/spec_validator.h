@@ -4,11 +4,13 @@
 #define TRAINERD_SPEC_SPEC_VALIDATOR_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "spec/spec_policy.h"
+#include "spec/memory_estimate.h"
 #include "trainer/v1/job_spec.pb.h"
 
 namespace trainerd {
@@ -19,9 +21,22 @@ struct SpecCheckOptions {
   bool check_files = true;
   // The GPUs each rank of the job gets; -1: not known here (not checked).
   int32_t gpus_per_rank = -1;
+  // The job's ranks (resources.ranks): the memory limit holds for each of them, and
+  // sharding (fsdp, optimizer_sharding) divides the model among them.
+  int32_t ranks = 1;
   // Where the job's files may be and how large it may grow (see spec_policy.h).
   SpecPolicy policy;
 };
+
+struct SpecCheckResult {
+  std::vector<std::string> problems;  // empty: the spec is valid
+  // What each rank would hold while training, where the checks got that far (the model
+  // and its files are sound).
+  std::optional<RankMemory> memory_per_rank;
+};
+
+// Every problem of a spec whose defaults have been applied, and its memory estimate.
+SpecCheckResult CheckJobSpec(const trainer::v1::JobSpec& spec, const SpecCheckOptions& options = {});
 
 // Returns every problem with a spec whose defaults have been applied, each as
 // "field.path: what is wrong", e.g. "training_args.learning_rate: must be > 0".

@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "spec/deepspeed_config.h"
 #include "spec/fsdp_options.h"
 #include "spec/spec_defaults.h"
 #include "spec/target_modules.h"
@@ -246,6 +247,7 @@ void CheckTrainingArgs(const JobSpec& spec, Checker* c) {
   if (a.ddp_timeout() <= 0) c->Add(p + "ddp_timeout", "must be > 0 (seconds)");
   CheckSpeedOptions(spec, c);
   for (const std::string& problem : FindFsdpProblems(spec)) c->problems.push_back(problem);
+  for (const std::string& problem : FindDeepSpeedProblems(spec)) c->problems.push_back(problem);
   if (!(a.ddp_bucket_cap_mb() > 0)) c->Add(p + "ddp_bucket_cap_mb", "must be > 0");
 
   CheckCheckpointArgs(spec, c);

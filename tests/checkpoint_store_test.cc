@@ -4,7 +4,12 @@
 
 #include <unistd.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -106,6 +111,93 @@ TEST(CheckpointStore, WriteErrorsAreReported) {
   ASSERT_TRUE(store.Save(1, Files("a"), {}).ok());
   EXPECT_FALSE(store.Flush().ok());
   EXPECT_FALSE(store.Save(2, Files("b"), {}).ok());
+}
+
+// Two ranks' checkpoint writers in one process: AllGather meets the other rank's call on
+// a shared board (the worker's GroupCheckpointWriters does it over a process group).
+class Board {
+ public:
+  explicit Board(int ranks) : ranks_(ranks) {}
+  std::vector<std::string> Exchange(int rank, const std::string& bytes) {
+    std::unique_lock<std::mutex> lock(mu_);
+    const int64_t round = round_;
+    auto& slots = rounds_[round];
+    slots.resize(ranks_);
+    slots[rank] = bytes;
+    if (++arrived_ == ranks_) {
+      arrived_ = 0;
+      ++round_;
+      done_.notify_all();
+    } else {
+      done_.wait(lock, [&] { return round_ != round; });
+    }
+    return rounds_[round];
+  }
+
+ private:
+  const int ranks_;
+  std::mutex mu_;
+  std::condition_variable done_;
+  int arrived_ = 0;
+  int64_t round_ = 0;
+  std::map<int64_t, std::vector<std::string>> rounds_;
+};
+
+class BoardWriters final : public CheckpointWriters {
+ public:
+  BoardWriters(Board* board, int rank) : board_(board), rank_(rank) {}
+  int rank() const override { return rank_; }
+  absl::StatusOr<std::vector<std::string>> AllGather(const std::string& bytes) override {
+    return board_->Exchange(rank_, bytes);
+  }
+
+ private:
+  Board* board_;
+  int rank_;
+};
+
+TEST(CheckpointStore, RanksWriteTheirOwnFilesIntoOneCheckpoint) {
+  TempDir dir;
+  Board board(2);
+  BoardWriters rank0(&board, 0), rank1(&board, 1);
+  {
+    CheckpointStore first(dir.path().string(), 0, &rank0), second(dir.path().string(), 0, &rank1);
+    ASSERT_TRUE(first.Save(5, [] { return absl::StatusOr<CheckpointFiles>(CheckpointFiles{
+                                         {"index.json", "{}"}, {"shards/rank-0", "zero"}}); }, {}).ok());
+    ASSERT_TRUE(second.Save(5, [] { return absl::StatusOr<CheckpointFiles>(CheckpointFiles{
+                                          {"shards/rank-1", "one"}}); }, {}).ok());
+    EXPECT_TRUE(first.Flush().ok());
+    EXPECT_TRUE(second.Flush().ok());
+  }
+  // One folder, one manifest over both ranks' files.
+  EXPECT_TRUE(CheckpointStore::Verify(dir / "checkpoint-5").ok());
+  auto all = CheckpointStore::Read(dir / "checkpoint-5", /*with_folders=*/true);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 3u);
+  EXPECT_EQ(all->at("shards/rank-1"), "one");
+  auto top = CheckpointStore::Read(dir / "checkpoint-5");
+  ASSERT_TRUE(top.ok());
+  EXPECT_EQ(top->size(), 1u) << "the ranks' folders stay on disk unless asked for";
+  // A rank's file that goes bad fails the whole checkpoint's verification.
+  testing::WriteFile(dir / "checkpoint-5/shards/rank-1", "two");
+  EXPECT_FALSE(CheckpointStore::Verify(dir / "checkpoint-5").ok());
+}
+
+TEST(CheckpointStore, ARankThatCannotWriteLeavesNoCheckpoint) {
+  TempDir dir;
+  Board board(2);
+  BoardWriters rank0(&board, 0), rank1(&board, 1);
+  {
+    CheckpointStore first(dir.path().string(), 0, &rank0), second(dir.path().string(), 0, &rank1);
+    ASSERT_TRUE(first.Save(5, Files("a"), {}).ok());
+    ASSERT_TRUE(second.Save(5, [] { return absl::StatusOr<CheckpointFiles>(
+                                         absl::ResourceExhaustedError("no space left on device")); }, {}).ok());
+    const absl::Status s0 = first.Flush(), s1 = second.Flush();
+    EXPECT_EQ(s0.code(), absl::StatusCode::kResourceExhausted);
+    EXPECT_THAT(std::string(s0.message()), ::testing::HasSubstr("rank 1: no space left on device"));
+    EXPECT_EQ(s1.code(), absl::StatusCode::kResourceExhausted);
+  }
+  EXPECT_TRUE(fs::is_empty(dir.path())) << "neither the checkpoint nor a temporary folder is left";
 }
 
 TEST(TrainerStateJson, RoundTripsInHfSchema) {

@@ -11,6 +11,7 @@
 #include <grpcpp/generic/generic_stub.h>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "protocol/training_record.h"
 #include "tests/daemon_test_util.h"
@@ -759,7 +760,13 @@ TEST(Daemon, PrometheusMetricsAndHealth) {
   WaitFor(d, id, Finished);
   Get(d, id);
   Logs(d, id, /*follow=*/false);
-  const std::string metrics = HttpGet(d.metrics_port(), "/metrics");
+  // A stream's duration is recorded when the server has finished it, which may be just
+  // after the client has read its end.
+  std::string metrics = HttpGet(d.metrics_port(), "/metrics");
+  for (int i = 0; i < 100 && !absl::StrContains(metrics, "trainerd_grpc_stream_duration_seconds_bucket"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    metrics = HttpGet(d.metrics_port(), "/metrics");
+  }
   EXPECT_THAT(metrics, HasSubstr("trainerd_jobs{state=\"SUCCEEDED\"} 1"));
   EXPECT_THAT(metrics, HasSubstr("trainerd_jobs_submitted_total 2"));
   EXPECT_THAT(metrics, HasSubstr("trainerd_jobs_finished_total{outcome=\"succeeded\"} 1"));

@@ -149,6 +149,9 @@ TEST(FirstHour, ValidateAsksTrainerdAndSaysWhereItChecked) {
   EXPECT_EQ(valid.exit_code, 0) << valid.output;
   EXPECT_THAT(valid.output, HasSubstr("valid (checked by trainerd at 127.0.0.1:"));
   EXPECT_THAT(valid.output, HasSubstr("training_args.output_dir: not used"));
+  EXPECT_THAT(valid.output, HasSubstr("memory: about"));
+  EXPECT_THAT(Cli(d, "validate " + dir / "job.yaml" + " --set training_args.fsdp=full_shard").output,
+              HasSubstr("per rank (full_shard on 1 rank): parameters"));
   const testing::CommandResult submitted = Cli(d, "submit " + dir / "job.yaml");
   ASSERT_EQ(submitted.exit_code, 0) << submitted.output;
   EXPECT_THAT(submitted.output, HasSubstr("training_args.output_dir: not used"));

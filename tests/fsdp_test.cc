@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <thread>
 
@@ -14,6 +15,7 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "tests/rank_processes.h"
 #include "tests/test_util.h"
 #include "worker/models/safetensors.h"
@@ -41,6 +43,15 @@ std::map<std::string, torch::Tensor> ReadWeights(const std::string& file) {
                       : std::map<std::string, torch::Tensor>{};
 }
 
+// Writes a job on the llama-gqa fixture and the token `rows` to `path`: `training_args`
+// is the inside of its training_args mapping, `extra` more top-level YAML.
+void WriteLlamaJob(const std::string& path, const std::string& rows, const std::string& training_args,
+                   const std::string& extra = "") {
+  testing::WriteFile(path, absl::StrCat("model: {name_or_path: ", Fixture("llama-gqa"), "}\n", extra,
+                                        "data: {train: {path: ", rows, "}, max_seq_length: 16}\n",
+                                        "training_args: {", training_args, "}\n"));
+}
+
 // Adam divides by the gradients' running size, which magnifies summation-order
 // differences of tiny gradients: the weights agree to 5e-5 where the losses agree to 1e-5.
 void ExpectSameWeights(const std::string& expected_file, const std::string& actual_file) {
@@ -61,19 +72,17 @@ void ExpectSameWeights(const std::string& expected_file, const std::string& actu
 TEST(Fsdp, ShardedRanksMatchOneRankOnALlamaFolder) {
   TempDir dir;
   const std::string rows = testing::WriteTokenRows(dir, 96);
-  testing::WriteFile(dir / "job.yaml", absl::StrCat(
-      "model: {name_or_path: ", Fixture("llama-gqa"), "}\n",
-      "data: {train: {path: ", rows, "}, max_seq_length: 16}\n",
-      "training_args: {max_steps: 6, per_device_train_batch_size: 2, gradient_accumulation_steps: 2, ",
-      "learning_rate: 0.003, optim: adamw_torch, weight_decay: 0.1, max_grad_norm: 0.5, ",
-      "logging_steps: 1, save_strategy: 'no', torch_num_threads: 1, do_eval: false}\n"));
+  WriteLlamaJob(dir / "job.yaml", rows,
+                "max_steps: 6, per_device_train_batch_size: 2, gradient_accumulation_steps: 2, "
+                "learning_rate: 0.003, optim: adamw_torch, weight_decay: 0.1, max_grad_norm: 0.5, "
+                "logging_steps: 1, save_strategy: 'no', torch_num_threads: 1, do_eval: false");
   RunRanks(dir, 1, dir / "job.yaml",
            {"training_args.output_dir=" + dir / "one", "training_args.per_device_train_batch_size=8"});
   RunRanks(dir, 2, dir / "job.yaml",
            {"training_args.output_dir=" + dir / "full2", "training_args.per_device_train_batch_size=4",
             "training_args.fsdp=full_shard auto_wrap"});
   const std::string rank0 = testing::ReadFile(dir / "rank0.log");
-  EXPECT_THAT(rank0, HasSubstr("Fully sharded data parallel (full_shard): 2 ranks over gloo"));
+  EXPECT_THAT(rank0, HasSubstr("Fully sharded data parallel (full_shard): 2 rank(s) over gloo"));
   EXPECT_THAT(rank0, HasSubstr("FSDP full_shard: this rank holds"));
   RunRanks(dir, 2, dir / "job.yaml",
            {"training_args.output_dir=" + dir / "grad2", "training_args.per_device_train_batch_size=4",
@@ -90,9 +99,9 @@ TEST(Fsdp, ShardedRanksMatchOneRankOnALlamaFolder) {
   }
   // The gathered folder is an ordinary Hugging Face folder: it loads and trains on.
   testing::WriteFile(dir / "again.yaml", absl::StrCat(
-      "model: {name_or_path: ", dir / "full2", "}\n", "data: {train: {path: ", rows, "}, max_seq_length: 16}\n",
-      "training_args: {max_steps: 1, per_device_train_batch_size: 4, torch_num_threads: 1, do_eval: false, ",
-      "output_dir: ", dir / "again", "}\n"));
+      "model: {name_or_path: ", dir / "full2", "}\n", "data: {train: {path: ", rows, "}, max_seq_length: 16}\n"
+                "training_args: {max_steps: 1, per_device_train_batch_size: 4, torch_num_threads: 1, do_eval: false, "
+                "output_dir: ", dir / "again", "}\n"));
   RunRanks(dir, 1, dir / "again.yaml", {});
 }
 
@@ -101,12 +110,12 @@ TEST(Fsdp, ShardedRanksMatchOneRankOnALlamaFolder) {
 TEST(Fsdp, TheBuiltInGptWithBf16AndGradientCheckpointing) {
   TempDir dir;
   testing::WriteFile(dir / "job.yaml", absl::StrCat(
-      "model: {type: gpt, hidden_size: 64, num_layers: 3, num_heads: 4}\n",
-      "data: {train: {path: /usr/share/games/fortunes/cookie, format: text, limit: 256}, max_seq_length: 32, ",
-      "tokenizer: {vocab_size: 300}}\n",
-      "training_args: {max_steps: 5, per_device_train_batch_size: 4, learning_rate: 0.003, optim: adamw_torch, ",
-      "bf16: true, gradient_checkpointing: true, logging_steps: 1, save_strategy: 'no', torch_num_threads: 1, ",
-      "do_eval: false, seed: 7}\n"));
+      "model: {type: gpt, hidden_size: 64, num_layers: 3, num_heads: 4}\n"
+                "data: {train: {path: /usr/share/games/fortunes/cookie, format: text, limit: 256}, max_seq_length: 32, "
+                "tokenizer: {vocab_size: 300}}\n"
+                "training_args: {max_steps: 5, per_device_train_batch_size: 4, learning_rate: 0.003, optim: adamw_torch, "
+                "bf16: true, gradient_checkpointing: true, logging_steps: 1, save_strategy: 'no', torch_num_threads: 1, "
+                "do_eval: false, seed: 7}\n"));
   RunRanks(dir, 1, dir / "job.yaml",
            {"training_args.output_dir=" + dir / "one", "training_args.per_device_train_batch_size=8"});
   RunRanks(dir, 2, dir / "job.yaml", {"training_args.output_dir=" + dir / "two", "training_args.fsdp=full_shard"});
@@ -120,20 +129,77 @@ TEST(Fsdp, TheBuiltInGptWithBf16AndGradientCheckpointing) {
   }
 }
 
+// LoRA with full_shard: the frozen base weights are sharded and gathered with their
+// blocks, without gradients; only the adapters train, reduce-scatter and checkpoint.
+// 2 ranks log the losses of one rank with the same global batch and save its adapter.
+TEST(Fsdp, LoraAdaptersWithFullShardMatchOneRank) {
+  TempDir dir;
+  const std::string rows = testing::WriteTokenRows(dir, 64);
+  WriteLlamaJob(dir / "job.yaml", rows,
+                "max_steps: 6, per_device_train_batch_size: 4, learning_rate: 0.01, optim: adamw_torch, "
+                "max_grad_norm: 0.5, logging_steps: 1, save_steps: 3, torch_num_threads: 1, do_eval: false",
+                "peft: {r: 4, lora_alpha: 8, target_modules: [q_proj, v_proj]}\n");
+  RunRanks(dir, 1, dir / "job.yaml",
+           {"training_args.output_dir=" + dir / "one", "training_args.per_device_train_batch_size=8"});
+  RunRanks(dir, 2, dir / "job.yaml", {"training_args.output_dir=" + dir / "two", "training_args.fsdp=full_shard"});
+  const RunLog one = ReadRunLog(dir / "one");
+  ASSERT_EQ(one.loss.size(), 6u);
+  ExpectSameLosses(one, ReadRunLog(dir / "two"));
+  ExpectSameWeights(dir / "one/adapter_model.safetensors", dir / "two/adapter_model.safetensors");
+  EXPECT_TRUE(fs::exists(dir / "two/checkpoint-3/adapter_model.safetensors"));
+  EXPECT_FALSE(fs::exists(dir / "two/checkpoint-3/model.safetensors")) << "the frozen base is not checkpointed";
+  EXPECT_THAT(testing::ReadFile(dir / "rank0.log"), HasSubstr("this rank's shards hold"));
+}
+
+// What each of 4 ranks holds while it trains, measured at LibTorch's allocator (the peak
+// of every CPU tensor from the first step on; batches of one 16-token row keep the
+// activations small beside the state). DDP holds the weights, gradients and both Adam
+// moments whole; full_shard a quarter of them, plus what is whole for a while: one
+// gathered block, its gradients until they are reduce-scattered, and the root unit.
+TEST(Fsdp, EachRankHoldsAboutItsShareOfTheState) {
+  TempDir dir;
+  testing::WriteFile(dir / "job.yaml", absl::StrCat(
+      "model: {type: gpt, hidden_size: 256, num_layers: 8, num_heads: 4}\n"
+                "data: {train: {path: /usr/share/games/fortunes/cookie, format: text, limit: 64}, max_seq_length: 16, "
+                "tokenizer: {vocab_size: 300}}\n"
+                "training_args: {max_steps: 2, per_device_train_batch_size: 1, optim: adamw_torch, logging_steps: 1, "
+                "save_strategy: 'no', torch_num_threads: 1, do_eval: false}\n"));
+  std::map<std::string, double> peak_mb;
+  for (const auto& [run, set] : std::vector<std::pair<std::string, std::string>>{
+           {"ddp", "training_args.optimizer_sharding=false"},
+           {"zero1", "training_args.optimizer_sharding=true"},
+           {"shard_grad_op", "training_args.fsdp=shard_grad_op"},
+           {"full_shard", "training_args.fsdp=full_shard"}}) {
+    RunRanks(dir, 4, dir / "job.yaml", {"training_args.output_dir=" + dir / run, set});
+    for (const auto& line : absl::StrSplit(testing::ReadFile(dir / run + "/trainer_log.jsonl"), '\n', absl::SkipEmpty())) {
+      const nlohmann::json record = nlohmann::json::parse(std::string(line));
+      if (record["kind"] == "train_end") peak_mb[run] = record["train_peak_memory_mb"].get<double>();
+    }
+    ASSERT_TRUE(peak_mb.count(run)) << run;
+    std::printf("4 ranks, %s: %.1f MB at most per rank\n", run.c_str(), peak_mb[run]);
+  }
+  // One block: 4h^2 + 3h x 704 + 2h float32 values (h = 256).
+  const double block_mb = (4.0 * 256 * 256 + 3.0 * 256 * 704 + 2 * 256) * 4 / (1024.0 * 1024.0);
+  EXPECT_LT(peak_mb["zero1"], peak_mb["ddp"]);
+  EXPECT_LT(peak_mb["shard_grad_op"], peak_mb["zero1"]);
+  EXPECT_LT(peak_mb["full_shard"], peak_mb["shard_grad_op"]);
+  EXPECT_LT(peak_mb["full_shard"], peak_mb["ddp"] / 4 + 3 * block_mb);
+}
+
 // Exact resume of a full_shard run after a rank is killed with SIGKILL: each rank's
 // optimizer shard, RNG and the data position come back, and the resumed run logs what an
 // uninterrupted run logs. A constant learning rate lets the killed run be an endless one.
 TEST(Fsdp, ResumesExactlyAfterARankIsKilled) {
   TempDir dir;
   const std::string rows = testing::WriteTokenRows(dir, 96);
-  testing::WriteFile(dir / "job.yaml", absl::StrCat(
-      "model: {name_or_path: ", Fixture("llama-gqa"), "}\n",
-      "data: {train: {path: ", rows, "}, max_seq_length: 16}\n",
-      "training_args: {max_steps: 40, per_device_train_batch_size: 4, learning_rate: 0.003, optim: adamw_torch, ",
-      "lr_scheduler_type: constant, logging_steps: 1, save_steps: 4, torch_num_threads: 1, do_eval: false, ",
-      "fsdp: full_shard}\n"));
+  WriteLlamaJob(dir / "job.yaml", rows,
+                "max_steps: 40, per_device_train_batch_size: 4, learning_rate: 0.003, optim: adamw_torch, "
+                "lr_scheduler_type: constant, logging_steps: 1, save_steps: 4, torch_num_threads: 1, do_eval: false, "
+                "fsdp: full_shard");
   RunRanks(dir, 2, dir / "job.yaml", {"training_args.output_dir=" + dir / "full"});
-  EXPECT_TRUE(fs::exists(dir / "full/checkpoint-8/optimizer_1.pt"));
+  // FULL_STATE_DICT: the whole weights, and each rank's slice of the optimizer state.
+  EXPECT_TRUE(fs::exists(dir / "full/checkpoint-8/model.safetensors"));
+  EXPECT_TRUE(fs::exists(dir / "full/checkpoint-8/fsdp_shards/optimizer-rank-00001-of-00002.safetensors"));
 
   auto ranks = StartRanks(dir, 2, dir / "job.yaml",
                           {"training_args.output_dir=" + dir / "killed", "training_args.max_steps=1000000"});
@@ -154,6 +220,64 @@ TEST(Fsdp, ResumesExactlyAfterARankIsKilled) {
   ASSERT_LT(resumed_step, 40) << "the killed run went past the reference's end before the kill";
   ExpectSameLosses(ReadRunLog(dir / "full"), ReadRunLog(dir / "killed"), resumed_step + 1);
   ExpectSameWeights(dir / "full/model.safetensors", dir / "killed/model.safetensors");
+}
+
+// SHARDED_STATE_DICT: each rank writes its own slices, and a checkpoint resumes on
+// another number of ranks. The global batch stays 8 (2 x 4, 4 x 2, 1 x 8) and the learning
+// rate constant, so a run resumed 2 -> 4 and then 4 -> 1 logs the losses of the
+// uninterrupted 2-rank run: the weights, the optimizer state and the data position all
+// carried over. Any checkpoint consolidates into the run's final Hugging Face folder.
+TEST(Fsdp, ShardedCheckpointsResumeOnAnotherNumberOfRanks) {
+  TempDir dir;
+  const std::string rows = testing::WriteTokenRows(dir, 96);
+  WriteLlamaJob(dir / "job.yaml", rows,
+                "max_steps: 9, per_device_train_batch_size: 4, learning_rate: 0.003, optim: adamw_torch, "
+                "weight_decay: 0.1, lr_scheduler_type: constant, logging_steps: 1, save_steps: 3, torch_num_threads: 1, "
+                "do_eval: false, fsdp: full_shard, fsdp_config: {state_dict_type: SHARDED_STATE_DICT}");
+  RunRanks(dir, 2, dir / "job.yaml", {"training_args.output_dir=" + dir / "two"});
+  const fs::path first = dir / "two/checkpoint-3";
+  for (const char* file : {"fsdp_index.json", "fsdp_shards/model-rank-00000-of-00002.safetensors",
+                           "fsdp_shards/model-rank-00001-of-00002.safetensors",
+                           "fsdp_shards/optimizer-rank-00001-of-00002.safetensors", "rng_state_1.pth", "config.json"}) {
+    EXPECT_TRUE(fs::exists(first / file)) << file;
+  }
+  EXPECT_FALSE(fs::exists(first / "model.safetensors")) << "no rank gathers the whole weights for a checkpoint";
+  EXPECT_TRUE(fs::exists(dir / "two/model.safetensors")) << "the final folder is a whole Hugging Face folder";
+
+  // 2 -> 4 ranks from step 3 to 6, then 4 -> 1 from step 6 to 9.
+  fs::create_directories(dir / "resharded");
+  fs::copy(first, dir / "resharded/checkpoint-3", fs::copy_options::recursive);
+  RunRanks(dir, 4, dir / "job.yaml",
+           {"training_args.output_dir=" + dir / "resharded", "training_args.per_device_train_batch_size=2",
+            "training_args.max_steps=6", "training_args.resume_from_checkpoint=true"});
+  EXPECT_THAT(testing::ReadFile(dir / "rank0.log"), HasSubstr("was saved by 2 rank(s) and this run has 4"));
+  EXPECT_TRUE(fs::exists(dir / "resharded/checkpoint-6/fsdp_shards/model-rank-00003-of-00004.safetensors"));
+  RunRanks(dir, 1, dir / "job.yaml",
+           {"training_args.output_dir=" + dir / "resharded", "training_args.per_device_train_batch_size=8",
+            "training_args.resume_from_checkpoint=true"});
+  EXPECT_THAT(testing::ReadFile(dir / "rank0.log"), HasSubstr("was saved by 4 rank(s) and this run has 1"));
+  const RunLog two = ReadRunLog(dir / "two"), resharded = ReadRunLog(dir / "resharded");
+  ASSERT_EQ(two.loss.size(), 9u);
+  ExpectSameLosses(two, resharded, 4);
+  ExpectSameWeights(dir / "two/model.safetensors", dir / "resharded/model.safetensors");
+
+  // consolidate: a sharded checkpoint becomes the folder the run would have saved there.
+  const testing::CommandResult consolidated = testing::RunCommand(absl::StrCat(
+      testing::Worker(), " --consolidate ", dir / "two/checkpoint-9", " --output ", dir / "consolidated", " 2>&1"));
+  ASSERT_EQ(consolidated.exit_code, 0) << consolidated.output;
+  ExpectSameWeights(dir / "two/model.safetensors", dir / "consolidated/model.safetensors");
+  EXPECT_TRUE(fs::exists(dir / "consolidated/config.json"));
+
+  // A checkpoint of another model is refused by name, not loaded into the wrong tensors.
+  testing::WriteFile(dir / "other.yaml", absl::StrCat(
+      "model: {name_or_path: ", Fixture("llama-tied"), "}\n"
+                "data: {train: {path: ", rows, "}, max_seq_length: 16}\n"
+                "training_args: {max_steps: 4, per_device_train_batch_size: 4, torch_num_threads: 1, do_eval: false, "
+                "fsdp: full_shard, fsdp_config: {state_dict_type: SHARDED_STATE_DICT}, resume_from_checkpoint: ", first.string(),
+      ", output_dir: ", dir / "other", "}\n"));
+  auto ranks = StartRanks(dir, 2, dir / "other.yaml", {});
+  EXPECT_NE(ranks[0]->Wait(std::chrono::seconds(120)), std::optional<int>(0));
+  EXPECT_THAT(testing::ReadFile(dir / "rank0.log"), HasSubstr("was saved with other parameters than this model has"));
 }
 
 }  // namespace

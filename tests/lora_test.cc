@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "spec/spec_bounds.h"
+#include "spec/memory_estimate.h"
 #include "spec/adapter_config.h"
 #include "spec/lora_config.h"
 #include "spec/spec_defaults.h"

@@ -31,6 +31,15 @@ class Slurm : public ::testing::Test {
     cluster_ = testing::SlurmCluster::Start(dir_.path().string(), 3, 2, &error);
     ASSERT_NE(cluster_, nullptr) << error;
   }
+  // The final weights of `spec` trained by a gang of 3 under the local launcher: what a
+  // gang on the cluster must end with.
+  std::string LocalGangWeights(const trainer::v1::JobSpec& spec, const std::string& name) {
+    testing::Daemon local(dir_ / ("local-" + name), {"--cpu-slots", "3"});
+    trainer::v1::Job job = testing::WaitFor(local, testing::Submit(local, spec, 0, name, 3), testing::Finished, 180);
+    EXPECT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+    return testing::ReadFile(job.output_dir() + "/model.safetensors");
+  }
+
   testing::TempDir dir_;
   std::unique_ptr<testing::SlurmCluster> cluster_;
 };
@@ -244,18 +253,32 @@ TEST_F(Slurm, AKilledRankRestartsTheJobFromItsCheckpoint) {
 // run by the local launcher on trainerd's machine.
 TEST_F(Slurm, AGangEndsWithTheWeightsTheLocalLauncherGives) {
   const trainer::v1::JobSpec spec = testing::Spec("max_steps: 30, save_strategy: 'no'");
-  std::string reference;
-  {
-    testing::Daemon local(dir_ / "local", {"--cpu-slots", "3"});
-    trainer::v1::Job job = testing::WaitFor(local, testing::Submit(local, spec, 0, "gang", 3), testing::Finished, 180);
-    ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
-    reference = testing::ReadFile(job.output_dir() + "/model.safetensors");
-  }
+  const std::string reference = LocalGangWeights(spec, "gang");
   ::setenv("SLURM_CONF", cluster_->conf().c_str(), 1);
   testing::Daemon d(dir_ / "root", {"--launcher", "slurm", "--cpu-slots", "3"});
   trainer::v1::Job job = testing::WaitFor(d, testing::Submit(d, spec, 0, "gang", 3), testing::Finished, 180);
   ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
   EXPECT_THAT(job.attempts(0).slurm_state(), HasSubstr("on n[1-3]"));
+  EXPECT_FALSE(reference.empty());
+  EXPECT_EQ(testing::ReadFile(job.output_dir() + "/model.safetensors"), reference);
+}
+
+// fsdp full_shard with sharded checkpoints on three nodes: each rank writes its own
+// slices into the checkpoint (the writers agree over their own process group), and the
+// gang ends with the weights the local launcher's gang gives.
+TEST_F(Slurm, AFullyShardedGangWritesItsShardsOnEveryNode) {
+  const trainer::v1::JobSpec spec = testing::Spec(
+      "max_steps: 12, save_steps: 6, fsdp: full_shard, fsdp_config: {state_dict_type: SHARDED_STATE_DICT}");
+  const std::string reference = LocalGangWeights(spec, "fsdp");
+  ::setenv("SLURM_CONF", cluster_->conf().c_str(), 1);
+  testing::Daemon d(dir_ / "root", {"--launcher", "slurm", "--cpu-slots", "3"});
+  trainer::v1::Job job = testing::WaitFor(d, testing::Submit(d, spec, 0, "fsdp", 3), testing::Finished, 180);
+  ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+  EXPECT_THAT(job.attempts(0).slurm_state(), HasSubstr("on n[1-3]"));
+  for (int rank = 0; rank < 3; ++rank) {
+    EXPECT_TRUE(std::filesystem::exists(
+        absl::StrCat(job.output_dir(), "/checkpoint-12/fsdp_shards/model-rank-0000", rank, "-of-00003.safetensors")));
+  }
   EXPECT_FALSE(reference.empty());
   EXPECT_EQ(testing::ReadFile(job.output_dir() + "/model.safetensors"), reference);
 }

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "spec/memory_estimate.h"
 #include "spec/spec_defaults.h"
 #include "spec/spec_loader.h"
 #include "spec/spec_validator.h"
@@ -141,6 +142,62 @@ TEST(SpecBounds, AbsurdSizesAreRefusedWithTheEstimate) {
   auto small = Valid("model: {type: mlp, hidden_sizes: [256]}");
   EXPECT_EQ(Problems(small, options), "");
   EXPECT_GT(EstimateJobMemoryBytes(small), 0);
+}
+
+// The estimate is per rank and knows how the ranks share the model: ZeRO-1 divides the
+// optimizer state, shard_grad_op the gradients too, full_shard the parameters too (less
+// the root kept whole and one gathered block). A job too large for DDP is told how many
+// full_shard ranks it needs, and is admitted with them.
+TEST(MemoryEstimate, ShardingDividesWhatEachRankHoldsAndAdmitsWhatDdpCannot) {
+  const auto spec = Valid("model: {type: gpt, hidden_size: 1024, num_layers: 16}\n"
+                          "data: {tokenizer: {vocab_size: 32000}, max_seq_length: 128}\n"
+                          "training_args: {per_device_train_batch_size: 1, per_device_eval_batch_size: 1}");
+  const ModelFootprint model = BuiltinFootprint(spec);
+  auto with = [&](const std::string& yaml) {
+    trainer::v1::JobSpec s = spec;
+    auto extra = ParseJobSpec(yaml);
+    EXPECT_TRUE(extra.ok()) << extra.status();
+    s.mutable_training_args()->MergeFrom(extra->training_args());
+    return s.training_args();
+  };
+  const RankMemory ddp = EstimateRankMemory(model, spec.training_args(), 4);
+  const RankMemory zero1 = EstimateRankMemory(model, with("training_args: {optimizer_sharding: true}"), 4);
+  const RankMemory grad_op = EstimateRankMemory(model, with("training_args: {fsdp: shard_grad_op}"), 4);
+  const RankMemory full = EstimateRankMemory(model, with("training_args: {fsdp: full_shard}"), 4);
+  const RankMemory stage3 =
+      EstimateRankMemory(model, with("training_args: {deepspeed: {zero_optimization: {stage: 3}}}"), 4);
+  EXPECT_EQ(ddp.strategy, "ddp");
+  EXPECT_EQ(zero1.strategy, "zero1");
+  EXPECT_EQ(full.strategy, "full_shard");
+  EXPECT_EQ(stage3.total_bytes(), full.total_bytes());
+  EXPECT_LT(zero1.total_bytes(), ddp.total_bytes());
+  EXPECT_LT(grad_op.total_bytes(), zero1.total_bytes());
+  EXPECT_LT(full.total_bytes(), grad_op.total_bytes());
+  EXPECT_DOUBLE_EQ(full.optimizer_state, ddp.optimizer_state / 4);
+  EXPECT_GT(full.gathered_unit, 0);
+  std::printf("gpt %.0fM parameters, 4 ranks: ddp %s\nfull_shard %s\n", model.all_parameters / 1e6,
+              ddp.Describe().c_str(), full.Describe().c_str());
+
+  // Under a limit DDP does not fit, the refusal names the full_shard ranks that do.
+  SpecCheckOptions options;
+  options.policy.limits.max_job_memory_bytes = full.total_bytes() + (ddp.total_bytes() - full.total_bytes()) / 4;
+  options.ranks = 2;
+  const std::string refused = Problems(spec, options);
+  EXPECT_THAT(refused, HasSubstr("model: the job would need about"));
+  EXPECT_THAT(refused, HasSubstr("per rank (ddp on 2 ranks)"));
+  const size_t at = refused.find("with training_args.fsdp full_shard on ");
+  ASSERT_NE(at, std::string::npos) << refused;
+  const int ranks = std::stoi(refused.substr(at + std::string("with training_args.fsdp full_shard on ").size()));
+  EXPECT_GE(ranks, 2);
+  EXPECT_LE(ranks, 4);
+  trainer::v1::JobSpec sharded = spec;
+  sharded.mutable_training_args()->add_fsdp("full_shard");
+  options.ranks = ranks;
+  const SpecCheckResult admitted = CheckJobSpec(sharded, options);
+  EXPECT_THAT(absl::StrJoin(admitted.problems, "\n"), Not(HasSubstr("the job would need")));
+  ASSERT_TRUE(admitted.memory_per_rank.has_value());
+  EXPECT_EQ(admitted.memory_per_rank->strategy, "full_shard");
+  EXPECT_LE(admitted.memory_per_rank->total_bytes(), options.policy.limits.max_job_memory_bytes);
 }
 
 class SpecPaths : public ::testing::Test {

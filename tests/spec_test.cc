@@ -10,9 +10,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/text_format.h"
+#include "spec/deepspeed_config.h"
 #include "spec/fsdp_options.h"
 #include "spec/spec_defaults.h"
 #include "spec/sentencepiece_pad.h"
@@ -364,8 +366,9 @@ TEST(Fsdp, RefusesBadConfigsByName) {
               HasSubstr("training_args.fsdp_config.version: must be 1 or 2"));
   EXPECT_THAT(all("training_args: {fsdp: full_shard, fsdp_config: {transformer_layer_cls_to_wrap: [T5Block]}}"),
               HasSubstr("training_args.fsdp_config.transformer_layer_cls_to_wrap[0]: \"T5Block\" is not"));
-  EXPECT_THAT(all("training_args: {fsdp: full_shard, fsdp_config: {state_dict_type: SHARDED_STATE_DICT}}"),
-              HasSubstr("training_args.fsdp_config.state_dict_type: SHARDED_STATE_DICT is not available yet"));
+  EXPECT_THAT(all("training_args: {fsdp: full_shard, fsdp_config: {state_dict_type: LOCAL_STATE_DICT}}"),
+              HasSubstr("training_args.fsdp_config.state_dict_type: must be FULL_STATE_DICT or SHARDED_STATE_DICT"));
+  EXPECT_EQ(all("training_args: {fsdp: full_shard, fsdp_config: {state_dict_type: SHARDED_STATE_DICT}}"), "");
   EXPECT_THAT(all("training_args: {fsdp: full_shard, optimizer_sharding: true}"),
               HasSubstr("training_args.optimizer_sharding: fsdp shards the optimizer state already"));
   EXPECT_THAT(all("training_args: {fsdp: full_shard, optim: adafactor}"), HasSubstr("training_args.optim: adafactor"));
@@ -373,6 +376,72 @@ TEST(Fsdp, RefusesBadConfigsByName) {
   auto unknown = ParseJobSpec("training_args: {fsdp: full_shard, fsdp_config: {fsdp_no_such_key: 1}}");
   ASSERT_FALSE(unknown.ok());
   EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("training_args.fsdp_config.no_such_key: unknown field"));
+}
+
+// A DeepSpeed config picks the same sharding by its ZeRO stage; "auto" values take the
+// training arguments', values that disagree with them and keys trainerd does not read are
+// refused by name.
+TEST(DeepSpeed, StagesMapToTheShardingOfTheSameStage) {
+  auto stage = [](int n) {
+    return Valid(absl::StrCat("training_args: {deepspeed: {zero_optimization: {stage: ", n, "}}}"));
+  };
+  EXPECT_EQ(ResolveFsdp(stage(3).training_args()).StrategyName(), "full_shard");
+  EXPECT_EQ(ResolveFsdp(stage(2).training_args()).StrategyName(), "shard_grad_op");
+  EXPECT_FALSE(ResolveFsdp(stage(1).training_args()).enabled);
+  EXPECT_EQ(ResolveDeepSpeed(stage(1).training_args()).stage, 1);
+  auto offload = Valid(
+      "training_args: {deepspeed: {zero_optimization: {stage: 3, offload_optimizer: {device: cpu, pin_memory: true}, "
+      "overlap_comm: true}, train_micro_batch_size_per_gpu: auto, gradient_accumulation_steps: auto, "
+      "bf16: {enabled: auto}, train_batch_size: auto}}");
+  EXPECT_TRUE(FindSpecProblems(offload).empty()) << absl::StrJoin(FindSpecProblems(offload), "\n");
+  EXPECT_TRUE(ResolveFsdp(offload.training_args()).offload);
+  EXPECT_THAT(absl::StrJoin(DeepSpeedNoOpWarnings(offload.training_args()), "\n"),
+              HasSubstr("training_args.deepspeed.zero_optimization.overlap_comm: accepted"));
+}
+
+TEST(DeepSpeed, RefusesBadConfigsByName) {
+  auto all = [](const std::string& yaml) { return absl::StrJoin(FindSpecProblems(Valid(yaml)), "\n"); };
+  EXPECT_THAT(all("training_args: {deepspeed: {zero_optimization: {stage: 4}}}"),
+              HasSubstr("training_args.deepspeed.zero_optimization.stage: must be 0, 1, 2 or 3"));
+  EXPECT_THAT(all("training_args: {deepspeed: {zero_optimization: {stage: 3}, optimizer: {type: AdamW}}}"),
+              HasSubstr("training_args.deepspeed.optimizer: DeepSpeed's optimizers are not available"));
+  EXPECT_THAT(all("training_args: {deepspeed: {zero_optimization: {stage: 3, offload_param: {device: cpu}}}}"),
+              HasSubstr("training_args.deepspeed.zero_optimization.offload_param.device: offloading parameters"));
+  EXPECT_THAT(all("training_args: {deepspeed: {zero_optimization: {stage: 2}, no_such_key: 1}}"),
+              HasSubstr("training_args.deepspeed.no_such_key: is not a DeepSpeed key trainerd reads"));
+  EXPECT_THAT(all("training_args: {per_device_train_batch_size: 4, deepspeed: {train_micro_batch_size_per_gpu: 8}}"),
+              HasSubstr("training_args.deepspeed.train_micro_batch_size_per_gpu: is 8 and "
+                        "training_args.per_device_train_batch_size is 4"));
+  EXPECT_THAT(all("training_args: {bf16: false, deepspeed: {bf16: {enabled: true}}}"),
+              HasSubstr("training_args.deepspeed.bf16.enabled: is true and training_args.bf16 is false"));
+  EXPECT_THAT(all("training_args: {fsdp: full_shard, deepspeed: {zero_optimization: {stage: 3}}}"),
+              HasSubstr("training_args.deepspeed: choose one of fsdp and deepspeed"));
+  EXPECT_THAT(all("training_args: {deepspeed: {zero_optimization: {stage: 3}}, torch_compile: true}"),
+              HasSubstr("training_args.torch_compile: cannot be combined with fsdp"));
+  // Without a spec file there is nothing to read a path against.
+  auto path = ParseJobSpec("training_args: {deepspeed: ds_config.json}");
+  ASSERT_FALSE(path.ok());
+  EXPECT_THAT(std::string(path.status().message()), HasSubstr("training_args.deepspeed: give the DeepSpeed config"));
+}
+
+// A spec file may name the config file, as HF's --deepspeed ds_config.json does: it is
+// read (beside the spec) into the spec, so that the daemon receives the config itself.
+TEST(DeepSpeed, ASpecFileReadsTheConfigFileBesideIt) {
+  testing::TempDir dir;
+  testing::WriteFile(dir / "ds_config.json", R"({"zero_optimization": {"stage": 3}, "train_batch_size": "auto"})");
+  testing::WriteFile(dir / "job.yaml", "training_args: {deepspeed: ds_config.json}\n");
+  auto spec = LoadJobSpecFile(dir / "job.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(ResolveDeepSpeed(spec->training_args()).stage, 3);
+  testing::WriteFile(dir / "missing.yaml", "training_args: {deepspeed: nowhere.json}\n");
+  auto missing = LoadJobSpecFile(dir / "missing.yaml");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("training_args.deepspeed: "));
+  testing::WriteFile(dir / "list.json", "[1, 2]");
+  testing::WriteFile(dir / "list.yaml", "training_args: {deepspeed: list.json}\n");
+  auto list = LoadJobSpecFile(dir / "list.yaml");
+  ASSERT_FALSE(list.ok());
+  EXPECT_THAT(std::string(list.status().message()), HasSubstr("is not a JSON object"));
 }
 
 TEST(OptimArgs, Parses) {

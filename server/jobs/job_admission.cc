@@ -111,6 +111,21 @@ absl::Status CheckNameAndProgram(const trainer::v1::SubmitJobRequest& request) {
   return absl::OkStatus();
 }
 
+// The estimate as the API reports it.
+trainer::v1::MemoryEstimate MemoryEstimateMessage(const RankMemory& m) {
+  trainer::v1::MemoryEstimate out;
+  out.set_strategy(m.strategy);
+  out.set_ranks(m.ranks);
+  out.set_parameters_bytes(static_cast<int64_t>(m.parameters));
+  out.set_gradients_bytes(static_cast<int64_t>(m.gradients));
+  out.set_optimizer_state_bytes(static_cast<int64_t>(m.optimizer_state));
+  out.set_gathered_unit_bytes(static_cast<int64_t>(m.gathered_unit));
+  out.set_activations_bytes(static_cast<int64_t>(m.activations));
+  out.set_total_bytes(m.total_bytes());
+  out.set_summary(m.Describe());
+  return out;
+}
+
 }  // namespace
 
 absl::Status CheckWorkerProgram(const Job& job, const std::vector<std::string>& allowed_dirs) {
@@ -152,7 +167,10 @@ absl::StatusOr<trainer::v1::SubmitJobResponse> AdmitJob(const trainer::v1::Submi
   SpecCheckOptions check;
   check.policy = options.spec_policy;
   check.gpus_per_rank = request.resources().gpus_per_rank();
-  std::vector<std::string> problems = FindSpecProblems(spec, check);
+  check.ranks = std::max(1, request.resources().ranks());
+  SpecCheckResult checked = CheckJobSpec(spec, check);
+  std::vector<std::string> problems = std::move(checked.problems);
+  if (checked.memory_per_rank) *response.mutable_memory_per_rank() = MemoryEstimateMessage(*checked.memory_per_rank);
   for (std::string& p : RequestProblems(request, spec, submitter, capacity, options)) problems.push_back(std::move(p));
   if (!problems.empty()) return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
   std::pair<std::string, std::string> program;

@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
       "      --set training_args.learning_rate=1e-3 --set training_args.num_train_epochs=2\n",
       "trainer-worker"};
   trainerd::WorkerOptions options;
-  app.add_option("--spec", options.spec_path, "Job spec file (YAML or JSON)")->required();
+  app.add_option("--spec", options.spec_path, "Job spec file (YAML or JSON)");
   app.add_option("--set", options.overrides,
                  "Override a spec field, e.g. --set training_args.max_steps=100 (repeatable)");
   app.add_option("--metrics-fd", options.metrics_fd,
@@ -36,15 +36,25 @@ int main(int argc, char** argv) {
                  "Touch this file as training makes progress (used by trainerd to find hung workers)");
   app.add_flag("--validate-only", options.validate_only,
                "Check the spec, print every problem, and exit");
+  app.add_option("--consolidate", options.consolidate_checkpoint,
+                 "Instead of training: write this checkpoint's weights (sharded by fsdp on any number of ranks, "
+                 "or whole) as a Hugging Face folder in --output; the job's model and data must still be there");
+  app.add_option("--output", options.consolidate_output, "The folder --consolidate writes");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  if (options.consolidate_checkpoint.empty() == options.spec_path.empty() ||
+      options.consolidate_checkpoint.empty() != options.consolidate_output.empty()) {
+    std::fprintf(stderr, "trainer-worker: give --spec, or --consolidate CHECKPOINT with --output DIR\n");
+    return trainerd::kWorkerExitInvalidSpec;
+  }
   if (!resume.empty()) options.overrides.push_back("training_args.resume_from_checkpoint=" + resume);
   // The last edge: an allocation that fails outside the guarded calls (e.g. under
   // trainerd's RLIMIT_AS) ends the run as "out of memory", which is not retried.
   try {
+    if (!options.consolidate_checkpoint.empty()) return trainerd::ConsolidateCheckpoint(options);
     return trainerd::RunWorker(options);
   } catch (const std::bad_alloc&) {
   } catch (const std::exception& e) {

@@ -1,6 +1,7 @@
 #include "worker/models/model_factory.h"
 #include "worker/data/dataset_factory.h"
 #include "worker/app/worker_run.h"
+#include "worker/trainer/cpu_memory_tracker.h"
 
 #include <sys/resource.h>
 
@@ -196,6 +197,10 @@ absl::StatusOr<trainer::v1::JobSpec> LoadCheckedSpec(const std::string& path, co
   ApplyDefaults(&*spec);
   SpecCheckOptions check;
   check.policy = SpecPolicyFromEnvironment();
+  // The memory limit holds for each of the job's ranks.
+  if (absl::StatusOr<DistributedConfig> ranks = DistributedConfigFromEnvironment(); ranks.ok()) {
+    check.ranks = ranks->world_size;
+  }
   if (absl::Status s = ValidateJobSpec(*spec, check); !s.ok()) return s;
   return spec;
 }
@@ -303,7 +308,42 @@ int RunJob(Trainer& trainer, const trainer::v1::JobSpec& spec, const std::option
 
 }  // namespace
 
+int ConsolidateCheckpoint(const WorkerOptions& options) {
+  TuneProcess();
+  SetLogLevel("info");
+  const fs::path checkpoint = options.consolidate_checkpoint;
+  if (absl::Status s = CheckpointStore::Verify(checkpoint.string()); !s.ok()) return Fail(s);
+  const std::string spec_path = (checkpoint / "training_args.json").string();
+  absl::StatusOr<trainer::v1::JobSpec> spec =
+      LoadCheckedSpec(spec_path, {"training_args.resume_from_checkpoint=" + checkpoint.string()});
+  if (!spec.ok()) {
+    std::cerr << "invalid job spec " << spec_path << ":\n" << spec.status().message() << "\n";
+    return kWorkerExitInvalidSpec;
+  }
+  spec->mutable_training_args()->clear_hub_dir();  // a folder for the person who asked, not an export
+  UseTrainedTokenizer(&*spec);
+  torch::manual_seed(static_cast<uint64_t>(spec->training_args().seed()));
+  absl::StatusOr<DataAndModel> loaded = LoadDataAndModel(*spec);
+  if (!loaded.ok()) return FailLoading(loaded.status());
+  Trainer trainer(*spec, std::move(loaded->model), std::move(loaded->data), {});
+  auto log = TrainingLog::Open("", -1);
+  if (!log.ok()) return Fail(log.status());
+  trainer.set_training_log(std::move(*log));
+  if (absl::Status s = trainer.consolidate_checkpoint(checkpoint.string(), options.consolidate_output); !s.ok()) {
+    return Fail(s);
+  }
+  spdlog::info("Wrote the weights of {} to {} as a Hugging Face folder", checkpoint.string(),
+               options.consolidate_output);
+  return 0;
+}
+
 int RunWorker(const WorkerOptions& options) {
+  // A stop (Slurm's preemption, trainerd's cancel) that comes while the worker starts is
+  // kept for the first step, which saves a checkpoint and stops, instead of killing it
+  // before it has one.
+  std::signal(SIGTERM, OnSigterm);
+  // Counts what every tensor holds from the start, for train_peak_memory_mb.
+  CpuMemoryTracker::Install();
   TuneProcess();
   SetLogLevel("info");
   absl::StatusOr<trainer::v1::JobSpec> spec = LoadCheckedSpec(options.spec_path, options.overrides);
@@ -356,7 +396,6 @@ int RunWorker(const WorkerOptions& options) {
     spdlog::info("TensorBoard: scalars go to {}", (*writer)->path());
     callbacks.push_back(std::make_shared<TensorBoardCallback>(std::move(*writer)));
   }
-  std::signal(SIGTERM, OnSigterm);
   Trainer trainer(*spec, std::move(loaded->model), std::move(loaded->data), callbacks);
   std::unique_ptr<Distributed> distributed;
   if (dist_config->world_size > 1) {

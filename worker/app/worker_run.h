@@ -15,6 +15,10 @@ struct WorkerOptions {
   // Touched at least every few seconds while the job makes progress (steps,
   // evaluation batches); trainerd kills a worker whose file goes stale.
   std::string heartbeat_file;
+  // --consolidate: write this checkpoint's weights as a Hugging Face folder in
+  // consolidate_output, instead of running the spec.
+  std::string consolidate_checkpoint;
+  std::string consolidate_output;
 };
 
 // Exit status when SIGTERM stopped training (after saving a checkpoint).
@@ -24,6 +28,11 @@ inline constexpr int kExitStopped = 3;
 // spec is invalid (every problem is printed, one per line, naming its field),
 // kExitStopped when SIGTERM stopped it.
 int RunWorker(const WorkerOptions& options);
+
+// Writes options.consolidate_checkpoint's weights to options.consolidate_output as the
+// final folder of its run (one process, whatever number of ranks saved it). The job's
+// model and data must still be where its spec says. Returns the exit status.
+int ConsolidateCheckpoint(const WorkerOptions& options);
 
 // "out of memory (limit N MB)" with the process's address-space limit, when it has one.
 std::string OutOfMemoryMessage();

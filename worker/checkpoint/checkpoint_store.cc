@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -66,22 +67,59 @@ bool ParseSibling(const std::string& file_name, const char* tag, std::string* na
 
 bool ProcessIsAlive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
 
-// Creates `dir` with `files` and MANIFEST.json (written last), each fsynced, and the
-// folder itself fsynced.
-absl::Status WriteFilesAndManifest(const fs::path& dir, const CheckpointFiles& files) {
+// Writes `files` into `dir` (created), each fsynced; returns their manifest entries.
+absl::StatusOr<json> WriteFiles(const fs::path& dir, const CheckpointFiles& files) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("create ", dir.string(), ": ", ec.message()));
-  json manifest = {{"format", 1}, {"files", json::object()}};
+  json entries = json::object();
   for (const auto& [name, contents] : files) {
-    // A name may hold a folder (a LoRA job's merged/model.safetensors).
+    // A name may hold a folder (a LoRA job's merged/model.safetensors, a rank's shard).
     if (name.find('/') != std::string::npos) fs::create_directories((dir / name).parent_path(), ec);
     if (ec) return absl::InternalError(absl::StrCat("create ", (dir / name).parent_path().string(), ": ", ec.message()));
     if (absl::Status s = WriteFileSynced((dir / name).string(), contents); !s.ok()) return s;
-    manifest["files"][name] = {{"size", contents.size()}, {"crc32", Crc32(contents)}};
+    entries[name] = {{"size", contents.size()}, {"crc32", Crc32(contents)}};
   }
+  return entries;
+}
+
+// Writes MANIFEST.json over `entries` (last, fsynced) and fsyncs the folder and its
+// sub-folders.
+absl::Status WriteManifest(const fs::path& dir, const json& entries) {
+  const json manifest = {{"format", 1}, {"files", entries}};
   if (absl::Status s = WriteFileSynced((dir / kManifestFile).string(), manifest.dump(2)); !s.ok()) return s;
-  return SyncPath(dir.string());
+  std::set<fs::path> folders = {dir};
+  for (const auto& [name, entry] : entries.items()) folders.insert((dir / name).parent_path());
+  for (const fs::path& folder : folders) {
+    if (absl::Status s = SyncPath(folder.string()); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// Renames the written folder `tmp` to `final_path`, replacing an existing folder of the
+// same name (e.g. re-saving a step after resume): that one is moved aside first so that
+// a crash leaves one valid copy.
+absl::Status CommitFolder(const fs::path& tmp, const fs::path& final_path) {
+  std::error_code ec;
+  const fs::path old = Sibling(final_path, kReplacedTag, ::getpid());
+  if (fs::exists(final_path)) {
+    fs::rename(final_path, old, ec);
+    if (ec) return absl::InternalError(absl::StrCat("rename ", final_path.string(), ": ", ec.message()));
+  }
+  fs::rename(tmp, final_path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("rename to ", final_path.string(), ": ", ec.message()));
+  if (absl::Status s = SyncPath(final_path.parent_path().string()); !s.ok()) return s;
+  fs::remove_all(old, ec);
+  return absl::OkStatus();
+}
+
+// A status as one rank tells it to the others, and back.
+json StatusToJson(const absl::Status& s) {
+  return {{"code", static_cast<int>(s.code())}, {"message", std::string(s.message())}};
+}
+absl::Status StatusFromJson(const json& j) {
+  if (!j.is_object()) return absl::InternalError("a rank's checkpoint report is malformed");
+  return absl::Status(static_cast<absl::StatusCode>(j.value("code", 13)), j.value("message", std::string()));
 }
 
 }  // namespace
@@ -111,8 +149,8 @@ std::vector<std::string> CheckpointStore::RecoverInterruptedWrites(const std::st
   return done;
 }
 
-CheckpointStore::CheckpointStore(std::string output_dir, int64_t save_total_limit)
-    : output_dir_(std::move(output_dir)), save_total_limit_(save_total_limit) {
+CheckpointStore::CheckpointStore(std::string output_dir, int64_t save_total_limit, CheckpointWriters* writers)
+    : output_dir_(std::move(output_dir)), save_total_limit_(save_total_limit), writers_(writers) {
   writer_ = std::thread([this] { WriterLoop(); });
 }
 
@@ -158,15 +196,21 @@ void CheckpointStore::WriterLoop() {
     }
     const std::string dest = (fs::path(output_dir_) / absl::StrCat(kCheckpointPrefix, job.step)).string();
     absl::StatusOr<CheckpointFiles> files = job.produce();
-    absl::Status status = files.ok() ? WriteFolder(dest, *files) : files.status();
+    absl::Status status;
+    if (writers_ != nullptr) {
+      status = WriteTogether(dest, files);
+    } else {
+      status = files.ok() ? WriteFolder(dest, *files) : files.status();
+    }
+    const bool main = writers_ == nullptr || writers_->rank() == 0;
     // Rotation comes before on_done, whose "checkpoint" record tells trainerd which
     // folders exist: the ones rotated away are gone by the time it reads it.
     if (status.ok()) {
-      Rotate(job.keep);
+      if (main) Rotate(job.keep);
     } else {
       spdlog::error("saving {} failed: {}", dest, std::string(status.message()));
     }
-    if (job.on_done) job.on_done(status, files.ok() ? *files : CheckpointFiles{});
+    if (job.on_done && main) job.on_done(status, files.ok() ? *files : CheckpointFiles{});
     absl::MutexLock lock(&mu_);
     if (!status.ok() && error_.ok()) error_ = status;
     busy_ = false;
@@ -175,26 +219,58 @@ void CheckpointStore::WriterLoop() {
 
 absl::Status CheckpointStore::WriteFolder(const std::string& dest, const CheckpointFiles& files) {
   const fs::path final_path(dest);
-  const fs::path parent = final_path.parent_path();
   const fs::path tmp = Sibling(final_path, kWritingTag, ::getpid());
   std::error_code ec;
   fs::remove_all(tmp, ec);
-  if (absl::Status s = WriteFilesAndManifest(tmp, files); !s.ok()) {
+  absl::StatusOr<json> entries = WriteFiles(tmp, files);
+  absl::Status s = entries.ok() ? WriteManifest(tmp, *entries) : entries.status();
+  if (!s.ok()) {
     fs::remove_all(tmp, ec);  // what was written goes, and with it the space (a full disk)
     return s;
   }
-  // Replace an existing folder of the same name (e.g. re-saving a step after resume):
-  // move it aside first so that a crash leaves one valid copy.
-  const fs::path old = Sibling(final_path, kReplacedTag, ::getpid());
-  if (fs::exists(final_path)) {
-    fs::rename(final_path, old, ec);
-    if (ec) return absl::InternalError(absl::StrCat("rename ", dest, ": ", ec.message()));
+  return CommitFolder(tmp, final_path);
+}
+
+absl::Status CheckpointStore::WriteTogether(const std::string& dest, const absl::StatusOr<CheckpointFiles>& files) {
+  const bool main = writers_->rank() == 0;
+  const fs::path final_path(dest);
+  std::error_code ec;
+  // 1. The folder is named after rank 0's process, which clears a stale one first; the
+  //    exchange is the barrier that keeps the others from writing before that.
+  if (main) fs::remove_all(Sibling(final_path, kWritingTag, ::getpid()), ec);
+  auto pids = writers_->AllGather(main ? std::to_string(::getpid()) : "");
+  if (!pids.ok()) return pids.status();
+  int64_t pid0 = 0;
+  if (pids->empty() || !absl::SimpleAtoi(pids->front(), &pid0) || pid0 <= 0) {
+    return absl::InternalError("checkpoint writers: rank 0 sent no folder name");
   }
-  fs::rename(tmp, final_path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("rename to ", dest, ": ", ec.message()));
-  if (absl::Status s = SyncPath(parent.string()); !s.ok()) return s;
-  fs::remove_all(old, ec);
-  return absl::OkStatus();
+  const fs::path tmp = Sibling(final_path, kWritingTag, static_cast<pid_t>(pid0));
+  // 2. Each rank writes its own files, then tells the others how it went.
+  absl::StatusOr<json> entries = files.ok() ? WriteFiles(tmp, *files) : absl::StatusOr<json>(files.status());
+  const json report = entries.ok() ? json{{"files", *entries}} : json{{"error", StatusToJson(entries.status())}};
+  auto reports = writers_->AllGather(report.dump());
+  if (!reports.ok()) return reports.status();
+  // 3. Rank 0 commits the folder when every rank wrote its files, and tells the others.
+  absl::Status outcome;
+  if (main) {
+    json all = json::object();
+    for (size_t r = 0; r < reports->size() && outcome.ok(); ++r) {
+      const json got = json::parse((*reports)[r], nullptr, /*allow_exceptions=*/false);
+      if (got.is_object() && got.contains("files") && got["files"].is_object()) {
+        all.update(got["files"]);
+      } else {
+        const absl::Status failed = StatusFromJson(got.is_object() ? got.value("error", json()) : json());
+        outcome = absl::Status(failed.code(), absl::StrCat("rank ", r, ": ", failed.message()));
+      }
+    }
+    if (outcome.ok()) outcome = WriteManifest(tmp, all);
+    if (outcome.ok()) outcome = CommitFolder(tmp, final_path);
+    if (!outcome.ok()) fs::remove_all(tmp, ec);
+  }
+  auto committed = writers_->AllGather(main ? StatusToJson(outcome).dump() : "");
+  if (!committed.ok()) return committed.status();
+  if (main) return outcome;
+  return StatusFromJson(json::parse(committed->front(), nullptr, /*allow_exceptions=*/false));
 }
 
 int64_t CheckpointStore::StepOf(const std::string& dir) {
@@ -238,16 +314,23 @@ absl::Status CheckpointStore::Verify(const std::string& dir) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<CheckpointFiles> CheckpointStore::Read(const std::string& dir) {
+absl::StatusOr<CheckpointFiles> CheckpointStore::Read(const std::string& dir, bool with_folders) {
   if (absl::Status s = Verify(dir); !s.ok()) return s;
   CheckpointFiles files;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    const std::string name = entry.path().filename().string();
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (it->is_directory()) {
+      if (!with_folders) it.disable_recursion_pending();
+      continue;
+    }
+    const std::string name = fs::relative(it->path(), dir).string();
     if (name == kManifestFile) continue;
-    auto contents = ReadWholeFile(entry.path());
+    auto contents = ReadWholeFile(it->path());
     if (!contents.ok()) return contents.status();
     files[name] = std::move(*contents);
   }
+  if (ec) return absl::DataLossError(absl::StrCat(dir, ": ", ec.message()));
   return files;
 }
 

@@ -13,6 +13,11 @@
 // checkpoints are rotated: the newest save_total_limit are kept, and never the best
 // one nor the one training resumed from.
 //
+// Where every rank writes its own share of a checkpoint (CheckpointWriters), each rank's
+// writer thread writes its files into the same temporary folder; rank 0 then writes
+// one MANIFEST.json over all of them and renames the folder, so that a checkpoint is
+// there for every rank or for none.
+//
 // This file has no LibTorch dependency: checkpoints are bytes here.
 #ifndef TRAINERD_WORKER_CHECKPOINT_CHECKPOINT_STORE_H_
 #define TRAINERD_WORKER_CHECKPOINT_CHECKPOINT_STORE_H_
@@ -41,11 +46,23 @@ using CheckpointProducer = std::function<absl::StatusOr<CheckpointFiles>()>;
 // Runs on the writer thread once the folder is committed (or failed).
 using CheckpointDone = std::function<void(const absl::Status&, const CheckpointFiles&)>;
 
+// The ranks of a job that write each checkpoint together, seen from one rank's writer
+// thread: a channel of its own, apart from training's collectives, which run at the
+// same time on the main thread.
+class CheckpointWriters {
+ public:
+  virtual ~CheckpointWriters() = default;
+  virtual int rank() const = 0;
+  // Every rank's `bytes`, in rank order. Every rank's writer calls it at the same point.
+  virtual absl::StatusOr<std::vector<std::string>> AllGather(const std::string& bytes) = 0;
+};
 
 class CheckpointStore {
  public:
-  // `save_total_limit` 0 keeps every checkpoint.
-  CheckpointStore(std::string output_dir, int64_t save_total_limit);
+  // `save_total_limit` 0 keeps every checkpoint. With `writers` (null: this process
+  // writes whole checkpoints), every rank has a store and saves the same steps; only rank
+  // 0's rotates and calls on_done. `writers` must outlive the store.
+  CheckpointStore(std::string output_dir, int64_t save_total_limit, CheckpointWriters* writers = nullptr);
   // Waits for the pending write.
   ~CheckpointStore();
   CheckpointStore(const CheckpointStore&) = delete;
@@ -64,8 +81,9 @@ class CheckpointStore {
 
   // Checks a checkpoint folder against its manifest.
   static absl::Status Verify(const std::string& dir);
-  // Verifies and reads every file of a checkpoint.
-  static absl::StatusOr<CheckpointFiles> Read(const std::string& dir);
+  // Verifies a checkpoint and reads the files at its top; the files in its folders (each
+  // rank's shards, which the parts that need them read themselves) only `with_folders`.
+  static absl::StatusOr<CheckpointFiles> Read(const std::string& dir, bool with_folders = false);
   // checkpoint-* folders of output_dir, oldest (lowest step) first.
   static std::vector<std::string> List(const std::string& output_dir);
   // The newest checkpoint that passes Verify, skipping (and reporting through `warn`)
@@ -98,9 +116,14 @@ class CheckpointStore {
   bool Idle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);     // nothing queued or being written
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);  // a write queued, or stopping
   void Rotate(const std::set<std::string>& keep);
+  // Writes this rank's `files` (or reports its `files` error) into the folder the ranks
+  // share; rank 0 commits it once every rank has written. Returns the outcome, the same
+  // on every rank.
+  absl::Status WriteTogether(const std::string& dest, const absl::StatusOr<CheckpointFiles>& files);
 
   const std::string output_dir_;
   const int64_t save_total_limit_;
+  CheckpointWriters* const writers_;
   absl::Mutex mu_;
   std::optional<Job> pending_ ABSL_GUARDED_BY(mu_);
   bool busy_ ABSL_GUARDED_BY(mu_) = false;

@@ -10,10 +10,15 @@ nlohmann::json& CheckpointContents::Json(const std::string& name) {
   return it->second;
 }
 
-CheckpointFiles CheckpointContents::Encode() const {
-  CheckpointFiles files = files_;
-  for (const auto& [name, value] : json_) files[name] = value.dump(2);
-  for (const auto& [name, encode] : deferred_) files[name] = encode();
+CheckpointFiles CheckpointContents::Encode(bool all) const {
+  CheckpointFiles files;
+  if (all) {
+    files = files_;
+    for (const auto& [name, value] : json_) files[name] = value.dump(2);
+  }
+  for (const Deferred& d : deferred_) {
+    if (all || d.rank_file) files[d.name] = d.encode();
+  }
   return files;
 }
 

@@ -5,9 +5,11 @@
 #include <vector>
 
 #include <torch/csrc/jit/serialization/pickle.h>
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
+#include "worker/checkpoint/checkpointer.h"
 #include "worker/distributed/distributed.h"
 
 namespace trainerd {
@@ -54,8 +56,16 @@ void RngStatePart::SaveState(CheckpointContents& out) {
 }
 
 void RngStatePart::LoadState(const CheckpointContents& in) {
-  const bool several = distributed_ != nullptr && distributed_->world_size() > 1;
-  LoadRngState(in.Need(several ? absl::StrCat("rng_state_", distributed_->rank(), ".pth") : "rng_state.pth"));
+  const int world = distributed_ == nullptr ? 1 : distributed_->world_size();
+  const int rank = distributed_ == nullptr ? 0 : distributed_->rank();
+  const std::string mine = world > 1 ? absl::StrCat("rng_state_", rank, ".pth") : "rng_state.pth";
+  const int64_t saved_world = in.NeedJson(kTrainingStateFile).value("world_size", int64_t{1});
+  if (saved_world == world) return LoadRngState(in.Need(mine));
+  // Another number of ranks saved it: rank r takes saved rank r's state.
+  const std::string saved = saved_world > 1 ? absl::StrCat("rng_state_", rank, ".pth") : "rng_state.pth";
+  if (rank < saved_world && in.Has(saved)) return LoadRngState(in.Need(saved));
+  spdlog::warn("{} holds no random state for rank {} (it was saved by {} rank(s)): this rank keeps its seeded one",
+               in.dir(), rank, saved_world);
 }
 
 }  // namespace trainerd

@@ -13,7 +13,9 @@ class Distributed;
 class RngStatePart final : public Stateful {
  public:
   // `distributed` (null: one rank) must outlive the part. Every rank saves (the states are
-  // gathered to rank 0's contents) and loads its own.
+  // gathered to rank 0's contents) and loads its own. A checkpoint of another number of
+  // ranks (resharded on load) gives each rank the state of the rank of its number where
+  // it has one; the others keep their seeded generators, and say so.
   explicit RngStatePart(Distributed* distributed) : distributed_(distributed) {}
   void SaveState(CheckpointContents& out) override;
   void LoadState(const CheckpointContents& in) override;

@@ -35,12 +35,18 @@ class CheckpointContents {
   void Put(const std::string& name, std::string bytes) { files_[name] = std::move(bytes); }
   // `encode` makes the file on the writer thread; it must own what it reads.
   void PutLater(const std::string& name, std::function<std::string()> encode) {
-    deferred_.emplace_back(name, std::move(encode));
+    deferred_.push_back({name, std::move(encode), /*rank_file=*/false});
+  }
+  // A file that this rank writes itself where every rank writes its own share of the
+  // checkpoint (ParallelStrategy::WritesOwnShard); its name must differ from every
+  // other rank's.
+  void PutRankFile(const std::string& name, std::function<std::string()> encode) {
+    deferred_.push_back({name, std::move(encode), /*rank_file=*/true});
   }
   // A JSON object file that several parts write keys of.
   nlohmann::json& Json(const std::string& name);
-  // Every file, the deferred ones encoded now.
-  CheckpointFiles Encode() const;
+  // Every file, the deferred ones encoded now; only the rank files unless `all`.
+  CheckpointFiles Encode(bool all = true) const;
 
   // ---- Loading ----
   const std::string& dir() const { return dir_; }
@@ -58,7 +64,12 @@ class CheckpointContents {
   std::string dir_;
   CheckpointFiles files_;
   mutable std::map<std::string, nlohmann::json> json_;
-  std::vector<std::pair<std::string, std::function<std::string()>>> deferred_;
+  struct Deferred {
+    std::string name;
+    std::function<std::string()> encode;
+    bool rank_file;
+  };
+  std::vector<Deferred> deferred_;
 };
 
 class Stateful {

@@ -55,6 +55,33 @@ absl::StatusOr<DistributedConfig> DistributedConfigFromEnvironment() {
   return c;
 }
 
+namespace {
+
+c10::intrusive_ptr<c10d::ProcessGroup> MakeGlooGroup(const c10::intrusive_ptr<c10d::Store>& store,
+                                                     const DistributedConfig& config) {
+  auto options = c10d::ProcessGroupGloo::Options::create(config.timeout);
+  // Gloo connects to the other ranks from the address the store is reached at:
+  // loopback stays loopback; across machines this host's name resolves to its own.
+  const bool loopback = config.store_host == "127.0.0.1" || config.store_host == "localhost";
+  options->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                      : c10d::ProcessGroupGloo::createDefaultDevice());
+  options->threads = 2;
+  return c10::make_intrusive<c10d::ProcessGroupGloo>(store, config.rank, config.world_size, options);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Distributed>> Distributed::NewCpuGroup(const std::string& name) const {
+  try {
+    auto store = c10::make_intrusive<c10d::PrefixStore>(name, store_);
+    return std::unique_ptr<Distributed>(
+        new Distributed(config_, "gloo", torch::kCPU, store_, MakeGlooGroup(store, config_)));
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("rank ", config_.rank, ": cannot build the ", name,
+                                               " group of ", config_.world_size, " ranks: ", e.what()));
+  }
+}
+
 absl::StatusOr<std::unique_ptr<Distributed>> Distributed::Connect(const DistributedConfig& config,
                                                                   const torch::Device& device) {
   const bool use_cuda = device.is_cuda();
@@ -86,14 +113,7 @@ absl::StatusOr<std::unique_ptr<Distributed>> Distributed::Connect(const Distribu
           "this trainer-worker was built against a LibTorch without NCCL: it cannot train on GPUs across ranks");
 #endif
     } else {
-      auto options = c10d::ProcessGroupGloo::Options::create(config.timeout);
-      // Gloo connects to the other ranks from the address the store is reached at:
-      // loopback stays loopback; across machines this host's name resolves to its own.
-      const bool loopback = config.store_host == "127.0.0.1" || config.store_host == "localhost";
-      options->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                                          : c10d::ProcessGroupGloo::createDefaultDevice());
-      options->threads = 2;
-      group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, config.rank, config.world_size, options);
+      group = MakeGlooGroup(store, config);
       backend = "gloo";
     }
     return std::unique_ptr<Distributed>(new Distributed(config, backend, device, tcp_store, group));

@@ -48,6 +48,12 @@ class Distributed {
                                                               const torch::Device& device);
   ~Distributed();
 
+  // A second group of the same ranks, over Gloo on the CPU, for another thread than the
+  // one that runs this group's collectives (the checkpoint writer's): the two never wait
+  // on each other's messages. `name` keeps its messages apart in the store. Every rank
+  // calls it at the same point.
+  absl::StatusOr<std::unique_ptr<Distributed>> NewCpuGroup(const std::string& name) const;
+
   int rank() const { return config_.rank; }
   int world_size() const { return config_.world_size; }
   int local_rank() const { return config_.local_rank; }

@@ -7,7 +7,7 @@
 
 namespace trainerd {
 
-FlatParameter::FlatParameter(NamedTensors params, bool decays, int world_size, int rank)
+FlatParameter::FlatParameter(NamedTensors params, bool decays, bool trainable, int world_size, int rank)
     : params_(std::move(params)), world_size_(world_size), rank_(rank) {
   if (params_.empty()) throw std::logic_error("FlatParameter: no parameters");
   for (const auto& [name, p] : params_) {
@@ -28,17 +28,22 @@ FlatParameter::FlatParameter(NamedTensors params, bool decays, int world_size, i
   }
   shard_ = flat_.narrow(0, rank_ * shard_numel_, shard_numel_).clone();
   if (decays) shard_ = shard_.view({1, shard_numel_});
-  shard_.set_requires_grad(true);
+  shard_.set_requires_grad(trainable);
 }
 
-void FlatParameter::Gather(Distributed& distributed) {
+void FlatParameter::Gather(Distributed* distributed) {
   c10::StorageImpl* storage = flat_.storage().unsafeGetStorageImpl();
   if (!gathered_) {
     const size_t bytes = static_cast<size_t>(padded_numel()) * flat_.element_size();
     storage->set_data_ptr_noswap(storage->allocator()->allocate(bytes));
     storage->set_nbytes(bytes);
   }
-  distributed.AllGatherInto(shard_.detach().reshape({-1}), flat_);
+  if (distributed == nullptr) {
+    torch::NoGradGuard no_grad;
+    flat_.copy_(shard_.detach().reshape({-1}));
+  } else {
+    distributed->AllGatherInto(shard_.detach().reshape({-1}), flat_);
+  }
   gathered_ = true;
 }
 
@@ -54,7 +59,7 @@ void FlatParameter::CopyParametersToShard() {
   shard_.detach().reshape({-1}).copy_(flat_.narrow(0, rank_ * shard_numel_, shard_numel_));
 }
 
-void FlatParameter::ReduceGradients(Distributed& distributed) {
+void FlatParameter::ReduceGradients(Distributed* distributed) {
   torch::NoGradGuard no_grad;
   torch::Tensor grads = torch::zeros({padded_numel()}, flat_.options());
   for (size_t i = 0; i < params_.size(); ++i) {
@@ -64,8 +69,12 @@ void FlatParameter::ReduceGradients(Distributed& distributed) {
   }
   // Shaped as the shard and not a view: the optimizer's zero_grad detaches it in place.
   torch::Tensor mine = torch::empty(shard_.sizes(), flat_.options());
-  distributed.ReduceScatterSum(grads, mine);
-  mine.div_(world_size_);
+  if (distributed == nullptr) {
+    mine.reshape({-1}).copy_(grads);
+  } else {
+    distributed->ReduceScatterSum(grads, mine);
+    mine.div_(world_size_);
+  }
   if (shard_.grad().defined()) {
     shard_.mutable_grad().add_(mine);
   } else {

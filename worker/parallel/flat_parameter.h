@@ -15,6 +15,8 @@
 #define TRAINERD_WORKER_PARALLEL_FLAT_PARAMETER_H_
 
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/torch.h>
@@ -29,20 +31,26 @@ class FlatParameter {
  public:
   // `params`: of one dtype and device, with the same values on every rank. `decays`:
   // whether they take weight decay; the shard is then a [1, n] matrix, because the
-  // optimizer factory decays matrices and not vectors. Leaves the buffer gathered.
-  FlatParameter(NamedTensors params, bool decays, int world_size, int rank);
+  // optimizer factory decays matrices and not vectors. `trainable`: whether they train
+  // (the shard then requires grad); frozen ones (a LoRA job's base weights) are sharded
+  // and gathered the same way, without gradients. Leaves the buffer gathered.
+  FlatParameter(NamedTensors params, bool decays, bool trainable, int world_size, int rank);
 
   const NamedTensors& params() const { return params_; }
   // The optimizer's tensor: this rank's slice of the parameters (a leaf that requires grad).
   const torch::Tensor& shard() const { return shard_; }
   bool gathered() const { return gathered_; }
+  bool trainable() const { return shard_.requires_grad(); }
   int64_t numel() const { return numel_; }                // the parameters' elements
   int64_t shard_numel() const { return shard_numel_; }    // one rank's slice, padding included
   int64_t padded_numel() const { return shard_numel_ * world_size_; }
+  // Where this rank's shard starts in the flat buffer.
+  int64_t shard_offset() const { return rank_ * shard_numel_; }
 
   // Makes the parameters whole from every rank's shard (allocating the buffer when it
   // was released, else overwriting it). Every rank calls it at the same point.
-  void Gather(Distributed& distributed);
+  // `distributed` null: one rank, whose shard is the whole buffer.
+  void Gather(Distributed* distributed);
   // Releases the buffer's memory: the parameters keep their shapes but have no data.
   void Release();
   // Copies this rank's slice of the whole parameters into the shard, after something
@@ -51,7 +59,7 @@ class FlatParameter {
   // The parameters' gradients (zeros where a parameter has none) summed over the ranks
   // and divided by the world size; this rank's slice is added into the shard's gradient
   // and the parameters' gradients are dropped. Every rank calls it at the same point.
-  void ReduceGradients(Distributed& distributed);
+  void ReduceGradients(Distributed* distributed);
 
  private:
   NamedTensors params_;
@@ -64,6 +72,10 @@ class FlatParameter {
   torch::Tensor shard_;
   bool gathered_ = true;
 };
+
+// Flat buffers by the names their shards have in the optimizer and in checkpoints, in
+// the same order on every rank.
+using NamedFlats = std::vector<std::pair<std::string, FlatParameter*>>;
 
 }  // namespace trainerd
 

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <map>
 #include <stdexcept>
+#include <tuple>
 #include <utility>
 
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
@@ -13,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "worker/distributed/distributed.h"
 #include "worker/optim/optimizer_factory.h"
+#include "worker/parallel/sharded_state_parts.h"
 
 namespace trainerd {
 
@@ -44,20 +46,22 @@ void FullyShardedDataParallel::BuildUnits() {
     units_[1 + i].name = prefixes[i];
     units_[1 + i].kept_whole = !options_.reshard_after_forward;
   }
-  // Each unit's parameters by dtype and weight-decay class, in the model's order (the
-  // same on every rank).
-  std::vector<std::map<std::pair<int, bool>, NamedTensors>> groups(units_.size());
+  // Each unit's parameters by whether they train, dtype and weight-decay class, in the
+  // model's order (the same on every rank). Trained flats come first in each unit.
+  std::vector<std::map<std::tuple<bool, int, bool>, NamedTensors>> groups(units_.size());
   for (const auto& [name, p] : model_->NamedParameters()) {
-    if (!p.requires_grad()) continue;
     size_t unit = 0;
     for (size_t i = 0; i < prefixes.size() && unit == 0; ++i) {
       if (absl::StartsWith(name, prefixes[i])) unit = 1 + i;
     }
-    groups[unit][{static_cast<int>(p.scalar_type()), UsesWeightDecay(name, p)}].emplace_back(name, p);
+    const bool trains = p.requires_grad();
+    groups[unit][{!trains, static_cast<int>(p.scalar_type()), trains && UsesWeightDecay(name, p)}].emplace_back(name, p);
   }
   for (size_t u = 0; u < units_.size(); ++u) {
     for (auto& [kind, params] : groups[u]) {
-      units_[u].flats.push_back(std::make_unique<FlatParameter>(std::move(params), kind.second, world_size(), rank()));
+      const bool trains = !std::get<0>(kind);
+      units_[u].flats.push_back(
+          std::make_unique<FlatParameter>(std::move(params), std::get<2>(kind), trains, world_size(), rank()));
     }
     if (!units_[u].kept_whole) Release(units_[u]);
   }
@@ -65,25 +69,49 @@ void FullyShardedDataParallel::BuildUnits() {
 
 std::string FullyShardedDataParallel::Describe(int64_t total_batch_size) const {
   int64_t all = 0, mine = 0;
+  for (const auto& [name, flat] : Flats()) {
+    all += flat->numel();
+    mine += flat->shard_numel();
+  }
+  return absl::StrCat("Fully sharded data parallel (", name(), "): ", world_size(), " rank(s) over ",
+                      distributed() == nullptr ? "no network" : distributed()->backend(),
+                      ", total batch size = ", total_batch_size, ", ", units_.size(),
+                      " unit(s); this rank's shards hold ", mine, " of ", all, " trained parameters");
+}
+
+NamedFlats FullyShardedDataParallel::Flats() const {
+  NamedFlats flats;
   for (const Unit& unit : units_) {
-    for (const auto& flat : unit.flats) {
-      all += flat->numel();
-      mine += flat->shard_numel();
+    for (size_t k = 0; k < unit.flats.size(); ++k) {
+      if (unit.flats[k]->trainable()) flats.emplace_back(absl::StrCat("fsdp.", unit.name, ".flat", k), unit.flats[k].get());
     }
   }
-  return absl::StrCat("Fully sharded data parallel (", name(), "): ", world_size(), " ranks over ",
-                      distributed()->backend(), ", total batch size = ", total_batch_size, ", ", units_.size(),
-                      " unit(s); this rank's shards hold ", mine, " of ", all, " trained parameters");
+  return flats;
 }
 
 NamedTensors FullyShardedDataParallel::OptimizedParameters() {
   NamedTensors shards;
-  for (const Unit& unit : units_) {
-    for (size_t k = 0; k < unit.flats.size(); ++k) {
-      shards.emplace_back(absl::StrCat("fsdp.", unit.name, ".flat", k), unit.flats[k]->shard());
+  for (const auto& [name, flat] : Flats()) shards.emplace_back(name, flat->shard());
+  return shards;
+}
+
+std::unique_ptr<Stateful> FullyShardedDataParallel::MakeOptimizerStatePart(const trainer::v1::TrainingArguments&,
+                                                                           torch::optim::Optimizer* optimizer,
+                                                                           const torch::Device&) {
+  return std::make_unique<ShardedOptimizerPart>(Flats(), optimizer, rank(), world_size());
+}
+
+std::unique_ptr<Stateful> FullyShardedDataParallel::MakeShardedWeightsPart() {
+  if (!options_.sharded_state_dict) return nullptr;
+  return std::make_unique<ShardedWeightsPart>(Flats(), rank(), world_size(), [this] { ShardsLoaded(); });
+}
+
+void FullyShardedDataParallel::ShardsLoaded() {
+  for (Unit& unit : units_) {
+    for (auto& flat : unit.flats) {
+      if (flat->gathered()) flat->Gather(distributed());
     }
   }
-  return shards;
 }
 
 std::vector<torch::Tensor> FullyShardedDataParallel::GradientTensors() {
@@ -94,7 +122,7 @@ std::vector<torch::Tensor> FullyShardedDataParallel::GradientTensors() {
 
 void FullyShardedDataParallel::Gather(Unit& unit) {
   for (auto& flat : unit.flats) {
-    if (!flat->gathered()) flat->Gather(*distributed());
+    if (!flat->gathered()) flat->Gather(distributed());
   }
 }
 
@@ -122,6 +150,7 @@ void FullyShardedDataParallel::PrepareBackward() {
   if (!accumulators_.empty()) return;
   for (size_t u = 0; u < units_.size(); ++u) {
     for (auto& flat : units_[u].flats) {
+      if (!flat->trainable()) continue;  // no gradients to wait for
       for (const auto& [name, p] : flat->params()) {
         std::shared_ptr<torch::autograd::Node> accumulator = torch::autograd::impl::grad_accumulator(p);
         accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
@@ -139,7 +168,9 @@ void FullyShardedDataParallel::BeginMicroBatch(bool last) {
   sync_ = last;
   for (Unit& unit : units_) {
     unit.pending = 0;
-    for (const auto& flat : unit.flats) unit.pending += static_cast<int64_t>(flat->params().size());
+    for (const auto& flat : unit.flats) {
+      if (flat->trainable()) unit.pending += static_cast<int64_t>(flat->params().size());
+    }
     unit.reduced = false;
   }
 }
@@ -151,7 +182,9 @@ void FullyShardedDataParallel::OnGradientReady(size_t u) {
 
 void FullyShardedDataParallel::FinishUnitBackward(Unit& unit) {
   if (sync_) {
-    for (auto& flat : unit.flats) flat->ReduceGradients(*distributed());
+    for (auto& flat : unit.flats) {
+      if (flat->trainable()) flat->ReduceGradients(distributed());
+    }
     unit.reduced = true;
   }
   if (!unit.kept_whole) Release(unit);
@@ -159,13 +192,16 @@ void FullyShardedDataParallel::FinishUnitBackward(Unit& unit) {
 
 void FullyShardedDataParallel::FinishGradients() {
   // Units some of whose parameters got no gradient in this step never finished: they
-  // reduce what they have (zeros for the rest), in unit order on every rank.
+  // reduce what they have (zeros for the rest), in unit order on every rank. A unit
+  // that trains nothing was gathered for backward to pass through it; it goes now.
   for (Unit& unit : units_) {
-    if (!unit.reduced && !unit.flats.empty()) {
-      for (auto& flat : unit.flats) flat->ReduceGradients(*distributed());
+    if (!unit.reduced) {
+      for (auto& flat : unit.flats) {
+        if (flat->trainable()) flat->ReduceGradients(distributed());
+      }
       unit.reduced = true;
-      if (!unit.kept_whole) Release(unit);
     }
+    if (!unit.kept_whole) Release(unit);
   }
 }
 
@@ -178,7 +214,7 @@ double FullyShardedDataParallel::ClipGradNorm(double max_norm) {
     grads.push_back(shard.grad());
     squares += shard.grad().to(torch::kDouble).pow(2).sum().cpu();
   }
-  distributed()->AllReduceSum(squares);
+  if (distributed() != nullptr) distributed()->AllReduceSum(squares);
   const double total = std::sqrt(squares.item<double>());
   // torch.nn.utils.clip_grad_norm_'s rule.
   const double coef = max_norm / (total + 1e-6);
@@ -192,7 +228,9 @@ void FullyShardedDataParallel::FinishOptimizerStep() {
   // The kept units' whole weights from the updated shards; the others gather when used.
   for (Unit& unit : units_) {
     if (!unit.kept_whole) continue;
-    for (auto& flat : unit.flats) flat->Gather(*distributed());
+    for (auto& flat : unit.flats) {
+      if (flat->trainable()) flat->Gather(distributed());
+    }
   }
 }
 

@@ -12,7 +12,8 @@
 //                           state are sharded
 //
 // The root unit is kept whole in both (its weights are used at both ends of the model);
-// its gradients and optimizer state are sharded too. Gradients are reduce-scattered as
+// its gradients and optimizer state are sharded too. Frozen parameters (a LoRA job's base
+// weights) are sharded and gathered with the rest of their unit, and have no gradients. Gradients are reduce-scattered as
 // soon as a unit's backward has produced all of them (hooks on the parameters' gradient
 // accumulators), only on the last micro-batch of a step: the others accumulate whole
 // gradients locally, as FSDP's no_sync does. After the optimizer's step the kept units
@@ -57,6 +58,15 @@ class FullyShardedDataParallel final : public ParallelStrategy {
   double ClipGradNorm(double max_norm) override;
   void FinishOptimizerStep() override;
   void WithFullWeights(const std::function<void()>& fn, bool write_back) override;
+  // Each rank's slices of the optimizer state (sharded_state_parts.h), whatever
+  // state_dict_type says: they load on any number of ranks.
+  std::unique_ptr<Stateful> MakeOptimizerStatePart(const trainer::v1::TrainingArguments& args,
+                                                   torch::optim::Optimizer* optimizer,
+                                                   const torch::Device& device) override;
+  // With SHARDED_STATE_DICT.
+  std::unique_ptr<Stateful> MakeShardedWeightsPart() override;
+  bool WritesOwnShard() const override { return true; }
+
  protected:
   bool ShardsOptimizerState() const override { return true; }
   std::string display_name() const override { return absl::StrCat("FSDP ", name()); }
@@ -72,6 +82,11 @@ class FullyShardedDataParallel final : public ParallelStrategy {
 
   // Groups the parameters into units and flat buffers.
   void BuildUnits();
+  // Every trained flat buffer by the name its shard has in the optimizer and the
+  // checkpoint (frozen ones come from the model's folder, as a LoRA checkpoint's do).
+  NamedFlats Flats() const;
+  // After a checkpoint overwrote the shards: the gathered weights follow them.
+  void ShardsLoaded();
   torch::Tensor RunBlock(int64_t index, const BlockFunction& forward, const torch::Tensor& x);
   void Gather(Unit& unit);
   void Release(Unit& unit);

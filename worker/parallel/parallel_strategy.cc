@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include "absl/strings/str_cat.h"
+#include "spec/deepspeed_config.h"
 #include "spec/fsdp_options.h"
 
 #include "worker/checkpoint/optimizer_state_part.h"
@@ -31,7 +33,7 @@ std::unique_ptr<Stateful> ParallelStrategy::MakeOptimizerStatePart(const trainer
 StrategyMetrics ParallelStrategy::OptimizerStateMetrics(double bytes_on_this_rank) {
   const double mb = 1024.0 * 1024.0;
   StrategyMetrics out = {{"train_optimizer_state_mb", bytes_on_this_rank / mb}};
-  if (!ShardsOptimizerState()) return out;
+  if (!ShardsOptimizerState() || distributed_ == nullptr) return out;
   torch::Tensor sum = torch::tensor({bytes_on_this_rank}, torch::kDouble);
   distributed_->AllReduceSum(sum);
   const double total = sum.item<double>();
@@ -48,15 +50,29 @@ std::unique_ptr<ParallelStrategy> CreateParallelStrategy(const trainer::v1::Trai
                                                          Distributed* distributed) {
   const auto bucket_cap = static_cast<int64_t>(args.ddp_bucket_cap_mb() * 1024 * 1024);
   const bool several = distributed != nullptr && distributed->world_size() > 1;
+  const int world = several ? distributed->world_size() : 1;
   const FsdpOptions fsdp = ResolveFsdp(args);
-  if (fsdp.enabled && !several) spdlog::info("fsdp: one rank holds everything; training as a single process");
+  const DeepSpeedConfig deepspeed = ResolveDeepSpeed(args);
+  if (deepspeed.enabled) {
+    for (const std::string& warning : DeepSpeedNoOpWarnings(args)) spdlog::warn("{}", warning);
+    const int64_t batch = args.per_device_train_batch_size() * args.gradient_accumulation_steps() * world;
+    if (deepspeed.train_batch_size > 0 && deepspeed.train_batch_size != batch) {
+      throw std::invalid_argument(absl::StrCat(
+          "training_args.deepspeed.train_batch_size: is ", deepspeed.train_batch_size,
+          " and per_device_train_batch_size x gradient_accumulation_steps x ranks is ", batch,
+          "; make them agree or write \"auto\""));
+    }
+    spdlog::info("deepspeed: ZeRO stage {} runs as {}", deepspeed.stage,
+                 deepspeed.stage >= 2 ? "fsdp " + fsdp.StrategyName() : deepspeed.stage == 1 ? "optimizer_sharding" : "DDP");
+  }
+  const std::string kind = ParallelStrategyName(args, world);
   if (fsdp.enabled) {
     for (const std::string& warning : FsdpNoOpWarnings(args)) spdlog::warn("{}", warning);
+    // One rank shards nothing, but keeps fsdp's checkpoint format: a run of N ranks
+    // resumes on one, and one rank consolidates a sharded checkpoint.
+    return std::make_unique<FullyShardedDataParallel>(model, several ? distributed : nullptr, fsdp);
   }
-  if (several && fsdp.enabled) return std::make_unique<FullyShardedDataParallel>(model, distributed, fsdp);
-  if (several && args.optimizer_sharding()) {
-    return std::make_unique<ShardedOptimizer>(model, distributed, bucket_cap);
-  }
+  if (kind == "zero1") return std::make_unique<ShardedOptimizer>(model, distributed, bucket_cap);
   return std::make_unique<DataParallel>(model, several ? distributed : nullptr, bucket_cap);
 }
 

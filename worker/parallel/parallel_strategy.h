@@ -83,6 +83,14 @@ class ParallelStrategy {
   virtual std::unique_ptr<Stateful> MakeOptimizerStatePart(const trainer::v1::TrainingArguments& args,
                                                            torch::optim::Optimizer* optimizer,
                                                            const torch::Device& device);
+  // The part that saves the trained weights as each rank's slices (no rank gathers
+  // them), or null: the weights are saved whole (ModelWeightsPart over WithFullWeights).
+  virtual std::unique_ptr<Stateful> MakeShardedWeightsPart() { return nullptr; }
+  // Whether each rank writes its own share of a checkpoint (its parts put rank files,
+  // see CheckpointContents::PutRankFile) and a checkpoint saved by another number of
+  // ranks is cut again for this one on load. Otherwise rank 0 writes every file, and a
+  // checkpoint loads only on as many ranks as saved it.
+  virtual bool WritesOwnShard() const { return false; }
   // Metrics that describe `bytes_on_this_rank` of optimizer state (every rank calls it,
   // once): train_optimizer_state_mb, and what sharding saved where it shards.
   virtual StrategyMetrics OptimizerStateMetrics(double bytes_on_this_rank);

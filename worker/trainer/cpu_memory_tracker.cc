@@ -20,10 +20,13 @@ static_assert(sizeof(Header) <= kHeaderBytes);
 
 }  // namespace
 
+std::atomic<CpuMemoryTracker*> CpuMemoryTracker::installed_{nullptr};
+
 CpuMemoryTracker& CpuMemoryTracker::Install() {
   static CpuMemoryTracker* tracker = [] {
     auto* t = new CpuMemoryTracker(c10::GetCPUAllocator());
     c10::SetCPUAllocator(t, /*priority=*/255);
+    installed_.store(t);
     return t;
   }();
   return *tracker;

@@ -16,6 +16,8 @@ class CpuMemoryTracker : public c10::Allocator {
   // Installs the process's tracker as LibTorch's CPU allocator on first use (tensors
   // allocated before are not counted) and returns it. It is never destroyed.
   static CpuMemoryTracker& Install();
+  // The installed tracker, or null when nothing installed it.
+  static CpuMemoryTracker* Installed() { return installed_.load(); }
 
   // Each allocation's DataPtr has its data as its context, as LibTorch's raw_allocate
   // (used by some CPU kernels, e.g. NNPACK's convolutions) requires: the bookkeeping
@@ -32,6 +34,7 @@ class CpuMemoryTracker : public c10::Allocator {
   explicit CpuMemoryTracker(c10::Allocator* base) : base_(base) {}
   static void Free(void* data);
 
+  static std::atomic<CpuMemoryTracker*> installed_;
   c10::Allocator* base_;
   mutable std::atomic<int64_t> current_{0};
   mutable std::atomic<int64_t> peak_{0};

@@ -25,14 +25,20 @@ struct LoopState {
 class LoopStatePart final : public Stateful {
  public:
   // `loop` and `distributed` (null: one rank) must outlive the part. `strategy` is the
-  // ParallelStrategy's name: a checkpoint of another strategy is refused.
-  LoopStatePart(LoopState* loop, Distributed* distributed, std::string strategy)
-      : loop_(loop), distributed_(distributed), strategy_(std::move(strategy)) {}
+  // ParallelStrategy's name: a checkpoint of another strategy is refused. `reshards`:
+  // the strategy loads checkpoints of another number of ranks. `batch_size`: the
+  // examples one rank's micro-batch holds.
+  LoopStatePart(LoopState* loop, Distributed* distributed, std::string strategy, bool reshards, int64_t batch_size)
+      : loop_(loop), distributed_(distributed), strategy_(std::move(strategy)), reshards_(reshards),
+        batch_size_(batch_size) {}
 
   // Every rank calls it (the running sums become the ranks' means).
   void SaveState(CheckpointContents& out) override;
   // Throws std::invalid_argument, naming the setting to change, when the checkpoint was
-  // saved by another number of ranks or another strategy.
+  // saved with another strategy, or by another number of ranks where the strategy does
+  // not reshard. Where it does, the epoch goes on after the examples the saved ranks
+  // used (the shuffled order of an epoch is the same for any number of ranks), rounded
+  // down to a whole batch of this run's: at most one global batch is seen again.
   void LoadState(const CheckpointContents& in) override;
 
  private:
@@ -41,6 +47,8 @@ class LoopStatePart final : public Stateful {
   LoopState* loop_;
   Distributed* distributed_;
   std::string strategy_;
+  bool reshards_;
+  int64_t batch_size_;
 };
 
 }  // namespace trainerd

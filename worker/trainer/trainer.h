@@ -87,6 +87,10 @@ class Trainer {
   // model.pt (TorchScript), model_state_dict.pt (torch.load-able), model.safetensors.
   // With hub_dir set, also exports the model there (every hub_strategy exports at end).
   absl::Status save_model(const std::string& output_dir);
+  // Loads the weights of `checkpoint` (any checkpoint of this job's spec: whole weights,
+  // or slices saved by any number of ranks) and writes them to `output_dir` as
+  // save_model does, on one rank: Accelerate's merge-weights, without another tool.
+  absl::Status consolidate_checkpoint(const std::string& checkpoint, const std::string& output_dir);
 
   // Adds a callback after those given to the constructor (it misses on_init_end).
   void add_callback(std::shared_ptr<TrainerCallback> callback) { callbacks_.Add(std::move(callback)); }
@@ -196,6 +200,8 @@ class Trainer {
   // Registers every stateful part of the run with checkpointer_ (once the optimizer,
   // the schedule and the loss scaler exist).
   void BuildCheckpointer();
+  // The checkpoint part of the trained weights: the strategy's slices, or whole.
+  std::unique_ptr<Stateful> MakeWeightsPart();
   void LoadCheckpoint(const std::string& dir);
   // The largest weights file of a save: model.max_shard_size for a Hugging Face model
   // (5GB by default), no limit for the others (their weights stay one file).
@@ -220,8 +226,12 @@ class Trainer {
   // The latest evaluation on the eval split and the step it was taken at; reset when
   // the weights change without a step (the best model reloaded).
   std::optional<std::pair<int64_t, Metrics>> last_evaluation_;
+  // Where every rank writes its own share of a checkpoint (declared before the store,
+  // whose last write uses it).
+  std::unique_ptr<CheckpointWriters> checkpoint_writers_;
   std::unique_ptr<CheckpointStore> checkpoint_store_;
   std::unique_ptr<Checkpointer> checkpointer_;  // built at the first save or load
+  Stateful* weights_part_ = nullptr;            // checkpointer_'s: loads the best model
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   // What optimizer_ can do beyond LibTorch's interface (set with it).
   OptimizerCapabilities* optimizer_capabilities_ = &OptimizerCapabilities::None();

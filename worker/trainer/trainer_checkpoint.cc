@@ -6,7 +6,10 @@
 //                       and adapter_config.json, never the frozen base)
 //   optimizer.pt        optimizer state (LibTorch archive)        [not with save_only_model]
 //                       (optimizer_<rank>.pt, each rank's shard, with optimizer_sharding;
-//                       the ParallelStrategy's part)
+//                       with fsdp, each rank's slices in fsdp_shards/ beside
+//                       fsdp_index.json, and with SHARDED_STATE_DICT the weights' slices
+//                       there instead of model.safetensors: the ParallelStrategy's parts,
+//                       see worker/parallel/sharded_checkpoint.h)
 //   scheduler.json      reduce_lr_on_plateau state                [not with save_only_model]
 //   rng_state.pth       CPU (and CUDA) RNG states, a torch.load-able dict [not with save_only_model]
 //                       (rng_state_<rank>.pth, one per rank, when several ranks train)
@@ -27,6 +30,7 @@
 #include "absl/strings/str_cat.h"
 #include "spec/spec_loader.h"
 #include "worker/checkpoint/checkpointer.h"
+#include "worker/checkpoint/group_checkpoint_writers.h"
 #include "worker/checkpoint/model_weights_part.h"
 #include "worker/checkpoint/rng_state_part.h"
 #include "worker/parallel/parallel_strategy.h"
@@ -105,18 +109,34 @@ CheckpointFiles Trainer::RunFiles() const {
   return files;
 }
 
+std::unique_ptr<Stateful> Trainer::MakeWeightsPart() {
+  // Each rank's slices where the strategy saves them so; else copied (gathered where the
+  // strategy shards them) and written by rank 0. Encoded on the writer thread.
+  if (std::unique_ptr<Stateful> sharded = strategy().MakeShardedWeightsPart()) return sharded;
+  return std::make_unique<ModelWeightsPart>(model_.get(), MaxShardBytes(), is_world_process_zero(),
+                                            [this](const std::function<void()>& fn, bool write_back) {
+                                              strategy().WithFullWeights(fn, write_back);
+                                            });
+}
+
+absl::Status Trainer::consolidate_checkpoint(const std::string& checkpoint, const std::string& output_dir) {
+  absl::Status loaded = RunGuardedStatus("reading the checkpoint", [&] {
+    auto files = CheckpointStore::Read(checkpoint);
+    if (!files.ok()) return files.status();
+    MakeWeightsPart()->LoadState(CheckpointContents(checkpoint, *std::move(files)));
+    return absl::OkStatus();
+  });
+  if (!loaded.ok()) return loaded;
+  return save_model(output_dir);
+}
+
 void Trainer::BuildCheckpointer() {
   if (checkpointer_) return;
   checkpointer_ = std::make_unique<Checkpointer>();
   using Scope = Checkpointer::Scope;
-  // The weights: copied now (gathered where the strategy shards them), encoded on the
-  // writer thread. Only rank 0 writes them.
-  checkpointer_->Add(std::make_unique<ModelWeightsPart>(
-                         model_.get(), MaxShardBytes(), is_world_process_zero(),
-                         [this](const std::function<void()>& fn, bool write_back) {
-                           strategy().WithFullWeights(fn, write_back);
-                         }),
-                     Scope::kModel);
+  std::unique_ptr<Stateful> weights = MakeWeightsPart();
+  weights_part_ = weights.get();
+  checkpointer_->Add(std::move(weights), Scope::kModel);
   // What the run was (read by people and by HF tools, never loaded back).
   checkpointer_->Add(std::make_unique<StatefulFunctions>(
                          [this](CheckpointContents& out) {
@@ -128,7 +148,9 @@ void Trainer::BuildCheckpointer() {
   checkpointer_->Add(std::make_unique<TrainerStatePart>(&state_, &callbacks_), Scope::kModel);
   // The loop's position and running sums (first of the training parts: it checks that
   // the checkpoint fits this run before the others load).
-  checkpointer_->Add(std::make_unique<LoopStatePart>(&loop_, distributed_, strategy().name()), Scope::kTraining);
+  checkpointer_->Add(std::make_unique<LoopStatePart>(&loop_, distributed_, strategy().name(),
+                                                    strategy().WritesOwnShard(), args().per_device_train_batch_size()),
+                     Scope::kTraining);
   if (loss_scaler_) checkpointer_->Add(loss_scaler_.get(), Scope::kTraining);
   checkpointer_->Add(std::make_unique<RngStatePart>(distributed_), Scope::kTraining);
   checkpointer_->Add(strategy().MakeOptimizerStatePart(args(), optimizer_.get(), device_), Scope::kTraining);
@@ -168,18 +190,32 @@ void Trainer::SaveCheckpoint() {
 
   // The loop is blocked only while the parts copy their state; encoding, writing, fsync
   // and exports run on the store's writer thread. Every rank saves (parts hold
-  // collectives); only rank 0's contents are written.
+  // collectives). Either rank 0 writes every rank's part, or (a strategy that writes
+  // its own shard) each rank writes its files and rank 0 the others; either way the
+  // folder appears (renamed) only once all parts are on disk: a checkpoint is complete
+  // for all ranks or not there at all.
   BuildCheckpointer();
   auto contents = std::make_shared<CheckpointContents>(checkpointer_->Save(args().save_only_model()));
-  // Rank 0 writes every rank's part in one folder, which appears (renamed) only once
-  // all parts are on disk: a checkpoint is complete for all ranks or not there at all.
-  if (!is_world_process_zero()) return;
-  if (!checkpoint_store_) {
-    checkpoint_store_ = std::make_unique<CheckpointStore>(output_dir, args().save_total_limit());
+  const bool together = strategy().WritesOwnShard() && world_size() > 1;
+  if (!together && !is_world_process_zero()) return;
+  if (together && !checkpoint_writers_) {
+    auto writers = GroupCheckpointWriters::Create(*distributed_);
+    if (!writers.ok()) throw StatusError(writers.status());
+    checkpoint_writers_ = *std::move(writers);
   }
-  auto produce = [contents]() -> absl::StatusOr<CheckpointFiles> {
-    return RunGuarded<CheckpointFiles>("encoding a checkpoint", [&] { return contents->Encode(); });
+  if (!checkpoint_store_) {
+    checkpoint_store_ =
+        std::make_unique<CheckpointStore>(output_dir, args().save_total_limit(), checkpoint_writers_.get());
+  }
+  const bool all_files = is_world_process_zero();
+  auto produce = [contents, all_files]() -> absl::StatusOr<CheckpointFiles> {
+    return RunGuarded<CheckpointFiles>("encoding a checkpoint", [&] { return contents->Encode(all_files); });
   };
+  if (!is_world_process_zero()) {
+    auto saved = checkpoint_store_->Save(state_.global_step, produce, keep);
+    if (!saved.ok()) throw StatusError(saved.status());
+    return;
+  }
   const std::string strategy = args().hub_strategy();
   const bool export_to_hub = !args().hub_dir().empty() && strategy != "end";
   const Progress progress = CurrentProgress();
@@ -199,14 +235,23 @@ void Trainer::SaveCheckpoint() {
           "training_args.json",    "tokenizer.model",         "config.json",          "generation_config.json",
           "tokenizer_config.json", "special_tokens_map.json", "adapter_config.json", "vocab.txt"};
       CheckpointFiles model_files;
+      bool has_weights = false;
       for (const auto& [name, bytes] : files) {
         const bool weights = absl::StartsWith(name, prefix) &&
                              (absl::EndsWith(name, ".safetensors") || absl::EndsWith(name, ".index.json"));
+        has_weights = has_weights || weights;
         if (weights || kRunFiles.count(name)) model_files[name] = bytes;
       }
-      ExportToHub("model", model_files);
-      if (strategy == "checkpoint") ExportToHub("last-checkpoint", files);
-      if (strategy == "all_checkpoints") ExportToHub(absl::StrCat(kCheckpointPrefix, step), files);
+      // A sharded checkpoint holds slices, not a model: the model is exported at the end.
+      if (has_weights) ExportToHub("model", model_files);
+      if (strategy != "checkpoint" && strategy != "all_checkpoints") return;
+      // Every rank's files, where each rank wrote its own.
+      absl::StatusOr<CheckpointFiles> whole = CheckpointStore::Read(dir, /*with_folders=*/true);
+      if (!whole.ok()) {
+        spdlog::error("export of {} failed: {}", dir, std::string(whole.status().message()));
+        return;
+      }
+      ExportToHub(strategy == "checkpoint" ? "last-checkpoint" : absl::StrCat(kCheckpointPrefix, step), *whole);
     };
   auto saved = checkpoint_store_->Save(state_.global_step, produce, keep, on_done);
   if (!saved.ok()) throw StatusError(saved.status());  // e.g. RESOURCE_EXHAUSTED for a full disk

@@ -8,12 +8,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "protocol/training_record.h"
-#include "worker/checkpoint/model_weights_part.h"
 #include "worker/models/compiled_model.h"
 #include "worker/distributed/distributed.h"
 #include "worker/parallel/parallel_strategy.h"
 #include "worker/optim/optimizer_factory.h"
 #include "worker/trainer/torch_status.h"
+#include "worker/trainer/cpu_memory_tracker.h"
 #include "worker/trainer/trainer.h"
 
 namespace trainerd {
@@ -80,6 +80,8 @@ absl::StatusOr<TrainOutput> Trainer::TrainLoop() {
   TrainRun run;
   if (absl::Status s = PrepareTraining(run); !s.ok()) return s;
   LogTrainingPlan(run);
+  // The peak from here is training's: what loading the model took is not counted.
+  if (CpuMemoryTracker* memory = CpuMemoryTracker::Installed()) memory->ResetPeak();
   const auto& a = args();
   callbacks_.on_train_begin(a, state_, control_);
   // Where this run begins in trainer_log.jsonl: a resumed run's records after it replace
@@ -296,14 +298,8 @@ absl::StatusOr<TrainOutput> Trainer::FinishTraining(const TrainRun& run) {
     auto files = CheckpointStore::Read(*state_.best_model_checkpoint);
     if (!files.ok()) return files.status();
     last_evaluation_.reset();  // other weights from here on
-    strategy_->WithFullWeights(
-        [&] {
-          LoadModelWeights(*model_, [&files](const std::string& name) -> const std::string* {
-            auto it = files->find(name);
-            return it == files->end() ? nullptr : &it->second;
-          });
-        },
-        /*write_back=*/true);
+    BuildCheckpointer();
+    weights_part_->LoadState(CheckpointContents(*state_.best_model_checkpoint, *std::move(files)));
   }
 
   const double runtime = SecondsSince(run.start);
@@ -321,6 +317,11 @@ absl::StatusOr<TrainOutput> Trainer::FinishTraining(const TrainRun& run) {
     out.metrics[name] = value;
   }
   out.metrics.insert(optimizer_memory_.begin(), optimizer_memory_.end());
+  // What this rank's tensors on the CPU (weights, gradients, optimizer state,
+  // activations) held at most while it trained, measured at the allocator.
+  if (const CpuMemoryTracker* memory = CpuMemoryTracker::Installed()) {
+    out.metrics["train_peak_memory_mb"] = static_cast<double>(memory->peak()) / (1024.0 * 1024.0);
+  }
   if (loss_scaler_) {
     out.metrics["train_fp16_skipped_steps"] = static_cast<double>(loss_scaler_->skipped_steps());
     out.metrics["train_fp16_loss_scale"] = loss_scaler_->scale();
