@@ -41,6 +41,9 @@ FsdpOptions ResolveFsdp(const trainer::v1::TrainingArguments& a) {
   }
   o.offload = Has(a, "offload") || a.fsdp_config().cpu_offload();
   o.sharded_state_dict = a.fsdp_config().state_dict_type() == "SHARDED_STATE_DICT";
+  o.forward_prefetch = a.fsdp_config().forward_prefetch();
+  o.backward_prefetch = !a.fsdp_config().has_backward_prefetch() ||
+                        absl::AsciiStrToUpper(a.fsdp_config().backward_prefetch()) != "NO_PREFETCH";
   return o;
 }
 
@@ -117,9 +120,11 @@ std::vector<std::string> FsdpNoOpWarnings(const trainer::v1::TrainingArguments& 
   std::vector<std::string> out;
   const std::string p = "training_args.fsdp_config.";
   if (c.has_min_num_params()) out.push_back(p + "min_num_params: accepted; the units are the model's blocks");
-  if (c.has_forward_prefetch()) out.push_back(p + "forward_prefetch: accepted; each block is gathered when it runs");
-  if (c.has_backward_prefetch()) out.push_back(p + "backward_prefetch: accepted; each block is gathered when it runs");
-  if (c.has_limit_all_gathers()) out.push_back(p + "limit_all_gathers: accepted; one gather is in flight at a time");
+  if (c.has_backward_prefetch() && absl::AsciiStrToUpper(c.backward_prefetch()) == "BACKWARD_POST") {
+    out.push_back(p + "backward_prefetch: BACKWARD_POST runs as BACKWARD_PRE (the next block's gather starts as "
+                      "the current block's backward begins)");
+  }
+  if (c.has_limit_all_gathers()) out.push_back(p + "limit_all_gathers: accepted; at most one gather runs ahead");
   if (c.has_sync_module_states()) out.push_back(p + "sync_module_states: accepted; ranks always start from rank 0's");
   if (c.has_use_orig_params()) out.push_back(p + "use_orig_params: accepted; parameter names stay the model's");
   if (c.has_cpu_ram_efficient_loading()) {

@@ -19,6 +19,10 @@ struct FsdpOptions {
   // Checkpoints hold each rank's slice of the weights (SHARDED_STATE_DICT) instead of
   // the whole weights (FULL_STATE_DICT, gathered).
   bool sharded_state_dict = false;
+  // Start gathering the block that runs next while one computes: in backward (HF's
+  // backward_prefetch, on unless NO_PREFETCH) and in forward (forward_prefetch, off).
+  bool backward_prefetch = true;
+  bool forward_prefetch = false;
   // "full_shard" or "shard_grad_op" (what a checkpoint records); "" when not enabled.
   std::string StrategyName() const;
 };

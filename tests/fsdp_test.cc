@@ -66,9 +66,10 @@ void ExpectSameWeights(const std::string& expected_file, const std::string& actu
 
 // A Llama folder with AdamW, weight decay (matrices decay, norms and biases do not: the
 // flat shards keep the two apart), gradient clipping that bites, and gradient
-// accumulation (no reduce-scatter on the first micro-batch): full_shard and
-// shard_grad_op on 2 ranks and full_shard on 4 log the losses of one rank with the
-// same global batch, and save the same final folder, which loads again.
+// accumulation (no reduce-scatter on the first micro-batch): full_shard (prefetching
+// in backward) and shard_grad_op on 2 ranks and full_shard on 4 (prefetching in forward
+// too) log the losses of one rank with the same global batch, and save the same final
+// folder, which loads again.
 TEST(Fsdp, ShardedRanksMatchOneRankOnALlamaFolder) {
   TempDir dir;
   const std::string rows = testing::WriteTokenRows(dir, 96);
@@ -87,7 +88,9 @@ TEST(Fsdp, ShardedRanksMatchOneRankOnALlamaFolder) {
   RunRanks(dir, 2, dir / "job.yaml",
            {"training_args.output_dir=" + dir / "grad2", "training_args.per_device_train_batch_size=4",
             "training_args.fsdp=shard_grad_op"});
-  RunRanks(dir, 4, dir / "job.yaml", {"training_args.output_dir=" + dir / "full4", "training_args.fsdp=full_shard"});
+  RunRanks(dir, 4, dir / "job.yaml",
+           {"training_args.output_dir=" + dir / "full4", "training_args.fsdp=full_shard",
+            "training_args.fsdp_config.forward_prefetch=true"});
   const RunLog one = ReadRunLog(dir / "one");
   ASSERT_EQ(one.loss.size(), 6u);
   EXPECT_LT(one.loss.at(6), one.loss.at(1));
@@ -118,7 +121,9 @@ TEST(Fsdp, TheBuiltInGptWithBf16AndGradientCheckpointing) {
                 "do_eval: false, seed: 7}\n"));
   RunRanks(dir, 1, dir / "job.yaml",
            {"training_args.output_dir=" + dir / "one", "training_args.per_device_train_batch_size=8"});
-  RunRanks(dir, 2, dir / "job.yaml", {"training_args.output_dir=" + dir / "two", "training_args.fsdp=full_shard"});
+  RunRanks(dir, 2, dir / "job.yaml",
+           {"training_args.output_dir=" + dir / "two", "training_args.fsdp=full_shard",
+            "training_args.fsdp_config.forward_prefetch=true"});
   const RunLog one = ReadRunLog(dir / "one"), two = ReadRunLog(dir / "two");
   ASSERT_EQ(one.loss.size(), 5u);
   // bfloat16 matmuls round each rank's half of the batch as the whole batch rounds it,
@@ -154,8 +159,9 @@ TEST(Fsdp, LoraAdaptersWithFullShardMatchOneRank) {
 // What each of 4 ranks holds while it trains, measured at LibTorch's allocator (the peak
 // of every CPU tensor from the first step on; batches of one 16-token row keep the
 // activations small beside the state). DDP holds the weights, gradients and both Adam
-// moments whole; full_shard a quarter of them, plus what is whole for a while: one
-// gathered block, its gradients until they are reduce-scattered, and the root unit.
+// moments whole; full_shard without prefetching a quarter of them, plus what is whole
+// for a while: one gathered block, its gradients until they are reduce-scattered, and
+// the root unit; prefetching (the default) holds the next block too.
 TEST(Fsdp, EachRankHoldsAboutItsShareOfTheState) {
   TempDir dir;
   testing::WriteFile(dir / "job.yaml", absl::StrCat(
@@ -169,8 +175,11 @@ TEST(Fsdp, EachRankHoldsAboutItsShareOfTheState) {
            {"ddp", "training_args.optimizer_sharding=false"},
            {"zero1", "training_args.optimizer_sharding=true"},
            {"shard_grad_op", "training_args.fsdp=shard_grad_op"},
-           {"full_shard", "training_args.fsdp=full_shard"}}) {
-    RunRanks(dir, 4, dir / "job.yaml", {"training_args.output_dir=" + dir / run, set});
+           {"full_shard", "training_args.fsdp=full_shard"},
+           {"no_prefetch", "training_args.fsdp_config.backward_prefetch=NO_PREFETCH"}}) {
+    std::vector<std::string> sets = {"training_args.output_dir=" + dir / run, set};
+    if (run == "no_prefetch") sets.push_back("training_args.fsdp=full_shard");
+    RunRanks(dir, 4, dir / "job.yaml", sets);
     for (const auto& line : absl::StrSplit(testing::ReadFile(dir / run + "/trainer_log.jsonl"), '\n', absl::SkipEmpty())) {
       const nlohmann::json record = nlohmann::json::parse(std::string(line));
       if (record["kind"] == "train_end") peak_mb[run] = record["train_peak_memory_mb"].get<double>();
@@ -183,7 +192,9 @@ TEST(Fsdp, EachRankHoldsAboutItsShareOfTheState) {
   EXPECT_LT(peak_mb["zero1"], peak_mb["ddp"]);
   EXPECT_LT(peak_mb["shard_grad_op"], peak_mb["zero1"]);
   EXPECT_LT(peak_mb["full_shard"], peak_mb["shard_grad_op"]);
-  EXPECT_LT(peak_mb["full_shard"], peak_mb["ddp"] / 4 + 3 * block_mb);
+  EXPECT_LT(peak_mb["no_prefetch"], peak_mb["ddp"] / 4 + 3 * block_mb);
+  // Prefetching holds the block backward reaches next, and Gloo's staging buffer for it.
+  EXPECT_LT(peak_mb["full_shard"], peak_mb["no_prefetch"] + 2.2 * block_mb);
 }
 
 // Exact resume of a full_shard run after a rank is killed with SIGKILL: each rank's

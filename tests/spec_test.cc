@@ -337,7 +337,13 @@ TEST(Fsdp, ReadsHfsFormsOfFsdpAndFsdpConfig) {
   EXPECT_EQ(text.training_args().fsdp_config().transformer_layer_cls_to_wrap(0), "LlamaDecoderLayer");
   EXPECT_TRUE(FindSpecProblems(text).empty()) << ValidateJobSpec(text);
   EXPECT_EQ(ResolveFsdp(text.training_args()).StrategyName(), "full_shard");
-  EXPECT_FALSE(FsdpNoOpWarnings(text.training_args()).empty());  // backward_prefetch, auto_wrap
+  EXPECT_FALSE(FsdpNoOpWarnings(text.training_args()).empty());  // auto_wrap
+  EXPECT_TRUE(ResolveFsdp(text.training_args()).backward_prefetch);
+  EXPECT_FALSE(ResolveFsdp(text.training_args()).forward_prefetch);
+  auto prefetch = Valid("training_args: {fsdp: full_shard, fsdp_config: {backward_prefetch: NO_PREFETCH, "
+                        "forward_prefetch: true}}");
+  EXPECT_FALSE(ResolveFsdp(prefetch.training_args()).backward_prefetch);
+  EXPECT_TRUE(ResolveFsdp(prefetch.training_args()).forward_prefetch);
 
   auto list = Valid("training_args: {fsdp: [shard_grad_op, offload]}");
   EXPECT_EQ(ResolveFsdp(list.training_args()).StrategyName(), "shard_grad_op");

@@ -217,6 +217,22 @@ void Distributed::AllGatherInto(const torch::Tensor& shard, torch::Tensor& full)
   if (!target.is_same(full)) full.copy_(target);
 }
 
+c10::intrusive_ptr<c10d::Work> Distributed::AllGatherIntoAsync(const torch::Tensor& shard, torch::Tensor& full) {
+  if (full.device() != device_ || shard.device() != device_) {
+    AllGatherInto(shard, full);
+    return {};
+  }
+  torch::NoGradGuard no_grad;
+  const int64_t n = shard.numel();
+  if (full.numel() != n * config_.world_size || !full.is_contiguous()) {
+    throw std::logic_error("AllGatherIntoAsync: the full buffer is not world_size contiguous slices of the shard");
+  }
+  std::vector<torch::Tensor> input = {shard.reshape({-1})};
+  std::vector<std::vector<torch::Tensor>> outputs(1);
+  for (int r = 0; r < config_.world_size; ++r) outputs[0].push_back(full.narrow(0, r * n, n));
+  return group_->allgather(outputs, input);
+}
+
 void Distributed::ReduceScatterSum(torch::Tensor& full, torch::Tensor& shard) {
   torch::NoGradGuard no_grad;
   const int64_t n = shard.numel();

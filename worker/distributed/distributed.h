@@ -73,6 +73,10 @@ class Distributed {
   // Fills `full` (world_size equal slices, contiguous) with every rank's `shard` (one
   // slice's size), in rank order: the slices are the message, nothing else is allocated.
   void AllGatherInto(const torch::Tensor& shard, torch::Tensor& full);
+  // AllGatherInto, started: `full` fills in the background (wait on the returned work
+  // before reading it, and keep `shard` unchanged until then). Null where the backend
+  // wants the tensors on another device: the gather then happened at once.
+  c10::intrusive_ptr<c10d::Work> AllGatherIntoAsync(const torch::Tensor& shard, torch::Tensor& full);
   // Sums `full` (world_size equal slices, contiguous) over the ranks and writes this
   // rank's slice of the sum into `shard` (a reduce-scatter). Gloo has no reduce-scatter
   // in this LibTorch: there `full` is all-reduced in place and the slice copied, which

@@ -31,13 +31,36 @@ FlatParameter::FlatParameter(NamedTensors params, bool decays, bool trainable, i
   shard_.set_requires_grad(trainable);
 }
 
-void FlatParameter::Gather(Distributed* distributed) {
+void FlatParameter::Allocate() {
   c10::StorageImpl* storage = flat_.storage().unsafeGetStorageImpl();
-  if (!gathered_) {
-    const size_t bytes = static_cast<size_t>(padded_numel()) * flat_.element_size();
-    storage->set_data_ptr_noswap(storage->allocator()->allocate(bytes));
-    storage->set_nbytes(bytes);
+  const size_t bytes = static_cast<size_t>(padded_numel()) * flat_.element_size();
+  storage->set_data_ptr_noswap(storage->allocator()->allocate(bytes));
+  storage->set_nbytes(bytes);
+}
+
+void FlatParameter::WaitForPrefetch() {
+  if (!pending_) return;
+  c10::intrusive_ptr<c10d::Work> work = std::move(pending_);
+  pending_.reset();
+  pending_on_->Wait(work, "all-gather (prefetch)");
+}
+
+void FlatParameter::Prefetch(Distributed* distributed) {
+  if (gathered_ || pending_) return;
+  Allocate();
+  gathered_ = true;
+  if (distributed == nullptr) {
+    torch::NoGradGuard no_grad;
+    flat_.copy_(shard_.detach().reshape({-1}));
+    return;
   }
+  pending_ = distributed->AllGatherIntoAsync(shard_.detach(), flat_);
+  pending_on_ = distributed;
+}
+
+void FlatParameter::Gather(Distributed* distributed) {
+  if (pending_) return WaitForPrefetch();
+  if (!gathered_) Allocate();
   if (distributed == nullptr) {
     torch::NoGradGuard no_grad;
     flat_.copy_(shard_.detach().reshape({-1}));
@@ -48,6 +71,7 @@ void FlatParameter::Gather(Distributed* distributed) {
 }
 
 void FlatParameter::Release() {
+  WaitForPrefetch();
   if (!gathered_) return;
   flat_.storage().unsafeGetStorageImpl()->reset();
   gathered_ = false;

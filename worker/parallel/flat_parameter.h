@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include <torch/csrc/distributed/c10d/Work.hpp>
 #include <torch/torch.h>
 
 #include "worker/models/model.h"
@@ -39,7 +40,8 @@ class FlatParameter {
   const NamedTensors& params() const { return params_; }
   // The optimizer's tensor: this rank's slice of the parameters (a leaf that requires grad).
   const torch::Tensor& shard() const { return shard_; }
-  bool gathered() const { return gathered_; }
+  // Whole and ready: gathered, and no prefetch still filling the buffer.
+  bool gathered() const { return gathered_ && !pending_; }
   bool trainable() const { return shard_.requires_grad(); }
   int64_t numel() const { return numel_; }                // the parameters' elements
   int64_t shard_numel() const { return shard_numel_; }    // one rank's slice, padding included
@@ -50,8 +52,14 @@ class FlatParameter {
   // Makes the parameters whole from every rank's shard (allocating the buffer when it
   // was released, else overwriting it). Every rank calls it at the same point.
   // `distributed` null: one rank, whose shard is the whole buffer.
+  // Waits for a Prefetch instead, where one is under way.
   void Gather(Distributed* distributed);
+  // Starts gathering the whole parameters in the background where the backend allows it
+  // (else gathers now); the next Gather or Release waits for it. Nothing when they are
+  // whole already. Every rank calls it at the same point.
+  void Prefetch(Distributed* distributed);
   // Releases the buffer's memory: the parameters keep their shapes but have no data.
+  // Waits for a prefetch under way first.
   void Release();
   // Copies this rank's slice of the whole parameters into the shard, after something
   // wrote into the parameters (weights loaded from a checkpoint).
@@ -71,6 +79,13 @@ class FlatParameter {
   torch::Tensor flat_;   // the whole buffer; its storage is released between uses
   torch::Tensor shard_;
   bool gathered_ = true;
+  // A prefetch under way: the buffer is allocated and filling.
+  c10::intrusive_ptr<c10d::Work> pending_;
+  Distributed* pending_on_ = nullptr;
+
+  // Gives the released buffer memory again.
+  void Allocate();
+  void WaitForPrefetch();
 };
 
 // Flat buffers by the names their shards have in the optimizer and in checkpoints, in

@@ -130,16 +130,26 @@ void FullyShardedDataParallel::Release(Unit& unit) {
   for (auto& flat : unit.flats) flat->Release();
 }
 
+void FullyShardedDataParallel::Prefetch(size_t u) {
+  if (u == 0 || u >= units_.size() || units_[u].kept_whole) return;
+  for (auto& flat : units_[u].flats) flat->Prefetch(distributed());
+}
+
 torch::Tensor FullyShardedDataParallel::RunBlock(int64_t index, const BlockFunction& forward, const torch::Tensor& x) {
-  Unit& unit = units_.at(1 + index);
+  const size_t u = 1 + static_cast<size_t>(index);
+  Unit& unit = units_.at(u);
   if (unit.kept_whole) return forward(x);
   Gather(unit);
+  // The next block's weights travel while this one computes (forward_prefetch).
+  if (options_.forward_prefetch) Prefetch(u + 1);
   torch::Tensor out = forward(x);
-  // Autograd kept views of the weights' memory; backward gathers them again first.
+  // Autograd kept views of the weights' memory; backward gathers them again first, and
+  // (backward_prefetch) starts on the block before it, which backward reaches next.
   Release(unit);
   if (out.requires_grad()) {
-    out.register_hook([this, index](const torch::Tensor& grad) {
-      Gather(units_[1 + index]);
+    out.register_hook([this, u](const torch::Tensor& grad) {
+      Gather(units_[u]);
+      if (options_.backward_prefetch) Prefetch(u - 1);
       return grad;
     });
   }

@@ -19,8 +19,12 @@
 // gradients locally, as FSDP's no_sync does. After the optimizer's step the kept units
 // are gathered from the updated shards.
 //
-// Collectives run in the order backward reaches the units, which is the same on every
-// rank. There is no prefetching: a unit is gathered when it is needed.
+// Collectives run in the order forward and backward reach the units, which is the same
+// on every rank. With backward_prefetch (HF's default, BACKWARD_PRE) the gather of the
+// block backward reaches next starts as the current one's backward begins, and with
+// forward_prefetch the next block's as the current one's forward begins: the
+// all-gather runs on the process group's threads while this one computes. At most two
+// blocks are whole at a time.
 #ifndef TRAINERD_WORKER_PARALLEL_FULLY_SHARDED_H_
 #define TRAINERD_WORKER_PARALLEL_FULLY_SHARDED_H_
 
@@ -90,6 +94,8 @@ class FullyShardedDataParallel final : public ParallelStrategy {
   torch::Tensor RunBlock(int64_t index, const BlockFunction& forward, const torch::Tensor& x);
   void Gather(Unit& unit);
   void Release(Unit& unit);
+  // Starts gathering units_[u] (a block that is not kept whole; else nothing).
+  void Prefetch(size_t u);
   void OnGradientReady(size_t unit);
   // Reduce-scatters a unit's gradients (on the last micro-batch) and releases a block.
   void FinishUnitBackward(Unit& unit);
