@@ -61,7 +61,7 @@ int64_t RankMemory::total_bytes() const {
 std::string RankMemory::Describe() const {
   return absl::StrCat("about ", Megabytes(static_cast<double>(total_bytes())), " per rank (", strategy, " on ", ranks,
                       ranks == 1 ? " rank" : " ranks", "): parameters ", Megabytes(parameters), ", gradients ",
-                      Megabytes(gradients), ", optimizer state ", Megabytes(optimizer_state), ", gathered block ",
+                      Megabytes(gradients), ", optimizer state ", Megabytes(optimizer_state), ", gathered blocks ",
                       Megabytes(gathered_unit), ", activations ", Megabytes(activations));
 }
 
@@ -152,7 +152,9 @@ RankMemory EstimateRankMemory(const ModelFootprint& f, const trainer::v1::Traini
     m.parameters = per_parameter * f.all_parameters + slices;  // whole weights kept, beside the slices
   } else {
     m.parameters = per_parameter * f.root_parameters + slices;
-    m.gathered_unit = per_parameter * f.block_parameters;
+    // The block computing, and with prefetching the next one.
+    const FsdpOptions fsdp = ResolveFsdp(args);
+    m.gathered_unit = per_parameter * f.block_parameters * (fsdp.backward_prefetch || fsdp.forward_prefetch ? 2 : 1);
   }
   return m;
 }

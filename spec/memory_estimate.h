@@ -35,7 +35,7 @@ struct RankMemory {
   double parameters = 0;
   double gradients = 0;
   double optimizer_state = 0;
-  double gathered_unit = 0;  // full_shard: one block's whole weights while it computes
+  double gathered_unit = 0;  // full_shard: the whole weights of the block computing (and the next, prefetching)
   double activations = 0;
   int64_t total_bytes() const;
   // "about 1234 MB per rank (full_shard on 4 ranks): parameters 300 MB, ..."

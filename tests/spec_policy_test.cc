@@ -146,7 +146,7 @@ TEST(SpecBounds, AbsurdSizesAreRefusedWithTheEstimate) {
 
 // The estimate is per rank and knows how the ranks share the model: ZeRO-1 divides the
 // optimizer state, shard_grad_op the gradients too, full_shard the parameters too (less
-// the root kept whole and one gathered block). A job too large for DDP is told how many
+// the root kept whole and the gathered blocks). A job too large for DDP is told how many
 // full_shard ranks it needs, and is admitted with them.
 TEST(MemoryEstimate, ShardingDividesWhatEachRankHoldsAndAdmitsWhatDdpCannot) {
   const auto spec = Valid("model: {type: gpt, hidden_size: 1024, num_layers: 16}\n"
