@@ -193,8 +193,9 @@ TEST(Fsdp, EachRankHoldsAboutItsShareOfTheState) {
   EXPECT_LT(peak_mb["shard_grad_op"], peak_mb["zero1"]);
   EXPECT_LT(peak_mb["full_shard"], peak_mb["shard_grad_op"]);
   EXPECT_LT(peak_mb["no_prefetch"], peak_mb["ddp"] / 4 + 3 * block_mb);
-  // Prefetching holds the block backward reaches next, and Gloo's staging buffer for it.
-  EXPECT_LT(peak_mb["full_shard"], peak_mb["no_prefetch"] + 2.2 * block_mb);
+  // Prefetching holds the block backward reaches next and Gloo's staging buffer for it
+  // (two blocks here); when the gather ends is up to the threads, so a third is allowed.
+  EXPECT_LT(peak_mb["full_shard"], peak_mb["no_prefetch"] + 3 * block_mb);
 }
 
 // Exact resume of a full_shard run after a rank is killed with SIGKILL: each rank's
