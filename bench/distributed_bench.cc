@@ -76,12 +76,10 @@ pid_t Start(const std::string& spec, const std::string& output_dir, int world, i
     if (std::freopen(log.c_str(), "w", stderr) == nullptr) _exit(127);
     const std::string program = BuildDir() + "/worker/trainer-worker";
     const std::string set = "training_args.output_dir=" + output_dir;
-    if (extra_set.empty()) {
-      execl(program.c_str(), program.c_str(), "--spec", spec.c_str(), "--set", set.c_str(), nullptr);
-    } else {
-      execl(program.c_str(), program.c_str(), "--spec", spec.c_str(), "--set", set.c_str(), "--set",
-            extra_set.c_str(), nullptr);
-    }
+    std::vector<const char*> argv = {program.c_str(), "--spec", spec.c_str(), "--set", set.c_str()};
+    if (!extra_set.empty()) argv.insert(argv.end(), {"--set", extra_set.c_str()});
+    argv.push_back(nullptr);
+    execv(program.c_str(), const_cast<char* const*>(argv.data()));
     _exit(127);
   }
   return pid;

@@ -188,8 +188,10 @@ int FailLoading(const absl::Status& status) {
 
 // The spec at `path` with `overrides` and HF's defaults, checked against trainerd's
 // policy: started by trainerd, the worker checks it again, so that a file swapped after
-// submission is refused here. INVALID_ARGUMENT lists every problem.
-absl::StatusOr<trainer::v1::JobSpec> LoadCheckedSpec(const std::string& path, const std::vector<std::string>& overrides) {
+// submission is refused here, against the memory each of the job's `ranks` may hold.
+// INVALID_ARGUMENT lists every problem.
+absl::StatusOr<trainer::v1::JobSpec> LoadCheckedSpec(const std::string& path, const std::vector<std::string>& overrides,
+                                                     int ranks) {
   std::vector<std::string> warnings;
   absl::StatusOr<trainer::v1::JobSpec> spec = LoadJobSpecFile(path, overrides, &warnings);
   if (!spec.ok()) return spec;
@@ -197,10 +199,7 @@ absl::StatusOr<trainer::v1::JobSpec> LoadCheckedSpec(const std::string& path, co
   ApplyDefaults(&*spec);
   SpecCheckOptions check;
   check.policy = SpecPolicyFromEnvironment();
-  // The memory limit holds for each of the job's ranks.
-  if (absl::StatusOr<DistributedConfig> ranks = DistributedConfigFromEnvironment(); ranks.ok()) {
-    check.ranks = ranks->world_size;
-  }
+  check.ranks = ranks;
   if (absl::Status s = ValidateJobSpec(*spec, check); !s.ok()) return s;
   return spec;
 }
@@ -315,7 +314,7 @@ int ConsolidateCheckpoint(const WorkerOptions& options) {
   if (absl::Status s = CheckpointStore::Verify(checkpoint.string()); !s.ok()) return Fail(s);
   const std::string spec_path = (checkpoint / "training_args.json").string();
   absl::StatusOr<trainer::v1::JobSpec> spec =
-      LoadCheckedSpec(spec_path, {"training_args.resume_from_checkpoint=" + checkpoint.string()});
+      LoadCheckedSpec(spec_path, {"training_args.resume_from_checkpoint=" + checkpoint.string()}, /*ranks=*/1);
   if (!spec.ok()) {
     std::cerr << "invalid job spec " << spec_path << ":\n" << spec.status().message() << "\n";
     return kWorkerExitInvalidSpec;
@@ -346,7 +345,9 @@ int RunWorker(const WorkerOptions& options) {
   CpuMemoryTracker::Install();
   TuneProcess();
   SetLogLevel("info");
-  absl::StatusOr<trainer::v1::JobSpec> spec = LoadCheckedSpec(options.spec_path, options.overrides);
+  absl::StatusOr<DistributedConfig> dist_config = DistributedConfigFromEnvironment();
+  absl::StatusOr<trainer::v1::JobSpec> spec =
+      LoadCheckedSpec(options.spec_path, options.overrides, dist_config.ok() ? dist_config->world_size : 1);
   if (!spec.ok()) {
     std::cerr << "invalid job spec " << options.spec_path << ":\n" << spec.status().message() << "\n";
     return kWorkerExitInvalidSpec;
@@ -358,7 +359,6 @@ int RunWorker(const WorkerOptions& options) {
   // And once more as each file is opened (a link retargeted after this check).
   ConfineReads(ReadRoots(spec->training_args().output_dir(), SpecPolicyFromEnvironment()));
   const auto& args = spec->training_args();
-  absl::StatusOr<DistributedConfig> dist_config = DistributedConfigFromEnvironment();
   if (!dist_config.ok()) return Fail(dist_config.status());
   dist_config->timeout = std::chrono::seconds(args.ddp_timeout());
   const bool main_rank = dist_config->rank == 0;

@@ -40,20 +40,15 @@ void FlatParameter::Allocate() {
 
 void FlatParameter::WaitForPrefetch() {
   if (!pending_) return;
-  c10::intrusive_ptr<c10d::Work> work = std::move(pending_);
-  pending_.reset();
+  c10::intrusive_ptr<c10d::Work> work = std::move(pending_);  // leaves pending_ null
   pending_on_->Wait(work, "all-gather (prefetch)");
 }
 
 void FlatParameter::Prefetch(Distributed* distributed) {
   if (gathered_ || pending_) return;
+  if (distributed == nullptr) return Gather(nullptr);  // nothing to wait for
   Allocate();
   gathered_ = true;
-  if (distributed == nullptr) {
-    torch::NoGradGuard no_grad;
-    flat_.copy_(shard_.detach().reshape({-1}));
-    return;
-  }
   pending_ = distributed->AllGatherIntoAsync(shard_.detach(), flat_);
   pending_on_ = distributed;
 }

@@ -63,6 +63,10 @@ void FullyShardedDataParallel::BuildUnits() {
       units_[u].flats.push_back(
           std::make_unique<FlatParameter>(std::move(params), std::get<2>(kind), trains, world_size(), rank()));
     }
+    for (size_t k = 0; k < units_[u].flats.size(); ++k) {
+      FlatParameter* flat = units_[u].flats[k].get();
+      if (flat->trainable()) trained_.emplace_back(absl::StrCat("fsdp.", units_[u].name, ".flat", k), flat);
+    }
     if (!units_[u].kept_whole) Release(units_[u]);
   }
 }
@@ -77,16 +81,6 @@ std::string FullyShardedDataParallel::Describe(int64_t total_batch_size) const {
                       distributed() == nullptr ? "no network" : distributed()->backend(),
                       ", total batch size = ", total_batch_size, ", ", units_.size(),
                       " unit(s); this rank's shards hold ", mine, " of ", all, " trained parameters");
-}
-
-NamedFlats FullyShardedDataParallel::Flats() const {
-  NamedFlats flats;
-  for (const Unit& unit : units_) {
-    for (size_t k = 0; k < unit.flats.size(); ++k) {
-      if (unit.flats[k]->trainable()) flats.emplace_back(absl::StrCat("fsdp.", unit.name, ".flat", k), unit.flats[k].get());
-    }
-  }
-  return flats;
 }
 
 NamedTensors FullyShardedDataParallel::OptimizedParameters() {

@@ -88,7 +88,7 @@ class FullyShardedDataParallel final : public ParallelStrategy {
   void BuildUnits();
   // Every trained flat buffer by the name its shard has in the optimizer and the
   // checkpoint (frozen ones come from the model's folder, as a LoRA checkpoint's do).
-  NamedFlats Flats() const;
+  const NamedFlats& Flats() const { return trained_; }
   // After a checkpoint overwrote the shards: the gathered weights follow them.
   void ShardsLoaded();
   torch::Tensor RunBlock(int64_t index, const BlockFunction& forward, const torch::Tensor& x);
@@ -103,6 +103,7 @@ class FullyShardedDataParallel final : public ParallelStrategy {
   Model* model_;
   FsdpOptions options_;
   std::vector<Unit> units_;  // units_[0] is the root; units_[1 + i] is block i
+  NamedFlats trained_;       // Flats(): named once, read every step (the shards to clip)
   bool sync_ = true;
   // Keep the gradient accumulators (which hold the hooks) alive.
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;
