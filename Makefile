@@ -12,7 +12,7 @@ DEB_PACKAGES := cmake ninja-build ccache g++ clang pkg-config \
   libtorch-dev libopenblas0-openmp libgloo-dev libsentencepiece-dev python3-sentencepiece fortunes \
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc libre2-dev libssl-dev openssl \
   libabsl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev nlohmann-json3-dev zlib1g-dev \
-  libgtest-dev libgmock-dev libsqlite3-dev prometheus-cpp-dev prometheus python3-kubernetes dataset-fashion-mnist \
+  libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev libsqlite3-dev prometheus-cpp-dev prometheus python3-kubernetes dataset-fashion-mnist \
   munge slurmctld slurmd slurm-client iproute2
 
 .PHONY: all deps build demo test clean bench
@@ -48,6 +48,7 @@ bench: build
 	cd $(BUILD_DIR) && ./bench/distributed_bench
 	./$(BUILD_DIR)/bench/text_bench
 	./$(BUILD_DIR)/bench/liger_bench
+	./$(BUILD_DIR)/bench/tokenizer_bench
 	./$(BUILD_DIR)/bench/galore_bench
 	./$(BUILD_DIR)/bench/hf_bench
 	./$(BUILD_DIR)/bench/lora_bench

@@ -42,6 +42,7 @@ FsdpOptions ResolveFsdp(const trainer::v1::TrainingArguments& a) {
   o.offload = Has(a, "offload") || a.fsdp_config().cpu_offload();
   o.sharded_state_dict = a.fsdp_config().state_dict_type() == "SHARDED_STATE_DICT";
   o.forward_prefetch = a.fsdp_config().forward_prefetch();
+  o.cpu_ram_efficient_loading = a.fsdp_config().cpu_ram_efficient_loading();
   o.backward_prefetch = !a.fsdp_config().has_backward_prefetch() ||
                         absl::AsciiStrToUpper(a.fsdp_config().backward_prefetch()) != "NO_PREFETCH";
   return o;
@@ -127,9 +128,6 @@ std::vector<std::string> FsdpNoOpWarnings(const trainer::v1::TrainingArguments& 
   if (c.has_limit_all_gathers()) out.push_back(p + "limit_all_gathers: accepted; at most one gather runs ahead");
   if (c.has_sync_module_states()) out.push_back(p + "sync_module_states: accepted; ranks always start from rank 0's");
   if (c.has_use_orig_params()) out.push_back(p + "use_orig_params: accepted; parameter names stay the model's");
-  if (c.has_cpu_ram_efficient_loading()) {
-    out.push_back(p + "cpu_ram_efficient_loading: accepted; each rank loads the whole folder, then keeps its shard");
-  }
   if (std::find(a.fsdp().begin(), a.fsdp().end(), "auto_wrap") != a.fsdp().end()) {
     out.push_back("training_args.fsdp: auto_wrap is what trainerd always does (each block is one unit)");
   }

@@ -23,6 +23,9 @@ struct FsdpOptions {
   // backward_prefetch, on unless NO_PREFETCH) and in forward (forward_prefetch, off).
   bool backward_prefetch = true;
   bool forward_prefetch = false;
+  // A Hugging Face folder's blocks are built without their weights, and each rank reads
+  // only its slices of them from the files (cpu_ram_efficient_loading).
+  bool cpu_ram_efficient_loading = false;
   // "full_shard" or "shard_grad_op" (what a checkpoint records); "" when not enabled.
   std::string StrategyName() const;
 };

@@ -259,10 +259,12 @@ void CheckHfFolder(const JobSpec& spec, const DataShape& data, const ReadRoots& 
   const bool bert = config->kind == HfArchitecture::kBertForSequenceClassification;
   const std::string tokenizer = spec.data().tokenizer().path().empty() ? dir + "/tokenizer.model"
                                                                        : spec.data().tokenizer().path();
-  if (data.text && !bert && spec.data().tokenizer().path().empty() && !Exists(tokenizer)) {
-    c->Add("data.tokenizer.path", "model.name_or_path has no tokenizer.model (a byte-level BPE tokenizer.json is not "
-                                  "read): give a sentencepiece tokenizer of the model's vocabulary, or "
-                                  "pre-tokenized rows (input_ids)");
+  // The worker prefers the folder's tokenizer.json (its pad token is checked there).
+  const bool json_tokenizer = spec.data().tokenizer().path().empty() && Exists(dir + "/tokenizer.json");
+  if (data.text && !bert && spec.data().tokenizer().path().empty() && !json_tokenizer && !Exists(tokenizer)) {
+    c->Add("data.tokenizer.path", "model.name_or_path has neither tokenizer.json nor tokenizer.model: give a "
+                                  "sentencepiece tokenizer of the model's vocabulary, or pre-tokenized rows "
+                                  "(input_ids)");
   }
   if (data.text && bert && !Exists(dir + "/vocab.txt") && spec.data().tokenizer().path().empty()) {
     c->Add("model.name_or_path", "a BERT folder needs its vocab.txt to tokenize text");
@@ -277,7 +279,7 @@ void CheckHfFolder(const JobSpec& spec, const DataShape& data, const ReadRoots& 
   if (classification && config->kind == HfArchitecture::kGpt2LMHeadModel) {
     c->Add("model.name_or_path", "GPT2ForSequenceClassification is not implemented; GPT-2 trains as a causal LM");
   }
-  if (classification && IsLlamaFamily(config->kind) && config->pad_token_id < 0) {
+  if (classification && IsLlamaFamily(config->kind) && config->pad_token_id < 0 && !json_tokenizer) {
     const int64_t pad = data.text && Exists(tokenizer) ? SentencePiecePadId(tokenizer, roots).value_or(-1) : -1;
     if (pad < 0) {
       c->Add("model.name_or_path", absl::StrCat(

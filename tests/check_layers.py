@@ -19,7 +19,9 @@ ALLOWED = {
     "server/auth": {"protocol", "common", "storage"},
     "server/api": {"protocol", "common", "storage", "server/auth", "server/jobs", "server/launch"},
     "server": {"protocol", "common", "spec", "storage", "server/api", "server/auth", "server/jobs", "server/launch"},
-    "worker/data": {"protocol", "common", "spec"},
+    # tokenizer.json's pipeline (torch-free).
+    "worker/tokenizers": {"protocol", "common", "spec"},
+    "worker/data": {"protocol", "common", "spec", "worker/tokenizers"},
     "worker/models": {"protocol", "common", "spec", "worker/data"},
     "worker/optim": {"protocol", "common", "spec"},
     "worker/distributed": {"protocol", "common"},
@@ -35,7 +37,7 @@ ALLOWED = {
                    "worker/distributed", "worker/checkpoint", "worker/parallel", "worker/trainer"},
 }
 TORCH_FREE = {"protocol", "common", "spec", "storage", "client", "server", "server/launch", "server/jobs",
-              "server/auth", "server/api"}
+              "server/auth", "server/api", "worker/tokenizers"}
 
 
 def folder(path):

@@ -7,7 +7,9 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <set>
 #include <thread>
+#include <tuple>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -36,11 +38,39 @@ std::string Fixture(const std::string& name) {
   return (fs::absolute(testing::SourceDir()) / "tests/fixtures/hf" / name).string();
 }
 
-std::map<std::string, torch::Tensor> ReadWeights(const std::string& file) {
-  auto decoded = DecodeSafetensors(testing::ReadFile(file));
-  EXPECT_TRUE(decoded.ok()) << file << ": " << decoded.status();
-  return decoded.ok() ? std::map<std::string, torch::Tensor>(decoded->begin(), decoded->end())
-                      : std::map<std::string, torch::Tensor>{};
+// The tensors of a safetensors file, or of a model folder (model.safetensors, or the
+// shards its model.safetensors.index.json lists).
+std::map<std::string, torch::Tensor> ReadWeights(const std::string& path) {
+  std::vector<std::string> files = {path};
+  if (fs::is_directory(path)) {
+    files = {path + "/model.safetensors"};
+    if (!fs::exists(files[0])) {
+      files.clear();
+      const auto index = nlohmann::json::parse(testing::ReadFile(path + "/model.safetensors.index.json"));
+      std::set<std::string> shards;
+      for (const auto& [name, shard] : index["weight_map"].items()) shards.insert(shard.get<std::string>());
+      for (const std::string& shard : shards) files.push_back(path + "/" + shard);
+    }
+  }
+  std::map<std::string, torch::Tensor> out;
+  for (const std::string& file : files) {
+    auto decoded = DecodeSafetensors(testing::ReadFile(file));
+    EXPECT_TRUE(decoded.ok()) << file << ": " << decoded.status();
+    if (decoded.ok()) out.insert(decoded->begin(), decoded->end());
+  }
+  return out;
+}
+
+// The largest "<marker><number> MB" any of ranks 0..ranks-1 logged in dir/rank<r>.log.
+double MaxLoggedMb(const std::string& dir, int ranks, const std::string& marker) {
+  double most = -1;
+  for (int rank = 0; rank < ranks; ++rank) {
+    const std::string log = testing::ReadFile(dir + absl::StrCat("/rank", rank, ".log"));
+    const size_t at = log.find(marker);
+    EXPECT_NE(at, std::string::npos) << "rank " << rank << " did not log \"" << marker << "\"";
+    if (at != std::string::npos) most = std::max(most, std::stod(log.substr(at + marker.size())));
+  }
+  return most;
 }
 
 // Writes a job on the llama-gqa fixture and the token `rows` to `path`: `training_args`
@@ -54,10 +84,11 @@ void WriteLlamaJob(const std::string& path, const std::string& rows, const std::
 
 // Adam divides by the gradients' running size, which magnifies summation-order
 // differences of tiny gradients: the weights agree to 5e-5 where the losses agree to 1e-5.
-void ExpectSameWeights(const std::string& expected_file, const std::string& actual_file) {
-  const auto expected = ReadWeights(expected_file), actual = ReadWeights(actual_file);
-  ASSERT_EQ(expected.size(), actual.size());
-  for (const auto& [name, t] : expected) {
+void ExpectSameWeights(const std::string& expected, const std::string& actual_path) {
+  const auto expected_weights = ReadWeights(expected), actual = ReadWeights(actual_path);
+  ASSERT_FALSE(expected_weights.empty());
+  ASSERT_EQ(expected_weights.size(), actual.size());
+  for (const auto& [name, t] : expected_weights) {
     ASSERT_TRUE(actual.count(name)) << name;
     ASSERT_EQ(actual.at(name).sizes(), t.sizes()) << name;
     EXPECT_LT((actual.at(name).to(torch::kDouble) - t.to(torch::kDouble)).abs().max().item<double>(), 5e-5) << name;
@@ -90,19 +121,22 @@ TEST(Fsdp, ShardedRanksMatchOneRankOnALlamaFolder) {
             "training_args.fsdp=shard_grad_op"});
   RunRanks(dir, 4, dir / "job.yaml",
            {"training_args.output_dir=" + dir / "full4", "training_args.fsdp=full_shard",
-            "training_args.fsdp_config.forward_prefetch=true"});
+            "training_args.fsdp_config.forward_prefetch=true", "model.max_shard_size=200KB"});
   const RunLog one = ReadRunLog(dir / "one");
   ASSERT_EQ(one.loss.size(), 6u);
   EXPECT_LT(one.loss.at(6), one.loss.at(1));
   for (const char* run : {"full2", "grad2", "full4"}) {
     SCOPED_TRACE(run);
     ExpectSameLosses(one, ReadRunLog(dir / run));
-    ExpectSameWeights(dir / "one/model.safetensors", dir / run + "/model.safetensors");
+    ExpectSameWeights(dir / "one", dir / run);
     EXPECT_TRUE(fs::exists(dir / run + "/config.json"));
   }
+  // Written unit by unit into save_pretrained's shards (the fixture is 634 KB).
+  EXPECT_FALSE(fs::exists(dir / "full4/model.safetensors"));
+  EXPECT_TRUE(fs::exists(dir / "full4/model.safetensors.index.json"));
   // The gathered folder is an ordinary Hugging Face folder: it loads and trains on.
   testing::WriteFile(dir / "again.yaml", absl::StrCat(
-      "model: {name_or_path: ", dir / "full2", "}\n", "data: {train: {path: ", rows, "}, max_seq_length: 16}\n"
+      "model: {name_or_path: ", dir / "full4", "}\n", "data: {train: {path: ", rows, "}, max_seq_length: 16}\n"
                 "training_args: {max_steps: 1, per_device_train_batch_size: 4, torch_num_threads: 1, do_eval: false, "
                 "output_dir: ", dir / "again", "}\n"));
   RunRanks(dir, 1, dir / "again.yaml", {});
@@ -153,7 +187,9 @@ TEST(Fsdp, LoraAdaptersWithFullShardMatchOneRank) {
   ExpectSameWeights(dir / "one/adapter_model.safetensors", dir / "two/adapter_model.safetensors");
   EXPECT_TRUE(fs::exists(dir / "two/checkpoint-3/adapter_model.safetensors"));
   EXPECT_FALSE(fs::exists(dir / "two/checkpoint-3/model.safetensors")) << "the frozen base is not checkpointed";
-  EXPECT_THAT(testing::ReadFile(dir / "rank0.log"), HasSubstr("this rank's shards hold"));
+  // The frozen base is sharded too (the fixture's 4 blocks and the root, in slices).
+  EXPECT_THAT(testing::ReadFile(dir / "rank0.log"), ::testing::ContainsRegex("this rank's shards hold [0-9]+ of [0-9]+ "
+                                                                           "trained parameters and [0-9]+ of [0-9]+ frozen ones"));
 }
 
 // What each of 4 ranks holds while it trains, measured at LibTorch's allocator (the peak
@@ -169,8 +205,8 @@ TEST(Fsdp, EachRankHoldsAboutItsShareOfTheState) {
                 "data: {train: {path: /usr/share/games/fortunes/cookie, format: text, limit: 64}, max_seq_length: 16, "
                 "tokenizer: {vocab_size: 300}}\n"
                 "training_args: {max_steps: 2, per_device_train_batch_size: 1, optim: adamw_torch, logging_steps: 1, "
-                "save_strategy: 'no', torch_num_threads: 1, do_eval: false}\n"));
-  std::map<std::string, double> peak_mb;
+                "save_strategy: 'no', torch_num_threads: 1, do_eval: false, log_level_replica: info}\n"));
+  std::map<std::string, double> peak_mb, save_mb;
   for (const auto& [run, set] : std::vector<std::pair<std::string, std::string>>{
            {"ddp", "training_args.optimizer_sharding=false"},
            {"zero1", "training_args.optimizer_sharding=true"},
@@ -186,6 +222,9 @@ TEST(Fsdp, EachRankHoldsAboutItsShareOfTheState) {
     }
     ASSERT_TRUE(peak_mb.count(run)) << run;
     std::printf("4 ranks, %s: %.1f MB at most per rank\n", run.c_str(), peak_mb[run]);
+    // What writing the final folder added on top, measured by each rank while it saved.
+    save_mb[run] = MaxLoggedMb(dir.path(), 4, "the weights took at most ");
+    std::printf("4 ranks, %s: saving the model added %.1f MB at most\n", run.c_str(), save_mb[run]);
   }
   // One block: 4h^2 + 3h x 704 + 2h float32 values (h = 256).
   const double block_mb = (4.0 * 256 * 256 + 3.0 * 256 * 704 + 2 * 256) * 4 / (1024.0 * 1024.0);
@@ -196,6 +235,57 @@ TEST(Fsdp, EachRankHoldsAboutItsShareOfTheState) {
   // Prefetching holds the block backward reaches next and Gloo's staging buffer for it
   // (two blocks here); when the gather ends is up to the threads, so a third is allowed.
   EXPECT_LT(peak_mb["full_shard"], peak_mb["no_prefetch"] + 3 * block_mb);
+  // The final folder is written one block at a time: one gathered block and Gloo's
+  // staging copy of it (gathering all 8 would add 7 and more).
+  EXPECT_LT(save_mb["full_shard"], 2.5 * block_mb);
+}
+
+// cpu_ram_efficient_loading: a Hugging Face folder's blocks are built without their
+// weights and each rank reads only its slices of them from the files, so no rank holds
+// the whole model while loading (measured at LibTorch's allocator, data included); the
+// run is the run of ranks that loaded the folder whole.
+TEST(Fsdp, CpuRamEfficientLoadingReadsOnlyEachRanksSlices) {
+  TempDir dir;
+  const std::string data = "data: {train: {path: /usr/share/games/fortunes/cookie, format: text, limit: 64}, "
+                           "max_seq_length: 16, tokenizer: {vocab_size: 300}}\n";
+  // The folder: a built-in gpt (a LlamaForCausalLM) of 8 blocks, saved after one step.
+  testing::WriteFile(dir / "make.yaml", absl::StrCat(
+      "model: {type: gpt, hidden_size: 256, num_layers: 8, num_heads: 4}\n", data,
+      "training_args: {max_steps: 1, per_device_train_batch_size: 1, save_strategy: 'no', torch_num_threads: 1, "
+      "do_eval: false, output_dir: ", dir / "folder", "}\n"));
+  RunRanks(dir, 1, dir / "make.yaml", {});
+  testing::WriteFile(dir / "job.yaml", absl::StrCat(
+      "model: {name_or_path: ", dir / "folder", "}\n",
+      "data: {train: {path: /usr/share/games/fortunes/cookie, format: text, limit: 64}, max_seq_length: 16}\n",
+      "training_args: {max_steps: 3, per_device_train_batch_size: 1, learning_rate: 0.003, optim: adamw_torch, "
+      "logging_steps: 1, save_strategy: 'no', torch_num_threads: 1, do_eval: false, fsdp: full_shard, "
+      "log_level_replica: info}\n"));
+  std::map<std::string, double> load_mb;
+  for (const auto& [run, ranks, sets] : std::vector<std::tuple<std::string, int, std::vector<std::string>>>{
+           {"whole", 4, {}},
+           {"efficient", 4, {"training_args.fsdp_config.cpu_ram_efficient_loading=true"}},
+           {"efficient_grad_op", 2, {"training_args.fsdp_config.cpu_ram_efficient_loading=true",
+                                     "training_args.fsdp=shard_grad_op", "training_args.per_device_train_batch_size=2"}}}) {
+    std::vector<std::string> all = sets;
+    all.push_back("training_args.output_dir=" + dir / run);
+    RunRanks(dir, ranks, dir / "job.yaml", all);
+    load_mb[run] = MaxLoggedMb(dir.path(), ranks, "Loading took at most ");
+    std::printf("%d ranks, %s: loading took %.1f MB at most per rank\n", ranks, run.c_str(), load_mb[run]);
+  }
+  EXPECT_THAT(testing::ReadFile(dir / "rank0.log"), HasSubstr("cpu_ram_efficient_loading: 72 of 74 tensors are left"));
+  const RunLog whole = ReadRunLog(dir / "whole");
+  ASSERT_EQ(whole.loss.size(), 3u);
+  ExpectSameLosses(whole, ReadRunLog(dir / "efficient"));
+  ExpectSameLosses(whole, ReadRunLog(dir / "efficient_grad_op"));
+  ExpectSameWeights(dir / "whole", dir / "efficient");
+  const double model_mb = static_cast<double>(fs::file_size(dir / "folder/model.safetensors")) / (1 << 20);
+  const double block_mb = (4.0 * 256 * 256 + 3.0 * 256 * 704 + 2 * 256) * 4 / (1024.0 * 1024.0);
+  // Loading whole builds the model and reads the files beside it; reading slices holds a
+  // quarter of the blocks, the root (embeddings and head, kept whole), and one block
+  // being built or flattened at a time.
+  EXPECT_GT(load_mb["whole"], model_mb);
+  EXPECT_LT(load_mb["efficient"], model_mb / 4 + 3 * block_mb);
+  EXPECT_LT(load_mb["efficient"], load_mb["whole"] / 2);
 }
 
 // Exact resume of a full_shard run after a rank is killed with SIGKILL: each rank's

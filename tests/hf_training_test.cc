@@ -10,8 +10,10 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "spec/spec_defaults.h"
 #include "spec/spec_loader.h"
 #include "spec/spec_validator.h"
@@ -21,6 +23,7 @@
 #include "worker/data/wordpiece_tokenizer.h"
 #include "spec/hf_config.h"
 #include "worker/models/model_factory.h"
+#include "worker/tokenizers/hf_tokenizer.h"
 
 namespace trainerd {
 namespace {
@@ -369,6 +372,65 @@ TEST(HfTraining, FineTunesOnRawTextWithTheFoldersTokenizer) {
     EXPECT_TRUE(fs::exists(dir / ("final/" + std::string(name)))) << name;
   }
   EXPECT_EQ(testing::ReadFile(dir / "final/tokenizer.model"), testing::ReadFile(Fixture("llama-gqa/tokenizer.model")));
+}
+
+// A Qwen2 folder that ships only tokenizer.json (no tokenizer.model), as current Qwen2,
+// Llama-3 and GPT-2 folders do: raw text is tokenized with it in C++ (its BOS-less
+// Qwen2 pipeline: NFC, the Split regex, byte-level BPE), the model fine-tunes, and the
+// saved folder carries the same tokenizer.json. The tokenizer is the qwen2-bpe fixture's
+// (checked against the Rust library) cut to the model's 512 ids.
+TEST(HfTraining, FineTunesAQwen2FolderThatHasOnlyTokenizerJson) {
+  testing::TempDir dir;
+  const fs::path folder = dir.path() / "qwen2-json";
+  fs::create_directories(folder);
+  for (const char* name : {"config.json", "generation_config.json", "model.safetensors"}) {
+    fs::copy_file(Fixture(std::string("qwen2/") + name), folder / name);
+  }
+  const std::string tokenizers = (fs::absolute(testing::SourceDir()) / "tests/fixtures/hf/tokenizers/qwen2-bpe").string();
+  nlohmann::json tokenizer = nlohmann::json::parse(testing::ReadFile(tokenizers + "/tokenizer.json"));
+  nlohmann::json& model = tokenizer["model"];
+  nlohmann::json vocab = nlohmann::json::object();
+  for (const auto& [token, id] : model["vocab"].items()) {
+    if (id.get<int64_t>() < 509) vocab[token] = id;
+  }
+  nlohmann::json merges = nlohmann::json::array();
+  for (const auto& m : model["merges"]) {
+    const std::string text = m.get<std::string>();
+    const std::string a = text.substr(0, text.find(' ')), b = text.substr(text.find(' ') + 1);
+    if (vocab.contains(a) && vocab.contains(b) && vocab.contains(a + b)) merges.push_back(m);
+  }
+  model["vocab"] = vocab;
+  model["merges"] = merges;
+  for (size_t i = 0; i < tokenizer["added_tokens"].size(); ++i) tokenizer["added_tokens"][i]["id"] = 509 + i;
+  testing::WriteFile((folder / "tokenizer.json").string(), tokenizer.dump());
+  fs::copy_file(tokenizers + "/tokenizer_config.json", folder / "tokenizer_config.json");
+
+  auto trainer = testing::MakeTrainer(testing::Spec(absl::StrCat(
+      "model: {name_or_path: ", folder.string(), "}\n",
+      "data: {train: {path: /usr/share/games/fortunes/cookie, format: text, limit: 200}, max_seq_length: 32}\n",
+      "training_args: {output_dir: ", dir / "out", ", max_steps: 30, per_device_train_batch_size: 8, ",
+      "learning_rate: 0.003, logging_steps: 10, save_strategy: 'no', do_eval: false}\n")));
+  // The first block starts with the first fortune as the tokenizer gives it (no BOS).
+  auto reference = HfTokenizer::Load(folder.string());
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  std::string first;
+  for (const auto& line : absl::StrSplit(testing::ReadFile("/usr/share/games/fortunes/cookie"), '\n')) {
+    if (line == "%") break;
+    absl::StrAppend(&first, first.empty() ? "" : "\n", line);
+  }
+  absl::StatusOr<Encoding> ids = (*reference)->Encode(std::string(absl::StripAsciiWhitespace(first)));
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  const torch::Tensor block = trainer->data().train.inputs[0];
+  for (size_t k = 0; k < std::min<size_t>(ids->ids.size(), 32); ++k) EXPECT_EQ(block[k].item<int64_t>(), ids->ids[k]) << k;
+  ASSERT_TRUE(trainer->train().ok());
+  const std::vector<double> losses = testing::LoggedLosses(*trainer);
+  ASSERT_GE(losses.size(), 2u);
+  std::printf("fine-tuning qwen2 with tokenizer.json on fortunes: loss %.3f -> %.3f over 30 steps\n", losses.front(),
+              losses.back());
+  EXPECT_LT(losses.back(), losses.front());
+  ASSERT_TRUE(trainer->save_model(dir / "final").ok());
+  EXPECT_EQ(testing::ReadFile(dir / "final/tokenizer.json"), testing::ReadFile((folder / "tokenizer.json").string()));
+  EXPECT_FALSE(fs::exists(dir / "final/tokenizer.model"));
 }
 
 // The built-in gpt is a LlamaForCausalLM: its final folder has Llama's names (the fused

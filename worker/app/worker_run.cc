@@ -412,6 +412,10 @@ int RunWorker(const WorkerOptions& options) {
       !s.ok()) {
     return Fail(s);
   }
+  if (const CpuMemoryTracker* memory = CpuMemoryTracker::Installed()) {
+    // What the data, the model and its sharding took at most before training began.
+    spdlog::info("Loading took at most {:.1f} MB of memory", static_cast<double>(memory->peak()) / (1 << 20));
+  }
   // Rank 0 writes the job's log and results; the other ranks compute the same numbers.
   // A new training run starts the log afresh (overwrite_output_dir); resuming,
   // evaluating alone and every attempt under trainerd (which reads the file as it grows,

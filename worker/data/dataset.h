@@ -12,7 +12,7 @@
 
 namespace trainerd {
 
-class SentencePieceModel;
+class TextTokenizer;
 
 // A whole split held in memory. `inputs` is [N, ...]: uint8 images [N, C, H, W] (as
 // stored on disk, normalised per batch), float features [N, F], or int64 token ids
@@ -65,7 +65,7 @@ struct DatasetBundle {
   std::vector<int64_t> input_shape;      // one example, e.g. {1, 28, 28} or {F}
 
   // Text: inputs are int64 token ids [N, max_seq_length].
-  std::shared_ptr<const SentencePieceModel> tokenizer;
+  std::shared_ptr<const TextTokenizer> tokenizer;
   bool causal_lm = false;  // labels are the inputs (next-token prediction)
   int64_t vocab_size = 0;
   int64_t pad_id = -1;     // classification padding (-1: none)

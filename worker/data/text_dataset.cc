@@ -2,6 +2,7 @@
 
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -11,6 +12,7 @@
 #include "spec/spec_defaults.h"
 #include "worker/data/dataset_reader.h"
 #include "worker/data/sentencepiece_model.h"
+#include "worker/data/text_tokenizer.h"
 #include "worker/data/wordpiece_tokenizer.h"
 
 namespace trainerd {
@@ -19,29 +21,36 @@ namespace {
 // A JSON value as label text: strings as they are, numbers and booleans printed.
 std::string LabelText(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
-absl::StatusOr<std::shared_ptr<const SentencePieceModel>> MakeTokenizer(const trainer::v1::DataSpec& data,
-                                                                         const std::vector<TextExample>& train,
-                                                                         const TokenSpace* model_tokens) {
+absl::StatusOr<std::shared_ptr<const TextTokenizer>> MakeTokenizer(const trainer::v1::DataSpec& data,
+                                                                   const std::vector<TextExample>& train,
+                                                                   const TokenSpace* model_tokens) {
   const auto& t = data.tokenizer();
   std::string error;
   if (t.path().empty() && model_tokens != nullptr) {
+    // As transformers' AutoTokenizer: the fast tokenizer (tokenizer.json) where the
+    // folder has one, else sentencepiece's tokenizer.model.
+    if (!model_tokens->tokenizer_json_dir.empty()) {
+      absl::StatusOr<std::shared_ptr<const TextTokenizer>> json = LoadTokenizerJson(model_tokens->tokenizer_json_dir);
+      if (!json.ok()) return absl::InvalidArgumentError(absl::StrCat("model.name_or_path: ", json.status().message()));
+      return json;
+    }
     if (model_tokens->tokenizer_path.empty()) {
       return absl::InvalidArgumentError(
-          "data.tokenizer.path: model.name_or_path has no tokenizer.model (a byte-level BPE tokenizer.json is not "
-          "read): give a sentencepiece tokenizer of the model's vocabulary, or pre-tokenized rows (input_ids)");
+          "data.tokenizer.path: model.name_or_path has neither tokenizer.json nor tokenizer.model: give a "
+          "sentencepiece tokenizer of the model's vocabulary, or pre-tokenized rows (input_ids)");
     }
     absl::StatusOr<std::string> bytes = ReadMaybeGzipped(model_tokens->tokenizer_path);
     if (!bytes.ok()) return absl::InvalidArgumentError(absl::StrCat("model.name_or_path: ", bytes.status().message()));
     std::shared_ptr<const SentencePieceModel> model = SentencePieceModel::FromSerialized(*bytes, &error);
     if (!model) return absl::InvalidArgumentError(absl::StrCat("model.name_or_path: tokenizer.model: ", error));
-    return model;
+    return SentencePieceTokenizer(std::move(model));
   }
   if (!t.path().empty()) {
     absl::StatusOr<std::string> bytes = ReadMaybeGzipped(t.path());
     if (!bytes.ok()) return absl::InvalidArgumentError(absl::StrCat("data.tokenizer.path: ", bytes.status().message()));
     std::shared_ptr<const SentencePieceModel> model = SentencePieceModel::FromSerialized(*bytes, &error);
     if (!model) return absl::InvalidArgumentError(absl::StrCat("data.tokenizer.path: ", t.path(), ": ", error));
-    return model;
+    return SentencePieceTokenizer(std::move(model));
   }
   std::vector<std::string> sentences;
   for (const TextExample& e : train) {
@@ -52,31 +61,37 @@ absl::StatusOr<std::shared_ptr<const SentencePieceModel>> MakeTokenizer(const tr
       sentences, static_cast<int>(vocab), t.model_type().empty() ? "unigram" : t.model_type(), /*num_threads=*/1,
       &error);
   if (!model) return absl::InvalidArgumentError(absl::StrCat("data.tokenizer: training failed: ", error));
-  return model;
+  return SentencePieceTokenizer(std::move(model));
 }
 
-// How each text becomes ids: trainerd's own models end each document with </s>; a
-// Hugging Face folder's tokenizer adds what its tokenizer_config.json says (Llama: <s>).
-struct Encoding {
+// The special tokens each text gets around its own: trainerd's own models end each
+// document with </s>; a Hugging Face folder's sentencepiece tokenizer adds what its
+// tokenizer_config.json says (Llama: <s>); a tokenizer.json adds its own.
+struct SpecialTokens {
   bool add_bos = false;
   bool add_eos = true;
 };
 
-std::vector<int64_t> EncodeText(const SentencePieceModel& tokenizer, const std::string& text, const Encoding& how) {
+absl::StatusOr<std::vector<int64_t>> EncodeText(const TextTokenizer& tokenizer, const std::string& text,
+                                                const SpecialTokens& how) {
+  absl::StatusOr<std::vector<int64_t>> encoded = tokenizer.Encode(text);
+  if (!encoded.ok()) return encoded.status();
   std::vector<int64_t> ids;
   if (how.add_bos && tokenizer.bos_id() >= 0) ids.push_back(tokenizer.bos_id());
-  for (int id : tokenizer.Encode(text)) ids.push_back(id);
+  ids.insert(ids.end(), encoded->begin(), encoded->end());
   if (how.add_eos && tokenizer.eos_id() >= 0) ids.push_back(tokenizer.eos_id());
   return ids;
 }
 
 // Language modelling: every document's tokens, packed into blocks or one example each.
-Dataset LanguageModelExamples(const std::vector<TextExample>& examples, const SentencePieceModel& tokenizer,
-                              int64_t length, const Encoding& how, bool packing, int64_t pad) {
+absl::StatusOr<Dataset> LanguageModelExamples(const std::vector<TextExample>& examples, const TextTokenizer& tokenizer,
+                                              int64_t length, const SpecialTokens& how, bool packing, int64_t pad) {
   std::vector<TokenRow> rows;
   for (const TextExample& e : examples) {
     TokenRow r;
-    r.ids = EncodeText(tokenizer, e.text, how);
+    absl::StatusOr<std::vector<int64_t>> ids = EncodeText(tokenizer, e.text, how);
+    if (!ids.ok()) return ids.status();
+    r.ids = *std::move(ids);
     r.labels = r.ids;
     rows.push_back(std::move(r));
   }
@@ -84,15 +99,19 @@ Dataset LanguageModelExamples(const std::vector<TextExample>& examples, const Se
 }
 
 // Classification: cut or padded (with `pad`) to `length`.
-Dataset PadTexts(const std::vector<TextExample>& examples, const SentencePieceModel& tokenizer, int64_t length,
-                 const std::map<std::string, int64_t>& label_to_id, int64_t pad, const Encoding& how) {
+absl::StatusOr<Dataset> PadTexts(const std::vector<TextExample>& examples, const TextTokenizer& tokenizer,
+                                 int64_t length, const std::map<std::string, int64_t>& label_to_id, int64_t pad,
+                                 const SpecialTokens& how) {
   const int64_t n = static_cast<int64_t>(examples.size());
   torch::Tensor ids = torch::full({n, length}, pad, torch::kLong);
   torch::Tensor labels = torch::empty({n}, torch::kLong);
   auto ids_a = ids.accessor<int64_t, 2>();
   for (int64_t i = 0; i < n; ++i) {
-    std::vector<int64_t> tokens = EncodeText(tokenizer, examples[i].text, how);
-    for (int64_t k = 0; k < std::min<int64_t>(length, static_cast<int64_t>(tokens.size())); ++k) ids_a[i][k] = tokens[k];
+    absl::StatusOr<std::vector<int64_t>> tokens = EncodeText(tokenizer, examples[i].text, how);
+    if (!tokens.ok()) return tokens.status();
+    for (int64_t k = 0; k < std::min<int64_t>(length, static_cast<int64_t>(tokens->size())); ++k) {
+      ids_a[i][k] = (*tokens)[k];
+    }
     labels[i] = label_to_id.at(examples[i].label);
   }
   return Dataset{ids, labels};
@@ -271,7 +290,12 @@ absl::StatusOr<DatasetBundle> LoadTextDatasets(const trainer::v1::DataSpec& data
   b.tokenizer = *tokenizer;
   b.vocab_size = b.tokenizer->vocab_size();
   b.pad_id = b.tokenizer->pad_id();
-  Encoding how;
+  SpecialTokens how;
+  if (b.tokenizer->adds_special_tokens()) {
+    how = SpecialTokens{false, false};
+  } else if (model_tokens != nullptr) {
+    how = SpecialTokens{model_tokens->add_bos, model_tokens->add_eos};
+  }
   if (model_tokens != nullptr) {
     if (b.vocab_size > model_tokens->vocab_size) {
       return absl::InvalidArgumentError(absl::StrCat("data.tokenizer: its ", b.vocab_size, " pieces do not fit the ",
@@ -279,27 +303,47 @@ absl::StatusOr<DatasetBundle> LoadTextDatasets(const trainer::v1::DataSpec& data
     }
     b.vocab_size = model_tokens->vocab_size;
     if (model_tokens->pad_id >= 0) b.pad_id = model_tokens->pad_id;
-    how = Encoding{model_tokens->add_bos, model_tokens->add_eos};
   }
   b.input_shape = {length};
+  // Each split's examples, or the error that names the split.
+  auto split = [](const char* name, absl::StatusOr<Dataset> examples) -> absl::StatusOr<Dataset> {
+    if (!examples.ok()) {
+      return absl::Status(examples.status().code(), absl::StrCat("data.", name, ": ", examples.status().message()));
+    }
+    return examples;
+  };
   if (!classification) {
     b.causal_lm = true;
     const bool packing = !data.has_packing() || data.packing();
     const int64_t pad = b.pad_id >= 0 ? b.pad_id : 0;
-    b.train = LanguageModelExamples(*train, *b.tokenizer, length, how, packing, pad);
+    absl::StatusOr<Dataset> train_examples =
+        split("train", LanguageModelExamples(*train, *b.tokenizer, length, how, packing, pad));
+    if (!train_examples.ok()) return train_examples.status();
+    b.train = *std::move(train_examples);
     if (b.train.size() == 0) {
       return absl::InvalidArgumentError(absl::StrCat("data.train: the text makes no block of max_seq_length ", length,
                                                      " tokens"));
     }
-    if (eval) b.eval = LanguageModelExamples(*eval, *b.tokenizer, length, how, packing, pad);
-    if (test) b.test = LanguageModelExamples(*test, *b.tokenizer, length, how, packing, pad);
+    for (auto [name, from, to] : {std::make_tuple("eval", &eval, &b.eval), std::make_tuple("test", &test, &b.test)}) {
+      if (!*from) continue;
+      absl::StatusOr<Dataset> examples = split(name, LanguageModelExamples(**from, *b.tokenizer, length, how, packing, pad));
+      if (!examples.ok()) return examples.status();
+      *to = *std::move(examples);
+    }
     return b;
   }
   if (b.pad_id < 0) return absl::InvalidArgumentError("data.tokenizer.path: classification needs a tokenizer with a pad id");
   const std::map<std::string, int64_t> label_to_id = NumberLabels(*train, eval, test, &b);
-  b.train = PadTexts(*train, *b.tokenizer, length, label_to_id, b.pad_id, how);
-  if (eval) b.eval = PadTexts(*eval, *b.tokenizer, length, label_to_id, b.pad_id, how);
-  if (test) b.test = PadTexts(*test, *b.tokenizer, length, label_to_id, b.pad_id, how);
+  absl::StatusOr<Dataset> train_examples =
+      split("train", PadTexts(*train, *b.tokenizer, length, label_to_id, b.pad_id, how));
+  if (!train_examples.ok()) return train_examples.status();
+  b.train = *std::move(train_examples);
+  for (auto [name, from, to] : {std::make_tuple("eval", &eval, &b.eval), std::make_tuple("test", &test, &b.test)}) {
+    if (!*from) continue;
+    absl::StatusOr<Dataset> examples = split(name, PadTexts(**from, *b.tokenizer, length, label_to_id, b.pad_id, how));
+    if (!examples.ok()) return examples.status();
+    *to = *std::move(examples);
+  }
   return b;
 }
 

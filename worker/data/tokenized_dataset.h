@@ -30,6 +30,8 @@ struct TokenSpace {
   int64_t vocab_size = 0;
   int64_t pad_id = -1;
   std::string tokenizer_path;
+  // The folder when it has a tokenizer.json ("" otherwise): read instead of tokenizer.model.
+  std::string tokenizer_json_dir;
   bool add_bos = false;
   bool add_eos = false;
   // A BERT folder's vocab.txt ("" when it has none): WordPiece instead of sentencepiece.

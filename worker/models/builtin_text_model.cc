@@ -10,7 +10,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "spec/spec_defaults.h"
-#include "worker/data/sentencepiece_model.h"
+#include "worker/data/text_tokenizer.h"
 #include "worker/models/forwarding_model.h"
 #include "worker/models/hf/llama_model.h"
 

@@ -41,6 +41,10 @@ class ForwardingModel : public Model {
   std::vector<std::string> BlockPrefixes() const override { return inner_->BlockPrefixes(); }
   bool SetBlockWrapper(BlockWrapper wrapper) override { return inner_->SetBlockWrapper(std::move(wrapper)); }
   bool SetLigerKernels(const LigerKernels& kernels) override { return inner_->SetLigerKernels(kernels); }
+  const DeferredWeights* deferred_weights() const override { return inner_->deferred_weights(); }
+  void set_deferred_weights(std::unique_ptr<DeferredWeights> weights) override {
+    inner_->set_deferred_weights(std::move(weights));
+  }
   torch::Tensor CausalLmLossSum(const torch::Tensor& ids, const torch::Tensor& labels,
                                 double label_smoothing) override {
     return inner_->CausalLmLossSum(ids, labels, label_smoothing);

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "trainer/v1/job_spec.pb.h"
 #include "worker/data/dataset.h"
+#include "worker/models/deferred_weights.h"
 #include "worker/models/block_runner.h"
 #include "worker/models/liger_kernels.h"
 
@@ -47,7 +48,8 @@ class Model {
   virtual NamedTensors NamedParameters() const = 0;
   virtual NamedTensors NamedBuffers() const = 0;
   // Tensors the model computes with but never trains (a LoRA job's frozen base): ranks
-  // start from the same ones, nothing else touches them.
+  // start from the same ones, nothing else touches them. Named as BlockPrefixes names the
+  // blocks, so that a sharding strategy shards each with its block.
   virtual NamedTensors FrozenState() const { return {}; }
   // The linear layers an adapter may wrap, in module order (empty: none).
   virtual std::vector<LinearLayer> LinearLayers() { return {}; }
@@ -107,6 +109,11 @@ class Model {
                                         double /*label_smoothing*/) {
     return {};
   }
+  // Where the parameters the model was built without come from (deferred_weights.h:
+  // cpu_ram_efficient_loading), or null when every parameter has its data. Once a
+  // sharding strategy has read them, it calls set_deferred_weights(nullptr).
+  virtual const DeferredWeights* deferred_weights() const { return deferred_weights_.get(); }
+  virtual void set_deferred_weights(std::unique_ptr<DeferredWeights> weights) { deferred_weights_ = std::move(weights); }
 
   std::vector<torch::Tensor> Parameters() const;
   // Parameters then buffers: everything a state dict or a checkpoint holds.
@@ -115,6 +122,9 @@ class Model {
   int64_t NumParameters() const;
   // Every parameter's elements, frozen ones included (peft's "all params").
   int64_t NumAllParameters() const;
+
+ private:
+  std::unique_ptr<DeferredWeights> deferred_weights_;
 };
 
 

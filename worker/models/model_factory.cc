@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
 #include <torch/script.h>
 
 #include "absl/strings/str_cat.h"
@@ -9,6 +10,7 @@
 #include "worker/models/builtin_net.h"
 #include "worker/data/dataset_factory.h"
 #include "worker/models/builtin_text_model.h"
+#include "spec/fsdp_options.h"
 #include "spec/hf_config.h"
 #include "spec/adapter_config.h"
 #include "worker/models/adapters/lora_model.h"
@@ -99,10 +101,12 @@ absl::StatusOr<DataAndModel> LoadDataAndModel(const trainer::v1::JobSpec& spec) 
       return absl::Status(tokenizer.status().code(), absl::StrCat("model.name_or_path: ", tokenizer.status().message()));
     }
     const std::string sentencepiece = spec.model().name_or_path() + "/tokenizer.model";
+    const std::string tokenizer_json = spec.model().name_or_path() + "/tokenizer.json";
     const std::string wordpiece = spec.model().name_or_path() + "/vocab.txt";
     tokens = TokenSpace{config->vocab_size,
                         config->pad_token_id,
                         ::access(sentencepiece.c_str(), F_OK) == 0 ? sentencepiece : "",
+                        ::access(tokenizer_json.c_str(), F_OK) == 0 ? spec.model().name_or_path() : "",
                         tokenizer->add_bos,
                         tokenizer->add_eos,
                         config->kind == HfArchitecture::kBertForSequenceClassification &&
@@ -130,8 +134,16 @@ absl::StatusOr<DataAndModel> LoadDataAndModel(const trainer::v1::JobSpec& spec) 
     if (!effective.ok()) return effective.status();
     peft = *std::move(effective);
   }
+  // Only the sharding reads the blocks' weights, each rank its slices of them.
+  const FsdpOptions fsdp = ResolveFsdp(spec.training_args());
+  const bool defer = fsdp.enabled && fsdp.cpu_ram_efficient_loading;
+  if (defer && !hf_config) {
+    spdlog::warn("training_args.fsdp_config.cpu_ram_efficient_loading: model.type {} is not loaded from a folder; "
+                 "its weights are initialised on every rank", spec.model().type());
+  }
   absl::StatusOr<std::unique_ptr<Model>> model =
-      hf_config ? CreateHfModel(spec.model(), *std::move(hf_config), out.data) : CreateModel(spec.model(), out.data);
+      hf_config ? CreateHfModel(spec.model(), *std::move(hf_config), out.data, defer)
+                : CreateModel(spec.model(), out.data);
   if (!model.ok()) return model.status();
   out.model = *std::move(model);
   if (!peft) return out;

@@ -9,8 +9,10 @@
 #ifndef TRAINERD_WORKER_MODELS_SAFETENSORS_H_
 #define TRAINERD_WORKER_MODELS_SAFETENSORS_H_
 
+#include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -18,9 +20,28 @@
 
 namespace trainerd {
 
+// The file's first bytes (the size and the JSON header) for tensors of `layout`'s names,
+// dtypes and shapes, in that order (the tensors need not hold data). `data_begin`, when
+// given, receives where each tensor's bytes start, counted from the header's end.
+std::string SafetensorsHeader(const NamedTensors& layout, const std::map<std::string, std::string>& metadata,
+                              std::vector<uint64_t>* data_begin = nullptr);
+
 // Encodes `tensors` (names must be unique) with optional string metadata.
 std::string EncodeSafetensors(const NamedTensors& tensors,
                               const std::map<std::string, std::string>& metadata = {});
+
+// One tensor of a safetensors file: its bytes are [begin, end) of the file.
+struct SafetensorsEntry {
+  std::string name;
+  torch::ScalarType dtype = torch::kFloat;
+  std::vector<int64_t> shape;
+  uint64_t begin = 0, end = 0;
+};
+
+// The tensors of the safetensors file `bytes` (the whole file, which may be mapped:
+// nothing is copied), checked against its size. DATA_LOSS for a truncated or
+// inconsistent file.
+absl::StatusOr<std::vector<SafetensorsEntry>> ParseSafetensors(absl::string_view bytes);
 
 // Decodes a whole safetensors file. Tensors are copied out of `bytes`. Returns
 // DATA_LOSS for a truncated or inconsistent file.

@@ -1,13 +1,17 @@
 #include "worker/parallel/flat_parameter.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "common/status_error.h"
 #include "worker/distributed/distributed.h"
 
 namespace trainerd {
 
-FlatParameter::FlatParameter(NamedTensors params, bool decays, bool trainable, int world_size, int rank)
+FlatParameter::FlatParameter(NamedTensors params, bool decays, bool trainable, int world_size, int rank,
+                             const DeferredWeights* deferred)
     : params_(std::move(params)), world_size_(world_size), rank_(rank) {
   if (params_.empty()) throw std::logic_error("FlatParameter: no parameters");
   for (const auto& [name, p] : params_) {
@@ -18,17 +22,38 @@ FlatParameter::FlatParameter(NamedTensors params, bool decays, bool trainable, i
   const torch::Tensor& first = params_.front().second;
   torch::NoGradGuard no_grad;
   flat_ = torch::zeros({padded_numel()}, first.options().requires_grad(false));
+  std::vector<size_t> unread;  // parameters without data, read from `deferred`
   for (size_t i = 0; i < params_.size(); ++i) {
     torch::Tensor& p = params_[i].second;
     torch::Tensor view = flat_.narrow(0, offsets_[i], p.numel());
-    view.copy_(p.detach().reshape({-1}));
+    if (HasData(p)) {
+      view.copy_(p.detach().reshape({-1}));
+    } else if (deferred != nullptr && deferred->Has(p)) {
+      unread.push_back(i);
+    } else {
+      throw std::logic_error("FlatParameter: " + params_[i].first + " has no data and nothing to read it from");
+    }
     // The parameter keeps its identity (autograd leaf, optimizer-free) and gets the
     // buffer's memory as its data.
     p.set_data(view.view(p.sizes()));
   }
   shard_ = flat_.narrow(0, rank_ * shard_numel_, shard_numel_).clone();
+  for (size_t i : unread) ReadDeferredSlice(i, *deferred);
+  // The buffer has zeros where the slices were read: it is whole only once gathered.
+  if (!unread.empty()) Release();
   if (decays) shard_ = shard_.view({1, shard_numel_});
   shard_.set_requires_grad(trainable);
+}
+
+void FlatParameter::ReadDeferredSlice(size_t i, const DeferredWeights& deferred) {
+  // The part of the parameter's range in the flat buffer that falls in this rank's shard.
+  const int64_t shard_begin = rank_ * shard_numel_;
+  const int64_t begin = std::max(offsets_[i], shard_begin);
+  const int64_t end = std::min(offsets_[i] + params_[i].second.numel(), shard_begin + shard_numel_);
+  if (begin >= end) return;
+  absl::Status s = deferred.ReadSlice(params_[i].second, begin - offsets_[i],
+                                      shard_.reshape({-1}).narrow(0, begin - shard_begin, end - begin));
+  if (!s.ok()) throw StatusError(absl::Status(s.code(), absl::StrCat("reading ", params_[i].first, ": ", s.message())));
 }
 
 void FlatParameter::Allocate() {

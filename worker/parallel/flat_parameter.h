@@ -34,8 +34,12 @@ class FlatParameter {
   // whether they take weight decay; the shard is then a [1, n] matrix, because the
   // optimizer factory decays matrices and not vectors. `trainable`: whether they train
   // (the shard then requires grad); frozen ones (a LoRA job's base weights) are sharded
-  // and gathered the same way, without gradients. Leaves the buffer gathered.
-  FlatParameter(NamedTensors params, bool decays, bool trainable, int world_size, int rank);
+  // and gathered the same way, without gradients. Parameters without data (a model
+  // built with deferred weights) have this rank's slice read from `deferred` into the
+  // shard; throws StatusError when that fails. Leaves the buffer gathered, or released
+  // where something was read (Gather makes the parameters whole).
+  FlatParameter(NamedTensors params, bool decays, bool trainable, int world_size, int rank,
+                const DeferredWeights* deferred = nullptr);
 
   const NamedTensors& params() const { return params_; }
   // The optimizer's tensor: this rank's slice of the parameters (a leaf that requires grad).
@@ -83,6 +87,8 @@ class FlatParameter {
   c10::intrusive_ptr<c10d::Work> pending_;
   Distributed* pending_on_ = nullptr;
 
+  // Reads this rank's slice of params_[i] from `deferred` into the shard.
+  void ReadDeferredSlice(size_t i, const DeferredWeights& deferred);
   // Gives the released buffer memory again.
   void Allocate();
   void WaitForPrefetch();

@@ -49,7 +49,9 @@ void FullyShardedDataParallel::BuildUnits() {
   // Each unit's parameters by whether they train, dtype and weight-decay class, in the
   // model's order (the same on every rank). Trained flats come first in each unit.
   std::vector<std::map<std::tuple<bool, int, bool>, NamedTensors>> groups(units_.size());
-  for (const auto& [name, p] : model_->NamedParameters()) {
+  NamedTensors params = model_->NamedParameters();
+  for (auto& frozen : model_->FrozenState()) params.push_back(std::move(frozen));
+  for (const auto& [name, p] : params) {
     size_t unit = 0;
     for (size_t i = 0; i < prefixes.size() && unit == 0; ++i) {
       if (absl::StartsWith(name, prefixes[i])) unit = 1 + i;
@@ -57,30 +59,42 @@ void FullyShardedDataParallel::BuildUnits() {
     const bool trains = p.requires_grad();
     groups[unit][{!trains, static_cast<int>(p.scalar_type()), trains && UsesWeightDecay(name, p)}].emplace_back(name, p);
   }
+  // A model built with deferred weights (cpu_ram_efficient_loading): each rank reads
+  // its slices of the blocks from the folder here, and never holds them whole before.
+  const DeferredWeights* deferred = model_->deferred_weights();
   for (size_t u = 0; u < units_.size(); ++u) {
     for (auto& [kind, params] : groups[u]) {
       const bool trains = !std::get<0>(kind);
-      units_[u].flats.push_back(
-          std::make_unique<FlatParameter>(std::move(params), std::get<2>(kind), trains, world_size(), rank()));
+      units_[u].flats.push_back(std::make_unique<FlatParameter>(std::move(params), std::get<2>(kind), trains,
+                                                                world_size(), rank(), deferred));
     }
     for (size_t k = 0; k < units_[u].flats.size(); ++k) {
       FlatParameter* flat = units_[u].flats[k].get();
+      units_[u].frozen = units_[u].frozen || !flat->trainable();
       if (flat->trainable()) trained_.emplace_back(absl::StrCat("fsdp.", units_[u].name, ".flat", k), flat);
     }
-    if (!units_[u].kept_whole) Release(units_[u]);
+    if (units_[u].kept_whole) {
+      Gather(units_[u]);  // the flats that read slices
+    } else {
+      Release(units_[u]);
+    }
   }
+  if (deferred != nullptr) model_->set_deferred_weights(nullptr);  // the files close
 }
 
 std::string FullyShardedDataParallel::Describe(int64_t total_batch_size) const {
-  int64_t all = 0, mine = 0;
-  for (const auto& [name, flat] : Flats()) {
-    all += flat->numel();
-    mine += flat->shard_numel();
+  int64_t all = 0, mine = 0, frozen_all = 0, frozen_mine = 0;
+  for (const Unit& unit : units_) {
+    for (const auto& flat : unit.flats) {
+      (flat->trainable() ? all : frozen_all) += flat->numel();
+      (flat->trainable() ? mine : frozen_mine) += flat->shard_numel();
+    }
   }
   return absl::StrCat("Fully sharded data parallel (", name(), "): ", world_size(), " rank(s) over ",
                       distributed() == nullptr ? "no network" : distributed()->backend(),
                       ", total batch size = ", total_batch_size, ", ", units_.size(),
-                      " unit(s); this rank's shards hold ", mine, " of ", all, " trained parameters");
+                      " unit(s); this rank's shards hold ", mine, " of ", all, " trained parameters",
+                      frozen_all == 0 ? "" : absl::StrCat(" and ", frozen_mine, " of ", frozen_all, " frozen ones"));
 }
 
 NamedTensors FullyShardedDataParallel::OptimizedParameters() {
@@ -147,6 +161,15 @@ torch::Tensor FullyShardedDataParallel::RunBlock(int64_t index, const BlockFunct
       return grad;
     });
   }
+  // A unit with frozen weights is released once the gradient of its input is complete
+  // (every op of the unit has run backward); when nothing needs that gradient (the
+  // first block of a LoRA job), at the end of backward (FinishGradients).
+  if (unit.frozen && x.requires_grad()) {
+    x.register_hook([this, u](const torch::Tensor& grad) {
+      Release(units_[u]);
+      return grad;
+    });
+  }
   return out;
 }
 
@@ -191,7 +214,7 @@ void FullyShardedDataParallel::FinishUnitBackward(Unit& unit) {
     }
     unit.reduced = true;
   }
-  if (!unit.kept_whole) Release(unit);
+  if (!unit.kept_whole && !unit.frozen) Release(unit);
 }
 
 void FullyShardedDataParallel::FinishGradients() {
@@ -245,6 +268,24 @@ void FullyShardedDataParallel::WithFullWeights(const std::function<void()>& fn, 
     if (write_back) {
       for (auto& flat : unit.flats) flat->CopyParametersToShard();
     }
+    if (!unit.kept_whole) Release(unit);
+  }
+}
+
+void FullyShardedDataParallel::ForEachWholeUnit(const Model& model,
+                                                const std::function<void(const NamedTensors&)>& fn) {
+  for (size_t u = 0; u < units_.size(); ++u) {
+    Unit& unit = units_[u];
+    Gather(unit);
+    NamedTensors tensors;
+    for (const auto& flat : unit.flats) {
+      for (const auto& named : flat->params()) tensors.push_back(named);
+    }
+    // Buffers are never sharded: they come with the root.
+    if (u == 0) {
+      for (auto& buffer : model.NamedBuffers()) tensors.push_back(std::move(buffer));
+    }
+    fn(tensors);
     if (!unit.kept_whole) Release(unit);
   }
 }

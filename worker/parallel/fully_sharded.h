@@ -62,6 +62,9 @@ class FullyShardedDataParallel final : public ParallelStrategy {
   double ClipGradNorm(double max_norm) override;
   void FinishOptimizerStep() override;
   void WithFullWeights(const std::function<void()>& fn, bool write_back) override;
+  bool ShardsWeights() const override { return options_.reshard_after_forward; }
+  // The root unit (with the model's buffers), then each block.
+  void ForEachWholeUnit(const Model& model, const std::function<void(const NamedTensors&)>& fn) override;
   // Each rank's slices of the optimizer state (sharded_state_parts.h), whatever
   // state_dict_type says: they load on any number of ranks.
   std::unique_ptr<Stateful> MakeOptimizerStatePart(const trainer::v1::TrainingArguments& args,
@@ -82,6 +85,9 @@ class FullyShardedDataParallel final : public ParallelStrategy {
     std::vector<std::unique_ptr<FlatParameter>> flats;
     int64_t pending = 0;                        // gradients not yet produced in this backward
     bool reduced = false;                       // in this backward
+    // Has frozen parameters (a LoRA base): backward still needs them after the trained
+    // ones' gradients are in, until the gradient of the unit's input is.
+    bool frozen = false;
   };
 
   // Groups the parameters into units and flat buffers.

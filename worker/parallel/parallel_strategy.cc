@@ -23,6 +23,16 @@ double ParallelStrategy::ClipGradNorm(double max_norm) {
   return torch::nn::utils::clip_grad_norm_(GradientTensors(), max_norm);
 }
 
+void ParallelStrategy::ForEachWholeUnit(const Model& model, const std::function<void(const NamedTensors&)>& fn) {
+  WithFullWeights(
+      [&] {
+        NamedTensors all = model.NamedState();
+        for (auto& frozen : model.FrozenState()) all.push_back(std::move(frozen));
+        fn(all);
+      },
+      /*write_back=*/false);
+}
+
 std::unique_ptr<Stateful> ParallelStrategy::MakeOptimizerStatePart(const trainer::v1::TrainingArguments& args,
                                                                    torch::optim::Optimizer* optimizer,
                                                                    const torch::Device& device) {

@@ -77,6 +77,16 @@ class ParallelStrategy {
     fn();
   }
 
+  // Whether a rank holds only its slice of some weights between uses (full_shard): the
+  // whole model is then never in one process unless WithFullWeights gathers it.
+  virtual bool ShardsWeights() const { return false; }
+  // Runs `fn` once per unit of `model` (the strategy's model) with that unit's tensors
+  // whole, by name: together the calls pass every parameter, frozen tensor and buffer
+  // once. A strategy that shards weights gathers one unit per call and releases it
+  // after, so that a rank never holds more than that unit beyond what it keeps whole;
+  // the others make one call with everything. Every rank calls it at the same point.
+  virtual void ForEachWholeUnit(const Model& model, const std::function<void(const NamedTensors&)>& fn);
+
   // The optimizer's part of a checkpoint: optimizer.pt, written by rank 0 from a copy
   // (or, where the state is sharded, optimizer_<rank>.pt, one per rank). `optimizer`
   // must outlive the part.

@@ -12,20 +12,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_error.h"
 
 namespace trainerd {
-
-// An absl::Status thrown through code that reports errors by exception (the training
-// loop's callbacks and steps), so that RunGuarded returns it with its code intact.
-class StatusError : public std::runtime_error {
- public:
-  explicit StatusError(absl::Status status)
-      : std::runtime_error(std::string(status.message())), status_(std::move(status)) {}
-  const absl::Status& status() const { return status_; }
-
- private:
-  absl::Status status_;
-};
 
 // Runs `fn`, returning its result, or a Status naming `context` for any exception:
 // a StatusError keeps its code; std::invalid_argument (bad input) becomes INVALID_ARGUMENT; a failed allocation

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include <ATen/autocast_mode.h>
@@ -17,6 +18,7 @@
 #include "worker/distributed/distributed.h"
 #include "worker/checkpoint/optimizer_snapshot.h"
 #include "worker/parallel/parallel_strategy.h"
+#include "worker/trainer/cpu_memory_tracker.h"
 #include "worker/trainer/metrics.h"
 #include "worker/optim/optimizer_factory.h"
 #include "worker/trainer/torch_status.h"
@@ -102,12 +104,20 @@ Trainer::~Trainer() {
 
 void Trainer::set_distributed(Distributed* distributed) {
   distributed_ = distributed;
-  if (distributed_ == nullptr || distributed_->world_size() == 1) return;
-  // As DDP does at construction: every rank starts from rank 0's weights.
-  std::vector<torch::Tensor> state;
-  for (auto& [name, t] : model_->NamedState()) state.push_back(t);
-  for (auto& [name, t] : model_->FrozenState()) state.push_back(t);
-  distributed_->Broadcast(state, /*root=*/0);
+  if (distributed_ != nullptr && distributed_->world_size() > 1) {
+    // As DDP does at construction: every rank starts from rank 0's weights. Those the
+    // model was built without are read from the same files by every rank.
+    std::vector<torch::Tensor> state;
+    for (auto& [name, t] : model_->NamedState()) {
+      if (HasData(t)) state.push_back(t);
+    }
+    for (auto& [name, t] : model_->FrozenState()) {
+      if (HasData(t)) state.push_back(t);
+    }
+    distributed_->Broadcast(state, /*root=*/0);
+  }
+  // The sharding reads them now, before anything computes with the model.
+  if (model_->deferred_weights() != nullptr) strategy();
 }
 
 bool Trainer::is_world_process_zero() const { return distributed_ == nullptr || distributed_->is_main(); }
@@ -372,18 +382,50 @@ void Trainer::log(const Metrics& logs, const std::string& kind) {
 }
 
 absl::Status Trainer::save_model(const std::string& output_dir) {
-  return RunGuardedStatus("save_model", [&] {
-    // Every rank takes part (sharded weights are gathered); rank 0 writes.
-    CheckpointFiles files;  // encoded once, for the folder and the export
-    strategy().WithFullWeights([&] { if (is_world_process_zero()) files = ModelFiles(); }, /*write_back=*/false);
-    if (!is_world_process_zero()) return absl::OkStatus();
-    std::filesystem::create_directories(output_dir);
+  return RunGuardedStatus("save_model", [&]() -> absl::Status {
+    const bool main = is_world_process_zero();
+    if (main) std::filesystem::create_directories(output_dir);
+    std::vector<std::string> weight_files;
+    CpuMemoryTracker* memory = CpuMemoryTracker::Installed();
+    const int64_t held_before = memory != nullptr ? memory->current() : 0;
+    if (memory != nullptr) memory->ResetPeak();
+    absl::Status weights = SaveWeightFiles(output_dir, &weight_files);
+    if (memory != nullptr && weights.ok()) {
+      // What gathering cost: one unit at a time where the weights are sharded.
+      spdlog::info("save_model: the weights took at most {:.1f} MB more memory while written",
+                   static_cast<double>(memory->peak() - held_before) / (1 << 20));
+    }
+    // TorchScript and the state dict hold the whole model in one file: where the
+    // weights are sharded they are left out (the folder holds the weights); a LoRA
+    // job's merged copy, asked for by merge_on_save, gathers the whole base then.
+    const bool sharded = strategy().ShardsWeights();
+    const bool merged = spec_.has_peft() && spec_.peft().merge_on_save();
+    CheckpointFiles files;
+    if (!sharded || merged) {
+      strategy().WithFullWeights([&] { if (main) files = WholeModelFiles(/*merged_only=*/sharded); },
+                                 /*write_back=*/false);
+    }
+    if (!main || !weights.ok()) return weights;
+    if (sharded && (model_->HasTorchScript() || model_->WeightsFilePrefix() == "model")) {
+      spdlog::info("save_model: the weights are sharded, so model.pt and model_state_dict.pt are not written");
+    }
+    files.merge(RunFiles());
     for (const auto& [name, bytes] : files) {
       const std::filesystem::path path = std::filesystem::path(output_dir) / name;
       std::filesystem::create_directories(path.parent_path());  // merged/ of a LoRA job
       if (absl::Status s = WriteFileAtomically(path.string(), bytes); !s.ok()) return s;
     }
-    if (!args().hub_dir().empty()) ExportToHub("model", files);
+    if (!args().hub_dir().empty()) {
+      // The registry's copy is made from the files just written.
+      for (const std::string& name : weight_files) {
+        std::ifstream in(std::filesystem::path(output_dir) / name, std::ios::binary);
+        std::stringstream bytes;
+        bytes << in.rdbuf();
+        if (!in.is_open() || bytes.fail()) return absl::InternalError(absl::StrCat("save_model: cannot read back ", name, " to export it"));
+        files[name] = bytes.str();
+      }
+      ExportToHub("model", files);
+    }
     return absl::OkStatus();
   });
 }

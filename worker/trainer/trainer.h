@@ -83,8 +83,10 @@ class Trainer {
                                                    const std::string& prefix = "test");
 
   // Writes the model to `output_dir` (created if needed), each file atomically (every
-  // rank calls it: a sharded model is gathered; rank 0 writes):
-  // model.pt (TorchScript), model_state_dict.pt (torch.load-able), model.safetensors.
+  // rank calls it; rank 0 writes): the weights as a Hugging Face folder
+  // (model.safetensors or its shards and index, written one unit at a time: a sharded
+  // model is never gathered whole), the run's files, and where the weights are whole
+  // on every rank, model.pt (TorchScript) and model_state_dict.pt (torch.load-able).
   // With hub_dir set, also exports the model there (every hub_strategy exports at end).
   absl::Status save_model(const std::string& output_dir);
   // Loads the weights of `checkpoint` (any checkpoint of this job's spec: whole weights,
@@ -110,7 +112,8 @@ class Trainer {
   // Data parallelism: makes this Trainer one rank of `distributed` (which must outlive
   // it) and copies rank 0's parameters and buffers to every rank. Call before train(),
   // on every rank. Data is sharded, gradients averaged, metrics reduced; rank 0 writes
-  // the logs and checkpoints.
+  // the logs and checkpoints. A model built with deferred weights gets its sharding
+  // here, which reads them. Call it (with null for one rank) before anything else.
   void set_distributed(Distributed* distributed);
   // HF's names: whether this process is rank 0, and the number of ranks.
   bool is_world_process_zero() const;
@@ -209,7 +212,14 @@ class Trainer {
   // Set on the first MaxShardBytes (it asks the model for its files).
   mutable std::optional<int64_t> max_shard_bytes_;
   void SaveCheckpoint();
-  CheckpointFiles ModelFiles();
+  // Writes the weights files of save_model into `output_dir` (rank 0; every rank calls
+  // it), one unit at a time (ParallelStrategy::ForEachWholeUnit); `written` receives
+  // their names.
+  absl::Status SaveWeightFiles(const std::string& output_dir, std::vector<std::string>* written);
+  // The files of save_model made from the whole model at once (its weights whole, see
+  // WithFullWeights): model.pt, model_state_dict.pt and a LoRA job's merged/ copy, or
+  // with `merged_only` that copy alone.
+  CheckpointFiles WholeModelFiles(bool merged_only);
   // The job spec as it ran, the tokenizer, and the model's config.json and tokenizer
   // configs (a transformers architecture's): in every checkpoint and model export.
   CheckpointFiles RunFiles() const;

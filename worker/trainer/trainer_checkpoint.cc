@@ -36,8 +36,9 @@
 #include "worker/parallel/parallel_strategy.h"
 #include "spec/shard_size.h"
 #include "worker/models/hf/hf_weights.h"
+#include "worker/models/hf/weight_files_writer.h"
 #include "worker/models/safetensors.h"
-#include "worker/data/sentencepiece_model.h"
+#include "worker/data/text_tokenizer.h"
 #include "worker/trainer/torch_status.h"
 #include "worker/trainer/trainer.h"
 #include "worker/trainer/trainer_state_part.h"
@@ -68,41 +69,54 @@ std::string Trainer::ResolveResumeCheckpoint() const {
   return *latest;
 }
 
-CheckpointFiles Trainer::ModelFiles() {
-  CheckpointFiles files;
-  const std::string prefix = model_->WeightsFilePrefix();
-  const NamedTensors weights = model_->HfState();
-  CheckWeightsToSave(*model_, weights);
-  files.merge(EncodeWeightFiles(weights, MaxShardBytes(), prefix));
-  // What was written must load back: an adapter folder that peft cannot read is a
-  // failed save, not a successful one.
-  auto decoded = DecodeWeightFiles(
-      [&files](const std::string& name) -> const std::string* {
-        auto it = files.find(name);
-        return it == files.end() ? nullptr : &it->second;
-      },
-      prefix);
-  if (!decoded.ok() || decoded->size() != weights.size()) {
-    throw std::runtime_error(absl::StrCat("the saved ", prefix, " weights do not load back: ",
-                                          decoded.ok() ? "tensors are missing" : decoded.status().message()));
+absl::Status Trainer::SaveWeightFiles(const std::string& output_dir, std::vector<std::string>* written) {
+  // The layout is known on every rank, gathered or not: a released parameter keeps its
+  // shape and dtype.
+  const NamedTensors layout = model_->HfState();
+  CheckWeightsToSave(*model_, layout);
+  std::unique_ptr<WeightFilesWriter> writer;
+  absl::Status status;
+  if (is_world_process_zero()) {
+    auto created = WeightFilesWriter::Create(output_dir, layout, MaxShardBytes(), model_->WeightsFilePrefix());
+    if (created.ok()) {
+      writer = *std::move(created);
+    } else {
+      status = created.status();
+    }
   }
-  if (model_->HasTorchScript()) {
+  // Every rank gathers each unit in turn (the gathers are collectives), even after rank
+  // 0 failed to write: the error is reported once all have passed.
+  strategy().ForEachWholeUnit(*model_, [&](const NamedTensors& unit) {
+    if (writer == nullptr || !status.ok()) return;
+    for (const auto& [name, tensor] : unit) {
+      if (!writer->Wants(name)) continue;
+      status = writer->Write(name, tensor);
+      if (!status.ok()) return;
+    }
+  });
+  if (writer != nullptr && status.ok()) status = writer->Finish();
+  if (writer != nullptr && status.ok()) *written = writer->FileNames();
+  return status;
+}
+
+CheckpointFiles Trainer::WholeModelFiles(bool merged_only) {
+  CheckpointFiles files;
+  if (!merged_only && model_->HasTorchScript()) {
     std::ostringstream script;
     model_->SaveTorchScript(script);
     files["model.pt"] = script.str();
   }
-  if (prefix == "model") {  // an adapter's state dict would pass for the model's
+  if (!merged_only && model_->WeightsFilePrefix() == "model") {  // an adapter's state dict would pass for the model's
     std::vector<char> state_dict = SerializeStateDict(*model_);
     files["model_state_dict.pt"] = std::string(state_dict.data(), state_dict.size());
   }
   files.merge(model_->MergedFolderFiles(MaxShardBytes()));
-  files.merge(RunFiles());
   return files;
 }
 
 CheckpointFiles Trainer::RunFiles() const {
   CheckpointFiles files = {{"training_args.json", JobSpecToJson(spec_)}};
-  if (data_.tokenizer) files["tokenizer.model"] = data_.tokenizer->Serialized();
+  if (data_.tokenizer) files.merge(data_.tokenizer->Files());  // tokenizer.model or tokenizer.json
   // With the weights under transformers' names, config.json (and the generation and
   // tokenizer configs) make a folder that from_pretrained loads.
   files.merge(model_->HfFolderFiles());
@@ -232,8 +246,9 @@ void Trainer::SaveCheckpoint() {
       // index) and the run's files; model.pt and model_state_dict.pt join them in the
       // export at the end (save_model).
       static const std::set<std::string> kRunFiles = {
-          "training_args.json",    "tokenizer.model",         "config.json",          "generation_config.json",
-          "tokenizer_config.json", "special_tokens_map.json", "adapter_config.json", "vocab.txt"};
+          "training_args.json",    "tokenizer.model",         "tokenizer.json",      "config.json",
+          "generation_config.json", "tokenizer_config.json", "special_tokens_map.json", "adapter_config.json",
+          "vocab.txt"};
       CheckpointFiles model_files;
       bool has_weights = false;
       for (const auto& [name, bytes] : files) {

@@ -90,7 +90,7 @@ class LoraModel : public ForwardingModel {
       if (trains) {
         trained_.emplace_back(kPeftPrefix + name, tensor);
       } else {
-        frozen_.emplace_back(name, tensor);
+        frozen_.emplace_back(kPeftPrefix + name, tensor);  // peft's name, as BlockPrefixes gives
       }
     }
   }

@@ -100,7 +100,11 @@ TORCH_MODULE(BertLayer);
 struct BertEncoderImpl : nn::Module {
   explicit BertEncoderImpl(const HfConfig& c) {
     layer = register_module("layer", nn::ModuleList());
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) layer->push_back(BertLayer(c));
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      BertLayer block(c);
+      DropParameterDataIfDeferring(*block);  // before the next block: one at a time
+      layer->push_back(block);
+    }
   }
   nn::ModuleList layer{nullptr};
 };

@@ -80,7 +80,11 @@ struct Gpt2TransformerImpl : nn::Module {
     wte = register_module("wte", nn::Embedding(c.vocab_size, c.hidden_size));
     wpe = register_module("wpe", nn::Embedding(c.max_position_embeddings, c.hidden_size));
     h = register_module("h", nn::ModuleList());
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) h->push_back(Gpt2Block(c));
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      Gpt2Block block(c);
+      DropParameterDataIfDeferring(*block);  // before the next block: one at a time
+      h->push_back(block);
+    }
     ln_f = register_module("ln_f", nn::LayerNorm(nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
   }
   nn::Embedding wte{nullptr}, wpe{nullptr};
@@ -97,6 +101,7 @@ struct Gpt2NetImpl : nn::Module {
     // GPT-2's scaled init of the residual projections: std / sqrt(2 x layers).
     torch::NoGradGuard no_grad;
     for (auto& item : named_parameters()) {
+      if (!HasData(item.value())) continue;  // read from the folder later (deferred_weights.h)
       if (item.key().size() > 14 && item.key().compare(item.key().size() - 14, 14, "c_proj.weight") == 0) {
         item.value().normal_(0, c.initializer_range / std::sqrt(2.0 * static_cast<double>(c.num_hidden_layers)));
       }

@@ -12,6 +12,7 @@
 
 #include "spec/hf_config.h"
 #include "worker/models/adaptable_linear.h"
+#include "worker/models/deferred_weights.h"
 #include "worker/models/model.h"
 
 namespace trainerd {
@@ -52,6 +53,7 @@ inline torch::Tensor NeftuneNoise(const torch::Tensor& x, double alpha, bool tra
 inline void InitializeLikeTransformers(torch::nn::Module& module, double range) {
   torch::NoGradGuard no_grad;
   for (auto& item : module.named_parameters()) {
+    if (!HasData(item.value())) continue;  // read from the folder later (deferred_weights.h)
     const std::string& name = item.key();
     const bool norm = name.find("norm") != std::string::npos || name.find("LayerNorm") != std::string::npos ||
                       name.find("ln_") != std::string::npos;
@@ -72,7 +74,7 @@ inline void InitializeLikeTransformers(torch::nn::Module& module, double range) 
 template <typename Net>
 class HfModel : public Model {
  public:
-  HfModel(const HfConfig& config, torch::ScalarType dtype) : net_(config) { net_->to(dtype); }
+  HfModel(const HfConfig& config, torch::ScalarType dtype) : net_(config) { ConvertParameters(*net_, dtype); }
   torch::Tensor Forward(const torch::Tensor& inputs) override { return net_->forward(inputs); }
   NamedTensors NamedParameters() const override { return ModuleParameters(*net_); }
   NamedTensors NamedBuffers() const override { return {}; }

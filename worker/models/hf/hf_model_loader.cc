@@ -1,12 +1,15 @@
 #include "worker/models/hf/hf_model_loader.h"
 
 #include <algorithm>
+#include <map>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "worker/models/deferred_weights.h"
 #include "worker/models/hf/bert_model.h"
 #include "worker/models/hf/gpt2_model.h"
 #include "worker/models/hf/hf_weights.h"
@@ -47,35 +50,79 @@ std::unique_ptr<Model> CreateNetwork(const HfConfig& config, torch::ScalarType d
   }
 }
 
+// The parameters a model was built without, read from the folder they came from.
+class FolderWeights : public DeferredWeights {
+ public:
+  FolderWeights(std::unique_ptr<HfWeightsFolder> folder, std::map<const c10::TensorImpl*, std::string> names)
+      : folder_(std::move(folder)), names_(std::move(names)) {}
+  bool Has(const torch::Tensor& param) const override { return names_.count(param.unsafeGetTensorImpl()) > 0; }
+  absl::Status ReadSlice(const torch::Tensor& param, int64_t begin, torch::Tensor out) const override {
+    auto it = names_.find(param.unsafeGetTensorImpl());
+    if (it == names_.end()) return absl::NotFoundError("a parameter without data is not in the model's folder");
+    return folder_->ReadSlice(it->second, begin, std::move(out));
+  }
+
+ private:
+  std::unique_ptr<HfWeightsFolder> folder_;
+  std::map<const c10::TensorImpl*, std::string> names_;  // parameter -> its name in the folder
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Model>> LoadHfModel(const std::string& dir, const HfConfig& config,
-                                                   const std::string& torch_dtype) {
+                                                   const std::string& torch_dtype, bool defer_block_weights) {
   absl::StatusOr<torch::ScalarType> dtype = HfDtype(torch_dtype, config.torch_dtype);
   if (!dtype.ok()) return dtype.status();
-  std::unique_ptr<Model> model = CreateNetwork(config, *dtype);
-  absl::StatusOr<NamedTensors> weights = ReadHfWeights(dir, *dtype);
-  if (!weights.ok()) return weights.status();
-  const Layout layout = LayoutOf(config.kind);
-  weights->erase(std::remove_if(weights->begin(), weights->end(),
-                                [&](const auto& named) {
-                                  for (const std::string& end : layout.ignored) {
-                                    if (absl::EndsWith(named.first, end)) return true;
-                                  }
-                                  return false;
-                                }),
-                 weights->end());
-  // A folder saved from the base model alone ("h.0.attn...", not "transformer.h.0...").
-  bool prefixed = false;
-  for (const auto& [name, t] : *weights) prefixed = prefixed || absl::StartsWith(name, layout.base_prefix);
-  if (!prefixed) {
-    for (auto& [name, t] : *weights) name = layout.base_prefix + name;
+  std::unique_ptr<Model> model;
+  {
+    std::optional<DeferBlockWeights> defer;
+    if (defer_block_weights) defer.emplace();
+    model = CreateNetwork(config, *dtype);
   }
-  absl::StatusOr<WeightsReport> report =
-      AssignHfWeights(model->NamedState(), *weights, layout.own_head, layout.other_heads);
+  absl::StatusOr<std::unique_ptr<HfWeightsFolder>> folder = HfWeightsFolder::Open(dir);
+  if (!folder.ok()) return folder.status();
+  const Layout layout = LayoutOf(config.kind);
+  std::vector<std::string> names;
+  for (const std::string& name : (*folder)->names()) {
+    const bool ignored = std::any_of(layout.ignored.begin(), layout.ignored.end(),
+                                     [&](const std::string& end) { return absl::EndsWith(name, end); });
+    if (!ignored) names.push_back(name);
+  }
+  // A folder saved from the base model alone ("h.0.attn...", not "transformer.h.0...").
+  const bool prefixed = std::any_of(names.begin(), names.end(),
+                                    [&](const std::string& name) { return absl::StartsWith(name, layout.base_prefix); });
+  const NamedTensors targets = model->NamedState();
+  std::map<std::string, torch::Tensor> by_name(targets.begin(), targets.end());
+  // Tensors the model has data for are read whole; the others stand in by their shape
+  // (AssignHfWeights checks it) and are read later, slice by slice, by the sharding.
+  NamedTensors weights;
+  std::map<const c10::TensorImpl*, std::string> deferred;
+  for (const std::string& name : names) {
+    const std::string model_name = prefixed ? name : layout.base_prefix + name;
+    auto target = by_name.find(model_name);
+    if (target != by_name.end() && !HasData(target->second)) {
+      const SafetensorsEntry* entry = (*folder)->Find(name);
+      weights.emplace_back(model_name, TensorWithoutData(entry->shape, target->second.options()));
+      deferred[target->second.unsafeGetTensorImpl()] = name;
+    } else {
+      weights.emplace_back(model_name, (*folder)->Read(name, *dtype));
+    }
+  }
+  for (const auto& [name, t] : targets) {
+    if (!HasData(t) && !deferred.count(t.unsafeGetTensorImpl())) {
+      return absl::InvalidArgumentError(absl::StrCat("model.name_or_path: ", dir, ": lacks ", name,
+                                                     ", which cpu_ram_efficient_loading reads from it"));
+    }
+  }
+  absl::StatusOr<WeightsReport> report = AssignHfWeights(targets, weights, layout.own_head, layout.other_heads);
   if (!report.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("model.name_or_path: ", dir, ": the weights do not fit ",
                                                    config.architecture, ": ", report.status().message()));
+  }
+  if (!deferred.empty()) {
+    spdlog::info("cpu_ram_efficient_loading: {} of {} tensors are left in {} for each rank to read its slices",
+                 deferred.size(), names.size(), dir);
+    model->set_deferred_weights(std::make_unique<FolderWeights>(*std::move(folder), std::move(deferred)));
   }
   if (!report->unused.empty()) {
     spdlog::warn("Some weights of the model checkpoint at {} were not used when initializing {}: [{}]", dir,
@@ -97,7 +144,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadHfModel(const std::string& dir, const
 }
 
 absl::StatusOr<std::unique_ptr<Model>> CreateHfModel(const trainer::v1::ModelSpec& spec, HfConfig config,
-                                                     const DatasetBundle& data) {
+                                                     const DatasetBundle& data, bool defer_block_weights) {
   const bool classifier = IsSequenceClassifier(config.kind);
   if (data.causal_lm && classifier) {
     return absl::InvalidArgumentError(absl::StrCat("model.name_or_path: ", config.architecture,
@@ -132,7 +179,7 @@ absl::StatusOr<std::unique_ptr<Model>> CreateHfModel(const trainer::v1::ModelSpe
     return absl::InvalidArgumentError(absl::StrCat("data.max_seq_length: ", length, " is longer than the model's ",
                                                    "sliding_window ", config.sliding_window, ", which is not implemented"));
   }
-  return LoadHfModel(spec.name_or_path(), config, spec.torch_dtype());
+  return LoadHfModel(spec.name_or_path(), config, spec.torch_dtype(), defer_block_weights);
 }
 
 }  // namespace trainerd

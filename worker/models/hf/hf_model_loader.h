@@ -20,8 +20,11 @@ namespace trainerd {
 // INVALID_ARGUMENT naming each one; a task head the folder lacks (a base checkpoint
 // fine-tuned for classification) is initialised and reported in the log, as
 // transformers reports it.
+// With `defer_block_weights` (cpu_ram_efficient_loading), the blocks are built without
+// their weights and left in the folder for a sharding strategy to read slices of
+// (Model::deferred_weights); only the rest is read.
 absl::StatusOr<std::unique_ptr<Model>> LoadHfModel(const std::string& dir, const HfConfig& config,
-                                                   const std::string& torch_dtype);
+                                                   const std::string& torch_dtype, bool defer_block_weights = false);
 
 // model.type hf: the folder `spec.name_or_path()` fitted to the task of `data`, as the
 // AutoModelFor<task> class would be: a causal LM's folder trained on labelled rows
@@ -29,7 +32,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadHfModel(const std::string& dir, const
 // head initialised); a classifier's folder must have at least the data's classes.
 // `config`: the folder's, as ReadHfConfig read it.
 absl::StatusOr<std::unique_ptr<Model>> CreateHfModel(const trainer::v1::ModelSpec& spec, HfConfig config,
-                                                     const DatasetBundle& data);
+                                                     const DatasetBundle& data, bool defer_block_weights = false);
 
 }  // namespace trainerd
 

@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/match.h"
+#include "worker/models/deferred_weights.h"
 #include "worker/models/safetensors.h"
 #include "spec/confined_file.h"
 
@@ -20,23 +23,6 @@ namespace trainerd {
 namespace {
 
 using nlohmann::json;
-
-// Decodes one safetensors file, mapped rather than read: a shard of a large model is
-// gigabytes, and the page cache already holds it.
-absl::StatusOr<NamedTensors> DecodeFile(const std::string& path) {
-  absl::StatusOr<ConfinedFile> file = OpenConfined(path);
-  if (!file.ok()) return file.status();
-  struct stat st {};
-  if (::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode)) return absl::InvalidArgumentError(path + ": not a file");
-  if (st.st_size == 0) return absl::DataLossError(path + ": empty");
-  void* mapped = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, file->fd(), 0);
-  if (mapped == MAP_FAILED) return absl::DataLossError(absl::StrCat(path, ": cannot map: ", std::strerror(errno)));
-  absl::StatusOr<NamedTensors> decoded =
-      DecodeSafetensors(absl::string_view(static_cast<const char*>(mapped), static_cast<size_t>(st.st_size)));
-  ::munmap(mapped, static_cast<size_t>(st.st_size));
-  if (!decoded.ok()) return absl::Status(decoded.status().code(), absl::StrCat(path, ": ", decoded.status().message()));
-  return decoded;
-}
 
 // The shards model.safetensors.index.json (`text`, from `where`) names, each a plain file
 // name in the folder, with the tensors it lists in each.
@@ -62,7 +48,11 @@ absl::StatusOr<std::map<std::string, std::vector<std::string>>> ParseIndex(const
 
 }  // namespace
 
-absl::StatusOr<NamedTensors> ReadHfWeights(const std::string& dir, torch::ScalarType dtype) {
+HfWeightsFolder::~HfWeightsFolder() {
+  for (const Mapping& m : mappings_) ::munmap(const_cast<char*>(m.bytes.data()), m.bytes.size());
+}
+
+absl::StatusOr<std::unique_ptr<HfWeightsFolder>> HfWeightsFolder::Open(const std::string& dir) {
   std::map<std::string, std::vector<std::string>> shards;
   struct stat st {};
   if (::stat((dir + "/model.safetensors").c_str(), &st) == 0) {
@@ -79,21 +69,78 @@ absl::StatusOr<NamedTensors> ReadHfWeights(const std::string& dir, torch::Scalar
         absl::StrCat(dir, ": has neither model.safetensors nor model.safetensors.index.json (only safetensors "
                      "weights are read; convert pytorch_model.bin with transformers' save_pretrained)"));
   }
-  NamedTensors out;
+  std::unique_ptr<HfWeightsFolder> folder(new HfWeightsFolder());
   for (const auto& [shard, listed] : shards) {
-    absl::StatusOr<NamedTensors> tensors = DecodeFile(dir + "/" + shard);
-    if (!tensors.ok()) return tensors.status();
-    std::set<std::string> present;
-    for (auto& [name, t] : *tensors) {
-      present.insert(name);
-      out.emplace_back(name, t.is_floating_point() ? t.to(dtype) : t);
+    const std::string path = dir + "/" + shard;
+    if (absl::Status s = folder->Map(path); !s.ok()) return s;
+    absl::StatusOr<std::vector<SafetensorsEntry>> entries = ParseSafetensors(folder->mappings_.back().bytes);
+    if (!entries.ok()) return absl::Status(entries.status().code(), absl::StrCat(path, ": ", entries.status().message()));
+    for (SafetensorsEntry& entry : *entries) {
+      if (folder->by_name_.count(entry.name)) {
+        return absl::DataLossError(absl::StrCat(path, ": ", entry.name, " is in another file of the folder too"));
+      }
+      folder->by_name_[entry.name] = folder->tensors_.size();
+      folder->names_.push_back(entry.name);
+      folder->tensors_.push_back({folder->mappings_.size() - 1, std::move(entry)});
     }
     for (const std::string& name : listed) {
-      if (!present.count(name)) {
-        return absl::DataLossError(absl::StrCat(dir, "/", shard, ": lacks ", name, ", which the index puts there"));
+      if (!folder->by_name_.count(name)) {
+        return absl::DataLossError(absl::StrCat(path, ": lacks ", name, ", which the index puts there"));
       }
     }
   }
+  return folder;
+}
+
+absl::Status HfWeightsFolder::Map(const std::string& path) {
+  // Mapped rather than read: a shard of a large model is gigabytes, and the page cache
+  // already holds it.
+  absl::StatusOr<ConfinedFile> file = OpenConfined(path);
+  if (!file.ok()) return file.status();
+  struct stat st {};
+  if (::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode)) return absl::InvalidArgumentError(path + ": not a file");
+  if (st.st_size == 0) return absl::DataLossError(path + ": empty");
+  void* mapped = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, file->fd(), 0);
+  if (mapped == MAP_FAILED) return absl::DataLossError(absl::StrCat(path, ": cannot map: ", std::strerror(errno)));
+  mappings_.push_back({path, absl::string_view(static_cast<const char*>(mapped), static_cast<size_t>(st.st_size))});
+  return absl::OkStatus();
+}
+
+const SafetensorsEntry* HfWeightsFolder::Find(const std::string& name) const {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : &tensors_[it->second].entry;
+}
+
+torch::Tensor HfWeightsFolder::Read(const std::string& name, torch::ScalarType dtype) const {
+  const Located& t = tensors_.at(by_name_.at(name));
+  const char* data = mappings_[t.mapping].bytes.data() + t.entry.begin;
+  // Copied out of the mapping (from_blob only borrows it).
+  torch::Tensor out = torch::from_blob(const_cast<char*>(data), t.entry.shape,
+                                       torch::TensorOptions().dtype(t.entry.dtype)).clone();
+  return out.is_floating_point() ? out.to(dtype) : out;
+}
+
+absl::Status HfWeightsFolder::ReadSlice(const std::string& name, int64_t begin, torch::Tensor out) const {
+  auto it = by_name_.find(name);
+  if (it == by_name_.end()) return absl::NotFoundError(absl::StrCat(name, ": not in the folder"));
+  const Located& t = tensors_[it->second];
+  const size_t element = c10::elementSize(t.entry.dtype);
+  const int64_t numel = static_cast<int64_t>((t.entry.end - t.entry.begin) / element);
+  if (begin < 0 || out.dim() != 1 || begin + out.numel() > numel) {
+    return absl::OutOfRangeError(absl::StrCat(name, ": elements [", begin, ", ", begin + out.numel(),
+                                              ") are outside its ", numel));
+  }
+  const char* data = mappings_[t.mapping].bytes.data() + t.entry.begin + static_cast<uint64_t>(begin) * element;
+  torch::NoGradGuard no_grad;
+  out.copy_(torch::from_blob(const_cast<char*>(data), {out.numel()}, torch::TensorOptions().dtype(t.entry.dtype)));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<NamedTensors> ReadHfWeights(const std::string& dir, torch::ScalarType dtype) {
+  absl::StatusOr<std::unique_ptr<HfWeightsFolder>> folder = HfWeightsFolder::Open(dir);
+  if (!folder.ok()) return folder.status();
+  NamedTensors out;
+  for (const std::string& name : (*folder)->names()) out.emplace_back(name, (*folder)->Read(name, dtype));
   return out;
 }
 
@@ -140,7 +187,8 @@ absl::StatusOr<WeightsReport> AssignHfWeights(const NamedTensors& params, const 
   torch::NoGradGuard no_grad;
   for (const auto& [name, target] : params) {
     auto it = by_name.find(name);
-    if (it != by_name.end()) target.copy_(it->second);
+    // A parameter without data is read later, in slices (deferred_weights.h).
+    if (it != by_name.end() && HasData(target)) target.copy_(it->second);
   }
   return report;
 }

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -14,9 +15,50 @@
 #include <torch/types.h>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "worker/models/model.h"
+#include "worker/models/safetensors.h"
 
 namespace trainerd {
+
+// The weights of a Hugging Face folder, mapped into memory (not read) for as long as
+// the object lives: whole tensors or slices of them are copied out on demand, so that a
+// rank that needs a slice of each never holds the whole model.
+class HfWeightsFolder {
+ public:
+  // Maps the folder's files and reads their headers. Errors as ReadHfWeights'.
+  static absl::StatusOr<std::unique_ptr<HfWeightsFolder>> Open(const std::string& dir);
+  ~HfWeightsFolder();
+  HfWeightsFolder(const HfWeightsFolder&) = delete;
+  HfWeightsFolder& operator=(const HfWeightsFolder&) = delete;
+
+  // Every tensor's name, in the files' order.
+  const std::vector<std::string>& names() const { return names_; }
+  // The tensor's dtype and shape, or null when the folder has no such tensor.
+  const SafetensorsEntry* Find(const std::string& name) const;
+  // The tensor `name` (one of names()), copied, floating-point ones converted to `dtype`.
+  torch::Tensor Read(const std::string& name, torch::ScalarType dtype) const;
+  // Copies elements [begin, begin + out.numel()) of tensor `name`, flattened, into `out`
+  // (one-dimensional), converted to its dtype. NOT_FOUND, OUT_OF_RANGE.
+  absl::Status ReadSlice(const std::string& name, int64_t begin, torch::Tensor out) const;
+
+ private:
+  struct Mapping {
+    std::string path;
+    absl::string_view bytes;
+  };
+  struct Located {
+    size_t mapping;
+    SafetensorsEntry entry;
+  };
+  HfWeightsFolder() = default;
+  absl::Status Map(const std::string& path);
+
+  std::vector<Mapping> mappings_;
+  std::vector<Located> tensors_;
+  std::vector<std::string> names_;
+  std::map<std::string, size_t> by_name_;
+};
 
 // Every tensor of the folder's weights, floating-point ones converted to `dtype`.
 // Errors name the file (and the shard or tensor): a shard name that leaves the folder,

@@ -121,7 +121,11 @@ struct DecoderImpl : nn::Module {
   DecoderImpl(const HfConfig& c, const LigerKernels* kernels) : config(c) {
     embed_tokens = register_module("embed_tokens", nn::Embedding(c.vocab_size, c.hidden_size));
     layers = register_module("layers", nn::ModuleList());
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c, kernels));
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      DecoderLayer layer(c, kernels);
+      DropParameterDataIfDeferring(*layer);  // before the next block: one at a time
+      layers->push_back(layer);
+    }
     norm = register_module("norm", RmsNorm(c.hidden_size, c.rms_norm_eps, kernels));
   }
 
