@@ -17,8 +17,11 @@ ALLOWED = {
     "server/launch": {"protocol", "common", "spec"},
     "server/jobs": {"protocol", "common", "spec", "storage", "server/launch"},
     "server/auth": {"protocol", "common", "storage"},
+    # Each user's uploaded files (torch-free, no SQLite).
+    "server/files": {"protocol", "common", "spec"},
     "server/api": {"protocol", "common", "storage", "server/auth", "server/jobs", "server/launch"},
-    "server": {"protocol", "common", "spec", "storage", "server/api", "server/auth", "server/jobs", "server/launch"},
+    "server": {"protocol", "common", "spec", "storage", "server/api", "server/auth", "server/files", "server/jobs",
+               "server/launch"},
     # tokenizer.json's pipeline (torch-free).
     "worker/tokenizers": {"protocol", "common", "spec"},
     "worker/data": {"protocol", "common", "spec", "worker/tokenizers"},
@@ -37,7 +40,7 @@ ALLOWED = {
                    "worker/distributed", "worker/checkpoint", "worker/parallel", "worker/trainer"},
 }
 TORCH_FREE = {"protocol", "common", "spec", "storage", "client", "server", "server/launch", "server/jobs",
-              "server/auth", "server/api", "worker/tokenizers"}
+              "server/auth", "server/api", "server/files", "worker/tokenizers"}
 
 
 def folder(path):
