@@ -49,6 +49,7 @@ bench: build
 	./$(BUILD_DIR)/bench/text_bench
 	./$(BUILD_DIR)/bench/liger_bench
 	./$(BUILD_DIR)/bench/tokenizer_bench
+	cd $(BUILD_DIR) && TRAINERD_BUILD_DIR=$$(pwd) ./bench/transfer_bench
 	./$(BUILD_DIR)/bench/galore_bench
 	./$(BUILD_DIR)/bench/hf_bench
 	./$(BUILD_DIR)/bench/lora_bench

@@ -20,12 +20,6 @@
 #include "client/trainer_client.h"
 
 namespace trainerd {
-namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 int Report(const absl::Status& s) {
   std::cerr << "trainer-cli: " << s.message() << "\n";
@@ -38,6 +32,13 @@ int Report(const absl::Status& s) {
     case absl::StatusCode::kPermissionDenied: return kDenied;
     default: return kError;
   }
+}
+
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 int OutcomeExit(const trainer::v1::Job& job) {

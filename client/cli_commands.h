@@ -24,7 +24,13 @@ struct CliArgs {
   int priority = 0, max_restarts = -1, limit = 20, rank = -1, ranks = 1, gpus_per_rank = 0, tail = 0;
   int64_t since = 1, checkpoint = 0, before = 0;
   bool follow = false, plot = false, csv = false, delete_files = false, mine = false;
+  // upload, download, files
+  std::string local_path, file_name, dest, user;
+  bool delete_file = false, quiet = false;
 };
+
+// Prints `s`'s message and returns the exit status its code means.
+int Report(const absl::Status& s);
 
 // Each returns the exit status.
 int RunValidate(TrainerClient& client, const CliArgs& args);
@@ -41,6 +47,10 @@ int RunResume(TrainerClient& client, const CliArgs& args);
 int RunDelete(TrainerClient& client, const CliArgs& args);
 int RunCheckpoints(TrainerClient& client, const CliArgs& args);
 int RunWait(TrainerClient& client, const CliArgs& args);
+// file_commands.cc: each user's storage area.
+int RunUpload(TrainerClient& client, const CliArgs& args);
+int RunDownload(TrainerClient& client, const CliArgs& args);
+int RunFiles(TrainerClient& client, const CliArgs& args);
 
 }  // namespace trainerd
 

@@ -112,6 +112,27 @@ Subcommands DefineSubcommands(CLI::App& app, CliArgs& args) {
   validate->add_option("--gpus-per-rank", args.gpus_per_rank, "As submit's")->capture_default_str();
   validate->add_option("--time-limit", args.time_limit, "As submit's");
 
+  auto* upload = app.add_subcommand(
+      "upload", "Send a file or folder (a dataset, a model folder) to your storage area on trainerd; resumes an "
+                "interrupted upload. Prints how job specs name it (user://USER/NAME).\n"
+                "Example: trainer-cli upload ~/models/qwen2-0.5b");
+  upload->add_option("path", args.local_path, "The local file or folder")->required();
+  upload->add_option("name", args.file_name, "Its name in your area (default: its own name)");
+  upload->add_flag("--json", args.json, "JSON: {\"files\": [FileInfo...]}");
+  upload->add_flag("--quiet", args.quiet, "No progress line");
+  auto* download = app.add_subcommand(
+      "download", "Fetch a file or folder of your storage area; resumes an interrupted download, checks each "
+                  "file's SHA-256.\nExample: trainer-cli download rows.jsonl ./data");
+  download->add_option("name", args.file_name, "The file or folder in your area")->required();
+  download->add_option("dest", args.dest, "Where to put it (default: here)");
+  download->add_flag("--quiet", args.quiet, "No progress line");
+  auto* files = app.add_subcommand("files", "List (or delete) the files of your storage area.\n"
+                                            "Example: trainer-cli files models --delete");
+  files->add_option("name", args.file_name, "Only this file or folder");
+  files->add_flag("--delete", args.delete_file, "Delete the file or folder named");
+  files->add_option("--user", args.user, "Another user's area (admins)");
+  files->add_flag("--json", args.json, "JSON: ListFilesResponse");
+
   Subcommands out;
   out.with_client = {
       {validate, RunValidate},
@@ -128,6 +149,9 @@ Subcommands DefineSubcommands(CLI::App& app, CliArgs& args) {
       {del, RunDelete},
       {checkpoints, RunCheckpoints},
       {wait, RunWait},
+      {upload, RunUpload},
+      {download, RunDownload},
+      {files, RunFiles},
   };
   return out;
 }

@@ -70,10 +70,14 @@ class TrainerClient {
   // connection problems).
   absl::Status Explain(const grpc::Status& status) const;
 
+  // For the clients of trainerd's other services (file_transfer.h): the channel, and a
+  // context that carries the token and, unless `streaming`, the call deadline.
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+  std::unique_ptr<grpc::ClientContext> Context(bool streaming = false) const;
+
  private:
   template <typename Call>
   absl::Status Unary(bool idempotent, Call&& call);
-  std::unique_ptr<grpc::ClientContext> Context(bool streaming = false) const;
   // Runs `stream` (one streaming call, which sets *progressed when it received
   // something) again while trainerd is unreachable (a restart), with a backoff of 0.2 s
   // doubling to 2 s, at most kMaxReconnects times in a row: about a minute.

@@ -16,6 +16,7 @@ inline constexpr char kEnvTlsCa[] = "TRAINERD_TLS_CA";           // CA file that
 inline constexpr char kEnvDataDirs[] = "TRAINERD_DATA_DIRS";          // ':'-separated
 inline constexpr char kEnvRegistryDir[] = "TRAINERD_REGISTRY_DIR";
 inline constexpr char kEnvPrivateDir[] = "TRAINERD_PRIVATE_DIR";
+inline constexpr char kEnvUserFileDirs[] = "TRAINERD_USER_FILE_DIRS";  // ':'-separated
 inline constexpr char kEnvMaxJobMemory[] = "TRAINERD_MAX_JOB_MEMORY";  // bytes
 inline constexpr char kEnvMaxThreads[] = "TRAINERD_MAX_THREADS";
 

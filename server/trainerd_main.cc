@@ -146,6 +146,7 @@ struct ServerFlags {
   std::vector<std::string> data_dirs;
   std::string registry_dir;
   std::string max_job_memory;
+  std::string user_quota;
   std::string slurm_extra_args;
   int metrics_port = -1;  // -1: not given
 };
@@ -181,6 +182,8 @@ void DefineServerFlags(CLI::App& app, trainerd::TrainerdOptions& server_options,
                  "A folder jobs may read data and models from (repeatable; default: /usr/share/datasets and "
                  "/usr/share/games/fortunes). trainerd's own data root and credentials stay unreadable in any case");
   app.add_option("--registry-dir", flags.registry_dir, "Where jobs may export models (hub_dir; default: DATA_ROOT/registry)");
+  app.add_option("--user-quota", flags.user_quota,
+                 "What each user's uploaded files may hold, e.g. 500G (default: 100G)");
   app.add_option("--max-job-memory", flags.max_job_memory,
                  "The most memory one job may need, e.g. 8G (default: this machine's memory / --cpu-slots)");
   trainerd::TlsServerFiles& tls = server_options.tls;
@@ -249,6 +252,10 @@ bool FinishOptions(trainerd::TrainerdOptions& server_options, const ServerFlags&
   policy.limits.max_job_memory_bytes = PhysicalMemoryBytes() / std::max(1, options.cpu_slots);
   if (!flags.max_job_memory.empty() && !ParseSize(flags.max_job_memory, &policy.limits.max_job_memory_bytes)) {
     std::cerr << "--max-job-memory: \"" << flags.max_job_memory << "\" is not a size such as 8G or 512M\n";
+    return false;
+  }
+  if (!flags.user_quota.empty() && !ParseSize(flags.user_quota, &server_options.user_quota_bytes)) {
+    std::cerr << "--user-quota: \"" << flags.user_quota << "\" is not a size such as 500G\n";
     return false;
   }
   return true;

@@ -10,7 +10,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/data_root.h"
+#include "server/api/file_service_impl.h"
 #include "server/api/job_service_impl.h"
+#include "server/files/user_file_store.h"
 #include "server/api/reflection_v1_service.h"
 #include "server/api/worker_service_impl.h"
 #include "server/auth/user_admin.h"
@@ -25,6 +27,9 @@ namespace trainerd {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Uploads travel in chunks of this size (under gRPC's message limit, set below).
+constexpr int64_t kUploadChunkBytes = int64_t{1} << 20;
 
 // Whether `listen` ("host:port") binds only the loopback interface.
 bool IsLoopbackListen(const std::string& listen) {
@@ -130,6 +135,9 @@ absl::Status TrainerdServer::Serve(const std::shared_ptr<grpc::ServerCredentials
         metrics->OnRpc(method, code, seconds, streamed);
       });
   worker_service_ = std::make_unique<WorkerServiceImpl>(supervisor_.get(), audit_.get());
+  user_files_ = std::make_unique<UserFileStore>(options_.jobs.data_root, kUploadChunkBytes);
+  file_service_ =
+      std::make_unique<FileServiceImpl>(user_files_.get(), access_.get(), audit_.get(), options_.user_quota_bytes);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -139,8 +147,10 @@ absl::Status TrainerdServer::Serve(const std::shared_ptr<grpc::ServerCredentials
   builder.SetMaxReceiveMessageSize(8 << 20);
   builder.RegisterService(job_service_.get());
   builder.RegisterService(worker_service_.get());
+  builder.RegisterService(file_service_.get());
   reflection_v1_ = std::make_unique<ReflectionV1Service>(std::vector<std::string>{
       trainer::v1::JobService::service_full_name(), trainer::v1::WorkerService::service_full_name(),
+      trainer::v1::FileService::service_full_name(),
       "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
       grpc::reflection::v1::ServerReflection::service_full_name()});
   builder.RegisterService(reflection_v1_.get());

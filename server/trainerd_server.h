@@ -30,10 +30,12 @@ namespace trainerd {
 
 class AuditLog;
 class DaemonMetrics;
+class FileServiceImpl;
 class JobServiceImpl;
 class JobStore;
 class ProcessCollector;
 class ReflectionV1Service;
+class UserFileStore;
 class UserStore;
 class WorkerServiceImpl;
 
@@ -47,6 +49,8 @@ struct TrainerdOptions {
   bool allow_plaintext = false;  // listen off loopback without TLS
   AccessOptions access;
   std::string admin_token_file;  // the first admin's token (default: a new one in the data root)
+  // What each user's storage area (uploads) may hold.
+  int64_t user_quota_bytes = int64_t{100} << 30;
 };
 
 class TrainerdServer {
@@ -79,6 +83,8 @@ class TrainerdServer {
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<AccessControl> access_;
   std::unique_ptr<JobServiceImpl> job_service_;
+  std::unique_ptr<UserFileStore> user_files_;  // DATA_ROOT/users
+  std::unique_ptr<FileServiceImpl> file_service_;
   std::unique_ptr<WorkerServiceImpl> worker_service_;
   std::unique_ptr<ReflectionV1Service> reflection_v1_;
   std::unique_ptr<grpc::Server> server_;

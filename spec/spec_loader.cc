@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "spec/spec_bounds.h"
+#include "spec/user_files.h"
 
 namespace trainerd {
 namespace {
@@ -345,7 +346,8 @@ absl::Status ApplyOverride(YAML::Node root, const std::string& override) {
 }
 
 void ResolvePath(const std::filesystem::path& base, std::string* path) {
-  if (path->empty()) return;
+  // A user's uploaded file (user://USER/NAME) is resolved by trainerd, not here.
+  if (path->empty() || absl::StartsWith(*path, kUserFileScheme)) return;
   std::filesystem::path p(*path);
   if (p.is_relative()) *path = (base / p).lexically_normal().string();
 }

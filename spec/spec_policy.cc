@@ -93,6 +93,7 @@ ReadRoots::ReadRoots(const std::string& output_dir, const SpecPolicy& policy) : 
   std::vector<std::string> exceptions;
   if (!output_dir.empty()) exceptions.push_back(output_dir);
   if (!policy.registry_dir.empty()) exceptions.push_back(policy.registry_dir);
+  for (const std::string& dir : policy.user_file_dirs) exceptions.push_back(dir);
   exceptions_ = Resolve(exceptions);
   for (const std::string& path : policy.private_paths) {
     std::error_code ec;
@@ -138,6 +139,7 @@ std::map<std::string, std::string> SpecPolicyToEnvironment(const SpecPolicy& pol
   if (policy.confined()) env[kEnvDataDirs] = absl::StrJoin(policy.data_dirs, ":");
   if (!policy.registry_dir.empty()) env[kEnvRegistryDir] = policy.registry_dir;
   if (!policy.private_paths.empty()) env[kEnvPrivateDir] = absl::StrJoin(policy.private_paths, ":");
+  if (!policy.user_file_dirs.empty()) env[kEnvUserFileDirs] = absl::StrJoin(policy.user_file_dirs, ":");
   if (policy.limits.max_job_memory_bytes > 0) env[kEnvMaxJobMemory] = std::to_string(policy.limits.max_job_memory_bytes);
   if (policy.limits.max_threads > 0) env[kEnvMaxThreads] = std::to_string(policy.limits.max_threads);
   return env;
@@ -150,6 +152,7 @@ SpecPolicy SpecPolicyFromEnvironment() {
   }
   if (const char* v = std::getenv(kEnvRegistryDir)) policy.registry_dir = v;
   if (const char* v = std::getenv(kEnvPrivateDir)) policy.private_paths = absl::StrSplit(v, ':', absl::SkipEmpty());
+  if (const char* v = std::getenv(kEnvUserFileDirs)) policy.user_file_dirs = absl::StrSplit(v, ':', absl::SkipEmpty());
   if (const char* v = std::getenv(kEnvMaxJobMemory)) {
     int64_t bytes = 0;
     if (absl::SimpleAtoi(v, &bytes)) policy.limits.max_job_memory_bytes = bytes;

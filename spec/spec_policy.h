@@ -36,6 +36,9 @@ struct SpecPolicy {
   // files. Nothing in them is readable except the job's own output_dir and the
   // registry, even when a data folder (e.g. a home folder) holds them.
   std::vector<std::string> private_paths;
+  // The storage areas the job's spec names (spec/user_files.h: DATA_ROOT/users/NAME/files),
+  // their owners checked at submission: readable although under the data root.
+  std::vector<std::string> user_file_dirs;
   SpecLimits limits;
 
   bool confined() const { return !data_dirs.empty(); }

@@ -19,7 +19,7 @@ ALLOWED = {
     "server/auth": {"protocol", "common", "storage"},
     # Each user's uploaded files (torch-free, no SQLite).
     "server/files": {"protocol", "common", "spec"},
-    "server/api": {"protocol", "common", "storage", "server/auth", "server/jobs", "server/launch"},
+    "server/api": {"protocol", "common", "storage", "server/auth", "server/files", "server/jobs", "server/launch"},
     "server": {"protocol", "common", "spec", "storage", "server/api", "server/auth", "server/files", "server/jobs",
                "server/launch"},
     # tokenizer.json's pipeline (torch-free).

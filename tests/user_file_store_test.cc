@@ -24,7 +24,7 @@ TEST(UserFileStore, AnInterruptedUploadResumesWithTheMissingChunksOnly) {
   testing::TempDir dir;
   const std::string text = "0123456789";  // chunks "0123", "4567", "89"
   {
-    UserFileStore store(dir / "users", kChunk);
+    UserFileStore store(dir.path().string(), kChunk);
     auto begun = store.BeginUpload("alice", "data/rows.jsonl", 10, Sha256Hex(text), kQuota);
     ASSERT_TRUE(begun.ok()) << begun.status();
     EXPECT_EQ(begun->chunks, 3);
@@ -34,7 +34,7 @@ TEST(UserFileStore, AnInterruptedUploadResumesWithTheMissingChunksOnly) {
     // Written but never synced: not recorded, so sent again after the interruption.
     ASSERT_TRUE(store.WriteChunk("alice", begun->id, 1, "4567").ok());
   }
-  UserFileStore store(dir / "users", kChunk);  // a restarted trainerd
+  UserFileStore store(dir.path().string(), kChunk);  // a restarted trainerd
   auto again = store.BeginUpload("alice", "data/rows.jsonl", 10, Sha256Hex(text), kQuota);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_THAT(again->missing, ElementsAre(1, 2));
@@ -59,7 +59,7 @@ TEST(UserFileStore, AnInterruptedUploadResumesWithTheMissingChunksOnly) {
 
 TEST(UserFileStore, BytesThatDoNotMatchTheirChecksumAreDropped) {
   testing::TempDir dir;
-  UserFileStore store(dir / "users", kChunk);
+  UserFileStore store(dir.path().string(), kChunk);
   auto begun = store.BeginUpload("alice", "x.bin", 4, Sha256Hex("good"), kQuota);
   ASSERT_TRUE(begun.ok());
   ASSERT_TRUE(store.WriteChunk("alice", begun->id, 0, "evil").ok());
@@ -78,7 +78,7 @@ TEST(UserFileStore, BytesThatDoNotMatchTheirChecksumAreDropped) {
 
 TEST(UserFileStore, TheQuotaCountsUploadsUnderWayAndIsCheckedBeforeAnythingIsWritten) {
   testing::TempDir dir;
-  UserFileStore store(dir / "users", kChunk);
+  UserFileStore store(dir.path().string(), kChunk);
   ASSERT_TRUE(store.BeginUpload("bob", "a.bin", 60, Sha256Hex(std::string(60, 'a')), 100).ok());
   auto over = store.BeginUpload("bob", "b.bin", 50, Sha256Hex(std::string(50, 'b')), 100);
   ASSERT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
@@ -95,7 +95,7 @@ TEST(UserFileStore, NamesCannotLeaveTheArea) {
   }
   EXPECT_TRUE(UserFileStore::CheckName("models/qwen2-0.5b/model-00001-of-00002.safetensors").ok());
   testing::TempDir dir;
-  UserFileStore store(dir / "users", kChunk);
+  UserFileStore store(dir.path().string(), kChunk);
   EXPECT_EQ(store.BeginUpload("../alice", "x", 1, Sha256Hex("x"), kQuota).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(store.BeginUpload("alice", "x", 1, "not-a-checksum", kQuota).status().code(),
@@ -105,7 +105,7 @@ TEST(UserFileStore, NamesCannotLeaveTheArea) {
 
 TEST(UserFileStore, FoldersAreListedAndDeletedWhole) {
   testing::TempDir dir;
-  UserFileStore store(dir / "users", kChunk);
+  UserFileStore store(dir.path().string(), kChunk);
   for (const char* name : {"model/config.json", "model/model.safetensors", "rows.jsonl"}) {
     auto begun = store.BeginUpload("alice", name, 2, Sha256Hex("ok"), kQuota);
     ASSERT_TRUE(begun.ok()) << name;

@@ -8,6 +8,8 @@
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/status.h>
 
+#include "server/api/status_util.h"
+#include "server/auth/access_control.h"
 #include "storage/audit_log.h"
 
 namespace trainerd {
@@ -30,6 +32,29 @@ class CallAuditor {
  private:
   AuditLog* log_;
 };
+
+// Authenticates the caller of `context` and runs fn(caller), which returns the call's
+// grpc::Status; records the call with `auditor` when `audited` (a change) or when it was
+// refused (not authenticated, not allowed). `detail`: the job or file the call is about,
+// read after fn ran (SubmitJob's is the id fn gives the job).
+template <typename Fn>
+grpc::Status RunAuthenticated(const AccessControl& access, const CallAuditor& auditor, const char* method,
+                              bool audited, grpc::ServerContext& context, const std::string& detail, Fn&& fn) {
+  grpc::Status status;
+  std::string user;
+  absl::StatusOr<Caller> caller = access.Authenticate(context);
+  if (caller.ok()) {
+    user = caller->user;
+    status = fn(*caller);
+  } else {
+    status = ToGrpcStatus(caller.status());
+  }
+  const grpc::StatusCode code = status.error_code();
+  if (audited || code == grpc::StatusCode::UNAUTHENTICATED || code == grpc::StatusCode::PERMISSION_DENIED) {
+    auditor.Record(method, context, user, detail, status);
+  }
+  return status;
+}
 
 }  // namespace trainerd
 

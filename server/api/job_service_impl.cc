@@ -36,20 +36,9 @@ template <typename Fn>
 grpc::Status JobServiceImpl::Observe(const char* method, Kind kind, grpc::ServerContext* context,
                                      const std::string& job_id, Fn&& fn) {
   const auto start = std::chrono::steady_clock::now();
-  grpc::Status status;
-  std::string user;
-  absl::StatusOr<Caller> caller = access_->Authenticate(*context);
-  if (caller.ok()) {
-    user = caller->user;
-    status = fn(*caller);
-  } else {
-    status = ToGrpcStatus(caller.status());
-  }
+  const grpc::Status status =
+      RunAuthenticated(*access_, auditor_, method, kind == Kind::kChange, *context, job_id, std::forward<Fn>(fn));
   const grpc::StatusCode code = status.error_code();
-  if (kind == Kind::kChange || code == grpc::StatusCode::UNAUTHENTICATED ||
-      code == grpc::StatusCode::PERMISSION_DENIED) {
-    auditor_.Record(method, *context, user, job_id, status);
-  }
   if (observe_) {
     observe_(method, code, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
              kind == Kind::kFollow);

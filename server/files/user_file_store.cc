@@ -17,6 +17,7 @@
 #include "common/atomic_file.h"
 #include "common/sha256.h"
 #include "spec/spec_policy.h"
+#include "spec/user_files.h"
 
 namespace trainerd {
 namespace {
@@ -26,7 +27,6 @@ using nlohmann::json;
 
 constexpr size_t kMaxFileNameBytes = 1024;
 constexpr size_t kMaxFileNameDepth = 32;
-constexpr char kFilesDir[] = "files";
 constexpr char kUploadsDir[] = ".uploads";
 constexpr char kStateFile[] = "state.json";
 constexpr char kDataFile[] = "data";
@@ -106,8 +106,8 @@ int64_t ModifiedMs(const fs::path& path) {
 
 }  // namespace
 
-UserFileStore::UserFileStore(std::string users_dir, int64_t chunk_bytes)
-    : users_dir_(std::move(users_dir)), chunk_bytes_(chunk_bytes) {}
+UserFileStore::UserFileStore(std::string data_root, int64_t chunk_bytes)
+    : data_root_(std::move(data_root)), chunk_bytes_(chunk_bytes) {}
 
 absl::Status UserFileStore::CheckName(std::string_view name) {
   if (name.empty() || name.size() > kMaxFileNameBytes) {
@@ -127,19 +127,19 @@ absl::Status UserFileStore::CheckName(std::string_view name) {
   return absl::OkStatus();
 }
 
-std::string UserFileStore::UserDir(const std::string& user) const { return users_dir_ + "/" + user; }
+std::string UserFileStore::UserDir(const std::string& user) const { return UserAreaDir(data_root_, user); }
 
 absl::StatusOr<std::string> UserFileStore::PathOf(const std::string& user, const std::string& name) const {
   if (!IsPlainName(user)) return absl::InvalidArgumentError("user: not a user name");
   if (absl::Status s = CheckName(name); !s.ok()) return s;
-  return absl::StrCat(UserDir(user), "/", kFilesDir, "/", name);
+  return absl::StrCat(UserFilesDir(data_root_, user), "/", name);
 }
 
 absl::StatusOr<int64_t> UserFileStore::Usage(const std::string& user) const {
   if (!IsPlainName(user)) return absl::InvalidArgumentError("user: not a user name");
   int64_t bytes = 0;
   std::error_code ec;
-  const fs::path files = fs::path(UserDir(user)) / kFilesDir;
+  const fs::path files = UserFilesDir(data_root_, user);
   if (fs::exists(files, ec)) {
     for (auto it = fs::recursive_directory_iterator(files, ec); !ec && it != fs::recursive_directory_iterator();
          it.increment(ec)) {
@@ -275,7 +275,7 @@ absl::StatusOr<std::vector<StoredFile>> UserFileStore::List(const std::string& u
   if (!prefix.empty()) {
     if (absl::Status s = CheckName(prefix); !s.ok()) return s;
   }
-  const fs::path files = fs::path(UserDir(user)) / kFilesDir;
+  const fs::path files = UserFilesDir(data_root_, user);
   const fs::path start = prefix.empty() ? files : files / prefix;
   std::vector<StoredFile> out;
   std::error_code ec;

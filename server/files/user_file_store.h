@@ -1,5 +1,6 @@
 // UserFileStore: each user's own storage area on trainerd's disk, for the datasets and
-// model folders they upload and their jobs read (issue 30). Layout, under the data root:
+// model folders they upload and their jobs read (job specs name them user://USER/NAME,
+// spec/user_files.h). Layout, under the data root:
 //
 //   users/<user>/files/<name>            uploaded files, by the name the user gave
 //   users/<user>/.uploads/<id>/data      an upload under way, its full size reserved
@@ -43,9 +44,9 @@ struct UploadProgress {
 
 class UserFileStore {
  public:
-  // `users_dir`: <data root>/users (created when needed). `chunk_bytes`: the size of every
-  // chunk but the last.
-  UserFileStore(std::string users_dir, int64_t chunk_bytes);
+  // `data_root`: trainerd's (the areas are created under it when needed, see
+  // spec/user_files.h). `chunk_bytes`: the size of every chunk but the last.
+  UserFileStore(std::string data_root, int64_t chunk_bytes);
 
   // INVALID_ARGUMENT naming the problem unless `name` is a relative path of 1-32 plain
   // components (letters, digits, '.', '_', '-'; none "." or ".." or starting with '.'),
@@ -81,7 +82,7 @@ class UserFileStore {
  private:
   std::string UserDir(const std::string& user) const;
 
-  const std::string users_dir_;
+  const std::string data_root_;
   const int64_t chunk_bytes_;
   // Begin's quota check and reservation are one step, and an upload's chunks are
   // recorded one writer at a time.

@@ -12,6 +12,7 @@
 #include "spec/spec_defaults.h"
 #include "spec/spec_loader.h"
 #include "spec/spec_validator.h"
+#include "spec/user_files.h"
 #include "protocol/job_layout.h"
 #include "server/jobs/job_registry.h"
 
@@ -164,12 +165,17 @@ absl::StatusOr<trainer::v1::SubmitJobResponse> AdmitJob(const trainer::v1::Submi
   // Exports in the shared registry are named after the job unless the spec names them.
   if (!spec.training_args().has_hub_model_id() && !validate_only) spec.mutable_training_args()->set_hub_model_id(id);
   ApplyDefaults(&spec);
+  // user://NAME/... paths: the owner's uploaded files (others' refused), readable by the job.
+  std::vector<std::string> user_file_problems;
+  ResolveUserFilePaths(&spec, options.data_root, submitter.user, submitter.admin, &user_file_problems);
   SpecCheckOptions check;
   check.policy = options.spec_policy;
+  check.policy.user_file_dirs = UserFileDirsOf(spec, options.data_root);
   check.gpus_per_rank = request.resources().gpus_per_rank();
   check.ranks = std::max(1, request.resources().ranks());
   SpecCheckResult checked = CheckJobSpec(spec, check);
-  std::vector<std::string> problems = std::move(checked.problems);
+  std::vector<std::string> problems = std::move(user_file_problems);
+  for (std::string& p : checked.problems) problems.push_back(std::move(p));
   if (checked.memory_per_rank) *response.mutable_memory_per_rank() = MemoryEstimateMessage(*checked.memory_per_rank);
   for (std::string& p : RequestProblems(request, spec, submitter, capacity, options)) problems.push_back(std::move(p));
   if (!problems.empty()) return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));

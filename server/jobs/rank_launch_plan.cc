@@ -7,6 +7,8 @@
 #include "absl/strings/str_join.h"
 #include "protocol/job_layout.h"
 #include "protocol/worker_environment.h"
+#include "spec/spec_policy.h"
+#include "spec/user_files.h"
 
 namespace trainerd {
 
@@ -43,7 +45,9 @@ std::vector<RankStart> PlanRankStarts(const trainer::v1::Job& job, const Attempt
   // user runs now leaves every job room and stops a runaway fork or thread loop.
   common.process_limit = ProcessLimitWithRoom(4096);
   // The worker checks the spec again against the same policy when it starts.
-  common.env = SpecPolicyToEnvironment(options.spec_policy);
+  SpecPolicy policy = options.spec_policy;
+  policy.user_file_dirs = UserFileDirsOf(job.spec(), options.data_root);
+  common.env = SpecPolicyToEnvironment(policy);
   if (!options.worker_tls_ca.empty()) common.env[kEnvTlsCa] = options.worker_tls_ca;
   common.env[kEnvJobId] = job.id();
   common.env[kEnvAttempt] = std::to_string(plan.attempt);
