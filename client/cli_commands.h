@@ -26,7 +26,7 @@ struct CliArgs {
   bool follow = false, plot = false, csv = false, delete_files = false, mine = false;
   // upload, download, files
   std::string local_path, file_name, dest, user;
-  bool delete_file = false, quiet = false;
+  bool delete_file = false, quiet = false, best = false;
 };
 
 // Prints `s`'s message and returns the exit status its code means.

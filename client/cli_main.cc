@@ -121,14 +121,17 @@ Subcommands DefineSubcommands(CLI::App& app, CliArgs& args) {
   upload->add_flag("--json", args.json, "JSON: {\"files\": [FileInfo...]}");
   upload->add_flag("--quiet", args.quiet, "No progress line");
   auto* download = app.add_subcommand(
-      "download", "Fetch a file or folder of your storage area; resumes an interrupted download, checks each "
-                  "file's SHA-256.\nExample: trainer-cli download rows.jsonl ./data");
-  download->add_option("name", args.file_name, "The file or folder in your area")->required();
-  download->add_option("dest", args.dest, "Where to put it (default: here)");
+      "download", "Fetch a job's final model folder (or one checkpoint), or a file or folder of your storage area; "
+                  "resumes an interrupted download, checks each file's SHA-256.\n"
+                  "Example: trainer-cli download j1a2b3c --best ./model");
+  download->add_option("name", args.file_name, "A job, or a file or folder in your area")->required();
+  download->add_option("dest", args.dest, "Where to put it (default: JOB[-checkpoint-N], or here)");
+  download->add_option("--checkpoint", args.checkpoint, "The job's checkpoint of this step");
+  download->add_flag("--best", args.best, "The job's best checkpoint (metric_for_best_model)");
   download->add_flag("--quiet", args.quiet, "No progress line");
-  auto* files = app.add_subcommand("files", "List (or delete) the files of your storage area.\n"
+  auto* files = app.add_subcommand("files", "List (or delete) the files of your storage area, or list a job's.\n"
                                             "Example: trainer-cli files models --delete");
-  files->add_option("name", args.file_name, "Only this file or folder");
+  files->add_option("name", args.file_name, "Only this file or folder, or a job");
   files->add_flag("--delete", args.delete_file, "Delete the file or folder named");
   files->add_option("--user", args.user, "Another user's area (admins)");
   files->add_flag("--json", args.json, "JSON: ListFilesResponse");

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/cli_commands.h"
 #include "client/cli_format.h"
@@ -59,11 +60,41 @@ int RunUpload(TrainerClient& client, const CliArgs& args) {
   return kOk;
 }
 
+// Whether `name` is a job the caller may read (then download and files are about its
+// output_dir) rather than a file of their area.
+bool IsJob(TrainerClient& client, const std::string& name) { return client.GetJob(name).ok(); }
+
+// The folder of `job`'s output_dir that download fetches: a checkpoint (--checkpoint
+// STEP, --best), else "" (the final folder).
+absl::StatusOr<std::string> JobFolderName(TrainerClient& client, const std::string& job, const CliArgs& args) {
+  if (args.checkpoint > 0) return absl::StrCat("checkpoint-", args.checkpoint);
+  if (!args.best) return std::string();
+  auto checkpoints = client.ListCheckpoints(job);
+  if (!checkpoints.ok()) return checkpoints.status();
+  for (const auto& c : *checkpoints) {
+    if (c.is_best()) return absl::StrCat("checkpoint-", c.step());
+  }
+  return absl::NotFoundError(absl::StrCat("job ", job, " has no best checkpoint (it sets no metric_for_best_model, "
+                                          "or none was saved)"));
+}
+
 int RunDownload(TrainerClient& client, const CliArgs& args) {
   FileTransfer transfer(&client);
-  const std::string dest = args.dest.empty() ? "." : args.dest;
-  if (absl::Status s = transfer.Download(args.file_name, dest, ProgressLine(args.quiet)); !s.ok()) return Report(s);
-  if (!args.json) std::cout << "downloaded " << args.file_name << " to " << dest << "\n";
+  const bool job = IsJob(client, args.file_name);
+  if (!job && (args.checkpoint > 0 || args.best)) {
+    return Report(absl::NotFoundError(absl::StrCat(args.file_name, ": no such job")));
+  }
+  std::string name = args.file_name, job_id;
+  if (job) {
+    job_id = args.file_name;
+    auto folder = JobFolderName(client, job_id, args);
+    if (!folder.ok()) return Report(folder.status());
+    name = *folder;
+  }
+  const std::string dest = args.dest.empty() ? (job ? job_id + (name.empty() ? "" : "-" + name) : ".") : args.dest;
+  if (absl::Status s = transfer.Download(name, dest, ProgressLine(args.quiet), job_id); !s.ok()) return Report(s);
+  std::cout << "downloaded " << (job ? "job " + job_id + (name.empty() ? "'s final folder" : " " + name) : name)
+            << " to " << dest << "\n";
   return kOk;
 }
 
@@ -75,16 +106,22 @@ int RunFiles(TrainerClient& client, const CliArgs& args) {
     std::cout << "deleted " << args.file_name << "\n";
     return kOk;
   }
-  auto listed = transfer.List(args.file_name, args.user);
+  const bool job = !args.file_name.empty() && args.user.empty() && IsJob(client, args.file_name);
+  auto listed = job ? transfer.List("", "", args.file_name) : transfer.List(args.file_name, args.user);
   if (!listed.ok()) return Report(listed.status());
   if (args.json) {
     std::cout << ToJson(*listed) << "\n";
     return kOk;
   }
-  std::vector<std::vector<std::string>> rows = {{"SIZE", "NAME", "PATH"}};
-  for (const auto& f : listed->files()) rows.push_back({Megabytes(f.size()), f.name(), f.path()});
-  std::cout << Table(rows) << "used " << Megabytes(listed->used_bytes()) << " of " << Megabytes(listed->quota_bytes())
-            << "\n";
+  // A job's files have no user:// path: they are read by downloading them.
+  std::vector<std::vector<std::string>> rows = {job ? std::vector<std::string>{"SIZE", "NAME"}
+                                                    : std::vector<std::string>{"SIZE", "NAME", "PATH"}};
+  for (const auto& f : listed->files()) {
+    rows.push_back(job ? std::vector<std::string>{Megabytes(f.size()), f.name()}
+                       : std::vector<std::string>{Megabytes(f.size()), f.name(), f.path()});
+  }
+  std::cout << Table(rows);
+  if (!job) std::cout << "used " << Megabytes(listed->used_bytes()) << " of " << Megabytes(listed->quota_bytes()) << "\n";
   return kOk;
 }
 

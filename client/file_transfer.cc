@@ -149,11 +149,13 @@ absl::StatusOr<FileInfo> FileTransfer::UploadFile(const LocalFile& file, int64_t
   }
 }
 
-absl::StatusOr<ListFilesResponse> FileTransfer::List(const std::string& prefix, const std::string& user) {
+absl::StatusOr<ListFilesResponse> FileTransfer::List(const std::string& prefix, const std::string& user,
+                                                     const std::string& job_id) {
   if (!client_->setup_status().ok()) return client_->setup_status();
   ListFilesRequest req;
   req.set_prefix(prefix);
   req.set_user(user);
+  req.set_job_id(job_id);
   ListFilesResponse resp;
   grpc::Status s = stub_->ListFiles(client_->Context().get(), req, &resp);
   if (!s.ok()) return client_->Explain(s);
@@ -168,29 +170,39 @@ absl::Status FileTransfer::Delete(const std::string& name) {
   return client_->Explain(stub_->DeleteFile(client_->Context().get(), req, &resp));
 }
 
-absl::Status FileTransfer::Download(const std::string& name, const std::string& dest, const Progress& progress) {
-  absl::StatusOr<ListFilesResponse> listed = List(name);
+absl::Status FileTransfer::Download(const std::string& name, const std::string& dest, const Progress& progress,
+                                    const std::string& job_id) {
+  absl::StatusOr<ListFilesResponse> listed = List(name, "", job_id);
   if (!listed.ok()) return listed.status();
-  if (listed->files().empty()) return absl::NotFoundError(absl::StrCat(name, ": no such file or folder"));
-  int64_t total = 0, done = 0;
-  for (const FileInfo& f : listed->files()) total += f.size();
-  std::error_code ec;
-  const bool single = listed->files_size() == 1 && listed->files(0).name() == name;
+  std::vector<FileInfo> files;
   for (const FileInfo& f : listed->files()) {
+    // A job's final folder: what is not in a checkpoint.
+    if (!job_id.empty() && name.empty() && absl::StartsWith(f.name(), "checkpoint-")) continue;
+    files.push_back(f);
+  }
+  if (files.empty()) {
+    return absl::NotFoundError(absl::StrCat(job_id.empty() ? "" : "job " + job_id + ": ",
+                                            name.empty() ? "no files" : name + ": no such file or folder"));
+  }
+  int64_t total = 0, done = 0;
+  for (const FileInfo& f : files) total += f.size();
+  std::error_code ec;
+  const bool single = files.size() == 1 && files[0].name() == name;
+  for (const FileInfo& f : files) {
     fs::path target = dest;
     if (single) {
       if (fs::is_directory(dest, ec)) target /= fs::path(name).filename();
     } else {
-      target /= f.name().substr(name.size() + 1);  // the folder's files under DEST
+      target /= name.empty() ? f.name() : f.name().substr(name.size() + 1);  // the folder's files under DEST
     }
     fs::create_directories(target.parent_path(), ec);
-    if (absl::Status s = DownloadFile(f.name(), target.string(), &done, total, progress); !s.ok()) return s;
+    if (absl::Status s = DownloadFile(f.name(), job_id, target.string(), &done, total, progress); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
 
-absl::Status FileTransfer::DownloadFile(const std::string& name, const std::string& dest, int64_t* done,
-                                        int64_t total, const Progress& progress) {
+absl::Status FileTransfer::DownloadFile(const std::string& name, const std::string& job_id, const std::string& dest,
+                                        int64_t* done, int64_t total, const Progress& progress) {
   const std::string part = dest + ".part";
   const int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Errno("create", part);
@@ -201,6 +213,7 @@ absl::Status FileTransfer::DownloadFile(const std::string& name, const std::stri
     const off_t offset = ::lseek(fd, 0, SEEK_END);  // what earlier tries brought
     DownloadRequest req;
     req.set_name(name);
+    req.set_job_id(job_id);
     req.set_offset(offset);
     auto context = client_->Context(/*streaming=*/true);
     std::unique_ptr<grpc::ClientReader<DownloadChunk>> reader = stub_->Download(context.get(), req);

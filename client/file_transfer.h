@@ -30,9 +30,14 @@ class FileTransfer {
   // Returns what trainerd now holds, one entry per file.
   absl::StatusOr<std::vector<trainer::v1::FileInfo>> Upload(const std::string& local, const std::string& name,
                                                             const Progress& progress = nullptr);
-  // Downloads the file or folder `name` of the caller's area to `dest`.
-  absl::Status Download(const std::string& name, const std::string& dest, const Progress& progress = nullptr);
-  absl::StatusOr<trainer::v1::ListFilesResponse> List(const std::string& prefix, const std::string& user = "");
+  // Downloads the file or folder `name` of the caller's area to `dest`; with `job_id`, of
+  // that job's output_dir instead, where `name` "" is the final folder (every file but the
+  // checkpoint-N/ folders) and "checkpoint-N" one checkpoint.
+  absl::Status Download(const std::string& name, const std::string& dest, const Progress& progress = nullptr,
+                        const std::string& job_id = "");
+  // The files of the caller's area (admins: `user`'s), or of `job_id`'s output_dir.
+  absl::StatusOr<trainer::v1::ListFilesResponse> List(const std::string& prefix, const std::string& user = "",
+                                                      const std::string& job_id = "");
   absl::Status Delete(const std::string& name);
 
  private:
@@ -42,8 +47,8 @@ class FileTransfer {
   };
   absl::StatusOr<trainer::v1::FileInfo> UploadFile(const LocalFile& file, int64_t* done, int64_t total,
                                                    const Progress& progress);
-  absl::Status DownloadFile(const std::string& name, const std::string& dest, int64_t* done, int64_t total,
-                            const Progress& progress);
+  absl::Status DownloadFile(const std::string& name, const std::string& job_id, const std::string& dest,
+                            int64_t* done, int64_t total, const Progress& progress);
 
   TrainerClient* client_;
   std::unique_ptr<trainer::v1::FileService::Stub> stub_;

@@ -137,7 +137,8 @@ absl::Status TrainerdServer::Serve(const std::shared_ptr<grpc::ServerCredentials
   worker_service_ = std::make_unique<WorkerServiceImpl>(supervisor_.get(), audit_.get());
   user_files_ = std::make_unique<UserFileStore>(options_.jobs.data_root, kUploadChunkBytes);
   file_service_ =
-      std::make_unique<FileServiceImpl>(user_files_.get(), access_.get(), audit_.get(), options_.user_quota_bytes);
+      std::make_unique<FileServiceImpl>(user_files_.get(), registry_.get(), access_.get(), audit_.get(),
+                                        options_.user_quota_bytes);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

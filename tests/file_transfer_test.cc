@@ -154,8 +154,9 @@ TEST(FileTransfer, EachUserHasTheirOwnAreaWithinTheQuota) {
   EXPECT_EQ(alices->files(0).path(), "user://alice/rows.jsonl");
 }
 
-// A job reads its owner's uploads as user://OWNER/NAME; another user's job may not.
-TEST(FileTransfer, JobsReadTheirOwnersUploadsOnly) {
+// A job reads its owner's uploads as user://OWNER/NAME (another user's job may not), and
+// its results come back to whoever may read it.
+TEST(FileTransfer, JobsReadTheirOwnersUploadsAndTheirResultsComeBack) {
   TempDir dir;
   Daemon d(dir / "root");
   TrainerClient alice_client(Options(d, AddUser(d, "alice")));
@@ -166,7 +167,7 @@ TEST(FileTransfer, JobsReadTheirOwnersUploadsOnly) {
       "model: {type: gpt, hidden_size: 32, num_layers: 1, num_heads: 2}\n"
       "data: {train: {path: user://alice/text/cookie.txt, format: text, limit: 64}, max_seq_length: 16, "
       "tokenizer: {vocab_size: 200}}\n"
-      "training_args: {max_steps: 2, per_device_train_batch_size: 4, save_strategy: 'no', do_eval: false}\n");
+      "training_args: {max_steps: 2, per_device_train_batch_size: 4, save_steps: 1, do_eval: false}\n");
   ASSERT_TRUE(spec.ok()) << spec.status();
   trainer::v1::SubmitJobRequest request;
   *request.mutable_spec() = *spec;
@@ -183,8 +184,31 @@ TEST(FileTransfer, JobsReadTheirOwnersUploadsOnly) {
     if (job.state() == trainer::v1::SUCCEEDED || job.state() == trainer::v1::FAILED) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  EXPECT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
+  ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
   EXPECT_EQ(job.progress().step(), 2);
+  // The result comes back: the final folder (without the checkpoints) and one checkpoint,
+  // byte for byte what the job wrote.
+  ASSERT_TRUE(alice.Download("", dir / "final", nullptr, job.id()).ok());
+  ASSERT_TRUE(alice.Download("checkpoint-1", dir / "ckpt", nullptr, job.id()).ok());
+  int compared = 0;
+  for (const auto& [local, remote] : {std::pair{dir / "final", job.output_dir()},
+                                      std::pair{dir / "ckpt", job.output_dir() + "/checkpoint-1"}}) {
+    for (const auto& e : fs::recursive_directory_iterator(local)) {
+      if (!e.is_regular_file()) continue;
+      const std::string relative = fs::relative(e.path(), local).string();
+      EXPECT_EQ(testing::ReadFile(e.path().string()), testing::ReadFile(remote + "/" + relative)) << relative;
+      ++compared;
+    }
+  }
+  EXPECT_TRUE(fs::exists(dir / "final/model.safetensors"));
+  EXPECT_TRUE(fs::exists(dir / "ckpt/trainer_state.json"));
+  EXPECT_FALSE(fs::exists(dir / "final/checkpoint-1")) << "the final folder leaves the checkpoints out";
+  EXPECT_GT(compared, 8);
+  // Another user may not read alice's job, nor fetch its files.
+  FileTransfer bob(&bob_client);
+  EXPECT_EQ(bob.List("", "", job.id()).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(bob.Download("", dir / "stolen", nullptr, job.id()).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_FALSE(fs::exists(dir / "stolen"));
 }
 
 }  // namespace

@@ -29,6 +29,22 @@ std::string UserFileUri(const std::string& user, const std::string& name) {
   return absl::StrCat("user://", user, "/", name);
 }
 
+absl::StatusOr<std::string> FileServiceImpl::JobFolder(const Caller& caller, const std::string& id) const {
+  absl::StatusOr<Job> job = registry_->Get(id);
+  if (!job.ok()) return job.status();
+  if (absl::Status allowed = access_->CheckRead(caller, *job); !allowed.ok()) return allowed;
+  return job->output_dir();
+}
+
+absl::StatusOr<std::string> FileServiceImpl::FilePath(const Caller& caller, const std::string& job_id,
+                                                      const std::string& name) const {
+  if (job_id.empty()) return store_->PathOf(caller.user, name);
+  absl::StatusOr<std::string> folder = JobFolder(caller, job_id);
+  if (!folder.ok()) return folder.status();
+  if (absl::Status s = UserFileStore::CheckName(name); !s.ok()) return s;
+  return absl::StrCat(*folder, "/", name);
+}
+
 grpc::Status FileServiceImpl::BeginUpload(grpc::ServerContext* context, const BeginUploadRequest* req,
                                           BeginUploadResponse* resp) {
   return Run("BeginUpload", true, context, req->name(), [&](const Caller& caller) {
@@ -80,7 +96,21 @@ grpc::Status FileServiceImpl::FinishUpload(grpc::ServerContext* context, const F
 
 grpc::Status FileServiceImpl::ListFiles(grpc::ServerContext* context, const ListFilesRequest* req,
                                         ListFilesResponse* resp) {
-  return Run("ListFiles", false, context, req->prefix(), [&](const Caller& caller) {
+  const std::string detail = req->job_id().empty() ? req->prefix() : req->job_id();
+  return Run("ListFiles", false, context, detail, [&](const Caller& caller) {
+    if (!req->job_id().empty()) {
+      absl::StatusOr<std::string> folder = JobFolder(caller, req->job_id());
+      if (!folder.ok()) return ToGrpcStatus(folder.status());
+      absl::StatusOr<std::vector<StoredFile>> files = ListFolder(*folder, req->prefix());
+      if (!files.ok()) return ToGrpcStatus(files.status());
+      for (const StoredFile& f : *files) {
+        FileInfo* info = resp->add_files();
+        info->set_name(f.name);
+        info->set_size(f.size);
+        info->set_modified_ms(f.modified_ms);
+      }
+      return grpc::Status::OK;
+    }
     const std::string user = req->user().empty() ? caller.user : req->user();
     if (user != caller.user && !caller.admin) {
       return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "only admins list another user's files");
@@ -111,8 +141,9 @@ grpc::Status FileServiceImpl::DeleteFile(grpc::ServerContext* context, const Del
 
 grpc::Status FileServiceImpl::Download(grpc::ServerContext* context, const DownloadRequest* req,
                                        grpc::ServerWriter<DownloadChunk>* writer) {
-  return Run("Download", true, context, req->name(), [&](const Caller& caller) {
-    absl::StatusOr<std::string> path = store_->PathOf(caller.user, req->name());
+  const std::string detail = req->job_id().empty() ? req->name() : absl::StrCat(req->job_id(), "/", req->name());
+  return Run("Download", true, context, detail, [&](const Caller& caller) {
+    absl::StatusOr<std::string> path = FilePath(caller, req->job_id(), req->name());
     if (!path.ok()) return ToGrpcStatus(path.status());
     absl::StatusOr<std::string> sha = FileSha256Hex(*path);
     if (!sha.ok()) return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat(req->name(), ": no such file"));

@@ -10,6 +10,7 @@
 #include "server/api/call_auditor.h"
 #include "server/auth/access_control.h"
 #include "server/files/user_file_store.h"
+#include "server/jobs/job_registry.h"
 #include "trainer/v1/file_service.grpc.pb.h"
 
 namespace trainerd {
@@ -17,8 +18,9 @@ namespace trainerd {
 class FileServiceImpl final : public trainer::v1::FileService::Service {
  public:
   // Every pointer outlives this object. `quota_bytes`: what each user's area may hold.
-  FileServiceImpl(UserFileStore* store, const AccessControl* access, AuditLog* audit, int64_t quota_bytes)
-      : store_(store), access_(access), auditor_(audit), quota_bytes_(quota_bytes) {}
+  FileServiceImpl(UserFileStore* store, JobRegistry* registry, const AccessControl* access, AuditLog* audit,
+                  int64_t quota_bytes)
+      : store_(store), registry_(registry), access_(access), auditor_(audit), quota_bytes_(quota_bytes) {}
 
   grpc::Status BeginUpload(grpc::ServerContext*, const trainer::v1::BeginUploadRequest*,
                            trainer::v1::BeginUploadResponse*) override;
@@ -41,7 +43,13 @@ class FileServiceImpl final : public trainer::v1::FileService::Service {
     return RunAuthenticated(*access_, auditor_, method, audited, *context, detail, std::forward<Fn>(fn));
   }
 
+  // The output_dir of job `id` when `caller` may read the job.
+  absl::StatusOr<std::string> JobFolder(const Caller& caller, const std::string& id) const;
+  // Where file `name` of the caller's area, or of job `job_id`'s output_dir, lives.
+  absl::StatusOr<std::string> FilePath(const Caller& caller, const std::string& job_id, const std::string& name) const;
+
   UserFileStore* store_;
+  JobRegistry* registry_;
   const AccessControl* access_;
   CallAuditor auditor_;
   const int64_t quota_bytes_;

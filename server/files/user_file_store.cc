@@ -270,13 +270,11 @@ absl::StatusOr<StoredFile> UserFileStore::FinishUpload(const std::string& user, 
   return StoredFile{state->name, state->size, ModifiedMs(*target)};
 }
 
-absl::StatusOr<std::vector<StoredFile>> UserFileStore::List(const std::string& user, const std::string& prefix) const {
-  if (!IsPlainName(user)) return absl::InvalidArgumentError("user: not a user name");
+absl::StatusOr<std::vector<StoredFile>> ListFolder(const std::string& root, const std::string& prefix) {
   if (!prefix.empty()) {
-    if (absl::Status s = CheckName(prefix); !s.ok()) return s;
+    if (absl::Status s = UserFileStore::CheckName(prefix); !s.ok()) return s;
   }
-  const fs::path files = UserFilesDir(data_root_, user);
-  const fs::path start = prefix.empty() ? files : files / prefix;
+  const fs::path start = prefix.empty() ? fs::path(root) : fs::path(root) / prefix;
   std::vector<StoredFile> out;
   std::error_code ec;
   if (fs::is_regular_file(fs::symlink_status(start, ec))) {
@@ -287,12 +285,18 @@ absl::StatusOr<std::vector<StoredFile>> UserFileStore::List(const std::string& u
   for (auto it = fs::recursive_directory_iterator(start, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
     if (!it->is_regular_file(ec) || it->is_symlink(ec)) continue;
-    out.push_back({fs::relative(it->path(), files).string(), static_cast<int64_t>(it->file_size(ec)),
-                   ModifiedMs(it->path())});
+    const std::string name = fs::relative(it->path(), root).string();
+    if (!UserFileStore::CheckName(name).ok()) continue;  // a temporary file (.name.tmp-...), never a result
+    out.push_back({name, static_cast<int64_t>(it->file_size(ec)), ModifiedMs(it->path())});
   }
-  if (ec) return absl::InternalError(absl::StrCat("listing ", user, "'s files: ", ec.message()));
+  if (ec) return absl::InternalError(absl::StrCat("listing ", root, ": ", ec.message()));
   std::sort(out.begin(), out.end(), [](const StoredFile& a, const StoredFile& b) { return a.name < b.name; });
   return out;
+}
+
+absl::StatusOr<std::vector<StoredFile>> UserFileStore::List(const std::string& user, const std::string& prefix) const {
+  if (!IsPlainName(user)) return absl::InvalidArgumentError("user: not a user name");
+  return ListFolder(UserFilesDir(data_root_, user), prefix);
 }
 
 absl::Status UserFileStore::Delete(const std::string& user, const std::string& name) {

@@ -91,6 +91,11 @@ class UserFileStore {
   std::map<std::string, std::vector<int64_t>> unsynced_ ABSL_GUARDED_BY(mu_);
 };
 
+// The regular files under `root`/`prefix` (a file or a folder; "" for all), by name
+// relative to `root`; symlinks and names CheckName refuses (hidden, temporary) are left
+// out. For a user's area and a job's output_dir alike.
+absl::StatusOr<std::vector<StoredFile>> ListFolder(const std::string& root, const std::string& prefix);
+
 }  // namespace trainerd
 
 #endif  // TRAINERD_SERVER_FILES_USER_FILE_STORE_H_
