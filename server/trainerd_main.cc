@@ -87,7 +87,8 @@ struct UserCommand {
   CLI::App* list = nullptr;
   CLI::App* rotate = nullptr;
   CLI::App* revoke = nullptr;
-  std::string name;
+  CLI::App* quota = nullptr;
+  std::string name, size;
   bool admin = false;
 };
 
@@ -119,6 +120,14 @@ int RunUserCommand(const UserCommand& command, const std::string& data_root) {
   } else if (*command.revoke) {
     s = trainerd::RevokeUser(users->get(), audit->get(), command.name);
     if (s.ok()) std::cerr << "user " << command.name << " revoked: its tokens no longer work\n";
+  } else if (*command.quota) {
+    int64_t bytes = 0;
+    if (command.size != "0" && !ParseSize(command.size, &bytes)) {
+      std::cerr << "size: \"" << command.size << "\" is not a size such as 500G (or 0)\n";
+      return 2;
+    }
+    s = trainerd::SetUserQuota(users->get(), audit->get(), command.name, bytes);
+    if (s.ok()) std::cerr << "user " << command.name << ": quota " << (bytes == 0 ? "trainerd's default" : command.size) << "\n";
   } else {
     s = trainerd::ListUsers(users->get(), std::cout);
   }
@@ -222,8 +231,12 @@ CLI::App* DefineUserCommand(CLI::App& app, std::string& data_root, UserCommand& 
   command.revoke = user_cmd->add_subcommand("revoke", "Revoke a user's tokens (its jobs stay, for admins; the name "
                                                       "added again is a new account)");
   command.revoke->add_option("name", command.name, "User name")->required();
+  command.quota = user_cmd->add_subcommand("quota", "Set what a user's uploaded files may hold (0: trainerd's "
+                                                    "--user-quota); takes effect within a second");
+  command.quota->add_option("name", command.name, "User name")->required();
+  command.quota->add_option("size", command.size, "e.g. 500G, 0 for the default")->required();
   // --data-root may come after the verb too: `trainerd user list --data-root DIR`.
-  for (CLI::App* verb : {command.add, command.list, command.rotate, command.revoke}) verb->fallthrough();
+  for (CLI::App* verb : {command.add, command.list, command.rotate, command.revoke, command.quota}) verb->fallthrough();
   return user_cmd;
 }
 

@@ -78,6 +78,10 @@ const std::vector<std::string>& SchemaMigrations() {
       UPDATE jobs SET owner_id = COALESCE((SELECT users.id FROM users WHERE users.name = jobs.owner), 0);
       CREATE INDEX jobs_by_owner_id_created ON jobs (owner_id, created_ms DESC, id DESC);
       )sql",
+      // 6: each user's quota for uploaded files (0: trainerd's --user-quota).
+      R"sql(
+      ALTER TABLE users ADD COLUMN quota_bytes INTEGER NOT NULL DEFAULT 0;
+      )sql",
   };
   return *m;
 }

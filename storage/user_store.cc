@@ -27,7 +27,8 @@ absl::StatusOr<std::unique_ptr<UserStore>> UserStore::Open(const std::string& pa
 UserStore::UserStore(sqlite3* db)
     : db_(db),
       find_by_token_(std::make_unique<Statement>(
-          db, "SELECT u.name, u.admin, u.created_ms, u.revoked_ms, u.id FROM tokens t JOIN users u ON u.name = t.user "
+          db, "SELECT u.name, u.admin, u.created_ms, u.revoked_ms, u.id, u.quota_bytes FROM tokens t JOIN users u "
+              "ON u.name = t.user "
               "WHERE t.sha256 = ? AND u.revoked_ms = 0")) {}
 
 UserStore::~UserStore() {
@@ -96,11 +97,21 @@ absl::Status UserStore::RevokeUser(const std::string& name) {
   });
 }
 
+absl::Status UserStore::SetQuota(const std::string& name, int64_t quota_bytes) {
+  if (quota_bytes < 0) return absl::InvalidArgumentError("quota: must not be negative");
+  absl::MutexLock lock(&mu_);
+  Statement st(db_, "UPDATE users SET quota_bytes = ? WHERE name = ? AND revoked_ms = 0");
+  st.Bind(1, quota_bytes).Bind(2, name);
+  if (absl::Status s = st.Run(); !s.ok()) return s;
+  if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("no active user ", name));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<UserRecord>> UserStore::ListUsers() {
   absl::MutexLock lock(&mu_);
-  Statement st(db_, "SELECT name, admin, created_ms, revoked_ms, id FROM users ORDER BY name");
+  Statement st(db_, "SELECT name, admin, created_ms, revoked_ms, id, quota_bytes FROM users ORDER BY name");
   std::vector<UserRecord> out;
-  while (st.Step()) out.push_back(UserRecord{st.Text(0), st.Int(4), st.Int(1) != 0, st.Int(2), st.Int(3)});
+  while (st.Step()) out.push_back(UserRecord{st.Text(0), st.Int(4), st.Int(1) != 0, st.Int(2), st.Int(3), st.Int(5)});
   if (absl::Status s = st.Done(); !s.ok()) return s;
   return out;
 }
@@ -114,7 +125,7 @@ absl::StatusOr<UserRecord> UserStore::FindByTokenHash(const std::string& token_s
     if (absl::Status s = st.Done(); !s.ok()) return s;
     return absl::NotFoundError("no such token");
   }
-  UserRecord user{st.Text(0), st.Int(4), st.Int(1) != 0, st.Int(2), st.Int(3)};
+  UserRecord user{st.Text(0), st.Int(4), st.Int(1) != 0, st.Int(2), st.Int(3), st.Int(5)};
   st.Reset();  // ends the read transaction, so that the WAL can be checkpointed
   return user;
 }

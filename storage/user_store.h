@@ -32,6 +32,7 @@ struct UserRecord {
   bool admin = false;
   int64_t created_unix_ms = 0;
   int64_t revoked_unix_ms = 0;  // 0: active
+  int64_t quota_bytes = 0;      // uploaded files; 0: trainerd's --user-quota
 };
 
 class UserStore {
@@ -51,6 +52,9 @@ class UserStore {
   // Deletes every token of `name` and marks the user revoked; its jobs stay. NOT_FOUND
   // for a name that was never added.
   absl::Status RevokeUser(const std::string& name);
+  // Sets the active user's quota for uploaded files (0: trainerd's default); NOT_FOUND
+  // for a name that is not an active user.
+  absl::Status SetQuota(const std::string& name, int64_t quota_bytes);
   // Every user, revoked ones included, by name.
   absl::StatusOr<std::vector<UserRecord>> ListUsers();
   // The active user holding the token with this SHA-256; NOT_FOUND otherwise.

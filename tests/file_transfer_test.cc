@@ -142,6 +142,15 @@ TEST(FileTransfer, EachUserHasTheirOwnAreaWithinTheQuota) {
   ASSERT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted) << over.status();
   EXPECT_THAT(std::string(over.status().message()), HasSubstr("quota"));
   EXPECT_EQ(alice.List("")->used_bytes(), 18);
+  // An admin raises alice's quota alone (`trainerd user quota`, within a second).
+  auto raised = testing::RunCommand(
+      absl::StrCat(testing::BuildDir(), "/server/trainerd user quota --data-root ", d.data_root(), " alice 8M"));
+  ASSERT_EQ(raised.exit_code, 0) << raised.output;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // AccessControl's cache of callers
+  auto alice_big = alice.Upload(dir / "big.bin", "big.bin");
+  ASSERT_TRUE(alice_big.ok()) << alice_big.status();
+  EXPECT_EQ(alice.List("")->quota_bytes(), 8 << 20);
+  EXPECT_EQ(bob.Upload(dir / "big.bin", "big.bin").status().code(), absl::StatusCode::kResourceExhausted);
   // Names that would leave the area.
   for (const char* bad : {"../bob/x", "/etc/passwd", "a/../../x", ".uploads/x"}) {
     EXPECT_EQ(alice.Upload(dir / "rows.jsonl", bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
@@ -151,7 +160,8 @@ TEST(FileTransfer, EachUserHasTheirOwnAreaWithinTheQuota) {
   FileTransfer admin(&admin_client);
   auto alices = admin.List("", "alice");
   ASSERT_TRUE(alices.ok()) << alices.status();
-  EXPECT_EQ(alices->files(0).path(), "user://alice/rows.jsonl");
+  ASSERT_EQ(alices->files_size(), 2);
+  EXPECT_EQ(alices->files(1).path(), "user://alice/rows.jsonl");
 }
 
 // A job reads its owner's uploads as user://OWNER/NAME (another user's job may not), and
@@ -162,11 +172,15 @@ TEST(FileTransfer, JobsReadTheirOwnersUploadsAndTheirResultsComeBack) {
   TrainerClient alice_client(Options(d, AddUser(d, "alice")));
   TrainerClient bob_client(Options(d, AddUser(d, "bob")));
   FileTransfer alice(&alice_client);
-  ASSERT_TRUE(alice.Upload("/usr/share/games/fortunes/cookie", "text/cookie.txt").ok());
+  // A model folder and a JSONL dataset, as a user off trainerd's machine brings them.
+  std::string rows;
+  for (int i = 0; i < 48; ++i) absl::StrAppend(&rows, "{\"text\": \"fortune number ", i, " says hello to you\"}\n");
+  testing::WriteFile(dir / "rows.jsonl", rows);
+  ASSERT_TRUE(alice.Upload(dir / "rows.jsonl", "data/rows.jsonl").ok());
+  ASSERT_TRUE(alice.Upload(testing::SourceDir() + "/tests/fixtures/hf/llama-gqa", "models/llama-gqa").ok());
   auto spec = ParseJobSpec(
-      "model: {type: gpt, hidden_size: 32, num_layers: 1, num_heads: 2}\n"
-      "data: {train: {path: user://alice/text/cookie.txt, format: text, limit: 64}, max_seq_length: 16, "
-      "tokenizer: {vocab_size: 200}}\n"
+      "model: {name_or_path: user://alice/models/llama-gqa}\n"
+      "data: {train: {path: user://alice/data/rows.jsonl, format: jsonl}, max_seq_length: 16}\n"
       "training_args: {max_steps: 2, per_device_train_batch_size: 4, save_steps: 1, do_eval: false}\n");
   ASSERT_TRUE(spec.ok()) << spec.status();
   trainer::v1::SubmitJobRequest request;

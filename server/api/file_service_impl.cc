@@ -49,7 +49,7 @@ grpc::Status FileServiceImpl::BeginUpload(grpc::ServerContext* context, const Be
                                           BeginUploadResponse* resp) {
   return Run("BeginUpload", true, context, req->name(), [&](const Caller& caller) {
     absl::StatusOr<UploadProgress> p =
-        store_->BeginUpload(caller.user, req->name(), req->size(), req->sha256(), quota_bytes_);
+        store_->BeginUpload(caller.user, req->name(), req->size(), req->sha256(), QuotaOf(caller));
     if (!p.ok()) return ToGrpcStatus(p.status());
     resp->set_upload_id(p->id);
     resp->set_chunk_bytes(p->chunk_bytes);
@@ -127,7 +127,8 @@ grpc::Status FileServiceImpl::ListFiles(grpc::ServerContext* context, const List
       info->set_path(UserFileUri(user, f.name));
     }
     resp->set_used_bytes(*used);
-    resp->set_quota_bytes(quota_bytes_);
+    // An admin listing another user's area sees the daemon's default quota.
+    resp->set_quota_bytes(user == caller.user ? QuotaOf(caller) : quota_bytes_);
     return grpc::Status::OK;
   });
 }

@@ -43,6 +43,8 @@ class FileServiceImpl final : public trainer::v1::FileService::Service {
     return RunAuthenticated(*access_, auditor_, method, audited, *context, detail, std::forward<Fn>(fn));
   }
 
+  // The caller's own quota (trainerd user quota), else the default.
+  int64_t QuotaOf(const Caller& caller) const { return caller.quota_bytes > 0 ? caller.quota_bytes : quota_bytes_; }
   // The output_dir of job `id` when `caller` may read the job.
   absl::StatusOr<std::string> JobFolder(const Caller& caller, const std::string& id) const;
   // Where file `name` of the caller's area, or of job `job_id`'s output_dir, lives.

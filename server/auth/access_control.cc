@@ -35,7 +35,7 @@ absl::StatusOr<Caller> AccessControl::Authenticate(const grpc::ServerContextBase
   absl::StatusOr<UserRecord> user = users_->FindByTokenHash(hash);
   if (absl::IsNotFound(user.status())) return absl::UnauthenticatedError("the access token is not valid (or was revoked)");
   if (!user.ok()) return user.status();
-  Caller caller{user->name, user->id, user->admin};
+  Caller caller{user->name, user->id, user->admin, user->quota_bytes};
   absl::MutexLock lock(&mu_);
   if (cache_.size() > 10000) cache_.clear();
   cache_[hash] = CachedCaller{caller, now};

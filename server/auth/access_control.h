@@ -36,6 +36,7 @@ struct Caller {
   std::string user;
   int64_t user_id = 0;  // the account (UserRecord::id): what jobs belong to
   bool admin = false;
+  int64_t quota_bytes = 0;  // for uploaded files; 0: trainerd's --user-quota
 };
 
 struct AccessOptions {

@@ -86,12 +86,20 @@ absl::Status RevokeUser(UserStore* users, AuditLog* audit, const std::string& na
   return s;
 }
 
+absl::Status SetUserQuota(UserStore* users, AuditLog* audit, const std::string& name, int64_t quota_bytes) {
+  absl::Status s = users->SetQuota(name, quota_bytes);
+  AuditUserChange(audit, "user quota", name, s);
+  return s;
+}
+
 absl::Status ListUsers(UserStore* users, std::ostream& out) {
   absl::StatusOr<std::vector<UserRecord>> list = users->ListUsers();
   if (!list.ok()) return list.status();
-  out << absl::StrFormat("%-24s %-6s %-21s %s\n", "NAME", "ROLE", "CREATED", "STATE");
+  out << absl::StrFormat("%-24s %-6s %-21s %-10s %s\n", "NAME", "ROLE", "CREATED", "QUOTA", "STATE");
   for (const UserRecord& u : *list) {
-    out << absl::StrFormat("%-24s %-6s %-21s %s\n", u.name, u.admin ? "admin" : "user", FormatTime(u.created_unix_ms),
+    const std::string quota = u.quota_bytes == 0 ? "default" : absl::StrFormat("%.1fG", u.quota_bytes / 1e9);
+    out << absl::StrFormat("%-24s %-6s %-21s %-10s %s\n", u.name, u.admin ? "admin" : "user",
+                           FormatTime(u.created_unix_ms), quota,
                            u.revoked_unix_ms == 0 ? "active" : "revoked " + FormatTime(u.revoked_unix_ms));
   }
   return absl::OkStatus();

@@ -38,6 +38,8 @@ absl::StatusOr<std::string> RotateToken(UserStore* users, AuditLog* audit, const
 absl::Status RevokeUser(UserStore* users, AuditLog* audit, const std::string& name);
 // `trainerd user list`: a table of users on `out`.
 absl::Status ListUsers(UserStore* users, std::ostream& out);
+// `trainerd user quota NAME SIZE`: what NAME's uploaded files may hold (0: --user-quota).
+absl::Status SetUserQuota(UserStore* users, AuditLog* audit, const std::string& name, int64_t quota_bytes);
 
 }  // namespace trainerd
 
