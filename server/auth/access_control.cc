@@ -7,19 +7,24 @@
 namespace trainerd {
 
 absl::StatusOr<Caller> AccessControl::Authenticate(const grpc::ServerContextBase& context) const {
-  if (options_.require_client_certificate) {
-    std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
-    if (auth == nullptr || !auth->IsPeerAuthenticated()) {
-      return absl::UnauthenticatedError("this trainerd requires a client certificate signed by its --tls-client-ca");
-    }
-  }
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  const bool certificate = auth != nullptr && auth->IsPeerAuthenticated();
   const auto& metadata = context.client_metadata();
   auto it = metadata.find(kAuthorizationMetadata);
-  if (it == metadata.end()) {
+  if (it == metadata.end()) return AuthenticateRequest(std::nullopt, certificate);
+  return AuthenticateRequest(std::string_view(it->second.data(), it->second.size()), certificate);
+}
+
+absl::StatusOr<Caller> AccessControl::AuthenticateRequest(std::optional<std::string_view> authorization,
+                                                          bool peer_certificate_verified) const {
+  if (options_.require_client_certificate && !peer_certificate_verified) {
+    return absl::UnauthenticatedError("this trainerd requires a client certificate signed by its --tls-client-ca");
+  }
+  if (!authorization) {
     return absl::UnauthenticatedError(
         "no access token: pass --token, set TRAINER_TOKEN or write it to ~/.config/trainerd/token");
   }
-  const std::string_view value(it->second.data(), it->second.size());
+  const std::string_view value = *authorization;
   constexpr std::string_view kBearer = "Bearer ";
   if (value.substr(0, kBearer.size()) != kBearer || value.size() == kBearer.size() ||
       value.size() > kBearer.size() + kMaxTokenBytes) {

@@ -16,7 +16,9 @@
 #define TRAINERD_SERVER_ACCESS_CONTROL_H_
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include <grpcpp/server_context.h>
@@ -52,8 +54,13 @@ class AccessControl {
   AccessControl(UserStore* users, AccessOptions options) : users_(users), options_(options) {}
 
   // The caller of `context`, or UNAUTHENTICATED saying what is missing (never echoing
-  // the token).
+  // the token): AuthenticateRequest over a gRPC call's metadata and peer.
   absl::StatusOr<Caller> Authenticate(const grpc::ServerContextBase& context) const;
+  // The same for any transport: `authorization` is the request's "Bearer TOKEN" value
+  // (nullopt: none sent); `peer_certificate_verified`, whether the client presented a
+  // certificate the --tls-client-ca signed.
+  absl::StatusOr<Caller> AuthenticateRequest(std::optional<std::string_view> authorization,
+                                             bool peer_certificate_verified) const;
   // OK when `caller` may read `job`; PERMISSION_DENIED otherwise.
   absl::Status CheckRead(const Caller& caller, const trainer::v1::Job& job) const;
   // OK when `caller` may cancel, resume or delete `job`; PERMISSION_DENIED otherwise.
