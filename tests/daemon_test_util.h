@@ -136,6 +136,15 @@ class Daemon {
   std::unique_ptr<trainer::v1::JobService::Stub> stub_;
 };
 
+// `trainerd user add NAME` against the daemon's data root; returns the printed token.
+inline std::string AddUser(const Daemon& d, const std::string& name, bool admin = false) {
+  auto r = RunCommand(absl::StrCat(BuildDir(), "/server/trainerd user add --data-root ", d.data_root(), " ", name,
+                                   admin ? " --admin" : ""));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  const size_t at = r.output.find("trd_");  // stdout holds the token, stderr a note
+  return at == std::string::npos ? "" : r.output.substr(at, r.output.find('\n', at) - at);
+}
+
 // A small Fashion-MNIST job; `training_args` (YAML flow-map entries) override the defaults.
 inline trainer::v1::JobSpec Spec(const std::string& training_args, const std::string& model = "{type: mlp, hidden_sizes: [32]}") {
   const std::string d = testing::kFashionDir;

@@ -19,17 +19,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using testing::AddUser;
 using testing::Daemon;
 using testing::TempDir;
-
-// `trainerd user add NAME` against the daemon's data root; returns the printed token.
-std::string AddUser(const Daemon& d, const std::string& name) {
-  auto r = testing::RunCommand(
-      absl::StrCat(testing::BuildDir(), "/server/trainerd user add --data-root ", d.data_root(), " ", name));
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  const size_t at = r.output.find("trd_");
-  return at == std::string::npos ? "" : r.output.substr(at, r.output.find('\n', at) - at);
-}
 
 ClientOptions Options(Daemon& d, const std::string& token) {
   ClientOptions options;

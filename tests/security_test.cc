@@ -17,20 +17,12 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testing::AddUser;
 using testing::Daemon;
 using testing::RunCommand;
 using testing::Spec;
 using testing::TempDir;
 using trainer::v1::Job;
-
-// `trainerd user add NAME` against the daemon's data root; returns the printed token.
-std::string AddUser(const Daemon& d, const std::string& name, bool admin = false) {
-  auto r = RunCommand(absl::StrCat(testing::BuildDir(), "/server/trainerd user add --data-root ", d.data_root(), " ",
-                                   name, admin ? " --admin" : ""));
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  const size_t at = r.output.find("trd_");  // stdout holds the token, stderr a note
-  return at == std::string::npos ? "" : r.output.substr(at, r.output.find('\n', at) - at);
-}
 
 // Calls as the holder of `token` ("" sends none).
 class As {
