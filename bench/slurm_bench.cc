@@ -39,7 +39,7 @@ FirstStep Measure(testing::Daemon& d, int ranks) {
     job = testing::Get(d, id);
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     if (m.running_ms == 0 && job.attempts_size() > 0 &&
-        absl::StartsWith(job.attempts(0).slurm_state(), "RUNNING")) {
+        absl::StartsWith(job.attempts(0).cluster_state(), "RUNNING")) {
       m.running_ms = ms;
     }
     if (job.progress().step() >= 1) {

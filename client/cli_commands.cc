@@ -253,10 +253,10 @@ int RunStatus(TrainerClient& client, const CliArgs& args) {
   std::cout << "restarts    " << job->restarts() << "/" << job->max_restarts();
   if (preemptions > 0) std::cout << "   preemptions " << preemptions << " (not counted)";
   std::cout << "\n";
-  if (job->attempts_size() > 0 && !job->attempts(job->attempts_size() - 1).slurm_job_id().empty()) {
+  if (job->attempts_size() > 0 && !job->attempts(job->attempts_size() - 1).cluster_job_id().empty()) {
     const auto& last = job->attempts(job->attempts_size() - 1);
-    std::cout << "slurm       job " << last.slurm_job_id() << ": "
-              << (last.slurm_state().empty() ? "submitted" : last.slurm_state()) << "\n";
+    std::cout << "slurm       job " << last.cluster_job_id() << ": "
+              << (last.cluster_state().empty() ? "submitted" : last.cluster_state()) << "\n";
   }
   std::cout << "output      " << job->output_dir() << "\n";
   if (!job->requested_output_dir().empty()) {

@@ -7,12 +7,10 @@
 
 #include <google/protobuf/message.h>
 
+#include "proto/json_mapping.h"  // ToJson: the stable --json format
 #include "trainer/v1/job_service.pb.h"
 
 namespace trainerd {
-
-// protobuf's JSON mapping with the .proto field names: the stable --json format.
-std::string ToJson(const google::protobuf::Message& message);
 
 // Aligned columns; the first row is the header.
 std::string Table(const std::vector<std::vector<std::string>>& rows);

@@ -17,6 +17,7 @@
 #include "server/api/worker_service_impl.h"
 #include "server/auth/user_admin.h"
 #include "server/daemon_metrics.h"
+#include "common/listen_address.h"
 #include "server/process_collector.h"
 #include "server/launch/local_launcher.h"
 #include "storage/audit_log.h"
@@ -31,13 +32,6 @@ namespace fs = std::filesystem;
 // Uploads travel in chunks of this size (under gRPC's message limit, set below).
 constexpr int64_t kUploadChunkBytes = int64_t{1} << 20;
 
-// Whether `listen` ("host:port") binds only the loopback interface.
-bool IsLoopbackListen(const std::string& listen) {
-  const size_t colon = listen.rfind(':');
-  std::string host = colon == std::string::npos ? listen : listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
 
 }  // namespace
 
@@ -52,11 +46,8 @@ absl::StatusOr<std::unique_ptr<TrainerdServer>> TrainerdServer::BuildAndStart(Tr
   if (options.launcher != "local" && options.launcher != "slurm") {
     return absl::InvalidArgumentError(absl::StrCat("--launcher ", options.launcher, ": must be local or slurm"));
   }
-  if (options.tls.cert.empty() && !IsLoopbackListen(options.listen) && !options.allow_plaintext) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--listen ", options.listen, ": refusing to serve off loopback without TLS (give --tls-cert and ",
-        "--tls-key, or --allow-plaintext to send tokens in clear text)"));
-  }
+  const bool tls = !options.tls.cert.empty();
+  if (absl::Status s = CheckPlaintext("--listen", options.listen, tls, options.allow_plaintext); !s.ok()) return s;
   // Workers verify trainerd with the CA file; they start in their attempt's folder.
   std::string& worker_ca = options.jobs.worker_tls_ca;
   if (!options.tls.cert.empty() && worker_ca.empty()) worker_ca = options.tls.cert;
@@ -98,11 +89,10 @@ absl::Status TrainerdServer::Open() {
                                                    : options_.admin_token_file);
   }
   metrics_ = std::make_shared<DaemonMetrics>(m.cpu_slots, m.gpus, TRAINERD_VERSION);
-  JobObservers observers;
-  observers.on_job_changed = [metrics = metrics_](const trainer::v1::Job& j) { metrics->OnJobChanged(j); };
-  observers.on_job_finished = [metrics = metrics_](const trainer::v1::Job& j) { metrics->OnJobFinished(j); };
-  registry_ = std::make_unique<JobRegistry>(store_.get(), observers);
-  tailer_ = std::make_unique<OutputTailer>(m.data_root, registry_.get());
+  registry_ = std::make_unique<JobRegistry>(store_.get());
+  registry_->Subscribe({[metrics = metrics_](const trainer::v1::Job& j) { metrics->OnJobChanged(j); },
+                        [metrics = metrics_](const trainer::v1::Job& j) { metrics->OnJobFinished(j); }});
+  tailer_ = std::make_unique<OutputTailer>(m.data_root, registry_.get(), store_.get());
   if (options_.launcher == "slurm") {
     SlurmLauncherOptions slurm = options_.slurm;
     slurm.cpus_per_rank = m.threads_per_slot;
@@ -129,8 +119,10 @@ absl::Status TrainerdServer::Serve(const std::shared_ptr<grpc::ServerCredentials
   }
   options_.access.require_client_certificate = !options_.tls.client_ca.empty();
   access_ = std::make_unique<AccessControl>(users_.get(), options_.access);
+  job_operations_ =
+      std::make_unique<JobOperations>(registry_.get(), store_.get(), supervisor_.get(), access_.get(), audit_.get());
   job_service_ = std::make_unique<JobServiceImpl>(
-      registry_.get(), supervisor_.get(), access_.get(), audit_.get(),
+      job_operations_.get(), registry_.get(),
       [metrics = metrics_](const std::string& method, grpc::StatusCode code, double seconds, bool streamed) {
         metrics->OnRpc(method, code, seconds, streamed);
       });

@@ -31,6 +31,7 @@ namespace trainerd {
 class AuditLog;
 class DaemonMetrics;
 class FileServiceImpl;
+class JobOperations;
 class JobServiceImpl;
 class JobStore;
 class ProcessCollector;
@@ -82,6 +83,7 @@ class TrainerdServer {
   std::unique_ptr<AttemptSupervisor> supervisor_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<AccessControl> access_;
+  std::unique_ptr<JobOperations> job_operations_;  // what the API's front doors call
   std::unique_ptr<JobServiceImpl> job_service_;
   std::unique_ptr<UserFileStore> user_files_;  // DATA_ROOT/users
   std::unique_ptr<FileServiceImpl> file_service_;

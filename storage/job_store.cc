@@ -238,6 +238,15 @@ absl::StatusOr<int64_t> JobStore::SeqOfLastLogs(const std::string& job_id, int64
   return 1;  // fewer lines than n: all of them
 }
 
+absl::StatusOr<int64_t> JobStore::CountMetrics(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  Statement st(db_, "SELECT COUNT(*) FROM metrics WHERE job_id = ?1");
+  st.Bind(1, job_id);
+  if (st.Step()) return st.Int(0);
+  if (absl::Status s = st.Done(); !s.ok()) return s;
+  return 0;
+}
+
 absl::StatusOr<std::vector<trainer::v1::MetricPoint>> JobStore::ReadMetrics(const std::string& job_id,
                                                                             const std::string& name,
                                                                             const std::string& split,

@@ -81,6 +81,8 @@ class JobStore {
   // line's, 1, when there are fewer).
   absl::StatusOr<int64_t> SeqOfLastLogs(const std::string& job_id, int64_t n, std::optional<int32_t> rank,
                                         const std::string& min_level);
+  // How many metric points the job has stored (a follower's offset: see ReadMetrics).
+  absl::StatusOr<int64_t> CountMetrics(const std::string& job_id);
   // Metric points in the order they were recorded, after skipping the first `skip`
   // (a follower passes how many it has already seen).
   absl::StatusOr<std::vector<trainer::v1::MetricPoint>> ReadMetrics(const std::string& job_id,

@@ -222,12 +222,18 @@ TEST(RankLaunchPlan, EachRankGetsItsTorchrunVariablesFilesAndGpus) {
   EXPECT_EQ(last.launch.env.at(kEnvMasterPort), "29500");
   EXPECT_EQ(last.launch.env.at(kEnvWorkerSecret), "s3cret");
   EXPECT_EQ(starts[1].launch.env.at("CUDA_VISIBLE_DEVICES"), "1");
-  const std::vector<std::string>& args = last.launch.args;
-  EXPECT_EQ(args[0], "--spec");
+  const WorkerCommandLine& command = last.launch.command;
+  EXPECT_EQ(command.spec_path, "/data/jobs/j1/spec.json");
+  EXPECT_THAT(command.overrides, ::testing::Contains("training_args.torch_num_threads=4"));
+  EXPECT_FALSE(command.resume_from.empty());
+  EXPECT_EQ(command.heartbeat_file, "/data/jobs/j1/attempt-2/heartbeat-2");
+  const std::vector<std::string> args = command.Args();
+  EXPECT_EQ(args[0], kWorkerFlagSpec);
   EXPECT_EQ(args[1], "/data/jobs/j1/spec.json");
-  EXPECT_NE(std::find(args.begin(), args.end(), "training_args.torch_num_threads=4"), args.end());
-  EXPECT_NE(std::find(args.begin(), args.end(), "--resume-from-checkpoint"), args.end());
+  EXPECT_NE(std::find(args.begin(), args.end(), kWorkerFlagResume), args.end());
   EXPECT_EQ(args.back(), "/data/jobs/j1/attempt-2/heartbeat-2");
+  const std::vector<std::string> without_resume = command.Args(/*with_resume=*/false);
+  EXPECT_EQ(std::find(without_resume.begin(), without_resume.end(), kWorkerFlagResume), without_resume.end());
   EXPECT_EQ(last.launch.address_space_limit_bytes, 0);  // GPU ranks: CUDA maps its own
 }
 
@@ -238,8 +244,9 @@ TEST(SlurmBatchScript, OneTaskPerRankWithItsOwnCommandLineAndSlurmsPlacement) {
     ranks[k].id = RankId{"j1", 3, k};
     ranks[k].node = "slurm";
     ranks[k].launch.program = "/opt/trainer-worker";
-    ranks[k].launch.args = {"--spec", "/d/jobs/j1/spec.json", "--resume-from-checkpoint", "/d/out/checkpoint-5",
-                            "--heartbeat-file", k == 0 ? "hb" : "hb-1"};
+    ranks[k].launch.command.spec_path = "/d/jobs/j1/spec.json";
+    ranks[k].launch.command.resume_from = "/d/out/checkpoint-5";
+    ranks[k].launch.command.heartbeat_file = k == 0 ? "hb" : "hb-1";
     ranks[k].launch.working_dir = "/d/jobs/j1/attempt-3";
     ranks[k].launch.log_path = absl::StrCat("/d/jobs/j1/attempt-3/rank", k, ".log");
     ranks[k].launch.env = {{kEnvRank, std::to_string(k)}, {kEnvLocalRank, std::to_string(k)},

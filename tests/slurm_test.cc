@@ -100,12 +100,12 @@ TEST_F(Slurm, TrainerdRunsAGangAsOneSlurmJob) {
   }
   // Slurm placed the gang on all three nodes; the attempt records the Slurm job's id
   // and the state it was last seen in.
-  const std::string slurm_id = job.attempts(0).slurm_job_id();
+  const std::string slurm_id = job.attempts(0).cluster_job_id();
   ASSERT_FALSE(slurm_id.empty());
   testing::CommandResult nodes = cluster_->Run("scontrol -o show job " + slurm_id);
   EXPECT_THAT(nodes.output, HasSubstr("NodeList=n[1-3]"));
   EXPECT_THAT(nodes.output, HasSubstr("JobName=trainerd-" + id + "-1"));
-  EXPECT_THAT(job.attempts(0).slurm_state(), HasSubstr("on n[1-3]"));
+  EXPECT_THAT(job.attempts(0).cluster_state(), HasSubstr("on n[1-3]"));
 }
 
 // Cancel through Slurm: the rank gets SIGTERM, saves a checkpoint and exits 3, the Slurm
@@ -215,7 +215,7 @@ TEST_F(Slurm, ARestartedTrainerdReattachesToItsSlurmJob) {
   ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
   EXPECT_FALSE(overlapped);
   ASSERT_EQ(job.attempts_size(), 1) << job.DebugString();
-  EXPECT_FALSE(job.attempts(0).slurm_job_id().empty());
+  EXPECT_FALSE(job.attempts(0).cluster_job_id().empty());
   const auto lines = testing::Logs(d, id, false);
   testing::ExpectContiguous(lines);
   // Each step line once: nothing read twice or lost across the restart.
@@ -258,7 +258,7 @@ TEST_F(Slurm, AGangEndsWithTheWeightsTheLocalLauncherGives) {
   testing::Daemon d(dir_ / "root", {"--launcher", "slurm", "--cpu-slots", "3"});
   trainer::v1::Job job = testing::WaitFor(d, testing::Submit(d, spec, 0, "gang", 3), testing::Finished, 180);
   ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
-  EXPECT_THAT(job.attempts(0).slurm_state(), HasSubstr("on n[1-3]"));
+  EXPECT_THAT(job.attempts(0).cluster_state(), HasSubstr("on n[1-3]"));
   EXPECT_FALSE(reference.empty());
   EXPECT_EQ(testing::ReadFile(job.output_dir() + "/model.safetensors"), reference);
 }
@@ -274,7 +274,7 @@ TEST_F(Slurm, AFullyShardedGangWritesItsShardsOnEveryNode) {
   testing::Daemon d(dir_ / "root", {"--launcher", "slurm", "--cpu-slots", "3"});
   trainer::v1::Job job = testing::WaitFor(d, testing::Submit(d, spec, 0, "fsdp", 3), testing::Finished, 180);
   ASSERT_EQ(job.state(), trainer::v1::SUCCEEDED) << job.error();
-  EXPECT_THAT(job.attempts(0).slurm_state(), HasSubstr("on n[1-3]"));
+  EXPECT_THAT(job.attempts(0).cluster_state(), HasSubstr("on n[1-3]"));
   for (int rank = 0; rank < 3; ++rank) {
     EXPECT_TRUE(std::filesystem::exists(
         absl::StrCat(job.output_dir(), "/checkpoint-12/fsdp_shards/model-rank-0000", rank, "-of-00003.safetensors")));
@@ -306,10 +306,10 @@ TEST_F(Slurm, APreemptedJobContinuesFromItsCheckpointWithExactWeights) {
   // Slurm holds a requeued job for two minutes (Reason=BeginTime); an operator's
   // `scontrol update StartTime=now` lets it run as soon as the nodes are free.
   trainer::v1::Job job = testing::WaitFor(d, id, [](const trainer::v1::Job& j) {
-    return testing::Finished(j) || j.attempts(0).slurm_state().find("BeginTime") != std::string::npos;
+    return testing::Finished(j) || j.attempts(0).cluster_state().find("BeginTime") != std::string::npos;
   });
   if (!testing::Finished(job)) {
-    testing::CommandResult now = cluster_->Run("scontrol update JobId=" + job.attempts(0).slurm_job_id() + " StartTime=now");
+    testing::CommandResult now = cluster_->Run("scontrol update JobId=" + job.attempts(0).cluster_job_id() + " StartTime=now");
     EXPECT_EQ(now.exit_code, 0) << now.output;
   }
   job = testing::WaitFor(d, id, testing::Finished, 180);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "server/api/call_auditor.h"
+#include "server/api/status_util.h"
 #include "server/auth/access_control.h"
 #include "server/files/user_file_store.h"
 #include "server/jobs/job_registry.h"
@@ -36,11 +37,13 @@ class FileServiceImpl final : public trainer::v1::FileService::Service {
                         grpc::ServerWriter<trainer::v1::DownloadChunk>*) override;
 
  private:
-  // RunAuthenticated (call_auditor.h) with this service's access control and auditor.
+  // RunAuthenticated (call_auditor.h) with this service's access control and auditor;
+  // fn(caller) returns the call's grpc::Status.
   template <typename Fn>
   grpc::Status Run(const char* method, bool audited, grpc::ServerContext* context, const std::string& detail,
                    Fn&& fn) {
-    return RunAuthenticated(*access_, auditor_, method, audited, *context, detail, std::forward<Fn>(fn));
+    return ToGrpcStatus(RunAuthenticated(*access_, auditor_, method, audited, CallOriginOf(*context), detail,
+                                         [&](const Caller& caller) { return FromGrpcStatus(fn(caller)); }));
   }
 
   // The caller's own quota (trainerd user quota), else the default.

@@ -6,15 +6,25 @@
 #ifndef TRAINERD_SERVER_API_FOLLOW_PUMP_H_
 #define TRAINERD_SERVER_API_FOLLOW_PUMP_H_
 
+#include <deque>
+#include <functional>
 #include <memory>
 #include <set>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "server/jobs/job_registry.h"
 
 namespace trainerd {
+
+// How a follower finds what is new: appends it to *out, and sets *done when the stream
+// ends once those are sent. A non-OK status ends the stream with that status (after what
+// was already sent). Transport-free: the gRPC streams and the HTTP event streams run the
+// same ones (job_operations.h makes them).
+template <typename Item>
+using FollowFetch = std::function<absl::Status(std::deque<Item>* out, bool* done)>;
 
 // What the pump wakes.
 class Pokeable {

@@ -29,9 +29,7 @@ namespace trainerd {
 template <typename Item>
 class FollowingStream : public grpc::ServerWriteReactor<Item> {
  public:
-  // Appends what is new to *out; sets *done when the stream ends once those are sent. A
-  // non-OK status ends the stream with that status (after what was already sent).
-  using Fetch = std::function<absl::Status(std::deque<Item>* out, bool* done)>;
+  using Fetch = FollowFetch<Item>;
   // Told the stream's final status once gRPC is done with it.
   using OnEnd = std::function<void(const grpc::Status& status)>;
 

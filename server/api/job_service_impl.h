@@ -1,19 +1,15 @@
-// The gRPC JobService: thin handlers; reads go to the JobRegistry (and its store),
-// changes to the AttemptSupervisor. Every call is
-// authenticated and checked against the job's owner (AccessControl); changes and
-// refused calls go to the audit log.
+// The gRPC JobService: each handler hands its call to JobOperations (which
+// authenticates, checks the job's owner, audits and does it) and maps the answer to
+// gRPC; the streams run on the FollowPump without holding a thread.
 #ifndef TRAINERD_SERVER_JOB_SERVICE_IMPL_H_
 #define TRAINERD_SERVER_JOB_SERVICE_IMPL_H_
 
 #include <functional>
 #include <string>
 
-#include "server/auth/access_control.h"
-#include "server/jobs/attempt_supervisor.h"
-#include "server/jobs/job_registry.h"
-#include "server/api/call_auditor.h"
 #include "server/api/follow_pump.h"
-#include "storage/audit_log.h"
+#include "server/api/job_operations.h"
+#include "server/jobs/job_registry.h"
 #include "trainer/v1/job_service.grpc.pb.h"
 
 namespace trainerd {
@@ -27,18 +23,10 @@ class JobServiceImpl final : public JobServiceBase {
  public:
   // `observe` (optional) is told each RPC's method, status code and seconds, and whether
   // it streamed (then the seconds are how long the client followed, not a latency).
-  using Observer =
-      std::function<void(const std::string& method, grpc::StatusCode code, double seconds, bool streamed)>;
-  // Every pointer outlives this object.
-  JobServiceImpl(JobRegistry* registry, AttemptSupervisor* supervisor, const AccessControl* access, AuditLog* audit,
-                 Observer observe)
-      : registry_(registry),
-        supervisor_(supervisor),
-        access_(access),
-        audit_(audit),
-        auditor_(audit),
-        observe_(std::move(observe)),
-        followers_(registry) {}
+  using Observer = std::function<void(const std::string& method, grpc::StatusCode code, double seconds, bool streamed)>;
+  // Both pointers outlive this object.
+  JobServiceImpl(const JobOperations* operations, JobRegistry* registry, Observer observe)
+      : operations_(operations), observe_(std::move(observe)), followers_(registry) {}
 
   // Ends every log and watch stream (UNAVAILABLE: clients reconnect); for shutdown.
   void StopFollowers() { followers_.Stop(); }
@@ -67,31 +55,17 @@ class JobServiceImpl final : public JobServiceBase {
   grpc::Status WhoAmI(grpc::ServerContext*, const trainer::v1::WhoAmIRequest*, trainer::v1::WhoAmIResponse*) override;
 
  private:
-  // Whether a call changes something: changes are audited whatever their outcome;
-  // reads only when refused. kFollow: a read that streams (logs, state changes).
-  enum class Kind { kRead, kFollow, kChange };
+  // Runs the operation `call` (which returns the call's absl::Status), and tells the
+  // observer how it ended and how long it took.
+  template <typename Call>
+  grpc::Status Observe(const char* method, Call&& call);
+  // Starts the stream whose fetch `fetch` is (or refuses the call with its error); the
+  // observer is told when the stream ends.
+  template <typename Item>
+  grpc::ServerWriteReactor<Item>* Follow(const char* method, absl::StatusOr<FollowFetch<Item>> fetch);
 
-  // Authenticates the caller, runs fn(caller), audits, and tells the observer. `job_id`
-  // is read after fn ran (SubmitJob passes its response's field).
-  template <typename Fn>
-  grpc::Status Observe(const char* method, Kind kind, grpc::ServerContext* context, const std::string& job_id,
-                       Fn&& fn);
-  // Observe for a following stream: authenticates, and starts the stream that
-  // make_fetch(caller) returns the Fetch of (or refuses the call with its error).
-  template <typename Item, typename MakeFetch>
-  grpc::ServerWriteReactor<Item>* Follow(const char* method, grpc::CallbackServerContext* context,
-                                         const std::string& job_id, MakeFetch&& make_fetch);
-  // Adds where a queued job stands (queue_position, queue_reason) to what is sent.
-  void ShowQueueSpot(trainer::v1::Job* job) const;
-  // Job `id` when `caller` may read it (kRead) or change it (kChange).
-  absl::StatusOr<trainer::v1::Job> JobFor(const Caller& caller, const std::string& id, Kind kind) const;
-
-  JobRegistry* registry_;
-  AttemptSupervisor* supervisor_;
-  const AccessControl* access_;
-  AuditLog* audit_;
-  CallAuditor auditor_;
-  Observer observe_;
+  const JobOperations* const operations_;
+  const Observer observe_;
   FollowPump followers_;
 };
 

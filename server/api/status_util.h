@@ -1,4 +1,5 @@
-// Where absl::Status becomes grpc::Status, and how calls' metadata is read.
+// Where absl::Status becomes grpc::Status, and how gRPC calls' metadata is read: the
+// gRPC side of the transport-free operations (job_operations.h).
 #ifndef TRAINERD_SERVER_STATUS_UTIL_H_
 #define TRAINERD_SERVER_STATUS_UTIL_H_
 
@@ -10,6 +11,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "protocol/call_metadata.h"
+#include "server/auth/call_origin.h"
 
 namespace trainerd {
 
@@ -31,28 +34,39 @@ inline grpc::Status ToGrpcStatus(const absl::Status& s) {
 
 // Moves an OK result into the call's response; otherwise returns its error.
 template <typename T>
-grpc::Status Reply(absl::StatusOr<T> result, T* response) {
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  *response = std::move(*result);
-  return grpc::Status::OK;
-}
-
-// `make(value)` for an OK result, else its error: a store's answer shaped into a response.
-template <typename T, typename Make>
-auto Respond(absl::StatusOr<T> result, Make make) -> absl::StatusOr<decltype(make(std::move(*result)))> {
+absl::Status Answer(absl::StatusOr<T> result, T* response) {
   if (!result.ok()) return result.status();
-  return make(std::move(*result));
+  *response = std::move(*result);
+  return absl::OkStatus();
+}
+template <typename T>
+grpc::Status Reply(absl::StatusOr<T> result, T* response) {
+  return ToGrpcStatus(Answer(std::move(result), response));
 }
 
-// "OK", "PERMISSION_DENIED", ...: a gRPC code's name (gRPC and absl share the codes).
-inline std::string StatusCodeName(grpc::StatusCode code) {
-  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+// A gRPC status as absl's (the two share their codes).
+inline absl::Status FromGrpcStatus(const grpc::Status& s) {
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
 
 // The value of a call's metadata `key`, or "" when the client sent none.
-inline std::string MetadataValue(const grpc::ServerContext* context, const std::string& key) {
+inline std::string MetadataValue(const grpc::ServerContextBase* context, const std::string& key) {
   auto it = context->client_metadata().find(key);
   return it == context->client_metadata().end() ? "" : std::string(it->second.data(), it->second.size());
+}
+
+// Where a gRPC call came from, and its credentials (its authorization metadata, its
+// client certificate).
+inline CallOrigin CallOriginOf(const grpc::ServerContextBase& context) {
+  CallOrigin origin;
+  origin.peer = context.peer();
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  origin.peer_certificate_verified = auth != nullptr && auth->IsPeerAuthenticated();
+  const auto& metadata = context.client_metadata();
+  if (auto it = metadata.find(kAuthorizationMetadata); it != metadata.end()) {
+    origin.authorization = std::string(it->second.data(), it->second.size());
+  }
+  return origin;
 }
 
 }  // namespace trainerd

@@ -8,7 +8,7 @@ grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* context, const tr
                                           trainer::v1::HeartbeatResponse* response) {
   grpc::Status status =
       Reply(supervisor_->WorkerHeartbeat(MetadataValue(context, kWorkerSecretMetadata), *request), response);
-  auditor_.RecordIfRefused("Heartbeat", *context, request->job_id(), status);
+  auditor_.RecordIfRefused("Heartbeat", context->peer(), request->job_id(), FromGrpcStatus(status));
   return status;
 }
 

@@ -6,15 +6,6 @@
 
 namespace trainerd {
 
-absl::StatusOr<Caller> AccessControl::Authenticate(const grpc::ServerContextBase& context) const {
-  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
-  const bool certificate = auth != nullptr && auth->IsPeerAuthenticated();
-  const auto& metadata = context.client_metadata();
-  auto it = metadata.find(kAuthorizationMetadata);
-  if (it == metadata.end()) return AuthenticateRequest(std::nullopt, certificate);
-  return AuthenticateRequest(std::string_view(it->second.data(), it->second.size()), certificate);
-}
-
 absl::StatusOr<Caller> AccessControl::AuthenticateRequest(std::optional<std::string_view> authorization,
                                                           bool peer_certificate_verified) const {
   if (options_.require_client_certificate && !peer_certificate_verified) {

@@ -1,9 +1,10 @@
-// AccessControl: who is calling JobService, and what they may do.
+// AccessControl: who is calling trainerd's API (gRPC or HTTP), and what they may do.
 //
-// Authentication: every call carries `authorization: Bearer TOKEN` metadata; the token's
-// SHA-256 must belong to an active user (UserStore). With --tls-client-ca the caller
-// must also have presented a certificate that CA signed (workers, which hold no
-// certificate, use WorkerService and its per-attempt secret instead).
+// Authentication: every call carries `Bearer TOKEN` (gRPC's authorization metadata, the
+// HTTP Authorization header: CallOrigin); the token's SHA-256 must belong to an active
+// user (UserStore). With --tls-client-ca the caller must also have presented a
+// certificate that CA signed (workers, which hold no certificate, use WorkerService and
+// its per-attempt secret instead).
 //
 // A token found valid is remembered for kTokenCacheTtl: a check then costs a hash and a
 // map lookup instead of a SQLite query, and a revoked token stops working within that
@@ -21,14 +22,12 @@
 #include <string_view>
 #include <unordered_map>
 
-#include <grpcpp/server_context.h>
-
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "protocol/call_metadata.h"
+#include "server/auth/call_origin.h"
 #include "storage/user_store.h"
 #include "trainer/v1/job_service.pb.h"
 
@@ -53,12 +52,14 @@ class AccessControl {
   // `users` outlives this object.
   AccessControl(UserStore* users, AccessOptions options) : users_(users), options_(options) {}
 
-  // The caller of `context`, or UNAUTHENTICATED saying what is missing (never echoing
-  // the token): AuthenticateRequest over a gRPC call's metadata and peer.
-  absl::StatusOr<Caller> Authenticate(const grpc::ServerContextBase& context) const;
-  // The same for any transport: `authorization` is the request's "Bearer TOKEN" value
-  // (nullopt: none sent); `peer_certificate_verified`, whether the client presented a
-  // certificate the --tls-client-ca signed.
+  // The caller `origin` names, or UNAUTHENTICATED saying what is missing (never echoing
+  // the token): AuthenticateRequest over its credentials.
+  absl::StatusOr<Caller> Authenticate(const CallOrigin& origin) const {
+    return AuthenticateRequest(origin.authorization, origin.peer_certificate_verified);
+  }
+  // `authorization` is the request's "Bearer TOKEN" value (nullopt: none sent);
+  // `peer_certificate_verified`, whether the client presented a certificate the
+  // --tls-client-ca signed.
   absl::StatusOr<Caller> AuthenticateRequest(std::optional<std::string_view> authorization,
                                              bool peer_certificate_verified) const;
   // OK when `caller` may read `job`; PERMISSION_DENIED otherwise.

@@ -17,8 +17,14 @@ int64_t NowMs() {
              std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-JobRegistry::JobRegistry(JobStore* store, JobObservers observers)
-    : store_(store), observers_(std::move(observers)) {}
+void JobRegistry::Subscribe(JobSubscriber subscriber) {
+  absl::MutexLock lock(&write_mu_);
+  subscribers_.push_back(std::move(subscriber));
+}
+
+absl::StatusOr<std::vector<Job>> JobRegistry::JobsInStates(const std::vector<trainer::v1::JobState>& states) {
+  return store_->JobsInStates(states);
+}
 
 absl::StatusOr<Job> JobRegistry::Get(const std::string& id) {
   {
@@ -114,8 +120,10 @@ absl::Status JobRegistry::Save(const Job& job, bool finishing) {
     finishing = finishing || unsaved->second;
     unsaved_.erase(unsaved);
   }
-  if (observers_.on_job_changed) observers_.on_job_changed(stored);
-  if (finishing && observers_.on_job_finished) observers_.on_job_finished(stored);
+  for (const JobSubscriber& subscriber : subscribers_) {
+    if (subscriber.on_job_changed) subscriber.on_job_changed(stored);
+    if (finishing && subscriber.on_job_finished) subscriber.on_job_finished(stored);
+  }
   return s;
 }
 

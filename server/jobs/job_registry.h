@@ -1,11 +1,13 @@
-// JobRegistry: the jobs as trainerd knows them. It keeps the store and an in-memory copy
-// in step, applies the state table to every change, tells observers (the metrics) about
-// each saved change, and lets readers wait for the next one.
+// JobRegistry: the jobs as trainerd knows them. It keeps the store's job records and an
+// in-memory copy in step, applies the state table to every change, tells its subscribers
+// (the metrics, and whoever else subscribes) about each saved change, and lets readers
+// wait for the next one. It is the only writer of job records; a job's output (logs,
+// metrics, checkpoints) is written by the OutputTailer and read by the API's operations.
 //
 // A change the store refuses (disk full, database locked) is not lost: the in-memory copy
 // is the truth trainerd works from, so it is updated anyway, shown with the error as the
-// job's store_error, and saved again by FlushUnsaved. Observers see a change only once it
-// is saved, so that they never count what a restart would not find.
+// job's store_error, and saved again by FlushUnsaved. Subscribers see a change only once
+// it is saved, so that they never count what a restart would not find.
 //
 // Threads: any. Writes are serialised by write_mu_ (held across the store write);
 // readers take only mu_, briefly, so a slow database never blocks GetJob or the streams.
@@ -28,24 +30,29 @@
 
 namespace trainerd {
 
-// Observers of saved changes (called with the registry's write lock held; must be quick).
-struct JobObservers {
+// Told of each saved change (called with the registry's write lock held: must be quick,
+// and never call the registry). Either may be empty.
+struct JobSubscriber {
   std::function<void(const trainer::v1::Job&)> on_job_changed;
-  std::function<void(const trainer::v1::Job&)> on_job_finished;
+  std::function<void(const trainer::v1::Job&)> on_job_finished;  // the change ended the job
 };
 
 class JobRegistry {
  public:
   // `store` outlives the registry.
-  JobRegistry(JobStore* store, JobObservers observers);
+  explicit JobRegistry(JobStore* store) : store_(store) {}
 
-  JobStore* store() { return store_; }
+  // Adds a subscriber, told of every change saved from now on.
+  void Subscribe(JobSubscriber subscriber) ABSL_LOCKS_EXCLUDED(write_mu_);
 
   // The job as last changed (saved or not). NOT_FOUND for an unknown id.
   absl::StatusOr<trainer::v1::Job> Get(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   // A page of jobs from the store, newest first; `owner_id` non-zero: only that
   // account's.
   absl::StatusOr<trainer::v1::ListJobsResponse> List(const trainer::v1::ListJobsRequest& request, int64_t owner_id);
+  // Every stored job in one of `states` (the supervisor's queue, and the attempts to
+  // recover after a restart), as the store has them.
+  absl::StatusOr<std::vector<trainer::v1::Job>> JobsInStates(const std::vector<trainer::v1::JobState>& states);
 
   // Stores a new job. On error nothing of it is kept.
   absl::Status Add(const trainer::v1::Job& job) ABSL_LOCKS_EXCLUDED(write_mu_);
@@ -88,9 +95,9 @@ class JobRegistry {
   bool Cached(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
 
   JobStore* const store_;
-  const JobObservers observers_;
 
   absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::vector<JobSubscriber> subscribers_ ABSL_GUARDED_BY(write_mu_);
   // Jobs whose latest change is not saved yet: whether that change finished them.
   std::map<std::string, bool> unsaved_ ABSL_GUARDED_BY(write_mu_);
 

@@ -55,13 +55,13 @@ trainer::v1::Checkpoint CheckpointFromRecord(const TrainingRecord& record, const
 
 }  // namespace
 
-OutputTailer::OutputTailer(std::string data_root, JobRegistry* registry)
-    : data_root_(std::move(data_root)), registry_(registry) {}
+OutputTailer::OutputTailer(std::string data_root, JobRegistry* registry, JobStore* store)
+    : data_root_(std::move(data_root)), registry_(registry), store_(store) {}
 
 int64_t& OutputTailer::Offset(const std::string& tail_key) {
   auto it = offsets_.find(tail_key);
   if (it == offsets_.end()) {
-    it = offsets_.emplace(tail_key, registry_->store()->TailOffset(tail_key).value_or(0)).first;
+    it = offsets_.emplace(tail_key, store_->TailOffset(tail_key).value_or(0)).first;
   }
   return it->second;
 }
@@ -95,7 +95,7 @@ absl::Status OutputTailer::TailRankLog(const std::string& job_id, int32_t attemp
   }
   logs.new_offset = offset;
   if (logs.lines.empty()) return absl::OkStatus();
-  absl::Status s = registry_->store()->AppendOutput(&logs);
+  absl::Status s = store_->AppendOutput(&logs);
   if (!s.ok()) {
     spdlog::error("job={} logs: {}", job_id, std::string(s.message()));
     offset = before;  // read again next time: lines not stored are not skipped
@@ -139,12 +139,12 @@ absl::Status OutputTailer::TailTrainingLog(const std::string& job_id, int64_t no
     if (record->kind != kRecordCheckpoint) continue;
     const std::string path = record->text[kCheckpointPathField];
     if (!inside(path)) continue;
-    s = registry_->store()->PutCheckpoint(job_id, CheckpointFromRecord(*record, path, now_ms, &*job));
+    s = store_->PutCheckpoint(job_id, CheckpointFromRecord(*record, path, now_ms, &*job));
     if (!s.ok()) break;
   }
   if (offset == before) return absl::OkStatus();
   metrics.new_offset = offset;
-  if (s.ok()) s = registry_->store()->AppendOutput(&metrics);
+  if (s.ok()) s = store_->AppendOutput(&metrics);
   if (!s.ok()) {
     // Read again next time, progress and checkpoints included: nothing is skipped.
     spdlog::error("job={} training log: {}", job_id, std::string(s.message()));

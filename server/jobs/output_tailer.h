@@ -20,8 +20,10 @@ namespace trainerd {
 
 class OutputTailer {
  public:
-  // Jobs' folders are under `data_root`; `registry` outlives the tailer.
-  OutputTailer(std::string data_root, JobRegistry* registry);
+  // Jobs' folders are under `data_root`. The tailer is the one writer of jobs' output
+  // (logs, metrics, checkpoint records) to `store`; `registry` is told when output was
+  // stored. Both outlive the tailer.
+  OutputTailer(std::string data_root, JobRegistry* registry, JobStore* store);
 
   // Stores what the `ranks` ranks of attempt `attempt` of job `job_id` wrote since the
   // last call. An error says that some of it could not be stored: that part is read
@@ -39,6 +41,7 @@ class OutputTailer {
 
   const std::string data_root_;
   JobRegistry* const registry_;
+  JobStore* const store_;
   absl::Mutex mu_;
   std::map<std::string, int64_t> offsets_ ABSL_GUARDED_BY(mu_);  // tail key -> offset
 };

@@ -28,16 +28,12 @@ std::vector<RankStart> PlanRankStarts(const trainer::v1::Job& job, const Attempt
   const std::string attempt_dir = AttemptDir(options.data_root, job.id(), plan.attempt);
   WorkerLaunch common;
   common.program = job.worker_program().empty() ? options.worker_program : job.worker_program();
-  common.args = {"--spec", absl::StrCat(dir, "/", kSpecFile)};
+  common.command.spec_path = absl::StrCat(dir, "/", kSpecFile);
   if (job.spec().training_args().torch_num_threads() == 0) {
     // A rank uses its slot's share of the CPUs, not all of them.
-    common.args.push_back("--set");
-    common.args.push_back(absl::StrCat("training_args.torch_num_threads=", options.threads_per_slot));
+    common.command.overrides.push_back(absl::StrCat("training_args.torch_num_threads=", options.threads_per_slot));
   }
-  if (!plan.resume_from.empty()) {
-    common.args.push_back("--resume-from-checkpoint");
-    common.args.push_back(plan.resume_from);
-  }
+  common.command.resume_from = plan.resume_from;
   common.working_dir = attempt_dir;
   // CUDA maps tens of GB of address space for itself: GPU ranks run without RLIMIT_AS.
   if (job.resources().gpus_per_rank() == 0) common.address_space_limit_bytes = WorkerAddressSpaceLimit(options);
@@ -67,8 +63,7 @@ std::vector<RankStart> PlanRankStarts(const trainer::v1::Job& job, const Attempt
     start.gpus_per_rank = job.resources().gpus_per_rank();
     start.time_limit_s = job.resources().time_limit_s();
     start.launch = common;
-    start.launch.args.push_back("--heartbeat-file");
-    start.launch.args.push_back(absl::StrCat(attempt_dir, "/", HeartbeatName(static_cast<int32_t>(k))));
+    start.launch.command.heartbeat_file = absl::StrCat(attempt_dir, "/", HeartbeatName(static_cast<int32_t>(k)));
     start.launch.log_path = absl::StrCat(attempt_dir, "/", RankLogName(static_cast<int32_t>(k)));
     start.launch.env[kEnvRank] = std::to_string(k);
     start.launch.env[kEnvLocalRank] = std::to_string(next_local_rank[start.node]++);

@@ -81,17 +81,12 @@ std::string SlurmRankScript(const std::vector<RankStart>& ranks) {
     if (l.process_limit > 0) absl::StrAppend(&s, "  ulimit -u ", l.process_limit, "\n");
     // A run Slurm requeued after a preemption continues from the newest checkpoint,
     // which its ranks saved when Slurm signalled them.
-    std::string resume, args;
-    for (size_t k = 0; k < l.args.size(); ++k) {
-      if (l.args[k] == "--resume-from-checkpoint" && k + 1 < l.args.size()) {
-        resume = l.args[++k];
-      } else {
-        absl::StrAppend(&args, " ", ShellQuote(l.args[k]));
-      }
-    }
-    absl::StrAppend(&s, "  resume=", ShellQuote(resume), "\n  if [ \"${SLURM_RESTART_COUNT:-0}\" -gt 0 ]; then resume=true; fi\n");
+    std::string args;
+    for (const std::string& arg : l.command.Args(/*with_resume=*/false)) absl::StrAppend(&args, " ", ShellQuote(arg));
+    absl::StrAppend(&s, "  resume=", ShellQuote(l.command.resume_from), "\n  if [ \"${SLURM_RESTART_COUNT:-0}\" -gt 0 ]; then resume=",
+                    kResumeFromLatest, "; fi\n");
     absl::StrAppend(&s, "  cd ", ShellQuote(l.working_dir), " || exit 127\n  ", ShellQuote(l.program), args,
-                    " ${resume:+--resume-from-checkpoint \"$resume\"}");
+                    " ${resume:+", kWorkerFlagResume, " \"$resume\"}");
     absl::StrAppend(&s, " >> ", ShellQuote(l.log_path), " 2>&1\n");
     absl::StrAppend(&s, "  status=$?\n  echo \"$status $SLURMD_NODENAME\" > ",
                     ShellQuote(absl::StrCat(l.working_dir, "/", RankExitName(r.id.rank))), "\n");

@@ -47,7 +47,8 @@ absl::StatusOr<pid_t> SpawnWorker(const WorkerLaunch& launch) {
   // Everything the child needs is prepared before fork: between fork and exec only
   // async-signal-safe calls are allowed (trainerd has many threads).
   std::vector<std::string> argv_storage = {launch.program};
-  argv_storage.insert(argv_storage.end(), launch.args.begin(), launch.args.end());
+  const std::vector<std::string> args = launch.command.Args();
+  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : argv_storage) argv.push_back(a.data());
   argv.push_back(nullptr);

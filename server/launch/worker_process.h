@@ -16,12 +16,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "protocol/worker_command_line.h"
 
 namespace trainerd {
 
 struct WorkerLaunch {
   std::string program;
-  std::vector<std::string> args;       // without argv[0]
+  WorkerCommandLine command;           // its arguments (protocol/worker_command_line.h)
   std::string working_dir;
   std::string log_path;                // stdout + stderr, appended
   std::map<std::string, std::string> env;  // added to trainerd's environment

@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "protocol/worker_command_line.h"
 #include "protocol/worker_exit_codes.h"
 
 #include "worker/app/worker_run.h"
@@ -23,16 +24,16 @@ int main(int argc, char** argv) {
       "      --set training_args.learning_rate=1e-3 --set training_args.num_train_epochs=2\n",
       "trainer-worker"};
   trainerd::WorkerOptions options;
-  app.add_option("--spec", options.spec_path, "Job spec file (YAML or JSON)");
-  app.add_option("--set", options.overrides,
+  app.add_option(trainerd::kWorkerFlagSpec, options.spec_path, "Job spec file (YAML or JSON)");
+  app.add_option(trainerd::kWorkerFlagSet, options.overrides,
                  "Override a spec field, e.g. --set training_args.max_steps=100 (repeatable)");
   app.add_option("--metrics-fd", options.metrics_fd,
                  "Also write the JSON log records to this open file descriptor");
   std::string resume;
-  app.add_option("--resume-from-checkpoint", resume,
+  app.add_option(trainerd::kWorkerFlagResume, resume,
                  "Resume: \"true\" for the newest valid checkpoint in output_dir, or a checkpoint "
                  "folder (same as --set training_args.resume_from_checkpoint=...)");
-  app.add_option("--heartbeat-file", options.heartbeat_file,
+  app.add_option(trainerd::kWorkerFlagHeartbeatFile, options.heartbeat_file,
                  "Touch this file as training makes progress (used by trainerd to find hung workers)");
   app.add_flag("--validate-only", options.validate_only,
                "Check the spec, print every problem, and exit");
