@@ -13,7 +13,8 @@ DEB_PACKAGES := cmake ninja-build ccache g++ clang pkg-config \
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc libre2-dev libssl-dev openssl \
   libabsl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev nlohmann-json3-dev zlib1g-dev \
   libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev libsqlite3-dev prometheus-cpp-dev prometheus python3-kubernetes dataset-fashion-mnist \
-  munge slurmctld slurmd slurm-client iproute2
+  munge slurmctld slurmd slurm-client iproute2 curl \
+  libcpp-httplib-dev libjs-chart.js chromium chromium-driver python3-selenium
 
 .PHONY: all deps build demo test clean bench
 
@@ -54,6 +55,7 @@ bench: build
 	./$(BUILD_DIR)/bench/hf_bench
 	./$(BUILD_DIR)/bench/lora_bench
 	./$(BUILD_DIR)/bench/slurm_bench
+	/usr/bin/python3 bench/web_console_bench.py $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -7,7 +7,7 @@ build=${BUILD_DIR:-build}
 port=${TRAINERD_DEMO_PORT:-50051}
 root=$(pwd)/runs/trainerd
 mkdir -p "$root"
-"$build/server/trainerd" --listen "127.0.0.1:$port" --data-root "$root" --metrics-port 0 \
+"$build/server/trainerd" --listen "127.0.0.1:$port" --data-root "$root" --metrics-port 0 --http-port 0 \
   2> "$root/trainerd.log" &
 daemon=$!
 trap 'kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT

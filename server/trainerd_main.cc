@@ -158,6 +158,7 @@ struct ServerFlags {
   std::string user_quota;
   std::string slurm_extra_args;
   int metrics_port = -1;  // -1: not given
+  int http_port = -1;     // -1: not given
 };
 
 void DefineServerFlags(CLI::App& app, trainerd::TrainerdOptions& server_options, ServerFlags& flags) {
@@ -167,6 +168,10 @@ void DefineServerFlags(CLI::App& app, trainerd::TrainerdOptions& server_options,
                  "Prometheus /metrics address, e.g. 0.0.0.0:9464 in a container (off: none)")
       ->capture_default_str();
   app.add_option("--metrics-port", flags.metrics_port, "Short for --metrics-listen 127.0.0.1:PORT (0: off)");
+  app.add_option("--http-listen", server_options.http_listen,
+                 "Web console and JSON API address (off: none; TLS and plaintext as for --listen)")
+      ->capture_default_str();
+  app.add_option("--http-port", flags.http_port, "Short for --http-listen 127.0.0.1:PORT (0: off)");
   app.add_option("--data-root", options.data_root, "Database and job folders")->capture_default_str();
   app.add_option("--cpu-slots", options.cpu_slots, "CPU slots (one per rank)")->capture_default_str();
   app.add_option("--gpus", flags.gpus, "GPUs to schedule (-1: count /dev/nvidiaN)")->capture_default_str();
@@ -248,14 +253,15 @@ bool FinishOptions(trainerd::TrainerdOptions& server_options, const ServerFlags&
   options.gpus = flags.gpus >= 0 ? flags.gpus : DetectGpus();
   // Absolute: workers start in their attempt's folder and are given paths under it.
   options.data_root = fs::absolute(options.data_root).lexically_normal().string();
-  if (flags.metrics_port > 65535) {
-    std::cerr << "--metrics-port: " << flags.metrics_port << " is not a port\n";
-    return false;
+  for (auto [port, name, listen] : {std::tuple{flags.metrics_port, "--metrics-port", &server_options.metrics_listen},
+                                     std::tuple{flags.http_port, "--http-port", &server_options.http_listen}}) {
+    if (port > 65535) {
+      std::cerr << name << ": " << port << " is not a port\n";
+      return false;
+    }
+    if (port >= 0) *listen = port == 0 ? "" : "127.0.0.1:" + std::to_string(port);
+    if (*listen == "off") listen->clear();
   }
-  if (flags.metrics_port >= 0) {
-    server_options.metrics_listen = flags.metrics_port == 0 ? "" : "127.0.0.1:" + std::to_string(flags.metrics_port);
-  }
-  if (server_options.metrics_listen == "off") server_options.metrics_listen.clear();
   options.threads_per_slot = std::max(1, cpus / std::max(1, options.cpu_slots));
   SpecPolicy& policy = options.spec_policy;
   policy.data_dirs = flags.data_dirs.empty() ? DefaultDataDirs() : flags.data_dirs;

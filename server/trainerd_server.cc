@@ -17,6 +17,7 @@
 #include "server/api/worker_service_impl.h"
 #include "server/auth/user_admin.h"
 #include "server/daemon_metrics.h"
+#include "server/http/http_server.h"
 #include "common/listen_address.h"
 #include "server/process_collector.h"
 #include "server/launch/local_launcher.h"
@@ -38,6 +39,7 @@ constexpr int64_t kUploadChunkBytes = int64_t{1} << 20;
 TrainerdServer::TrainerdServer(TrainerdOptions options) : options_(std::move(options)) {}
 
 TrainerdServer::~TrainerdServer() {
+  if (http_) http_->Stop();
   if (server_) server_->Shutdown(std::chrono::system_clock::now());
   supervisor_.reset();  // before the stores it writes to
 }
@@ -48,6 +50,11 @@ absl::StatusOr<std::unique_ptr<TrainerdServer>> TrainerdServer::BuildAndStart(Tr
   }
   const bool tls = !options.tls.cert.empty();
   if (absl::Status s = CheckPlaintext("--listen", options.listen, tls, options.allow_plaintext); !s.ok()) return s;
+  if (!options.http_listen.empty()) {
+    if (absl::Status s = CheckPlaintext("--http-listen", options.http_listen, tls, options.allow_plaintext); !s.ok()) {
+      return s;
+    }
+  }
   // Workers verify trainerd with the CA file; they start in their attempt's folder.
   std::string& worker_ca = options.jobs.worker_tls_ca;
   if (!options.tls.cert.empty() && worker_ca.empty()) worker_ca = options.tls.cert;
@@ -154,22 +161,37 @@ absl::Status TrainerdServer::Serve(const std::shared_ptr<grpc::ServerCredentials
                               trainer::v1::WorkerService::service_full_name()}) {
     server_->GetHealthCheckService()->SetServingStatus(service, true);
   }
+  if (!options_.http_listen.empty()) {
+    HttpOptions http;
+    http.listen = options_.http_listen;
+    http.tls = options_.tls;
+    http.allow_plaintext = options_.allow_plaintext;
+    absl::StatusOr<std::unique_ptr<HttpServer>> started = HttpServer::Start(http, job_operations_.get(), registry_.get());
+    if (!started.ok()) return started.status();
+    http_ = std::move(*started);
+  }
   const JobOptions& m = options_.jobs;
   supervisor_->Start(m.advertise_host + ":" + std::to_string(port_));
   const TlsServerFiles& tls = options_.tls;
-  spdlog::info("trainerd listening on {} (port {}, {}), metrics on {}, data in {}, {} CPU slots, {} GPUs, worker {}",
-               options_.listen, port_,
-               tls.cert.empty() ? "plaintext" : (tls.client_ca.empty() ? "TLS" : "TLS with client certificates"),
-               options_.metrics_listen.empty() ? "off" : options_.metrics_listen, m.data_root,
+  spdlog::info(
+      "trainerd listening on {} (port {}, {}), metrics on {}, web console on {}, data in {}, {} CPU slots, {} GPUs, "
+      "worker {}",
+      options_.listen, port_,
+      tls.cert.empty() ? "plaintext" : (tls.client_ca.empty() ? "TLS" : "TLS with client certificates"),
+      options_.metrics_listen.empty() ? "off" : options_.metrics_listen,
+      http_ ? absl::StrCat(tls.cert.empty() ? "http://" : "https://", options_.http_listen) : "off", m.data_root,
                m.cpu_slots, m.gpus, m.worker_program);
   return absl::OkStatus();
 }
+
+int TrainerdServer::http_port() const { return http_ ? http_->port() : 0; }
 
 void TrainerdServer::Shutdown() {
   // Probes see NOT_SERVING while the workers checkpoint.
   server_->GetHealthCheckService()->SetServingStatus(false);
   supervisor_->Shutdown();
   job_service_->StopFollowers();  // log and watch streams end now (clients reconnect)
+  if (http_) http_->Stop();
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server_.reset();
   supervisor_.reset();

@@ -31,6 +31,7 @@ namespace trainerd {
 class AuditLog;
 class DaemonMetrics;
 class FileServiceImpl;
+class HttpServer;
 class JobOperations;
 class JobServiceImpl;
 class JobStore;
@@ -43,6 +44,7 @@ class WorkerServiceImpl;
 struct TrainerdOptions {
   std::string listen = "127.0.0.1:50051";
   std::string metrics_listen = "127.0.0.1:9464";  // Prometheus /metrics; "": off
+  std::string http_listen = "127.0.0.1:8080";     // web console and JSON API; "": off
   JobOptions jobs;
   std::string launcher = "local";  // "local" (this machine's processes) or "slurm"
   SlurmLauncherOptions slurm;
@@ -62,8 +64,10 @@ class TrainerdServer {
   ~TrainerdServer();
 
   int port() const { return port_; }
+  // The HTTP side's port (0: off).
+  int http_port() const;
   // Stops accepting jobs, stops the workers gracefully (they checkpoint), stops the gRPC
-  // server. Called once.
+  // server and the HTTP side. Called once.
   void Shutdown();
 
  private:
@@ -90,6 +94,7 @@ class TrainerdServer {
   std::unique_ptr<WorkerServiceImpl> worker_service_;
   std::unique_ptr<ReflectionV1Service> reflection_v1_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<HttpServer> http_;  // the web console and JSON API (null: off)
   int port_ = 0;
 };
 

@@ -33,6 +33,19 @@ absl::StatusOr<std::vector<Job>> ReadJobs(Statement& st) {
   return out;
 }
 
+// A metrics row selected as (name, split, step, epoch, value, time_ms, attempt, ...).
+trainer::v1::MetricPoint MetricPointOf(const Statement& st) {
+  trainer::v1::MetricPoint m;
+  m.set_name(st.Text(0));
+  m.set_split(st.Text(1));
+  m.set_step(st.Int(2));
+  m.set_epoch(st.Double(3));
+  m.set_value(st.Double(4));
+  m.set_time_unix_ms(st.Int(5));
+  m.set_attempt(static_cast<int32_t>(st.Int(6)));
+  return m;
+}
+
 }  // namespace
 
 int LogLevelRank(const std::string& level) {
@@ -249,23 +262,43 @@ absl::StatusOr<int64_t> JobStore::CountMetrics(const std::string& job_id) {
 
 absl::StatusOr<std::vector<trainer::v1::MetricPoint>> JobStore::ReadMetrics(const std::string& job_id,
                                                                             const std::string& name,
-                                                                            const std::string& split,
-                                                                            int64_t skip) {
+                                                                            const std::string& split) {
   absl::MutexLock lock(&mu_);
-  Statement st(db_, "SELECT name, split, step, epoch, value, time_ms, attempt FROM metrics WHERE job_id = ?1 "
-                    "AND (?2 = '' OR name = ?2) AND (?3 = '' OR split = ?3) ORDER BY rowid LIMIT -1 OFFSET ?4");
-  st.Bind(1, job_id).Bind(2, name).Bind(3, split).Bind(4, skip);
+  Statement st(db_, "SELECT name, split, step, epoch, value, time_ms, attempt, rowid FROM metrics WHERE job_id = ?1 "
+                    "AND (?2 = '' OR name = ?2) AND (?3 = '' OR split = ?3) ORDER BY rowid");
+  st.Bind(1, job_id).Bind(2, name).Bind(3, split);
+  std::vector<trainer::v1::MetricPoint> out;
+  while (st.Step()) out.push_back(MetricPointOf(st));
+  if (absl::Status s = st.Done(); !s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<std::vector<trainer::v1::MetricPoint>> JobStore::ReadMetricsAfter(const std::string& job_id,
+                                                                                 int64_t skip, int64_t* after_row,
+                                                                                 int64_t limit) {
+  absl::MutexLock lock(&mu_);
+  if (*after_row < 0 && skip <= 0) *after_row = 0;
+  if (*after_row < 0) {
+    // The row of the skip-th point; with fewer points than that, the last.
+    Statement find(db_, "SELECT rowid FROM metrics WHERE job_id = ?1 ORDER BY rowid LIMIT 1 OFFSET ?2");
+    find.Bind(1, job_id).Bind(2, skip - 1);
+    if (find.Step()) {
+      *after_row = find.Int(0);
+    } else {
+      if (absl::Status s = find.Done(); !s.ok()) return s;
+      Statement last(db_, "SELECT COALESCE(MAX(rowid), 0) FROM metrics WHERE job_id = ?1");
+      last.Bind(1, job_id);
+      if (!last.Step()) return last.Done();
+      *after_row = last.Int(0);
+    }
+  }
+  Statement st(db_, "SELECT name, split, step, epoch, value, time_ms, attempt, rowid FROM metrics "
+                    "WHERE job_id = ?1 AND rowid > ?2 ORDER BY rowid LIMIT ?3");
+  st.Bind(1, job_id).Bind(2, *after_row).Bind(3, limit);
   std::vector<trainer::v1::MetricPoint> out;
   while (st.Step()) {
-    trainer::v1::MetricPoint m;
-    m.set_name(st.Text(0));
-    m.set_split(st.Text(1));
-    m.set_step(st.Int(2));
-    m.set_epoch(st.Double(3));
-    m.set_value(st.Double(4));
-    m.set_time_unix_ms(st.Int(5));
-    m.set_attempt(static_cast<int32_t>(st.Int(6)));
-    out.push_back(std::move(m));
+    out.push_back(MetricPointOf(st));
+    *after_row = st.Int(7);
   }
   if (absl::Status s = st.Done(); !s.ok()) return s;
   return out;

@@ -81,13 +81,19 @@ class JobStore {
   // line's, 1, when there are fewer).
   absl::StatusOr<int64_t> SeqOfLastLogs(const std::string& job_id, int64_t n, std::optional<int32_t> rank,
                                         const std::string& min_level);
-  // How many metric points the job has stored (a follower's offset: see ReadMetrics).
+  // How many metric points the job has stored (a follower's offset: see
+  // ReadMetricsAfter).
   absl::StatusOr<int64_t> CountMetrics(const std::string& job_id);
-  // Metric points in the order they were recorded, after skipping the first `skip`
-  // (a follower passes how many it has already seen).
+  // For a follower: at most `limit` metric points recorded after the one at row
+  // `*after_row`, in order, moving *after_row past them. A follower starts with
+  // *after_row = -1 and `skip`, the points it already has (a CountMetrics): those are
+  // found once, and every read after that costs only the new points.
+  absl::StatusOr<std::vector<trainer::v1::MetricPoint>> ReadMetricsAfter(const std::string& job_id, int64_t skip,
+                                                                          int64_t* after_row, int64_t limit);
+  // Metric points in the order they were recorded (`name`, `split`: "" for all).
   absl::StatusOr<std::vector<trainer::v1::MetricPoint>> ReadMetrics(const std::string& job_id,
                                                                      const std::string& name,
-                                                                     const std::string& split, int64_t skip = 0);
+                                                                     const std::string& split);
 
  private:
   explicit JobStore(sqlite3* db) : db_(db) {}

@@ -35,6 +35,7 @@ class Daemon {
                   std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr)
       : data_root_(std::move(data_root)), extra_args_(std::move(extra_args)), port_(FreePort()),
         metrics_port_(FreePort()),
+        http_port_(FreePort()),
         credentials_(credentials != nullptr ? std::move(credentials) : grpc::InsecureChannelCredentials()) {
     Start();
   }
@@ -69,6 +70,9 @@ class Daemon {
     std::vector<std::string> args = {BuildDir() + "/server/trainerd", "--listen",
                                      absl::StrCat("127.0.0.1:", port_), "--metrics-port",
                                      std::to_string(metrics_port_), "--data-root", data_root_};
+    if (std::find(extra_args_.begin(), extra_args_.end(), "--http-listen") == extra_args_.end()) {
+      args.insert(args.end(), {"--http-port", std::to_string(http_port_)});
+    }
     if (std::find(extra_args_.begin(), extra_args_.end(), "--grace-period") == extra_args_.end()) {
       args.insert(args.end(), {"--grace-period", "10"});
     }
@@ -123,12 +127,13 @@ class Daemon {
   std::shared_ptr<grpc::Channel> channel() { return channel_; }
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
+  int http_port() const { return http_port_; }
   const std::string& data_root() const { return data_root_; }
 
  private:
   std::string data_root_;
   std::vector<std::string> extra_args_;
-  int port_, metrics_port_;
+  int port_, metrics_port_, http_port_;
   pid_t pid_ = 0;
   std::shared_ptr<grpc::ChannelCredentials> credentials_;
   mutable std::string admin_token_;  // read on first use: it never changes for a data root

@@ -104,9 +104,34 @@ TEST(JobStore, OutputGetsGapFreeSequenceNumbers) {
   EXPECT_EQ(*store->TailOffset("j/r0"), 20);
   EXPECT_EQ(store->ReadMetrics("j", "loss", "train")->size(), 2u);
   EXPECT_EQ(store->ReadMetrics("j", "", "eval")->size(), 0u);
-  auto rest = *store->ReadMetrics("j", "", "", /*skip=*/1);
+  EXPECT_EQ(*store->CountMetrics("j"), 2);
+  // A follower that has the first point reads the second, then nothing until more come.
+  int64_t after = -1;
+  auto rest = *store->ReadMetricsAfter("j", /*skip=*/1, &after, 100);
   ASSERT_EQ(rest.size(), 1u);
   EXPECT_EQ(rest[0].step(), 20);
+  EXPECT_TRUE(store->ReadMetricsAfter("j", 1, &after, 100)->empty());
+  OutputBatch more;
+  more.job_id = "j";
+  more.tail_key = "j/r0";
+  more.new_offset = 30;
+  trainer::v1::MetricPoint point;
+  point.set_name("loss");
+  point.set_split("train");
+  for (int64_t step : {30, 40, 50}) {
+    point.set_step(step);
+    more.metrics.push_back(point);
+  }
+  ASSERT_TRUE(store->AppendOutput(&more).ok());
+  auto page = *store->ReadMetricsAfter("j", 1, &after, 2);  // a limit: the rest on the next read
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].step(), 30);
+  EXPECT_EQ(store->ReadMetricsAfter("j", 1, &after, 2)->at(0).step(), 50);
+  // One that has them all (or more than there are) starts after the last.
+  int64_t fresh = -1;
+  EXPECT_TRUE(store->ReadMetricsAfter("j", 99, &fresh, 100)->empty());
+  int64_t from_start = -1;
+  EXPECT_EQ(store->ReadMetricsAfter("j", 0, &from_start, 100)->size(), 5u);
 }
 
 TEST(JobStore, CheckpointsAndDelete) {

@@ -2,7 +2,10 @@
 // revocation, the audit log, token files, TLS (plaintext refused off loopback, server
 // verification by clients and workers, client certificates). Spec confinement, bounds
 // and fuzzing are in daemon_test and spec_policy_test.
+#include <signal.h>
 #include <sys/stat.h>
+
+#include <httplib.h>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -232,7 +235,7 @@ TEST(Security, TheFirstAdminsTokenCanComeFromAMountedSecret) {
   const std::string token = "trd_" + std::string(64, 'a');
   testing::WriteFile(secret / "token", token + "\n");
   ::chmod((secret / "token").c_str(), 0644);
-  auto r = RunCommand(absl::StrCat(testing::BuildDir(), "/server/trainerd --metrics-port 0 --listen 127.0.0.1:",
+  auto r = RunCommand(absl::StrCat(testing::BuildDir(), "/server/trainerd --metrics-port 0 --http-port 0 --listen 127.0.0.1:",
                                    testing::FreePort(), " --data-root ", dir / "refused", " --admin-token-file ",
                                    secret / "token"));
   EXPECT_EQ(r.exit_code, 1);
@@ -459,6 +462,20 @@ grpc::StatusCode WhoAmI(const std::shared_ptr<grpc::ChannelCredentials>& credent
   return stub->WhoAmI(&ctx, trainer::v1::WhoAmIRequest(), &resp).error_code();
 }
 
+// The HTTP status of GET /api/v1/whoami over HTTPS, verifying the server with the test CA
+// and presenting certificate `cert` ("" none); -1 when no answer came (a refused
+// handshake, or the server does not speak TLS).
+int HttpsWhoAmI(const Certificates& certs, int port, const std::string& token, const std::string& cert = "") {
+  ::signal(SIGPIPE, SIG_IGN);  // a refused handshake closes the socket under the client's write
+  httplib::SSLClient client("127.0.0.1", port, cert.empty() ? std::string() : certs(cert + ".pem"),
+                            cert.empty() ? std::string() : certs(cert + ".key"));
+  client.set_ca_cert_path(certs("ca.pem"));
+  client.enable_server_certificate_verification(true);
+  client.set_connection_timeout(5, 0);
+  auto r = client.Get("/api/v1/whoami", {{"Authorization", "Bearer " + token}});
+  return r ? r->status : -1;
+}
+
 TEST(Security, TlsServesClientsAndWorkersThatVerifyIt) {
   TempDir dir, certs_dir;
   Certificates certs(certs_dir);
@@ -467,6 +484,14 @@ TEST(Security, TlsServesClientsAndWorkersThatVerifyIt) {
            certs.Client());
   EXPECT_EQ(WhoAmI(certs.Client(), d.port(), d.admin_token()), grpc::StatusCode::OK);
   EXPECT_EQ(WhoAmI(grpc::InsecureChannelCredentials(), d.port(), d.admin_token()), grpc::StatusCode::UNAVAILABLE);
+  // The web console and JSON API serve HTTPS with the same files, and no plaintext.
+  EXPECT_EQ(HttpsWhoAmI(certs, d.http_port(), d.admin_token()), 200);
+  EXPECT_EQ(HttpsWhoAmI(certs, d.http_port(), "trd_forged"), 401);
+  ::signal(SIGPIPE, SIG_IGN);
+  httplib::Client plain("127.0.0.1", d.http_port());
+  plain.set_connection_timeout(5, 0);
+  auto answered = plain.Get("/api/v1/whoami");
+  EXPECT_TRUE(!answered || answered->status != 200);
   // The worker reached the WorkerService over TLS (heartbeats are RPCs only).
   const std::string id = testing::Submit(d, Spec("max_steps: 400, logging_steps: 50"));
   Job job = testing::WaitFor(d, id, [](const Job& j) {
@@ -495,6 +520,10 @@ TEST(Security, ClientCertificatesAreRequiredWithTlsClientCa) {
   EXPECT_EQ(WhoAmI(certs.Client("client"), d.port(), d.admin_token()), grpc::StatusCode::OK);
   EXPECT_EQ(WhoAmI(certs.Client(), d.port(), d.admin_token()), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(WhoAmI(certs.Client("rogue"), d.port(), d.admin_token()), grpc::StatusCode::UNAVAILABLE);
+  // The HTTP side asks for the same client certificates (in the handshake).
+  EXPECT_EQ(HttpsWhoAmI(certs, d.http_port(), d.admin_token(), "client"), 200);
+  EXPECT_EQ(HttpsWhoAmI(certs, d.http_port(), d.admin_token()), -1);
+  EXPECT_EQ(HttpsWhoAmI(certs, d.http_port(), d.admin_token(), "rogue"), -1);
   // Workers hold no certificate: they authenticate with their secret and still report.
   const std::string id = testing::Submit(d, Spec("max_steps: 200, logging_steps: 50"));
   Job job = testing::WaitFor(d, id, testing::Finished);
@@ -565,7 +594,7 @@ TEST(Security, WorkersRunUnderMemoryAndProcessLimits) {
 
 TEST(Security, PlaintextOffLoopbackIsRefused) {
   TempDir dir;
-  const std::string trainerd = absl::StrCat(testing::BuildDir(), "/server/trainerd --metrics-port 0 --data-root ",
+  const std::string trainerd = absl::StrCat(testing::BuildDir(), "/server/trainerd --metrics-port 0 --http-port 0 --data-root ",
                                             dir.path().string(), " --listen 0.0.0.0:", testing::FreePort());
   auto r = RunCommand(trainerd);
   EXPECT_EQ(r.exit_code, 2);

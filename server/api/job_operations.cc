@@ -33,6 +33,9 @@ auto Shape(absl::StatusOr<T> result, Make make) -> absl::StatusOr<decltype(make(
   return make(std::move(*result));
 }
 
+// Metric points one fetch of a watch reads at most.
+constexpr int64_t kMetricsPerFetch = 5000;
+
 }  // namespace
 
 void JobOperations::ShowQueueSpot(Job* job) const {
@@ -221,18 +224,20 @@ absl::StatusOr<FollowFetch<JobEvent>> JobOperations::WatchJob(const CallOrigin& 
                // What the watcher has last been sent: two changes within one millisecond
                // (the last progress and the final state) share updated_unix_ms, so the
                // content decides.
+               // `after_row`: the store's cursor past the points sent (-1 until the
+               // first read finds where metrics_offset ends).
                return FollowFetch<JobEvent>([this, id = request.job_id(), last_sent = std::string(),
-                                             metrics_sent = std::max<int64_t>(0, request.metrics_offset())](
-                                                std::deque<JobEvent>* out, bool* done) mutable -> absl::Status {
+                                             skip = std::max<int64_t>(0, request.metrics_offset()),
+                                             after_row = int64_t{-1}](std::deque<JobEvent>* out,
+                                                                      bool* done) mutable -> absl::Status {
                  auto job = registry_->Get(id);
                  if (!job.ok()) return job.status();
-                 auto points = output_->ReadMetrics(id, "", "", metrics_sent);
+                 auto points = output_->ReadMetricsAfter(id, skip, &after_row, kMetricsPerFetch);
                  if (points.ok()) {
-                   for (MetricPoint& point : *points) {
-                     *out->emplace_back().mutable_metric() = std::move(point);
-                     ++metrics_sent;
-                   }
+                   for (MetricPoint& point : *points) *out->emplace_back().mutable_metric() = std::move(point);
                  }
+                 // More than one read holds: the job's state waits until they are sent.
+                 if (points.ok() && static_cast<int64_t>(points->size()) == kMetricsPerFetch) return absl::OkStatus();
                  ShowQueueSpot(&*job);
                  if (std::string now = DeterministicBytes(*job); now != last_sent) {
                    last_sent = std::move(now);
