@@ -40,44 +40,9 @@ void ServeAssets(httplib::Server* http) {
   }
 }
 
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpOptions options, const JobOperations* operations,
-                                                              JobRegistry* registry) {
-  const auto host_port = SplitListen(options.listen);
-  if (!host_port)
-    return absl::InvalidArgumentError(absl::StrCat("--http-listen ", options.listen, ": expected HOST:PORT"));
-  if (absl::Status s =
-          CheckPlaintext("--http-listen", options.listen, !options.tls.cert.empty(), options.allow_plaintext);
-      !s.ok()) {
-    return s;
-  }
-  if (options.max_followers >= options.threads) {
-    return absl::InvalidArgumentError("http: max_followers must leave connection threads for plain calls");
-  }
-  std::unique_ptr<HttpServer> server(new HttpServer());
-  if (options.tls.cert.empty()) {
-    server->http_ = std::make_unique<httplib::Server>();
-  } else {
-    // With a client CA, the handshake asks for a certificate it signed (as gRPC does).
-    server->http_ =
-        std::make_unique<httplib::SSLServer>(options.tls.cert.c_str(), options.tls.key.c_str(),
-                                             options.tls.client_ca.empty() ? nullptr : options.tls.client_ca.c_str());
-  }
-  httplib::Server& http = *server->http_;
-  if (!http.is_valid()) {
-    return absl::InvalidArgumentError(absl::StrCat("--http-listen ", options.listen,
-                                                   ": cannot use the TLS certificate and key (--tls-cert, --tls-key)"));
-  }
-  const int threads = options.threads;
-  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  http.set_payload_max_length(options.max_body_bytes);
-  http.set_default_headers(SecurityHeaders());
-  http.set_read_timeout(30, 0);
-  http.set_keep_alive_timeout(5);
-  server->api_ = std::make_unique<JsonApi>(operations, registry, options.max_followers);
-  server->api_->Register(&http);
-  ServeAssets(&http);
+// What happens to every response: gzip, the error shape, memory handed back.
+void InstallResponseHooks(httplib::Server* server) {
+  httplib::Server& http = *server;
   // Large JSON and scripts go out gzipped when the client takes it (gzip_body.h): a
   // 100,000-point GetMetrics is 15 MB as text and about a tenth of that compressed.
   http.set_post_routing_handler([](const httplib::Request& request, httplib::Response& response) {
@@ -116,6 +81,47 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpOptions option
   http.set_exception_handler([](const httplib::Request&, httplib::Response& response, std::exception_ptr) {
     SendError(response, absl::InternalError("the request could not be handled"));
   });
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpOptions options, const JobOperations* operations,
+                                                              JobRegistry* registry) {
+  const auto host_port = SplitListen(options.listen);
+  if (!host_port)
+    return absl::InvalidArgumentError(absl::StrCat("--http-listen ", options.listen, ": expected HOST:PORT"));
+  if (absl::Status s =
+          CheckPlaintext("--http-listen", options.listen, !options.tls.cert.empty(), options.allow_plaintext);
+      !s.ok()) {
+    return s;
+  }
+  if (options.max_followers >= options.threads) {
+    return absl::InvalidArgumentError("http: max_followers must leave connection threads for plain calls");
+  }
+  std::unique_ptr<HttpServer> server(new HttpServer());
+  if (options.tls.cert.empty()) {
+    server->http_ = std::make_unique<httplib::Server>();
+  } else {
+    // With a client CA, the handshake asks for a certificate it signed (as gRPC does).
+    server->http_ =
+        std::make_unique<httplib::SSLServer>(options.tls.cert.c_str(), options.tls.key.c_str(),
+                                             options.tls.client_ca.empty() ? nullptr : options.tls.client_ca.c_str());
+  }
+  httplib::Server& http = *server->http_;
+  if (!http.is_valid()) {
+    return absl::InvalidArgumentError(absl::StrCat("--http-listen ", options.listen,
+                                                   ": cannot use the TLS certificate and key (--tls-cert, --tls-key)"));
+  }
+  const int threads = options.threads;
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http.set_payload_max_length(options.max_body_bytes);
+  http.set_default_headers(SecurityHeaders());
+  http.set_read_timeout(30, 0);
+  http.set_keep_alive_timeout(5);
+  server->api_ = std::make_unique<JsonApi>(operations, registry, options.max_followers);
+  server->api_->Register(&http);
+  ServeAssets(&http);
+  InstallResponseHooks(&http);
   const auto& [host, port] = *host_port;
   if (port == 0) {
     server->port_ = http.bind_to_any_port(host);
