@@ -21,6 +21,8 @@ ALLOWED = {
     "server/auth": {"protocol", "common", "storage"},
     # Each user's uploaded files (torch-free, no SQLite).
     "server/files": {"protocol", "common", "spec"},
+    # Hyperparameter sweeps: the searchers' pure decisions (issue 32).
+    "server/sweeps": {"protocol", "common", "spec"},
     "server/api": {"protocol", "common", "storage", "server/auth", "server/files", "server/jobs", "server/launch"},
     # The HTTP front door: adapters over server/api's operations, as the gRPC services are.
     "server/http": {"protocol", "proto", "common", "server/api", "server/auth", "server/jobs"},
@@ -44,7 +46,7 @@ ALLOWED = {
                    "worker/distributed", "worker/checkpoint", "worker/parallel", "worker/trainer"},
 }
 TORCH_FREE = {"protocol", "proto", "common", "spec", "storage", "client", "server", "server/launch", "server/jobs",
-              "server/auth", "server/api", "server/files", "server/http", "worker/tokenizers"}
+              "server/auth", "server/api", "server/files", "server/http", "server/sweeps", "worker/tokenizers"}
 
 
 def folder(path):
