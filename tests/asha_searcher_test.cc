@@ -2,11 +2,11 @@
 // hand-worked sequences (Determined's adaptive ASHA, stopping-based).
 #include "server/sweeps/asha_searcher.h"
 
-#include <cmath>
-#include <limits>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
 
 namespace trainerd {
 namespace {
@@ -37,12 +37,9 @@ TEST(AshaSearcher, ATrialGoesOnWhileItIsInTheTopQuarterSoFar) {
   // (trial, loss) at rung 0, and what is decided as each arrives.
   const std::vector<std::tuple<std::string, double, Outcome, int, int, int>> reports = {
       {"t1", 0.5, Outcome::kContinue, 1, 1, 1},  // alone: top 1 of 1
-      {"t2", 0.4, Outcome::kContinue, 1, 2, 1},
-      {"t3", 0.9, Outcome::kStop, 3, 3, 1},
-      {"t4", 0.3, Outcome::kContinue, 1, 4, 1},
-      {"t5", 0.6, Outcome::kStop, 4, 5, 1},
-      {"t6", 0.2, Outcome::kContinue, 1, 6, 1},
-      {"t7", 0.8, Outcome::kStop, 6, 7, 1},
+      {"t2", 0.4, Outcome::kContinue, 1, 2, 1},  {"t3", 0.9, Outcome::kStop, 3, 3, 1},
+      {"t4", 0.3, Outcome::kContinue, 1, 4, 1},  {"t5", 0.6, Outcome::kStop, 4, 5, 1},
+      {"t6", 0.2, Outcome::kContinue, 1, 6, 1},  {"t7", 0.8, Outcome::kStop, 6, 7, 1},
       {"t8", 0.25, Outcome::kContinue, 2, 8, 2},  // eight reached: the top two go on
       {"t9", 0.35, Outcome::kStop, 4, 9, 2},
   };
@@ -86,10 +83,8 @@ TEST(AshaSearcher, DirectionTiesNanAndReplays) {
 }
 
 TEST(AshaSearcher, BadConfigsAreRefusedByField) {
-  EXPECT_THAT(std::string(AshaSearcher::Create({0, 4, 5, false}).status().message()),
-              HasSubstr("searcher.max_length"));
-  EXPECT_THAT(std::string(AshaSearcher::Create({100, 1, 5, false}).status().message()),
-              HasSubstr("searcher.divisor"));
+  EXPECT_THAT(std::string(AshaSearcher::Create({0, 4, 5, false}).status().message()), HasSubstr("searcher.max_length"));
+  EXPECT_THAT(std::string(AshaSearcher::Create({100, 1, 5, false}).status().message()), HasSubstr("searcher.divisor"));
   EXPECT_THAT(std::string(AshaSearcher::Create({100, 4, 0, false}).status().message()),
               HasSubstr("searcher.max_rungs"));
 }
