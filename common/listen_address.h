@@ -12,23 +12,28 @@
 
 namespace trainerd {
 
-// `listen` as (host, port), the host without IPv6 brackets; nullopt when it has no
-// ":port" in 0..65535.
+// The host of `listen` ("host:port", "[::1]:port"; a bare host is all host), without
+// IPv6 brackets.
+inline std::string ListenHost(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  std::string host = colon == std::string::npos ? listen : listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return host;
+}
+
+// `listen` as (host, port); nullopt when it has no ":port" in 0..65535.
 inline std::optional<std::pair<std::string, int>> SplitListen(const std::string& listen) {
   const size_t colon = listen.rfind(':');
-  if (colon == std::string::npos) return std::nullopt;
-  std::string host = listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   int port = 0;
-  if (!absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 || port > 65535) return std::nullopt;
-  return std::make_pair(host, port);
+  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    return std::nullopt;
+  }
+  return std::make_pair(ListenHost(listen), port);
 }
 
 // Whether `listen` ("host:port") binds only the loopback interface.
 inline bool IsLoopbackListen(const std::string& listen) {
-  const size_t colon = listen.rfind(':');
-  std::string host = colon == std::string::npos ? listen : listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string host = ListenHost(listen);
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 

@@ -1,7 +1,12 @@
 #include "server/http/http_server.h"
 
-#include <httplib.h>
 #include <malloc.h>
+
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
@@ -29,13 +34,32 @@ httplib::Headers SecurityHeaders() {
           {"Cross-Origin-Resource-Policy", "same-origin"}};
 }
 
-// The web console's files; "/" is its page.
+// The web console's files; "/" is its page. The scripts (application/javascript, which
+// cpp-httplib leaves alone) go out gzipped to a client that takes it, compressed once,
+// on the first such request; the page and its style are small, and cpp-httplib
+// compresses text/ types itself.
 void ServeAssets(httplib::Server* http) {
+  struct Gzipped {
+    std::once_flag once;
+    std::optional<std::string> body;
+  };
   for (const WebAsset& asset : WebAssets()) {
     const std::string path = asset.path == "/index.html" ? "/" : std::string(asset.path);
-    http->Get(path, [&asset](const httplib::Request&, httplib::Response& response) {
+    const bool compress = asset.content_type.rfind("application/", 0) == 0;
+    auto gzipped = std::make_shared<Gzipped>();
+    http->Get(path, [&asset, compress, gzipped](const httplib::Request& request, httplib::Response& response) {
       response.set_header("Cache-Control", "no-cache");
-      response.set_content(asset.data.data(), asset.data.size(), std::string(asset.content_type));
+      const std::string type(asset.content_type);
+      if (compress && AcceptsGzip(request.get_header_value("Accept-Encoding"))) {
+        std::call_once(gzipped->once, [&] { gzipped->body = Gzip(asset.data, 9); });
+        if (gzipped->body) {
+          response.set_content(*gzipped->body, type);
+          response.set_header("Content-Encoding", "gzip");
+          response.set_header("Vary", "Accept-Encoding");
+          return;
+        }
+      }
+      response.set_content(asset.data.data(), asset.data.size(), type);
     });
   }
 }
@@ -43,15 +67,14 @@ void ServeAssets(httplib::Server* http) {
 // What happens to every response: gzip, the error shape, memory handed back.
 void InstallResponseHooks(httplib::Server* server) {
   httplib::Server& http = *server;
-  // Large JSON and scripts go out gzipped when the client takes it (gzip_body.h): a
+  // Large JSON answers go out gzipped when the client takes it (gzip_body.h): a
   // 100,000-point GetMetrics is 15 MB as text and about a tenth of that compressed.
   http.set_post_routing_handler([](const httplib::Request& request, httplib::Response& response) {
-    const std::string type = response.get_header_value("Content-Type");
-    if (response.body.size() < 1024 || !AcceptsGzip(request.get_header_value("Accept-Encoding")) ||
-        (type.rfind("application/json", 0) != 0 && type.rfind("application/javascript", 0) != 0)) {
+    if (response.body.size() < 1024 || response.get_header_value("Content-Type").rfind("application/json", 0) != 0 ||
+        !AcceptsGzip(request.get_header_value("Accept-Encoding"))) {
       return;
     }
-    // Made per request: fast; built in (the scripts): small.
+    // Made per request: fast for the large ones.
     if (std::optional<std::string> gzipped = Gzip(response.body, response.body.size() > (1 << 20) ? 1 : 6)) {
       response.body = std::move(*gzipped);
       // cpp-httplib has counted the body as it was set.

@@ -1,8 +1,6 @@
-// trainerd's web console: one page over the JSON API (/api/v1). The token the user
-// pastes is kept in this tab's sessionStorage and sent as "Authorization: Bearer" on
-// every call (no cookies). Every value from the server is put on the page as text,
-// never as markup. Follows (logs, a job's changes) are server-sent events read with
-// fetch(), since EventSource cannot send the Authorization header.
+// trainerd's web console: one page over the JSON API (api.js), with charts.js's charts.
+// The token the user pastes is kept in this tab's sessionStorage (no cookies). Every
+// value from the server is put on the page as text, never as markup.
 'use strict';
 
 const TOKEN_KEY = 'trainerd.token';
@@ -11,63 +9,6 @@ const STATES = ['QUEUED', 'STARTING', 'RUNNING', 'RESTARTING', 'CANCELLING', 'SU
 const main = document.getElementById('main');
 let me = null;          // {user, admin} once signed in
 let leaveView = null;   // stops the current view's timers and streams
-
-// ---- the API ----
-
-class ApiError extends Error {
-  constructor(status, body) {
-    super(body && body.message ? body.message : `HTTP ${status}`);
-    this.status = status;
-    this.code = body && body.status;
-  }
-}
-
-function token() { return sessionStorage.getItem(TOKEN_KEY); }
-
-async function api(path, options = {}) {
-  const headers = Object.assign({ Authorization: `Bearer ${token()}` }, options.headers || {});
-  const response = await fetch(path, Object.assign({}, options, { headers, cache: 'no-store' }));
-  let body = null;
-  try { body = await response.json(); } catch (e) { body = null; }
-  if (!response.ok) {
-    const error = new ApiError(response.status, body);
-    if (response.status === 401) signOut(error.message);
-    throw error;
-  }
-  return body;
-}
-
-// Reads server-sent events from `path` until the stream ends or `signal` aborts;
-// onEvent(name, data, id) for each. Resolves when the stream ends.
-async function followEvents(path, signal, onEvent) {
-  const response = await fetch(path, { headers: { Authorization: `Bearer ${token()}` }, signal, cache: 'no-store' });
-  if (!response.ok) {
-    let body = null;
-    try { body = await response.json(); } catch (e) { body = null; }
-    if (response.status === 401) signOut(body && body.message);
-    throw new ApiError(response.status, body);
-  }
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += decoder.decode(value, { stream: true });
-    let end;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      let name = 'message', data = '', id = '';
-      for (const line of block.split('\n')) {
-        if (line.startsWith('event: ')) name = line.slice(7);
-        else if (line.startsWith('data: ')) data += line.slice(6);
-        else if (line.startsWith('id: ')) id = line.slice(4);
-      }
-      if (data) onEvent(name, JSON.parse(data), id);
-    }
-  }
-}
 
 // ---- small helpers ----
 
@@ -243,90 +184,6 @@ function showJobs() {
 }
 
 // ---- one job ----
-
-// Charts, one per metric name, holding every point GetMetrics returns for it.
-class MetricCharts {
-  constructor(container) {
-    this.container = container;
-    this.charts = new Map();  // name -> {chart, points}
-  }
-  static order(name) {
-    const first = ['loss', 'learning_rate', 'grad_norm'];
-    return first.includes(name) ? `0${first.indexOf(name)}` : `1${name}`;
-  }
-  reset(points) {
-    for (const { chart } of this.charts.values()) chart.destroy();
-    this.charts.clear();
-    this.container.replaceChildren();
-    const byName = new Map();
-    for (const p of points) {
-      if (!byName.has(p.name)) byName.set(p.name, []);
-      byName.get(p.name).push({ x: Number(p.step), y: p.value });
-    }
-    for (const name of [...byName.keys()].sort((a, b) => MetricCharts.order(a).localeCompare(MetricCharts.order(b)))) {
-      this.chartFor(name, byName.get(name));
-    }
-    this.count();
-  }
-  add(point) {
-    const entry = this.charts.get(point.name);
-    if (!entry) {
-      this.chartFor(point.name, [{ x: Number(point.step), y: point.value }]);
-    } else {
-      entry.points.push({ x: Number(point.step), y: point.value });
-      entry.dirty = true;
-    }
-    this.count();
-  }
-  flush() {
-    for (const entry of this.charts.values()) {
-      if (entry.dirty) { entry.dirty = false; entry.chart.update('none'); }
-    }
-  }
-  count() {
-    let total = 0;
-    for (const { points } of this.charts.values()) total += points.length;
-    this.container.dataset.points = String(total);
-  }
-  // The page's colours (app.css, light or dark) as the charts draw them.
-  static colours() {
-    const style = getComputedStyle(document.documentElement);
-    const get = (name) => style.getPropertyValue(name).trim();
-    return { text: get('--muted'), grid: get('--line'), line: get('--accent') };
-  }
-  static paint(chart, c) {
-    chart.data.datasets[0].borderColor = c.line;
-    const { x, y } = chart.options.scales;
-    x.title.color = x.ticks.color = y.ticks.color = c.text;
-    x.grid.color = y.grid.color = c.grid;
-  }
-  // The system went light or dark: the charts follow.
-  recolour() {
-    const c = MetricCharts.colours();
-    for (const { chart } of this.charts.values()) { MetricCharts.paint(chart, c); chart.update('none'); }
-  }
-  chartFor(name, points) {
-    const canvas = el('canvas', { role: 'img', 'aria-label': `${name} against step` });
-    const box = el('figure', { class: 'chart', 'data-metric': name },
-      el('h3', { text: name }), el('div', { class: 'canvas' }, canvas));
-    this.container.append(box);
-    const chart = new Chart(canvas, {
-      type: 'line',
-      data: { datasets: [{ label: name, data: points, borderWidth: 1.5, pointRadius: 0, tension: 0 }] },
-      options: {
-        animation: false, parsing: false, normalized: true, responsive: true, maintainAspectRatio: false,
-        scales: { x: { type: 'linear', title: { display: true, text: 'step' }, ticks: {}, grid: {} },
-                  y: { ticks: {}, grid: {} } },
-        plugins: { legend: { display: false }, decimation: { enabled: true, algorithm: 'lttb', samples: 800 } },
-      },
-    });
-    MetricCharts.paint(chart, MetricCharts.colours());
-    chart.update('none');
-    box.dataset.points = String(points.length);
-    this.charts.set(name, { chart, points, dirty: false });
-  }
-  destroy() { for (const { chart } of this.charts.values()) chart.destroy(); }
-}
 
 function showJob(id) {
   const path = `/api/v1/jobs/${encodeURIComponent(id)}`;
