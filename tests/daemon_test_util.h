@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -35,7 +36,6 @@ class Daemon {
                   std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr)
       : data_root_(std::move(data_root)), extra_args_(std::move(extra_args)), port_(FreePort()),
         metrics_port_(FreePort()),
-        http_port_(FreePort()),
         credentials_(credentials != nullptr ? std::move(credentials) : grpc::InsecureChannelCredentials()) {
     Start();
   }
@@ -70,8 +70,10 @@ class Daemon {
     std::vector<std::string> args = {BuildDir() + "/server/trainerd", "--listen",
                                      absl::StrCat("127.0.0.1:", port_), "--metrics-port",
                                      std::to_string(metrics_port_), "--data-root", data_root_};
-    if (std::find(extra_args_.begin(), extra_args_.end(), "--http-listen") == extra_args_.end()) {
-      args.insert(args.end(), {"--http-port", std::to_string(http_port_)});
+    // The HTTP side only for the tests that ask for it (WithHttp): every free port a
+    // test picks is one more that another test's process may take first.
+    if (http_port() == 0 && std::find(extra_args_.begin(), extra_args_.end(), "--http-listen") == extra_args_.end()) {
+      args.insert(args.end(), {"--http-port", "0"});
     }
     if (std::find(extra_args_.begin(), extra_args_.end(), "--grace-period") == extra_args_.end()) {
       args.insert(args.end(), {"--grace-period", "10"});
@@ -127,19 +129,32 @@ class Daemon {
   std::shared_ptr<grpc::Channel> channel() { return channel_; }
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
-  int http_port() const { return http_port_; }
+  // The HTTP side's port when the test gave one (WithHttp), else 0 (off).
+  int http_port() const {
+    auto it = std::find(extra_args_.begin(), extra_args_.end(), "--http-port");
+    int port = 0;
+    if (it != extra_args_.end() && it + 1 != extra_args_.end()) port = std::atoi((it + 1)->c_str());
+    return port;
+  }
   const std::string& data_root() const { return data_root_; }
 
  private:
   std::string data_root_;
   std::vector<std::string> extra_args_;
-  int port_, metrics_port_, http_port_;
+  int port_, metrics_port_;
   pid_t pid_ = 0;
   std::shared_ptr<grpc::ChannelCredentials> credentials_;
   mutable std::string admin_token_;  // read on first use: it never changes for a data root
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<trainer::v1::JobService::Stub> stub_;
 };
+
+// The extra arguments that give a Daemon its HTTP side (web console, JSON API) on a
+// free port, after `args`.
+inline std::vector<std::string> WithHttp(std::vector<std::string> args = {}) {
+  args.insert(args.end(), {"--http-port", std::to_string(FreePort())});
+  return args;
+}
 
 // `trainerd user add NAME` against the daemon's data root; returns the printed token.
 inline std::string AddUser(const Daemon& d, const std::string& name, bool admin = false) {

@@ -99,7 +99,7 @@ std::vector<std::pair<std::string, json>> Events(const std::string& stream) {
 
 TEST(HttpApi, EveryRouteAnswersAsItsGrpcTwin) {
   TempDir dir;
-  Daemon d(dir.path().string());
+  Daemon d(dir.path().string(), testing::WithHttp());
   Http admin(d, d.admin_token());
 
   // Who is calling, and the refusals of a call without a valid token.
@@ -209,7 +209,7 @@ TEST(HttpApi, EveryRouteAnswersAsItsGrpcTwin) {
 
 TEST(HttpApi, UsersSeeOnlyTheirOwnJobsAndRefusalsAreAudited) {
   TempDir dir;
-  Daemon d(dir.path().string());
+  Daemon d(dir.path().string(), testing::WithHttp());
   Http alice(d, testing::AddUser(d, "alice"));
   const std::string bob_token = testing::AddUser(d, "bob");
   Http bob(d, bob_token);
@@ -251,7 +251,7 @@ TEST(HttpApi, UsersSeeOnlyTheirOwnJobsAndRefusalsAreAudited) {
 
 TEST(HttpApi, TheConsoleIsServedWithAStrictPolicy) {
   TempDir dir;
-  Daemon d(dir.path().string());
+  Daemon d(dir.path().string(), testing::WithHttp());
   Http anyone(d, "");
   for (const auto& [path, type] :
        std::vector<std::pair<std::string, std::string>>{{"/", "text/html"},

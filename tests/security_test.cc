@@ -480,7 +480,8 @@ TEST(Security, TlsServesClientsAndWorkersThatVerifyIt) {
   TempDir dir, certs_dir;
   Certificates certs(certs_dir);
   Daemon d(dir.path().string(),
-           {"--tls-cert", certs("server.pem"), "--tls-key", certs("server.key"), "--tls-ca", certs("ca.pem")},
+           testing::WithHttp(
+               {"--tls-cert", certs("server.pem"), "--tls-key", certs("server.key"), "--tls-ca", certs("ca.pem")}),
            certs.Client());
   EXPECT_EQ(WhoAmI(certs.Client(), d.port(), d.admin_token()), grpc::StatusCode::OK);
   EXPECT_EQ(WhoAmI(grpc::InsecureChannelCredentials(), d.port(), d.admin_token()), grpc::StatusCode::UNAVAILABLE);
@@ -514,8 +515,8 @@ TEST(Security, ClientCertificatesAreRequiredWithTlsClientCa) {
   TempDir dir, certs_dir;
   Certificates certs(certs_dir);
   Daemon d(dir.path().string(),
-           {"--tls-cert", certs("server.pem"), "--tls-key", certs("server.key"), "--tls-ca", certs("ca.pem"),
-            "--tls-client-ca", certs("ca.pem")},
+           testing::WithHttp({"--tls-cert", certs("server.pem"), "--tls-key", certs("server.key"), "--tls-ca",
+                              certs("ca.pem"), "--tls-client-ca", certs("ca.pem")}),
            certs.Client("client"));
   EXPECT_EQ(WhoAmI(certs.Client("client"), d.port(), d.admin_token()), grpc::StatusCode::OK);
   EXPECT_EQ(WhoAmI(certs.Client(), d.port(), d.admin_token()), grpc::StatusCode::UNAUTHENTICATED);
