@@ -55,6 +55,7 @@ bench: build
 	./$(BUILD_DIR)/bench/hf_bench
 	./$(BUILD_DIR)/bench/lora_bench
 	./$(BUILD_DIR)/bench/slurm_bench
+	cd $(BUILD_DIR) && TRAINERD_BUILD_DIR=$$(pwd) ./bench/sweep_bench
 	/usr/bin/python3 bench/web_console_bench.py $(BUILD_DIR)
 
 clean:

@@ -356,7 +356,7 @@ int RunCancel(TrainerClient& client, const CliArgs& args) {
 }
 
 int RunResume(TrainerClient& client, const CliArgs& args) {
-  auto job = client.ResumeJob(args.job_id, args.checkpoint);
+  auto job = client.ResumeJob(args.job_id, args.checkpoint, args.stop_at_step);
   if (!job.ok()) return Report(job.status());
   std::cout << "job " << job->id() << " " << ShortState(job->state()) << "\n";
   return kOk;

@@ -22,8 +22,8 @@ struct CliArgs {
   std::string spec_path, name, job_id, level, metric_name, split, time_limit;
   std::vector<std::string> sets, states;
   int priority = 0, max_restarts = -1, limit = 20, rank = -1, ranks = 1, gpus_per_rank = 0, tail = 0;
-  int64_t since = 1, checkpoint = 0, before = 0;
-  bool follow = false, plot = false, csv = false, delete_files = false, mine = false;
+  int64_t since = 1, checkpoint = 0, before = 0, stop_at_step = 0;
+  bool follow = false, plot = false, csv = false, delete_files = false, mine = false, validate_only = false;
   // upload, download, files
   std::string local_path, file_name, dest, user;
   bool delete_file = false, quiet = false, best = false;
@@ -51,6 +51,11 @@ int RunWait(TrainerClient& client, const CliArgs& args);
 int RunUpload(TrainerClient& client, const CliArgs& args);
 int RunDownload(TrainerClient& client, const CliArgs& args);
 int RunFiles(TrainerClient& client, const CliArgs& args);
+// sweep_commands.cc: hyperparameter sweeps.
+int RunSweepSubmit(TrainerClient& client, const CliArgs& args);
+int RunSweepList(TrainerClient& client, const CliArgs& args);
+int RunSweepStatus(TrainerClient& client, const CliArgs& args);
+int RunSweepCancel(TrainerClient& client, const CliArgs& args);
 
 }  // namespace trainerd
 

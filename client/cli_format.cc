@@ -98,30 +98,65 @@ std::string ProgressLine(const trainer::v1::Job& job, int width) {
                          OrDash(p.has_samples_per_second(), p.samples_per_second(), "%.0f"), eta);
 }
 
-std::string Plot(const std::vector<double>& steps, const std::vector<double>& values, int width, int height) {
-  if (values.empty()) return "(no points)\n";
+namespace {
+
+// The chart Plot and Scatter draw: a '*' for values[i] at column fraction columns[i] (0
+// left, 1 right), the value axis labelled on the left (`general`: %g, else %f), and the
+// line under it. A flat series (one point, or every value equal) is one row labelled with
+// its value: an axis invented around it would show values that were never logged.
+std::string Chart(const std::vector<double>& columns, const std::vector<double>& values, int width, int height,
+                  bool general) {
   const auto [lo_it, hi_it] = std::minmax_element(values.begin(), values.end());
   const double lo = *lo_it, hi = *hi_it;
-  // A flat series (one point, or every value equal) is one row labelled with its value:
-  // an axis invented around it would show values that were never logged.
   const int rows = hi == lo ? 1 : height;
   std::vector<std::string> grid(rows, std::string(width, ' '));
   for (size_t i = 0; i < values.size(); ++i) {
-    const int x = values.size() == 1 ? 0 : static_cast<int>(std::lround(i * (width - 1.0) / (values.size() - 1)));
+    const int x = static_cast<int>(std::lround(columns[i] * (width - 1)));
     const int y = rows == 1 ? 0 : static_cast<int>(std::lround((values[i] - lo) / (hi - lo) * (rows - 1)));
     grid[rows - 1 - y][x] = '*';
   }
   std::string out;
   for (int r = 0; r < rows; ++r) {
     const double label = rows == 1 ? hi : hi - (hi - lo) * r / (rows - 1);
-    out += absl::StrFormat("%10.4f |%s\n", label, grid[r]);
+    out += general ? absl::StrFormat("%10.4g |%s\n", label, grid[r]) : absl::StrFormat("%10.4f |%s\n", label, grid[r]);
   }
   out += absl::StrFormat("%10s +%s\n", "", std::string(width, '-'));
+  return out;
+}
+
+}  // namespace
+
+std::string Plot(const std::vector<double>& steps, const std::vector<double>& values, int width, int height) {
+  if (values.empty()) return "(no points)\n";
+  std::vector<double> columns;  // evenly spaced, in order
+  for (size_t i = 0; i < values.size(); ++i) {
+    columns.push_back(values.size() == 1 ? 0.0 : static_cast<double>(i) / static_cast<double>(values.size() - 1));
+  }
+  std::string out = Chart(columns, values, width, height, /*general=*/false);
   if (steps.size() == 1) {
     out += absl::StrFormat("%10s  step %.0f (one point)\n", "", steps.front());
   } else {
     out += absl::StrFormat("%10s  step %.0f .. %.0f\n", "", steps.front(), steps.back());
   }
+  return out;
+}
+
+std::string Scatter(const std::vector<double>& xs, const std::vector<double>& ys, int width, int height, bool log_x) {
+  std::vector<double> at;  // the x positions plotted
+  std::vector<double> values;
+  for (size_t i = 0; i < xs.size() && i < ys.size(); ++i) {
+    if (log_x && xs[i] <= 0) continue;
+    at.push_back(log_x ? std::log10(xs[i]) : xs[i]);
+    values.push_back(ys[i]);
+  }
+  if (values.empty()) return "(no points)\n";
+  const auto [x_lo, x_hi] = std::minmax_element(at.begin(), at.end());
+  const double x0 = *x_lo, x1 = *x_hi;
+  std::vector<double> columns;
+  for (double x : at) columns.push_back(x1 == x0 ? 0.5 : (x - x0) / (x1 - x0));
+  std::string out = Chart(columns, values, width, height, /*general=*/true);
+  const double lo = log_x ? std::pow(10.0, x0) : x0, hi = log_x ? std::pow(10.0, x1) : x1;
+  out += absl::StrFormat("%10s  %.4g .. %.4g%s\n", "", lo, hi, log_x ? " (log scale)" : "");
   return out;
 }
 

@@ -34,6 +34,10 @@ std::string ProgressLine(const trainer::v1::Job& job, int width);
 // A terminal chart of `values` (height rows, width columns).
 std::string Plot(const std::vector<double>& steps, const std::vector<double>& values, int width, int height);
 
+// A terminal scatter plot of (xs[i], ys[i]), each point at its own x (on a log scale
+// when `log_x`), with the x range below it.
+std::string Scatter(const std::vector<double>& xs, const std::vector<double>& ys, int width, int height, bool log_x);
+
 }  // namespace trainerd
 
 #endif  // TRAINERD_CLIENT_CLI_FORMAT_H_

@@ -88,6 +88,8 @@ Subcommands DefineSubcommands(CLI::App& app, CliArgs& args) {
   auto* resume = app.add_subcommand("resume", "Run a finished job again from a checkpoint.\nExample: trainer-cli resume j1a2b3c --checkpoint 500");
   resume->add_option("job", args.job_id)->required();
   resume->add_option("--checkpoint", args.checkpoint, "Checkpoint step (default: the latest)");
+  resume->add_option("--stop-at-step", args.stop_at_step,
+                     "Stop again at this step, with a checkpoint (default: train to the end)");
   auto* del = app.add_subcommand("delete", "Delete a finished job's records.\nExample: trainer-cli delete j1a2b3c --files");
   del->add_option("job", args.job_id)->required();
   del->add_flag("--files", args.delete_files, "Also delete its output folder");
@@ -136,8 +138,42 @@ Subcommands DefineSubcommands(CLI::App& app, CliArgs& args) {
   files->add_option("--user", args.user, "Another user's area (admins)");
   files->add_flag("--json", args.json, "JSON: ListFilesResponse");
 
+  auto* sweep = app.add_subcommand("sweep", "Hyperparameter sweeps: trials run as jobs, stopped early by ASHA.\n"
+                                            "Example: trainer-cli sweep submit examples/sweep-asha.yaml");
+  sweep->require_subcommand(1);
+  auto* sweep_submit = sweep->add_subcommand("submit", "Submit a sweep spec; prints the sweep id.\n"
+                                                       "Example: trainer-cli sweep submit examples/sweep-asha.yaml");
+  sweep_submit->add_option("spec", args.spec_path, "Sweep spec (YAML or JSON)")->required();
+  sweep_submit->add_option("--name", args.name, "Sweep name (its trials are NAME-1, NAME-2, ...)");
+  sweep_submit->add_option("--priority", args.priority, "Every trial's priority");
+  sweep_submit->add_option("--max-restarts", args.max_restarts, "Every trial's restarts after a failure");
+  sweep_submit->add_option("--ranks", args.ranks, "Every trial's worker processes")->capture_default_str();
+  sweep_submit->add_option("--gpus-per-rank", args.gpus_per_rank, "GPUs for each of a trial's ranks");
+  sweep_submit->add_option("--time-limit", args.time_limit, "Each trial attempt's longest run (90m, 2h)");
+  sweep_submit->add_flag("--validate", args.validate_only, "Check the sweep and its first trial; start nothing");
+  sweep_submit->add_flag("--json", args.json, "JSON: SubmitSweepResponse");
+  auto* sweep_list = sweep->add_subcommand("list", "List sweeps, newest first.\nExample: trainer-cli sweep list --mine");
+  sweep_list->add_flag("--mine", args.mine, "Only your own sweeps");
+  sweep_list->add_option("--limit", args.limit, "At most this many")->capture_default_str();
+  sweep_list->add_flag("--json", args.json, "JSON: ListSweepsResponse");
+  auto* sweep_status = sweep->add_subcommand(
+      "status", "A sweep's trials sorted by the objective, its best trial, and the steps early stopping saved.\n"
+                "Example: trainer-cli sweep status s1a2b3c --plot");
+  sweep_status->add_option("sweep", args.job_id, "Sweep id")->required();
+  sweep_status->add_flag("--plot", args.plot, "Also plot the objective against each parameter");
+  sweep_status->add_flag("--wait", args.follow, "Wait for the sweep to end first");
+  sweep_status->add_flag("--json", args.json, "JSON: the Sweep");
+  auto* sweep_cancel = sweep->add_subcommand("cancel", "Cancel a sweep and its running trials (each checkpoints).\n"
+                                                       "Example: trainer-cli sweep cancel s1a2b3c");
+  sweep_cancel->add_option("sweep", args.job_id, "Sweep id")->required();
+  sweep_cancel->add_flag("--json", args.json, "JSON: the Sweep");
+
   Subcommands out;
   out.with_client = {
+      {sweep_submit, RunSweepSubmit},
+      {sweep_list, RunSweepList},
+      {sweep_status, RunSweepStatus},
+      {sweep_cancel, RunSweepCancel},
       {validate, RunValidate},
       {submit, RunSubmit},
       {list, RunList},

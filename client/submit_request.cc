@@ -22,18 +22,26 @@ absl::StatusOr<trainer::v1::SubmitJobRequest> BuildSubmitRequest(const CliArgs& 
   req.set_name(args.name);
   req.set_priority(args.priority);
   if (args.max_restarts >= 0) req.set_max_restarts(args.max_restarts);
-  req.mutable_resources()->set_ranks(args.ranks);
-  req.mutable_resources()->set_gpus_per_rank(args.gpus_per_rank);
+  absl::StatusOr<trainer::v1::Resources> resources = ResourcesFromArgs(args);
+  if (!resources.ok()) return resources.status();
+  *req.mutable_resources() = std::move(*resources);
+  req.set_validate_only(validate_only);
+  return req;
+}
+
+absl::StatusOr<trainer::v1::Resources> ResourcesFromArgs(const CliArgs& args) {
+  trainer::v1::Resources resources;
+  resources.set_ranks(args.ranks);
+  resources.set_gpus_per_rank(args.gpus_per_rank);
   if (!args.time_limit.empty()) {
     absl::Duration limit;
     if (!absl::ParseDuration(args.time_limit, &limit) || limit < absl::Seconds(1)) {
       return absl::InvalidArgumentError(
           absl::StrCat("--time-limit: '", args.time_limit, "' is not a duration such as 90m, 2h30m or 600s"));
     }
-    req.mutable_resources()->set_time_limit_s(absl::ToInt64Seconds(limit));
+    resources.set_time_limit_s(absl::ToInt64Seconds(limit));
   }
-  req.set_validate_only(validate_only);
-  return req;
+  return resources;
 }
 
 absl::Status CheckLocally(const trainer::v1::SubmitJobRequest& request) {

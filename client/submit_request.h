@@ -15,6 +15,9 @@ namespace trainerd {
 // is trainerd's to do, with its path policy and its files (this may be another machine).
 absl::StatusOr<trainer::v1::SubmitJobRequest> BuildSubmitRequest(const CliArgs& args, bool validate_only);
 
+// The resources the flags ask for (--ranks, --gpus-per-rank, --time-limit), checked.
+absl::StatusOr<trainer::v1::Resources> ResourcesFromArgs(const CliArgs& args);
+
 // The checks trainerd runs on a submission, on this machine's files and without
 // trainerd's path policy (which only trainerd knows): OK, or INVALID_ARGUMENT listing
 // every problem.

@@ -39,6 +39,7 @@ TrainerClient::TrainerClient(ClientOptions options) : options_(std::move(options
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   channel_ = grpc::CreateCustomChannel(server_, *credentials, args);
   stub_ = trainer::v1::JobService::NewStub(channel_);
+  sweep_stub_ = trainer::v1::SweepService::NewStub(channel_);
 }
 
 std::string TrainerClient::Token() const {
@@ -139,10 +140,12 @@ absl::StatusOr<trainer::v1::Job> TrainerClient::CancelJob(const std::string& id)
   return job;
 }
 
-absl::StatusOr<trainer::v1::Job> TrainerClient::ResumeJob(const std::string& id, int64_t checkpoint_step) {
+absl::StatusOr<trainer::v1::Job> TrainerClient::ResumeJob(const std::string& id, int64_t checkpoint_step,
+                                                         int64_t stop_at_step) {
   trainer::v1::ResumeJobRequest req;
   req.set_job_id(id);
   req.set_checkpoint_step(checkpoint_step);
+  req.set_stop_at_step(stop_at_step);
   trainer::v1::Job job;
   absl::Status s = Unary(false, [&](grpc::ClientContext* c) { return stub_->ResumeJob(c, req, &job); });
   if (!s.ok()) return s;
@@ -244,6 +247,40 @@ absl::Status TrainerClient::WatchJob(const std::string& id,
     }
     return reader->Finish();
   });
+}
+
+absl::StatusOr<trainer::v1::SubmitSweepResponse> TrainerClient::SubmitSweep(
+    const trainer::v1::SubmitSweepRequest& request) {
+  trainer::v1::SubmitSweepResponse resp;
+  // Not idempotent: a retried submit could start the sweep twice.
+  absl::Status s = Unary(false, [&](grpc::ClientContext* c) { return sweep_stub_->SubmitSweep(c, request, &resp); });
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<trainer::v1::Sweep> TrainerClient::GetSweep(const std::string& id) {
+  trainer::v1::GetSweepRequest req;
+  req.set_sweep_id(id);
+  trainer::v1::Sweep sweep;
+  absl::Status s = Unary(true, [&](grpc::ClientContext* c) { return sweep_stub_->GetSweep(c, req, &sweep); });
+  if (!s.ok()) return s;
+  return sweep;
+}
+
+absl::StatusOr<trainer::v1::ListSweepsResponse> TrainerClient::ListSweeps(const trainer::v1::ListSweepsRequest& request) {
+  trainer::v1::ListSweepsResponse resp;
+  absl::Status s = Unary(true, [&](grpc::ClientContext* c) { return sweep_stub_->ListSweeps(c, request, &resp); });
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::StatusOr<trainer::v1::Sweep> TrainerClient::CancelSweep(const std::string& id) {
+  trainer::v1::CancelSweepRequest req;
+  req.set_sweep_id(id);
+  trainer::v1::Sweep sweep;
+  absl::Status s = Unary(true, [&](grpc::ClientContext* c) { return sweep_stub_->CancelSweep(c, req, &sweep); });
+  if (!s.ok()) return s;
+  return sweep;
 }
 
 }  // namespace trainerd

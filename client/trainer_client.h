@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/tls_credentials.h"
 #include "trainer/v1/job_service.grpc.pb.h"
+#include "trainer/v1/sweep_service.grpc.pb.h"
 
 namespace trainerd {
 
@@ -53,7 +54,8 @@ class TrainerClient {
   absl::StatusOr<trainer::v1::Job> GetJob(const std::string& id);
   absl::StatusOr<trainer::v1::ListJobsResponse> ListJobs(const trainer::v1::ListJobsRequest& request);
   absl::StatusOr<trainer::v1::Job> CancelJob(const std::string& id);
-  absl::StatusOr<trainer::v1::Job> ResumeJob(const std::string& id, int64_t checkpoint_step);
+  absl::StatusOr<trainer::v1::Job> ResumeJob(const std::string& id, int64_t checkpoint_step,
+                                             int64_t stop_at_step = 0);
   absl::Status DeleteJob(const std::string& id, bool delete_files);
   absl::StatusOr<std::vector<trainer::v1::Checkpoint>> ListCheckpoints(const std::string& id);
   absl::StatusOr<std::vector<trainer::v1::MetricPoint>> GetMetrics(const std::string& id, const std::string& name,
@@ -65,6 +67,12 @@ class TrainerClient {
   // Streams job events until the job ends. Reconnects as StreamLogs does; after a
   // reconnect the job's current state comes again (and its metric points from the start).
   absl::Status WatchJob(const std::string& id, const std::function<void(const trainer::v1::JobEvent&)>& on_event);
+
+  // The SweepService.
+  absl::StatusOr<trainer::v1::SubmitSweepResponse> SubmitSweep(const trainer::v1::SubmitSweepRequest& request);
+  absl::StatusOr<trainer::v1::Sweep> GetSweep(const std::string& id);
+  absl::StatusOr<trainer::v1::ListSweepsResponse> ListSweeps(const trainer::v1::ListSweepsRequest& request);
+  absl::StatusOr<trainer::v1::Sweep> CancelSweep(const std::string& id);
 
   // Turns a gRPC status into one a person understands (names the server for
   // connection problems).
@@ -94,6 +102,7 @@ class TrainerClient {
   mutable std::string token_ ABSL_GUARDED_BY(token_mu_);
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<trainer::v1::JobService::Stub> stub_;
+  std::unique_ptr<trainer::v1::SweepService::Stub> sweep_stub_;
 };
 
 }  // namespace trainerd

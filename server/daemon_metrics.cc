@@ -62,7 +62,13 @@ DaemonMetrics::DaemonMetrics(int32_t cpu_slots, int32_t gpus, const std::string&
       job_samples_(BuildGauge().Name("trainerd_job_samples_per_second")
                        .Help("Latest training throughput of a running job").Register(*registry_)),
       job_step_(BuildGauge().Name("trainerd_job_step").Help("Latest optimizer step of a running job")
-                    .Register(*registry_)) {
+                    .Register(*registry_)),
+      sweeps_(BuildGauge().Name("trainerd_sweeps").Help("Sweeps by state").Register(*registry_)),
+      sweep_trials_running_(BuildGauge()
+                                .Name("trainerd_sweep_trials_running")
+                                .Help("Trials of a running sweep that are queued, running or waiting at a rung")
+                                .Register(*registry_)) {
+  for (const char* state : {"running", "completed", "failed", "cancelled"}) sweeps_.Add({{"state", state}}).Set(0);
   slots_.Add({{"kind", "cpu"}}).Set(cpu_slots);
   slots_.Add({{"kind", "gpu"}}).Set(gpus);
   slots_in_use_.Add({{"kind", "cpu"}}).Set(0);
@@ -135,5 +141,20 @@ void DaemonMetrics::OnJobFinished(const trainer::v1::Job& job) {
 }
 
 void DaemonMetrics::OnRestart() { restarts_.Increment(); }
+
+void DaemonMetrics::OnSweeps(const std::map<std::string, int>& by_state,
+                             const std::map<std::string, int>& trials_running) {
+  absl::MutexLock lock(&mu_);
+  for (const char* state : {"running", "completed", "failed", "cancelled"}) {
+    auto it = by_state.find(state);
+    sweeps_.Add({{"state", state}}).Set(it == by_state.end() ? 0 : it->second);
+  }
+  // A sweep's series ends with the sweep.
+  for (const auto& [id, running] : sweep_trials_seen_) {
+    if (trials_running.count(id) == 0) sweep_trials_running_.Remove(&sweep_trials_running_.Add({{"sweep", id}}));
+  }
+  for (const auto& [id, running] : trials_running) sweep_trials_running_.Add({{"sweep", id}}).Set(running);
+  sweep_trials_seen_ = trials_running;
+}
 
 }  // namespace trainerd

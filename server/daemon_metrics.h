@@ -34,6 +34,9 @@ class DaemonMetrics {
   void OnJobChanged(const trainer::v1::Job& job);
   void OnJobFinished(const trainer::v1::Job& job);
   void OnRestart();
+  // What the sweeps stand at: how many are in each state ("running", "completed",
+  // "failed", "cancelled"), and the trials running in each running sweep.
+  void OnSweeps(const std::map<std::string, int>& by_state, const std::map<std::string, int>& trials_running);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -51,6 +54,8 @@ class DaemonMetrics {
   prometheus::Family<prometheus::Gauge>& job_lr_;
   prometheus::Family<prometheus::Gauge>& job_samples_;
   prometheus::Family<prometheus::Gauge>& job_step_;
+  prometheus::Family<prometheus::Gauge>& sweeps_;
+  prometheus::Family<prometheus::Gauge>& sweep_trials_running_;
 
   absl::Mutex mu_;
   struct Tracked {
@@ -59,6 +64,7 @@ class DaemonMetrics {
     int32_t gpus;
   };
   std::map<std::string, Tracked> jobs_seen_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int> sweep_trials_seen_ ABSL_GUARDED_BY(mu_);  // the running sweeps last told
 };
 
 }  // namespace trainerd

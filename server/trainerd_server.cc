@@ -12,6 +12,8 @@
 #include "common/data_root.h"
 #include "server/api/file_service_impl.h"
 #include "server/api/job_service_impl.h"
+#include "server/api/sweep_operations.h"
+#include "server/api/sweep_service_impl.h"
 #include "server/files/user_file_store.h"
 #include "server/api/reflection_v1_service.h"
 #include "server/api/worker_service_impl.h"
@@ -23,6 +25,7 @@
 #include "server/launch/local_launcher.h"
 #include "storage/audit_log.h"
 #include "storage/job_store.h"
+#include "storage/sweep_store.h"
 #include "storage/user_store.h"
 
 namespace trainerd {
@@ -41,6 +44,7 @@ TrainerdServer::TrainerdServer(TrainerdOptions options) : options_(std::move(opt
 TrainerdServer::~TrainerdServer() {
   if (http_) http_->Stop();
   if (server_) server_->Shutdown(std::chrono::system_clock::now());
+  sweeps_.reset();      // it calls the supervisor
   supervisor_.reset();  // before the stores it writes to
 }
 
@@ -82,6 +86,9 @@ absl::Status TrainerdServer::Open() {
   absl::StatusOr<std::unique_ptr<UserStore>> users = UserStore::Open(db);
   if (!users.ok()) return users.status();
   users_ = std::move(*users);
+  absl::StatusOr<std::unique_ptr<SweepStore>> sweep_store = SweepStore::Open(db);
+  if (!sweep_store.ok()) return sweep_store.status();
+  sweep_store_ = std::move(*sweep_store);
   absl::StatusOr<std::unique_ptr<AuditLog>> audit = AuditLog::Open(db);
   if (!audit.ok()) return audit.status();
   audit_ = std::move(*audit);
@@ -110,7 +117,12 @@ absl::Status TrainerdServer::Open() {
   }
   supervisor_ = std::make_unique<AttemptSupervisor>(m, registry_.get(), tailer_.get(), launcher_.get(),
                                                     [metrics = metrics_] { metrics->OnRestart(); });
-  return supervisor_->Recover();
+  if (absl::Status s = supervisor_->Recover(); !s.ok()) return s;
+  sweeps_ = std::make_unique<SweepCoordinator>(sweep_store_.get(), registry_.get(), store_.get(), supervisor_.get(),
+                                               [metrics = metrics_](const SweepCounts& c) {
+                                                 metrics->OnSweeps(c.by_state, c.trials_running);
+                                               });
+  return sweeps_->Recover();
 }
 
 absl::Status TrainerdServer::Serve(const std::shared_ptr<grpc::ServerCredentials>& credentials) {
@@ -128,11 +140,11 @@ absl::Status TrainerdServer::Serve(const std::shared_ptr<grpc::ServerCredentials
   access_ = std::make_unique<AccessControl>(users_.get(), options_.access);
   job_operations_ =
       std::make_unique<JobOperations>(registry_.get(), store_.get(), supervisor_.get(), access_.get(), audit_.get());
-  job_service_ = std::make_unique<JobServiceImpl>(
-      job_operations_.get(), registry_.get(),
-      [metrics = metrics_](const std::string& method, grpc::StatusCode code, double seconds, bool streamed) {
-        metrics->OnRpc(method, code, seconds, streamed);
-      });
+  const RpcObserver observe = [metrics = metrics_](const std::string& method, grpc::StatusCode code, double seconds,
+                                                   bool streamed) { metrics->OnRpc(method, code, seconds, streamed); };
+  job_service_ = std::make_unique<JobServiceImpl>(job_operations_.get(), registry_.get(), observe);
+  sweep_operations_ = std::make_unique<SweepOperations>(sweeps_.get(), access_.get(), audit_.get());
+  sweep_service_ = std::make_unique<SweepServiceImpl>(sweep_operations_.get(), observe);
   worker_service_ = std::make_unique<WorkerServiceImpl>(supervisor_.get(), audit_.get());
   user_files_ = std::make_unique<UserFileStore>(options_.jobs.data_root, kUploadChunkBytes);
   file_service_ =
@@ -146,11 +158,12 @@ absl::Status TrainerdServer::Serve(const std::shared_ptr<grpc::ServerCredentials
   // The limit leaves room for a request whose oversized field the handler names.
   builder.SetMaxReceiveMessageSize(8 << 20);
   builder.RegisterService(job_service_.get());
+  builder.RegisterService(sweep_service_.get());
   builder.RegisterService(worker_service_.get());
   builder.RegisterService(file_service_.get());
   reflection_v1_ = std::make_unique<ReflectionV1Service>(std::vector<std::string>{
       trainer::v1::JobService::service_full_name(), trainer::v1::WorkerService::service_full_name(),
-      trainer::v1::FileService::service_full_name(),
+      trainer::v1::FileService::service_full_name(), trainer::v1::SweepService::service_full_name(),
       "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
       grpc::reflection::v1::ServerReflection::service_full_name()});
   builder.RegisterService(reflection_v1_.get());
@@ -158,7 +171,8 @@ absl::Status TrainerdServer::Serve(const std::shared_ptr<grpc::ServerCredentials
   if (!server_ || port_ == 0) return absl::UnavailableError(absl::StrCat("--listen ", options_.listen, ": cannot listen there"));
   // Health by service name too (grpc_health_probe -service, Kubernetes' grpc.service).
   for (const char* service : {trainer::v1::JobService::service_full_name(),
-                              trainer::v1::WorkerService::service_full_name()}) {
+                              trainer::v1::WorkerService::service_full_name(),
+                              trainer::v1::SweepService::service_full_name()}) {
     server_->GetHealthCheckService()->SetServingStatus(service, true);
   }
   if (!options_.http_listen.empty()) {
@@ -166,12 +180,14 @@ absl::Status TrainerdServer::Serve(const std::shared_ptr<grpc::ServerCredentials
     http.listen = options_.http_listen;
     http.tls = options_.tls;
     http.allow_plaintext = options_.allow_plaintext;
-    absl::StatusOr<std::unique_ptr<HttpServer>> started = HttpServer::Start(http, job_operations_.get(), registry_.get());
+    absl::StatusOr<std::unique_ptr<HttpServer>> started =
+        HttpServer::Start(http, job_operations_.get(), sweep_operations_.get(), registry_.get());
     if (!started.ok()) return started.status();
     http_ = std::move(*started);
   }
   const JobOptions& m = options_.jobs;
   supervisor_->Start(m.advertise_host + ":" + std::to_string(port_));
+  sweeps_->Start();
   const TlsServerFiles& tls = options_.tls;
   spdlog::info(
       "trainerd listening on {} (port {}, {}), metrics on {}, web console on {}, data in {}, {} CPU slots, {} GPUs, "
@@ -189,6 +205,7 @@ int TrainerdServer::http_port() const { return http_ ? http_->port() : 0; }
 void TrainerdServer::Shutdown() {
   // Probes see NOT_SERVING while the workers checkpoint.
   server_->GetHealthCheckService()->SetServingStatus(false);
+  sweeps_->Stop();  // no trial is submitted, resumed or judged while the workers stop
   supervisor_->Shutdown();
   job_service_->StopFollowers();  // log and watch streams end now (clients reconnect)
   if (http_) http_->Stop();

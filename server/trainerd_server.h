@@ -1,5 +1,6 @@
 // TrainerdServer: the daemon, wired. It owns the stores over the one SQLite file, the
-// job registry, the output tailer, the launchers, the attempt supervisor, the access
+// job registry, the output tailer, the launchers, the attempt supervisor, the sweep
+// coordinator, the access
 // control, the gRPC services and server, and the Prometheus
 // exposer; trainerd's main only turns flags into TrainerdOptions, calls BuildAndStart,
 // waits for a signal and calls Shutdown (as tensorflow/serving's main does).
@@ -37,6 +38,10 @@ class JobServiceImpl;
 class JobStore;
 class ProcessCollector;
 class ReflectionV1Service;
+class SweepCoordinator;
+class SweepOperations;
+class SweepServiceImpl;
+class SweepStore;
 class UserFileStore;
 class UserStore;
 class WorkerServiceImpl;
@@ -78,6 +83,7 @@ class TrainerdServer {
   TrainerdOptions options_;
   std::unique_ptr<JobStore> store_;
   std::unique_ptr<UserStore> users_;
+  std::unique_ptr<SweepStore> sweep_store_;
   std::unique_ptr<AuditLog> audit_;
   std::shared_ptr<DaemonMetrics> metrics_;
   std::shared_ptr<ProcessCollector> process_metrics_;
@@ -85,10 +91,13 @@ class TrainerdServer {
   std::unique_ptr<OutputTailer> tailer_;
   std::unique_ptr<Launcher> launcher_;  // this machine's processes, or Slurm's jobs
   std::unique_ptr<AttemptSupervisor> supervisor_;
+  std::unique_ptr<SweepCoordinator> sweeps_;  // runs the sweeps' trials through the supervisor
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<AccessControl> access_;
   std::unique_ptr<JobOperations> job_operations_;  // what the API's front doors call
   std::unique_ptr<JobServiceImpl> job_service_;
+  std::unique_ptr<SweepOperations> sweep_operations_;
+  std::unique_ptr<SweepServiceImpl> sweep_service_;
   std::unique_ptr<UserFileStore> user_files_;  // DATA_ROOT/users
   std::unique_ptr<FileServiceImpl> file_service_;
   std::unique_ptr<WorkerServiceImpl> worker_service_;

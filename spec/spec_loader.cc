@@ -422,12 +422,10 @@ absl::StatusOr<trainer::v1::JobSpec> ParseJobSpec(std::string_view text, const s
   return ParseSpecText(text, overrides, warnings, nullptr);
 }
 
-absl::StatusOr<trainer::v1::JobSpec> LoadJobSpecFile(const std::string& path, const std::vector<std::string>& overrides,
-                                                     std::vector<std::string>* warnings) {
-  absl::StatusOr<std::string> text = ReadSpecFile(path);
-  if (!text.ok()) return text.status();
-  const std::filesystem::path base = std::filesystem::absolute(path).parent_path();
-  absl::StatusOr<trainer::v1::JobSpec> spec = ParseSpecText(*text, overrides, warnings, &base);
+absl::StatusOr<trainer::v1::JobSpec> ParseJobSpecAt(std::string_view text, const std::filesystem::path& base,
+                                                    const std::vector<std::string>& overrides,
+                                                    std::vector<std::string>* warnings) {
+  absl::StatusOr<trainer::v1::JobSpec> spec = ParseSpecText(text, overrides, warnings, &base);
   if (!spec.ok()) return spec;
   auto* data = spec->mutable_data();
   for (auto* source : {data->mutable_train(), data->mutable_eval(), data->mutable_test()}) {
@@ -437,6 +435,13 @@ absl::StatusOr<trainer::v1::JobSpec> LoadJobSpecFile(const std::string& path, co
   ResolvePath(base, spec->mutable_model()->mutable_path());
   ResolvePath(base, spec->mutable_model()->mutable_name_or_path());
   return spec;
+}
+
+absl::StatusOr<trainer::v1::JobSpec> LoadJobSpecFile(const std::string& path, const std::vector<std::string>& overrides,
+                                                     std::vector<std::string>* warnings) {
+  absl::StatusOr<std::string> text = ReadSpecFile(path);
+  if (!text.ok()) return text.status();
+  return ParseJobSpecAt(*text, std::filesystem::absolute(path).parent_path(), overrides, warnings);
 }
 
 std::string JobSpecToJson(const trainer::v1::JobSpec& spec) {

@@ -9,6 +9,7 @@
 #ifndef TRAINERD_SPEC_SPEC_LOADER_H_
 #define TRAINERD_SPEC_SPEC_LOADER_H_
 
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +44,13 @@ absl::StatusOr<std::string> ReadSpecFile(const std::string& path);
 absl::StatusOr<trainer::v1::JobSpec> LoadJobSpecFile(const std::string& path,
                                                      const std::vector<std::string>& overrides = {},
                                                      std::vector<std::string>* warnings = nullptr);
+
+// ParseJobSpec for a spec read from a file in folder `base`: relative data and model
+// paths are resolved against it, and a training_args.deepspeed path is read from it
+// (LoadJobSpecFile, and a sweep file's inline job).
+absl::StatusOr<trainer::v1::JobSpec> ParseJobSpecAt(std::string_view text, const std::filesystem::path& base,
+                                                    const std::vector<std::string>& overrides = {},
+                                                    std::vector<std::string>* warnings = nullptr);
 
 // Renders a spec as YAML-compatible JSON (for logs and the saved training arguments).
 std::string JobSpecToJson(const trainer::v1::JobSpec& spec);

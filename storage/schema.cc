@@ -87,6 +87,27 @@ const std::vector<std::string>& SchemaMigrations() {
       R"sql(
       CREATE INDEX metrics_by_job_row ON metrics (job_id);
       )sql",
+      // 8: sweeps (storage/sweep_store.h): each sweep, its trials, and the searcher's
+      // decisions in the order the rung results arrived, so that a restart replays them.
+      R"sql(
+      CREATE TABLE sweeps (
+        id TEXT PRIMARY KEY,
+        owner_id INTEGER NOT NULL,
+        state INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        sweep BLOB NOT NULL);
+      CREATE INDEX sweeps_by_created ON sweeps (created_ms DESC, id DESC);
+      CREATE TABLE trials (
+        sweep_id TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        trial BLOB NOT NULL,
+        PRIMARY KEY (sweep_id, number)) WITHOUT ROWID;
+      CREATE TABLE sweep_decisions (
+        sweep_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        decision BLOB NOT NULL,
+        PRIMARY KEY (sweep_id, seq)) WITHOUT ROWID;
+      )sql",
   };
   return *m;
 }

@@ -1,5 +1,5 @@
 // The schema of trainerd's one SQLite file: the one home of every table, shared by the
-// stores that read and write it (JobStore, UserStore, AuditLog).
+// stores that read and write it (JobStore, UserStore, AuditLog, SweepStore).
 #ifndef TRAINERD_STORAGE_SCHEMA_H_
 #define TRAINERD_STORAGE_SCHEMA_H_
 

@@ -21,13 +21,15 @@ ALLOWED = {
     "server/auth": {"protocol", "common", "storage"},
     # Each user's uploaded files (torch-free, no SQLite).
     "server/files": {"protocol", "common", "spec"},
-    # Hyperparameter sweeps: the searchers' pure decisions (issue 32).
-    "server/sweeps": {"protocol", "common", "spec"},
-    "server/api": {"protocol", "common", "storage", "server/auth", "server/files", "server/jobs", "server/launch"},
+    # Hyperparameter sweeps: the searchers' pure decisions, and the coordinator that runs
+    # trials as jobs (issue 32).
+    "server/sweeps": {"protocol", "common", "spec", "storage", "server/jobs", "server/launch"},
+    "server/api": {"protocol", "common", "storage", "server/auth", "server/files", "server/jobs", "server/launch",
+                   "server/sweeps"},
     # The HTTP front door: adapters over server/api's operations, as the gRPC services are.
-    "server/http": {"protocol", "proto", "common", "server/api", "server/auth", "server/jobs"},
+    "server/http": {"protocol", "proto", "common", "server/api", "server/auth", "server/jobs", "server/sweeps"},
     "server": {"protocol", "common", "spec", "storage", "server/api", "server/auth", "server/files", "server/jobs",
-               "server/launch", "server/http"},
+               "server/launch", "server/http", "server/sweeps"},
     # tokenizer.json's pipeline (torch-free).
     "worker/tokenizers": {"protocol", "common", "spec"},
     "worker/data": {"protocol", "common", "spec", "worker/tokenizers"},

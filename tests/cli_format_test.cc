@@ -39,6 +39,19 @@ TEST(Plot, ARisingSeriesSpansItsRange) {
   EXPECT_THAT(rows[2], HasSubstr("1.0000 |*  "));
 }
 
+// A sweep's plot: each point at its own x, here on a log axis (1e-4 left, 1e-2 right,
+// 1e-3 in the middle), not spaced by its index.
+TEST(Scatter, PointsStandAtTheirXOnALogAxis) {
+  const std::string plot = Scatter({1e-2, 1e-4, 1e-3}, {3, 1, 2}, 5, 3, /*log_x=*/true);
+  const std::vector<std::string> rows = absl::StrSplit(plot, '\n', absl::SkipEmpty());
+  ASSERT_EQ(rows.size(), 5u) << plot;
+  EXPECT_THAT(rows[0], HasSubstr("3 |    *"));
+  EXPECT_THAT(rows[1], HasSubstr("2 |  *  "));
+  EXPECT_THAT(rows[2], HasSubstr("1 |*    "));
+  EXPECT_THAT(rows[4], HasSubstr("0.0001 .. 0.01 (log scale)"));
+  EXPECT_EQ(Scatter({0, -1}, {1, 2}, 5, 3, true), "(no points)\n");  // no log of those
+}
+
 // Heartbeats move the step on between training records: the loss and epoch of an
 // earlier step say which step they are from (before, they stood beside the newer step).
 TEST(ProgressLine, ValuesOfAnEarlierStepSayTheirStep) {

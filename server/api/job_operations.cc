@@ -95,7 +95,7 @@ absl::StatusOr<Job> JobOperations::CancelJob(const CallOrigin& origin, const Can
 absl::StatusOr<Job> JobOperations::ResumeJob(const CallOrigin& origin, const ResumeJobRequest& request) const {
   return Run("ResumeJob", true, origin, request.job_id(), [&](const Caller& caller) -> absl::StatusOr<Job> {
     if (auto job = JobFor(caller, request.job_id(), Access::kChange); !job.ok()) return job.status();
-    return supervisor_->Resume(request.job_id(), request.checkpoint_step());
+    return supervisor_->Resume(request.job_id(), request.checkpoint_step(), request.stop_at_step());
   });
 }
 

@@ -18,10 +18,7 @@ using namespace trainer::v1;
 
 template <typename Call>
 grpc::Status JobServiceImpl::Observe(const char* method, Call&& call) {
-  const auto start = std::chrono::steady_clock::now();
-  const grpc::Status status = ToGrpcStatus(call());
-  if (observe_) observe_(method, status.error_code(), SecondsSince(start), /*streamed=*/false);
-  return status;
+  return ObservedCall(observe_, method, std::forward<Call>(call));
 }
 
 grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* context, const SubmitJobRequest* req,

@@ -9,6 +9,7 @@
 
 #include "server/api/follow_pump.h"
 #include "server/api/job_operations.h"
+#include "server/api/status_util.h"
 #include "server/jobs/job_registry.h"
 #include "trainer/v1/job_service.grpc.pb.h"
 
@@ -23,7 +24,7 @@ class JobServiceImpl final : public JobServiceBase {
  public:
   // `observe` (optional) is told each RPC's method, status code and seconds, and whether
   // it streamed (then the seconds are how long the client followed, not a latency).
-  using Observer = std::function<void(const std::string& method, grpc::StatusCode code, double seconds, bool streamed)>;
+  using Observer = RpcObserver;
   // Both pointers outlive this object.
   JobServiceImpl(const JobOperations* operations, JobRegistry* registry, Observer observe)
       : operations_(operations), observe_(std::move(observe)), followers_(registry) {}

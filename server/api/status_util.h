@@ -3,6 +3,8 @@
 #ifndef TRAINERD_SERVER_STATUS_UTIL_H_
 #define TRAINERD_SERVER_STATUS_UTIL_H_
 
+#include <chrono>
+#include <functional>
 #include <string>
 #include <utility>
 
@@ -67,6 +69,23 @@ inline CallOrigin CallOriginOf(const grpc::ServerContextBase& context) {
     origin.authorization = std::string(it->second.data(), it->second.size());
   }
   return origin;
+}
+
+// Told each finished RPC's method, status code and seconds, and whether it streamed
+// (then the seconds are how long the client followed, not a latency): DaemonMetrics.
+using RpcObserver = std::function<void(const std::string& method, grpc::StatusCode code, double seconds, bool streamed)>;
+
+// Runs `call` (which returns the call's absl::Status) and tells `observe` (optional) how
+// it ended and how long it took.
+template <typename Call>
+grpc::Status ObservedCall(const RpcObserver& observe, const char* method, Call&& call) {
+  const auto start = std::chrono::steady_clock::now();
+  const grpc::Status status = ToGrpcStatus(call());
+  if (observe) {
+    observe(method, status.error_code(), std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+            /*streamed=*/false);
+  }
+  return status;
 }
 
 }  // namespace trainerd

@@ -39,14 +39,22 @@ absl::StatusOr<Caller> AccessControl::AuthenticateRequest(std::optional<std::str
 }
 
 absl::Status AccessControl::CheckRead(const Caller& caller, const trainer::v1::Job& job) const {
-  if (options_.share_read) return absl::OkStatus();
-  return CheckChange(caller, job);
+  return CheckReadOwned(caller, absl::StrCat("job ", job.id()), job.owner_id());
 }
 
 absl::Status AccessControl::CheckChange(const Caller& caller, const trainer::v1::Job& job) const {
-  if (caller.admin || (job.owner_id() != 0 && job.owner_id() == caller.user_id)) return absl::OkStatus();
+  return CheckChangeOwned(caller, absl::StrCat("job ", job.id()), job.owner_id());
+}
+
+absl::Status AccessControl::CheckReadOwned(const Caller& caller, const std::string& what, int64_t owner_id) const {
+  if (options_.share_read) return absl::OkStatus();
+  return CheckChangeOwned(caller, what, owner_id);
+}
+
+absl::Status AccessControl::CheckChangeOwned(const Caller& caller, const std::string& what, int64_t owner_id) const {
+  if (caller.admin || (owner_id != 0 && owner_id == caller.user_id)) return absl::OkStatus();
   return absl::PermissionDeniedError(
-      absl::StrCat("job ", job.id(), " belongs to another user; ", caller.user, " may act only on their own jobs"));
+      absl::StrCat(what, " belongs to another user; ", caller.user, " may act only on their own"));
 }
 
 absl::Status AccessControl::CheckAdmin(const Caller& caller) const {

@@ -66,6 +66,10 @@ class AccessControl {
   absl::Status CheckRead(const Caller& caller, const trainer::v1::Job& job) const;
   // OK when `caller` may cancel, resume or delete `job`; PERMISSION_DENIED otherwise.
   absl::Status CheckChange(const Caller& caller, const trainer::v1::Job& job) const;
+  // The same rules for anything else an account owns (a sweep): `what` names it in the
+  // refusal ("sweep s0123..."); `owner_id` 0 (stored before accounts): admins only.
+  absl::Status CheckReadOwned(const Caller& caller, const std::string& what, int64_t owner_id) const;
+  absl::Status CheckChangeOwned(const Caller& caller, const std::string& what, int64_t owner_id) const;
   // OK for admins; PERMISSION_DENIED otherwise.
   absl::Status CheckAdmin(const Caller& caller) const;
   // The account ListJobs must keep to for `caller` (0 = anybody's): their own unless

@@ -109,6 +109,7 @@ void InstallResponseHooks(httplib::Server* server) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpOptions options, const JobOperations* operations,
+                                                              const SweepOperations* sweeps,
                                                               JobRegistry* registry) {
   const auto host_port = SplitListen(options.listen);
   if (!host_port)
@@ -141,7 +142,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpOptions option
   http.set_default_headers(SecurityHeaders());
   http.set_read_timeout(30, 0);
   http.set_keep_alive_timeout(5);
-  server->api_ = std::make_unique<JsonApi>(operations, registry, options.max_followers);
+  server->api_ = std::make_unique<JsonApi>(operations, sweeps, registry, options.max_followers);
   server->api_->Register(&http);
   ServeAssets(&http);
   InstallResponseHooks(&http);

@@ -30,6 +30,7 @@ namespace trainerd {
 class JobOperations;
 class JobRegistry;
 class JsonApi;
+class SweepOperations;
 
 struct HttpOptions {
   std::string listen = "127.0.0.1:8080";    // "host:port"; port 0 picks a free one
@@ -44,9 +45,10 @@ struct HttpOptions {
 
 class HttpServer {
  public:
-  // Checks the options, binds `options.listen` and starts serving. Both pointers
-  // outlive the server.
+  // Checks the options, binds `options.listen` and starts serving. Every pointer
+  // outlives the server.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(HttpOptions options, const JobOperations* operations,
+                                                           const SweepOperations* sweeps,
                                                            JobRegistry* registry);
   // Stop()s.
   ~HttpServer();

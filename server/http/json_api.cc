@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "proto/json_mapping.h"
 #include "server/api/job_operations.h"
+#include "server/api/sweep_operations.h"
 #include "server/jobs/job_registry.h"
 
 namespace trainerd {
@@ -243,9 +244,11 @@ void JsonApi::Register(httplib::Server* http) {
                                   "ResumeJob",
                                   [](const Request& q, ResumeJobRequest* resume) {
                                     resume->set_job_id(q.matches[1]);
-                                    int64_t step = 0;
+                                    int64_t step = 0, stop_at = 0;
                                     absl::Status s = IntParam<int64_t>(q, "checkpoint_step", 0, INT64_MAX, &step);
+                                    if (s.ok()) s = IntParam<int64_t>(q, "stop_at_step", 0, INT64_MAX, &stop_at);
                                     resume->set_checkpoint_step(step);
+                                    resume->set_stop_at_step(stop_at);
                                     return s;
                                   },
                                   [ops](const CallOrigin& o, const auto& q) { return ops->ResumeJob(o, q); }));
@@ -284,6 +287,7 @@ void JsonApi::Register(httplib::Server* http) {
                                    return s;
                                  },
                                  [ops](const CallOrigin& o, const auto& q) { return ops->ListAuditEvents(o, q); }));
+  RegisterSweeps(http);
   // The follows: the same reading and refusals, then a stream instead of one answer.
   http->Get(job + "/logs", [this](const Request& q, Response& r) {
     StreamLogsRequest logs;
@@ -396,6 +400,38 @@ void JsonApi::SendEvents(Response& response, FollowFetch<Item> fetch, EventOf ev
         return true;
       },
       [this](bool) { followers_.fetch_sub(1); });
+}
+
+void JsonApi::RegisterSweeps(httplib::Server* http) {
+  const std::string sweep = absl::StrCat("/api/v1/sweeps/", kId);
+  const SweepOperations* ops = sweeps_;
+  http->Get("/api/v1/sweeps", Route<ListSweepsRequest>(
+                                  "ListSweeps",
+                                  [](const Request& q, ListSweepsRequest* list) {
+                                    int32_t page_size = 0;
+                                    bool mine = false;
+                                    absl::Status s = IntParam(q, "page_size", 0, 1000, &page_size);
+                                    if (s.ok()) s = BoolParam(q, "mine", &mine);
+                                    list->set_page_size(page_size);
+                                    list->set_mine(mine);
+                                    return s;
+                                  },
+                                  [ops](const CallOrigin& o, const auto& q) { return ops->ListSweeps(o, q); }));
+  http->Post("/api/v1/sweeps",
+             Route<SubmitSweepRequest>(
+                 "SubmitSweep",
+                 [](const Request& q, SubmitSweepRequest* submit) { return FromJson(q.body, submit, "request body"); },
+                 [ops](const CallOrigin& o, const auto& q) { return ops->SubmitSweep(o, q); }));
+  const auto sweep_id = [](const Request& q, auto* request) {
+    request->set_sweep_id(q.matches[1]);
+    return absl::OkStatus();
+  };
+  http->Get(sweep, Route<GetSweepRequest>("GetSweep", sweep_id,
+                                          [ops](const CallOrigin& o, const auto& q) { return ops->GetSweep(o, q); }));
+  http->Post(sweep + ":cancel", Route<CancelSweepRequest>("CancelSweep", sweep_id, [ops](const CallOrigin& o,
+                                                                                        const auto& q) {
+               return ops->CancelSweep(o, q);
+             }));
 }
 
 }  // namespace trainerd

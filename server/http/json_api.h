@@ -10,7 +10,7 @@
 //   POST   /api/v1/jobs                  a SubmitJobRequest
 //   GET    /api/v1/jobs/{id}
 //   POST   /api/v1/jobs/{id}:cancel
-//   POST   /api/v1/jobs/{id}:resume      ?checkpoint_step=
+//   POST   /api/v1/jobs/{id}:resume      ?checkpoint_step=&stop_at_step=
 //   DELETE /api/v1/jobs/{id}             ?delete_files=true
 //   GET    /api/v1/jobs/{id}/metrics     ?name=&split=
 //   GET    /api/v1/jobs/{id}/checkpoints
@@ -18,6 +18,10 @@
 //   GET    /api/v1/jobs/{id}/events      ?metrics_offset= (GetMetrics' stored_points): the job's
 //                                        changes and its new metric points, as events
 //   GET    /api/v1/audit                 ?limit=&before_seq= (admins)
+//   GET    /api/v1/sweeps                ?mine=true&page_size=
+//   POST   /api/v1/sweeps                a SubmitSweepRequest
+//   GET    /api/v1/sweeps/{id}
+//   POST   /api/v1/sweeps/{id}:cancel
 //
 // Follows are server-sent events (text/event-stream): "event: line" with the log line
 // (its id is its seq, so Last-Event-ID resumes after it), "event: job" and
@@ -46,12 +50,13 @@ namespace trainerd {
 
 class JobOperations;
 class JobRegistry;
+class SweepOperations;
 
 class JsonApi {
  public:
-  // Both pointers outlive this object. `max_followers`: event streams open at once.
-  JsonApi(const JobOperations* operations, JobRegistry* registry, int max_followers)
-      : operations_(operations), registry_(registry), max_followers_(max_followers) {}
+  // Every pointer outlives this object. `max_followers`: event streams open at once.
+  JsonApi(const JobOperations* operations, const SweepOperations* sweeps, JobRegistry* registry, int max_followers)
+      : operations_(operations), sweeps_(sweeps), registry_(registry), max_followers_(max_followers) {}
 
   // Adds the routes to `http`.
   void Register(httplib::Server* http);
@@ -75,7 +80,11 @@ class JsonApi {
   // page starts at (`from_seq` when there was nothing new).
   void SendLogPage(httplib::Response& response, FollowFetch<trainer::v1::LogLine> fetch, int limit, int64_t from_seq);
 
+  // The sweeps' routes (SweepService's twins).
+  void RegisterSweeps(httplib::Server* http);
+
   const JobOperations* const operations_;
+  const SweepOperations* const sweeps_;
   JobRegistry* const registry_;
   const int max_followers_;
   std::atomic<bool> stopping_{false};

@@ -125,7 +125,8 @@ absl::Status AttemptSupervisor::RemoveJobFolder(const std::string& id) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Job> AttemptSupervisor::Resume(const std::string& id, int64_t checkpoint_step) {
+absl::StatusOr<Job> AttemptSupervisor::Resume(const std::string& id, int64_t checkpoint_step, int64_t stop_at_step) {
+  if (stop_at_step < 0) return absl::InvalidArgumentError("stop_at_step: must be 0 (run to the end) or a step");
   absl::MutexLock lock(&state_.mu);
   if (state_.shutting_down) return absl::UnavailableError("trainerd is shutting down");
   absl::StatusOr<Job> job = registry_->Get(id);
@@ -143,6 +144,7 @@ absl::StatusOr<Job> AttemptSupervisor::Resume(const std::string& id, int64_t che
   }
   job->set_restarts(0);
   job->clear_error();
+  job->set_stop_at_step(stop_at_step);
   if (absl::Status s = registry_->Transition(*job, trainer::v1::QUEUED); !s.ok()) return s;
   if (!checkpoint.empty()) state_.resume_requests[id] = checkpoint;
   state_.QueueChanged();

@@ -64,8 +64,9 @@ class AttemptSupervisor {
   // Cancels a job: a queued one at once, a running one by SIGTERM (SIGKILL after the
   // grace period).
   absl::StatusOr<trainer::v1::Job> Cancel(const std::string& id) ABSL_LOCKS_EXCLUDED(state_.mu);
-  // Queues a new attempt of a finished job from checkpoint `step` (0: the latest).
-  absl::StatusOr<trainer::v1::Job> Resume(const std::string& id, int64_t checkpoint_step)
+  // Queues a new attempt of a finished job from checkpoint `step` (0: the latest), to
+  // stop at `stop_at_step` (0: at its end).
+  absl::StatusOr<trainer::v1::Job> Resume(const std::string& id, int64_t checkpoint_step, int64_t stop_at_step = 0)
       ABSL_LOCKS_EXCLUDED(state_.mu);
   // Deletes a finished job's records, and its folder when `delete_files` (else the
   // folder keeps the owner's name in kDeletedOwnerFile).

@@ -25,16 +25,6 @@ using trainer::v1::Job;
 constexpr char kHexDigits[] = "0123456789abcdef";
 constexpr size_t kJobIdDigits = 11;
 
-std::string NewJobId() {
-  ABSL_CONST_INIT static absl::Mutex mu(absl::kConstInit);
-  absl::MutexLock lock(&mu);
-  static std::mt19937_64 rng{std::random_device{}()};
-  std::string id = "j";
-  uint64_t v = rng();
-  for (size_t i = 0; i < kJobIdDigits; ++i, v >>= 4) id += kHexDigits[v & 15];
-  return id;
-}
-
 // A custom worker program must resolve (symlinks followed) into an allowed folder.
 // Returns its resolved path and "device:inode"; a program outside the folders gets the
 // same answer whether or not it exists.
@@ -129,6 +119,16 @@ trainer::v1::MemoryEstimate MemoryEstimateMessage(const RankMemory& m) {
 
 }  // namespace
 
+std::string NewId(char prefix) {
+  ABSL_CONST_INIT static absl::Mutex mu(absl::kConstInit);
+  absl::MutexLock lock(&mu);
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::string id(1, prefix);
+  uint64_t v = rng();
+  for (size_t i = 0; i < kJobIdDigits; ++i, v >>= 4) id += kHexDigits[v & 15];
+  return id;
+}
+
 absl::Status CheckWorkerProgram(const Job& job, const std::vector<std::string>& allowed_dirs) {
   if (job.worker_program().empty()) return absl::OkStatus();
   auto resolved = ResolveWorkerProgram(job.worker_program(), allowed_dirs);
@@ -147,7 +147,7 @@ absl::StatusOr<trainer::v1::SubmitJobResponse> AdmitJob(const trainer::v1::Submi
                                                         const JobOptions& options) {
   if (absl::Status s = CheckNameAndProgram(request); !s.ok()) return s;
   const bool validate_only = request.validate_only();
-  const std::string id = validate_only ? "" : NewJobId();
+  const std::string id = validate_only ? "" : NewId('j');
   // A validation has no folder of its own: its output_dir is a name no file has yet.
   const std::string dir = JobDir(options.data_root, validate_only ? "validate" : id);
   trainer::v1::SubmitJobResponse response;
@@ -178,6 +178,7 @@ absl::StatusOr<trainer::v1::SubmitJobResponse> AdmitJob(const trainer::v1::Submi
   for (std::string& p : checked.problems) problems.push_back(std::move(p));
   if (checked.memory_per_rank) *response.mutable_memory_per_rank() = MemoryEstimateMessage(*checked.memory_per_rank);
   for (std::string& p : RequestProblems(request, spec, submitter, capacity, options)) problems.push_back(std::move(p));
+  if (request.stop_at_step() < 0) problems.push_back("stop_at_step: must be 0 (run to the end) or a step");
   if (!problems.empty()) return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
   std::pair<std::string, std::string> program;
   if (!request.worker_program().empty()) {
@@ -206,6 +207,9 @@ absl::StatusOr<trainer::v1::SubmitJobResponse> AdmitJob(const trainer::v1::Submi
   spec.mutable_training_args()->set_run_name(job.name());
   *job.mutable_spec() = spec;
   job.set_state(trainer::v1::QUEUED);
+  job.set_stop_at_step(request.stop_at_step());
+  job.set_sweep_id(submitter.sweep_id);
+  job.set_trial_number(submitter.trial_number);
   response.set_job_id(id);
   if (validate_only) return response;
   std::error_code ec;

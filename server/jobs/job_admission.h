@@ -20,6 +20,10 @@ struct Submitter {
   std::string user;      // the name, shown as the job's owner
   int64_t user_id = 0;   // the account, which the job belongs to
   bool admin = false;    // may use any priority
+  // A sweep submits its trials on its owner's behalf: the job is trial `trial_number`
+  // of sweep `sweep_id` ("": submitted by the user).
+  std::string sweep_id = {};
+  int32_t trial_number = 0;
 };
 
 // The QUEUED job that `request` from `submitter` becomes, with what the submitter should
@@ -29,6 +33,9 @@ struct Submitter {
 absl::StatusOr<trainer::v1::SubmitJobResponse> AdmitJob(const trainer::v1::SubmitJobRequest& request,
                                                         const Submitter& submitter, const NodeSlots& capacity,
                                                         const JobOptions& options);
+
+// A new id: `prefix` ('j' for jobs, 's' for sweeps) and 11 random hex digits.
+std::string NewId(char prefix);
 
 // Whether `id` has the form of the job ids AdmitJob gives ("j" and 11 hex digits): only
 // such a name may become a folder path.

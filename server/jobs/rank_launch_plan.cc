@@ -34,6 +34,7 @@ std::vector<RankStart> PlanRankStarts(const trainer::v1::Job& job, const Attempt
     common.command.overrides.push_back(absl::StrCat("training_args.torch_num_threads=", options.threads_per_slot));
   }
   common.command.resume_from = plan.resume_from;
+  common.command.stop_at_step = job.stop_at_step();
   common.working_dir = attempt_dir;
   // CUDA maps tens of GB of address space for itself: GPU ranks run without RLIMIT_AS.
   if (job.resources().gpus_per_rank() == 0) common.address_space_limit_bytes = WorkerAddressSpaceLimit(options);

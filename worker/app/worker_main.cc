@@ -35,6 +35,9 @@ int main(int argc, char** argv) {
                  "folder (same as --set training_args.resume_from_checkpoint=...)");
   app.add_option(trainerd::kWorkerFlagHeartbeatFile, options.heartbeat_file,
                  "Touch this file as training makes progress (used by trainerd to find hung workers)");
+  app.add_option(trainerd::kWorkerFlagStopAtStep, options.stop_at_step,
+                 "Stop at this step, after saving a checkpoint there (a sweep's rung); resuming continues")
+      ->check(CLI::PositiveNumber);
   app.add_flag("--validate-only", options.validate_only,
                "Check the spec, print every problem, and exit");
   app.add_option("--consolidate", options.consolidate_checkpoint,

@@ -389,6 +389,7 @@ int RunWorker(const WorkerOptions& options) {
   if (heartbeat) heartbeat->Beat(/*force=*/true);  // loading data can take a while
   std::vector<std::shared_ptr<TrainerCallback>> callbacks = {std::make_shared<StopOnSignalCallback>()};
   if (heartbeat) callbacks.push_back(heartbeat);
+  if (options.stop_at_step > 0) callbacks.push_back(std::make_shared<StopAtStepCallback>(options.stop_at_step));
   if (reporter) callbacks.push_back(reporter);
   if (main_rank && ReportsTo(args, "tensorboard")) {
     auto writer = TensorBoardWriter::Create(TensorBoardDir(args, resuming));

@@ -2,6 +2,7 @@
 #ifndef TRAINERD_WORKER_APP_WORKER_RUN_H_
 #define TRAINERD_WORKER_APP_WORKER_RUN_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,9 @@ struct WorkerOptions {
   // Touched at least every few seconds while the job makes progress (steps,
   // evaluation batches); trainerd kills a worker whose file goes stale.
   std::string heartbeat_file;
+  // When > 0: training stops at this step, with a checkpoint saved there (trainerd's
+  // Job.stop_at_step); the run then ends as a finished one.
+  int64_t stop_at_step = 0;
   // --consolidate: write this checkpoint's weights as a Hugging Face folder in
   // consolidate_output, instead of running the spec.
   std::string consolidate_checkpoint;

@@ -98,6 +98,22 @@ class StopAfterStepsCallback : public TrainerCallback {
   int64_t steps_;
 };
 
+// Stops training at a step with a checkpoint saved there, whatever save_strategy says
+// (trainer-worker --stop-at-step: a sweep's rung). Resuming from that checkpoint goes on
+// as if the run had never stopped: max_steps, and with it the schedule, stay the same.
+class StopAtStepCallback : public TrainerCallback {
+ public:
+  explicit StopAtStepCallback(int64_t step) : step_(step) {}
+  void on_step_end(const TrainingArguments&, TrainerState& state, TrainerControl& control) override {
+    if (state.global_step < step_) return;
+    control.should_save = true;
+    control.should_training_stop = true;
+  }
+
+ private:
+  int64_t step_;
+};
+
 // The built-in callbacks a spec names.
 std::vector<std::shared_ptr<TrainerCallback>> CreateCallbacks(const trainer::v1::JobSpec& spec);
 
