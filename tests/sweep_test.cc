@@ -356,6 +356,29 @@ TEST(Sweep, OwnersAndAdminsOnlyAndCancelStopsTheTrials) {
               HasSubstr("trainerd_sweeps{state=\"cancelled\"} 1"));
 }
 
+TEST(Sweep, AFailedTrialIsRecordedWithItsErrorAndTheSweepGoesOn) {
+  TempDir dir;
+  Daemon d(dir.path().string());
+  SweepClient sweeps(d);
+  trainer::v1::SweepSpec spec = LearningRateSweep("grid", 0, 1, 0);
+  auto* lr = spec.mutable_search_space(0);
+  lr->set_type("categorical");
+  lr->clear_min();
+  lr->clear_max();
+  // The first point is checked at submission; the second is refused when its turn comes.
+  for (const char* v : {"0.01", "-1", "0.001"}) lr->add_values(v);
+  const Sweep sweep = sweeps.Wait(sweeps.Submit(spec, "mixed"), 240);
+  ASSERT_EQ(sweep.state(), trainer::v1::SWEEP_COMPLETED) << sweep.error();
+  ASSERT_EQ(sweep.trials_size(), 3);
+  EXPECT_EQ(sweep.trials(0).state(), trainer::v1::TRIAL_COMPLETED);
+  EXPECT_EQ(sweep.trials(1).state(), trainer::v1::TRIAL_FAILED);
+  EXPECT_THAT(sweep.trials(1).error(), HasSubstr("its job was refused"));
+  EXPECT_THAT(sweep.trials(1).error(), HasSubstr("learning_rate"));
+  EXPECT_EQ(sweep.trials(2).state(), trainer::v1::TRIAL_COMPLETED);
+  EXPECT_EQ(sweep.trials_ended(), 3);
+  EXPECT_NE(sweep.best_trial(), 2);
+}
+
 TEST(Sweep, BadSpacesAreRefusedByName) {
   TempDir dir;
   Daemon d(dir.path().string());
