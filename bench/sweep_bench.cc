@@ -2,13 +2,13 @@
 // through a real trainerd started by this program: the learning rate and warmup of an
 // MLP on Fashion-MNIST, objective eval_loss.
 //  1. asha: --trials trials, rungs up to --max-length steps (divisor 4, 3 rungs).
-//  2. random, same budget: as many trials as ASHA's steps buy at --max-length each
-//     (the same seed, so they are ASHA's first trials, run to the end).
+//  2. random, same budget: as many trials as ASHA's steps buy at --max-length each.
 //  3. random, every trial to the end: --trials trials of --max-length steps, what the
-//     search would have cost without early stopping.
-// Printed side by side: trials, steps trained, the best objective, wall time.
+//     search would have cost without early stopping (its first trials are 2's).
+// Printed side by side: trials, steps trained, the best objective, wall time; again for
+// each of --rounds seeds, since one search's luck says little.
 //
-//   sweep_bench [--trials N] [--max-length STEPS] [--concurrent N] [--limit EXAMPLES]
+//   sweep_bench [--trials N] [--max-length STEPS] [--concurrent N] [--limit EXAMPLES] [--rounds N]
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -28,7 +28,8 @@ struct Outcome {
   double seconds = 0;
 };
 
-trainer::v1::SweepSpec Search(const std::string& searcher, int trials, int max_length, int concurrent, int limit) {
+trainer::v1::SweepSpec Search(const std::string& searcher, int trials, int max_length, int concurrent, int limit,
+                              uint64_t seed) {
   trainer::v1::SweepSpec spec;
   const std::string d = testing::kFashionDir;
   auto job = ParseJobSpec(absl::StrCat(
@@ -60,7 +61,7 @@ trainer::v1::SweepSpec Search(const std::string& searcher, int trials, int max_l
   spec.mutable_searcher()->set_max_rungs(3);
   spec.set_n_trials(trials);
   spec.set_max_concurrent_trials(concurrent);
-  spec.set_seed(2026);
+  spec.set_seed(seed);
   return spec;
 }
 
@@ -109,28 +110,37 @@ Outcome Run(testing::Daemon& d, const trainer::v1::SweepSpec& spec) {
 
 int main(int argc, char** argv) {
   using namespace trainerd;
-  bench::Flags flags(argc, argv, "sweep_bench [--trials N] [--max-length STEPS] [--concurrent N] [--limit EXAMPLES]",
-                     {{"--trials", 16}, {"--max-length", 256}, {"--concurrent", 2}, {"--limit", 6000}});
+  bench::Flags flags(argc, argv, "sweep_bench [--trials N] [--max-length STEPS] [--concurrent N] [--limit EXAMPLES] [--rounds N]",
+                     {{"--trials", 16}, {"--max-length", 1024}, {"--concurrent", 2}, {"--limit", 6000}, {"--rounds", 3}});
   const int trials = flags.Int("--trials"), length = flags.Int("--max-length");
   const int concurrent = flags.Int("--concurrent"), limit = flags.Int("--limit");
   trainerd::testing::TempDir dir;
   trainerd::testing::Daemon d(dir.path().string());
-  std::vector<Outcome> rows;
-  rows.push_back(Run(d, Search("asha", trials, length, concurrent, limit)));
-  const int budget_trials = static_cast<int>(std::max<int64_t>(1, rows[0].steps / length));
-  rows.push_back(Run(d, Search("random", budget_trials, length, concurrent, limit)));
-  rows.back().searcher = "random, same budget";
-  rows.push_back(Run(d, Search("random", trials, length, concurrent, limit)));
-  rows.back().searcher = "random, every trial";
-  std::printf("%d trials of up to %d steps (MLP, Fashion-MNIST %d examples, eval_loss), %d at a time\n", trials,
-              length, limit, concurrent);
-  std::printf("%-22s %7s %8s %12s %9s %10s\n", "searcher", "trials", "steps", "steps/all", "best", "seconds");
-  const double all = static_cast<double>(rows[2].steps);
-  for (const Outcome& o : rows) {
-    std::printf("%-22s %7d %8lld %11.1f%% %9.4f %10.1f\n", o.searcher.c_str(), o.trials,
-                static_cast<long long>(o.steps), 100.0 * static_cast<double>(o.steps) / all, o.best, o.seconds);
+  std::printf("%d trials of up to %d steps (MLP, Fashion-MNIST %d examples, eval_loss on 1000), %d at a time\n",
+              trials, length, limit, concurrent);
+  std::printf("%-6s %-22s %7s %8s %10s %9s %10s\n", "seed", "searcher", "trials", "steps", "steps/all", "best",
+              "seconds");
+  std::vector<double> asha_minus_random;
+  for (int round = 0; round < flags.Int("--rounds"); ++round) {
+    const uint64_t seed = 2026 + round;
+    std::vector<Outcome> rows;
+    rows.push_back(Run(d, Search("asha", trials, length, concurrent, limit, seed)));
+    const int budget_trials = static_cast<int>(std::max<int64_t>(1, rows[0].steps / length));
+    rows.push_back(Run(d, Search("random", budget_trials, length, concurrent, limit, seed + 1000)));
+    rows.back().searcher = "random, same budget";
+    rows.push_back(Run(d, Search("random", trials, length, concurrent, limit, seed + 1000)));
+    rows.back().searcher = "random, every trial";
+    const double all = static_cast<double>(rows[2].steps);
+    for (const Outcome& o : rows) {
+      std::printf("%-6llu %-22s %7d %8lld %9.1f%% %9.4f %10.1f\n", static_cast<unsigned long long>(seed),
+                  o.searcher.c_str(), o.trials, static_cast<long long>(o.steps),
+                  100.0 * static_cast<double>(o.steps) / all, o.best, o.seconds);
+    }
+    asha_minus_random.push_back(rows[0].best - rows[1].best);
   }
-  std::printf("asha's best against random's at the same budget: %+.4f eval_loss (lower is better)\n",
-              rows[0].best - rows[1].best);
+  double mean = 0;
+  for (double v : asha_minus_random) mean += v / static_cast<double>(asha_minus_random.size());
+  std::printf("asha's best minus random's at the same budget, mean of %zu seed(s): %+.4f eval_loss (lower is better)\n",
+              asha_minus_random.size(), mean);
   return 0;
 }
