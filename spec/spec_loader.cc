@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "spec/spec_bounds.h"
 #include "spec/user_files.h"
+#include "trainer/v1/hf_arguments.pb.h"
 
 namespace trainerd {
 namespace {
@@ -76,28 +77,29 @@ bool ParseDouble(const std::string& s, double* out) {
 }
 
 // HF TrainingArguments that change nothing here, accepted with a warning (why) so that
-// an HF script's arguments load as they are.
-const std::map<std::string, std::string>& IgnoredHfArguments() {
-  static const auto* ignored = new std::map<std::string, std::string>{
-      {"save_safetensors", "trainerd always saves safetensors"},
-      {"push_to_hub", "trainerd exports to a registry folder instead: set training_args.hub_dir"},
-      {"hub_token", "the registry folder needs no token"},
-      {"dataloader_pin_memory", "batches are copied to the device as they are"},
-      {"dataloader_persistent_workers", "loader threads live for the whole run"},
-      {"remove_unused_columns", "only the columns the data section names are read"},
-      {"group_by_length", "batches are not grouped by length"},
-      {"disable_tqdm", "trainerd prints no progress bars"},
-      {"overwrite_cache", "nothing is cached between runs"},
-      {"ddp_find_unused_parameters", "every parameter's gradient is reduced"},
-      {"include_num_input_tokens_seen", "not counted"},
-  };
-  return *ignored;
-}
+// an HF script's arguments load as they are; and HF's old names of fields. Both are read
+// from proto/trainer/v1/hf_arguments.proto, which the Python client reads too.
+struct HfOnlyArgumentNames {
+  std::map<std::string, std::string> ignored;  // name -> why
+  std::map<std::string, std::string> renamed;  // old name -> field
+};
 
-// HF's old names of TrainingArguments fields.
-const std::map<std::string, std::string>& RenamedHfArguments() {
-  static const auto* renamed = new std::map<std::string, std::string>{{"evaluation_strategy", "eval_strategy"}};
-  return *renamed;
+const HfOnlyArgumentNames& HfOnlyArguments() {
+  static const auto* names = [] {
+    auto* out = new HfOnlyArgumentNames;
+    const Descriptor* d = trainer::v1::HfOnlyArguments::descriptor();
+    for (int i = 0; i < d->field_count(); ++i) {
+      const google::protobuf::FieldOptions& options = d->field(i)->options();
+      if (options.HasExtension(trainer::v1::hf_ignored_because)) {
+        out->ignored[d->field(i)->name()] = options.GetExtension(trainer::v1::hf_ignored_because);
+      }
+      if (options.HasExtension(trainer::v1::hf_renamed_to)) {
+        out->renamed[d->field(i)->name()] = options.GetExtension(trainer::v1::hf_renamed_to);
+      }
+    }
+    return out;
+  }();
+  return *names;
 }
 
 // Converts YAML to JSON, checked against a message descriptor.
@@ -132,8 +134,8 @@ class YamlToJson {
       std::string key = kv.first.Scalar();
       if (Spend(key.size() + 4)) return "{}";
       std::string child = path.empty() ? key : absl::StrCat(path, ".", key);
-      if (hf_arguments && RenamedHfArguments().count(key)) {
-        const std::string now = RenamedHfArguments().at(key);
+      if (hf_arguments && HfOnlyArguments().renamed.count(key)) {
+        const std::string now = HfOnlyArguments().renamed.at(key);
         warnings.push_back(absl::StrCat(child, ": HF's old name for ", now, "; read as ", now));
         key = now;
         child = path.empty() ? key : absl::StrCat(path, ".", key);
@@ -148,8 +150,8 @@ class YamlToJson {
         continue;
       }
       const FieldDescriptor* field = desc->FindFieldByName(key);
-      if (field == nullptr && hf_arguments && IgnoredHfArguments().count(key)) {
-        warnings.push_back(absl::StrCat(child, ": accepted and ignored (", IgnoredHfArguments().at(key), ")"));
+      if (field == nullptr && hf_arguments && HfOnlyArguments().ignored.count(key)) {
+        warnings.push_back(absl::StrCat(child, ": accepted and ignored (", HfOnlyArguments().ignored.at(key), ")"));
         continue;
       }
       if (field == nullptr) {
