@@ -14,9 +14,10 @@ DEB_PACKAGES := cmake ninja-build ccache g++ clang pkg-config \
   libabsl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev nlohmann-json3-dev zlib1g-dev \
   libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev libsqlite3-dev prometheus-cpp-dev prometheus python3-kubernetes dataset-fashion-mnist \
   munge slurmctld slurmd slurm-client iproute2 curl \
-  libcpp-httplib-dev libjs-chart.js chromium chromium-driver python3-selenium
+  libcpp-httplib-dev libjs-chart.js chromium chromium-driver python3-selenium \
+  python3-grpcio python3-protobuf python3-yaml python3-pytest python3-venv
 
-.PHONY: all deps build demo test clean bench
+.PHONY: all deps build demo test clean bench python
 
 all: build
 
@@ -35,6 +36,16 @@ $(BUILD_DIR)/build.ninja:
 
 build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# The Python client (python/, importable as `trainerd`) into a virtual environment that
+# sees Debian's grpcio and protobuf: $(BUILD_DIR)/venv/bin/python then imports it.
+# (Debian's pip installs into it, offline, with Debian's setuptools.)
+python: build
+	/usr/bin/python3 -m venv --system-site-packages --without-pip $(BUILD_DIR)/venv
+	/usr/bin/python3 -m pip --python $(BUILD_DIR)/venv/bin/python install --quiet --no-build-isolation --no-index \
+	  --no-deps ./python
+	@rm -rf python/build python/*.egg-info
+	@echo "installed: $(BUILD_DIR)/venv/bin/python -c 'import trainerd'"
 
 demo: build
 	BUILD_DIR=$(BUILD_DIR) scripts/demo.sh
