@@ -9,7 +9,7 @@ namespace trainerd {
 using trainer::v1::Sweep;
 
 absl::StatusOr<Sweep> SweepOperations::SweepFor(const Caller& caller, const std::string& id, Access access) const {
-  absl::StatusOr<Sweep> sweep = sweeps_->Get(id);
+  absl::StatusOr<Sweep> sweep = sweeps_->view().Get(id);
   if (!sweep.ok()) return sweep.status();
   const std::string what = absl::StrCat("sweep ", id);
   absl::Status allowed = access == Access::kRead ? access_->CheckReadOwned(caller, what, sweep->owner_id())
@@ -43,7 +43,7 @@ absl::StatusOr<trainer::v1::ListSweepsResponse> SweepOperations::ListSweeps(
       [&](const Caller& caller) -> absl::StatusOr<trainer::v1::ListSweepsResponse> {
         if (request.page_size() < 0) return absl::InvalidArgumentError("page_size: must be >= 0");
         const int limit = request.page_size() == 0 ? 50 : std::min(request.page_size(), 1000);
-        absl::StatusOr<std::vector<Sweep>> sweeps = sweeps_->List(access_->ListOwner(caller, request.mine()), limit);
+        absl::StatusOr<std::vector<Sweep>> sweeps = sweeps_->view().List(access_->ListOwner(caller, request.mine()), limit);
         if (!sweeps.ok()) return sweeps.status();
         trainer::v1::ListSweepsResponse response;
         for (Sweep& s : *sweeps) *response.add_sweeps() = std::move(s);

@@ -78,24 +78,16 @@ std::string SweepStateName(trainer::v1::SweepState state) {
   return absl::AsciiStrToLower(absl::StripPrefix(trainer::v1::SweepState_Name(state), "SWEEP_"));
 }
 
-// The newest checkpoint folder of a job; a job that saved none has its final model in
-// its output_dir.
-std::string NewestCheckpoint(JobRegistry* registry, const Job& job) {
-  if (!job.best_checkpoint().empty()) return job.best_checkpoint();
-  absl::StatusOr<std::vector<trainer::v1::Checkpoint>> list = registry->Checkpoints(job.id());
-  if (!list.ok() || list->empty()) return job.output_dir();
-  const trainer::v1::Checkpoint* newest = &list->front();
-  for (const auto& c : *list) {
-    if (c.step() > newest->step()) newest = &c;
-  }
-  return newest->path();
-}
-
 }  // namespace
 
 SweepCoordinator::SweepCoordinator(SweepStore* sweeps, JobRegistry* registry, JobStore* output,
                                    AttemptSupervisor* supervisor, std::function<void(const SweepCounts&)> on_counts)
-    : sweeps_(sweeps), registry_(registry), output_(output), supervisor_(supervisor), on_counts_(std::move(on_counts)) {}
+    : sweeps_(sweeps),
+      registry_(registry),
+      output_(output),
+      supervisor_(supervisor),
+      on_counts_(std::move(on_counts)),
+      view_(sweeps, registry) {}
 
 SweepCoordinator::~SweepCoordinator() { Stop(); }
 
@@ -248,7 +240,7 @@ absl::StatusOr<trainer::v1::SubmitSweepResponse> SweepCoordinator::Submit(
     if (a.sweep.state() != trainer::v1::SWEEP_RUNNING) active_.erase(sweep.id());
     PublishCounts();
   }
-  absl::StatusOr<Sweep> now = Get(sweep.id());
+  absl::StatusOr<Sweep> now = view_.Get(sweep.id());
   if (now.ok()) sweep = std::move(*now);
   return response;
 }
@@ -294,7 +286,10 @@ void SweepCoordinator::Reconcile(ActiveSweep& a) {
     if (added.state() == trainer::v1::TRIAL_SUBMITTING) return;  // trainerd is stopping: later
     if (!TrialEnded(added.state())) ++running;
   }
-  if (running > 0 || static_cast<int32_t>(a.trials.size()) < spec.n_trials()) return;
+  if (running == 0 && static_cast<int32_t>(a.trials.size()) == spec.n_trials()) EndSweep(a);
+}
+
+void SweepCoordinator::EndSweep(ActiveSweep& a) {
   Sweep ended = a.sweep;
   int failed = 0;
   const Trial* first_failure = nullptr;
@@ -311,7 +306,7 @@ void SweepCoordinator::Reconcile(ActiveSweep& a) {
   ended.set_updated_unix_ms(NowMs());
   if (absl::Status s = sweeps_->PutSweep(ended); !s.ok()) {
     spdlog::error("sweep={}: cannot record its end: {}", a.sweep.id(), std::string(s.message()));
-    return;
+    return;  // the next pass tries again
   }
   a.sweep = ended;
   spdlog::info("sweep={} ended {}: {} trial(s), {} failed", a.sweep.id(),
@@ -490,45 +485,7 @@ absl::StatusOr<Sweep> SweepCoordinator::Cancel(const std::string& id) {
       PublishCounts();
     }
   }
-  return Get(id);
-}
-
-void SweepCoordinator::Fill(Sweep* sweep, bool detail) {
-  absl::StatusOr<std::vector<Trial>> trials = sweeps_->Trials(sweep->id());
-  std::vector<TrialDecision> decisions;
-  if (detail) {
-    absl::StatusOr<std::vector<TrialDecision>> stored = sweeps_->Decisions(sweep->id());
-    if (stored.ok()) decisions = std::move(*stored);
-  }
-  if (!trials.ok()) return;  // the summary stays empty
-  for (Trial& trial : *trials) {
-    for (const TrialDecision& d : decisions) {
-      if (d.trial() == trial.number()) *trial.add_decisions() = d;
-    }
-    if (trial.job_id().empty()) continue;
-    absl::StatusOr<Job> job = registry_->Get(trial.job_id());
-    if (!job.ok()) continue;
-    trial.set_steps(job->progress().step());  // live, between the stored changes
-    if (detail) trial.set_checkpoint(NewestCheckpoint(registry_, *job));
-  }
-  sweep->clear_trials();
-  for (Trial& trial : *trials) *sweep->add_trials() = std::move(trial);
-  SummarizeSweep(sweep);
-  if (!detail) sweep->clear_trials();
-}
-
-absl::StatusOr<Sweep> SweepCoordinator::Get(const std::string& id) {
-  absl::StatusOr<Sweep> sweep = sweeps_->GetSweep(id);
-  if (!sweep.ok()) return sweep.status();
-  Fill(&*sweep, /*detail=*/true);
-  return sweep;
-}
-
-absl::StatusOr<std::vector<Sweep>> SweepCoordinator::List(int64_t owner_id, int limit) {
-  absl::StatusOr<std::vector<Sweep>> sweeps = sweeps_->ListSweeps(owner_id, limit);
-  if (!sweeps.ok()) return sweeps.status();
-  for (Sweep& sweep : *sweeps) Fill(&sweep, /*detail=*/false);
-  return sweeps;
+  return view_.Get(id);
 }
 
 void SweepCoordinator::PublishCounts() {

@@ -15,7 +15,8 @@
 // recorded but not acted on is acted on; decisions are replayed, never made again.
 //
 // Threads: one coordinator thread passes over the running sweeps whenever a job
-// changes (and at least every half second); the API calls Submit, Get, List and Cancel.
+// changes (and at least every half second); the API calls Submit and Cancel (and reads
+// through view(), which takes none of its locks).
 // The sweeps it runs are guarded by one mutex, held while the supervisor and the stores
 // are called (they never call back).
 #ifndef TRAINERD_SERVER_SWEEPS_SWEEP_COORDINATOR_H_
@@ -36,6 +37,7 @@
 #include "server/jobs/job_admission.h"
 #include "server/jobs/job_registry.h"
 #include "server/sweeps/asha_searcher.h"
+#include "server/sweeps/sweep_view.h"
 #include "storage/job_store.h"
 #include "storage/sweep_store.h"
 #include "trainer/v1/sweep_service.pb.h"
@@ -68,10 +70,8 @@ class SweepCoordinator {
   // would), records the sweep and submits its first trials. validate_only: checks only.
   absl::StatusOr<trainer::v1::SubmitSweepResponse> Submit(const trainer::v1::SubmitSweepRequest& request,
                                                           const Submitter& submitter) ABSL_LOCKS_EXCLUDED(mu_);
-  // The sweep with its trials (their decisions, live steps, checkpoints) and summary.
-  absl::StatusOr<trainer::v1::Sweep> Get(const std::string& id);
-  // Newest first, each with its summary and without trials; `owner_id` 0: anybody's.
-  absl::StatusOr<std::vector<trainer::v1::Sweep>> List(int64_t owner_id, int limit);
+  // The sweeps as the API shows them (sweep_view.h): reads take no lock of this class.
+  const SweepView& view() const { return view_; }
   // Cancels a running sweep: no more trials start, and the running ones are cancelled
   // (each saves a checkpoint). An ended sweep is answered as it is.
   absl::StatusOr<trainer::v1::Sweep> Cancel(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
@@ -88,6 +88,8 @@ class SweepCoordinator {
   // One pass over every running sweep; ends the ones whose trials have all ended.
   void ReconcileAll() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Reconcile(ActiveSweep& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records the end of a sweep whose every trial has ended: FAILED when all failed.
+  void EndSweep(ActiveSweep& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Follows one started trial's job; may record a decision. Returns whether the trial
   // still runs.
   bool FollowTrial(ActiveSweep& a, trainer::v1::Trial& trial) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -107,15 +109,13 @@ class SweepCoordinator {
   absl::StatusOr<trainer::v1::SubmitJobRequest> TrialRequest(const trainer::v1::Sweep& sweep, int32_t number,
                                                             const std::vector<std::string>& values) const;
   void PublishCounts() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Adds the stored trials (with live steps) and the summary; `detail`: also each
-  // trial's decisions and checkpoint, and the trials stay in the answer.
-  void Fill(trainer::v1::Sweep* sweep, bool detail);
 
   SweepStore* const sweeps_;
   JobRegistry* const registry_;
   JobStore* const output_;
   AttemptSupervisor* const supervisor_;
   const std::function<void(const SweepCounts&)> on_counts_;
+  const SweepView view_;
 
   absl::Mutex mu_;
   std::map<std::string, ActiveSweep> active_ ABSL_GUARDED_BY(mu_);  // the running sweeps, by id
