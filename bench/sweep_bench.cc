@@ -8,7 +8,10 @@
 // Printed side by side: trials, steps trained, the best objective, wall time; again for
 // each of --rounds seeds, since one search's luck says little.
 //
-//   sweep_bench [--trials N] [--max-length STEPS] [--concurrent N] [--limit EXAMPLES] [--rounds N]
+// --hidden is the width of the MLP's hidden layer: a wider one makes a step cost
+// more beside a trial's start (worker, data, checkpoint), which early stopping cannot save.
+//
+//   sweep_bench [--trials N] [--max-length STEPS] [--concurrent N] [--limit EXAMPLES] [--rounds N] [--hidden WIDTH]
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -29,13 +32,13 @@ struct Outcome {
 };
 
 trainer::v1::SweepSpec Search(const std::string& searcher, int trials, int max_length, int concurrent, int limit,
-                              uint64_t seed) {
+                              int hidden, uint64_t seed) {
   trainer::v1::SweepSpec spec;
   const std::string d = testing::kFashionDir;
   auto job = ParseJobSpec(absl::StrCat(
       "training_args: {per_device_train_batch_size: 32, logging_steps: 50, max_steps: ", max_length,
       ", save_strategy: \"no\"}\n"
-      "model: {type: mlp, hidden_sizes: [64]}\n"
+      "model: {type: mlp, hidden_sizes: [", hidden, "]}\n"
       "data: {train: {path: ", d, "/train-images-idx3-ubyte.gz, labels_path: ", d,
       "/train-labels-idx1-ubyte.gz, limit: ", limit, "}, eval: {path: ", d, "/t10k-images-idx3-ubyte.gz, labels_path: ",
       d, "/t10k-labels-idx1-ubyte.gz, limit: 1000}, mean: 0.286, std: 0.353}\n"));
@@ -110,25 +113,25 @@ Outcome Run(testing::Daemon& d, const trainer::v1::SweepSpec& spec) {
 
 int main(int argc, char** argv) {
   using namespace trainerd;
-  bench::Flags flags(argc, argv, "sweep_bench [--trials N] [--max-length STEPS] [--concurrent N] [--limit EXAMPLES] [--rounds N]",
-                     {{"--trials", 16}, {"--max-length", 1024}, {"--concurrent", 2}, {"--limit", 6000}, {"--rounds", 3}});
+  bench::Flags flags(argc, argv, "sweep_bench [--trials N] [--max-length STEPS] [--concurrent N] [--limit EXAMPLES] [--rounds N] [--hidden WIDTH]",
+                     {{"--trials", 16}, {"--max-length", 1024}, {"--concurrent", 2}, {"--limit", 6000}, {"--rounds", 3}, {"--hidden", 64}});
   const int trials = flags.Int("--trials"), length = flags.Int("--max-length");
-  const int concurrent = flags.Int("--concurrent"), limit = flags.Int("--limit");
+  const int concurrent = flags.Int("--concurrent"), limit = flags.Int("--limit"), hidden = flags.Int("--hidden");
   trainerd::testing::TempDir dir;
   trainerd::testing::Daemon d(dir.path().string());
-  std::printf("%d trials of up to %d steps (MLP, Fashion-MNIST %d examples, eval_loss on 1000), %d at a time\n",
-              trials, length, limit, concurrent);
+  std::printf("%d trials of up to %d steps (MLP of width %d, Fashion-MNIST %d examples, eval_loss on 1000), %d at a "
+              "time\n", trials, length, hidden, limit, concurrent);
   std::printf("%-6s %-22s %7s %8s %10s %9s %10s\n", "seed", "searcher", "trials", "steps", "steps/all", "best",
               "seconds");
   std::vector<double> asha_minus_random;
   for (int round = 0; round < flags.Int("--rounds"); ++round) {
     const uint64_t seed = 2026 + round;
     std::vector<Outcome> rows;
-    rows.push_back(Run(d, Search("asha", trials, length, concurrent, limit, seed)));
+    rows.push_back(Run(d, Search("asha", trials, length, concurrent, limit, hidden, seed)));
     const int budget_trials = static_cast<int>(std::max<int64_t>(1, rows[0].steps / length));
-    rows.push_back(Run(d, Search("random", budget_trials, length, concurrent, limit, seed + 1000)));
+    rows.push_back(Run(d, Search("random", budget_trials, length, concurrent, limit, hidden, seed + 1000)));
     rows.back().searcher = "random, same budget";
-    rows.push_back(Run(d, Search("random", trials, length, concurrent, limit, seed + 1000)));
+    rows.push_back(Run(d, Search("random", trials, length, concurrent, limit, hidden, seed + 1000)));
     rows.back().searcher = "random, every trial";
     const double all = static_cast<double>(rows[2].steps);
     for (const Outcome& o : rows) {
