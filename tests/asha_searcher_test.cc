@@ -59,6 +59,10 @@ TEST(AshaSearcher, ATrialGoesOnWhileItIsInTheTopQuarterSoFar) {
   const AshaDecision end = s.Report("t8", 4, 0.1);
   EXPECT_EQ(end.outcome, Outcome::kFinished);
   EXPECT_EQ(end.reason, "finished at rung 4 (1024 steps): rank 1 of 1");
+  // The names a sweep records (sweep_decisions) for each outcome.
+  EXPECT_STREQ(end.outcome_name(), "finished");
+  EXPECT_STREQ(s.Report("t4", 1, 0.5).outcome_name(), "stop");
+  EXPECT_STREQ(s.Report("t8", 1, 0.18).outcome_name(), "continue");
 }
 
 TEST(AshaSearcher, DirectionTiesNanAndReplays) {

@@ -38,6 +38,11 @@ struct AshaDecision {
   // "stopped at rung 2: rank 7 of 12, cut at 3", "goes on from rung 0: rank 1 of 3, cut
   // at 1", "finished at rung 4 (1024 steps): rank 2 of 2".
   std::string reason;
+
+  // "continue", "stop" or "finished": the outcome as a sweep records it.
+  const char* outcome_name() const {
+    return outcome == Outcome::kContinue ? "continue" : outcome == Outcome::kStop ? "stop" : "finished";
+  }
 };
 
 class AshaSearcher {

@@ -40,18 +40,6 @@ AshaConfig AshaConfigOf(const SweepSpec& spec) {
   return c;
 }
 
-const char* OutcomeName(AshaDecision::Outcome outcome) {
-  switch (outcome) {
-    case AshaDecision::Outcome::kContinue:
-      return "continue";
-    case AshaDecision::Outcome::kStop:
-      return "stop";
-    case AshaDecision::Outcome::kFinished:
-      return "finished";
-  }
-  return "";
-}
-
 // The latest value of `metric` in the job's run as it stands (metric_history.h), when it
 // was logged at `min_step` or later; nullopt when there is none.
 absl::StatusOr<std::optional<double>> Objective(JobStore* output, const Job& job, const std::string& metric,
@@ -138,9 +126,9 @@ absl::StatusOr<SweepCoordinator::ActiveSweep> SweepCoordinator::Load(const Sweep
   for (const TrialDecision& d : *decisions) {
     // Replayed in the order they were made, the reports rebuild the searcher as it was.
     const AshaDecision again = a.asha->Report(absl::StrCat(d.trial()), d.rung(), d.objective());
-    if (OutcomeName(again.outcome) != d.outcome()) {
+    if (again.outcome_name() != d.outcome()) {
       spdlog::error("sweep={} trial={} rung={}: replaying decision {} gives {}, not {}: keeping the recorded one",
-                    sweep.id(), d.trial(), d.rung(), d.seq(), OutcomeName(again.outcome), d.outcome());
+                    sweep.id(), d.trial(), d.rung(), d.seq(), again.outcome_name(), d.outcome());
     }
     a.decided[{d.trial(), d.rung()}] = d;
   }
@@ -414,7 +402,7 @@ void SweepCoordinator::OnRungReached(ActiveSweep& a, Trial& trial, const Job& jo
     d.set_rung(rung);
     d.set_step(step);
     d.set_objective(**objective);
-    d.set_outcome(OutcomeName(made.outcome));
+    d.set_outcome(made.outcome_name());
     d.set_reason(made.reason);
     d.set_time_unix_ms(NowMs());
     Trial decided_trial = trial;
