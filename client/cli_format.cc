@@ -101,11 +101,12 @@ std::string ProgressLine(const trainer::v1::Job& job, int width) {
 namespace {
 
 // The chart Plot and Scatter draw: a '*' for values[i] at column fraction columns[i] (0
-// left, 1 right), the value axis labelled on the left (`general`: %g, else %f), and the
-// line under it. A flat series (one point, or every value equal) is one row labelled with
-// its value: an axis invented around it would show values that were never logged.
+// left, 1 right), the value axis labelled on the left (`general`: %g, else %f; `log`: the
+// values are log10s, labelled with the numbers they stand for), and the line under it. A
+// flat series (one point, or every value equal) is one row labelled with its value: an
+// axis invented around it would show values that were never logged.
 std::string Chart(const std::vector<double>& columns, const std::vector<double>& values, int width, int height,
-                  bool general) {
+                  bool general, bool log = false) {
   const auto [lo_it, hi_it] = std::minmax_element(values.begin(), values.end());
   const double lo = *lo_it, hi = *hi_it;
   const int rows = hi == lo ? 1 : height;
@@ -117,7 +118,8 @@ std::string Chart(const std::vector<double>& columns, const std::vector<double>&
   }
   std::string out;
   for (int r = 0; r < rows; ++r) {
-    const double label = rows == 1 ? hi : hi - (hi - lo) * r / (rows - 1);
+    double label = rows == 1 ? hi : hi - (hi - lo) * r / (rows - 1);
+    if (log) label = std::pow(10.0, label);
     out += general ? absl::StrFormat("%10.4g |%s\n", label, grid[r]) : absl::StrFormat("%10.4f |%s\n", label, grid[r]);
   }
   out += absl::StrFormat("%10s +%s\n", "", std::string(width, '-'));
@@ -154,9 +156,17 @@ std::string Scatter(const std::vector<double>& xs, const std::vector<double>& ys
   const double x0 = *x_lo, x1 = *x_hi;
   std::vector<double> columns;
   for (double x : at) columns.push_back(x1 == x0 ? 0.5 : (x - x0) / (x1 - x0));
-  std::string out = Chart(columns, values, width, height, /*general=*/true);
+  // Objectives spanning more than a hundredfold (a diverged trial among good ones) on a
+  // log axis, so that one outlier does not flatten the rest into a row.
+  const auto [y_lo, y_hi] = std::minmax_element(values.begin(), values.end());
+  const bool log_y = *y_lo > 0 && *y_hi / *y_lo > 100;
+  if (log_y) {
+    for (double& v : values) v = std::log10(v);
+  }
+  std::string out = Chart(columns, values, width, height, /*general=*/true, log_y);
   const double lo = log_x ? std::pow(10.0, x0) : x0, hi = log_x ? std::pow(10.0, x1) : x1;
-  out += absl::StrFormat("%10s  %.4g .. %.4g%s\n", "", lo, hi, log_x ? " (log scale)" : "");
+  out += absl::StrFormat("%10s  %.4g .. %.4g%s%s\n", "", lo, hi, log_x ? " (log scale)" : "",
+                         log_y ? "; values on a log scale" : "");
   return out;
 }
 

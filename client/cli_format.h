@@ -35,7 +35,8 @@ std::string ProgressLine(const trainer::v1::Job& job, int width);
 std::string Plot(const std::vector<double>& steps, const std::vector<double>& values, int width, int height);
 
 // A terminal scatter plot of (xs[i], ys[i]), each point at its own x (on a log scale
-// when `log_x`), with the x range below it.
+// when `log_x`), with the x range below it; values spanning more than a hundredfold are
+// drawn on a log scale.
 std::string Scatter(const std::vector<double>& xs, const std::vector<double>& ys, int width, int height, bool log_x);
 
 }  // namespace trainerd

@@ -50,6 +50,15 @@ TEST(Scatter, PointsStandAtTheirXOnALogAxis) {
   EXPECT_THAT(rows[2], HasSubstr("1 |*    "));
   EXPECT_THAT(rows[4], HasSubstr("0.0001 .. 0.01 (log scale)"));
   EXPECT_EQ(Scatter({0, -1}, {1, 2}, 5, 3, true), "(no points)\n");  // no log of those
+  // One diverged value among good ones: a log value axis keeps the good ones apart (on
+  // a linear one 0.5 and 1 would share the bottom row under 500).
+  const std::string wide = Scatter({1, 2, 3}, {0.5, 1, 500}, 3, 12, false);
+  const std::vector<std::string> lines = absl::StrSplit(wide, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 14u) << wide;
+  EXPECT_THAT(lines[0], HasSubstr("500 |  *"));
+  EXPECT_THAT(lines[10], HasSubstr("| * ")) << wide;  // 1, a row above 0.5
+  EXPECT_THAT(lines[11], HasSubstr("0.5 |*  ")) << wide;
+  EXPECT_THAT(lines[13], HasSubstr("values on a log scale"));
 }
 
 // Heartbeats move the step on between training records: the loss and epoch of an
