@@ -250,6 +250,29 @@ def run(daemon, page):
     page.shot("job-cancelled")
     page.collect_network()
 
+    # A sweep: its row in the sweeps' list, and its page with its trials by objective and
+    # each one's latest decision (docs/sweeps.md).
+    import yaml
+    job = yaml.safe_load(SPEC.replace("{steps}", "8"))
+    status, submitted = daemon.api("/api/v1/sweeps", method="POST", body={"name": "web", "spec": {
+        "job": job, "n_trials": 3, "max_concurrent_trials": 2, "seed": 1,
+        "search_space": [{"field": "training_args.learning_rate", "type": "log_uniform", "min": 1e-4, "max": 0.1}],
+        "objective": {"metric": "eval_loss"}, "searcher": {"name": "asha", "max_length": 8, "divisor": 2,
+                                                           "max_rungs": 2}}})
+    assert status == 200, submitted
+    sweep = submitted["sweep_id"]
+    page.click("#nav-sweeps")
+    wait_until("the sweep in the list", lambda: page.find(f'tr[data-sweep="{sweep}"]'))
+    page.click(f'tr[data-sweep="{sweep}"] a')
+    wait_until("the ended sweep", lambda: page.text("#sweep-state") == "COMPLETED", timeout=120)
+    wait_until("its three trials", lambda: len(page.driver.find_elements(By.CSS_SELECTOR, "#trials tr")) == 3)
+    assert "rung" in page.text("#trials tr:first-child td.decision"), page.text("#trials")
+    assert "trial " in page.text("#sweep-facts"), page.text("#sweep-facts")
+    page.shot("sweep")
+    page.click("#nav-jobs")
+    wait_until("the jobs again", lambda: page.find(row))
+    page.collect_network()
+
     # A second user sees only their own jobs, and is refused another's.
     page.click("#signout")
     wait_until("the sign-in form", lambda: page.find("#token"))

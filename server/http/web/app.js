@@ -405,8 +405,12 @@ function showJob(id) {
 function route() {
   if (leaveView) { leaveView(); leaveView = null; }
   if (!token() || !me) { showSignIn(); return; }
-  const match = location.hash.match(/^#\/jobs\/([^/]+)$/);
-  leaveView = match ? showJob(decodeURIComponent(match[1])) : showJobs();
+  const job = location.hash.match(/^#\/jobs\/([^/]+)$/);
+  const sweep = location.hash.match(/^#\/sweeps\/([^/]+)$/);
+  if (job) leaveView = showJob(decodeURIComponent(job[1]));
+  else if (sweep) leaveView = showSweep(decodeURIComponent(sweep[1]));
+  else if (location.hash === '#/sweeps') leaveView = showSweeps();
+  else leaveView = showJobs();
 }
 
 window.addEventListener('hashchange', () => { if (me) route(); });
