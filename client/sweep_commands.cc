@@ -27,6 +27,7 @@ std::string ShortState(trainer::v1::SweepState state) {
     case trainer::v1::SWEEP_RUNNING: return "running";
     case trainer::v1::SWEEP_COMPLETED: return "completed";
     case trainer::v1::SWEEP_FAILED: return "failed";
+    case trainer::v1::SWEEP_CANCELLING: return "cancelling";
     case trainer::v1::SWEEP_CANCELLED: return "cancelled";
     default: return "?";
   }

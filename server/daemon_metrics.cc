@@ -11,6 +11,9 @@ using trainer::v1::JobState;
 
 namespace {
 
+// The states trainerd_sweeps has a series for (each from 0).
+constexpr const char* kSweepStates[] = {"running", "completed", "failed", "cancelling", "cancelled"};
+
 // trainerd_jobs_finished_total's outcome label: the final state in lower case.
 std::string Outcome(JobState state) {
   std::string outcome = StateName(state);
@@ -68,7 +71,7 @@ DaemonMetrics::DaemonMetrics(int32_t cpu_slots, int32_t gpus, const std::string&
                                 .Name("trainerd_sweep_trials_running")
                                 .Help("Trials of a running sweep that are queued, running or waiting at a rung")
                                 .Register(*registry_)) {
-  for (const char* state : {"running", "completed", "failed", "cancelled"}) sweeps_.Add({{"state", state}}).Set(0);
+  for (const char* state : kSweepStates) sweeps_.Add({{"state", state}}).Set(0);
   slots_.Add({{"kind", "cpu"}}).Set(cpu_slots);
   slots_.Add({{"kind", "gpu"}}).Set(gpus);
   slots_in_use_.Add({{"kind", "cpu"}}).Set(0);
@@ -145,7 +148,7 @@ void DaemonMetrics::OnRestart() { restarts_.Increment(); }
 void DaemonMetrics::OnSweeps(const std::map<std::string, int>& by_state,
                              const std::map<std::string, int>& trials_running) {
   absl::MutexLock lock(&mu_);
-  for (const char* state : {"running", "completed", "failed", "cancelled"}) {
+  for (const char* state : kSweepStates) {
     auto it = by_state.find(state);
     sweeps_.Add({{"state", state}}).Set(it == by_state.end() ? 0 : it->second);
   }

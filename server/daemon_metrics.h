@@ -35,7 +35,7 @@ class DaemonMetrics {
   void OnJobFinished(const trainer::v1::Job& job);
   void OnRestart();
   // What the sweeps stand at: how many are in each state ("running", "completed",
-  // "failed", "cancelled"), and the trials running in each running sweep.
+  // "failed", "cancelling", "cancelled"), and the trials running in each running sweep.
   void OnSweeps(const std::map<std::string, int>& by_state, const std::map<std::string, int>& trials_running);
 
  private:

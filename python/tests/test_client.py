@@ -261,6 +261,13 @@ def test_python_m_trainerd_mirrors_the_cli(client, daemon, tmp_path):
     assert run("submit", str(tmp_path / "missing.yaml")).returncode in (3, 4)
     assert run("--token", "trd_forged", "list").returncode == 8
     assert run("whoami").stdout.strip() == "admin"
+    sweep = client.submit_sweep({"job": fashion_job({"max_steps": 4}), "objective": {"metric": "eval_loss"},
+                                 "search_space": {"training_args.learning_rate": {"type": "categorical",
+                                                                                 "values": [0.01]}},
+                                 "searcher": "grid"})
+    sweep.wait(timeout=120)
+    table = run("sweep", "status", sweep.id).stdout
+    assert "TRIAL_COMPLETED" in table and "training_args.learning_rate=0.01" in table, table
 
 
 def test_installs_offline_with_pip(tmp_path):

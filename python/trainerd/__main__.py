@@ -173,8 +173,14 @@ def _run_sweep(args: argparse.Namespace, client: Client) -> int:
         if args.json:
             print(_json(sweep.message))
         else:
+            m = sweep.message
+            print(f"sweep {m.id} ({m.name}) {sweep.state}: {m.trials_ended} of {m.spec.n_trials} trial(s) ended")
+            rows = [["TRIAL", "JOB", "STATE", "RUNG", "STEPS", m.spec.objective.metric, "VALUES", "DECISION"]]
             for t in sweep.trials():
-                print(t)
+                rows.append([str(t["number"]), t["job_id"] or "-", t["state"], str(t["rung"]), str(t["steps"]),
+                             "-" if t["objective"] is None else f"{t['objective']:.6g}", " ".join(t["values"]),
+                             t["error"] or (t["decisions"][-1] if t["decisions"] else "-")])
+            print(_table(rows))
     elif verb == "cancel":
         print(f"sweep {args.sweep} {client.sweep(args.sweep).cancel()}")
     return 0

@@ -138,8 +138,8 @@ absl::StatusOr<SweepCoordinator::ActiveSweep> SweepCoordinator::Load(const Sweep
 absl::Status SweepCoordinator::Recover() {
   absl::StatusOr<std::vector<Sweep>> running = sweeps_->SweepsInState(trainer::v1::SWEEP_RUNNING);
   if (!running.ok()) return running.status();
-  absl::StatusOr<std::vector<Sweep>> cancelled = sweeps_->SweepsInState(trainer::v1::SWEEP_CANCELLED);
-  if (!cancelled.ok()) return cancelled.status();
+  absl::StatusOr<std::vector<Sweep>> cancelling = sweeps_->SweepsInState(trainer::v1::SWEEP_CANCELLING);
+  if (!cancelling.ok()) return cancelling.status();
   absl::MutexLock lock(&mu_);
   for (const Sweep& sweep : *running) {
     absl::StatusOr<ActiveSweep> loaded = Load(sweep);
@@ -148,16 +148,13 @@ absl::Status SweepCoordinator::Recover() {
                  loaded->trials.size(), loaded->decided.size());
     active_[sweep.id()] = std::move(*loaded);
   }
-  // A cancel that stopped half way (trainerd died) is finished.
-  for (const Sweep& sweep : *cancelled) {
+  // A cancel that trainerd's death cut short is finished.
+  for (const Sweep& sweep : *cancelling) {
     absl::StatusOr<ActiveSweep> loaded = Load(sweep);
     if (!loaded.ok()) return loaded.status();
-    for (Trial& trial : loaded->trials) {
-      if (TrialEnded(trial.state())) continue;
-      if (!trial.job_id().empty()) (void)supervisor_->Cancel(trial.job_id());
-      EndTrial(*loaded, trial, trainer::v1::TRIAL_CANCELLED, "the sweep was cancelled");
-    }
+    FinishCancel(*loaded);
   }
+  sweeps_changed_ = true;
   ReconcileAll();
   return absl::OkStatus();
 }
@@ -224,6 +221,7 @@ absl::StatusOr<trainer::v1::SubmitSweepResponse> SweepCoordinator::Submit(
     absl::StatusOr<ActiveSweep> loaded = Load(sweep);
     if (!loaded.ok()) return loaded.status();
     ActiveSweep& a = active_[sweep.id()] = std::move(*loaded);
+    sweeps_changed_ = true;
     Reconcile(a);
     if (a.sweep.state() != trainer::v1::SWEEP_RUNNING) active_.erase(sweep.id());
     PublishCounts();
@@ -297,6 +295,7 @@ void SweepCoordinator::EndSweep(ActiveSweep& a) {
     return;  // the next pass tries again
   }
   a.sweep = ended;
+  sweeps_changed_ = true;
   spdlog::info("sweep={} ended {}: {} trial(s), {} failed", a.sweep.id(),
                trainer::v1::SweepState_Name(ended.state()), a.trials.size(), failed);
 }
@@ -457,37 +456,61 @@ absl::StatusOr<Sweep> SweepCoordinator::Cancel(const std::string& id) {
     auto it = active_.find(id);
     if (it != active_.end()) {
       ActiveSweep& a = it->second;
-      Sweep cancelled = a.sweep;
-      cancelled.set_state(trainer::v1::SWEEP_CANCELLED);
-      cancelled.set_updated_unix_ms(NowMs());
-      // Recorded first: a restart finishes cancelling the trials (Recover).
-      if (absl::Status s = sweeps_->PutSweep(cancelled); !s.ok()) return s;
-      a.sweep = cancelled;
-      for (Trial& trial : a.trials) {
-        if (TrialEnded(trial.state())) continue;
-        if (!trial.job_id().empty()) (void)supervisor_->Cancel(trial.job_id());
-        EndTrial(a, trial, trainer::v1::TRIAL_CANCELLED, "the sweep was cancelled");
-      }
-      spdlog::info("sweep={} cancelled", id);
+      Sweep cancelling = a.sweep;
+      cancelling.set_state(trainer::v1::SWEEP_CANCELLING);
+      cancelling.set_updated_unix_ms(NowMs());
+      // Recorded first: no trial starts again after a restart, which finishes the cancel.
+      if (absl::Status s = sweeps_->PutSweep(cancelling); !s.ok()) return s;
+      a.sweep = cancelling;
+      FinishCancel(a);
       active_.erase(it);
+      sweeps_changed_ = true;
       PublishCounts();
     }
   }
   return view_.Get(id);
 }
 
+void SweepCoordinator::FinishCancel(ActiveSweep& a) {
+  bool all_ended = true;
+  for (Trial& trial : a.trials) {
+    if (TrialEnded(trial.state())) continue;
+    if (!trial.job_id().empty()) (void)supervisor_->Cancel(trial.job_id());  // NOT_FOUND: already gone
+    EndTrial(a, trial, trainer::v1::TRIAL_CANCELLED, "the sweep was cancelled");
+    all_ended = all_ended && TrialEnded(trial.state());
+  }
+  if (!all_ended) return;  // a trial could not be recorded: the next start tries again
+  Sweep cancelled = a.sweep;
+  cancelled.set_state(trainer::v1::SWEEP_CANCELLED);
+  cancelled.set_updated_unix_ms(NowMs());
+  if (absl::Status s = sweeps_->PutSweep(cancelled); !s.ok()) {
+    spdlog::error("sweep={}: cannot record its cancel: {}", a.sweep.id(), std::string(s.message()));
+    return;
+  }
+  a.sweep = cancelled;
+  spdlog::info("sweep={} cancelled", a.sweep.id());
+}
+
 void SweepCoordinator::PublishCounts() {
   if (!on_counts_) return;
-  absl::StatusOr<std::map<trainer::v1::SweepState, int>> by_state = sweeps_->CountByState();
-  if (!by_state.ok()) return;
-  SweepCounts counts;
-  for (const auto& [state, n] : *by_state) counts.by_state[SweepStateName(state)] = n;
+  // The sweeps by state change only when one starts or ends: counted again then.
+  const bool recount = sweeps_changed_;
+  if (recount) {
+    absl::StatusOr<std::map<trainer::v1::SweepState, int>> by_state = sweeps_->CountByState();
+    if (!by_state.ok()) return;  // the next pass counts again
+    published_.by_state.clear();
+    for (const auto& [state, n] : *by_state) published_.by_state[SweepStateName(state)] = n;
+    sweeps_changed_ = false;
+  }
+  std::map<std::string, int> trials_running;
   for (const auto& [id, a] : active_) {
     int running = 0;
     for (const Trial& t : a.trials) running += TrialEnded(t.state()) ? 0 : 1;
-    counts.trials_running[id] = running;
+    trials_running[id] = running;
   }
-  on_counts_(counts);
+  if (!recount && trials_running == published_.trials_running) return;
+  published_.trials_running = std::move(trials_running);
+  on_counts_(published_);
 }
 
 }  // namespace trainerd

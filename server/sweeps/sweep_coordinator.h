@@ -46,7 +46,7 @@ namespace trainerd {
 
 // What the sweeps stand at, for Prometheus.
 struct SweepCounts {
-  std::map<std::string, int> by_state;  // "running", "completed", "failed", "cancelled"
+  std::map<std::string, int> by_state;  // "running", "completed", "failed", "cancelling", "cancelled"
   std::map<std::string, int> trials_running;  // by running sweep id
 };
 
@@ -60,8 +60,8 @@ class SweepCoordinator {
   // Stops the thread.
   ~SweepCoordinator();
 
-  // Loads the running sweeps and replays their decisions; finishes cancelling the
-  // trials of cancelled sweeps. Call once, after the supervisor's Recover, before Start.
+  // Loads the running sweeps and replays their decisions; finishes the cancels a crash
+  // cut short (CANCELLING sweeps). Call once, after the supervisor's Recover, before Start.
   absl::Status Recover() ABSL_LOCKS_EXCLUDED(mu_);
   void Start() ABSL_LOCKS_EXCLUDED(mu_);
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
@@ -108,7 +108,10 @@ class SweepCoordinator {
   // The job request of trial `values` (validate_only as asked).
   absl::StatusOr<trainer::v1::SubmitJobRequest> TrialRequest(const trainer::v1::Sweep& sweep, int32_t number,
                                                             const std::vector<std::string>& values) const;
+  // Tells on_counts_ what the sweeps stand at, when that changed since it was last told.
   void PublishCounts() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Cancels the trials of a CANCELLING sweep, then records it CANCELLED.
+  void FinishCancel(ActiveSweep& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   SweepStore* const sweeps_;
   JobRegistry* const registry_;
@@ -120,6 +123,10 @@ class SweepCoordinator {
   absl::Mutex mu_;
   std::map<std::string, ActiveSweep> active_ ABSL_GUARDED_BY(mu_);  // the running sweeps, by id
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // What on_counts_ was last told, and whether a sweep started or ended since (then the
+  // sweeps by state are counted again in the store).
+  SweepCounts published_ ABSL_GUARDED_BY(mu_);
+  bool sweeps_changed_ ABSL_GUARDED_BY(mu_) = true;
   std::thread thread_;
 };
 

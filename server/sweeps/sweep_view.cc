@@ -33,11 +33,15 @@ void SweepView::Fill(Sweep* sweep, bool detail) const {
     if (stored.ok()) decisions = std::move(*stored);
   }
   if (!trials.ok()) return;  // the summary stays empty
-  for (Trial& trial : *trials) {
-    for (const TrialDecision& d : decisions) {
-      if (d.trial() == trial.number()) *trial.add_decisions() = d;
+  for (TrialDecision& d : decisions) {  // in order: trial n is at n - 1
+    const int32_t at = d.trial() - 1;
+    if (at >= 0 && at < static_cast<int32_t>(trials->size()) && (*trials)[at].number() == d.trial()) {
+      *(*trials)[at].add_decisions() = std::move(d);
     }
-    if (trial.job_id().empty()) continue;
+  }
+  for (Trial& trial : *trials) {
+    // An ended trial's steps were stored with its end; only running ones are read live.
+    if (trial.job_id().empty() || (!detail && TrialEnded(trial.state()))) continue;
     absl::StatusOr<Job> job = registry_->Get(trial.job_id());
     if (!job.ok()) continue;
     trial.set_steps(job->progress().step());  // live, between the stored changes
